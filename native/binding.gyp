@@ -1,0 +1,29 @@
+{
+  "targets": [
+    {
+      "target_name": "vmm_native",
+      "sources": ["src/addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=return-type",
+                    "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-fexceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "ldflags": ["-Wl,-z,relro,-z,now"],
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["src/linux/tap.cc", "src/linux/relay.cc"],
+          "libraries": ["-lpthread"]
+        }],
+        ["OS=='mac'", {
+          "sources": ["src/darwin/vmnet.cc"],
+          "libraries": ["-framework vmnet"],
+          "xcode_settings": {
+            "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "MACOSX_DEPLOYMENT_TARGET": "26.0"
+          }
+        }]
+      ]
+    }
+  ]
+}

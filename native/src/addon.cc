@@ -1,0 +1,19 @@
+// Entry point of the vmm native addon. Each platform file registers its own
+// functions on the exports object; the typed surface is native/index.ts.
+#include <napi.h>
+
+#include "platform.h"
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#if defined(__linux__)
+  vmm::InitTap(env, exports);
+  vmm::InitRelay(env, exports);
+  exports.Set("platform", Napi::String::New(env, "linux"));
+#elif defined(__APPLE__)
+  vmm::InitVmnet(env, exports);
+  exports.Set("platform", Napi::String::New(env, "darwin"));
+#endif
+  return exports;
+}
+
+NODE_API_MODULE(vmm_native, Init)
