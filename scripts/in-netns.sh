@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs a command inside a private network + mount namespace with only `lo`
+# up and no route out: every bridge, TAP, macvtap, dnsmasq, nftables rule and
+# guest a test creates lives and dies there, and nothing can reach beyond
+# 127.0.0.0/8 and the namespace's own interfaces. /etc/qemu and /run get
+# private tmpfs mounts so tests may write bridge.conf without touching the
+# host's. When the command exits the namespace (and anything left in it) is
+# gone.
+#
+#   scripts/in-netns.sh npx vitest run test/e2e
+set -euo pipefail
+if [ "${VMM_IN_NETNS:-}" != 1 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "in-netns: must run as root (creates network namespaces)" >&2
+    exit 1
+  fi
+  export VMM_IN_NETNS=1
+  exec unshare --net --mount --propagation private -- "$0" "$@"
+fi
+ip link set lo up
+mkdir -p /etc/qemu
+mount -t tmpfs -o mode=0755 vmm-etc-qemu /etc/qemu
+if [ -n "$(ip route show default 2>/dev/null)" ]; then
+  echo "in-netns: a default route exists inside the private namespace; refusing" >&2
+  exit 1
+fi
+exec "$@"
