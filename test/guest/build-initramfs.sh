@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# build-initramfs.sh -- builds the e2e test guest's initramfs: busybox-static
+# plus the kernel modules it needs, and an /init that brings the network up,
+# serves HTTP and TCP echo, and powers off on an ACPI power-button press.
+#
+#   KDIR=.tools/guest/kernel OUT=.tools/guest/initramfs.cpio.gz test/guest/build-initramfs.sh
+#
+# Inputs : KDIR  a Debian cloud kernel unpacked with `dpkg -x`
+#          BUSYBOX  busybox-static (default /bin/busybox)
+# Output : OUT, a gzip'ed newc cpio (~1.2 MB)
+#
+# What /init does (see the heredoc below):
+#   1. mounts proc/sys/devtmpfs, installs the busybox applets
+#   2. insmods the modules in dependency order (lib/modules/load-order)
+#   3. brings up lo and every ethN; eth0 gets DHCP (udhcpc -s our script,
+#      sending the hostname) or, with vmm.dhcp=0, vmm.ip=<cidr> vmm.gw=<ip>
+#   4. httpd on :8080 (page: hostname, IP, MAC), TCP echo on :8081
+#   5. prints "VMM-GUEST-READY ip=<ip> mac=<mac>" on the console (ttyS0)
+#   6. waits for a key event on the ACPI "Power Button" input device (QMP
+#      system_powerdown), prints "VMM-GUEST-POWEROFF" and runs poweroff -f
+# Kernel command line knobs: vmm.hostname=NAME vmm.dhcp=0 vmm.ip=CIDR vmm.gw=IP
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+KDIR=${KDIR:-$HERE/../../.tools/guest/kernel}
+OUT=${OUT:-$HERE/../../.tools/guest/initramfs.cpio.gz}
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+for tool in modinfo cpio gzip xz zstd; do
+  command -v "$tool" >/dev/null || { echo "build-initramfs: $tool missing (run scripts/setup-guest.sh)" >&2; exit 1; }
+done
+[ -x "$BUSYBOX" ] || { echo "build-initramfs: $BUSYBOX missing (install busybox-static: scripts/setup-guest.sh)" >&2; exit 1; }
+[ -d "$KDIR/lib/modules" ] || { echo "build-initramfs: no kernel in $KDIR (run scripts/setup-guest.sh)" >&2; exit 1; }
+KVER=$(ls "$KDIR/lib/modules" | head -1)
+MODROOT=$KDIR/lib/modules/$KVER
+MODDIR=$MODROOT/kernel
+
+mkdir -p "$(dirname "$OUT")"
+WORK=$(mktemp -d "$(dirname "$OUT")/initramfs.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK"/{bin,sbin,proc,sys,dev,tmp,etc/udhcpc,www,lib/modules}
+cp "$BUSYBOX" "$WORK/bin/busybox"
+
+# Modules, resolved with `modinfo -F depends` in post-order so each loads
+# after what it needs (virtio_ring before virtio, ...). A dpkg -x'd kernel
+# has no modules.dep and busybox insmod loads exactly one file. Modules
+# built into this kernel (modules.builtin) are skipped.
+#   virtio_pci virtio_net virtio_blk: devices QEMU gives the guest
+#   button: ACPI power button (turns system_powerdown into a key event)
+#   evdev:  /dev/input/eventN, which /init watches for that key event
+WANT=${WANT:-"virtio_pci virtio_net virtio_blk button evdev"}
+declare -A SEEN=()
+ORDER=()
+is_builtin() {
+  local n=$1 alt
+  alt=$(echo "$n" | tr _ -)
+  grep -qE "/($n|$alt)\.ko\$" "$MODROOT/modules.builtin" 2>/dev/null
+}
+modpath() {
+  local alt
+  alt=$(echo "$1" | tr _ -)
+  find "$MODDIR" \( -name "$1.ko" -o -name "$1.ko.*" -o -name "$alt.ko" -o -name "$alt.ko.*" \) | head -1
+}
+resolve() {
+  local name=$1 f dep
+  if [ -n "${SEEN[$name]:-}" ]; then return 0; fi
+  SEEN[$name]=1
+  if is_builtin "$name"; then echo "module $name: built in"; return 0; fi
+  f=$(modpath "$name")
+  if [ -z "$f" ]; then echo "build-initramfs: module $name neither built in nor found under $MODDIR" >&2; exit 1; fi
+  for dep in $(modinfo -F depends "$f" | tr , ' '); do resolve "$dep"; done
+  ORDER+=("$f")
+}
+for m in $WANT; do resolve "$m"; done
+: > "$WORK/lib/modules/load-order"
+for f in "${ORDER[@]}"; do
+  b=$(basename "$f"); b=${b%.xz}; b=${b%.zst}
+  # busybox insmod cannot read compressed modules.
+  case "$f" in
+    *.xz) xz -dc "$f" > "$WORK/lib/modules/$b" ;;
+    *.zst) zstd -qdc "$f" > "$WORK/lib/modules/$b" ;;
+    *) cp "$f" "$WORK/lib/modules/$b" ;;
+  esac
+  echo "$b" >> "$WORK/lib/modules/load-order"
+done
+echo "module load order: $(tr '\n' ' ' < "$WORK/lib/modules/load-order")"
+
+# udhcpc event script: applies the lease and records the address for /init.
+cat > "$WORK/etc/udhcpc/default.script" <<'S'
+#!/bin/sh
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
+    if [ -n "$router" ]; then
+      ip route del default 2>/dev/null
+      for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    fi
+    echo "$ip" > /tmp/lease-ip.new && mv /tmp/lease-ip.new /tmp/lease-ip ;;
+esac
+exit 0
+S
+chmod +x "$WORK/etc/udhcpc/default.script"
+
+# The power-button watcher: reads struct input_event records (24 bytes on
+# x86_64: timeval, u16 type, u16 code, s32 value) from the button's evdev
+# node and powers off on EV_KEY(1) KEY_POWER(116) press(1). Anything else
+# (a failed read, a release, a SYN) keeps it waiting.
+cat > "$WORK/bin/powerbutton" <<'S'
+#!/bin/sh
+dev=$1
+while :; do
+  ev=$(dd if="$dev" bs=24 count=1 2>/dev/null | od -An -tu2 -j16 -N6 2>/dev/null)
+  if [ -z "$ev" ]; then sleep 1; continue; fi  # not there yet / failed read
+  set -- $ev
+  [ "$1" = 1 ] && [ "$2" = 116 ] && [ "$3" = 1 ] && break
+done
+echo "VMM-GUEST-POWEROFF"
+sync
+poweroff -f
+S
+chmod +x "$WORK/bin/powerbutton"
+
+cat > "$WORK/init" <<'S'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+HN=vmm-guest DHCP=1 SIP= SGW=
+for a in $(cat /proc/cmdline); do
+  case "$a" in
+    vmm.hostname=*) HN=${a#vmm.hostname=} ;;
+    vmm.dhcp=*) DHCP=${a#vmm.dhcp=} ;;
+    vmm.ip=*) SIP=${a#vmm.ip=} ;;
+    vmm.gw=*) SGW=${a#vmm.gw=} ;;
+  esac
+done
+hostname "$HN"
+for m in $(cat /lib/modules/load-order); do insmod "/lib/modules/$m" || echo "vmm-init: insmod $m failed"; done
+
+# Power button: watch every input device the ACPI button driver registered.
+for i in 1 2 3 4 5 6 7 8 9 10; do ls /sys/class/input/ 2>/dev/null | grep -q event && break; sleep 0.1; done
+PB=0
+for d in /sys/class/input/event*; do
+  [ -e "$d/device/name" ] || continue
+  case "$(cat "$d/device/name")" in
+    "Power Button") powerbutton "/dev/input/$(basename "$d")" & PB=$((PB + 1)) ;;
+  esac
+done
+[ "$PB" -gt 0 ] || echo "vmm-init: no ACPI power button input device; system_powerdown will not work"
+
+ip link set lo up
+for i in $(seq 1 20); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
+for d in /sys/class/net/eth*; do [ -e "$d" ] && ip link set "$(basename "$d")" up; done
+MAC=$(cat /sys/class/net/eth0/address 2>/dev/null || echo none)
+if [ "$DHCP" = 0 ]; then
+  if [ -n "$SIP" ]; then
+    ip addr add "$SIP" dev eth0
+    [ -n "$SGW" ] && ip route add default via "$SGW" dev eth0
+    echo "${SIP%/*}" > /tmp/lease-ip
+  fi
+else
+  # -b: keep trying in the background; -x hostname: DHCP option 12.
+  udhcpc -s /etc/udhcpc/default.script -i eth0 -x hostname:"$HN" -t 20 -T 1 -b -p /tmp/udhcpc.pid
+  for i in $(seq 1 300); do [ -s /tmp/lease-ip ] && break; sleep 0.1; done
+fi
+IP=$(cat /tmp/lease-ip 2>/dev/null || echo none)
+echo "hello from $HN ip=$IP mac=$MAC" > /www/index.html
+httpd -p 8080 -h /www
+nc -ll -p 8081 -e cat &
+echo "VMM-GUEST-READY ip=$IP mac=$MAC hostname=$HN"
+# PID 1 must not exit (that panics the kernel); the watcher powers off.
+while true; do sleep 3600; done
+S
+chmod +x "$WORK/init"
+
+(cd "$WORK" && find . | cpio -o -H newc --quiet | gzip -9) > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo "build-initramfs: $OUT ($(stat -c %s "$OUT") bytes, modules from $KVER)"
