@@ -1,0 +1,146 @@
+// TCP relay behaviour, run once through the native splice relay and once
+// through the sockets fallback, each selected explicitly.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { ForwardService } from "./service.js";
+import { Cleanup, connect, echo, exchange, freePort, neverAccepting, payload, tcpServer, waitFor } from "./test-util.js";
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+describe.each(["native", "sockets"] as const)("tcp relay: %s", (kind) => {
+  let cleanup: Cleanup;
+  let svc: ForwardService;
+  beforeEach(() => {
+    cleanup = new Cleanup();
+    svc = new ForwardService({ relay: kind, connectTimeoutMs: 500 });
+    cleanup.push(() => svc.close());
+  });
+  afterEach(() => cleanup.run());
+
+  async function forward(targetPort: number, extra?: Partial<{ owner: string }>): Promise<number> {
+    const listenPort = await freePort();
+    await svc.apply(extra?.owner ?? "vm-1", [
+      { protocol: "tcp", listenAddress: "127.0.0.1", listenPort, targetAddress: "127.0.0.1", targetPort },
+    ]);
+    return listenPort;
+  }
+
+  it("reports the relay kind it was asked for", () => {
+    expect(svc.relayKind).toBe(kind);
+  });
+
+  it("relays random payloads of 1 B .. 8 MiB byte-exact both ways (echo, half-close)", async () => {
+    const { port } = await tcpServer(echo, cleanup);
+    const lp = await forward(port);
+    for (const n of [1, 1000, 65_537, 1 << 20, 8 << 20]) {
+      const p = payload(n);
+      const r = await exchange(lp, p);
+      expect(r.error).toBeUndefined();
+      expect(r.received.length).toBe(n);
+      expect(sha(r.received)).toBe(sha(p));
+    }
+    const st = svc.list("vm-1")[0]!;
+    expect(st.relay).toBe(kind);
+    const total = 1 + 1000 + 65_537 + (1 << 20) + (8 << 20);
+    await waitFor("counters", () => svc.list("vm-1")[0]!.counters.bytesFromGuest === total);
+    const c = svc.list("vm-1")[0]!.counters;
+    expect(c.bytesToGuest).toBe(total);
+    expect(c.connectionsTotal).toBe(5);
+  });
+
+  it("relays a guest-initiated 8 MiB download and several concurrent streams", async () => {
+    const big = payload(8 << 20);
+    const { port } = await tcpServer((s) => s.end(big), cleanup);
+    const lp = await forward(port);
+    const results = await Promise.all([0, 1, 2, 3].map(() => exchange(lp, undefined)));
+    for (const r of results) expect(sha(r.received)).toBe(sha(big));
+  });
+
+  it("half-close: a client that shut down its write side still receives the full response", async () => {
+    const response = payload(3 << 20);
+    const { port } = await tcpServer((s) => {
+      const got: Buffer[] = [];
+      s.on("data", (b: Buffer) => got.push(b));
+      // Answer only after the client's FIN arrived through the relay.
+      s.on("end", () => s.end(Buffer.concat([Buffer.from(sha(Buffer.concat(got))), response])));
+    }, cleanup);
+    const lp = await forward(port);
+    const req = payload(100_000);
+    const r = await exchange(lp, req);
+    expect(r.error).toBeUndefined();
+    expect(r.received.subarray(0, 64).toString()).toBe(sha(req));
+    expect(sha(r.received.subarray(64))).toBe(sha(response));
+  });
+
+  it("propagates a guest reset to the client", async () => {
+    const { port } = await tcpServer((s) => s.once("data", () => s.resetAndDestroy()), cleanup);
+    const lp = await forward(port);
+    const r = await exchange(lp, Buffer.from("hello"));
+    expect(r.error?.code).toBe("ECONNRESET");
+  });
+
+  it("propagates a client reset to the guest", async () => {
+    let guestErr: string | undefined;
+    let guestClosed = false;
+    const { port } = await tcpServer((s) => {
+      s.on("error", (e: NodeJS.ErrnoException) => (guestErr = e.code));
+      s.on("close", () => (guestClosed = true));
+      s.once("data", () => s.write("ack"));
+    }, cleanup);
+    const lp = await forward(port);
+    const c = await connect(lp);
+    cleanup.push(() => c.destroy());
+    c.on("error", () => {});
+    c.write("x");
+    await new Promise<void>((r) => c.once("data", () => r()));
+    c.resetAndDestroy();
+    await waitFor("guest close", () => guestClosed);
+    expect(guestErr).toBe("ECONNRESET");
+  });
+
+  it("resets the client when the guest refuses, and counts the error", async () => {
+    const dead = await freePort();
+    const lp = await forward(dead);
+    const r = await exchange(lp, Buffer.from("x"));
+    expect(r.received.length).toBe(0);
+    expect(r.error?.code).toBe("ECONNRESET");
+    await waitFor("error counted", () => svc.list()[0]!.counters.errors >= 1);
+    expect(svc.list()[0]!.counters.connectionsActive).toBe(0);
+  });
+
+  it("gives up connecting after connectTimeoutMs to a guest that never accepts", async () => {
+    const port = await neverAccepting(cleanup);
+    const lp = await forward(port);
+    const t0 = Date.now();
+    const r = await exchange(lp, Buffer.from("x"), 10_000);
+    const took = Date.now() - t0;
+    expect(r.error?.code).toBe("ECONNRESET");
+    expect(took).toBeGreaterThanOrEqual(450);
+    expect(took).toBeLessThan(3000);
+    expect(svc.list()[0]!.counters.errors).toBe(1);
+  });
+
+  it("resets connections beyond maxConnectionsPerRule", async () => {
+    const limited = new ForwardService({ relay: kind, maxConnectionsPerRule: 2 });
+    cleanup.push(() => limited.close());
+    const { port } = await tcpServer((s) => {
+      s.write("hi");
+      s.on("end", () => s.end());
+    }, cleanup);
+    const lp = await freePort();
+    await limited.apply("vm", [{ protocol: "tcp", listenAddress: "127.0.0.1", listenPort: lp, targetAddress: "127.0.0.1", targetPort: port }]);
+    const held = [];
+    for (let i = 0; i < 2; i++) {
+      const s = await connect(lp);
+      cleanup.push(() => s.destroy());
+      await new Promise<void>((r) => s.once("data", () => r()));
+      held.push(s);
+    }
+    const r = await exchange(lp, undefined, 5000);
+    expect(r.received.length).toBe(0);
+    expect(r.error?.code).toBe("ECONNRESET");
+    expect(limited.list()[0]!.counters.connectionsActive).toBe(2);
+    for (const s of held) s.destroy();
+    await waitFor("connections released", () => limited.list()[0]!.counters.connectionsActive === 0);
+  });
+});

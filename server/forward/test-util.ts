@@ -1,0 +1,158 @@
+// Helpers for the forwarder's tests (no test framework imports, so tsc may
+// compile it with the rest). Everything here is bounded in time and closes
+// what it opens.
+import { readdirSync } from "node:fs";
+import { createServer, createConnection, type Server, type Socket } from "node:net";
+import { createSocket } from "node:dgram";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+
+export const fdCount = (): number => readdirSync("/proc/self/fd").length;
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `cond` every 10 ms for at most `ms`; throws with `what` on timeout. */
+export async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A port that was free a moment ago (the test namespace has no other users). */
+export async function freePort(proto: "tcp" | "udp" = "tcp", host = "127.0.0.1"): Promise<number> {
+  if (proto === "udp") {
+    const s = createSocket("udp4");
+    await new Promise<void>((r) => s.bind(0, host, () => r()));
+    const p = s.address().port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return p;
+  }
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, host, () => r()));
+  const p = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return p;
+}
+
+/** LIFO cleanup stack: run() closes everything even if some closers throw. */
+export class Cleanup {
+  private stack: (() => unknown)[] = [];
+  push(fn: () => unknown): void {
+    this.stack.push(fn);
+  }
+  async run(): Promise<void> {
+    while (this.stack.length > 0) {
+      const fn = this.stack.pop()!;
+      try {
+        await fn();
+      } catch {
+        // keep closing the rest
+      }
+    }
+  }
+}
+
+/** A TCP server on 127.0.0.1:0 whose sockets all get destroyed on close. */
+export async function tcpServer(onConn: (s: Socket) => void, cleanup: Cleanup): Promise<{ server: Server; port: number }> {
+  const socks = new Set<Socket>();
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    socks.add(s);
+    s.on("close", () => socks.delete(s));
+    s.on("error", () => {});
+    onConn(s);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  cleanup.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of socks) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/** Echo with half-close: echoes everything, ends after the client ended. */
+export const echo = (s: Socket) => s.pipe(s);
+
+export interface Exchange {
+  received: Buffer;
+  error?: NodeJS.ErrnoException;
+}
+
+/**
+ * Connects, writes `payload`, half-closes, and reads until the peer ends or
+ * errors. Bounded by `ms`.
+ */
+export function exchange(port: number, payload: Buffer | undefined, ms = 20_000, host = "127.0.0.1"): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = createConnection({ host, port, allowHalfOpen: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`exchange with :${port} timed out after ${ms} ms`));
+    }, ms);
+    s.on("data", (b: Buffer) => chunks.push(b));
+    let err: NodeJS.ErrnoException | undefined;
+    s.on("error", (e) => (err = e));
+    s.on("close", () => {
+      clearTimeout(timer);
+      resolve({ received: Buffer.concat(chunks), ...(err ? { error: err } : {}) });
+    });
+    s.on("end", () => s.end());
+    if (payload) s.end(payload);
+  });
+}
+
+/** Opens a connection and resolves once connected (or rejects on error). */
+export function connect(port: number, host = "127.0.0.1"): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ host, port, allowHalfOpen: true });
+    s.once("connect", () => {
+      s.off("error", reject);
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+}
+
+export const payload = (n: number): Buffer => randomBytes(n);
+
+/**
+ * A listening TCP socket that never accepts (python3, backlog 0, accept queue
+ * pre-filled by the helper itself), so a connect to it hangs deterministically:
+ * the kernel drops SYNs to a listener whose accept queue is full.
+ */
+export async function neverAccepting(cleanup: Cleanup): Promise<number> {
+  const script = [
+    "import socket, sys",
+    "l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(0)",
+    "port = l.getsockname()[1]",
+    "fill = []",
+    "for _ in range(2):",
+    "    c = socket.socket(); c.setblocking(False)",
+    "    try: c.connect(('127.0.0.1', port))",
+    "    except BlockingIOError: pass",
+    "    fill.append(c)",
+    "print(port, flush=True)",
+    "sys.stdin.read()",
+  ].join("\n");
+  const child: ChildProcess = spawn("python3", ["-c", script], { stdio: ["pipe", "pipe", "inherit"] });
+  cleanup.push(() => {
+    child.stdin?.end();
+    child.kill("SIGKILL");
+  });
+  return await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("python3 helper did not start in 10 s")), 10_000);
+    child.stdout!.once("data", (b: Buffer) => {
+      clearTimeout(timer);
+      resolve(Number(String(b).trim()));
+    });
+    child.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
