@@ -1,0 +1,67 @@
+// Defaults. fillDefaults cannot fail: it takes whatever the TOML file held
+// (already checked for types by load.ts) and fills every unset value.
+// Precedence: value in vmm.toml > environment (VMM_STATE_DIR) > built-in
+// default. Unset is `undefined`, never a falsy value: `??`, not `||`.
+import { join, resolve } from "node:path";
+import type { Config, NetMode } from "./types.js";
+import { NET_MODES } from "./types.js";
+
+/** The shape load.ts produces: every field optional. */
+export type PartialConfig = {
+  [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> : Config[K];
+};
+
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.VMM_STATE_DIR ?? join(process.cwd(), ".vmm"));
+}
+
+export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.env): Config {
+  const stateDir = resolve(p.stateDir ?? defaultStateDir(env));
+  const n = p.networking ?? {};
+  const defaultMode: NetMode = n.defaultMode ?? "user";
+  return {
+    stateDir,
+    api: {
+      socket: p.api?.socket ?? join(stateDir, "vmmd.sock"),
+      socketMode: p.api?.socketMode ?? 0o600,
+      tcp: p.api?.tcp ?? "",
+      allowRemote: p.api?.allowRemote ?? false,
+    },
+    auth: {
+      tokens: p.auth?.tokens ?? [],
+      leaseTokens: p.auth?.leaseTokens ?? [],
+    },
+    qemu: {
+      binary: p.qemu?.binary ?? "qemu-system-x86_64",
+      accel: p.qemu?.accel ?? "tcg",
+      bridgeHelper: p.qemu?.bridgeHelper ?? "/usr/lib/qemu/qemu-bridge-helper",
+      stopTimeoutSeconds: p.qemu?.stopTimeoutSeconds ?? 30,
+    },
+    networking: {
+      defaultMode,
+      macPrefix: n.macPrefix ?? "",
+      bridge: n.bridge ?? "vmmbr0",
+      macvtapParent: n.macvtapParent ?? "",
+      allowedModes: n.allowedModes ?? [...NET_MODES],
+      allowedBridges: n.allowedBridges ?? [],
+      allowedMacvtapParents: n.allowedMacvtapParents ?? [],
+      bridgeSubnets: n.bridgeSubnets ?? {},
+      forwardServiceEnabled: n.forwardServiceEnabled ?? false,
+      passtBinary: n.passtBinary ?? "passt",
+    },
+    forward: {
+      relay: p.forward?.relay ?? "auto",
+      portMin: p.forward?.portMin ?? 1024,
+      portMax: p.forward?.portMax ?? 65535,
+      allowedListenAddresses: p.forward?.allowedListenAddresses ?? ["127.0.0.1", "::1"],
+      connectTimeoutMs: p.forward?.connectTimeoutMs ?? 5000,
+      maxConnectionsPerRule: p.forward?.maxConnectionsPerRule ?? 4096,
+      udpIdleSeconds: p.forward?.udpIdleSeconds ?? 60,
+      maxUdpSessionsPerRule: p.forward?.maxUdpSessionsPerRule ?? 1024,
+    },
+    vmnet: {
+      subnetPool: p.vmnet?.subnetPool ?? "192.168.128.0/17",
+      bridgePrefix: p.vmnet?.bridgePrefix ?? "vmnet",
+    },
+  };
+}

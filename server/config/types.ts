@@ -1,0 +1,85 @@
+// vmm.toml as types. Leaf modules depend on these types only; loading,
+// defaults and validation live in load.ts, defaults.ts and validate.ts.
+
+export type NetMode = "user" | "passt" | "bridge" | "tap" | "macvtap" | "vmnet" | "custom";
+export const NET_MODES: readonly NetMode[] = ["user", "passt", "bridge", "tap", "macvtap", "vmnet", "custom"];
+
+export interface ApiConfig {
+  /** Unix socket path; "" disables the unix listener. */
+  socket: string;
+  /** Permission bits of the socket file. */
+  socketMode: number;
+  /** "host:port" TCP listener; "" disables it. */
+  tcp: string;
+  /** Allow a TCP listener on a non-loopback address. */
+  allowRemote: boolean;
+}
+
+export interface AuthConfig {
+  /** Bearer tokens that may call every RPC. Empty with leaseTokens empty: no auth. */
+  tokens: string[];
+  /** Bearer tokens that may only call ReportDhcpLease (for the dnsmasq hook). */
+  leaseTokens: string[];
+}
+
+export interface QemuConfig {
+  binary: string;
+  /** "tcg", "kvm", or "kvm:tcg" (kvm with tcg fallback). */
+  accel: string;
+  bridgeHelper: string;
+  /** Seconds a graceful StopVm waits before killing QEMU. */
+  stopTimeoutSeconds: number;
+}
+
+export interface NetworkingConfig {
+  defaultMode: NetMode;
+  /** 0-3 bytes, "52:54:00" form; "" for none. */
+  macPrefix: string;
+  /** Default bridge for bridge and tap modes. */
+  bridge: string;
+  /** Default parent device for macvtap. */
+  macvtapParent: string;
+  /** Modes CreateVm may request. */
+  allowedModes: NetMode[];
+  /** Bridges a VM may name; the default bridge is always allowed. */
+  allowedBridges: string[];
+  /** macvtap parents a VM may name; the default parent is always allowed. */
+  allowedMacvtapParents: string[];
+  /** Subnet (CIDR) of each bridge: lease reports must fall inside it. */
+  bridgeSubnets: Record<string, string>;
+  /** Must be set explicitly to forward ports of bridge/tap/macvtap/vmnet guests. */
+  forwardServiceEnabled: boolean;
+  passtBinary: string;
+}
+
+export interface ForwardConfig {
+  /** "auto" (native splice when available), "native" or "sockets". */
+  relay: "auto" | "native" | "sockets";
+  /** Host ports VMs may map, inclusive. */
+  portMin: number;
+  portMax: number;
+  /** Host addresses VMs may listen on. */
+  allowedListenAddresses: string[];
+  connectTimeoutMs: number;
+  maxConnectionsPerRule: number;
+  udpIdleSeconds: number;
+  maxUdpSessionsPerRule: number;
+}
+
+export interface VmnetConfig {
+  /** Pool that networks without a subnet get a /24 from. */
+  subnetPool: string;
+  /** Prefix of bridge names created for networks. */
+  bridgePrefix: string;
+}
+
+export interface Config {
+  /** Directory of all daemon state (VM records, networks, sockets). */
+  stateDir: string;
+  api: ApiConfig;
+  auth: AuthConfig;
+  qemu: QemuConfig;
+  networking: NetworkingConfig;
+  forward: ForwardConfig;
+  vmnet: VmnetConfig;
+}

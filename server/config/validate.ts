@@ -1,0 +1,86 @@
+// Semantic validation of a filled Config. Reports every problem at once, each
+// with the vmm.toml path of the field. Values validated here end up in QEMU
+// and passt argv, dnsmasq config files and nftables rules: a name with a
+// comma, space or newline would inject options there, so names are held to
+// strict character sets rather than merely "non-empty".
+import { isAbsolute } from "node:path";
+import { Problems } from "../errors.js";
+import { isLoopback, isValidIfName, parseHostPort, parseIpv4Cidr } from "../net/addr.js";
+import { isIP } from "node:net";
+import { NET_MODES, type Config } from "./types.js";
+
+const MAC_PREFIX = /^$|^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,2}$/;
+const TOKEN = /^[\x21-\x7e]{16,512}$/;
+
+export function validateConfig(c: Config): void {
+  const p = new Problems();
+  if (!isAbsolute(c.stateDir)) p.add("state_dir", "must be an absolute path");
+
+  if (c.api.socket !== "" && !isAbsolute(c.api.socket)) p.add("api.socket", "must be an absolute path or empty");
+  if (c.api.socket.length > 107) p.add("api.socket", "is longer than a unix socket path may be (107 bytes)");
+  if (c.api.socketMode < 0 || c.api.socketMode > 0o777) p.add("api.socket_mode", "must be between 0000 and 0777");
+  if (c.api.tcp !== "") {
+    const hp = parseHostPort(c.api.tcp);
+    if (!hp) p.add("api.tcp", 'must be "host:port" (e.g. "127.0.0.1:8080")');
+    else if (!isLoopback(hp.host) && !c.api.allowRemote)
+      p.add("api.tcp", `${hp.host} is not a loopback address; set api.allow_remote = true to listen on it`);
+    else if (!isLoopback(hp.host) && c.auth.tokens.length === 0)
+      p.add("api.tcp", "a non-loopback listener requires auth.tokens");
+  }
+  if (c.api.socket === "" && c.api.tcp === "") p.add("api", "at least one of api.socket and api.tcp must be set");
+
+  c.auth.tokens.forEach((t, i) => {
+    if (!TOKEN.test(t)) p.add(`auth.tokens[${i}]`, "must be 16-512 printable ASCII characters without spaces");
+  });
+  c.auth.leaseTokens.forEach((t, i) => {
+    if (!TOKEN.test(t)) p.add(`auth.lease_tokens[${i}]`, "must be 16-512 printable ASCII characters without spaces");
+    if (c.auth.tokens.includes(t)) p.add(`auth.lease_tokens[${i}]`, "must differ from every admin token");
+  });
+  if (c.auth.leaseTokens.length > 0 && c.auth.tokens.length === 0)
+    p.add("auth.tokens", "must be set when auth.lease_tokens is (otherwise nobody could call the other RPCs)");
+
+  if (!/^(tcg|kvm|kvm:tcg)$/.test(c.qemu.accel)) p.add("qemu.accel", 'must be "tcg", "kvm" or "kvm:tcg"');
+  if (c.qemu.binary === "" || /[\s,]/.test(c.qemu.binary)) p.add("qemu.binary", "must be a program name or path without spaces");
+  if (!isAbsolute(c.qemu.bridgeHelper)) p.add("qemu.bridge_helper", "must be an absolute path");
+  if (c.qemu.stopTimeoutSeconds < 1 || c.qemu.stopTimeoutSeconds > 3600)
+    p.add("qemu.stop_timeout_seconds", "must be between 1 and 3600");
+
+  const n = c.networking;
+  if (!NET_MODES.includes(n.defaultMode)) p.add("networking.default_mode", `must be one of ${NET_MODES.join(", ")}`);
+  else if (!n.allowedModes.includes(n.defaultMode)) p.add("networking.default_mode", "must be one of networking.allowed_modes");
+  n.allowedModes.forEach((m, i) => {
+    if (!NET_MODES.includes(m)) p.add(`networking.allowed_modes[${i}]`, `"${m}" is not one of ${NET_MODES.join(", ")}`);
+  });
+  if (!MAC_PREFIX.test(n.macPrefix)) p.add("networking.mac_prefix", 'must be 0-3 hex bytes such as "52:54:00"');
+  if (!isValidIfName(n.bridge)) p.add("networking.bridge", "must be a valid interface name (1-15 of A-Z a-z 0-9 _ . -)");
+  if (n.macvtapParent !== "" && !isValidIfName(n.macvtapParent)) p.add("networking.macvtap_parent", "must be a valid interface name");
+  n.allowedBridges.forEach((b, i) => {
+    if (!isValidIfName(b)) p.add(`networking.allowed_bridges[${i}]`, "must be a valid interface name");
+  });
+  n.allowedMacvtapParents.forEach((b, i) => {
+    if (!isValidIfName(b)) p.add(`networking.allowed_macvtap_parents[${i}]`, "must be a valid interface name");
+  });
+  for (const [br, cidr] of Object.entries(n.bridgeSubnets)) {
+    if (!isValidIfName(br)) p.add(`networking.bridge_subnets.${br}`, "key must be a valid interface name");
+    if (!parseIpv4Cidr(cidr)) p.add(`networking.bridge_subnets.${br}`, `"${cidr}" is not an IPv4 CIDR such as "10.20.0.0/24"`);
+  }
+  if (n.passtBinary === "" || /\s/.test(n.passtBinary)) p.add("networking.passt_binary", "must be a program name or path");
+
+  const f = c.forward;
+  if (!["auto", "native", "sockets"].includes(f.relay)) p.add("forward.relay", 'must be "auto", "native" or "sockets"');
+  if (f.portMin < 1 || f.portMin > 65535) p.add("forward.port_min", "must be between 1 and 65535");
+  if (f.portMax < 1 || f.portMax > 65535) p.add("forward.port_max", "must be between 1 and 65535");
+  if (f.portMin > f.portMax) p.add("forward.port_min", "must not exceed forward.port_max");
+  f.allowedListenAddresses.forEach((a, i) => {
+    if (isIP(a) === 0) p.add(`forward.allowed_listen_addresses[${i}]`, `"${a}" is not an IP address`);
+  });
+  if (f.connectTimeoutMs < 1) p.add("forward.connect_timeout_ms", "must be positive");
+  if (f.maxConnectionsPerRule < 1) p.add("forward.max_connections_per_rule", "must be positive");
+  if (f.udpIdleSeconds < 1) p.add("forward.udp_idle_seconds", "must be positive");
+  if (f.maxUdpSessionsPerRule < 1) p.add("forward.max_udp_sessions_per_rule", "must be positive");
+
+  const pool = parseIpv4Cidr(c.vmnet.subnetPool);
+  if (!pool || pool.prefix > 24) p.add("vmnet.subnet_pool", "must be an IPv4 CIDR of /24 or larger");
+  if (!/^[a-z][a-z0-9]{0,5}$/.test(c.vmnet.bridgePrefix)) p.add("vmnet.bridge_prefix", "must be 1-6 of a-z 0-9, starting with a letter");
+  p.throwIfAny();
+}

@@ -1,0 +1,108 @@
+// Assembles the daemon: config -> state -> domain objects -> services ->
+// listeners. main.ts parses the command line and calls startDaemon.
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { Config } from "./config/types.js";
+import { mkdirDurable } from "./store/atomic.js";
+import { VmStore } from "./vm/store.js";
+import { VmManager, type VmRunner } from "./vm/manager.js";
+import { NetworkRegistry } from "./vmnet/registry.js";
+import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
+import { ForwardService } from "./forward/index.js";
+import { loadNative } from "../native/index.js";
+import { vmmService } from "./rpc/vmm-service.js";
+import { networkService } from "./rpc/network-service.js";
+import { registerReflection } from "./rpc/reflection.js";
+import { HealthState, registerHealth } from "./rpc/health.js";
+import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
+import { ApiServer } from "./http/listener.js";
+import { parseHostPort } from "./net/addr.js";
+import { log } from "./log.js";
+import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
+import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
+import { file_grpc_health_v1_health } from "../gen/ts/grpc/health/v1/health_pb.js";
+
+export interface Daemon {
+  readonly socket: string;
+  /** "host:port" actually bound, "" without a TCP listener. */
+  readonly tcp: string;
+  readonly caps: Capabilities;
+  stop(): Promise<void>;
+}
+
+export interface DaemonOptions {
+  /** Injected runner (tests); default: the QEMU supervisor when QEMU is present. */
+  runner?: VmRunner;
+}
+
+function nativeAvailable(): boolean {
+  try {
+    loadNative();
+    return true;
+  } catch (e) {
+    log("warn", "native addon unavailable; TAP/macvtap modes and the splice relay are off", { error: (e as Error).message });
+    return false;
+  }
+}
+
+export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+  mkdirDurable(cfg.stateDir);
+  const caps = await probeCapabilities(cfg, nativeAvailable());
+  const forwards = new ForwardService({
+    relay: cfg.forward.relay,
+    connectTimeoutMs: cfg.forward.connectTimeoutMs,
+    maxConnectionsPerRule: cfg.forward.maxConnectionsPerRule,
+    udpIdleMs: cfg.forward.udpIdleSeconds * 1000,
+    maxUdpSessionsPerRule: cfg.forward.maxUdpSessionsPerRule,
+  });
+  let vms: VmManager | undefined;
+  const networks = new NetworkRegistry(cfg, undefined, (id) => vms?.attachedTo(id) ?? []);
+  vms = new VmManager(cfg, new VmStore(cfg.stateDir), opts.runner, forwards, (id) => networks.subnetOf(id));
+  await networks.init();
+  await vms.init();
+  const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
+  leaseTimer.unref();
+
+  const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
+  const health = new HealthState(services);
+  const routes = (router: ConnectRouter) => {
+    router.service(VmmService, vmmService({ cfg, vms: vms!, forwards, caps }));
+    router.service(NetworkService, networkService(networks));
+    registerHealth(router, health);
+    registerReflection(router, [file_vmm_v1_vmm, file_vmm_v1_network, file_grpc_health_v1_health], services);
+  };
+  const handler = connectNodeAdapter({
+    routes,
+    interceptors: [errorInterceptor, authInterceptor(cfg.auth)],
+    // Bounded request size: a VM config is small; this stops memory abuse.
+    readMaxBytes: 4 * 1024 * 1024,
+  });
+  const api = new ApiServer(handler);
+  let tcp = "";
+  try {
+    if (cfg.api.socket !== "") await api.listenUnix(cfg.api.socket, cfg.api.socketMode);
+    if (cfg.api.tcp !== "") {
+      const hp = parseHostPort(cfg.api.tcp)!;
+      const port = await api.listenTcp(hp.host, hp.port);
+      tcp = hp.host.includes(":") ? `[${hp.host}]:${port}` : `${hp.host}:${port}`;
+    }
+  } catch (e) {
+    await api.close(0);
+    await forwards.close();
+    throw e;
+  }
+  return {
+    socket: cfg.api.socket,
+    tcp,
+    caps,
+    async stop() {
+      health.shutdown();
+      clearInterval(leaseTimer);
+      await api.close();
+      await vms!.drain();
+      // Guests keep running; their forwards stop with the daemon and are
+      // restored when it starts again.
+      await forwards.close();
+    },
+  };
+}

@@ -1,0 +1,215 @@
+// Conversions between the protobuf contract (gen/ts) and domain types.
+// Pure functions; enums the domain does not know arrive as "?N" so that
+// validation can name them.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { NetMode } from "../config/types.js";
+import type { ForwardStatus } from "./forward-view.js";
+import type { NetworkRecord } from "../vmnet/registry.js";
+import type { RawNetworkConfig } from "../vmnet/registry.js";
+import type { RawPort, RawVmSpec } from "../vm/validate.js";
+import type { VmView, VmStatus as DomainStatus } from "../vm/types.js";
+import {
+  ForwardInfoSchema,
+  NetworkingMode,
+  Protocol,
+  VmInfoSchema,
+  VmStatus,
+  type ForwardInfo,
+  type PortMapping,
+  type VmConfig,
+  type VmInfo,
+} from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { NetworkMode, NetworkSchema, type Network, type NetworkConfig } from "../../gen/ts/vmm/v1/network_pb.js";
+
+const MODE_TO_DOMAIN: Record<number, NetMode> = {
+  [NetworkingMode.USER]: "user",
+  [NetworkingMode.PASST]: "passt",
+  [NetworkingMode.BRIDGE]: "bridge",
+  [NetworkingMode.TAP]: "tap",
+  [NetworkingMode.MACVTAP]: "macvtap",
+  [NetworkingMode.VMNET]: "vmnet",
+  [NetworkingMode.CUSTOM]: "custom",
+};
+const MODE_TO_PROTO = Object.fromEntries(Object.entries(MODE_TO_DOMAIN).map(([k, v]) => [v, Number(k)])) as Record<NetMode, NetworkingMode>;
+
+export function modeToProto(m: NetMode): NetworkingMode {
+  return MODE_TO_PROTO[m];
+}
+
+function modeFromProto(m: NetworkingMode): string | undefined {
+  if (m === NetworkingMode.UNSPECIFIED) return undefined;
+  return MODE_TO_DOMAIN[m] ?? `?${m}`;
+}
+
+export function protocolFromProto(p: Protocol): string | undefined {
+  if (p === Protocol.TCP) return "tcp";
+  if (p === Protocol.UDP) return "udp";
+  return p === Protocol.UNSPECIFIED ? undefined : `?${p}`;
+}
+
+export function protocolToProto(p: "tcp" | "udp"): Protocol {
+  return p === "tcp" ? Protocol.TCP : Protocol.UDP;
+}
+
+export function portsFromProto(ports: PortMapping[]): RawPort[] {
+  return ports.map((p) => ({ protocol: protocolFromProto(p.protocol), hostAddress: p.hostAddress, hostPort: p.hostPort, vmPort: p.vmPort }));
+}
+
+export function specFromProto(c: VmConfig | undefined): RawVmSpec {
+  return {
+    name: c?.name ?? "",
+    vcpus: c?.vcpus ?? 0,
+    memoryMib: c?.memoryMib ?? 0,
+    kernel: c?.kernel ?? "",
+    initrd: c?.initrd ?? "",
+    cmdline: c?.cmdline ?? "",
+    disk: c?.disk ?? "",
+    nics: (c?.nics ?? []).map((n) => ({
+      mode: modeFromProto(n.mode),
+      bridge: n.bridge,
+      macvtapParent: n.macvtapParent,
+      networkId: n.networkId,
+      customNetdev: n.customNetdev,
+    })),
+    ports: portsFromProto(c?.ports ?? []),
+    autoRestart: c?.autoRestart ?? false,
+  };
+}
+
+const STATUS: Record<DomainStatus, VmStatus> = {
+  stopped: VmStatus.STOPPED,
+  starting: VmStatus.STARTING,
+  running: VmStatus.RUNNING,
+  stopping: VmStatus.STOPPING,
+  exited: VmStatus.EXITED,
+};
+
+export function forwardToProto(f: ForwardStatus): ForwardInfo {
+  return create(ForwardInfoSchema, {
+    protocol: protocolToProto(f.protocol),
+    listenAddress: f.listenAddress,
+    listenPort: f.listenPort,
+    targetAddress: f.targetAddress,
+    targetPort: f.targetPort,
+    relay: f.relay,
+    counters: {
+      connectionsActive: BigInt(f.counters.connectionsActive),
+      connectionsTotal: BigInt(f.counters.connectionsTotal),
+      bytesToGuest: BigInt(f.counters.bytesToGuest),
+      bytesFromGuest: BigInt(f.counters.bytesFromGuest),
+      sessionsActive: BigInt(f.counters.sessionsActive),
+      errors: BigInt(f.counters.errors),
+    },
+  });
+}
+
+export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardInfo[] }): VmInfo {
+  const { record: r, runtime: rt } = v;
+  const running = rt.status === "running" || rt.status === "stopping";
+  const started = rt.startedAt && running ? new Date(rt.startedAt) : undefined;
+  return create(VmInfoSchema, {
+    id: r.id,
+    name: r.spec.name,
+    status: STATUS[rt.status],
+    instanceId: rt.instanceId,
+    createdAt: timestampFromDate(new Date(r.createdAt)),
+    startedAt: started ? timestampFromDate(started) : undefined,
+    uptimeSeconds: started ? BigInt(Math.max(0, Math.floor((Date.now() - started.getTime()) / 1000))) : 0n,
+    pid: running ? (rt.pid ?? 0) : 0,
+    config: opts.brief
+      ? undefined
+      : {
+          name: r.spec.name,
+          vcpus: r.spec.vcpus,
+          memoryMib: r.spec.memoryMib,
+          kernel: r.spec.kernel,
+          initrd: r.spec.initrd,
+          cmdline: r.spec.cmdline,
+          disk: r.spec.disk,
+          autoRestart: r.spec.autoRestart,
+          nics: r.spec.nics.map((n) => ({
+            mode: MODE_TO_PROTO[n.mode],
+            bridge: n.bridge ?? "",
+            macvtapParent: n.macvtapParent ?? "",
+            networkId: n.networkId ?? "",
+            customNetdev: n.customNetdev ?? "",
+          })),
+          ports: r.spec.ports.map((p) => ({ protocol: protocolToProto(p.protocol), hostAddress: p.hostAddress, hostPort: p.hostPort, vmPort: p.vmPort })),
+        },
+    nics: r.spec.nics.map((n, i) => {
+      const lease = v.leases.find((l) => l.nic === i);
+      return {
+        index: i,
+        mode: MODE_TO_PROTO[n.mode],
+        mac: r.macs[i] ?? "",
+        bridge: n.bridge ?? "",
+        hostInterface: running ? (rt.hostInterfaces?.[i] ?? "") : "",
+        networkId: n.networkId ?? "",
+        lease: lease
+          ? {
+              ip: lease.ip,
+              hostname: lease.hostname,
+              interface: lease.interface,
+              updatedAt: timestampFromDate(new Date(lease.updatedAt)),
+              expiresAt: lease.expiresAt ? timestampFromDate(new Date(lease.expiresAt)) : undefined,
+            }
+          : undefined,
+      };
+    }),
+    forwards: opts.brief ? [] : opts.forwards,
+    events: opts.brief ? [] : v.events.map((e) => ({ time: timestampFromDate(new Date(e.time)), kind: e.kind, message: e.message })),
+  });
+}
+
+export function networkConfigFromProto(c: NetworkConfig | undefined): RawNetworkConfig {
+  const mode = c?.mode ?? NetworkMode.UNSPECIFIED;
+  return {
+    mode: mode === NetworkMode.HOST ? "host" : mode === NetworkMode.SHARED ? "shared" : mode === NetworkMode.UNSPECIFIED ? undefined : `?${mode}`,
+    ipv4Subnet: c?.ipv4Subnet ?? "",
+    ipv6Prefix: c?.ipv6Prefix ?? "",
+    mtu: c?.mtu ?? 0,
+    dhcpEnabled: c?.dhcpEnabled,
+    dhcpReservations: (c?.dhcpReservations ?? []).map((r) => ({ mac: r.mac, ipv4: r.ipv4 })),
+    nat44Enabled: c?.nat44Enabled,
+    nat66Enabled: c?.nat66Enabled,
+    dnsProxyEnabled: c?.dnsProxyEnabled,
+    routerAdvertisementEnabled: c?.routerAdvertisementEnabled,
+    portForwards: (c?.portForwards ?? []).map((f) => ({
+      protocol: protocolFromProto(f.protocol),
+      listenAddress: f.listenAddress,
+      listenPort: f.listenPort,
+      internalAddress: f.internalAddress,
+      internalPort: f.internalPort,
+    })),
+    externalInterface: c?.externalInterface ?? "",
+  };
+}
+
+export function networkToProto(n: NetworkRecord, serialization: string, attached: string[]): Network {
+  const s = n.spec;
+  return create(NetworkSchema, {
+    id: n.id,
+    name: n.name,
+    serialization,
+    bridge: n.bridge,
+    attachedVmIds: attached,
+    holderIds: n.holders.map((h) => h.id),
+    createdAt: timestampFromDate(new Date(n.createdAt)),
+    ipv4Gateway: n.gateway,
+    config: {
+      mode: s.mode === "host" ? NetworkMode.HOST : NetworkMode.SHARED,
+      ipv4Subnet: s.ipv4Subnet,
+      ipv6Prefix: s.ipv6Prefix,
+      mtu: s.mtu,
+      dhcpEnabled: s.dhcpEnabled,
+      dhcpReservations: s.dhcpReservations,
+      nat44Enabled: s.nat44Enabled,
+      nat66Enabled: s.nat66Enabled,
+      dnsProxyEnabled: s.dnsProxyEnabled,
+      routerAdvertisementEnabled: s.routerAdvertisementEnabled,
+      portForwards: s.portForwards.map((f) => ({ ...f, protocol: protocolToProto(f.protocol) })),
+      externalInterface: s.externalInterface,
+    },
+  });
+}

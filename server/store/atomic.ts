@@ -1,0 +1,72 @@
+// Crash-safe file operations. Every record the daemon keeps is written with
+// writeFileAtomic: write a temp file in the same directory, fsync it, rename
+// it over the target, fsync the directory. A `kill -9` (or power loss) at any
+// instant leaves either the old or the new content, never a torn file.
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync, readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+export const TMP_PREFIX = ".tmp-";
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
+  const dir = dirname(path);
+  const tmp = join(dir, `${TMP_PREFIX}${basename(path)}.${randomBytes(4).toString("hex")}`);
+  const fd = openSync(tmp, "wx", mode);
+  try {
+    const buf = typeof data === "string" ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  fsyncDir(dir);
+}
+
+export function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+export function readJson<T>(path: string): T {
+  return JSON.parse(readFileSync(path, "utf8")) as T;
+}
+
+/** Creates `dir` (and parents) and fsyncs its parent so the entry is durable. */
+export function mkdirDurable(dir: string, mode = 0o700): void {
+  mkdirSync(dir, { recursive: true, mode });
+  fsyncDir(dirname(dir));
+}
+
+/**
+ * Removes a directory crash-safely: rename it to a hidden trash name (atomic),
+ * fsync the parent, then delete. A crash after the rename leaves only trash,
+ * which sweepTrash removes at the next start.
+ */
+export function removeDirDurable(dir: string): void {
+  const trash = join(dirname(dir), `.trash-${basename(dir)}-${randomBytes(4).toString("hex")}`);
+  renameSync(dir, trash);
+  fsyncDir(dirname(dir));
+  rmSync(trash, { recursive: true, force: true });
+}
+
+/** Deletes leftovers of interrupted writes and removals in `dir`. */
+export function sweepTrash(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(".trash-") || name.startsWith(TMP_PREFIX)) {
+      rmSync(join(dir, name), { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,446 @@
+// VmManager: the domain object behind VmmService. It owns the VM records
+// (store.ts), serializes operations per VM, records events, and drives the
+// runner (QEMU supervisor) and the forwarder. RPC handlers only convert and
+// call it.
+import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
+import type { Config } from "../config/types.js";
+import { notFound, precondition, Problems, VmmError } from "../errors.js";
+import { cidrContains, parseIpv4Cidr } from "../net/addr.js";
+import { deriveMac, normalizeMac } from "../net/mac.js";
+import { checkId, FORWARDED_MODES, validateSpec, validateUpdate, type RawUpdate, type RawVmSpec } from "./validate.js";
+import { VmStore, MAX_EVENTS_KEPT } from "./store.js";
+import type { LeaseRecord, PortSpec, VmEventRecord, VmRecord, VmRuntime, VmView } from "./types.js";
+import { isIPv4 } from "node:net";
+
+/** One forwarding rule, as the forward service takes it. */
+export interface ForwardRuleSpec {
+  protocol: "tcp" | "udp";
+  listenAddress: string;
+  listenPort: number;
+  targetAddress: string;
+  targetPort: number;
+}
+
+/** What the manager needs of the forward service (server/forward). */
+export interface Forwarder {
+  apply(owner: string, rules: ForwardRuleSpec[]): Promise<void>;
+  remove(owner: string): Promise<void>;
+}
+
+/** What the manager needs of the QEMU supervisor. */
+export interface VmRunner {
+  /** Boots the VM; resolves once QEMU runs. Calls `onExit` when it exits on its own. */
+  start(view: VmView, onExit: (reason: string) => void): Promise<VmRuntime>;
+  /** Stops the VM (graceful unless force) and releases its host resources. */
+  stop(view: VmView, opts: { force: boolean; timeoutMs: number }): Promise<void>;
+  /** Re-attaches to a VM found running at daemon start; returns false if it is gone. */
+  adopt(view: VmView, onExit: (reason: string) => void): Promise<boolean>;
+  /** Applies new ports to a running VM that maps them natively (user, passt). */
+  updatePorts?(view: VmView, ports: PortSpec[]): Promise<void>;
+}
+
+/** Filter and page of ListVms. */
+export interface ListQuery {
+  ids: string[];
+  keyword: string;
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface LeaseReport {
+  action: "add" | "old" | "del";
+  mac: string;
+  ip: string;
+  hostname: string;
+  expiresUnix: number;
+  interface: string;
+}
+
+interface Entry {
+  record: VmRecord;
+  runtime: VmRuntime;
+  leases: LeaseRecord[];
+  events: VmEventRecord[];
+  /** Tail of the per-VM operation chain. */
+  lock: Promise<unknown>;
+}
+
+const now = () => new Date().toISOString();
+
+export class VmManager {
+  private readonly vms = new Map<string, Entry>();
+  private readonly byMac = new Map<string, { id: string; nic: number }>();
+  readonly events = new EventEmitter();
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly store: VmStore,
+    private readonly runner: VmRunner | undefined,
+    private readonly forwarder: Forwarder | undefined,
+    /** Subnet of a vmnet network by id, for lease validation. */
+    private readonly networkSubnet: (networkId: string) => string | undefined = () => undefined,
+  ) {
+    this.events.setMaxListeners(0);
+  }
+
+  /** Loads every record from disk; re-adopts running guests; restores forwarding. */
+  async init(): Promise<void> {
+    for (const id of this.store.ids()) {
+      const e: Entry = {
+        record: this.store.loadRecord(id),
+        runtime: this.store.loadRuntime(id),
+        leases: this.store.loadLeases(id),
+        events: this.store.loadEvents(id),
+        lock: Promise.resolve(),
+      };
+      this.vms.set(id, e);
+      e.record.macs.forEach((m, i) => this.byMac.set(m, { id, nic: i }));
+    }
+    for (const [id, e] of this.vms) {
+      if (e.runtime.status === "stopped" || e.runtime.status === "exited") continue;
+      await this.serialize(id, async () => {
+        const alive = this.runner ? await this.runner.adopt(this.view(e), (r) => this.onExit(id, r)) : false;
+        if (alive) {
+          this.setRuntime(e, { ...e.runtime, status: "running" });
+          this.event(e, "adopted", `daemon restarted; re-adopted QEMU pid ${e.runtime.pid}`);
+          await this.syncForwards(e);
+        } else {
+          this.setRuntime(e, { version: 1, status: "exited", instanceId: e.runtime.instanceId });
+          this.event(e, "exited", "QEMU was gone when the daemon restarted");
+        }
+      });
+    }
+  }
+
+  // ----- queries ------------------------------------------------------------
+
+  private entry(id: string, field = "id"): Entry {
+    const p = new Problems();
+    checkId(p, field, id);
+    p.throwIfAny();
+    const e = this.vms.get(id);
+    if (!e) throw notFound("VM", id);
+    return e;
+  }
+
+  view(e: Entry, maxEvents = 20): VmView {
+    return { record: e.record, runtime: e.runtime, leases: e.leases, events: e.events.slice(-maxEvents) };
+  }
+
+  get(id: string, maxEvents = 20): VmView {
+    if (maxEvents > MAX_EVENTS_KEPT) throw new VmmError("invalid", `max_events: is ${maxEvents}; at most ${MAX_EVENTS_KEPT}`, { problems: [{ field: "max_events", message: `at most ${MAX_EVENTS_KEPT}` }] });
+    return this.view(this.entry(id), maxEvents === 0 ? 20 : maxEvents);
+  }
+
+  list(q: ListQuery): { vms: VmView[]; nextPageToken: string; total: number } {
+    const p = new Problems();
+    q.ids.forEach((id, i) => checkId(p, `ids[${i}]`, id));
+    if (q.keyword.length > 256) p.add("keyword", `is ${q.keyword.length} characters; at most 256`);
+    if (q.pageSize > 1000) p.add("page_size", `is ${q.pageSize}; at most 1000`);
+    let offset = 0;
+    if (q.pageToken !== "") {
+      const m = /^o(\d{1,9})$/.exec(Buffer.from(q.pageToken, "base64url").toString());
+      if (!m) p.add("page_token", "is not a token returned by ListVms");
+      else offset = Number(m[1]);
+    }
+    p.throwIfAny();
+    const kw = q.keyword.toLowerCase();
+    const all = [...this.vms.values()]
+      .filter((e) => q.ids.length === 0 || q.ids.includes(e.record.id))
+      .filter((e) => kw === "" || e.record.id.includes(kw) || e.record.spec.name.toLowerCase().includes(kw))
+      .sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt) || a.record.id.localeCompare(b.record.id));
+    const size = q.pageSize === 0 ? 100 : q.pageSize;
+    const page = all.slice(offset, offset + size);
+    const next = offset + size < all.length ? Buffer.from(`o${offset + size}`).toString("base64url") : "";
+    return { vms: page.map((e) => this.view(e)), nextPageToken: next, total: all.length };
+  }
+
+  /** Ids of VMs with a NIC on vmnet network `networkId`. */
+  attachedTo(networkId: string): string[] {
+    return [...this.vms.values()].filter((e) => e.record.spec.nics.some((n) => n.networkId === networkId)).map((e) => e.record.id);
+  }
+
+  // ----- mutations ----------------------------------------------------------
+
+  /** Runs `fn` after every earlier operation on VM `id` has finished. */
+  private serialize<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const e = this.vms.get(id);
+    const prev = e?.lock ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    if (e) e.lock = next.catch(() => undefined);
+    return next;
+  }
+
+  private event(e: Entry, kind: string, message: string): void {
+    const ev = { time: now(), kind, message };
+    e.events.push(ev);
+    if (e.events.length > MAX_EVENTS_KEPT) e.events.splice(0, e.events.length - MAX_EVENTS_KEPT);
+    try {
+      this.store.appendEvent(e.record.id, ev);
+    } catch {
+      // The VM directory may be gone (removal in progress); the event is still emitted.
+    }
+    this.events.emit("event", e.record.id, ev);
+  }
+
+  private setRuntime(e: Entry, rt: VmRuntime): void {
+    this.store.saveRuntime(e.record.id, rt);
+    e.runtime = rt;
+  }
+
+  private checkPortConflicts(id: string, ports: PortSpec[], field: string): void {
+    for (const [otherId, o] of this.vms) {
+      if (otherId === id) continue;
+      for (const p of ports) {
+        const hit = o.record.spec.ports.find((q) => q.protocol === p.protocol && q.hostPort === p.hostPort && q.hostAddress === p.hostAddress);
+        if (hit) throw new VmmError("exists", `${field}: ${p.protocol} ${p.hostAddress}:${p.hostPort} is already mapped by VM "${otherId}"`);
+      }
+    }
+  }
+
+  async create(rawId: string, raw: RawVmSpec, start: boolean): Promise<VmView> {
+    const p = new Problems();
+    if (rawId !== "") checkId(p, "id", rawId);
+    p.throwIfAny();
+    const spec = validateSpec(raw, this.cfg);
+    const id = rawId === "" ? randomUUID() : rawId;
+    if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
+    this.checkPortConflicts(id, spec.ports, "config.ports");
+    for (const [i, nic] of spec.nics.entries()) {
+      if (nic.mode === "vmnet" && this.networkSubnet(nic.networkId!) === undefined)
+        throw new VmmError("not_found", `config.nics[${i}].network_id: network "${nic.networkId}" not found`);
+    }
+    const macs = spec.nics.map((_, i) => deriveMac(id, i, this.cfg.networking.macPrefix));
+    for (const [i, m] of macs.entries()) {
+      const other = this.byMac.get(m);
+      if (other) throw new VmmError("exists", `derived MAC ${m} of nics[${i}] collides with VM "${other.id}"`);
+    }
+    const record: VmRecord = { version: 1, id, createdAt: now(), spec, macs };
+    const runtime: VmRuntime = { version: 1, status: "stopped", instanceId: "" };
+    const ev = { time: now(), kind: "created", message: `created "${spec.name}"` };
+    this.store.create(record, runtime, ev);
+    const e: Entry = { record, runtime, leases: [], events: [ev], lock: Promise.resolve() };
+    this.vms.set(id, e);
+    macs.forEach((m, i) => this.byMac.set(m, { id, nic: i }));
+    this.events.emit("event", id, ev);
+    if (start) return this.start(id);
+    return this.view(e);
+  }
+
+  async update(id: string, u: RawUpdate): Promise<VmView> {
+    const e = this.entry(id);
+    return this.serialize(id, async () => {
+      const spec = validateUpdate(e.record.spec, u, this.cfg);
+      if (u.updatePorts) this.checkPortConflicts(id, spec.ports, "ports");
+      const oldPorts = e.record.spec.ports;
+      const rec = { ...e.record, spec };
+      this.store.saveRecord(rec);
+      e.record = rec;
+      const changed = Object.keys(u).filter((k) => k !== "ports" && k !== "updatePorts" && (u as unknown as Record<string, unknown>)[k] !== undefined);
+      if (u.updatePorts) changed.push("ports");
+      this.event(e, "updated", `updated ${changed.join(", ") || "nothing"}`);
+      if (u.updatePorts && this.isLive(e)) {
+        const mode = spec.nics[0]?.mode;
+        try {
+          if (mode && FORWARDED_MODES.includes(mode)) await this.syncForwards(e);
+          else if (this.runner?.updatePorts) await this.runner.updatePorts(this.view(e), spec.ports);
+        } catch (err) {
+          // Live application failed: restore the previous ports so disk,
+          // memory and the host agree, then report the failure.
+          const back = { ...e.record, spec: { ...spec, ports: oldPorts } };
+          this.store.saveRecord(back);
+          e.record = back;
+          if (mode && FORWARDED_MODES.includes(mode)) await this.syncForwards(e).catch(() => undefined);
+          this.event(e, "error", `port update failed and was rolled back: ${(err as Error).message}`);
+          throw err;
+        }
+      }
+      return this.view(e);
+    });
+  }
+
+  private isLive(e: Entry): boolean {
+    return e.runtime.status === "running" || e.runtime.status === "starting";
+  }
+
+  async start(id: string): Promise<VmView> {
+    const e = this.entry(id);
+    return this.serialize(id, async () => {
+      if (this.isLive(e) || e.runtime.status === "stopping") throw precondition(`VM "${id}" is already ${e.runtime.status}`);
+      if (!this.runner) throw new VmmError("unsupported", "this daemon has no VM runner (QEMU not available)");
+      if (e.record.spec.kernel === "") throw precondition(`VM "${id}" has no kernel; set config.kernel (UpdateVm kernel)`);
+      const instanceId = randomUUID();
+      this.setRuntime(e, { version: 1, status: "starting", instanceId });
+      this.event(e, "starting", `starting instance ${instanceId}`);
+      try {
+        const rt = await this.runner.start(this.view(e), (r) => this.onExit(id, r));
+        this.setRuntime(e, { ...rt, status: "running", instanceId });
+      } catch (err) {
+        this.setRuntime(e, { version: 1, status: "stopped", instanceId });
+        this.event(e, "start_failed", (err as Error).message);
+        throw err;
+      }
+      this.event(e, "started", `running as pid ${e.runtime.pid}`);
+      await this.syncForwards(e);
+      return this.view(e);
+    });
+  }
+
+  async stop(id: string, force: boolean, timeoutSeconds: number | undefined): Promise<VmView> {
+    const e = this.entry(id);
+    if (timeoutSeconds !== undefined && (timeoutSeconds < 1 || timeoutSeconds > 3600))
+      throw new VmmError("invalid", `timeout_seconds: is ${timeoutSeconds}; must be between 1 and 3600`, { problems: [{ field: "timeout_seconds", message: "must be between 1 and 3600" }] });
+    return this.serialize(id, async () => {
+      if (!this.isLive(e)) throw precondition(`VM "${id}" is not running (status ${e.runtime.status})`);
+      await this.halt(e, force, (timeoutSeconds ?? this.cfg.qemu.stopTimeoutSeconds) * 1000);
+      return this.view(e);
+    });
+  }
+
+  private async halt(e: Entry, force: boolean, timeoutMs: number): Promise<void> {
+    this.setRuntime(e, { ...e.runtime, status: "stopping" });
+    this.event(e, "stopping", force ? "killing QEMU" : `powering down (timeout ${timeoutMs / 1000} s)`);
+    await this.forwarder?.remove(e.record.id);
+    await this.runner!.stop(this.view(e), { force, timeoutMs });
+    this.setRuntime(e, { version: 1, status: "stopped", instanceId: e.runtime.instanceId });
+    this.event(e, "stopped", "stopped");
+  }
+
+  async remove(id: string, force: boolean): Promise<void> {
+    const e = this.entry(id);
+    await this.serialize(id, async () => {
+      if (this.isLive(e) || e.runtime.status === "stopping") {
+        if (!force) throw precondition(`VM "${id}" is ${e.runtime.status}; stop it first or set force`);
+        await this.halt(e, true, 0);
+      }
+      await this.forwarder?.remove(id);
+      this.store.remove(id);
+      this.vms.delete(id);
+      e.record.macs.forEach((m) => this.byMac.delete(m));
+      this.events.emit("event", id, { time: now(), kind: "removed", message: "removed" });
+    });
+  }
+
+  /** Called by the runner when QEMU exits without being asked to. */
+  private onExit(id: string, reason: string): void {
+    const e = this.vms.get(id);
+    if (!e) return;
+    void this.serialize(id, async () => {
+      if (e.runtime.status === "stopping" || e.runtime.status === "stopped") return;
+      await this.forwarder?.remove(id).catch(() => undefined);
+      this.setRuntime(e, { version: 1, status: "exited", instanceId: e.runtime.instanceId });
+      this.event(e, "exited", reason);
+      if (e.record.spec.autoRestart && this.vms.has(id)) {
+        this.event(e, "auto_restart", "restarting after exit (auto_restart)");
+        setImmediate(() => void this.start(id).catch(() => undefined));
+      }
+    });
+  }
+
+  // ----- leases and forwarding ----------------------------------------------
+
+  private subnetOf(e: Entry, nic: number): string | undefined {
+    const n = e.record.spec.nics[nic]!;
+    if (n.mode === "vmnet") return this.networkSubnet(n.networkId!);
+    if (n.mode === "bridge" || n.mode === "tap") return this.cfg.networking.bridgeSubnets[n.bridge!];
+    if (n.mode === "macvtap") return this.cfg.networking.bridgeSubnets[n.macvtapParent!];
+    return undefined;
+  }
+
+  async reportLease(r: LeaseReport): Promise<{ vmId: string; nic: number; view: VmView }> {
+    const p = new Problems();
+    const mac = normalizeMac(r.mac);
+    if (r.mac === "") p.add("mac", "is required");
+    else if (mac === null) p.add("mac", `"${r.mac.slice(0, 64)}" is not a MAC address`);
+    if (r.ip === "") p.add("ip", "is required");
+    else if (!isIPv4(r.ip)) p.add("ip", `"${r.ip.slice(0, 64)}" is not an IPv4 address`);
+    if (r.hostname.length > 253 || /[^A-Za-z0-9._-]/.test(r.hostname)) p.add("hostname", "must be at most 253 of A-Z a-z 0-9 . _ -");
+    if (r.interface !== "" && !/^[A-Za-z0-9_.-]{1,15}$/.test(r.interface)) p.add("interface", "is not a valid interface name");
+    if (r.expiresUnix < 0 || r.expiresUnix > 253402300799) p.add("expires_unix", `is ${r.expiresUnix}; must be 0 (infinite) or seconds since the epoch`);
+    p.throwIfAny();
+    const owner = this.byMac.get(mac!);
+    if (!owner) throw new VmmError("not_found", `mac: no VM has MAC ${mac}`);
+    const e = this.vms.get(owner.id)!;
+    const nicSpec = e.record.spec.nics[owner.nic]!;
+    const subnet = this.subnetOf(e, owner.nic);
+    if (subnet === undefined) {
+      if (nicSpec.mode === "bridge" || nicSpec.mode === "tap" || nicSpec.mode === "macvtap")
+        throw precondition(`mac: VM "${owner.id}" nics[${owner.nic}] is on ${nicSpec.bridge ?? nicSpec.macvtapParent}, which has no subnet in networking.bridge_subnets; lease reports for it are refused`);
+      throw precondition(`mac: VM "${owner.id}" nics[${owner.nic}] uses ${nicSpec.mode} networking, which takes no DHCP lease reports`);
+    }
+    if (!cidrContains(parseIpv4Cidr(subnet)!, r.ip)) throw new VmmError("invalid", `ip: ${r.ip} is outside ${subnet}, the subnet of VM "${owner.id}" nics[${owner.nic}]`, { problems: [{ field: "ip", message: `outside ${subnet}` }] });
+    return this.serialize(owner.id, async () => {
+      let leases = e.leases.filter((l) => l.nic !== owner.nic);
+      if (r.action === "del") {
+        const had = e.leases.find((l) => l.nic === owner.nic);
+        // A del for an address the VM no longer holds changes nothing.
+        if (had && had.ip !== r.ip) leases = e.leases;
+        else this.event(e, "lease", `nics[${owner.nic}] released ${r.ip}`);
+      } else {
+        leases.push({
+          nic: owner.nic,
+          ip: r.ip,
+          hostname: r.hostname,
+          ...(r.expiresUnix > 0 ? { expiresAt: new Date(r.expiresUnix * 1000).toISOString() } : {}),
+          updatedAt: now(),
+          interface: r.interface,
+        });
+        leases.sort((a, b) => a.nic - b.nic);
+        this.event(e, "lease", `nics[${owner.nic}] ${r.action === "add" ? "leased" : "renewed"} ${r.ip}${r.hostname ? ` (${r.hostname})` : ""}`);
+      }
+      this.store.saveLeases(owner.id, leases);
+      e.leases = leases;
+      await this.syncForwards(e);
+      return { vmId: owner.id, nic: owner.nic, view: this.view(e) };
+    });
+  }
+
+  /** The current lease of NIC 0 if it has not expired. */
+  private liveLease(e: Entry): LeaseRecord | undefined {
+    const l = e.leases.find((x) => x.nic === 0);
+    if (!l) return undefined;
+    if (l.expiresAt && Date.parse(l.expiresAt) <= Date.now()) return undefined;
+    return l;
+  }
+
+  /** Desired forwarding rules of a VM: its ports to NIC 0's leased IP, only while running. */
+  forwardRules(e: Entry): ForwardRuleSpec[] {
+    const mode = e.record.spec.nics[0]?.mode;
+    if (!mode || !FORWARDED_MODES.includes(mode) || !this.cfg.networking.forwardServiceEnabled) return [];
+    if (e.runtime.status !== "running") return [];
+    const lease = this.liveLease(e);
+    if (!lease) return [];
+    return e.record.spec.ports.map((p) => ({
+      protocol: p.protocol,
+      listenAddress: p.hostAddress,
+      listenPort: p.hostPort,
+      targetAddress: lease.ip,
+      targetPort: p.vmPort,
+    }));
+  }
+
+  private async syncForwards(e: Entry): Promise<void> {
+    if (!this.forwarder) return;
+    await this.forwarder.apply(e.record.id, this.forwardRules(e));
+  }
+
+  /** Drops forwards of leases that expired since they were reported. */
+  async expireLeases(): Promise<void> {
+    for (const [id, e] of this.vms) {
+      const expired = e.leases.filter((l) => l.expiresAt && Date.parse(l.expiresAt) <= Date.now());
+      if (expired.length === 0) continue;
+      await this.serialize(id, async () => {
+        e.leases = e.leases.filter((l) => !expired.includes(l));
+        this.store.saveLeases(id, e.leases);
+        for (const l of expired) this.event(e, "lease", `nics[${l.nic}] lease of ${l.ip} expired`);
+        await this.syncForwards(e);
+      });
+    }
+  }
+
+  /** Waits for every queued operation; used at shutdown. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.vms.values()].map((e) => e.lock));
+  }
+}

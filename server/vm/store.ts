@@ -1,0 +1,103 @@
+// Persistent VM records: one directory per VM under <state_dir>/vms/<id>:
+//   vm.json       identity + desired spec (VmRecord)
+//   runtime.json  last known process state (VmRuntime)
+//   leases.json   last lease per NIC (LeaseRecord[])
+//   events.jsonl  append-only event log (a torn last line is ignored)
+//   serial.log, qmp.sock, ...  run files
+// Records are created by renaming a fully written temp directory into place
+// and removed by renaming to trash first (store/atomic.ts), so a kill -9 at
+// any instant leaves each VM either fully present or fully absent.
+import { appendFileSync, existsSync, mkdirSync, openSync, closeSync, fsyncSync, readdirSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { fsyncDir, mkdirDurable, readJson, removeDirDurable, sweepTrash, TMP_PREFIX, writeJsonAtomic } from "../store/atomic.js";
+import { VmmError } from "../errors.js";
+import type { LeaseRecord, VmEventRecord, VmRecord, VmRuntime } from "./types.js";
+
+export const MAX_EVENTS_KEPT = 200;
+
+export class VmStore {
+  readonly root: string;
+
+  constructor(stateDir: string) {
+    this.root = join(stateDir, "vms");
+    mkdirDurable(this.root);
+    sweepTrash(this.root);
+  }
+
+  dir(id: string): string {
+    return join(this.root, id);
+  }
+
+  ids(): string[] {
+    return readdirSync(this.root).filter((n) => !n.startsWith("."));
+  }
+
+  /** Creates the VM directory with all its files in one atomic rename. */
+  create(rec: VmRecord, runtime: VmRuntime, event: VmEventRecord): void {
+    const final = this.dir(rec.id);
+    if (existsSync(final)) throw new VmmError("exists", `VM "${rec.id}" already exists`);
+    const tmp = join(this.root, `${TMP_PREFIX}${rec.id}`);
+    mkdirSync(tmp, { mode: 0o700 });
+    writeJsonAtomic(join(tmp, "vm.json"), rec);
+    writeJsonAtomic(join(tmp, "runtime.json"), runtime);
+    writeJsonAtomic(join(tmp, "leases.json"), []);
+    this.writeEvents(join(tmp, "events.jsonl"), [event]);
+    renameSync(tmp, final);
+    fsyncDir(this.root);
+  }
+
+  loadRecord(id: string): VmRecord {
+    return readJson<VmRecord>(join(this.dir(id), "vm.json"));
+  }
+  loadRuntime(id: string): VmRuntime {
+    return readJson<VmRuntime>(join(this.dir(id), "runtime.json"));
+  }
+  loadLeases(id: string): LeaseRecord[] {
+    return readJson<LeaseRecord[]>(join(this.dir(id), "leases.json"));
+  }
+  /** Events oldest first; a torn last line (crash mid-append) is skipped. */
+  loadEvents(id: string): VmEventRecord[] {
+    const path = join(this.dir(id), "events.jsonl");
+    if (!existsSync(path)) return [];
+    const out: VmEventRecord[] = [];
+    for (const line of readFileSync(path, "utf8").split("\n")) {
+      if (line === "") continue;
+      try {
+        out.push(JSON.parse(line) as VmEventRecord);
+      } catch {
+        // Torn write of the final line; everything before it is intact.
+      }
+    }
+    return out.slice(-MAX_EVENTS_KEPT);
+  }
+
+  saveRecord(rec: VmRecord): void {
+    writeJsonAtomic(join(this.dir(rec.id), "vm.json"), rec);
+  }
+  saveRuntime(id: string, rt: VmRuntime): void {
+    writeJsonAtomic(join(this.dir(id), "runtime.json"), rt);
+  }
+  saveLeases(id: string, leases: LeaseRecord[]): void {
+    writeJsonAtomic(join(this.dir(id), "leases.json"), leases);
+  }
+
+  appendEvent(id: string, ev: VmEventRecord): void {
+    const path = join(this.dir(id), "events.jsonl");
+    // A line can only be torn at the end; loadEvents tolerates that.
+    appendFileSync(path, JSON.stringify(ev) + "\n", { mode: 0o600 });
+  }
+
+  private writeEvents(path: string, evs: VmEventRecord[]): void {
+    const fd = openSync(path, "w", 0o600);
+    try {
+      writeSync(fd, evs.map((e) => JSON.stringify(e) + "\n").join(""));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  remove(id: string): void {
+    removeDirDurable(this.dir(id));
+  }
+}

@@ -1,0 +1,87 @@
+// Domain types of a VM, independent of the protobuf contract (server/rpc
+// converts). These are what the daemon persists, see store.ts.
+import type { NetMode } from "../config/types.js";
+
+export type Protocol = "tcp" | "udp";
+
+export interface PortSpec {
+  protocol: Protocol;
+  hostAddress: string;
+  hostPort: number;
+  vmPort: number;
+}
+
+export interface NicSpec {
+  mode: NetMode;
+  /** bridge and tap modes (resolved to the default bridge at creation). */
+  bridge?: string;
+  macvtapParent?: string;
+  networkId?: string;
+  customNetdev?: string;
+}
+
+export interface VmSpec {
+  name: string;
+  vcpus: number;
+  memoryMib: number;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  disk: string;
+  nics: NicSpec[];
+  ports: PortSpec[];
+  autoRestart: boolean;
+}
+
+export type VmStatus = "stopped" | "starting" | "running" | "stopping" | "exited";
+
+/** vm.json: identity and desired configuration. */
+export interface VmRecord {
+  version: 1;
+  id: string;
+  createdAt: string;
+  spec: VmSpec;
+  /** Deterministic MAC per NIC, fixed at creation. */
+  macs: string[];
+}
+
+/** runtime.json: what the supervisor last knew about the QEMU process. */
+export interface VmRuntime {
+  version: 1;
+  status: VmStatus;
+  instanceId: string;
+  pid?: number;
+  /** Process start time (clock ticks since boot, /proc/PID/stat field 22): guards against PID reuse. */
+  pidStartTime?: number;
+  startedAt?: string;
+  /** Host interfaces created for this run (TAP, macvtap), for cleanup. */
+  hostInterfaces?: string[];
+  /** passt process of this run. */
+  passtPid?: number;
+  passtStartTime?: number;
+}
+
+/** leases.json entries: the last lease reported for a NIC. */
+export interface LeaseRecord {
+  nic: number;
+  ip: string;
+  hostname: string;
+  /** ISO time; absent: infinite. */
+  expiresAt?: string;
+  updatedAt: string;
+  interface: string;
+}
+
+export interface VmEventRecord {
+  time: string;
+  kind: string;
+  message: string;
+}
+
+/** Everything known about one VM, as GetInfo reports it. */
+export interface VmView {
+  record: VmRecord;
+  runtime: VmRuntime;
+  leases: LeaseRecord[];
+  events: VmEventRecord[];
+}
