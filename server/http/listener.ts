@@ -50,8 +50,15 @@ export class ApiServer {
       sock.off("error", onError);
       sock.pause();
       sock.unshift(buf);
-      (isH2 ? this.h2 : this.h1).emit("connection", sock);
-      sock.resume();
+      if (isH2) {
+        // The http2 session reads the unshifted bytes itself (on the next
+        // tick, via socket.read()); resuming here would emit them as 'data'
+        // events nobody consumes.
+        this.h2.emit("connection", sock);
+      } else {
+        this.h1.emit("connection", sock);
+        sock.resume();
+      }
     };
     const onError = () => {
       clearTimeout(timer);
