@@ -1,0 +1,130 @@
+// UDP sessions: relay, idle expiry that really closes sockets, source
+// filtering, session cap.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createSocket, type Socket } from "node:dgram";
+import { ForwardService } from "./service.js";
+import type { ForwardRule } from "./rules.js";
+import { Cleanup, fdCount, freePort, sleep, waitFor } from "./test-util.js";
+
+const udp = (listenPort: number, targetPort: number): ForwardRule => ({
+  protocol: "udp",
+  listenAddress: "127.0.0.1",
+  listenPort,
+  targetAddress: "127.0.0.1",
+  targetPort,
+});
+
+async function bound(cleanup: Cleanup, address = "127.0.0.1"): Promise<Socket> {
+  const s = createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, address, () => r()));
+  cleanup.push(() => new Promise<void>((r) => s.close(() => r())));
+  return s;
+}
+
+async function echoServer(cleanup: Cleanup): Promise<number> {
+  const s = await bound(cleanup);
+  s.on("message", (m, r) => s.send(m, r.port, r.address));
+  return s.address().port;
+}
+
+/** Sends `msg` to `port` and collects replies for `ms`. */
+async function ask(s: Socket, port: number, msg: string, ms = 300): Promise<string[]> {
+  const got: string[] = [];
+  const on = (b: Buffer) => got.push(String(b));
+  s.on("message", on);
+  s.send(msg, port, "127.0.0.1");
+  const end = Date.now() + ms;
+  while (got.length === 0 && Date.now() < end) await sleep(5);
+  await sleep(30);
+  s.off("message", on);
+  return got;
+}
+
+describe("udp forwarding", () => {
+  let cleanup: Cleanup;
+  beforeEach(() => {
+    cleanup = new Cleanup();
+  });
+  afterEach(() => cleanup.run());
+
+  async function service(opts: ConstructorParameters<typeof ForwardService>[0]) {
+    const svc = new ForwardService(opts);
+    cleanup.push(() => svc.close());
+    return svc;
+  }
+
+  it("relays datagrams both ways with one session per client", async () => {
+    const svc = await service({});
+    const g = await echoServer(cleanup);
+    const lp = await freePort("udp");
+    await svc.apply("vm", [udp(lp, g)]);
+    const a = await bound(cleanup);
+    const b = await bound(cleanup);
+    expect(await ask(a, lp, "from-a")).toEqual(["from-a"]);
+    expect(await ask(b, lp, "from-b")).toEqual(["from-b"]);
+    expect(await ask(a, lp, "again")).toEqual(["again"]);
+    const c = svc.list()[0]!.counters;
+    expect(c).toMatchObject({ sessionsActive: 2, connectionsTotal: 2, bytesToGuest: 17, bytesFromGuest: 17 });
+    expect(svc.list()[0]!.relay).toBe("sockets");
+  });
+
+  it("expires idle sessions and closes their sockets", async () => {
+    const svc = await service({ udpIdleMs: 200 });
+    const g = await echoServer(cleanup);
+    const lp = await freePort("udp");
+    await svc.apply("vm", [udp(lp, g)]);
+    const clients: Socket[] = [];
+    for (let i = 0; i < 20; i++) clients.push(await bound(cleanup));
+    const base = fdCount();
+    await Promise.all(clients.map((c, i) => ask(c, lp, `m${i}`)));
+    expect(svc.list()[0]!.counters.sessionsActive).toBe(20);
+    expect(fdCount()).toBe(base + 20); // one connected socket per session
+    await waitFor("sessions to expire", () => svc.list()[0]!.counters.sessionsActive === 0, 5000);
+    await waitFor("session sockets to close", () => fdCount() === base, 2000);
+    // A client coming back gets a fresh session.
+    expect(await ask(clients[0]!, lp, "back")).toEqual(["back"]);
+    expect(svc.list()[0]!.counters.connectionsTotal).toBe(21);
+  });
+
+  it("drops replies that do not come from the guest address", async () => {
+    const svc = await service({});
+    const guest = await bound(cleanup);
+    const impostor = await bound(cleanup);
+    guest.on("message", (m, r) => {
+      // First a reply from the wrong source port, then the right one.
+      impostor.send(`bad:${m}`, r.port, r.address, () => guest.send(`good:${m}`, r.port, r.address));
+    });
+    const lp = await freePort("udp");
+    await svc.apply("vm", [udp(lp, guest.address().port)]);
+    const c = await bound(cleanup);
+    expect(await ask(c, lp, "q1", 500)).toEqual(["good:q1"]);
+    expect(await ask(c, lp, "q2", 500)).toEqual(["good:q2"]);
+  });
+
+  it("caps sessions per rule", async () => {
+    const svc = await service({ maxUdpSessionsPerRule: 3 });
+    const g = await echoServer(cleanup);
+    const lp = await freePort("udp");
+    await svc.apply("vm", [udp(lp, g)]);
+    const answered: boolean[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await bound(cleanup);
+      answered.push((await ask(c, lp, `c${i}`, 200)).length === 1);
+    }
+    expect(answered).toEqual([true, true, true, false, false]);
+    expect(svc.list()[0]!.counters).toMatchObject({ sessionsActive: 3, errors: 2 });
+  });
+
+  it("removing the rule closes the listener and every session socket", async () => {
+    const svc = await service({});
+    const g = await echoServer(cleanup);
+    const lp = await freePort("udp");
+    const c = await bound(cleanup);
+    const base = fdCount();
+    await svc.apply("vm", [udp(lp, g)]);
+    expect(await ask(c, lp, "x")).toEqual(["x"]);
+    expect(fdCount()).toBe(base + 2); // listener + one session
+    await svc.remove("vm");
+    await waitFor("sockets closed", () => fdCount() === base, 2000);
+  });
+});
