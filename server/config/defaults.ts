@@ -16,7 +16,9 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.env): Config {
-  const stateDir = resolve(p.stateDir ?? defaultStateDir(env));
+  // A state_dir from vmm.toml is taken as written (validate insists on an
+  // absolute path); the environment and built-in defaults are resolved.
+  const stateDir = p.stateDir ?? defaultStateDir(env);
   const n = p.networking ?? {};
   const defaultMode: NetMode = n.defaultMode ?? "user";
   return {

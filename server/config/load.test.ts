@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig, parseConfig } from "./load.js";
+import { ValidationError, VmmError } from "../errors.js";
+
+const env = { VMM_STATE_DIR: "/var/lib/vmm-test" };
+
+describe("embedded defaults", () => {
+  it("cannot fail and match the documented defaults", () => {
+    const c = loadConfig(undefined, env);
+    expect(c.stateDir).toBe("/var/lib/vmm-test");
+    expect(c.api.socket).toBe("/var/lib/vmm-test/vmmd.sock");
+    expect(c.api.socketMode).toBe(0o600);
+    expect(c.api.tcp).toBe("");
+    expect(c.networking.defaultMode).toBe("user");
+    expect(c.networking.forwardServiceEnabled).toBe(false);
+    expect(c.auth.tokens).toEqual([]);
+  });
+  it("an empty file equals no file", () => {
+    expect(parseConfig("", "x.toml", env)).toEqual(loadConfig(undefined, env));
+  });
+});
+
+describe("values", () => {
+  it("maps snake_case keys and keeps unset distinct from zero", () => {
+    const c = parseConfig(
+      `state_dir = "/s"
+[api]
+socket_mode = "0660"
+tcp = "127.0.0.1:0"
+[networking]
+mac_prefix = "52:54:00"
+forward_service_enabled = true
+bridge_subnets = { "br0" = "10.20.0.0/24" }
+[forward]
+port_min = 1
+`,
+      "x.toml",
+      env,
+    );
+    expect(c.api.socket).toBe("/s/vmmd.sock");
+    expect(c.api.socketMode).toBe(0o660);
+    expect(c.networking.macPrefix).toBe("52:54:00");
+    expect(c.networking.forwardServiceEnabled).toBe(true);
+    expect(c.networking.bridgeSubnets).toEqual({ br0: "10.20.0.0/24" });
+    expect(c.forward.portMin).toBe(1);
+    expect(c.forward.portMax).toBe(65535);
+  });
+});
+
+describe("every problem is reported with its field path", () => {
+  const cases: [string, string, string[]][] = [
+    ["unknown section", `[nope]\nx = 1`, ["nope: unknown key"]],
+    ["unknown key", `[api]\nsockets = "/x"`, ["api.sockets: unknown key"]],
+    ["wrong type", `[api]\ntcp = 8080`, ["api.tcp: must be a string"]],
+    ["bad mode", `[api]\nsocket_mode = "999"`, ["api.socket_mode"]],
+    ["mac_prefix too long", `[networking]\nmac_prefix = "52:54:00:12"`, ["networking.mac_prefix"]],
+    ["mac_prefix garbage", `[networking]\nmac_prefix = "zz"`, ["networking.mac_prefix"]],
+    ["remote tcp", `[api]\ntcp = "0.0.0.0:80"`, ["api.tcp: 0.0.0.0 is not a loopback address"]],
+    ["bad tcp", `[api]\ntcp = "localhost"`, ["api.tcp"]],
+    ["unknown default mode", `[networking]\ndefault_mode = "wifi"`, ["networking.default_mode"]],
+    ["bad allowed mode", `[networking]\nallowed_modes = ["user", "x"]`, ["networking.allowed_modes[1]"]],
+    ["bad bridge", `[networking]\nbridge = "br 0"`, ["networking.bridge"]],
+    ["bad subnet", `[networking]\nbridge_subnets = { "br0" = "10.0.0.1/24" }`, ["networking.bridge_subnets.br0"]],
+    ["short token", `[auth]\ntokens = ["short"]`, ["auth.tokens[0]"]],
+    ["lease tokens alone", `[auth]\nlease_tokens = ["0123456789abcdef0"]`, ["auth.tokens"]],
+    ["port range", `[forward]\nport_min = 2000\nport_max = 1000`, ["forward.port_min"]],
+    ["relative state dir", `state_dir = "rel"`, ["state_dir: must be an absolute path"]],
+    ["accel", `[qemu]\naccel = "hvf"`, ["qemu.accel"]],
+  ];
+  it.each(cases)("%s", (_name, toml, fields) => {
+    let err: unknown;
+    try {
+      parseConfig(toml, "x.toml", env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(VmmError);
+    for (const f of fields) expect((err as Error).message).toContain(f);
+  });
+
+  it("reports all problems at once", () => {
+    try {
+      parseConfig(`[networking]\nmac_prefix = "x"\nbridge = "a b"\n[forward]\nrelay = "fast"`, "x.toml", env);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ValidationError);
+      const fields = (e as ValidationError).problems.map((p) => p.field);
+      expect(fields).toEqual(expect.arrayContaining(["networking.mac_prefix", "networking.bridge", "forward.relay"]));
+    }
+  });
+
+  it("names the line of a TOML syntax error", () => {
+    expect(() => parseConfig(`[api\n`, "x.toml", env)).toThrow(/x\.toml: not valid TOML \(line 1/);
+  });
+});
