@@ -21,7 +21,7 @@ fi
 cleanup() { if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 apt-get update -q
-apt-get install -y -q --no-install-recommends iperf3 wrk socat haproxy rinetd nginx-light gcc libc6-dev
+apt-get install -y -q --no-install-recommends iperf3 wrk socat haproxy rinetd nginx-light libnginx-mod-stream gcc libc6-dev
 # Packages may have started daemons anyway on hosts without policy-rc.d support.
 for svc in haproxy rinetd nginx iperf3; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then

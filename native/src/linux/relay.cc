@@ -125,6 +125,7 @@ struct Conn {
   bool queued = false;  // in Engine::ready_
   bool cEof = false, gEof = false;    // EOF read from client / guest
   bool gShut = false, cShut = false;  // we sent FIN to guest / client
+  bool upBlocked = false, downBlocked = false;  // waiting for EPOLLOUT on the destination
   std::multimap<uint64_t, Conn*>::iterator timer;
   bool hasTimer = false;
   Conn* prev = nullptr;
@@ -306,8 +307,9 @@ class Engine {
           Abort(c, c->cfd);
           break;
         }
+        // EPOLLOUT is reported with every edge; only a blocked direction cares.
         if (ev.events & (EPOLLIN | EPOLLHUP)) Pump(c, true);
-        if (!c->dead && (ev.events & (EPOLLOUT | EPOLLHUP))) Pump(c, false);
+        if (!c->dead && c->downBlocked && (ev.events & (EPOLLOUT | EPOLLHUP))) Pump(c, false);
         break;
       }
       case Kind::kGuest: {
@@ -322,7 +324,7 @@ class Engine {
           break;
         }
         if (ev.events & (EPOLLIN | EPOLLHUP)) Pump(c, false);
-        if (!c->dead && (ev.events & (EPOLLOUT | EPOLLHUP))) Pump(c, true);
+        if (!c->dead && c->upBlocked && (ev.events & (EPOLLOUT | EPOLLHUP))) Pump(c, true);
         break;
       }
     }
@@ -563,6 +565,8 @@ class Engine {
     bool& srcEof = upward ? c->cEof : c->gEof;
     bool& dstShut = upward ? c->gShut : c->cShut;
     std::atomic<uint64_t>& counter = upward ? c->l->stats->toGuest : c->l->stats->fromGuest;
+    bool& blocked = upward ? c->upBlocked : c->downBlocked;
+    blocked = false;
     size_t budget = kPumpBudget;
     for (;;) {
       if (p.n > 0) {
@@ -573,7 +577,10 @@ class Engine {
           continue;
         }
         if (k < 0 && errno == EINTR) continue;
-        if (k < 0 && errno == EAGAIN) return;  // dst full: wait for EPOLLOUT on dst
+        if (k < 0 && errno == EAGAIN) {  // dst full: wait for EPOLLOUT on dst
+          blocked = true;
+          return;
+        }
         Abort(c, dst);  // EPIPE, ECONNRESET, ...
         return;
       }

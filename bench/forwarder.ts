@@ -1,0 +1,17 @@
+// The vmm forwarder as a process of its own, for bench/main.ts:
+//   node dist/bench/forwarder.js <native|sockets> '<ForwardRule[] as JSON>'
+// Prints "ready <relayKind>" once every rule listens; exits on SIGTERM.
+import { ForwardService } from "../server/forward/service.js";
+import type { ForwardRule } from "../server/forward/rules.js";
+
+const [kind, rules] = process.argv.slice(2);
+if ((kind !== "native" && kind !== "sockets") || rules === undefined) {
+  process.stderr.write("usage: forwarder.js <native|sockets> '<rules JSON>'\n");
+  process.exit(2);
+}
+const svc = new ForwardService({ relay: kind, maxConnectionsPerRule: 30_000, maxUdpSessionsPerRule: 4096 });
+await svc.apply("bench", JSON.parse(rules) as ForwardRule[]);
+process.stdout.write(`ready ${svc.relayKind}\n`);
+process.on("SIGTERM", () => {
+  void svc.close().then(() => process.exit(0));
+});
