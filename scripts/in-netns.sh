@@ -20,6 +20,10 @@ fi
 ip link set lo up
 mkdir -p /etc/qemu
 mount -t tmpfs -o mode=0755 vmm-etc-qemu /etc/qemu
+# sysfs shows the namespace of whoever mounted it: remount it so
+# /sys/class/net lists this namespace's interfaces (private mount, the
+# host's /sys is untouched).
+mount -t sysfs vmm-netns-sysfs /sys
 if [ -n "$(ip route show default 2>/dev/null)" ]; then
   echo "in-netns: a default route exists inside the private namespace; refusing" >&2
   exit 1

@@ -6,6 +6,7 @@ import type { Config } from "./config/types.js";
 import { mkdirDurable } from "./store/atomic.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager, type VmRunner } from "./vm/manager.js";
+import { QemuRunner } from "./vm/supervisor.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
 import { ForwardService } from "./forward/index.js";
@@ -57,7 +58,21 @@ export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promis
   });
   let vms: VmManager | undefined;
   const networks = new NetworkRegistry(cfg, undefined, (id) => vms?.attachedTo(id) ?? []);
-  vms = new VmManager(cfg, new VmStore(cfg.stateDir), opts.runner, forwards, (id) => networks.subnetOf(id));
+  const store = new VmStore(cfg.stateDir);
+  const n = cfg.networking;
+  const runner =
+    opts.runner ??
+    (caps.qemuPath !== ""
+      ? new QemuRunner({
+          cfg,
+          vmDir: (id) => store.dir(id),
+          networkBridge: (id) => networks.bridgeOf(id),
+          ...(n.passtInterface !== ""
+            ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
+            : {}),
+        })
+      : undefined);
+  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id));
   await networks.init();
   await vms.init();
   const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
@@ -103,6 +118,7 @@ export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promis
       // Guests keep running; their forwards stop with the daemon and are
       // restored when it starts again.
       await forwards.close();
+      if (runner instanceof QemuRunner) runner.close();
     },
   };
 }

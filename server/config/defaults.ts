@@ -50,6 +50,10 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       bridgeSubnets: n.bridgeSubnets ?? {},
       forwardServiceEnabled: n.forwardServiceEnabled ?? false,
       passtBinary: n.passtBinary ?? "passt",
+      passtInterface: n.passtInterface ?? "",
+      passtAddress: n.passtAddress ?? "",
+      passtPrefixLength: n.passtPrefixLength ?? 0,
+      passtGateway: n.passtGateway ?? "",
     },
     forward: {
       relay: p.forward?.relay ?? "auto",

@@ -38,6 +38,10 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     bridge_subnets: ["bridgeSubnets", "string-map"],
     forward_service_enabled: ["forwardServiceEnabled", "boolean"],
     passt_binary: ["passtBinary", "string"],
+    passt_interface: ["passtInterface", "string"],
+    passt_address: ["passtAddress", "string"],
+    passt_prefix_length: ["passtPrefixLength", "integer"],
+    passt_gateway: ["passtGateway", "string"],
   },
   forward: {
     relay: ["relay", "string"],

@@ -50,6 +50,15 @@ export interface NetworkingConfig {
   /** Must be set explicitly to forward ports of bridge/tap/macvtap/vmnet guests. */
   forwardServiceEnabled: boolean;
   passtBinary: string;
+  /**
+   * Host identity passt uses; "" / 0: copied by passt from the interface of
+   * the default route (a host without one, such as an isolated namespace,
+   * must set all four).
+   */
+  passtInterface: string;
+  passtAddress: string;
+  passtPrefixLength: number;
+  passtGateway: string;
 }
 
 export interface ForwardConfig {

@@ -66,6 +66,14 @@ export function validateConfig(c: Config): void {
   }
   if (n.passtBinary === "" || /\s/.test(n.passtBinary)) p.add("networking.passt_binary", "must be a program name or path");
 
+  const passtSet = [n.passtInterface !== "", n.passtAddress !== "", n.passtPrefixLength !== 0, n.passtGateway !== ""];
+  if (passtSet.some(Boolean) && !passtSet.every(Boolean))
+    p.add("networking.passt_interface", "passt_interface, passt_address, passt_prefix_length and passt_gateway must be set together");
+  if (n.passtInterface !== "" && !isValidIfName(n.passtInterface)) p.add("networking.passt_interface", "must be a valid interface name");
+  if (n.passtAddress !== "" && isIP(n.passtAddress) !== 4) p.add("networking.passt_address", "must be an IPv4 address");
+  if (n.passtGateway !== "" && isIP(n.passtGateway) !== 4) p.add("networking.passt_gateway", "must be an IPv4 address");
+  if (n.passtPrefixLength < 0 || n.passtPrefixLength > 32) p.add("networking.passt_prefix_length", "must be between 1 and 32");
+
   const f = c.forward;
   if (!["auto", "native", "sockets"].includes(f.relay)) p.add("forward.relay", 'must be "auto", "native" or "sockets"');
   if (f.portMin < 1 || f.portMin > 65535) p.add("forward.port_min", "must be between 1 and 65535");

@@ -233,29 +233,32 @@ export class VmManager {
     return this.serialize(id, async () => {
       const spec = validateUpdate(e.record.spec, u, this.cfg);
       if (u.updatePorts) this.checkPortConflicts(id, spec.ports, "ports");
-      const oldPorts = e.record.spec.ports;
+      const mode = spec.nics[0]?.mode;
+      const forwarded = mode !== undefined && FORWARDED_MODES.includes(mode);
+      // Ports a running VM maps natively (user, passt) change in QEMU first:
+      // if that fails, nothing has been written.
+      if (u.updatePorts && this.isLive(e) && !forwarded && this.runner?.updatePorts) {
+        await this.runner.updatePorts(this.view(e), spec.ports);
+      }
+      const previous = e.record;
       const rec = { ...e.record, spec };
       this.store.saveRecord(rec);
       e.record = rec;
       const changed = Object.keys(u).filter((k) => k !== "ports" && k !== "updatePorts" && (u as unknown as Record<string, unknown>)[k] !== undefined);
       if (u.updatePorts) changed.push("ports");
-      this.event(e, "updated", `updated ${changed.join(", ") || "nothing"}`);
-      if (u.updatePorts && this.isLive(e)) {
-        const mode = spec.nics[0]?.mode;
+      if (u.updatePorts && this.isLive(e) && forwarded) {
         try {
-          if (mode && FORWARDED_MODES.includes(mode)) await this.syncForwards(e);
-          else if (this.runner?.updatePorts) await this.runner.updatePorts(this.view(e), spec.ports);
+          await this.syncForwards(e);
         } catch (err) {
-          // Live application failed: restore the previous ports so disk,
-          // memory and the host agree, then report the failure.
-          const back = { ...e.record, spec: { ...spec, ports: oldPorts } };
-          this.store.saveRecord(back);
-          e.record = back;
-          if (mode && FORWARDED_MODES.includes(mode)) await this.syncForwards(e).catch(() => undefined);
-          this.event(e, "error", `port update failed and was rolled back: ${(err as Error).message}`);
+          // The forwarder refused (e.g. a port in use): restore the previous
+          // record so disk, memory and the host agree, then report it.
+          this.store.saveRecord(previous);
+          e.record = previous;
+          await this.syncForwards(e).catch(() => undefined);
           throw err;
         }
       }
+      this.event(e, "updated", `updated ${changed.join(", ") || "nothing"}`);
       return this.view(e);
     });
   }

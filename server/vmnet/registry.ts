@@ -108,6 +108,10 @@ export class NetworkRegistry {
     return this.nets.get(id)?.spec.ipv4Subnet;
   }
 
+  bridgeOf(id: string): string | undefined {
+    return this.nets.get(id)?.bridge;
+  }
+
   get(id: string): NetworkRecord {
     const p = new Problems();
     if (id === "") p.add("id", "is required");

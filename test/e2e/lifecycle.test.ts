@@ -1,0 +1,81 @@
+// VM lifecycle through the RPC API on real QEMU guests (TCG): user-mode
+// networking with a forwarded port, graceful stop, kill -9 of vmmd with
+// re-adoption, removal leaving nothing behind.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
+import { guestInitrd, guestKernel } from "../guest/paths.js";
+import { requireNetns } from "../guest/netns.js";
+import { httpGet, freePort, processRunning, waitFor } from "../helpers/net.js";
+import { Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
+
+let d: DaemonHandle | undefined;
+let dir = "";
+
+beforeAll(() => {
+  requireNetns();
+});
+afterAll(async () => {
+  if (d) {
+    // Stop whatever is left (the test failed half-way), then the daemon.
+    const c = client(VmmService, transport(d, "connect", "unix"));
+    const { vms } = await c.listVms({}).catch(() => ({ vms: [] }));
+    for (const v of vms) await c.removeVm({ id: v.id, force: true }).catch(() => undefined);
+    await d.stop();
+    d.cleanup();
+  }
+});
+
+describe("user-mode guest", () => {
+  it("boots, serves through its host port, survives kill -9 of vmmd, stops gracefully, is removed cleanly", async () => {
+    d = await startDaemon({ tcp: false });
+    dir = d.dir;
+    const c = () => client(VmmService, transport(d!, "connect", "unix"));
+    const port = await freePort();
+    const { vm } = await c().createVm({
+      id: "user-1",
+      config: {
+        name: "user guest",
+        kernel: guestKernel(),
+        initrd: guestInitrd(),
+        cmdline: "console=ttyS0 quiet panic=-1 vmm.hostname=user-1",
+        ports: [{ protocol: Protocol.TCP, hostPort: port, vmPort: 8080 }],
+      },
+      start: true,
+    });
+    expect(vm!.status).toBe(VmStatus.RUNNING);
+    expect(vm!.instanceId).not.toBe("");
+    const pid = vm!.pid;
+    expect(pid).toBeGreaterThan(0);
+
+    const page = await waitFor(() => httpGet(`http://127.0.0.1:${port}/`), 90_000);
+    expect(page).toContain("user-1");
+    const info = await c().getInfo({ id: "user-1" });
+    expect(info.vm!.forwards.map((f) => f.listenPort)).toEqual([port]);
+    expect(info.vm!.events.map((e) => e.kind)).toEqual(expect.arrayContaining(["created", "starting", "started"]));
+
+    // kill -9 the daemon: the guest keeps running and is re-adopted.
+    await d.kill9();
+    expect(processRunning(pid)).toBe(true);
+    d = await startDaemon({ dir, tcp: false });
+    const again = await c().getInfo({ id: "user-1" });
+    expect(again.vm!.status).toBe(VmStatus.RUNNING);
+    expect(again.vm!.pid).toBe(pid);
+    expect(again.vm!.events.map((e) => e.kind)).toContain("adopted");
+    expect(await httpGet(`http://127.0.0.1:${port}/`)).toContain("user-1");
+
+    // Graceful stop: ACPI power-down through QMP; the guest powers off by itself.
+    const t0 = Date.now();
+    const stopped = await c().stopVm({ id: "user-1", timeoutSeconds: 60 });
+    expect(stopped.vm!.status).toBe(VmStatus.STOPPED);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    expect(processRunning(pid)).toBe(false);
+    const serial = (await import("node:fs")).readFileSync(join(d.stateDir, "vms", "user-1", "serial.log"), "utf8");
+    expect(serial).toContain("VMM-GUEST-POWEROFF");
+
+    await c().removeVm({ id: "user-1" });
+    expect(readdirSync(join(d.stateDir, "vms"))).toEqual([]);
+    await expect(c().getInfo({ id: "user-1" })).rejects.toThrow(/not found/);
+  }, 240_000);
+});
