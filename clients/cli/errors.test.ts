@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeName, describeError, UsageError } from "./errors.js";
+
+describe("codeName", () => {
+  it.each<[Code, string]>([
+    [Code.FailedPrecondition, "failed_precondition"],
+    [Code.NotFound, "not_found"],
+    [Code.InvalidArgument, "invalid_argument"],
+    [Code.Unauthenticated, "unauthenticated"],
+    [Code.DeadlineExceeded, "deadline_exceeded"],
+    [Code.ResourceExhausted, "resource_exhausted"],
+  ])("%d", (c, want) => expect(codeName(c)).toBe(want));
+});
+
+describe("describeError", () => {
+  it.each<[unknown, string, number]>([
+    [new UsageError('--port "x": bad'), 'vmm-cli: --port "x": bad\n', 2],
+    [new ConnectError('VM "a" not found', Code.NotFound), 'vmm-cli: not_found: VM "a" not found\n', 1],
+    [new ConnectError("connect ENOENT /s", Code.Unavailable), "vmm-cli: unavailable: connect ENOENT /s (daemon at unix:/x)\n", 1],
+    [Object.assign(new Error("boom"), { code: "EACCES" }), "vmm-cli: EACCES: boom\n", 1],
+    ["weird", "vmm-cli: weird\n", 1],
+  ])("%s", (e, text, exitCode) => {
+    expect(describeError(e, "unix:/x")).toEqual({ text, exitCode });
+  });
+});

@@ -1,0 +1,181 @@
+// Pure parsers for vmm-cli flag values. Each returns either a value or a
+// list of problems naming the flag and the offending value, so one run
+// reports every bad flag at once instead of stopping at the first.
+//
+// Why be strict here although the daemon validates too: a typo such as
+// `--port tcp:8080:80x` must not reach the daemon as a half-parsed request,
+// and the user should see which flag was wrong in their own terms (flag and
+// value), not the proto field path.
+import { isIPv4, isIPv6 } from "node:net";
+
+export type ProtocolName = "tcp" | "udp";
+
+export interface PortSpec {
+  protocol: ProtocolName;
+  /** "" means the daemon's default (127.0.0.1). */
+  hostAddress: string;
+  hostPort: number;
+  vmPort: number;
+}
+
+export const NIC_MODES = ["user", "passt", "bridge", "tap", "macvtap", "vmnet", "custom"] as const;
+export type NicModeName = (typeof NIC_MODES)[number];
+
+export interface NicSpec {
+  mode: NicModeName;
+  bridge: string;
+  macvtapParent: string;
+  networkId: string;
+  customNetdev: string;
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: string[] };
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = <T>(problems: string[]): Parsed<T> => ({ ok: false, problems });
+
+/** Quotes a user value for a message, cut to a readable length. */
+export function quote(v: string): string {
+  return JSON.stringify(v.length > 80 ? v.slice(0, 80) + "…" : v);
+}
+
+/** A decimal integer within [min, max]; no signs, exponents, hex or blanks. */
+export function parseUint(flag: string, v: string, min: number, max: number): Parsed<number> {
+  if (!/^[0-9]+$/.test(v)) return fail([`${flag} ${quote(v)}: must be an integer ${min}-${max}`]);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min || n > max) return fail([`${flag} ${quote(v)}: must be an integer ${min}-${max}`]);
+  return ok(n);
+}
+
+function port(flag: string, spec: string, what: string, v: string, problems: string[]): number {
+  if (!/^[0-9]+$/.test(v) || Number(v) < 1 || Number(v) > 65535) {
+    problems.push(`${flag} ${quote(spec)}: ${what} ${quote(v)} must be an integer 1-65535`);
+    return 0;
+  }
+  return Number(v);
+}
+
+/**
+ * `proto[:addr]:host:vm`, e.g. `tcp:8080:80`, `udp:127.0.0.1:5353:53`,
+ * `tcp:[::1]:8080:80` (IPv6 listen addresses in brackets).
+ */
+export function parsePort(spec: string, flag = "--port"): Parsed<PortSpec> {
+  const problems: string[] = [];
+  const m = /^([^:]*):(?:(\[[^\]]*\]|[^:]*):)?([^:]*):([^:]*)$/.exec(spec);
+  if (!m) return fail([`${flag} ${quote(spec)}: expected PROTO[:ADDR]:HOST_PORT:VM_PORT, e.g. tcp:8080:80 or udp:127.0.0.1:5353:53`]);
+  const [, proto, rawAddr, host, vm] = m as unknown as [string, string, string | undefined, string, string];
+  const protocol = proto.toLowerCase();
+  if (protocol !== "tcp" && protocol !== "udp") problems.push(`${flag} ${quote(spec)}: protocol ${quote(proto)} must be tcp or udp`);
+  let hostAddress = "";
+  if (rawAddr !== undefined) {
+    const addr = rawAddr.startsWith("[") ? rawAddr.slice(1, -1) : rawAddr;
+    if (rawAddr.startsWith("[") ? !isIPv6(addr) : !isIPv4(addr)) {
+      problems.push(`${flag} ${quote(spec)}: address ${quote(rawAddr)} must be an IPv4 address or a bracketed IPv6 address`);
+    }
+    hostAddress = addr;
+  }
+  const hostPort = port(flag, spec, "host port", host, problems);
+  const vmPort = port(flag, spec, "VM port", vm, problems);
+  if (problems.length > 0) return fail(problems);
+  return ok({ protocol: protocol as ProtocolName, hostAddress, hostPort, vmPort });
+}
+
+const NET_KEYS: Record<string, keyof Omit<NicSpec, "mode">> = {
+  bridge: "bridge",
+  parent: "macvtapParent",
+  network: "networkId",
+  netdev: "customNetdev",
+};
+
+/**
+ * `MODE[,bridge=BR][,parent=DEV][,network=ID][,netdev=...]`. `netdev=` takes
+ * the rest of the value verbatim (a QEMU -netdev value contains commas), so
+ * it must come last.
+ */
+export function parseNet(spec: string, flag = "--net"): Parsed<NicSpec> {
+  const problems: string[] = [];
+  let rest = spec;
+  let netdev: string | undefined;
+  const nd = /(^|,)netdev=/.exec(spec);
+  if (nd) {
+    netdev = spec.slice(nd.index + nd[0].length);
+    rest = spec.slice(0, nd.index);
+  }
+  const parts = rest.split(",");
+  const modeText = parts.shift()!;
+  const mode = modeText.toLowerCase();
+  if (!(NIC_MODES as readonly string[]).includes(mode)) {
+    problems.push(`${flag} ${quote(spec)}: mode ${quote(modeText)} must be one of ${NIC_MODES.join(", ")}`);
+  }
+  const nic: NicSpec = { mode: mode as NicModeName, bridge: "", macvtapParent: "", networkId: "", customNetdev: netdev ?? "" };
+  const seen = new Set<string>(netdev !== undefined ? ["netdev"] : []);
+  for (const part of parts) {
+    const eq = part.indexOf("=");
+    const key = eq < 0 ? part : part.slice(0, eq);
+    const field = NET_KEYS[key];
+    if (eq < 0 || field === undefined) {
+      problems.push(`${flag} ${quote(spec)}: ${quote(part)} is not KEY=VALUE with KEY one of ${Object.keys(NET_KEYS).join(", ")}`);
+      continue;
+    }
+    if (seen.has(key)) problems.push(`${flag} ${quote(spec)}: ${key}= given twice`);
+    seen.add(key);
+    const value = part.slice(eq + 1);
+    if (value === "") problems.push(`${flag} ${quote(spec)}: ${key}= needs a value`);
+    nic[field] = value;
+  }
+  if (netdev === "") problems.push(`${flag} ${quote(spec)}: netdev= needs a value`);
+  // Options that the mode ignores are almost certainly a mistake.
+  const allowed: Record<NicModeName, string[]> = {
+    user: [],
+    passt: [],
+    bridge: ["bridge"],
+    tap: ["bridge"],
+    macvtap: ["parent"],
+    vmnet: ["network"],
+    custom: ["netdev"],
+  };
+  if (problems.length === 0) {
+    for (const key of seen) {
+      if (!allowed[nic.mode].includes(key)) problems.push(`${flag} ${quote(spec)}: ${key}= does not apply to mode ${nic.mode}`);
+    }
+    if (nic.mode === "vmnet" && nic.networkId === "") problems.push(`${flag} ${quote(spec)}: mode vmnet needs network=ID`);
+    if (nic.mode === "custom" && nic.customNetdev === "") problems.push(`${flag} ${quote(spec)}: mode custom needs netdev=VALUE (last)`);
+  }
+  if (problems.length > 0) return fail(problems);
+  return ok(nic);
+}
+
+/** `MAC=IP` for `network create --reserve`. */
+export function parseReservation(spec: string, flag = "--reserve"): Parsed<{ mac: string; ipv4: string }> {
+  const eq = spec.indexOf("=");
+  if (eq < 0) return fail([`${flag} ${quote(spec)}: expected MAC=IPV4, e.g. 52:54:00:12:34:56=192.168.128.10`]);
+  const mac = spec.slice(0, eq);
+  const ipv4 = spec.slice(eq + 1);
+  const problems: string[] = [];
+  if (!/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/.test(mac)) problems.push(`${flag} ${quote(spec)}: ${quote(mac)} is not a MAC address (xx:xx:xx:xx:xx:xx)`);
+  if (!isIPv4(ipv4)) problems.push(`${flag} ${quote(spec)}: ${quote(ipv4)} is not an IPv4 address`);
+  return problems.length > 0 ? fail(problems) : ok({ mac: mac.toLowerCase(), ipv4 });
+}
+
+const TRUE = new Set(["true", "on", "yes", "1"]);
+const FALSE = new Set(["false", "off", "no", "0"]);
+
+/** true|false (also on/off, yes/no, 1/0). */
+export function parseBool(flag: string, v: string): Parsed<boolean> {
+  const l = v.toLowerCase();
+  if (TRUE.has(l)) return ok(true);
+  if (FALSE.has(l)) return ok(false);
+  return fail([`${flag} ${quote(v)}: must be true or false (or on/off)`]);
+}
+
+/** Parses every value with `f`, joining all problems. */
+export function parseAll<T>(values: readonly string[], f: (v: string) => Parsed<T>): Parsed<T[]> {
+  const out: T[] = [];
+  const problems: string[] = [];
+  for (const v of values) {
+    const r = f(v);
+    if (r.ok) out.push(r.value);
+    else problems.push(...r.problems);
+  }
+  return problems.length > 0 ? fail(problems) : ok(out);
+}
