@@ -48,9 +48,19 @@ export type NicSpec =
    * A TAP (tap, vmnet) or /dev/tapN (macvtap) fd opened by the daemon. `fd`
    * is the number QEMU sees (FIRST_INHERITED_FD + position in the extra fds
    * passed by process.ts), not the daemon's own fd number. For macvtap the
-   * MAC must equal the macvtap interface's MAC.
+   * MAC must equal the macvtap interface's MAC. There is no vnet_hdr=
+   * in the argv: QEMU 7.2 refuses `vnet_hdr=` together with `fd=` ("... are invalid
+   * with fd=") and reads IFF_VNET_HDR from the fd itself (TUNGETIFF).
    */
-  | (NicBase & { mode: "tap" | "macvtap" | "vmnet"; fd: number; vnetHdr?: boolean })
+  | (NicBase & {
+      mode: "tap" | "macvtap" | "vmnet";
+      fd: number;
+      /**
+       * How the fd was opened (IFF_VNET_HDR). Informational only: never put
+       * in the argv (see above); QEMU finds out from the fd.
+       */
+      vnetHdr?: boolean;
+    })
   /**
    * A verbatim `-netdev` value (`TYPE,key=value,...`) from the operator; we
    * add `,id=netN`, so it must not carry an id.
@@ -224,10 +234,8 @@ function netdevValue(nic: NicSpec, id: string): string {
     case "macvtap":
     case "vmnet":
       // vhost=off: no vhost-net under TCG, and it needs /dev/vhost-net.
-      // vnet_hdr must match how the fd was opened (IFF_VNET_HDR); unset lets QEMU probe.
-      return (
-        `tap,id=${id},fd=${nic.fd},vhost=off` + (nic.vnetHdr === undefined ? "" : `,vnet_hdr=${nic.vnetHdr ? "on" : "off"}`)
-      );
+      // No vnet_hdr=: invalid with fd= in QEMU 7.2; QEMU probes the fd's IFF_VNET_HDR.
+      return `tap,id=${id},fd=${nic.fd},vhost=off`;
     case "custom":
       return `${nic.netdev},id=${id}`;
   }
