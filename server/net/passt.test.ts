@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "../errors.js";
-import { buildPasstArgv, passtPortSpec, type PasstOptions, type PasstPortSpec } from "./passt.js";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { Cleanup, startProcess, workDir } from "../../test/guest/harness.js";
+import { useNetnsSysfs } from "../../test/guest/netns.js";
+import { waitUntil } from "../vm/process.js";
+import { buildPasstArgv, passtPortSpec, preparePasstRuntimeDir, type PasstOptions, type PasstPortSpec } from "./passt.js";
 
 const base: PasstOptions = { socketPath: "/run/vm-1/passt/passt.sock", ports: [] };
 
@@ -112,5 +117,43 @@ describe("buildPasstArgv", () => {
     },
   ] as { name: string; o: PasstOptions; field: string }[])("refuses $name", ({ o, field }) => {
     expect(fieldsOf(o)).toContain(field);
+  });
+});
+
+describe("real passt with 1,000 forwards (private namespace)", () => {
+  it("binds every port and its socket", async () => {
+    useNetnsSysfs();
+    const cleanup = new Cleanup();
+    try {
+      const dir = workDir("passt1000");
+      const socketPath = join(dir, "passt", "passt.sock");
+      preparePasstRuntimeDir(socketPath);
+      expect(statSync(join(dir, "passt")).mode & 0o777).toBe(0o700);
+      const ports: PasstPortSpec[] = [];
+      for (let i = 0; i < 1000; i++) ports.push({ protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 30000 + i, guestPort: 1000 + i });
+      const argv = buildPasstArgv({
+        socketPath,
+        ports,
+        logFile: join(dir, "passt.log"),
+        // a namespace without a default route: passt needs its identity spelled out
+        interface: "lo",
+        address: "10.0.2.15",
+        prefixLength: 24,
+        gateway: "10.0.2.2",
+        macAddr: "02:00:00:00:00:01",
+      });
+      const out = join(dir, "passt.out");
+      await startProcess(cleanup, "passt", ["passt", ...argv], out);
+      const listening = () =>
+        readFileSync("/proc/net/tcp", "utf8")
+          .split("\n")
+          .filter((l) => / 0100007F:([0-9A-F]{4}) 00000000:0000 0A /.test(l))
+          .map((l) => parseInt(/ 0100007F:([0-9A-F]{4}) /.exec(l)![1]!, 16))
+          .filter((p) => p >= 30000 && p < 31000).length;
+      const ok = await waitUntil(() => existsSync(socketPath) && listening() === 1000, 10_000);
+      expect(ok, `passt: socket ${existsSync(socketPath)}, ${listening()} ports; ${existsSync(out) ? readFileSync(out, "utf8") : ""}`).toBe(true);
+    } finally {
+      await cleanup.run();
+    }
   });
 });
