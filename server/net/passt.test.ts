@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "../errors.js";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Cleanup, startProcess, workDir } from "../../test/guest/harness.js";
 import { useNetnsSysfs } from "../../test/guest/netns.js";
@@ -126,6 +126,7 @@ describe("real passt with 1,000 forwards (private namespace)", () => {
     const cleanup = new Cleanup();
     try {
       const dir = workDir("passt1000");
+      cleanup.push(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
       const socketPath = join(dir, "passt", "passt.sock");
       preparePasstRuntimeDir(socketPath);
       expect(statSync(join(dir, "passt")).mode & 0o777).toBe(0o700);

@@ -9,7 +9,7 @@
 // with -m 256, and each ends with a graceful ACPI shutdown over QMP that must
 // end QEMU within 10 s.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { deriveMac } from "../../server/net/mac.js";
 import { buildPasstArgv, preparePasstRuntimeDir } from "../../server/net/passt.js";
@@ -70,6 +70,10 @@ describe("guest boot (QEMU TCG, private namespace)", () => {
     guestKernel();
     guestInitrd();
     dir = workDir("e2e-boot");
+  });
+  // Serial/QEMU/dnsmasq logs stay for a look with VMM_KEEP_TEST_DIR=1.
+  afterAll(() => {
+    if (dir && process.env.VMM_KEEP_TEST_DIR !== "1") rmSync(dir, { recursive: true, force: true });
   });
 
   it("user mode: static address, hostfwd on 127.0.0.1", async () => {
