@@ -20,6 +20,16 @@ describe("describeError", () => {
     [new ConnectError("connect ENOENT /s", Code.Unavailable), "vmm-cli: unavailable: connect ENOENT /s (daemon at unix:/x)\n", 1],
     [Object.assign(new Error("boom"), { code: "EACCES" }), "vmm-cli: EACCES: boom\n", 1],
     ["weird", "vmm-cli: weird\n", 1],
+    [
+      new ConnectError("connect ENOENT /x", Code.Internal, undefined, undefined, Object.assign(new Error("connect ENOENT /x"), { code: "ENOENT" })),
+      "vmm-cli: unavailable: connect ENOENT /x (is vmmd running?)\n",
+      1,
+    ],
+    [
+      new ConnectError("connect EACCES /x", Code.Internal, undefined, undefined, Object.assign(new Error("connect EACCES /x"), { code: "EACCES" })),
+      "vmm-cli: permission_denied: connect EACCES /x\n",
+      1,
+    ],
   ])("%s", (e, text, exitCode) => {
     expect(describeError(e, "unix:/x")).toEqual({ text, exitCode });
   });

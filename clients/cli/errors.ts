@@ -17,14 +17,36 @@ export function codeName(c: Code): string {
   return n.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 
+/** errno codes anywhere in an error's `cause` chain. */
+function errnoCodes(e: unknown): string[] {
+  const out: string[] = [];
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    const code = (c as NodeJS.ErrnoException).code;
+    if (typeof code === "string") out.push(code);
+  }
+  return out;
+}
+
+// connect-node reports a failed connect() to a unix socket as `internal`
+// (it maps only ECONNREFUSED and DNS failures to `unavailable`). For a CLI
+// the truth is "the daemon cannot be reached" or "you may not open its
+// socket", so those client-side errnos get the codes a user can act on.
+const UNREACHABLE = new Set(["ENOENT", "ECONNREFUSED", "ENOTSOCK", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"]);
+const FORBIDDEN = new Set(["EACCES", "EPERM"]);
+
 /** The stderr text and exit code for anything thrown by a command. Never a stack trace. */
 export function describeError(e: unknown, endpoint?: string): { text: string; exitCode: number } {
   if (e instanceof UsageError) return { text: `vmm-cli: ${e.message}\n`, exitCode: 2 };
   if (e instanceof ConnectError) {
     let msg = e.rawMessage;
-    if (e.code === Code.Unavailable && endpoint !== undefined && !msg.includes(endpoint)) msg += ` (daemon at ${endpoint})`;
+    let code = e.code;
+    const errnos = errnoCodes(e.cause);
+    if (code === Code.Internal && errnos.some((c) => UNREACHABLE.has(c))) code = Code.Unavailable;
+    if (code === Code.Internal && errnos.some((c) => FORBIDDEN.has(c))) code = Code.PermissionDenied;
+    if (code === Code.Unavailable && errnos.length > 0) msg += " (is vmmd running?)";
+    if (code === Code.Unavailable && endpoint !== undefined && !msg.includes(endpoint.replace(/^unix:/, ""))) msg += ` (daemon at ${endpoint})`;
     if (e.code === Code.Unauthenticated && endpoint !== undefined) msg += " (pass --token, --token-file or VMM_TOKEN)";
-    return { text: `vmm-cli: ${codeName(e.code)}: ${msg}\n`, exitCode: 1 };
+    return { text: `vmm-cli: ${codeName(code)}: ${msg}\n`, exitCode: 1 };
   }
   const err = e as NodeJS.ErrnoException;
   const msg = err instanceof Error ? err.message : String(e);
