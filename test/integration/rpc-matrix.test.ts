@@ -1,0 +1,206 @@
+// Every RPC of VmmService and NetworkService, through the TypeScript client,
+// over every protocol and transport the daemon serves: Connect and gRPC-Web
+// over HTTP/1.1 and HTTP/2, gRPC over HTTP/2; TCP and the unix socket. One
+// daemon for the whole file; each combination works on its own records.
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { client, startDaemon, transport, type DaemonHandle, type Protocol, type Via } from "../helpers/daemon.js";
+import { LeaseAction, NetworkingMode, Protocol as PortProtocol, VmStatus, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
+
+const ADMIN = "admin-token-matrix-0123456789";
+
+let d: DaemonHandle;
+beforeAll(async () => {
+  d = await startDaemon({
+    toml: [
+      "[auth]",
+      `tokens = ["${ADMIN}"]`,
+      "[networking]",
+      'bridge = "br-matrix"',
+      'bridge_subnets = { "br-matrix" = "10.88.0.0/16" }',
+      // Ports of bridge-mode VMs are forwarded by the daemon; the records
+      // here never run, so nothing binds.
+      "forward_service_enabled = true",
+    ].join("\n"),
+  });
+});
+afterAll(async () => {
+  await d?.stop();
+  d?.cleanup();
+});
+
+async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    const ce = ConnectError.from(e);
+    return { code: ce.code, message: ce.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+interface Combo {
+  name: string;
+  protocol: Protocol;
+  via: Via;
+  http2: boolean;
+}
+
+const COMBOS: Combo[] = [];
+for (const via of ["tcp", "unix"] as const) {
+  for (const protocol of ["connect", "grpcweb"] as const) {
+    COMBOS.push({ name: `${protocol}/${via}/http1.1`, protocol, via, http2: false });
+    COMBOS.push({ name: `${protocol}/${via}/http2`, protocol, via, http2: true });
+  }
+  COMBOS.push({ name: `grpc/${via}/http2`, protocol: "grpc", via, http2: true });
+}
+
+/** Opens WatchEvents and resolves with the first event matching `want`. */
+function watchFor(vms: Client<typeof VmmService>, signal: AbortSignal, want: (vmId: string, kind: string) => boolean) {
+  return (async () => {
+    for await (const r of vms.watchEvents({}, { signal })) {
+      if (want(r.vmId, r.event?.kind ?? "")) return r;
+    }
+    throw new Error("WatchEvents ended without the expected event");
+  })();
+}
+
+describe.each(COMBOS.map((c, i) => ({ ...c, i })))("every RPC over $name", ({ protocol, via, http2, i }) => {
+  const t = () => transport(d, protocol, via, { token: ADMIN, http2 });
+  const tag = `${protocol === "grpcweb" ? "gw" : protocol === "grpc" ? "g" : "c"}-${via}-${http2 ? "h2" : "h1"}`;
+  const vmId = `mx-${tag}`;
+  const hostPort = 40000 + i * 10;
+
+  it("VmmService", async () => {
+    const vms = client(VmmService, t());
+
+    const meta = await vms.getMeta({});
+    expect(meta.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(meta.authRequired).toBe(true);
+    expect(meta.forwardServiceEnabled).toBe(true);
+
+    const created = await vms.createVm({
+      id: vmId,
+      config: { name: `matrix ${tag}`, nics: [{ mode: NetworkingMode.BRIDGE }], ports: [{ protocol: PortProtocol.TCP, hostPort, vmPort: 22 }] },
+    });
+    expect(created.vm).toMatchObject({ id: vmId, name: `matrix ${tag}`, status: VmStatus.STOPPED });
+    expect(created.vm!.nics[0]).toMatchObject({ mode: NetworkingMode.BRIDGE, bridge: "br-matrix" });
+
+    const updated = await vms.updateVm({
+      id: vmId,
+      name: `matrix ${tag} renamed`,
+      updatePorts: true,
+      ports: [
+        { protocol: PortProtocol.TCP, hostPort, vmPort: 2222 },
+        { protocol: PortProtocol.UDP, hostPort: hostPort + 1, vmPort: 53 },
+      ],
+    });
+    expect(updated.vm!.name).toBe(`matrix ${tag} renamed`);
+    expect(updated.vm!.config!.ports.map((p) => [p.protocol, p.hostPort, p.vmPort])).toEqual([
+      [PortProtocol.TCP, hostPort, 2222],
+      [PortProtocol.UDP, hostPort + 1, 53],
+    ]);
+
+    const list = await vms.listVms({ ids: [vmId] });
+    expect(list.totalSize).toBe(1);
+    expect(list.vms.map((v) => v.id)).toEqual([vmId]);
+    const brief = await vms.listVms({ keyword: tag, brief: true });
+    expect(brief.vms.map((v) => v.id)).toEqual([vmId]);
+    expect(brief.vms[0]!.config).toBeUndefined();
+
+    const info = await vms.getInfo({ id: vmId });
+    expect(info.vm!.name).toBe(`matrix ${tag} renamed`);
+    expect(info.vm!.events.map((e) => e.kind)).toEqual(["created", "updated"]);
+    const mac = info.vm!.nics[0]!.mac;
+    expect(mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+
+    // No kernel configured: the VM cannot start; it is not running, so it
+    // cannot stop. (Booting is tested in test/e2e.)
+    const start = await codeOf(vms.startVm({ id: vmId }));
+    expect(start.code, start.message).toBe(Code.FailedPrecondition);
+    expect(start.message).toMatch(/kernel/);
+    const stop = await codeOf(vms.stopVm({ id: vmId }));
+    expect(stop.code, stop.message).toBe(Code.FailedPrecondition);
+    expect((await vms.getInfo({ id: vmId })).vm!.status).toBe(VmStatus.STOPPED);
+
+    const ip = `10.88.${i}.10`;
+    const lease = await vms.reportDhcpLease({ action: LeaseAction.ADD, mac, ip, hostname: `h-${tag}` });
+    expect(lease.vmId).toBe(vmId);
+    expect(lease.nicIndex).toBe(0);
+    expect(lease.forwards).toEqual([]); // not running: nothing forwarded yet
+    expect((await vms.getInfo({ id: vmId })).vm!.nics[0]!.lease).toMatchObject({ ip, hostname: `h-${tag}` });
+
+    // WatchEvents: subscribe, create a VM, see its "created" event, abort.
+    // The daemon sends response headers with the first event, so there is
+    // no "subscribed" signal: create VMs until one is seen.
+    const ac = new AbortController();
+    const watched: string[] = [];
+    const seen = watchFor(vms, ac.signal, (id, kind) => kind === "created" && watched.includes(id));
+    seen.catch(() => undefined);
+    try {
+      let got: Awaited<typeof seen> | undefined;
+      for (let n = 0; n < 10 && got === undefined; n++) {
+        const wid = `mx-w${n}-${tag}`;
+        watched.push(wid);
+        await vms.createVm({ id: wid, config: { name: wid } });
+        got = await Promise.race([seen, new Promise<undefined>((r) => setTimeout(() => r(undefined), 500))]);
+      }
+      expect(got, "no created event on WatchEvents").toBeDefined();
+      expect(watched).toContain(got!.vmId);
+      expect(got!.event!.message).toContain(got!.vmId);
+    } finally {
+      ac.abort();
+      for (const w of watched) await vms.removeVm({ id: w });
+    }
+
+    await vms.removeVm({ id: vmId });
+    expect((await codeOf(vms.getInfo({ id: vmId }))).code).toBe(Code.NotFound);
+    expect((await codeOf(vms.removeVm({ id: vmId }))).code).toBe(Code.NotFound);
+    expect((await vms.listVms({ ids: [vmId] })).totalSize).toBe(0);
+  });
+
+  it("NetworkService", async () => {
+    const nets = client(NetworkService, t());
+    const { network } = await nets.createNetwork({
+      name: `net ${tag}`,
+      config: { mode: NetworkMode.HOST },
+    });
+    expect(network!.id).toMatch(/^net-/);
+    expect(network!.name).toBe(`net ${tag}`);
+    expect(network!.config!.mode).toBe(NetworkMode.HOST);
+    expect(network!.config!.ipv4Subnet).toMatch(/^\d+\.\d+\.\d+\.0\/24$/);
+    expect(network!.serialization).toMatch(/^vmmnet1\./);
+    const id = network!.id;
+
+    const got = await nets.getNetwork({ id });
+    expect(got.network).toMatchObject({ id, name: `net ${tag}`, ipv4Gateway: network!.ipv4Gateway, serialization: network!.serialization });
+
+    // Page through everything; ours is in there exactly once.
+    const ids: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await nets.listNetworks({ pageSize: 1, pageToken });
+      expect(page.networks.length).toBeLessThanOrEqual(1);
+      ids.push(...page.networks.map((n) => n.id));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    expect(ids.filter((x) => x === id)).toHaveLength(1);
+
+    const acq = await nets.acquireNetwork({ serialization: network!.serialization, holderDescription: `holder ${tag}` });
+    expect(acq.network!.id).toBe(id);
+    expect(acq.holderId).not.toBe("");
+    expect((await nets.getNetwork({ id })).network!.holderIds).toEqual([acq.holderId]);
+
+    // A holder blocks deletion unless forced.
+    expect((await codeOf(nets.deleteNetwork({ id }))).code).toBe(Code.FailedPrecondition);
+
+    await nets.releaseNetwork({ networkId: id, holderId: acq.holderId });
+    expect((await nets.getNetwork({ id })).network!.holderIds).toEqual([]);
+    expect((await codeOf(nets.releaseNetwork({ networkId: id, holderId: acq.holderId }))).code).toBe(Code.NotFound);
+
+    await nets.deleteNetwork({ id });
+    expect((await codeOf(nets.getNetwork({ id }))).code).toBe(Code.NotFound);
+    expect((await codeOf(nets.acquireNetwork({ serialization: network!.serialization }))).code).toBe(Code.NotFound);
+  });
+});
