@@ -4,6 +4,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Config } from "./config/types.js";
 import { mkdirDurable } from "./store/atomic.js";
+import { chmodSync } from "node:fs";
 import { VmStore } from "./vm/store.js";
 import { VmManager, type VmRunner } from "./vm/manager.js";
 import { QemuRunner } from "./vm/supervisor.js";
@@ -47,7 +48,10 @@ function nativeAvailable(): boolean {
 }
 
 export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promise<Daemon> {
-  mkdirDurable(cfg.stateDir);
+  // 0711: other users may traverse (passt runs as nobody and must reach its
+  // socket directory under a VM's directory) but not list; files are 0600.
+  mkdirDurable(cfg.stateDir, 0o711);
+  chmodSync(cfg.stateDir, 0o711);
   const caps = await probeCapabilities(cfg, nativeAvailable());
   const forwards = new ForwardService({
     relay: cfg.forward.relay,

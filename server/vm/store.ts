@@ -7,7 +7,7 @@
 // Records are created by renaming a fully written temp directory into place
 // and removed by renaming to trash first (store/atomic.ts), so a kill -9 at
 // any instant leaves each VM either fully present or fully absent.
-import { appendFileSync, existsSync, mkdirSync, openSync, closeSync, fsyncSync, readdirSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, openSync, closeSync, fsyncSync, readdirSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { fsyncDir, mkdirDurable, readJson, removeDirDurable, sweepTrash, TMP_PREFIX, writeJsonAtomic } from "../store/atomic.js";
 import { VmmError } from "../errors.js";
@@ -20,7 +20,9 @@ export class VmStore {
 
   constructor(stateDir: string) {
     this.root = join(stateDir, "vms");
-    mkdirDurable(this.root);
+    // Traversable, not listable: passt (as nobody) reaches <vm>/passt/.
+    mkdirDurable(this.root, 0o711);
+    chmodSync(this.root, 0o711);
     sweepTrash(this.root);
   }
 
@@ -37,7 +39,8 @@ export class VmStore {
     const final = this.dir(rec.id);
     if (existsSync(final)) throw new VmmError("exists", `VM "${rec.id}" already exists`);
     const tmp = join(this.root, `${TMP_PREFIX}${rec.id}`);
-    mkdirSync(tmp, { mode: 0o700 });
+    mkdirSync(tmp, { mode: 0o711 });
+    chmodSync(tmp, 0o711); // mkdir's mode is filtered by the umask
     writeJsonAtomic(join(tmp, "vm.json"), rec);
     writeJsonAtomic(join(tmp, "runtime.json"), runtime);
     writeJsonAtomic(join(tmp, "leases.json"), []);

@@ -6,7 +6,7 @@
 // (LIFO, also when a start fails half-way).
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Config } from "../config/types.js";
 import { precondition, VmmError } from "../errors.js";
 import { addToBridge, createMacvtap, deleteLink, linkExists, setLinkUp } from "../net/iproute.js";
@@ -221,6 +221,12 @@ export class QemuRunner implements VmRunner {
 
   private async startPasst(id: string, ports: PortSpec[]): Promise<ProcessRef> {
     const f = this.files(id);
+    // passt drops to nobody before it binds its socket: every ancestor of
+    // its directory must be traversable by others, or it fails silently.
+    for (let dir = dirname(f.passtSock); dir !== "/"; dir = dirname(dir)) {
+      if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0 && dir !== dirname(f.passtSock))
+        throw precondition(`passt runs as nobody and cannot reach ${dirname(f.passtSock)}: ${dir} is not traversable by others (chmod o+x ${dir})`);
+    }
     const passtDir = preparePasstRuntimeDir(f.passtSock);
     rmSync(f.passtSock, { force: true });
     const argv = buildPasstArgv({
@@ -229,6 +235,9 @@ export class QemuRunner implements VmRunner {
       ports: ports.map((p) => ({ protocol: p.protocol, hostAddress: p.hostAddress, hostPort: p.hostPort, guestPort: p.vmPort })),
       ...(this.o.passtHost ?? {}),
     });
+    // No --log-file: passt opens it after dropping capabilities but before
+    // becoming nobody, so no directory suits it; its stderr (foreground)
+    // goes to passt.log instead.
     const ref = await spawnDetached({ argv: [this.o.cfg.networking.passtBinary, ...argv], logFile: f.passtLog, cwd: passtDir });
     const up = await waitUntil(() => existsSync(f.passtSock) || !existsSync(`/proc/${ref.pid}`), 10_000);
     if (!up || !existsSync(f.passtSock)) {

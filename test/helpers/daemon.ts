@@ -2,7 +2,7 @@
 // scripts/test.sh) on a private state directory, waits for its ready line,
 // and kills it (by PID) on stop. Also builds clients for every protocol.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -43,6 +43,9 @@ export interface StartOptions {
 export async function startDaemon(opts: StartOptions = {}): Promise<DaemonHandle> {
   if (!existsSync(VMMD)) throw new Error(`${VMMD} missing: run \`npm run build\` (scripts/test.sh does)`);
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "vmmd-test-"));
+  // Traversable by others, as a real state directory's parent is: passt
+  // runs as nobody and must reach its socket below the state directory.
+  chmodSync(dir, 0o711);
   const stateDir = join(dir, "state");
   const socket = join(dir, "vmmd.sock");
   let toml = opts.toml ?? "";

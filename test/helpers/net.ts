@@ -1,7 +1,7 @@
 // Small network helpers for tests: loopback-only HTTP GET, free ports, waits.
 import { request } from "node:http";
 import { createServer } from "node:net";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** GET a URL (loopback or an in-namespace address) with a short timeout; resolves the body. */
 export function httpGet(url: string, timeoutMs = 3000): Promise<string> {
@@ -55,4 +55,18 @@ export function processRunning(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** PIDs of running processes whose command line contains `needle`. */
+export function processesMatching(needle: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(needle) && processRunning(Number(name))) out.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }

@@ -1,0 +1,95 @@
+// Test LANs inside the private namespace: bridges, veth pairs, peer
+// namespaces and a dnsmasq DHCP server, each registered on a cleanup stack
+// that runs in reverse order (also when the test fails).
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export function sh(argv: string[]): string {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 15_000 });
+  if (r.status !== 0) throw new Error(`${argv.join(" ")} failed (${r.status}): ${r.stderr || r.error?.message}`);
+  return r.stdout;
+}
+
+export class Lan {
+  private readonly undo: (() => void)[] = [];
+  readonly dir = mkdtempSync(join(tmpdir(), "vmm-lan-"));
+
+  constructor() {
+    this.undo.push(() => rmSync(this.dir, { recursive: true, force: true }));
+  }
+
+  bridge(name: string, cidr: string): void {
+    sh(["ip", "link", "add", name, "type", "bridge"]);
+    this.undo.push(() => spawnSync("ip", ["link", "del", name]));
+    sh(["ip", "addr", "add", cidr, "dev", name]);
+    sh(["ip", "link", "set", name, "up"]);
+  }
+
+  /** A named namespace (for macvtap peers); `ip netns exec NAME ...` reaches into it. */
+  netns(name: string): void {
+    sh(["ip", "netns", "add", name]);
+    this.undo.push(() => spawnSync("ip", ["netns", "del", name]));
+    sh(["ip", "-n", name, "link", "set", "lo", "up"]);
+  }
+
+  /** veth pair a<->b; `bNetns` moves b into that namespace. */
+  veth(a: string, b: string, bNetns?: string): void {
+    sh(["ip", "link", "add", a, "type", "veth", "peer", "name", b]);
+    this.undo.push(() => spawnSync("ip", ["link", "del", a]));
+    if (bNetns) sh(["ip", "link", "set", b, "netns", bNetns]);
+    sh(["ip", "link", "set", a, "up"]);
+  }
+
+  /**
+   * dnsmasq serving DHCP only (`--port=0`) on `iface`, optionally inside
+   * `netns`, with its own pid/lease/log files (never /dev/null).
+   */
+  dnsmasq(o: { iface: string; range: [string, string]; netns?: string; hook?: string; extra?: string[]; env?: Record<string, string> }): { leases: string; log: string; proc: ChildProcess } {
+    const conf = join(this.dir, `dnsmasq-${o.iface}.conf`);
+    writeFileSync(conf, "");
+    const leases = join(this.dir, `dnsmasq-${o.iface}.leases`);
+    const log = join(this.dir, `dnsmasq-${o.iface}.log`);
+    const args = [
+      "--keep-in-foreground", `--conf-file=${conf}`, `--interface=${o.iface}`, "--bind-interfaces", "--except-interface=lo",
+      `--dhcp-range=${o.range[0]},${o.range[1]},12h`, "--dhcp-authoritative", "--no-resolv", "--no-hosts", "--port=0",
+      `--dhcp-leasefile=${leases}`, `--pid-file=${join(this.dir, `dnsmasq-${o.iface}.pid`)}`, "--log-dhcp", `--log-facility=${log}`, "--no-ping",
+      ...(o.hook ? [`--dhcp-script=${o.hook}`] : []),
+      ...(o.extra ?? []),
+    ];
+    const argv = o.netns ? ["ip", "netns", "exec", o.netns, "dnsmasq", ...args] : ["dnsmasq", ...args];
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...o.env } });
+    let err = "";
+    proc.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+    this.undo.push(() => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    });
+    proc.once("exit", (code) => {
+      if (code !== 0 && code !== null) process.stderr.write(`dnsmasq on ${o.iface} exited ${code}: ${err}\n`);
+    });
+    return { leases, log, proc };
+  }
+
+  /** Lease line of `mac` in a dnsmasq lease file, or undefined. */
+  static leaseOf(leaseFile: string, mac: string): string | undefined {
+    try {
+      const line = readFileSync(leaseFile, "utf8").split("\n").find((l) => l.split(" ")[1] === mac);
+      return line?.split(" ")[2];
+    } catch {
+      return undefined;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const u of this.undo.reverse()) {
+      try {
+        u();
+      } catch {
+        // keep cleaning
+      }
+    }
+    // Give dnsmasq a moment to exit before its files vanish.
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
