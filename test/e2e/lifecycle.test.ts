@@ -9,6 +9,7 @@ import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
 import { httpGet, freePort, processRunning, waitFor } from "../helpers/net.js";
 import { Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { QmpClient } from "../../server/vm/qmp.js";
 
 let d: DaemonHandle | undefined;
 let dir = "";
@@ -77,5 +78,58 @@ describe("user-mode guest", () => {
     await c().removeVm({ id: "user-1" });
     expect(readdirSync(join(d.stateDir, "vms"))).toEqual([]);
     await expect(c().getInfo({ id: "user-1" })).rejects.toThrow(/not found/);
+  }, 240_000);
+});
+
+describe("a guest that exits on its own", () => {
+  it("is reported exited with an event; with auto_restart it comes back as a new instance", async () => {
+    const own = await startDaemon({ tcp: false });
+    try {
+      const c = client(VmmService, transport(own, "connect", "unix"));
+      const base = { kernel: guestKernel(), initrd: guestInitrd(), cmdline: "console=ttyS0 quiet panic=-1" };
+      await c.createVm({ id: "exits", config: { name: "exits", ...base }, start: true });
+      await c.createVm({ id: "restarts", config: { name: "restarts", autoRestart: true, ...base }, start: true });
+      const first = (await c.getInfo({ id: "restarts" })).vm!;
+      // Press the power button behind the daemon's back (as a guest-side
+      // `poweroff` would): QEMU exits without the daemon asking for it.
+      for (const id of ["exits", "restarts"]) {
+        const pid = (await c.getInfo({ id })).vm!.pid;
+        // The guest's power-button watcher starts late in its /init: press
+        // until QEMU is gone (each press on a fresh QMP connection).
+        await waitFor(async () => {
+          if (!processRunning(pid)) return;
+          const qmp = await QmpClient.connect(join(own.stateDir, "vms", id, "qmp.sock"), { timeoutMs: 5_000 });
+          try {
+            await qmp.systemPowerdown();
+          } finally {
+            qmp.close();
+          }
+          await waitFor(async () => {
+            if (processRunning(pid)) throw new Error(`QEMU ${pid} still running`);
+          }, 3_000, 100);
+        }, 60_000, 500);
+      }
+      const exited = await waitFor(async () => {
+        const v = (await c.getInfo({ id: "exits" })).vm!;
+        if (v.status !== VmStatus.EXITED) throw new Error(`status ${VmStatus[v.status]}`);
+        return v;
+      }, 30_000);
+      expect(exited.pid).toBe(0);
+      expect(exited.events.map((e) => e.kind)).toContain("exited");
+      const back = await waitFor(async () => {
+        const v = (await c.getInfo({ id: "restarts" })).vm!;
+        if (v.status !== VmStatus.RUNNING || v.instanceId === first.instanceId) throw new Error("not restarted yet");
+        return v;
+      }, 60_000);
+      expect(back.pid).not.toBe(first.pid);
+      expect(back.events.map((e) => e.kind)).toEqual(expect.arrayContaining(["exited", "auto_restart", "started"]));
+      // A VM that exited can be started again.
+      const again = await c.startVm({ id: "exits" });
+      expect(again.vm!.status).toBe(VmStatus.RUNNING);
+      for (const id of ["exits", "restarts"]) await c.removeVm({ id, force: true });
+    } finally {
+      await own.stop();
+      own.cleanup();
+    }
   }, 240_000);
 });
