@@ -7,6 +7,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { ROOT, client, startDaemon, transport, type DaemonHandle } from "../../test/helpers/daemon.js";
+import { guestInitrd, guestKernel } from "../../test/guest/paths.js";
 import { LeaseAction, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 
 const CLI = join(ROOT, "dist", "clients", "cli", "main.js");
@@ -295,6 +296,36 @@ describe("VM lifecycle", () => {
     await run([...unix(), "create", "tmp", "--id", "tmp"], auth);
     const j = await run([...unix(), "--json", "rm", "tmp"], auth);
     expect(JSON.parse(j.stdout)).toEqual({});
+  });
+});
+
+describe("a running guest (test/guest, user networking)", () => {
+  it("create --start, lsvm uptime, info PID, forwards, stop, rm --force", async () => {
+    const c = await run([...unix(), "create", "guest", "--id", "guest", "--start", "--net", "user", "--port", "tcp:127.0.0.1:18090:80", "--port", "udp:18091:53", "--kernel", guestKernel(), "--initrd", guestInitrd(), "--cmdline", "console=ttyS0 quiet panic=-1"], auth);
+    expect(c.stderr).toBe("");
+    expect(c.stdout).toBe("guest\n");
+    try {
+      const ls = await run([...unix(), "lsvm", "-v", "guest"], auth);
+      expect(ls.stdout).toMatch(/^guest\s+guest\s+running\s+\d+s\s+-\s+user\s+127\.0\.0\.1:18090->80\/tcp,127\.0\.0\.1:18091->53\/udp\s+[0-9a-f-]{36}\s+([0-9a-f]{2}:){5}[0-9a-f]{2}$/m);
+      const info = await run([...url(), "info", "guest"], auth);
+      expect(info.stdout).toMatch(/^PID:\s+\d+$/m);
+      expect(info.stdout).toMatch(/^Events:\n(.*\n)*\s+\S+Z\s+started\s/m);
+      const fw = await run([...unix(), "forwards", "guest"], auth);
+      const rows = fw.stdout.trimEnd().split("\n").slice(1);
+      expect(rows).toHaveLength(2);
+      expect(rows[0]).toMatch(/^guest\s+tcp\s+127\.0\.0\.1:18090\s+guest \(slirp\):80\s+qemu-hostfwd\s/);
+      expect(rows[1]).toMatch(/^guest\s+udp\s+127\.0\.0\.1:18091\s+guest \(slirp\):53\s+qemu-hostfwd\s/);
+      const refused = await run([...unix(), "rm", "guest"], auth);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^vmm-cli: failed_precondition: VM "guest" is running/);
+      const stop = await run([...unix(), "stop", "guest", "--force"], auth);
+      expect(stop.stdout).toMatch(/^guest: (stopped|exited)\n$/);
+      const again = await run([...unix(), "--json", "start", "guest"], auth);
+      expect(JSON.parse(again.stdout).vm.status).toBe("VM_STATUS_RUNNING");
+    } finally {
+      const rm = await run([...unix(), "rm", "guest", "--force"], auth);
+      expect(rm.stdout).toBe("guest\n");
+    }
   });
 });
 

@@ -17,7 +17,14 @@ describe("describeError", () => {
   it.each<[unknown, string, number]>([
     [new UsageError('--port "x": bad'), 'vmm-cli: --port "x": bad\n', 2],
     [new ConnectError('VM "a" not found', Code.NotFound), 'vmm-cli: not_found: VM "a" not found\n', 1],
-    [new ConnectError("connect ENOENT /s", Code.Unavailable), "vmm-cli: unavailable: connect ENOENT /s (daemon at unix:/x)\n", 1],
+    [new ConnectError("ports: 127.0.0.1:8080 is in use", Code.Unavailable), "vmm-cli: unavailable: ports: 127.0.0.1:8080 is in use\n", 1],
+    [
+      new ConnectError("connect ECONNREFUSED 127.0.0.1:1", Code.Unavailable, undefined, undefined, Object.assign(new Error("x"), { code: "ECONNREFUSED" })),
+      "vmm-cli: unavailable: connect ECONNREFUSED 127.0.0.1:1 (daemon at unix:/x; is vmmd running?)\n",
+      1,
+    ],
+    [new ConnectError("authorization: missing bearer token", Code.Unauthenticated), "vmm-cli: unauthenticated: authorization: missing bearer token (pass --token, --token-file or VMM_TOKEN)\n", 1],
+    [new ConnectError("authorization: unknown token", Code.Unauthenticated), "vmm-cli: unauthenticated: authorization: unknown token\n", 1],
     [Object.assign(new Error("boom"), { code: "EACCES" }), "vmm-cli: EACCES: boom\n", 1],
     ["weird", "vmm-cli: weird\n", 1],
     [

@@ -43,9 +43,13 @@ export function describeError(e: unknown, endpoint?: string): { text: string; ex
     const errnos = errnoCodes(e.cause);
     if (code === Code.Internal && errnos.some((c) => UNREACHABLE.has(c))) code = Code.Unavailable;
     if (code === Code.Internal && errnos.some((c) => FORBIDDEN.has(c))) code = Code.PermissionDenied;
-    if (code === Code.Unavailable && errnos.length > 0) msg += " (is vmmd running?)";
-    if (code === Code.Unavailable && endpoint !== undefined && !msg.includes(endpoint.replace(/^unix:/, ""))) msg += ` (daemon at ${endpoint})`;
-    if (e.code === Code.Unauthenticated && endpoint !== undefined) msg += " (pass --token, --token-file or VMM_TOKEN)";
+    // Client-side connection failures: say where we looked. (An `unavailable`
+    // from the daemon itself, e.g. a host port in use, gets no such hint.)
+    if (code === Code.Unavailable && errnos.length > 0) {
+      const where = endpoint === undefined || msg.includes(endpoint.replace(/^unix:/, "")) ? "" : `daemon at ${endpoint}; `;
+      msg += ` (${where}is vmmd running?)`;
+    }
+    if (code === Code.Unauthenticated && /missing bearer token/.test(msg)) msg += " (pass --token, --token-file or VMM_TOKEN)";
     return { text: `vmm-cli: ${codeName(code)}: ${msg}\n`, exitCode: 1 };
   }
   const err = e as NodeJS.ErrnoException;
