@@ -191,7 +191,9 @@ export class QemuRunner implements VmRunner {
         qmp = await QmpClient.connect(f.qmp, { timeoutMs: 15_000, alive: () => existsSync(`/proc/${ref.pid}`) });
       } catch (e) {
         const why = tail(f.qemuLog);
-        throw new VmmError("precondition", `QEMU did not start: ${why || (e as Error).message}`, { cause: e });
+        // A host port taken by someone else is a busy resource, not a bad request.
+        const kind = /could not set up host forwarding rule|address already in use/i.test(why) ? "unavailable" : "precondition";
+        throw new VmmError(kind, `QEMU did not start: ${why || (e as Error).message}`, { cause: e });
       }
       try {
         const st = await qmp.queryStatus();
@@ -318,7 +320,10 @@ export class QemuRunner implements VmRunner {
     try {
       const hmp = async (cmd: string) => {
         const out = await qmp.execute<string>("human-monitor-command", { "command-line": cmd });
-        if (typeof out === "string" && out.trim() !== "") throw new VmmError("unavailable", `ports: QEMU refused "${cmd}": ${out.trim()}`);
+        // HMP answers in prose: success of hostfwd_remove is "host forwarding
+        // rule for ... removed", failures say "could not", "not found", ...
+        if (typeof out === "string" && /could not|not found|invalid|error|fail/i.test(out))
+          throw new VmmError("unavailable", `ports: QEMU refused "${cmd}": ${out.trim()}`);
       };
       for (const [k, p] of old) {
         const n = next.get(k);

@@ -56,6 +56,15 @@ describe("user-mode guest", () => {
     expect(info.vm!.forwards.map((f) => f.listenPort)).toEqual([port]);
     expect(info.vm!.events.map((e) => e.kind)).toEqual(expect.arrayContaining(["created", "starting", "started"]));
 
+    // Live port change on a user-mode guest (QMP hostfwd_remove/add).
+    const port2 = await freePort();
+    const upd = await c().updateVm({ id: "user-1", updatePorts: true, ports: [{ protocol: Protocol.TCP, hostPort: port2, vmPort: 8080 }] });
+    expect(upd.vm!.forwards.map((f) => f.listenPort)).toEqual([port2]);
+    expect(await httpGet(`http://127.0.0.1:${port2}/`)).toContain("user-1");
+    await expect(httpGet(`http://127.0.0.1:${port}/`, 1000)).rejects.toThrow(/ECONNREFUSED/);
+    await c().updateVm({ id: "user-1", updatePorts: true, ports: [{ protocol: Protocol.TCP, hostPort: port, vmPort: 8080 }] });
+    expect(await httpGet(`http://127.0.0.1:${port}/`)).toContain("user-1");
+
     // kill -9 the daemon: the guest keeps running and is re-adopted.
     await d.kill9();
     expect(processRunning(pid)).toBe(true);
