@@ -1,6 +1,5 @@
 // Assembles the daemon: config -> state -> domain objects -> services ->
 // listeners. main.ts parses the command line and calls startDaemon.
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Config } from "./config/types.js";
 import { mkdirDurable } from "./store/atomic.js";
@@ -18,6 +17,7 @@ import { registerReflection } from "./rpc/reflection.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
+import { createHandler } from "./http/adapter.js";
 import { parseHostPort } from "./net/addr.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
@@ -90,11 +90,14 @@ export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promis
     registerHealth(router, health);
     registerReflection(router, [file_vmm_v1_vmm, file_vmm_v1_network, file_grpc_health_v1_health], services);
   };
-  const handler = connectNodeAdapter({
+  const handler = createHandler({
     routes,
     interceptors: [errorInterceptor, authInterceptor(cfg.auth)],
     // Bounded request size: a VM config is small; this stops memory abuse.
     readMaxBytes: 4 * 1024 * 1024,
+    // Refuse unknown JSON fields and enum names instead of silently dropping
+    // them (a typo'd mode must not create a VM in the default mode).
+    jsonOptions: { ignoreUnknownFields: false },
   });
   const api = new ApiServer(handler);
   let tcp = "";

@@ -16,6 +16,37 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 /** How long a connection may stay silent before its first bytes. */
 const SNIFF_TIMEOUT_MS = 10_000;
 
+/**
+ * Shields the daemon from requests the Connect adapter cannot take: it
+ * builds a URL from the Host/:authority header outside any try, so a header
+ * like "a%2Fb" (grpcio sends the percent-encoded socket path over unix
+ * sockets) would throw and end the process. Such an authority is replaced
+ * by "localhost" (routing uses only the path), and anything the handler
+ * throws synchronously becomes a 400 instead of a crash.
+ */
+function guard(handler: Handler): Handler {
+  return (req, res) => {
+    const h = req.headers as Record<string, string | string[] | undefined>;
+    const key = h[":authority"] !== undefined ? ":authority" : "host";
+    const authority = h[key];
+    if (typeof authority !== "string" || !URL.canParse(`http://${authority}`)) {
+      if ("authority" in req && (req as Http2ServerRequest).stream) {
+        // HTTP/2 pseudo-headers are read-only on the compat request: patch the header object.
+        (req.headers as Record<string, string>)[":authority"] = "localhost";
+      }
+      (req.headers as Record<string, string>).host = "localhost";
+    }
+    try {
+      handler(req, res);
+    } catch (e) {
+      if (!res.headersSent) {
+        (res as ServerResponse).writeHead(400, { "content-type": "application/json" });
+        res.end(JSON.stringify({ code: "invalid_argument", message: `bad request: ${(e as Error).message}` }));
+      } else res.destroy(e as Error);
+    }
+  };
+}
+
 export class ApiServer {
   private readonly h1;
   private readonly h2;
@@ -25,8 +56,9 @@ export class ApiServer {
   private unixPaths: string[] = [];
 
   constructor(handler: Handler) {
-    this.h1 = createHttp1({ keepAliveTimeout: 65_000 }, handler as (req: IncomingMessage, res: ServerResponse) => void);
-    this.h2 = createHttp2({}, handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
+    const safe = guard(handler);
+    this.h1 = createHttp1({ keepAliveTimeout: 65_000 }, safe as (req: IncomingMessage, res: ServerResponse) => void);
+    this.h2 = createHttp2({}, safe as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
     this.h2.on("session", (s: Http2Session) => {
       this.sessions.add(s);
       s.once("close", () => this.sessions.delete(s));

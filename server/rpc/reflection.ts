@@ -69,7 +69,8 @@ function answer(reg: Registry, files: DescFile[], services: string[], req: Req):
 
 /** Registers reflection v1 and v1alpha describing `files` and listing `services`. */
 export function registerReflection(router: ConnectRouter, files: DescFile[], services: string[]): void {
-  const all = files.flatMap(withDeps);
+  // Describe what we list: the reflection services' own files too.
+  const all = [...new Map([...files, v1.file_grpc_reflection_v1_reflection, v1alpha.file_grpc_reflection_v1alpha_reflection].flatMap(withDeps).map((f) => [f.name, f])).values()];
   const reg = createRegistry(...all);
   const listed = [...services, "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
   router.service(v1.ServerReflection, {

@@ -208,13 +208,8 @@ describe("buf curl", () => {
     }
   });
 
-  // KNOWN SERVER BUG (server/rpc/reflection.ts, registerReflection): the
-  // reflection services are listed but their own file descriptors are not
-  // served, so `--list-methods` (which resolves every listed service) fails
-  // with 'failed to find service named "grpc.reflection.v1.ServerReflection"'
-  // and `grpcurl describe grpc.reflection.v1.ServerReflection` says "Symbol
-  // not found". When fixed, this test fails: drop `.fails`.
-  it.fails("lists methods through reflection", async () => {
+  // Every listed service must be describable, the reflection services too.
+  it("lists methods through reflection", async () => {
     const out = ok(await run(BUF, ["curl", ...auth, "--list-methods", `http://${authed.tcp}`]), "buf curl --list-methods");
     const methods = out.trim().split("\n");
     expect(methods).toEqual(

@@ -97,13 +97,9 @@ class _Bearer(
 
 def channel(t: Target) -> grpc.Channel:
     """An insecure gRPC channel to the daemon, with the bearer token if any."""
-    options = []
-    if t.socket:
-        # grpc-core's default :authority for "unix:<path>" is the
-        # percent-encoded path ("tmp%2Fvmmd.sock"), which is not a valid URL
-        # host; name the host like grpc-go and curl do.
-        options.append(("grpc.default_authority", "localhost"))
-    ch = grpc.insecure_channel(t.grpc_target(), options=options)
+    # Over a unix socket grpc-core sends the percent-encoded path as
+    # :authority ("tmp%2Fvmmd.sock"); the daemon accepts that.
+    ch = grpc.insecure_channel(t.grpc_target())
     if t.token:
         ch = grpc.intercept_channel(ch, _Bearer(t.token))
     return ch
