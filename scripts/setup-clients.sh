@@ -8,7 +8,7 @@
 #     and the client package (clients/python), both editable
 #   * the Go modules of clients/go in the module cache, and its packages and
 #     test binary compiled once, so `go test` works with GOPROXY=off
-#   * buf comes with `npm ci` (node_modules/.bin/buf); checked here
+#   * buf comes with the npm install of scripts/setup.sh (node_modules/.bin/buf); checked here
 #
 # Idempotent: re-running only re-checks. Runs as root on a fresh Debian 12
 # with Go, Python 3.11 and Node 20.
@@ -58,8 +58,8 @@ fi
 # --- buf --------------------------------------------------------------------
 if [ ! -x node_modules/.bin/buf ]; then
   [ -f package-lock.json ] || die "package-lock.json missing"
-  say "node_modules/.bin/buf missing; running npm ci"
-  npm ci --no-audit --no-fund
+  say "node_modules/.bin/buf missing; running npm install"
+  npm install --no-audit --no-fund --loglevel=error
 fi
 node_modules/.bin/buf --version >/dev/null || die "node_modules/.bin/buf does not run"
 

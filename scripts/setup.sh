@@ -9,9 +9,13 @@ cd "$(dirname "$0")/.."
 
 ensure_packages qemu-system-x86 qemu-utils passt dnsmasq-base iproute2 nftables python3 make g++
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+# `npm install` against the committed lock rather than `npm ci`: the registry
+# reachable here lacks the other platforms' optional packages (rollup's
+# android/darwin/win32 builds), so the lock cannot list them and `npm ci`
+# rejects it as out of sync. Versions still come from the lock.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm install (from package-lock.json)"
+  npm install --no-audit --no-fund --loglevel=error
 fi
 bash scripts/build-native.sh
 echo "setup: tsc"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh -- sets up a fresh Debian 12 machine and runs the whole test suite.
 #
-#   1. setup: runtime packages, npm ci, native addon, tsc (scripts/setup.sh);
+#   1. setup: runtime packages, npm install, native addon, tsc (scripts/setup.sh);
 #      guest kernel + initramfs and e2e packages (scripts/setup-guest.sh);
 #      Go tools, Python venv, Go module cache (scripts/setup-clients.sh)
 #   2. lint + generated-code drift check
