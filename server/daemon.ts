@@ -3,7 +3,12 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Config } from "./config/types.js";
 import { mkdirDurable } from "./store/atomic.js";
-import { chmodSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "./store/atomic.js";
+import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager, type VmRunner } from "./vm/manager.js";
 import { QemuRunner } from "./vm/supervisor.js";
@@ -23,6 +28,13 @@ import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
 import { file_grpc_health_v1_health } from "../gen/ts/grpc/health/v1/health_pb.js";
+
+/** clients/dnsmasq-hook/vmm-dhcp-hook of this checkout (from server/ or dist/server/). */
+function bundledHook(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [resolve(here, "..", "clients", "dnsmasq-hook", "vmm-dhcp-hook"), resolve(here, "..", "..", "clients", "dnsmasq-hook", "vmm-dhcp-hook")];
+  return candidates.find((c) => existsSync(c)) ?? candidates[0]!;
+}
 
 export interface Daemon {
   readonly socket: string;
@@ -60,8 +72,29 @@ export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promis
     udpIdleMs: cfg.forward.udpIdleSeconds * 1000,
     maxUdpSessionsPerRule: cfg.forward.maxUdpSessionsPerRule,
   });
+  // The hook of per-network dnsmasq instances authenticates with a lease
+  // token of the daemon's own (persisted, 0600) when auth is on.
+  const auth = { ...cfg.auth };
+  let hookTokenFile: string | undefined;
+  if (cfg.auth.tokens.length > 0) {
+    hookTokenFile = join(cfg.stateDir, "hook.token");
+    if (!existsSync(hookTokenFile)) writeFileAtomic(hookTokenFile, randomBytes(32).toString("hex") + "\n");
+    auth.leaseTokens = [...cfg.auth.leaseTokens, readFileSync(hookTokenFile, "utf8").trim()];
+  }
+  const backend =
+    process.platform === "linux"
+      ? new LinuxNetworkBackend({
+          stateDir: cfg.stateDir,
+          hook: cfg.vmnet.dhcpHook !== "" ? cfg.vmnet.dhcpHook : bundledHook(),
+          hookEnv: {
+            ...(cfg.api.socket !== "" ? { VMM_SOCKET: cfg.api.socket } : { VMM_URL: `http://${cfg.api.tcp}` }),
+            ...(hookTokenFile ? { VMM_LEASE_TOKEN_FILE: hookTokenFile } : {}),
+          },
+          forwards,
+        })
+      : undefined;
   let vms: VmManager | undefined;
-  const networks = new NetworkRegistry(cfg, undefined, (id) => vms?.attachedTo(id) ?? []);
+  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
   const store = new VmStore(cfg.stateDir);
   const n = cfg.networking;
   const runner =
@@ -92,7 +125,7 @@ export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promis
   };
   const handler = createHandler({
     routes,
-    interceptors: [errorInterceptor, authInterceptor(cfg.auth)],
+    interceptors: [errorInterceptor, authInterceptor(auth)],
     // Bounded request size: a VM config is small; this stops memory abuse.
     readMaxBytes: 4 * 1024 * 1024,
     // Refuse unknown JSON fields and enum names instead of silently dropping

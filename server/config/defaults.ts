@@ -68,6 +68,7 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
     vmnet: {
       subnetPool: p.vmnet?.subnetPool ?? "192.168.128.0/17",
       bridgePrefix: p.vmnet?.bridgePrefix ?? "vmnet",
+      dhcpHook: p.vmnet?.dhcpHook ?? "",
     },
   };
 }

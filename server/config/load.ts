@@ -53,7 +53,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     udp_idle_seconds: ["udpIdleSeconds", "integer"],
     max_udp_sessions_per_rule: ["maxUdpSessionsPerRule", "integer"],
   },
-  vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"] },
+  vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"], dhcp_hook: ["dhcpHook", "string"] },
 };
 
 function checkKind(v: unknown, kind: Kind, path: string, problems: Problems): unknown {

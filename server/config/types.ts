@@ -80,6 +80,8 @@ export interface VmnetConfig {
   subnetPool: string;
   /** Prefix of bridge names created for networks. */
   bridgePrefix: string;
+  /** dhcp-script of network dnsmasq instances; "": the bundled clients/dnsmasq-hook/vmm-dhcp-hook. */
+  dhcpHook: string;
 }
 
 export interface Config {

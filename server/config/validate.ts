@@ -90,5 +90,7 @@ export function validateConfig(c: Config): void {
   const pool = parseIpv4Cidr(c.vmnet.subnetPool);
   if (!pool || pool.prefix > 24) p.add("vmnet.subnet_pool", "must be an IPv4 CIDR of /24 or larger");
   if (!/^[a-z][a-z0-9]{0,5}$/.test(c.vmnet.bridgePrefix)) p.add("vmnet.bridge_prefix", "must be 1-6 of a-z 0-9, starting with a letter");
+  if (c.vmnet.dhcpHook !== "" && (!isAbsolute(c.vmnet.dhcpHook) || /[\s,]/.test(c.vmnet.dhcpHook)))
+    p.add("vmnet.dhcp_hook", "must be an absolute path without spaces or commas");
   p.throwIfAny();
 }

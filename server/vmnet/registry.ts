@@ -229,9 +229,20 @@ export class NetworkRegistry {
       gateway: intToIpv4(cidr.network + 1),
       holders: [],
     };
-    await this.backend?.realize(rec);
+    // Record first, then the host side: a crash in between leaves a record
+    // that the next start realizes (init), never host state without a record.
     writeJsonAtomic(join(this.dir, `${id}.json`), rec);
     this.nets.set(id, rec);
+    try {
+      await this.backend?.realize(rec);
+    } catch (e) {
+      // Leave nothing half-built behind.
+      await this.backend?.destroy(rec).catch(() => undefined);
+      rmSync(join(this.dir, `${id}.json`), { force: true });
+      fsyncDir(this.dir);
+      this.nets.delete(id);
+      throw e;
+    }
     return rec;
   }
 

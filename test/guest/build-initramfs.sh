@@ -127,13 +127,15 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
-HN=vmm-guest DHCP=1 SIP= SGW=
+HN=vmm-guest DHCP=1 SIP= SGW= PROBE= TRIES=60
 for a in $(cat /proc/cmdline); do
   case "$a" in
     vmm.hostname=*) HN=${a#vmm.hostname=} ;;
     vmm.dhcp=*) DHCP=${a#vmm.dhcp=} ;;
     vmm.ip=*) SIP=${a#vmm.ip=} ;;
     vmm.gw=*) SGW=${a#vmm.gw=} ;;
+    vmm.probe=*) PROBE=${a#vmm.probe=} ;;
+    vmm.probe_tries=*) TRIES=${a#vmm.probe_tries=} ;;
   esac
 done
 hostname "$HN"
@@ -170,6 +172,23 @@ echo "hello from $HN ip=$IP mac=$MAC" > /www/index.html
 httpd -p 8080 -h /www
 nc -ll -p 8081 -e cat &
 echo "VMM-GUEST-READY ip=$IP mac=$MAC hostname=$HN"
+# vmm.probe=HOST:PORT,...: fetch http://HOST:PORT/ from inside the guest
+# (guest-to-guest and guest-to-outside reachability), at most TRIES times a
+# target, one line per target on the console.
+if [ -n "$PROBE" ]; then
+  (
+    for t in $(echo "$PROBE" | tr , ' '); do
+      r=fail
+      for i in $(seq 1 "$TRIES"); do
+        if wget -q -T 2 -O /tmp/probe.out "http://$t/"; then r=ok; break; fi
+        sleep 1
+      done
+      echo "VMM-PROBE $r $t $(head -c 80 /tmp/probe.out 2>/dev/null | tr -d '\n')"
+      rm -f /tmp/probe.out
+    done
+    echo "VMM-PROBE-DONE"
+  ) &
+fi
 # PID 1 must not exit (that panics the kernel); the watcher powers off.
 while true; do sleep 3600; done
 S
