@@ -1,10 +1,11 @@
 // fd-leak check: after thousands of forwarded connections, including refused
-// backends and client resets, the process holds exactly as many fds as before.
+// backends and client resets, this process and the relay's processes hold
+// exactly as many fds as before.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createConnection } from "node:net";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { Cleanup, echo, exchange, fdCount, freePort, tcpServer, waitFor } from "./test-util.js";
+import { Cleanup, echo, exchange, fdCount, fdCountOf, freePort, tcpServer, waitFor } from "./test-util.js";
 
 const tcp = (listenPort: number, targetPort: number): ForwardRule => ({
   protocol: "tcp",
@@ -64,10 +65,13 @@ describe.each(["native", "sockets"] as const)("fd accounting (%s)", (kind) => {
     };
 
     await run(100); // warm-up: lazily created handles of Node and of the relay
-    const base = fdCount();
+    const pids = await svc.dataPathPids();
+    expect(pids.length).toBeGreaterThan(0);
+    const fds = () => ({ self: fdCount(), relay: kind === "native" ? fdCountOf(pids) : 0 });
+    const base = fds();
     await run(2000);
-    await waitFor(`fd count back to ${base}`, () => fdCount() === base, 5000).catch(() => undefined);
-    expect(fdCount()).toBe(base);
+    await waitFor(`fd counts back to ${JSON.stringify(base)}`, () => JSON.stringify(fds()) === JSON.stringify(base), 5000).catch(() => undefined);
+    expect(fds()).toEqual(base);
     const [ok, refused] = svc.list().sort((a, b) => (a.listenPort === okPort ? -1 : b.listenPort === okPort ? 1 : 0));
     expect(ok!.counters.connectionsTotal).toBe(1575);
     expect(refused!.counters.errors).toBe(525);

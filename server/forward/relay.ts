@@ -6,7 +6,7 @@ export interface RuleRelay {
   readonly port: number;
   counters(): ForwardCounters;
   /** New traffic goes to the new target; connections/sessions to the old one are closed. */
-  retarget(targetAddress: string, targetPort: number): void;
+  retarget(targetAddress: string, targetPort: number): void | Promise<void>;
   /** Closes the listener and every connection or session of the rule. */
   close(): Promise<void>;
 }

@@ -2,20 +2,28 @@
 // id), applied as a diff so unchanged rules keep their live connections, with
 // bind errors returned to the caller and no partial state on failure.
 import { VmmError, ValidationError, hostError, precondition } from "../errors.js";
-import { loadRelay, type NativeRelay } from "../../native/relay.js";
+import { availableParallelism } from "node:os";
+import { findRelayd, RelayDaemon } from "../../native/relay.js";
 import { ruleKey, sameTarget, showAddress, validateRules, type ForwardRule, type ForwardStatus } from "./rules.js";
 import type { RelayLimits, RuleRelay } from "./relay.js";
-import { openNativeTcp } from "./tcp-native.js";
+import { openNativeRule } from "./native-relay.js";
 import { openSocketsTcp } from "./tcp-sockets.js";
 import { openUdp } from "./udp.js";
 
 export interface ForwardServiceOptions {
   /**
-   * TCP data path. "native": the splice relay, or the constructor throws
-   * (kind "unsupported"). "sockets": plain Node sockets. "auto" (default):
-   * native when the addon loads and splice works, else sockets.
+   * Data path. "native": vmm-relayd, a process of its own (TCP and UDP), or
+   * the constructor throws (kind "unsupported"). "sockets": plain Node
+   * sockets and dgram in this process. "auto" (default): native when the
+   * vmm-relayd binary is found and its splice probe passes, else sockets.
    */
   relay?: "auto" | "native" | "sockets";
+  /**
+   * Relay processes of the native relay (each its own epoll loop and fd
+   * table; TCP listeners are SO_REUSEPORT per process). Default: the number
+   * of CPUs, at most 8.
+   */
+  relayWorkers?: number;
   /** Deadline for connecting to the guest; then the client gets an RST. Default 5000. */
   connectTimeoutMs?: number;
   /** Active TCP connections per rule; further ones are reset. Default 4096. */
@@ -43,7 +51,9 @@ export class ForwardService {
   readonly relayKind: "native" | "sockets";
   /** Why "auto" fell back to sockets (undefined when native or asked for sockets). */
   readonly fallbackReason: string | undefined;
-  private readonly native: NativeRelay | undefined;
+  private readonly relaydPath: string | undefined;
+  private readonly relayWorkers: number;
+  private relayd: RelayDaemon | undefined;
   private readonly limits: RelayLimits;
   private readonly entries = new Map<string, Entry>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -57,26 +67,26 @@ export class ForwardService {
       udpIdleMs: positiveInt(problems, "udpIdleMs", opts.udpIdleMs, 60_000),
       maxUdpSessionsPerRule: positiveInt(problems, "maxUdpSessionsPerRule", opts.maxUdpSessionsPerRule, 1024),
     };
+    this.relayWorkers = positiveInt(problems, "relayWorkers", opts.relayWorkers, Math.min(8, availableParallelism()));
+    if (this.relayWorkers > 64) problems.push({ field: "relayWorkers", message: "must be at most 64" });
     const mode = opts.relay ?? "auto";
     if (mode !== "auto" && mode !== "native" && mode !== "sockets") {
       problems.push({ field: "relay", message: 'must be "auto", "native" or "sockets"' });
     }
     if (problems.length > 0) throw new ValidationError(problems);
 
-    let native: NativeRelay | undefined;
+    let path: string | undefined;
     let reason: string | undefined;
     if (mode !== "sockets") {
       try {
-        native = loadRelay();
-        native.relayProbe();
+        path = findRelayd();
       } catch (e) {
-        native = undefined;
         reason = (e as Error).message;
-        if (mode === "native") throw new VmmError("unsupported", `native splice relay unavailable: ${reason}`, { cause: e });
+        if (mode === "native") throw new VmmError("unsupported", `native relay unavailable: ${reason}`, { cause: e });
       }
     }
-    this.native = native;
-    this.relayKind = native ? "native" : "sockets";
+    this.relaydPath = path;
+    this.relayKind = path ? "native" : "sockets";
     this.fallbackReason = mode === "auto" ? reason : undefined;
   }
 
@@ -110,7 +120,7 @@ export class ForwardService {
     const out: ForwardStatus[] = [];
     for (const e of this.entries.values()) {
       if (owner !== undefined && e.owner !== owner) continue;
-      out.push({ ...e.rule, owner: e.owner, relay: e.rule.protocol === "tcp" ? this.relayKind : "sockets", counters: e.relay.counters() });
+      out.push({ ...e.rule, owner: e.owner, relay: this.relayKind, counters: e.relay.counters() });
     }
     return out.sort((a, b) => (a.owner === b.owner ? (ruleKey(a) < ruleKey(b) ? -1 : 1) : a.owner < b.owner ? -1 : 1));
   }
@@ -122,7 +132,20 @@ export class ForwardService {
       const all = [...this.entries.values()];
       this.entries.clear();
       await Promise.all(all.map((e) => e.relay.close()));
+      const d = this.relayd;
+      this.relayd = undefined;
+      await d?.close();
     });
+  }
+
+  /**
+   * PIDs of the processes that carry forwarded bytes: the relay's processes
+   * (native; empty before the first rule), or this process (sockets). For
+   * tests and benchmarks (fd and memory accounting).
+   */
+  async dataPathPids(): Promise<number[]> {
+    if (!this.relaydPath) return [process.pid];
+    return this.relayd ? await this.relayd.pids() : [];
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -177,7 +200,7 @@ export class ForwardService {
 
     // Commit: nothing below can fail on bind.
     for (const { entry, rule } of toRetarget) {
-      entry.relay.retarget(rule.targetAddress, rule.targetPort);
+      await entry.relay.retarget(rule.targetAddress, rule.targetPort);
       entry.rule = rule;
     }
     for (const [key, e] of toRemove) {
@@ -188,8 +211,12 @@ export class ForwardService {
   }
 
   private open(rule: ForwardRule): Promise<RuleRelay> {
+    if (this.relaydPath) {
+      // Started with the first rule: a service without rules costs no process.
+      this.relayd ??= new RelayDaemon(this.relaydPath, this.relayWorkers);
+      return openNativeRule(this.relayd, rule, this.limits);
+    }
     if (rule.protocol === "udp") return openUdp(rule, this.limits);
-    if (this.native) return Promise.resolve().then(() => openNativeTcp(this.native!, rule, this.limits));
     return openSocketsTcp(rule, this.limits);
   }
 }

@@ -9,6 +9,10 @@ import { randomBytes } from "node:crypto";
 
 export const fdCount = (): number => readdirSync("/proc/self/fd").length;
 
+/** fds held by these processes (e.g. ForwardService.dataPathPids()). */
+export const fdCountOf = (pids: readonly number[]): number =>
+  pids.reduce((n, pid) => n + readdirSync(`/proc/${pid}/fd`).length, 0);
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls `cond` every 10 ms for at most `ms`; throws with `what` on timeout. */

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSocket, type Socket } from "node:dgram";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { Cleanup, fdCount, freePort, sleep, waitFor } from "./test-util.js";
+import { Cleanup, fdCountOf, freePort, sleep, waitFor } from "./test-util.js";
 
 const udp = (listenPort: number, targetPort: number): ForwardRule => ({
   protocol: "udp",
@@ -40,16 +40,25 @@ async function ask(s: Socket, port: number, msg: string, ms = 300): Promise<stri
   return got;
 }
 
-describe("udp forwarding", () => {
+describe.each(["native", "sockets"] as const)("udp forwarding (%s)", (kind) => {
   let cleanup: Cleanup;
   beforeEach(() => {
     cleanup = new Cleanup();
   });
   afterEach(() => cleanup.run());
 
+  /** fds of the processes carrying the bytes (the relay's, or this one). */
+  let fdCount: () => number;
+
   async function service(opts: ConstructorParameters<typeof ForwardService>[0]) {
-    const svc = new ForwardService(opts);
+    const svc = new ForwardService({ ...opts, relay: kind });
     cleanup.push(() => svc.close());
+    // A rule of another owner starts the relay process, so fds counted from
+    // here on are the rules' own ("warm" sorts after "vm" in list()).
+    const spare = await freePort();
+    await svc.apply("warm", [{ protocol: "tcp", listenAddress: "127.0.0.1", listenPort: spare, targetAddress: "127.0.0.1", targetPort: spare }]);
+    const pids = await svc.dataPathPids();
+    fdCount = () => fdCountOf(pids);
     return svc;
   }
 
@@ -65,7 +74,7 @@ describe("udp forwarding", () => {
     expect(await ask(a, lp, "again")).toEqual(["again"]);
     const c = svc.list()[0]!.counters;
     expect(c).toMatchObject({ sessionsActive: 2, connectionsTotal: 2, bytesToGuest: 17, bytesFromGuest: 17 });
-    expect(svc.list()[0]!.relay).toBe("sockets");
+    expect(svc.list()[0]!.relay).toBe(kind);
   });
 
   it("expires idle sessions and closes their sockets", async () => {
