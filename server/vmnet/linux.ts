@@ -87,6 +87,8 @@ export class LinuxNetworkBackend implements NetworkBackend {
     if (s.dhcpEnabled) {
       lines.push(
         "dhcp-authoritative",
+        // No ICMP probe of an address before offering it: saves ~3 s a lease.
+        "no-ping",
         `dhcp-range=${intToIpv4(cidr.network + 2)},${intToIpv4(cidr.network + size - 2)},${mask},12h`,
         `dhcp-option=option:router,${rec.gateway}`,
         `dhcp-script=${hook}`,

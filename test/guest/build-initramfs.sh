@@ -94,6 +94,9 @@ case "$1" in
       ip route del default 2>/dev/null
       for r in $router; do ip route add default via "$r" dev "$interface"; break; done
     fi
+    # The DNS server for probes by name (no /etc/resolv.conf: it sends the
+    # static busybox's libc resolver down a path that crashes).
+    [ -n "$dns" ] && echo "${dns%% *}" > /tmp/dns
     echo "$ip" > /tmp/lease-ip.new && mv /tmp/lease-ip.new /tmp/lease-ip ;;
 esac
 exit 0
@@ -179,11 +182,20 @@ if [ -n "$PROBE" ]; then
   (
     for t in $(echo "$PROBE" | tr , ' '); do
       r=fail
+      host=${t%:*} port=${t##*:}
       for i in $(seq 1 "$TRIES"); do
-        if wget -q -T 2 -O /tmp/probe.out "http://$t/"; then r=ok; break; fi
+        # Names are resolved with busybox's own DNS client: the static
+        # busybox's libc resolver (NSS) crashes without its shared modules.
+        addr=$host
+        case "$host" in
+          *[!0-9.]*) addr=$(nslookup "$host" "$(cat /tmp/dns 2>/dev/null)" 2>/dev/null | awk '/^Name:/{n=1} n && /^Address/{a=$NF} END{print a}') ;;
+        esac
+        # nc, not wget: this static busybox's wget segfaults here.
+        if [ -n "$addr" ] && printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$addr" "$port" > /tmp/probe.out 2>/dev/null &&
+          grep -q '^HTTP/1.. 200' /tmp/probe.out; then r=ok; break; fi
         sleep 1
       done
-      echo "VMM-PROBE $r $t $(head -c 80 /tmp/probe.out 2>/dev/null | tr -d '\n')"
+      echo "VMM-PROBE $r $t $(tail -n 1 /tmp/probe.out 2>/dev/null | head -c 80 | tr -d '\r\n')"
       rm -f /tmp/probe.out
     done
     echo "VMM-PROBE-DONE"

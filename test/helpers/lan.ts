@@ -71,6 +71,22 @@ export class Lan {
     return { leases, log, proc };
   }
 
+  /** A long-running helper process (killed at close). */
+  background(argv: string[]): ChildProcess {
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: "ignore" });
+    this.undo.push(() => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    });
+    return proc;
+  }
+
+  /** A directory with an index.html saying `text`, for busybox httpd. */
+  www(text: string): string {
+    const dir = mkdtempSync(join(this.dir, "www-"));
+    writeFileSync(join(dir, "index.html"), text + "\n");
+    return dir;
+  }
+
   /** Lease line of `mac` in a dnsmasq lease file, or undefined. */
   static leaseOf(leaseFile: string, mac: string): string | undefined {
     try {
