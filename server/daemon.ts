@@ -9,6 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "./store/atomic.js";
 import { LinuxNetworkBackend } from "./vmnet/linux.js";
+import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager, type VmRunner } from "./vm/manager.js";
 import { QemuRunner } from "./vm/supervisor.js";
@@ -92,7 +93,9 @@ export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promis
           },
           forwards,
         })
-      : undefined;
+      : process.platform === "darwin"
+        ? new DarwinNetworkBackend()
+        : undefined;
   let vms: VmManager | undefined;
   const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
   const store = new VmStore(cfg.stateDir);
