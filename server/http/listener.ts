@@ -54,11 +54,26 @@ export class ApiServer {
   private readonly sessions = new Set<Http2Session>();
   private readonly sockets = new Set<Socket>();
   private unixPaths: string[] = [];
+  private readonly h1Active = new Map<Socket, number>();
+  private readonly h1Sockets = new Set<Socket>();
+  private closing = false;
 
   constructor(handler: Handler) {
     const safe = guard(handler);
     this.h1 = createHttp1({ keepAliveTimeout: 65_000 }, safe as (req: IncomingMessage, res: ServerResponse) => void);
     this.h2 = createHttp2({}, safe as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
+    // Requests in flight per HTTP/1.1 connection: the h1 server never
+    // listens itself, so its own idle-connection tracking (and
+    // closeIdleConnections) does not see our sockets.
+    this.h1.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      const sock = req.socket;
+      this.h1Active.set(sock, (this.h1Active.get(sock) ?? 0) + 1);
+      res.once("close", () => {
+        const n = (this.h1Active.get(sock) ?? 1) - 1;
+        this.h1Active.set(sock, n);
+        if (n === 0 && this.closing) sock.destroy();
+      });
+    });
     this.h2.on("session", (s: Http2Session) => {
       this.sessions.add(s);
       s.once("close", () => this.sessions.delete(s));
@@ -88,6 +103,11 @@ export class ApiServer {
         // events nobody consumes.
         this.h2.emit("connection", sock);
       } else {
+        this.h1Sockets.add(sock);
+        sock.once("close", () => {
+          this.h1Sockets.delete(sock);
+          this.h1Active.delete(sock);
+        });
         this.h1.emit("connection", sock);
         sock.resume();
       }
@@ -146,14 +166,15 @@ export class ApiServer {
    * (GOAWAY), then destroy whatever is left.
    */
   async close(graceMs = 5000): Promise<void> {
+    this.closing = true;
     const closed = this.listeners.map((l) => new Promise<void>((r) => l.close(() => r())));
-    this.h1.closeIdleConnections();
+    // Idle keep-alive connections go now; busy ones when their response ends.
+    for (const sock of this.h1Sockets) if ((this.h1Active.get(sock) ?? 0) === 0) sock.destroy();
     for (const s of this.sessions) s.close();
     this.h1.close();
     this.h2.close();
     const deadline = Date.now() + graceMs;
     while (this.sockets.size > 0 && Date.now() < deadline) {
-      this.h1.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 25));
     }
     for (const s of this.sockets) s.destroy();

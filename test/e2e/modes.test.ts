@@ -70,7 +70,7 @@ function linkExists(name: string, netns?: string): boolean {
   return spawnSync("ip", args).status === 0;
 }
 
-async function boot(id: string, mode: NetworkingMode, ports: { host: number; vm: number }[] = []): Promise<VmInfo> {
+async function boot(id: string, mode: NetworkingMode, ports: { host: number; vm: number }[] = [], customNetdev = ""): Promise<VmInfo> {
   const { vm } = await vmm().createVm({
     id,
     config: {
@@ -78,7 +78,7 @@ async function boot(id: string, mode: NetworkingMode, ports: { host: number; vm:
       kernel: guestKernel(),
       initrd: guestInitrd(),
       cmdline: `console=ttyS0 quiet panic=-1 vmm.hostname=${id}`,
-      nics: [{ mode }],
+      nics: [{ mode, customNetdev }],
       ports: ports.map((p) => ({ protocol: Protocol.TCP, hostPort: p.host, vmPort: p.vm })),
     },
     start: true,
@@ -103,6 +103,13 @@ describe("networking modes", () => {
     // Only passt has its pid file on the command line (QEMU has the socket).
     expect(processesMatching(join(d.stateDir, "vms", "passt-1", "passt", "passt.pid")).length).toBe(1);
     expect(await waitFor(() => httpGet(`http://127.0.0.1:${port}/`), 90_000)).toContain("passt-1");
+    await removeAndCheckClean(vm);
+  }, 180_000);
+
+  it("custom: a verbatim netdev", async () => {
+    const port = await freePort();
+    const vm = await boot("custom-1", NetworkingMode.CUSTOM, [], `user,hostfwd=tcp:127.0.0.1:${port}-:8080`);
+    expect(await waitFor(() => httpGet(`http://127.0.0.1:${port}/`), 90_000)).toContain("custom-1");
     await removeAndCheckClean(vm);
   }, 180_000);
 
