@@ -1,6 +1,8 @@
 // The vmm forwarder as a process of its own, for bench/main.ts:
 //   node dist/bench/forwarder.js <native|sockets> '<ForwardRule[] as JSON>'
-// Prints "ready <relayKind>" once every rule listens; exits on SIGTERM.
+// Prints "ready <relayKind> <pid>..." once every rule listens, where the PIDs
+// are the processes carrying the forwarded bytes (vmm-relayd's processes for
+// native, this process for sockets); exits on SIGTERM.
 import { ForwardService } from "../server/forward/service.js";
 import type { ForwardRule } from "../server/forward/rules.js";
 
@@ -11,7 +13,7 @@ if ((kind !== "native" && kind !== "sockets") || rules === undefined) {
 }
 const svc = new ForwardService({ relay: kind, maxConnectionsPerRule: 30_000, maxUdpSessionsPerRule: 4096 });
 await svc.apply("bench", JSON.parse(rules) as ForwardRule[]);
-process.stdout.write(`ready ${svc.relayKind}\n`);
+process.stdout.write(`ready ${svc.relayKind} ${(await svc.dataPathPids()).join(" ")}\n`);
 process.on("SIGTERM", () => {
   void svc.close().then(() => process.exit(0));
 });

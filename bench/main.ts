@@ -19,10 +19,21 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "..", "..");
 const SECS = Number(process.env.BENCH_SECONDS ?? "3");
-// 10,000 idle forwarded connections need 20,000+ fds in the relay process; a
-// hard RLIMIT_NOFILE of 20000 without CAP_SYS_RESOURCE (this machine) caps it
-// just below, so the default is 9,900 and the table says how many were held.
-const IDLE_CONNS = Number(process.env.BENCH_IDLE_CONNS ?? "9900");
+// 10,000 idle forwarded connections need 20,000+ fds; a hard RLIMIT_NOFILE of
+// 20000 without CAP_SYS_RESOURCE (this machine) caps one process just below,
+// so a single-process relay cannot hold them all (vmm-relayd spreads them
+// over its processes); the table notes how many each relay held.
+const IDLE_CONNS = Number(process.env.BENCH_IDLE_CONNS ?? "10000");
+// Forwarded connections (ok, refused backend, client reset) after which the
+// native relay must hold exactly as many fds as before; 0 skips.
+const CHURN = Number(process.env.BENCH_CHURN ?? "100000");
+// Rounds over all peers (interleaved); the table shows per-column medians.
+const RUNS = Number(process.env.BENCH_RUNS ?? "1");
+// Comma-separated peer names to run (default: all).
+const ONLY = process.env.BENCH_PEERS?.split(",");
+// Connections a single-process peer can be configured for within FD_LIMIT
+// (two fds each, plus its own): haproxy refuses to start, nginx warns, beyond.
+const PEER_CONNS = (limit: number) => Math.min(IDLE_CONNS + 50, Math.floor((limit - 200) / 2));
 const FD_LIMIT = Number(spawnSync("bash", ["-c", "ulimit -Hn"], { encoding: "utf8" }).stdout.trim()) || 20000;
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -136,11 +147,12 @@ function rssKb(pids: number[]): number {
   return kb;
 }
 
+const fdNotes: string[] = [];
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim() || "100");
 
 // ---- backends -------------------------------------------------------------
 
-const B = { iperf: 17001, http: 17002, udp: 17003, idle: 17004 };
+const B = { iperf: 17001, http: 17002, udp: 17003, idle: 17004, refused: 17009 };
 
 async function startBackends(udpRr: string): Promise<void> {
   start("iperf3-server", ["iperf3", "-s", "-B", "127.0.0.1", "-p", String(B.iperf)]);
@@ -176,7 +188,12 @@ interface Ports {
 
 interface Running {
   ports: Ports;
+  /** The relay's whole process tree (CPU). */
   pids: () => number[];
+  /** The processes carrying the bytes (RSS, fds); default pids(). */
+  dataPids?: () => number[];
+  /** A rule whose backend refuses (fd accounting). */
+  refusedPort?: number;
   stop: () => Promise<void>;
 }
 
@@ -201,10 +218,29 @@ function forwarderPeer(kind: "native" | "sockets"): Peer {
         targetAddress: "127.0.0.1",
         targetPort,
       });
-      const rules = [rule("tcp", p.iperf, B.iperf), rule("tcp", p.http, B.http), rule("udp", p.udp!, B.udp), rule("tcp", p.idle, B.idle)];
-      const child = start(`vmm-${kind}`, [process.execPath, join(here, "forwarder.js"), kind, JSON.stringify(rules)]);
-      await waitPort(p.http);
-      return { ports: p, pids: () => tree(child.pid!), stop: () => stop(child) };
+      const refusedPort = base + 4;
+      const rules = [
+        rule("tcp", p.iperf, B.iperf),
+        rule("tcp", p.http, B.http),
+        rule("udp", p.udp!, B.udp),
+        rule("tcp", p.idle, B.idle),
+        rule("tcp", refusedPort, B.refused),
+      ];
+      const name = `vmm-${kind}`;
+      const child = start(name, [process.execPath, join(here, "forwarder.js"), kind, JSON.stringify(rules)]);
+      // forwarder.js prints "ready <kind> <pid>...": the data-path processes.
+      let data: number[] = [];
+      const end = Date.now() + 10_000;
+      for (;;) {
+        const m = /^ready \S+ ([\d ]+)$/m.exec(readFileSync(join(tmp, `${name}.log`), "utf8"));
+        if (m) {
+          data = m[1]!.trim().split(" ").map(Number);
+          break;
+        }
+        if (Date.now() > end || child.exitCode !== null) throw new Error(`${name} did not get ready`);
+        await sleep(50);
+      }
+      return { ports: p, pids: () => tree(child.pid!), dataPids: () => data, refusedPort, stop: () => stop(child) };
     },
   };
 }
@@ -243,7 +279,7 @@ const peers: Peer[] = [
         `listen ${name}\n  bind 127.0.0.1:${port}\n  server s 127.0.0.1:${target}\n`;
       writeFileSync(
         conf,
-        `global\n  maxconn ${IDLE_CONNS + 50}\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 10m\n  timeout server 10m\n  maxconn ${IDLE_CONNS + 50}\n` +
+        `global\n  maxconn ${PEER_CONNS(FD_LIMIT)}\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 10m\n  timeout server 10m\n  maxconn ${PEER_CONNS(FD_LIMIT)}\n` +
           l("iperf", p.iperf, B.iperf) + l("http", p.http, B.http) + l("idle", p.idle, B.idle),
       );
       const child = start("haproxy", ["haproxy", "-db", "-f", conf]);
@@ -278,7 +314,7 @@ const peers: Peer[] = [
         `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 daemon off; master_process on; worker_processes auto; worker_rlimit_nofile ${FD_LIMIT}; pid ${tmp}/nginx-stream.pid;
 error_log ${tmp}/nginx-stream.err warn;
-events { worker_connections ${2 * IDLE_CONNS + 100}; }
+events { worker_connections ${Math.min(2 * IDLE_CONNS + 100, FD_LIMIT - 100)}; }
 stream {
 ${s(p.iperf, B.iperf)}${s(p.http, B.http)}${s(p.idle, B.idle)}  server { listen 127.0.0.1:${p.udp} udp; proxy_pass 127.0.0.1:${B.udp}; proxy_responses 1; proxy_timeout 5s; }
 }
@@ -347,6 +383,46 @@ async function openIdle(port: number, n: number): Promise<Socket[]> {
   return socks;
 }
 
+/**
+ * `n` forwarded connections, 200 at a time: every 4th to a rule whose backend
+ * refuses, every 4th reset by the client after one byte, the rest a complete
+ * HTTP request with "Connection: close" read to the end.
+ */
+async function churn(httpPort: number, refusedPort: number, n: number): Promise<{ ok: number; refused: number; reset: number; failed: number }> {
+  const out = { ok: 0, refused: 0, reset: 0, failed: 0 };
+  const one = (i: number) =>
+    new Promise<void>((resolve) => {
+      const kind = i % 4 === 0 ? "refused" : i % 4 === 1 ? "reset" : "ok";
+      const s = createConnection({ host: "127.0.0.1", port: kind === "refused" ? refusedPort : httpPort });
+      const t = setTimeout(() => s.destroy(), 10_000);
+      let got = "";
+      s.on("error", () => {});
+      s.on("data", (b: Buffer) => (got += b.toString("latin1")));
+      s.once("connect", () => {
+        if (kind === "reset") s.write("G", () => s.resetAndDestroy());
+        else if (kind === "ok") s.write("GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+      });
+      s.once("close", () => {
+        clearTimeout(t);
+        if (kind === "ok") got.startsWith("HTTP/1.1 200") ? out.ok++ : out.failed++;
+        else if (kind === "refused") got === "" ? out.refused++ : out.failed++;
+        else out.reset++;
+        resolve();
+      });
+    });
+  for (let i = 0; i < n; i += 200) await Promise.all(Array.from({ length: Math.min(200, n - i) }, (_, j) => one(i + j)));
+  return out;
+}
+
+const fdsOf = (pids: number[]): number =>
+  pids.reduce((n, p) => {
+    try {
+      return n + readdirSync(`/proc/${p}/fd`).length;
+    } catch {
+      return n;
+    }
+  }, 0);
+
 // ---- main -----------------------------------------------------------------
 
 interface Row {
@@ -362,6 +438,24 @@ interface Row {
   rss?: number;
   rssIdle?: number;
   notes: string[];
+}
+
+const numeric = ["tcp1", "tcp4", "cps", "ka", "p50", "p99", "udp", "cpu", "rss", "rssIdle"] as const;
+
+function median(xs: number[]): number | undefined {
+  const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+}
+
+/** Per-column medians of several rounds of one peer. */
+function medianRow(rows: Row[]): Row {
+  const out: Row = { name: rows[0]!.name, notes: [...new Set(rows.flatMap((r) => r.notes))] };
+  for (const k of numeric) {
+    const m = median(rows.map((r) => r[k]).filter((x): x is number => x !== undefined));
+    if (m !== undefined) out[k] = m;
+  }
+  return out;
 }
 
 async function measure(peer: Peer, base: number, udpBin: string): Promise<Row> {
@@ -392,7 +486,8 @@ async function measure(peer: Peer, base: number, udpBin: string): Promise<Row> {
       log(`${peer.name}: udp`);
       await tryit("udp", () => void (row.udp = udpRr(udpBin, r.ports.udp!)));
     }
-    if (peer.name !== "direct") row.rss = rssKb(r.pids()) / 1024;
+    const dataPids = r.dataPids ?? r.pids;
+    if (peer.name !== "direct") row.rss = rssKb(dataPids()) / 1024;
     if (peer.name !== "direct" && !peer.skip?.idle) {
       log(`${peer.name}: ${IDLE_CONNS} idle connections`);
       await tryit("idle", async () => {
@@ -400,11 +495,30 @@ async function measure(peer: Peer, base: number, udpBin: string): Promise<Row> {
         try {
           await sleep(1000);
           if (socks.length < IDLE_CONNS) row.notes.push(`idle: only ${socks.length} of ${IDLE_CONNS} connections opened`);
-          row.rssIdle = rssKb(r.pids()) / 1024;
+          row.rssIdle = rssKb(dataPids()) / 1024;
         } finally {
           for (const s of socks) s.destroy();
         }
         await sleep(500);
+      });
+    }
+    if (CHURN > 0 && r.refusedPort !== undefined && peer.name === "vmm (native)") {
+      await tryit("fds", async () => {
+        await churn(r.ports.http, r.refusedPort!, 1000); // warm-up: pipe pool, allocator
+        await sleep(300);
+        const before = fdsOf(dataPids());
+        log(`${peer.name}: ${CHURN} forwarded connections (fd accounting; ${before} fds before)`);
+        const t0 = Date.now();
+        const res = await churn(r.ports.http, r.refusedPort!, CHURN);
+        const secs = (Date.now() - t0) / 1000;
+        const end = Date.now() + 5000;
+        while (fdsOf(dataPids()) !== before && Date.now() < end) await sleep(50);
+        const after = fdsOf(dataPids());
+        fdNotes.push(
+          `* ${peer.name}: fds of the relay processes (${dataPids().join(", ")}) before/after ${CHURN} forwarded connections ` +
+            `(${res.ok} ok, ${res.refused} refused by the backend, ${res.reset} reset by the client, ${res.failed} failed; ${secs.toFixed(1)} s): ` +
+            `${before} -> ${after}${after === before ? " (equal)" : " (DIFFERENT)"}`,
+        );
       });
     }
   } finally {
@@ -445,13 +559,18 @@ async function main(): Promise<void> {
   await startBackends(udpBin);
   await sleep(300);
 
-  const rows: Row[] = [];
-  let base = 20000;
-  for (const peer of peers) {
-    rows.push(await measure(peer, base, udpBin));
-    base += 10;
-    await sleep(500);
+  const chosen = peers.filter((p) => p.name === "direct" || !ONLY || ONLY.some((o) => p.name.startsWith(o)));
+  const rounds = new Map<string, Row[]>(chosen.map((p) => [p.name, []]));
+  for (let run = 0; run < RUNS; run++) {
+    let base = 20000;
+    for (const peer of chosen) {
+      log(`round ${run + 1}/${RUNS}, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
+      rounds.get(peer.name)!.push(await measure(peer, base, udpBin));
+      base += 10;
+      await sleep(500);
+    }
   }
+  const rows = chosen.map((p) => medianRow(rounds.get(p.name)!));
 
   const d = rows[0]!;
   const lines = [
@@ -459,18 +578,21 @@ async function main(): Promise<void> {
     "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
-    const skip = peers.find((p) => p.name === r.name)?.skip;
+    const skip = chosen.find((p) => p.name === r.name)?.skip;
     lines.push(
       `| ${r.name} | ${fmt(r.tcp1, d.tcp1, 1)} | ${fmt(r.tcp4, d.tcp4, 1)} | ${fmt(r.cps, d.cps, 0)} | ${fmt(r.ka, d.ka, 0)} | ${fmt(r.p50, d.p50, 0)} | ${fmt(r.p99, d.p99, 0)} | ${skip?.udp ? "n/a" : fmt(r.udp, d.udp, 0)} | ${r === d ? "-" : fmt(r.cpu, undefined, 0)} | ${r === d ? "-" : fmt(r.rss, undefined, 1)} | ${r === d ? "-" : skip?.idle ? "n/a" : fmt(r.rssIdle, undefined, 1)} |`,
     );
   }
   process.stdout.write(
     `${lines.join("\n")}\n\n` +
-      `${SECS} s per figure on 127.0.0.1; ratio to direct in parentheses (throughput: higher is better; latency: lower is better). ` +
-      `CPU is the relay's whole process tree during the keep-alive run, in % of one core.\n`,
+      `${SECS} s per figure on 127.0.0.1, median of ${RUNS} round(s); ratio to direct in parentheses (throughput: higher is better; latency: lower is better). ` +
+      `CPU is the relay's whole process tree during the keep-alive run, in % of one core. ` +
+      `RSS is the sum of VmRSS of the processes carrying the bytes: vmm (native) = the vmm-relayd processes only (not the Node ` +
+      `process that controls them), vmm (sockets) = its Node process, peers = their whole process tree. ` +
+      `Load average at the end: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}.\n`,
   );
-  const notes = rows.flatMap((r) => r.notes.map((n) => `* ${r.name}: ${n}`));
-  for (const p of peers) for (const [k, why] of Object.entries(p.skip ?? {})) notes.push(`* ${p.name}: ${k} not measured (${why})`);
+  const notes = [...fdNotes, ...rows.flatMap((r) => r.notes.map((n) => `* ${r.name}: ${n}`))];
+  for (const p of chosen) for (const [k, why] of Object.entries(p.skip ?? {})) notes.push(`* ${p.name}: ${k} not measured (${why})`);
   if (notes.length > 0) process.stdout.write(`\n${notes.join("\n")}\n`);
 }
 

@@ -35,7 +35,7 @@
           "sources": ["relayd/relayd.cc"],
           "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=return-type",
                         "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-fno-exceptions"],
-          "ldflags": ["-Wl,-z,relro,-z,now", "-pie"]
+          "ldflags": ["-Wl,-z,relro,-z,now", "-pie", "-static-libstdc++", "-static-libgcc"]
         }
       ]
     }]

@@ -166,6 +166,7 @@ export class RelayDaemon {
   /** Returns an id whose rule was removed (its slot is zeroed by the next add). */
   release(id: number): void {
     this.free.push(id);
+    this.refIfBusy();
   }
 
   /**
@@ -193,13 +194,14 @@ export class RelayDaemon {
   counters(id: number): RelayCounters {
     readSync(this.countersFd, this.slot, 0, kSlotBytes, id * kSlotBytes);
     const n = (i: number) => Number(this.slot.readBigUInt64LE(i * 8));
+    // Layout: struct Slot in relayd.cc.
     return {
-      connectionsActive: n(0),
+      errors: n(0),
       connectionsTotal: n(1),
       bytesToGuest: n(2),
       bytesFromGuest: n(3),
       sessionsActive: n(4),
-      errors: n(5),
+      connectionsActive: n(5),
     };
   }
 
@@ -215,10 +217,13 @@ export class RelayDaemon {
     closeSync(this.countersFd);
   }
 
-  /** Keeps the event loop alive only while an answer is awaited. */
+  /**
+   * Keeps the event loop alive while an answer is awaited or a rule is live
+   * (as a listening net.Server would); an idle relay does not.
+   */
   private refIfBusy(): void {
     const s = this.child.stdout as unknown as { ref(): void; unref(): void };
-    if (this.waiting.length > 0) s.ref();
+    if (this.waiting.length > 0 || this.free.length < kRelaySlots - 1) s.ref();
     else s.unref();
   }
 }

@@ -87,13 +87,16 @@ constexpr int kUdpBatch = 32;
 constexpr size_t kUdpMax = 65536;
 
 // One rule's counters in the shared file. vmmd reads them with pread.
+// Field order matters: a reader copies the slot front to back, and a
+// connection leaves `active` before its error is counted, so a reader that
+// sees the error also sees the connection gone.
 struct Slot {
-  std::atomic<uint64_t> active;     // TCP connections open now
+  std::atomic<uint64_t> errors;
   std::atomic<uint64_t> total;      // TCP connections accepted; UDP sessions created
   std::atomic<uint64_t> toGuest;
   std::atomic<uint64_t> fromGuest;
   std::atomic<uint64_t> sessions;   // UDP sessions open now
-  std::atomic<uint64_t> errors;
+  std::atomic<uint64_t> active;     // TCP connections open now
   uint64_t pad[2];
 };
 static_assert(sizeof(Slot) == 64, "Slot is 64 bytes: vmmd reads it at id * 64");
@@ -364,7 +367,7 @@ class Engine {
         if (c->dead) break;
         bool client = t->kind == Kind::kClient;
         if (c->connecting) {
-          if (!client) FinishConnect(c);
+          if (!client) FinishConnect(c, events);
           else if (events & EPOLLERR) Abort(c, c->cfd);  // client reset while we connect
           else if (events & (EPOLLRDHUP | EPOLLHUP)) c->up.rdhup = true;
           break;
@@ -461,8 +464,7 @@ class Engine {
       close(cfd);
       return;
     }
-    SetNoDelay(gfd);
-    SetNoDelay(cfd);
+    SetNoDelay(gfd);  // cfd inherited TCP_NODELAY from the listener
     auto* c = new Conn();
     c->l = l;
     c->cfd = cfd;
@@ -475,39 +477,38 @@ class Engine {
     s.total.fetch_add(1, std::memory_order_relaxed);
     liveConns_++;
 
+    // gfd joins the epoll set only after connect(): an unconnected socket
+    // polls as EPOLLOUT|EPOLLHUP, and then the first event on it would be
+    // ambiguous. After connect() its first event means done or failed.
+    int r = connect(gfd, reinterpret_cast<const sockaddr*>(&l->target.ss), l->target.len);
+    if (r < 0 && errno != EINPROGRESS) {
+      RefuseClient(c);
+      return;
+    }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = &c->ctag;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, cfd, &ev);
     ev.data.ptr = &c->gtag;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, gfd, &ev);
-
-    int r = connect(gfd, reinterpret_cast<const sockaddr*>(&l->target.ss), l->target.len);
     if (r == 0) {
       Connected(c);
-      return;
-    }
-    if (errno != EINPROGRESS) {
-      s.errors.fetch_add(1, std::memory_order_relaxed);
-      RefuseClient(c);
       return;
     }
     c->timer = timers_.emplace(NowMs() + static_cast<uint64_t>(l->connectTimeoutMs), c);
     c->hasTimer = true;
   }
 
-  void FinishConnect(Conn* c) {
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt(c->gfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-    if (err == 0) {
-      sockaddr_storage ss;
-      socklen_t sl = sizeof ss;
-      if (getpeername(c->gfd, reinterpret_cast<sockaddr*>(&ss), &sl) < 0) return;  // not yet
+  void FinishConnect(Conn* c, uint32_t events) {
+    // Writable without error or hangup: the handshake is done (no syscall).
+    if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
       Connected(c);
       return;
     }
-    gSlots[c->l->id].errors.fetch_add(1, std::memory_order_relaxed);
+    if (!(events & (EPOLLERR | EPOLLHUP))) return;  // e.g. EPOLLIN alone: wait
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->gfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     RefuseClient(c);
   }
 
@@ -520,18 +521,22 @@ class Engine {
     if (!c->dead) Pump(c, false);
   }
 
+  // The guest refused or did not answer in time: the client sees a reset, as
+  // it would had it connected to a closed port itself. Counted as an error
+  // after the connection left `active`, so a reader that sees the error also
+  // sees the connection gone.
   void RefuseClient(Conn* c) {
+    Slot& s = gSlots[c->l->id];
     SetLingerZero(c->cfd);
     Close(c);
+    s.errors.fetch_add(1, std::memory_order_relaxed);
   }
 
   void Expire() {
     if (timers_.empty()) return;
     uint64_t now = NowMs();
     while (!timers_.empty() && timers_.begin()->first <= now) {
-      Conn* c = timers_.begin()->second;
-      gSlots[c->l->id].errors.fetch_add(1, std::memory_order_relaxed);
-      RefuseClient(c);
+      RefuseClient(timers_.begin()->second);
     }
   }
 
@@ -725,10 +730,11 @@ class Engine {
   // forced) gets an RST.
   void Abort(Conn* c, int bad) {
     if (c->dead) return;
-    if (bad != -1) gSlots[c->l->id].errors.fetch_add(1, std::memory_order_relaxed);
+    Slot& s = gSlots[c->l->id];
     if (bad != c->cfd) SetLingerZero(c->cfd);
     if (bad != c->gfd) SetLingerZero(c->gfd);
     Close(c);
+    if (bad != -1) s.errors.fetch_add(1, std::memory_order_relaxed);  // after `active` dropped
   }
 
   void Close(Conn* c) {
@@ -1099,6 +1105,8 @@ std::string MasterAdd(const std::vector<std::string>& a) {
       close(fd);
       return SysErr("bind", e);
     }
+    // Accepted sockets inherit TCP_NODELAY: one setsockopt per rule, not per connection.
+    if (tcp) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (tcp && listen(fd, kListenBacklog) < 0) {
       int e = errno;
       close(fd);
