@@ -94,6 +94,7 @@ async function until(ports: number[], deadlineMs: number): Promise<void> {
     if (performance.now() > deadline) throw new Error(`${pending.length} ports still closed`);
     const ok = await Promise.all(pending.map(accepts));
     pending = pending.filter((_, i) => !ok[i]);
+    if (process.env.BENCH_DEBUG) log(`${pending.length} closed at ${performance.now().toFixed(0)}`);
   }
 }
 
@@ -119,7 +120,8 @@ async function main(): Promise<void> {
   // Make every VM "running": one stand-in process whose argv names every
   // VM's QMP socket; runtime records point at it.
   const qmps = ids.map((id) => join(stateDir, "vms", id, "qmp.sock"));
-  sleeper = spawn("busybox", ["sh", "-c", "sleep 3600", "bench", ...qmps], { stdio: "ignore" });
+  // "; :" keeps the shell from exec()ing sleep (which would drop the paths).
+  sleeper = spawn("busybox", ["sh", "-c", "sleep 3600; :", "bench", ...qmps], { stdio: "ignore" });
   await new Promise((r) => sleeper!.once("spawn", r));
   const stat = readFileSync(`/proc/${sleeper.pid}/stat`, "utf8");
   const startTime = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);

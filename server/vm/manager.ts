@@ -97,9 +97,10 @@ export class VmManager {
       this.vms.set(id, e);
       e.record.macs.forEach((m, i) => this.byMac.set(m, { id, nic: i }));
     }
-    for (const [id, e] of this.vms) {
-      if (e.runtime.status === "stopped" || e.runtime.status === "exited") continue;
-      await this.serialize(id, async () => {
+    // Independent per VM: adopt (and restore forwarding of) all at once.
+    const live = [...this.vms].filter(([, e]) => e.runtime.status !== "stopped" && e.runtime.status !== "exited");
+    await Promise.all(live.map(([id, e]) =>
+      this.serialize(id, async () => {
         const alive = this.runner ? await this.runner.adopt(this.view(e), (r) => this.onExit(id, r)) : false;
         if (alive) {
           this.setRuntime(e, { ...e.runtime, status: "running" });
@@ -109,8 +110,8 @@ export class VmManager {
           this.setRuntime(e, { version: 1, status: "exited", instanceId: e.runtime.instanceId });
           this.event(e, "exited", "QEMU was gone when the daemon restarted");
         }
-      });
-    }
+      }),
+    ));
   }
 
   // ----- queries ------------------------------------------------------------
