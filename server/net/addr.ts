@@ -56,10 +56,13 @@ export function isLoopback(host: string): boolean {
 }
 
 /**
- * Linux interface names: 1-15 bytes of [A-Za-z0-9_.-], not "." or "..".
- * Names reach `ip` argv and dnsmasq/nftables config; anything else could
- * inject options or config lines.
+ * Linux interface names: 1-15 bytes (IFNAMSIZ - 1) of [A-Za-z0-9_.-],
+ * starting with a letter or digit. Names reach `ip` argv, QEMU option values,
+ * dnsmasq config and nftables rules; anything else could inject options or
+ * config lines, and a leading "-" would read as an option.
  */
+export const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+
 export function isValidIfName(s: string): boolean {
-  return /^[A-Za-z0-9_.-]{1,15}$/.test(s) && s !== "." && s !== "..";
+  return IFNAME_RE.test(s);
 }

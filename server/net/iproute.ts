@@ -8,6 +8,7 @@
 // strict pattern, addresses must be IP literals with a prefix length, MACs
 // must be MACs. Names are also limited to IFNAMSIZ-1 = 15 bytes.
 import { spawn } from "node:child_process";
+import { IFNAME_RE } from "./addr.js";
 import { isIP } from "node:net";
 import { Problems, VmmError, hostError, type ErrorKind } from "../errors.js";
 import { normalizeMac } from "./mac.js";
@@ -15,7 +16,6 @@ import { normalizeMac } from "./mac.js";
 /** The `ip` binary; absolute path to not depend on PATH when set. */
 export const IP_BIN = process.env.VMM_IP_BIN ?? "ip";
 
-const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 // Words `ip link` would parse as keywords if they stood where a name is expected.
 const KEYWORDS = new Set(["dev", "name", "type", "link", "up", "down", "master", "nomaster", "address", "mode", "netns", "help", "peer", "all", "group"]);
 

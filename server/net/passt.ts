@@ -17,6 +17,7 @@
 // path. preparePasstRuntimeDir() creates a directory owned by that user,
 // mode 0700, that no one else can write.
 import { chownSync, chmodSync, lstatSync, mkdirSync, readFileSync } from "node:fs";
+import { IFNAME_RE } from "./addr.js";
 import { isIP, isIPv4 } from "node:net";
 import { dirname } from "node:path";
 import { Problems, hostError } from "../errors.js";
@@ -61,7 +62,6 @@ export interface PasstOptions {
 }
 
 const USER_RE = /^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$|^[0-9]{1,10}(:[0-9]{1,10})?$/;
-const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 
 function validate(o: PasstOptions): void {
   const p = new Problems();

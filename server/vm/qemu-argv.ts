@@ -16,6 +16,7 @@
 import { isIPv4 } from "node:net";
 import { Problems } from "../errors.js";
 import { isMulticastMac, normalizeMac } from "../net/mac.js";
+import { IFNAME_RE, isValidIfName } from "../net/addr.js";
 
 /** The first fd number a child sees for fds passed after stdin/out/err (see process.ts). */
 export const FIRST_INHERITED_FD = 3;
@@ -99,16 +100,13 @@ export interface QemuSpec {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 // Linux interface names: at most IFNAMSIZ-1 = 15 bytes; we allow the portable subset.
-const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 // sun_path is 108 bytes including the terminating NUL.
 const MAX_UNIX_PATH = 107;
 // Any ASCII control character (C0 and DEL).
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 
 /** True when `s` is an interface name we accept (also for bridges). */
-export function isValidIfName(s: string): boolean {
-  return IFNAME_RE.test(s);
-}
+export { isValidIfName };
 
 /**
  * Checks an absolute path that will sit inside a QEMU option value: no

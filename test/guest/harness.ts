@@ -4,8 +4,7 @@
 // failing test still removes its interfaces and processes.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
-import { request } from "node:http";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildQemuArgv, type NicSpec, type QemuSpec } from "../../server/vm/qemu-argv.js";
@@ -139,31 +138,8 @@ export async function powerdownGuest(g: Guest, timeoutMs = 10_000): Promise<{ ms
   }
 }
 
-/** A free TCP port on 127.0.0.1 (bound and released; fine in a private namespace). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** HTTP GET with a bound; resolves with the body. */
-export function httpGet(url: string, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { timeout: timeoutMs }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (d: string) => (body += d));
-      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${url}: HTTP ${res.statusCode}`))));
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET ${url}: timeout after ${timeoutMs} ms`)));
-    req.on("error", reject);
-    req.end();
-  });
-}
+// Shared with the API-level tests.
+export { freePort, httpGet } from "../helpers/net.js";
 
 /** Sends `text` to a TCP echo server and resolves with what came back before `timeoutMs`. */
 export function tcpEcho(host: string, port: number, text: string, timeoutMs = 10_000): Promise<string> {
