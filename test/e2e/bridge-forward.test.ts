@@ -29,6 +29,17 @@ let tokenFile = "";
 
 const vmm = () => client(VmmService, transport(d!, "connect", "unix", { token: ADMIN }));
 
+let dns: ReturnType<Lan["dnsmasq"]>;
+/** dnsmasq with the project's hook; the environment carries its settings. */
+function startDns() {
+  return lan.dnsmasq({
+    iface: BR,
+    range: ["10.90.0.50", "10.90.0.150"],
+    hook: HOOK,
+    env: { VMM_SOCKET: d!.socket, VMM_LEASE_TOKEN_FILE: tokenFile, VMM_HOOK_LOG: hookLog },
+  });
+}
+
 /** Runs the hook as dnsmasq would; returns its exit status and stderr. */
 function runHook(args: string[], token = tokenFile): { status: number | null; stderr: string } {
   const r = spawnSync(HOOK, args, {
@@ -71,13 +82,7 @@ bridge_subnets = { "${BR}" = "10.90.0.0/24" }
 forward_service_enabled = true
 `;
   d = await startDaemon({ tcp: false, toml });
-  // dnsmasq with the project's hook; the environment carries its settings.
-  lan.dnsmasq({
-    iface: BR,
-    range: ["10.90.0.50", "10.90.0.150"],
-    hook: HOOK,
-    env: { VMM_SOCKET: d.socket, VMM_LEASE_TOKEN_FILE: tokenFile, VMM_HOOK_LOG: hookLog },
-  });
+  dns = startDns();
 });
 
 afterAll(async () => {
@@ -172,9 +177,15 @@ describe("bridge networking end to end", () => {
     expect(released.forwards).toEqual([]);
     await expect(httpGet(`http://127.0.0.1:${port2}/`, 1000)).rejects.toThrow(/ECONNREFUSED/);
 
-    // A replayed lease (dnsmasq restart calls the hook with "old") restores it.
-    expect(runHook(["old", mac, ip, "web"]).status).toBe(0);
-    expect(await httpGet(`http://127.0.0.1:${port2}/`)).toContain("web");
+    // dnsmasq still holds the lease in its lease file: restarting it replays
+    // the lease to the hook ("old"), which restores the forwarding.
+    dns.proc.kill("SIGTERM");
+    await new Promise((r) => dns.proc.once("exit", r));
+    dns = startDns();
+    await waitFor(async () => {
+      if (!readFileSync(hookLog, "utf8").includes(`old ${mac} ${ip}`)) throw new Error("no replay yet");
+    }, 20_000);
+    expect(await waitFor(() => httpGet(`http://127.0.0.1:${port2}/`), 10_000)).toContain("web");
 
     // Stopping the VM removes its rules.
     await vmm().stopVm({ id: "web", force: true });
