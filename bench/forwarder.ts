@@ -11,7 +11,9 @@ if ((kind !== "native" && kind !== "sockets") || rules === undefined) {
   process.stderr.write("usage: forwarder.js <native|sockets> '<rules JSON>'\n");
   process.exit(2);
 }
-const svc = new ForwardService({ relay: kind, maxConnectionsPerRule: 30_000, maxUdpSessionsPerRule: 4096 });
+// BENCH_RELAY_WORKERS: vmm-relayd processes (default: one per CPU).
+const workers = process.env.BENCH_RELAY_WORKERS ? Number(process.env.BENCH_RELAY_WORKERS) : undefined;
+const svc = new ForwardService({ relay: kind, maxConnectionsPerRule: 30_000, maxUdpSessionsPerRule: 4096, relayWorkers: workers });
 await svc.apply("bench", JSON.parse(rules) as ForwardRule[]);
 process.stdout.write(`ready ${svc.relayKind} ${(await svc.dataPathPids()).join(" ")}\n`);
 process.on("SIGTERM", () => {

@@ -88,8 +88,8 @@ constexpr size_t kUdpMax = 65536;
 
 // One rule's counters in the shared file. vmmd reads them with pread.
 // Field order matters: a reader copies the slot front to back, and a
-// connection leaves `active` before its error is counted, so a reader that
-// sees the error also sees the connection gone.
+// connection leaves `active` before its error is counted (both before its
+// sockets close), so a reader that sees the error also sees the connection gone.
 struct Slot {
   std::atomic<uint64_t> errors;
   std::atomic<uint64_t> total;      // TCP connections accepted; UDP sessions created
@@ -526,10 +526,8 @@ class Engine {
   // after the connection left `active`, so a reader that sees the error also
   // sees the connection gone.
   void RefuseClient(Conn* c) {
-    Slot& s = gSlots[c->l->id];
     SetLingerZero(c->cfd);
-    Close(c);
-    s.errors.fetch_add(1, std::memory_order_relaxed);
+    Close(c, true);
   }
 
   void Expire() {
@@ -730,16 +728,20 @@ class Engine {
   // forced) gets an RST.
   void Abort(Conn* c, int bad) {
     if (c->dead) return;
-    Slot& s = gSlots[c->l->id];
     if (bad != c->cfd) SetLingerZero(c->cfd);
     if (bad != c->gfd) SetLingerZero(c->gfd);
-    Close(c);
-    if (bad != -1) s.errors.fetch_add(1, std::memory_order_relaxed);  // after `active` dropped
+    Close(c, bad != -1);
   }
 
-  void Close(Conn* c) {
+  // `error`: count one error. The counters change before the sockets close,
+  // so a client that saw its RST also sees them; `active` drops before
+  // `errors` grows (see Slot).
+  void Close(Conn* c, bool error = false) {
     if (c->dead) return;
     c->dead = true;
+    Slot& s = gSlots[c->l->id];
+    s.active.fetch_sub(1);
+    if (error) s.errors.fetch_add(1);
     DropTimer(c);
     if (c->queued) {
       for (auto it = ready_.begin(); it != ready_.end(); ++it)
@@ -762,7 +764,6 @@ class Engine {
     if (c->prev) c->prev->next = c->next;
     else l->head = c->next;
     if (c->next) c->next->prev = c->prev;
-    gSlots[l->id].active.fetch_sub(1);
     liveConns_--;
     deadConns_.push_back(c);
   }
@@ -850,16 +851,36 @@ class Engine {
     int n = recvmmsg(u->fd, msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;
     uint64_t now = NowMs();
+    Session* of[kUdpBatch];
     for (int i = 0; i < n; i++) {
       socklen_t fl = msgs[i].msg_hdr.msg_namelen;
       std::string key = KeyOf(from[i], fl);
       auto it = u->sessions.find(key);
       Session* se = it != u->sessions.end() ? it->second : OpenSession(u, from[i], fl, key);
+      of[i] = se;
       if (!se) continue;
       se->last = now;
-      ssize_t k = send(se->fd, udpBufs_[i].data(), msgs[i].msg_len, MSG_DONTWAIT);
-      if (k < 0) s.errors.fetch_add(1, std::memory_order_relaxed);
-      else s.toGuest.fetch_add(static_cast<uint64_t>(k), std::memory_order_relaxed);
+      iov[i].iov_len = msgs[i].msg_len;
+      msgs[i].msg_hdr.msg_name = nullptr;  // the session socket is connected
+      msgs[i].msg_hdr.msg_namelen = 0;
+    }
+    // Consecutive datagrams of one session leave in one sendmmsg.
+    for (int i = 0; i < n;) {
+      int j = i + 1;
+      while (j < n && of[j] == of[i]) j++;
+      if (of[i]) {
+        int done = i;
+        while (done < j) {
+          int k = sendmmsg(of[i]->fd, msgs + done, static_cast<unsigned>(j - done), MSG_DONTWAIT);
+          if (k <= 0) {
+            s.errors.fetch_add(static_cast<uint64_t>(j - done), std::memory_order_relaxed);
+            break;
+          }
+          for (int m = done; m < done + k; m++) s.toGuest.fetch_add(msgs[m].msg_len, std::memory_order_relaxed);
+          done += k;
+        }
+      }
+      i = j;
     }
   }
 
