@@ -65,7 +65,6 @@ export class Problems {
   }
 }
 
-export const notFound = (what: string, id: string) => new VmmError("not_found", `${what} "${id}" not found`);
 export const precondition = (msg: string) => new VmmError("precondition", msg);
 
 /**

@@ -17,7 +17,7 @@ import {
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { forwardToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
 import type { ForwardView } from "./forward-view.js";
-import { Problems, VmmError } from "../errors.js";
+import { Problems } from "../errors.js";
 import { checkId } from "../vm/validate.js";
 
 export interface VmmServiceDeps {
@@ -144,4 +144,3 @@ export function vmmService(d: VmmServiceDeps): ServiceImpl<typeof VmmService> {
   };
 }
 
-export { VmmError };

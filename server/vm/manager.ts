@@ -5,7 +5,7 @@
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config/types.js";
-import { notFound, precondition, Problems, VmmError } from "../errors.js";
+import { precondition, Problems, VmmError } from "../errors.js";
 import { cidrContains, parseIpv4Cidr } from "../net/addr.js";
 import { deriveMac, normalizeMac } from "../net/mac.js";
 import { checkId, FORWARDED_MODES, validateSpec, validateUpdate, type RawUpdate, type RawVmSpec } from "./validate.js";
@@ -121,7 +121,7 @@ export class VmManager {
     checkId(p, field, id);
     p.throwIfAny();
     const e = this.vms.get(id);
-    if (!e) throw notFound("VM", id);
+    if (!e) throw new VmmError("not_found", `${field}: VM "${id}" not found`);
     return e;
   }
 

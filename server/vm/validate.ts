@@ -46,7 +46,6 @@ export interface RawVmSpec {
 }
 
 export const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 export function checkId(p: Problems, field: string, id: string): void {

@@ -3,16 +3,14 @@
 // names, signs serializations, and tracks holders. Realizing a network on the
 // host (bridge, TAPs, dnsmasq, nftables) is the backend's job (NetworkBackend).
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { isIPv4 } from "node:net";
 import type { Config } from "../config/types.js";
-import { notFound, precondition, Problems, VmmError } from "../errors.js";
+import { precondition, Problems, VmmError } from "../errors.js";
 import { cidrContains, cidrToString, intToIpv4, parseIpv4Cidr } from "../net/addr.js";
 import { normalizeMac } from "../net/mac.js";
-import { mkdirDurable, readJson, sweepTrash, writeFileAtomic, writeJsonAtomic } from "../store/atomic.js";
-import { rmSync } from "node:fs";
-import { fsyncDir } from "../store/atomic.js";
+import { fsyncDir, mkdirDurable, readJson, sweepTrash, writeFileAtomic, writeJsonAtomic } from "../store/atomic.js";
 import { checkName, ID_RE } from "../vm/validate.js";
 
 export type NetworkMode = "host" | "shared";
@@ -112,13 +110,13 @@ export class NetworkRegistry {
     return this.nets.get(id)?.bridge;
   }
 
-  get(id: string): NetworkRecord {
+  get(id: string, field = "id"): NetworkRecord {
     const p = new Problems();
-    if (id === "") p.add("id", "is required");
-    else if (!ID_RE.test(id)) p.add("id", "must be 1-63 of a-z 0-9 and '-'");
+    if (id === "") p.add(field, "is required");
+    else if (!ID_RE.test(id)) p.add(field, "must be 1-63 of a-z 0-9 and '-'");
     p.throwIfAny();
     const rec = this.nets.get(id);
-    if (!rec) throw notFound("network", id);
+    if (!rec) throw new VmmError("not_found", `${field}: network "${id}" not found`);
     return rec;
   }
 
@@ -275,7 +273,7 @@ export class NetworkRegistry {
     if (got.length !== want.length || !timingSafeEqual(got, want)) throw bad("signature does not verify (tampered with, or issued by another daemon)");
     const data = JSON.parse(Buffer.from(payload, "base64url").toString()) as { id: string; created: string };
     const rec = this.nets.get(data.id);
-    if (!rec || rec.createdAt !== data.created) throw notFound("network", data.id);
+    if (!rec || rec.createdAt !== data.created) throw new VmmError("not_found", `serialization: network "${data.id}" no longer exists`);
     return rec;
   }
 
@@ -291,7 +289,7 @@ export class NetworkRegistry {
   }
 
   release(networkId: string, holderId: string): void {
-    const rec = this.get(networkId);
+    const rec = this.get(networkId, "network_id");
     if (!rec.holders.some((h) => h.id === holderId)) throw new VmmError("not_found", `holder_id: holder "${holderId.slice(0, 64)}" of network "${networkId}" not found`);
     const next = { ...rec, holders: rec.holders.filter((h) => h.id !== holderId) };
     writeJsonAtomic(join(this.dir, `${rec.id}.json`), next);

@@ -4,7 +4,7 @@
 // update_ports, kill -9 of vmmd with restoration before any DHCP traffic,
 // lease release, and refused reports that change nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
 import { connect } from "node:net";
@@ -13,7 +13,7 @@ import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
 import { freePort, httpGet, waitFor } from "../helpers/net.js";
 import { Lan } from "../helpers/lan.js";
-import { LeaseAction, NetworkingMode, Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { NetworkingMode, Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
 
 const BR = "vmbr-fwd";
 const ADMIN = "admin-token-0123456789";
@@ -190,7 +190,5 @@ describe("bridge networking end to end", () => {
     // Stopping the VM removes its rules.
     await vmm().stopVm({ id: "web", force: true });
     await expect(httpGet(`http://127.0.0.1:${port2}/`, 1000)).rejects.toThrow(/ECONNREFUSED/);
-    expect(existsSync(hookLog)).toBe(true);
-    void LeaseAction;
   }, 240_000);
 });
