@@ -110,6 +110,7 @@ export class RelayDaemon {
     }
     this.child.unref();
     this.child.stdin.on("error", () => {}); // reported through "exit"
+    this.child.stdout.on("error", () => {});
     this.child.stdout.setEncoding("utf8");
     let onReady: (pids: number[]) => void;
     let onFail: (e: Error) => void;
@@ -142,7 +143,9 @@ export class RelayDaemon {
         for (const w of this.waiting.splice(0)) w.reject(this.dead);
         res();
       });
-      this.child.once("error", (e) => {
+      // "error": spawn failed (no "exit" follows) or a later kill() failed.
+      this.child.on("error", (e) => {
+        if (this.dead) return;
         this.dead = new Error(`vmm-relayd: spawn ${bin}: ${e.message}`);
         for (const w of this.waiting.splice(0)) w.reject(this.dead);
         res();
