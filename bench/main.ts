@@ -206,6 +206,8 @@ interface Peer {
 
 const portsAt = (base: number): Ports => ({ iperf: base, http: base + 1, udp: base + 2, idle: base + 3 });
 
+let forwarderStarts = 0;
+
 function forwarderPeer(kind: "native" | "sockets"): Peer {
   return {
     name: `vmm (${kind})`,
@@ -226,7 +228,7 @@ function forwarderPeer(kind: "native" | "sockets"): Peer {
         rule("tcp", p.idle, B.idle),
         rule("tcp", refusedPort, B.refused),
       ];
-      const name = `vmm-${kind}`;
+      const name = `vmm-${kind}-${++forwarderStarts}`; // a fresh log per start: it carries the "ready" line
       const child = start(name, [process.execPath, join(here, "forwarder.js"), kind, JSON.stringify(rules)]);
       // forwarder.js prints "ready <kind> <pid>...": the data-path processes.
       let data: number[] = [];
@@ -240,6 +242,7 @@ function forwarderPeer(kind: "native" | "sockets"): Peer {
         if (Date.now() > end || child.exitCode !== null) throw new Error(`${name} did not get ready`);
         await sleep(50);
       }
+      await waitPort(p.http);
       return { ports: p, pids: () => tree(child.pid!), dataPids: () => data, refusedPort, stop: () => stop(child) };
     },
   };
