@@ -11,7 +11,7 @@
       "ldflags": ["-Wl,-z,relro,-z,now"],
       "conditions": [
         ["OS=='linux'", {
-          "sources": ["src/linux/tap.cc", "src/linux/relay.cc"],
+          "sources": ["src/linux/tap.cc"],
           "libraries": ["-lpthread"]
         }],
         ["OS=='mac'", {

@@ -1,5 +1,7 @@
 // Entry point of the vmm native addon. Each platform file registers its own
-// functions on the exports object; the typed surface is native/index.ts.
+// functions on the exports object; the typed surfaces are native/*.ts. The
+// forwarder's data path is not in the addon but in vmm-relayd
+// (native/relayd/relayd.cc), a process of its own.
 #include <napi.h>
 
 #include "platform.h"
@@ -7,7 +9,6 @@
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #if defined(__linux__)
   vmm::InitTap(env, exports);
-  vmm::InitRelay(env, exports);
   exports.Set("platform", Napi::String::New(env, "linux"));
 #elif defined(__APPLE__)
   vmm::InitVmnet(env, exports);

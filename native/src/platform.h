@@ -6,8 +6,6 @@ namespace vmm {
 #if defined(__linux__)
 // src/linux/tap.cc: openTap, openMacvtap, ...
 void InitTap(Napi::Env env, Napi::Object exports);
-// src/linux/relay.cc: the splice relay (forwarder data path).
-void InitRelay(Napi::Env env, Napi::Object exports);
 #elif defined(__APPLE__)
 // src/darwin/vmnet.cc: vmnet.framework networks.
 void InitVmnet(Napi::Env env, Napi::Object exports);
