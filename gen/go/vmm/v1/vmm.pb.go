@@ -2111,7 +2111,8 @@ type GetMetaResponse struct {
 	NetworkingModes       []NetworkingMode `protobuf:"varint,3,rep,packed,name=networking_modes,json=networkingModes,proto3,enum=vmm.v1.NetworkingMode" json:"networking_modes,omitempty"`
 	DefaultNetworkingMode NetworkingMode   `protobuf:"varint,4,opt,name=default_networking_mode,json=defaultNetworkingMode,proto3,enum=vmm.v1.NetworkingMode" json:"default_networking_mode,omitempty"`
 	ForwardServiceEnabled bool             `protobuf:"varint,5,opt,name=forward_service_enabled,json=forwardServiceEnabled,proto3" json:"forward_service_enabled,omitempty"`
-	// Relay the forwarder uses for TCP: "native" (splice) or "sockets".
+	// Relay the forwarder uses: "native" (vmm-relayd processes) or "sockets"
+	// (the in-daemon fallback).
 	ForwardRelay string `protobuf:"bytes,6,opt,name=forward_relay,json=forwardRelay,proto3" json:"forward_relay,omitempty"`
 	// Operating system and architecture, e.g. "linux/x64".
 	Platform string `protobuf:"bytes,7,opt,name=platform,proto3" json:"platform,omitempty"`

@@ -1037,7 +1037,8 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
   forwardServiceEnabled: boolean;
 
   /**
-   * Relay the forwarder uses for TCP: "native" (splice) or "sockets".
+   * Relay the forwarder uses: "native" (vmm-relayd processes) or "sockets"
+   * (the in-daemon fallback).
    *
    * @generated from field: string forward_relay = 6;
    */
