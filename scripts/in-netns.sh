@@ -28,4 +28,30 @@ if [ -n "$(ip route show default 2>/dev/null)" ]; then
   echo "in-netns: a default route exists inside the private namespace; refusing" >&2
   exit 1
 fi
-exec "$@"
+# Run the command, then end every process still in this network namespace
+# (a guest, dnsmasq or relay a failed test left behind), by PID: they would
+# otherwise keep the namespace alive after we exit.
+set +e
+"$@"
+status=$?
+self_ns=$(readlink /proc/self/ns/net)
+# Sets $pids (no command substitution: a subshell would list itself).
+leftovers() {
+  pids=""
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    [ "$pid" = $$ ] && continue
+    [ "$(readlink "$d/ns/net" 2>/dev/null)" = "$self_ns" ] || continue
+    read -r _ _ state _ < "$d/stat" 2>/dev/null || continue
+    [ "$state" = Z ] || pids="$pids $pid"
+  done
+}
+leftovers
+if [ -n "$pids" ]; then
+  echo "in-netns: ending processes left in the namespace:$pids" >&2
+  kill -TERM $pids 2>/dev/null
+  sleep 1
+  leftovers
+  [ -z "$pids" ] || kill -KILL $pids 2>/dev/null
+fi
+exit $status

@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { processesMatching } from "./net.js";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
@@ -100,6 +101,15 @@ export async function startDaemon(opts: StartOptions = {}): Promise<DaemonHandle
       }
     },
     cleanup() {
+      // Anything still running from this daemon's directory (guests,
+      // dnsmasq of networks, passt) was started by this test: end it by PID.
+      for (const pid of processesMatching(dir)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
