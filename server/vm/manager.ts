@@ -5,6 +5,7 @@
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config/types.js";
+import type { ForwardRule } from "../forward/index.js";
 import { precondition, Problems, VmmError } from "../errors.js";
 import { cidrContains, parseIpv4Cidr } from "../net/addr.js";
 import { deriveMac, normalizeMac } from "../net/mac.js";
@@ -13,18 +14,9 @@ import { VmStore, MAX_EVENTS_KEPT } from "./store.js";
 import type { LeaseRecord, PortSpec, VmEventRecord, VmRecord, VmRuntime, VmView } from "./types.js";
 import { isIPv4 } from "node:net";
 
-/** One forwarding rule, as the forward service takes it. */
-export interface ForwardRuleSpec {
-  protocol: "tcp" | "udp";
-  listenAddress: string;
-  listenPort: number;
-  targetAddress: string;
-  targetPort: number;
-}
-
 /** What the manager needs of the forward service (server/forward). */
 export interface Forwarder {
-  apply(owner: string, rules: ForwardRuleSpec[]): Promise<void>;
+  apply(owner: string, rules: ForwardRule[]): Promise<void>;
   remove(owner: string): Promise<void>;
 }
 
@@ -409,7 +401,7 @@ export class VmManager {
   }
 
   /** Desired forwarding rules of a VM: its ports to NIC 0's leased IP, only while running. */
-  forwardRules(e: Entry): ForwardRuleSpec[] {
+  forwardRules(e: Entry): ForwardRule[] {
     const mode = e.record.spec.nics[0]?.mode;
     if (!mode || !FORWARDED_MODES.includes(mode) || !this.cfg.networking.forwardServiceEnabled) return [];
     if (e.runtime.status !== "running") return [];

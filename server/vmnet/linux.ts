@@ -24,6 +24,7 @@ import { createBridge, deleteLink, linkExists, runIp, setLinkUp } from "../net/i
 import { isOurProcess, processRef, spawnDetached, stopProcess } from "../vm/process.js";
 import { log } from "../log.js";
 import type { NetworkBackend, NetworkRecord } from "./registry.js";
+import type { Forwarder } from "../vm/manager.js";
 
 export interface LinuxBackendOptions {
   stateDir: string;
@@ -33,7 +34,7 @@ export interface LinuxBackendOptions {
   hookEnv: { VMM_SOCKET?: string; VMM_URL?: string; VMM_LEASE_TOKEN_FILE?: string };
   dnsmasq?: string;
   /** Network-level port rules. */
-  forwards: { apply(owner: string, rules: { protocol: "tcp" | "udp"; listenAddress: string; listenPort: number; targetAddress: string; targetPort: number }[]): Promise<void>; remove(owner: string): Promise<void> };
+  forwards: Forwarder;
 }
 
 const tableOf = (rec: NetworkRecord) => `vmmnet_${rec.id.replace(/^net-/, "").replace(/[^a-z0-9]/g, "_")}`;
