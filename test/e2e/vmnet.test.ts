@@ -18,6 +18,7 @@ import { NetworkingMode, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb
 import { NetworkMode, NetworkService, type Network } from "../../gen/ts/vmm/v1/network_pb.js";
 
 const ADMIN = "vmnet-admin-token-0123";
+const TOML = `[auth]\ntokens = ["${ADMIN}"]\n`;
 const CLI = join(ROOT, "dist", "clients", "cli", "main.js");
 let d: DaemonHandle;
 let lan: Lan;
@@ -39,7 +40,7 @@ beforeAll(async () => {
   lan.background(["ip", "netns", "exec", "vmoutside", "busybox", "httpd", "-f", "-p", `${OUTSIDE}:8080`, "-h", lan.www("outside host")]);
   // A service on the host side that guests of both modes may reach.
   hostHttp = createServer((_q, r) => r.end("host service")).listen(18099, "0.0.0.0");
-  d = await startDaemon({ tcp: false, toml: `[auth]\ntokens = ["${ADMIN}"]\n` });
+  d = await startDaemon({ tcp: false, toml: TOML });
 });
 
 afterAll(async () => {
@@ -139,6 +140,17 @@ describe("vmnet networks", () => {
     expect(await probes("sb")).toEqual({ "sa:8080": "ok", "sc:8080": "ok" });
     expect(await probes("sc")).toEqual({ "sa:8080": "ok", "sb:8080": "ok", "xp:8080": "ok" });
     expect(await probes("xp")).toEqual({ "sa:8080": "ok" });
+
+    // kill -9 vmmd and restart: the network, its dnsmasq (same process), the
+    // guests and their leases are all still there.
+    const dnsmasqBefore = processesMatching(join(d.stateDir, "networks", shared.id));
+    expect(dnsmasqBefore.length).toBeGreaterThan(0);
+    await d.kill9();
+    d = await startDaemon({ dir: d.dir, tcp: false, toml: TOML });
+    expect((await nets().getNetwork({ id: shared.id })).network!.bridge).toBe(shared.bridge);
+    expect(processesMatching(join(d.stateDir, "networks", shared.id))).toEqual(dnsmasqBefore);
+    expect(await leaseIp("sa")).toBe("10.96.0.10");
+    expect((await vmm().getInfo({ id: "sb" })).vm!.status).toBe(VmStatus.RUNNING);
 
     // Deleting while VMs are attached (and a holder remains) is refused.
     await expect(nets().deleteNetwork({ id: shared.id })).rejects.toThrow(/failed_precondition|attached VMs/i);
