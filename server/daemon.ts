@@ -11,7 +11,7 @@ import { writeFileAtomic } from "./store/atomic.js";
 import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
-import { VmManager, type VmRunner } from "./vm/manager.js";
+import { VmManager } from "./vm/manager.js";
 import { QemuRunner } from "./vm/supervisor.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
@@ -45,22 +45,17 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export interface DaemonOptions {
-  /** Injected runner (tests); default: the QEMU supervisor when QEMU is present. */
-  runner?: VmRunner;
-}
-
 function nativeAvailable(): boolean {
   try {
     loadNative();
     return true;
   } catch (e) {
-    log("warn", "native addon unavailable; TAP/macvtap modes and the splice relay are off", { error: (e as Error).message });
+    log("warn", "native addon unavailable; TAP, macvtap and vmnet modes are off", { error: (e as Error).message });
     return false;
   }
 }
 
-export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+export async function startDaemon(cfg: Config): Promise<Daemon> {
   // 0711: other users may traverse (passt runs as nobody and must reach its
   // socket directory under a VM's directory) but not list; files are 0600.
   mkdirDurable(cfg.stateDir, 0o711);
@@ -100,9 +95,9 @@ export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promis
   const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
   const store = new VmStore(cfg.stateDir);
   const n = cfg.networking;
+  // Without QEMU the daemon still serves records; StartVm says why it cannot.
   const runner =
-    opts.runner ??
-    (caps.qemuPath !== ""
+    caps.qemuPath !== ""
       ? new QemuRunner({
           cfg,
           vmDir: (id) => store.dir(id),
@@ -111,7 +106,7 @@ export async function startDaemon(cfg: Config, opts: DaemonOptions = {}): Promis
             ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
             : {}),
         })
-      : undefined);
+      : undefined;
   vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id));
   await networks.init();
   await vms.init();
