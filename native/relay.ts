@@ -20,11 +20,15 @@ export const kRelaySlots = 4096;
 const kSlotBytes = 64;
 
 export interface RelayCounters {
+  /** TCP connections open now (UDP: always 0, see sessionsActive). */
   connectionsActive: number;
+  /** TCP connections accepted and relayed; UDP sessions created. */
   connectionsTotal: number;
   bytesToGuest: number;
   bytesFromGuest: number;
+  /** UDP sessions open now (TCP: always 0). */
   sessionsActive: number;
+  /** Refused or timed-out guest connects, resets, limit rejections, send failures. */
   errors: number;
 }
 

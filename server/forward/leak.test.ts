@@ -5,15 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createConnection } from "node:net";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { Cleanup, echo, exchange, fdCount, fdCountOf, freePort, tcpServer, waitFor } from "./test-util.js";
+import { tcpRule, Cleanup, echo, exchange, fdCount, fdCountOf, freePort, tcpServer, waitFor } from "./test-util.js";
 
-const tcp = (listenPort: number, targetPort: number): ForwardRule => ({
-  protocol: "tcp",
-  listenAddress: "127.0.0.1",
-  listenPort,
-  targetAddress: "127.0.0.1",
-  targetPort,
-});
+const tcp = tcpRule;
 
 /** Connects, sends a byte, then resets the connection without waiting for an answer. */
 function resetting(port: number): Promise<void> {

@@ -1,4 +1,5 @@
 // Forwarding rules: types, keys and validation. Pure; no sockets here.
+import type { RelayCounters } from "../../native/relay.js";
 import { isIPv4, isIPv6 } from "node:net";
 import { Problems } from "../errors.js";
 
@@ -13,18 +14,11 @@ export interface ForwardRule {
   targetPort: number;
 }
 
-export interface ForwardCounters {
-  /** TCP connections open now (UDP: always 0, see sessionsActive). */
-  connectionsActive: number;
-  /** TCP connections accepted and relayed; UDP sessions created. */
-  connectionsTotal: number;
-  bytesToGuest: number;
-  bytesFromGuest: number;
-  /** UDP sessions open now (TCP: always 0). */
-  sessionsActive: number;
-  /** Refused or timed-out guest connects, resets, limit rejections, send failures. */
-  errors: number;
-}
+/**
+ * Live counters of one rule: the relay surface's own type (native/relay.ts),
+ * which the sockets fallback and UDP relays fill in the same way.
+ */
+export type ForwardCounters = RelayCounters;
 
 export interface ForwardStatus extends ForwardRule {
   owner: string;

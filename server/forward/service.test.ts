@@ -4,15 +4,9 @@ import { createServer } from "node:net";
 import { VmmError, ValidationError } from "../errors.js";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { Cleanup, connect, echo, freePort, tcpServer, waitFor } from "./test-util.js";
+import { tcpRule, Cleanup, connect, echo, freePort, tcpServer, waitFor } from "./test-util.js";
 
-const tcp = (listenPort: number, targetPort: number): ForwardRule => ({
-  protocol: "tcp",
-  listenAddress: "127.0.0.1",
-  listenPort,
-  targetAddress: "127.0.0.1",
-  targetPort,
-});
+const tcp = tcpRule;
 
 /** Round trip of one line over an open connection. */
 function ping(s: import("node:net").Socket, msg: string): Promise<string> {

@@ -1,6 +1,7 @@
 // Helpers for the forwarder's tests (no test framework imports, so tsc may
 // compile it with the rest). Everything here is bounded in time and closes
 // what it opens.
+import type { ForwardRule } from "./rules.js";
 import { readdirSync } from "node:fs";
 import { createServer, createConnection, type Server, type Socket } from "node:net";
 import { createSocket } from "node:dgram";
@@ -160,3 +161,12 @@ export async function neverAccepting(cleanup: Cleanup): Promise<number> {
     });
   });
 }
+
+/** A TCP rule from 127.0.0.1:listenPort to 127.0.0.1:targetPort. */
+export const tcpRule = (listenPort: number, targetPort: number): ForwardRule => ({
+  protocol: "tcp",
+  listenAddress: "127.0.0.1",
+  listenPort,
+  targetAddress: "127.0.0.1",
+  targetPort,
+});

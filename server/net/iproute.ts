@@ -7,10 +7,10 @@
 // is not) would be read as a different command, so names must match a
 // strict pattern, addresses must be IP literals with a prefix length, MACs
 // must be MACs. Names are also limited to IFNAMSIZ-1 = 15 bytes.
-import { spawn } from "node:child_process";
+import { runProgram } from "../host/exec.js";
 import { IFNAME_RE } from "./addr.js";
 import { isIP } from "node:net";
-import { Problems, VmmError, hostError, type ErrorKind } from "../errors.js";
+import { Problems, VmmError, type ErrorKind } from "../errors.js";
 import { normalizeMac } from "./mac.js";
 
 /** The `ip` binary; absolute path to not depend on PATH when set. */
@@ -121,26 +121,7 @@ function kindOf(stderr: string): ErrorKind {
  * VmmError "ip ARGS failed: <stderr>" with a kind from the message.
  */
 export function runIp(args: string[], opts: RunIpOptions = {}): Promise<string> {
-  const argv = [...(opts.wrapper ?? []), IP_BIN, ...args];
-  const what = argv.join(" ");
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 10_000);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(hostError(what, e, (e as NodeJS.ErrnoException).code === "ENOENT" ? "unsupported" : "internal"));
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) return resolve(out);
-      const detail = err.trim() || (signal ? `killed by ${signal}` : `exit status ${code}`);
-      reject(hostError(what, new Error(detail), kindOf(err)));
-    });
-  });
+  return runProgram([...(opts.wrapper ?? []), IP_BIN, ...args], { timeoutMs: opts.timeoutMs, kindOf });
 }
 
 /** Creates bridge `name`, gives it `cidr` when set, and brings it up. Removes it again if a later step fails. */

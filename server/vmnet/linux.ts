@@ -16,9 +16,9 @@
 // rules; all were validated by the registry (interface names, CIDRs, MACs,
 // IPs), and bridge/table names are generated from the network id.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { spawn } from "node:child_process";
+import { runProgram } from "../host/exec.js";
 import { join } from "node:path";
-import { hostError, precondition } from "../errors.js";
+import { precondition } from "../errors.js";
 import { intToIpv4, parseIpv4Cidr } from "../net/addr.js";
 import { createBridge, deleteLink, linkExists, runIp, setLinkUp } from "../net/iproute.js";
 import { isOurProcess, processRef, spawnDetached, stopProcess } from "../vm/process.js";
@@ -38,19 +38,6 @@ export interface LinuxBackendOptions {
 }
 
 const tableOf = (rec: NetworkRecord) => `vmmnet_${rec.id.replace(/^net-/, "").replace(/[^a-z0-9]/g, "_")}`;
-
-function run(argv: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    p.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    p.once("error", (e) => reject(hostError(argv.join(" "), e, "unsupported")));
-    p.once("exit", (code) => (code === 0 ? resolve(out) : reject(hostError(argv.slice(0, 3).join(" "), new Error(err.trim() || `exit ${code}`)))));
-    p.stdin.end(input ?? "");
-  });
-}
 
 /** The interface of the default route, or "" without one. */
 async function defaultRouteDevice(): Promise<string> {
@@ -132,7 +119,7 @@ export class LinuxNetworkBackend implements NetworkBackend {
   private async deleteTables(rec: NetworkRecord): Promise<void> {
     const t = tableOf(rec);
     for (const [family, name] of [["inet", t], ["ip", `${t}_nat`], ["ip6", `${t}_nat6`]] as const) {
-      await run(["nft", "delete", "table", family, name]).catch(() => undefined); // absent: fine
+      await runProgram(["nft", "delete", "table", family, name]).catch(() => undefined); // absent: fine
     }
   }
 
@@ -161,7 +148,7 @@ export class LinuxNetworkBackend implements NetworkBackend {
     }
     // nftables: replace the network's tables as a whole.
     await this.deleteTables(rec);
-    await run(["nft", "-f", "-"], LinuxNetworkBackend.nftRules(rec, external));
+    await runProgram(["nft", "-f", "-"], { input: LinuxNetworkBackend.nftRules(rec, external) });
     if (s.mode === "shared" && external !== "") {
       // Routing is a per-namespace switch; shared networks need it on.
       writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");

@@ -2,7 +2,6 @@
 // daemon's own building blocks: qemu-argv, process, qmp. Everything it
 // starts is registered on a Cleanup stack (LIFO, like lima's onClose) so a
 // failing test still removes its interfaces and processes.
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,6 +10,7 @@ import { buildQemuArgv, type NicSpec, type QemuSpec } from "../../server/vm/qemu
 import { QmpClient } from "../../server/vm/qmp.js";
 import { isAlive, spawnDetached, stopProcess, waitForExit, waitUntil, type ProcessRef } from "../../server/vm/process.js";
 import { guestInitrd, guestKernel } from "./paths.js";
+import { runProgram } from "../../server/host/exec.js";
 
 export const QEMU_BIN = process.env.VMM_QEMU ?? "qemu-system-x86_64";
 
@@ -167,29 +167,9 @@ export function tcpEcho(host: string, port: number, text: string, timeoutMs = 10
   });
 }
 
-/**
- * Runs a short program (no shell) to completion, bounded; resolves with
- * stdout, rejects naming the command with its stderr.
- */
+/** Runs a program without a shell (the daemon's own runner); resolves with stdout. */
 export function run(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 15_000);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new Error(`${argv.join(" ")}: ${e.message}`));
-    });
-    child.on("close", (code, sig) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${argv.join(" ")} failed (${sig ?? `exit ${code}`}): ${err.trim()}`));
-    });
-    child.stdin.end(opts.input ?? "");
-  });
+  return runProgram(argv, opts);
 }
 
 export interface Dnsmasq {
