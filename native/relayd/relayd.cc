@@ -8,14 +8,12 @@
 // at startup, before it has any socket. Every process runs the same
 // single-threaded epoll engine; each has its own fd table (the hard
 // RLIMIT_NOFILE applies per process, so N processes hold N times as many
-// connections) and a copy of each TCP rule's one listening socket, watched
-// with EPOLLEXCLUSIVE, so a new connection wakes one process and the load
-// spreads over the processes (and cores). The master binds every listener
-// itself, without SO_REUSEPORT (bind errors are reported to vmmd with the
-// syscall and errno; nobody can join the port later), and hands a copy to
-// each worker over a SOCK_SEQPACKET socketpair with SCM_RIGHTS. UDP rules
-// live in the master only: a UDP flow hashes to one socket anyway, and the
-// session cap stays exact.
+// connections) and its own SO_REUSEPORT listener per TCP rule, so the kernel
+// spreads new connections over the processes (and cores). The master binds
+// every listener itself (bind errors are reported to vmmd with the syscall
+// and errno) and hands one to each worker over a SOCK_SEQPACKET socketpair
+// with SCM_RIGHTS. UDP rules live in the master only: a UDP flow hashes to one
+// socket anyway, and the session cap stays exact.
 //
 // Counters live in fd 3, a file vmmd created and mapped here MAP_SHARED: one
 // 64-byte Slot per rule, updated with atomics by every process, read by vmmd
@@ -278,17 +276,6 @@ class Engine {
   // ---- control operations (same process) --------------------------------
 
   // Takes ownership of fd (a listening socket).
-  // Every relay process holds a copy of the same listening socket: level-
-  // triggered (bounded accept batches) and EPOLLEXCLUSIVE, so a new
-  // connection wakes one process, not all of them. EPOLLEXCLUSIVE cannot be
-  // modified, so pausing a listener removes it and resuming adds it again.
-  void Watch(Listener* l) {
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    ev.data.ptr = &l->tag;
-    epoll_ctl(epfd_, EPOLL_CTL_ADD, l->fd, &ev);
-  }
-
   void AddTcp(uint32_t id, int fd, const Addr& target, int timeoutMs, uint64_t maxConns) {
     auto* l = new Listener();
     l->id = id;
@@ -297,7 +284,10 @@ class Engine {
     l->target = target;
     l->connectTimeoutMs = timeoutMs;
     l->maxConnections = maxConns;
-    Watch(l);
+    epoll_event ev{};
+    ev.events = EPOLLIN;  // level-triggered: bounded accept batches
+    ev.data.ptr = &l->tag;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
     listeners_[id] = l;
   }
 
@@ -429,7 +419,10 @@ class Engine {
         // EMFILE, ENFILE, ENOBUFS, ENOMEM: pause instead of spinning.
         s.errors.fetch_add(1, std::memory_order_relaxed);
         l->pausedUntil = NowMs() + 100;
-        epoll_ctl(epfd_, EPOLL_CTL_DEL, l->fd, nullptr);
+        epoll_event ev{};
+        ev.events = 0;
+        ev.data.ptr = &l->tag;
+        epoll_ctl(epfd_, EPOLL_CTL_MOD, l->fd, &ev);
         return;
       }
       // The limit is shared by every relay process: reserve a place first.
@@ -452,7 +445,10 @@ class Engine {
       if (!now) now = NowMs();
       if (l->pausedUntil > now) continue;
       l->pausedUntil = 0;
-      Watch(l);
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.ptr = &l->tag;
+      epoll_ctl(epfd_, EPOLL_CTL_MOD, l->fd, &ev);
     }
   }
 
@@ -1118,11 +1114,12 @@ std::string MasterAdd(const std::vector<std::string>& a) {
   s.sessions = 0;
   s.errors = 0;
   int one = 1;
-  auto open = [&](int* out) -> std::string {
+  auto open = [&](bool reuseport, int* out) -> std::string {
     // SAFETY: the new fd is returned through *out to the caller, which owns it.
     int fd = socket(la.family(), (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return SysErr("socket", errno);
     if (tcp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (la.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, reinterpret_cast<const sockaddr*>(&la.ss), la.len) < 0) {
       int e = errno;
@@ -1139,23 +1136,51 @@ std::string MasterAdd(const std::vector<std::string>& a) {
     *out = fd;
     return "";
   };
-  // One socket, bound without SO_REUSEPORT, for every process: a taken port
-  // fails with EADDRINUSE, and no other socket (SO_REUSEPORT or not, ours or
-  // anyone's) can join the port while the rule lives.
   int fd0 = -1;
-  std::string err = open(&fd0);
-  if (!err.empty()) return err;
-  if (tcp && !gWorkers.empty()) {
-    std::string cmd = "A " + a[1] + " " + a[5] + " " + a[6] + " " + a[7] + " " + a[8];
+  if (!tcp || gWorkers.empty()) {
+    std::string err = open(false, &fd0);
+    if (!err.empty()) return err;
+  } else {
+    // SO_REUSEPORT would also let us share a port another SO_REUSEPORT
+    // socket of the same user already holds: bind once without it first so
+    // a taken port fails with EADDRINUSE like any other bind.
+    int probe = -1;
+    std::string err = open(false, &probe);
+    if (!err.empty()) return err;
+    sockaddr_storage b{};
+    socklen_t bl = sizeof b;
+    getsockname(probe, reinterpret_cast<sockaddr*>(&b), &bl);
+    uint16_t p = b.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&b)->sin6_port)
+                                        : ntohs(reinterpret_cast<sockaddr_in*>(&b)->sin_port);
+    if (la.family() == AF_INET6) reinterpret_cast<sockaddr_in6*>(&la.ss)->sin6_port = htons(p);
+    else reinterpret_cast<sockaddr_in*>(&la.ss)->sin_port = htons(p);
+    close(probe);
+    err = open(true, &fd0);
+    if (!err.empty()) return err;
+    std::vector<int> more;
     for (size_t i = 0; i < gWorkers.size(); i++) {
-      // SAFETY: SCM_RIGHTS gives the worker its own copy of fd0; the master
-      // keeps (and later closes) its own.
-      std::string r = Ask(gWorkers[i], cmd, fd0);
-      if (r != "OK") {
-        for (size_t j = 0; j < i; j++) Ask(gWorkers[j], "D " + a[1], -1);
-        close(fd0);
-        return r;
+      int fd = -1;
+      err = open(true, &fd);
+      if (!err.empty()) break;
+      more.push_back(fd);
+    }
+    if (err.empty()) {
+      std::string cmd = "A " + a[1] + " " + a[5] + " " + a[6] + " " + a[7] + " " + a[8];
+      for (size_t i = 0; i < gWorkers.size(); i++) {
+        std::string r = Ask(gWorkers[i], cmd, more[i]);
+        if (r != "OK") {
+          err = r;
+          for (size_t j = 0; j < i; j++) Ask(gWorkers[j], "D " + a[1], -1);
+          break;
+        }
       }
+    }
+    // SAFETY: every worker received its own copy via SCM_RIGHTS (or failed);
+    // the master's copies of the worker listeners are closed here.
+    for (int fd : more) close(fd);
+    if (!err.empty()) {
+      close(fd0);
+      return err;
     }
   }
   sockaddr_storage b{};
