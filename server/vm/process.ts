@@ -18,7 +18,7 @@
 // (FIRST_INHERITED_FD in qemu-argv.ts). The child gets a dup2()'d copy; the
 // caller keeps ownership of its own fd and should close it after the spawn.
 import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { VmmError, hostError } from "../errors.js";
@@ -196,5 +196,14 @@ export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutM
     if (await cond()) return true;
     if (Date.now() >= deadline) return false;
     await sleep(Math.min(pollMs, Math.max(1, deadline - Date.now())));
+  }
+}
+
+/** The last `bytes` of a log file, trimmed; "" when it is missing. For error messages. */
+export function tailOfLog(path: string, bytes = 2000): string {
+  try {
+    return readFileSync(path, "utf8").slice(-bytes).trim();
+  } catch {
+    return "";
   }
 }

@@ -5,7 +5,7 @@
 // re-adopts guests after a daemon restart, and tears down what it created
 // (LIFO, also when a start fails half-way).
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../config/types.js";
 import { precondition, VmmError } from "../errors.js";
@@ -15,7 +15,7 @@ import { closeFd, openMacvtap, openTap } from "../../native/tap.js";
 import { log } from "../log.js";
 import type { VmRunner } from "./manager.js";
 import { buildQemuArgv, type NicSpec as QemuNic, type QemuSpec } from "./qemu-argv.js";
-import { childFdOf, isAlive, isOurProcess, spawnDetached, stopProcess, signalProcess, waitForExit, waitUntil, type ProcessRef } from "./process.js";
+import { childFdOf, isAlive, isOurProcess, spawnDetached, stopProcess, signalProcess, tailOfLog, waitForExit, waitUntil, type ProcessRef } from "./process.js";
 import { QmpClient } from "./qmp.js";
 import type { PortSpec, VmRuntime, VmView } from "./types.js";
 
@@ -50,15 +50,6 @@ export function hostIfName(prefix: "vt" | "vm", id: string, nic: number): string
 
 function diskFormat(path: string): "raw" | "qcow2" {
   return path.endsWith(".qcow2") ? "qcow2" : "raw";
-}
-
-function tail(path: string, bytes = 2000): string {
-  try {
-    const s = readFileSync(path, "utf8");
-    return s.slice(-bytes).trim();
-  } catch {
-    return "";
-  }
 }
 
 export class QemuRunner implements VmRunner {
@@ -190,7 +181,7 @@ export class QemuRunner implements VmRunner {
       try {
         qmp = await QmpClient.connect(f.qmp, { timeoutMs: 15_000, alive: () => existsSync(`/proc/${ref.pid}`) });
       } catch (e) {
-        const why = tail(f.qemuLog);
+        const why = tailOfLog(f.qemuLog);
         // A host port taken by someone else is a busy resource, not a bad request.
         const kind = /could not set up host forwarding rule|address already in use/i.test(why) ? "unavailable" : "precondition";
         throw new VmmError(kind, `QEMU did not start: ${why || (e as Error).message}`, { cause: e });
@@ -244,7 +235,7 @@ export class QemuRunner implements VmRunner {
     const up = await waitUntil(() => existsSync(f.passtSock) || !existsSync(`/proc/${ref.pid}`), 10_000);
     if (!up || !existsSync(f.passtSock)) {
       await stopProcess(ref, { graceMs: 1000 }).catch(() => undefined);
-      throw new VmmError("precondition", `passt did not create ${f.passtSock}: ${tail(f.passtLog) || "no output"}`);
+      throw new VmmError("precondition", `passt did not create ${f.passtSock}: ${tailOfLog(f.passtLog) || "no output"}`);
     }
     return ref;
   }
@@ -347,7 +338,7 @@ export class QemuRunner implements VmRunner {
         if (w.stopping || (await isAlive(w.ref))) continue;
         this.watched.delete(id);
         await this.cleanup(id, w.view.runtime);
-        const last = tail(this.files(id).qemuLog, 300).split("\n").pop() ?? "";
+        const last = tailOfLog(this.files(id).qemuLog, 300).split("\n").pop() ?? "";
         w.onExit(`QEMU pid ${w.ref.pid} exited on its own (guest powered off or crashed)${last ? `: ${last}` : ""}`);
       }
     } finally {

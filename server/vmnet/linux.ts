@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { precondition } from "../errors.js";
 import { intToIpv4, parseIpv4Cidr } from "../net/addr.js";
 import { createBridge, deleteLink, linkExists, runIp, setLinkUp } from "../net/iproute.js";
-import { isOurProcess, processRef, spawnDetached, stopProcess } from "../vm/process.js";
+import { isAlive, isOurProcess, processRef, readPidFile, spawnDetached, stopProcess, tailOfLog, waitUntil } from "../vm/process.js";
 import { log } from "../log.js";
 import type { NetworkBackend, NetworkRecord } from "./registry.js";
 import type { Forwarder } from "../vm/manager.js";
@@ -163,11 +163,21 @@ export class LinuxNetworkBackend implements NetworkBackend {
       if (s.dhcpEnabled || s.dnsProxyEnabled || (s.ipv6Prefix !== "" && s.routerAdvertisementEnabled)) {
         // Detached like guests: DHCP keeps serving while the daemon restarts;
         // the hook's reports then reach the restarted daemon.
-        await spawnDetached({
+        const stderr = join(f.dir, "dnsmasq.stderr");
+        const ref = await spawnDetached({
           argv: [this.o.dnsmasq ?? "dnsmasq", "--keep-in-foreground", `--conf-file=${f.conf}`],
-          logFile: join(f.dir, "dnsmasq.stderr"),
+          logFile: stderr,
           env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...this.o.hookEnv, VMM_HOOK_LOG: f.hookLog },
         });
+        // Ready means serving: dnsmasq writes its pid file once its sockets
+        // are bound. Returning earlier would report a network whose DHCP is
+        // not up yet (and leave dnsmasq writing into the state directory
+        // after the call returned).
+        const up = await waitUntil(async () => (await readPidFile(f.pid)) === ref.pid || !(await isAlive(ref)), 10_000);
+        if (!up || (await readPidFile(f.pid)) !== ref.pid) {
+          await stopProcess(ref, { graceMs: 1000 }).catch(() => undefined);
+          throw precondition(`dnsmasq for network ${rec.id} did not start: ${tailOfLog(stderr) || tailOfLog(f.log) || "no output"}`);
+        }
       }
     }
     await this.o.forwards.apply(
