@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createConnection } from "node:net";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { tcpRule, Cleanup, echo, exchange, fdCount, fdCountOf, freePort, tcpServer, waitFor } from "./test-util.js";
+import { tcpRule, Cleanup, echo, exchange, fdCount, fdCountOf, freePort, refusingPort, tcpServer, waitFor } from "./test-util.js";
 
 const tcp = tcpRule;
 
@@ -34,7 +34,7 @@ describe.each(["native", "sockets"] as const)("fd accounting (%s)", (kind) => {
     const svc = new ForwardService({ relay: kind, connectTimeoutMs: 2000 });
     cleanup.push(() => svc.close());
     const { port: g } = await tcpServer(echo, cleanup);
-    const dead = await freePort();
+    const dead = await refusingPort(cleanup);
     const [okPort, refusedPort] = [await freePort(), await freePort()];
     await svc.apply("vm", [tcp(okPort, g), tcp(refusedPort, dead)]);
 

@@ -59,6 +59,19 @@ export function canonicalIp(s: string): string | undefined {
 }
 
 const isUnspecified = (ip: string) => ip === "0.0.0.0" || ip === "::";
+const isLoopback = (ip: string) => ip.startsWith("127.") || ip === "::1";
+
+/**
+ * True when a rule would connect to its own listener: every accepted
+ * connection would open another one until the relay runs out of fds.
+ */
+export function isSelfLoop(r: ForwardRule): boolean {
+  if (r.targetPort !== r.listenPort) return false;
+  if (r.targetAddress === r.listenAddress) return true;
+  // "::" is dual-stack: it also accepts IPv4, so 127.x loops back to it too.
+  if (r.listenAddress === "::") return isLoopback(r.targetAddress);
+  return r.listenAddress === "0.0.0.0" && r.targetAddress.startsWith("127.");
+}
 
 function checkPort(p: Problems, field: string, v: unknown): v is number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 65535) {
@@ -116,6 +129,10 @@ export function validateRules(rules: unknown, field = "rules"): ForwardRule[] {
       targetAddress: ta as string,
       targetPort: r.targetPort as number,
     };
+    if (isSelfLoop(rule)) {
+      p.add(`${f}.targetPort`, `forwards ${ruleKey(rule)} to itself (${showAddress(rule.targetAddress, rule.targetPort)}): a loop`);
+      return;
+    }
     const key = ruleKey(rule);
     const prev = seen.get(key);
     if (prev !== undefined) {

@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { ForwardService } from "./service.js";
-import { Cleanup, connect, echo, exchange, freePort, neverAccepting, payload, tcpServer, waitFor } from "./test-util.js";
+import { Cleanup, connect, echo, exchange, freePort, neverAccepting, payload, refusingPort, tcpServer, waitFor } from "./test-util.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -99,7 +99,7 @@ describe.each(["native", "sockets"] as const)("tcp relay: %s", (kind) => {
   });
 
   it("resets the client when the guest refuses, and counts the error", async () => {
-    const dead = await freePort();
+    const dead = await refusingPort(cleanup);
     const lp = await forward(dead);
     const r = await exchange(lp, Buffer.from("x"));
     expect(r.received.length).toBe(0);

@@ -79,6 +79,21 @@ export async function tcpServer(onConn: (s: Socket) => void, cleanup: Cleanup): 
   return { server, port: (server.address() as { port: number }).port };
 }
 
+/**
+ * A port on 127.0.0.1 that refuses connections and that no other socket can
+ * take while the test runs: the local end of a connection to a throwaway
+ * server (bound, never listening). A port freePort() closed again may be
+ * handed out by the next bind(0), even to the relay's own listener, which
+ * turns "the guest refuses" into a forwarding loop.
+ */
+export async function refusingPort(cleanup: Cleanup): Promise<number> {
+  const { port } = await tcpServer(() => {}, cleanup);
+  const s = await connect(port);
+  s.on("error", () => {});
+  cleanup.push(() => s.destroy());
+  return s.localPort!;
+}
+
 /** Echo with half-close: echoes everything, ends after the client ended. */
 export const echo = (s: Socket) => s.pipe(s);
 

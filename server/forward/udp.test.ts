@@ -53,10 +53,10 @@ describe.each(["native", "sockets"] as const)("udp forwarding (%s)", (kind) => {
   async function service(opts: ConstructorParameters<typeof ForwardService>[0]) {
     const svc = new ForwardService({ ...opts, relay: kind });
     cleanup.push(() => svc.close());
-    // A rule of another owner starts the relay process, so fds counted from
+    // A rule of another owner (never connected to) starts the relay process, so fds counted from
     // here on are the rules' own ("warm" sorts after "vm" in list()).
     const spare = await freePort();
-    await svc.apply("warm", [{ protocol: "tcp", listenAddress: "127.0.0.1", listenPort: spare, targetAddress: "127.0.0.1", targetPort: spare }]);
+    await svc.apply("warm", [{ protocol: "tcp", listenAddress: "127.0.0.1", listenPort: spare, targetAddress: "127.0.0.1", targetPort: 9 }]);
     const pids = await svc.dataPathPids();
     fdCount = () => fdCountOf(pids);
     return svc;
