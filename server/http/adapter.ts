@@ -3,8 +3,8 @@
 // as protobuf binary ("parse binary: premature EOF") as `internal` (HTTP
 // 500), blaming the server for the client's bytes; JSON bodies that fail to
 // parse are `invalid_argument`. We answer both as `invalid_argument`, for the
-// Connect protocol (JSON error body) and gRPC (grpc-status header/trailer).
-// gRPC-Web encodes its status inside the body and keeps upstream's code.
+// Connect protocol (JSON error body), gRPC (grpc-status header/trailer) and
+// gRPC-Web (the trailer frame at the end of the body).
 import { createConnectRouter, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse, compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
@@ -17,6 +17,45 @@ const PARSE = /^parse binary:/;
 function fixGrpc(h: Headers | undefined): void {
   if (h?.get("grpc-status") === "13" && PARSE.test(decodeURIComponent(h.get("grpc-message") ?? ""))) h.set("grpc-status", "3");
 }
+
+/** A gRPC-Web trailer frame's block with a binary-parse `internal` status turned into `invalid_argument`. */
+export function fixGrpcWebTrailer(block: string): string {
+  const lines = block.split("\r\n");
+  const get = (k: string) => lines.find((l) => l.toLowerCase().startsWith(`${k}:`))?.slice(k.length + 1).trim();
+  if (get("grpc-status") !== "13" || !PARSE.test(decodeURIComponent(get("grpc-message") ?? ""))) return block;
+  return lines.map((l) => (l.toLowerCase().startsWith("grpc-status:") ? "grpc-status: 3" : l)).join("\r\n");
+}
+
+const TRAILER_FLAG = 0x80;
+
+/**
+ * Re-frames a gRPC-Web body: data frames pass through unchanged, the
+ * trailer frame (flag 0x80) goes through fixGrpcWebTrailer.
+ */
+export async function* fixGrpcWebBody(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let buf = Buffer.alloc(0);
+  for await (const chunk of body) {
+    buf = buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([buf, chunk]);
+    while (buf.length >= 5) {
+      const len = buf.readUInt32BE(1);
+      if (buf.length < 5 + len) break;
+      const flags = buf[0]!;
+      if (flags & TRAILER_FLAG) {
+        const text = Buffer.from(fixGrpcWebTrailer(buf.subarray(5, 5 + len).toString("latin1")), "latin1");
+        const head = Buffer.alloc(5);
+        head[0] = flags;
+        head.writeUInt32BE(text.length, 1);
+        yield Buffer.concat([head, text]);
+      } else {
+        yield buf.subarray(0, 5 + len);
+      }
+      buf = buf.subarray(5 + len);
+    }
+  }
+  if (buf.length > 0) yield buf; // a truncated frame: pass it on as it is
+}
+
+const isGrpcWeb = (h: Headers | undefined) => h?.get("content-type")?.startsWith("application/grpc-web") === true;
 
 function parseErrorsAreInvalidArgument(h: UniversalHandler): UniversalHandler {
   const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
@@ -41,6 +80,10 @@ function parseErrorsAreInvalidArgument(h: UniversalHandler): UniversalHandler {
     }
     fixGrpc(res.header);
     const inner = res.body;
+    if (inner && isGrpcWeb(res.header)) {
+      res.header?.delete("content-length"); // the trailer frame may change length
+      return { ...res, body: fixGrpcWebBody(inner) };
+    }
     if (res.trailer && inner) {
       const trailer = res.trailer;
       return {

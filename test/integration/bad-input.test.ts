@@ -112,6 +112,49 @@ function post(path: string, headers: Record<string, string>, body: Buffer | stri
 }
 
 /**
+ * A raw enveloped request over HTTP/1.1 with gRPC (status in the trailers)
+ * or gRPC-Web (status in the body's trailer frame). Resolves when the status
+ * is OK; otherwise rejects with the ConnectError the status describes.
+ */
+function postEnveloped(path: string, contentType: "application/grpc" | "application/grpc-web+proto", message: Uint8Array): Promise<void> {
+  const [host, port] = [d.tcp.slice(0, d.tcp.lastIndexOf(":")), Number(d.tcp.slice(d.tcp.lastIndexOf(":") + 1))];
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(message.length, 1);
+  const body = Buffer.concat([head, message]);
+  const headers = { "content-type": contentType, te: "trailers", authorization: `Bearer ${ADMIN}`, "content-length": String(body.length) };
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, method: "POST", headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const fields = new Map<string, string>();
+        const add = (k: string, v: unknown) => typeof v === "string" && fields.set(k.toLowerCase(), v);
+        for (const [k, v] of Object.entries(res.headers)) add(k, v);
+        for (const [k, v] of Object.entries(res.trailers)) add(k, v);
+        // gRPC-Web: frames of [flags, length(4), payload]; 0x80 marks the trailer frame.
+        const all = Buffer.concat(chunks);
+        for (let off = 0; contentType !== "application/grpc" && off + 5 <= all.length; ) {
+          const len = all.readUInt32BE(off + 1);
+          if (all[off]! & 0x80) {
+            for (const line of all.subarray(off + 5, off + 5 + len).toString("latin1").split("\r\n")) {
+              const i = line.indexOf(":");
+              if (i > 0) add(line.slice(0, i).trim(), line.slice(i + 1).trim());
+            }
+          }
+          off += 5 + len;
+        }
+        const status = fields.get("grpc-status");
+        if (status === undefined) return reject(new Error(`HTTP ${res.statusCode}: no grpc-status in the response`));
+        if (status === "0") return resolve();
+        reject(new ConnectError(decodeURIComponent(fields.get("grpc-message") ?? ""), Number(status) as Code));
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/**
  * The Connect error a raw Connect-protocol response carries: the JSON error
  * body's code, else the code the Connect protocol derives from the HTTP
  * status (404 -> unimplemented, 415 -> internal, ...).
@@ -368,6 +411,15 @@ const CASES: Case[] = [
     status: 400,
     mention: "request body: parse binary",
   },
+  ...(["application/grpc", "application/grpc-web+proto"] as const).map((ct) => ({
+    name: `truncated protobuf message over ${ct}`,
+    call: () => {
+      const full = toBinary(CreateVmRequestSchema, create(CreateVmRequestSchema, { id: "trunc", config: { name: "truncated request body" } }));
+      return postEnveloped("/vmm.v1.VmmService/CreateVm", ct, full.subarray(0, full.length - 5));
+    },
+    code: Code.InvalidArgument,
+    mention: "parse binary",
+  })),
   {
     name: "invalid JSON body",
     call: () => post("/vmm.v1.VmmService/CreateVm", { "content-type": "application/json", authorization: `Bearer ${ADMIN}` }, '{"id": "x", "config": {'),
