@@ -353,6 +353,7 @@ export function buildProgram(io: Io): { program: Command; session: Session } {
     .action(async (o: { vm?: string }) => {
       try {
         for await (const r of s.vmm().watchEvents({ vmId: o.vm ?? "" }, { signal: io.signal })) {
+          if (r.subscribed) continue; // the stream's first message: registered, no event
           io.out(s.json ? toJsonString(WatchEventsResponseSchema, r) + "\n" : renderEvent(r.vmId, r.event));
         }
       } catch (e) {

@@ -129,6 +129,9 @@ export function vmmService(d: VmmServiceDeps): ServiceImpl<typeof VmmService> {
       d.vms.events.on("event", onEvent);
       const aborted = new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
       try {
+        // Registered above: tell the client (this also sends the response
+        // headers, which connect-es holds back until the first message).
+        yield create(WatchEventsResponseSchema, { subscribed: true });
         while (!ctx.signal.aborted) {
           while (queue.length > 0) {
             const { id, ev } = queue.shift()!;

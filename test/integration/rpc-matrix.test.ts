@@ -5,7 +5,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { client, startDaemon, transport, type DaemonHandle, type Protocol, type Via } from "../helpers/daemon.js";
-import { LeaseAction, NetworkingMode, Protocol as PortProtocol, VmStatus, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { LeaseAction, NetworkingMode, Protocol as PortProtocol, VmStatus, VmmService, type WatchEventsResponse } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 
 const ADMIN = "admin-token-matrix-0123456789";
@@ -56,15 +56,27 @@ for (const via of ["tcp", "unix"] as const) {
   COMBOS.push({ name: `grpc/${via}/http2`, protocol: "grpc", via, http2: true });
 }
 
-/** Opens WatchEvents and resolves with the first event matching `want`. */
+/**
+ * Opens WatchEvents; `subscribed` resolves with the stream's first message
+ * (which must say subscribed and carry no event), `event` with the first
+ * event matching `want`.
+ */
 function watchFor(vms: Client<typeof VmmService>, signal: AbortSignal, want: (vmId: string, kind: string) => boolean) {
-  return (async () => {
+  let first!: (r: WatchEventsResponse) => void;
+  const subscribed = new Promise<WatchEventsResponse>((r) => (first = r));
+  const event = (async () => {
+    let n = 0;
     for await (const r of vms.watchEvents({}, { signal })) {
-      if (want(r.vmId, r.event?.kind ?? "")) return r;
+      if (n++ === 0) first(r);
+      else if (want(r.vmId, r.event?.kind ?? "")) return r;
     }
     throw new Error("WatchEvents ended without the expected event");
   })();
+  return { subscribed, event };
 }
+
+const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms))]);
 
 describe.each(COMBOS.map((c, i) => ({ ...c, i })))("every RPC over $name", ({ protocol, via, http2, i }) => {
   const t = () => transport(d, protocol, via, { token: ADMIN, http2 });
@@ -131,27 +143,26 @@ describe.each(COMBOS.map((c, i) => ({ ...c, i })))("every RPC over $name", ({ pr
     expect(lease.forwards).toEqual([]); // not running: nothing forwarded yet
     expect((await vms.getInfo({ id: vmId })).vm!.nics[0]!.lease).toMatchObject({ ip, hostname: `h-${tag}` });
 
-    // WatchEvents: subscribe, create a VM, see its "created" event, abort.
-    // The daemon sends response headers with the first event, so there is
-    // no "subscribed" signal: create VMs until one is seen.
+    // WatchEvents: subscribe; the first message says so; create a VM; its
+    // "created" event arrives.
     const ac = new AbortController();
-    const watched: string[] = [];
-    const seen = watchFor(vms, ac.signal, (id, kind) => kind === "created" && watched.includes(id));
-    seen.catch(() => undefined);
+    const wid = `mx-w-${tag}`;
+    const w = watchFor(vms, ac.signal, (id, kind) => kind === "created" && id === wid);
+    w.event.catch(() => undefined);
     try {
-      let got: Awaited<typeof seen> | undefined;
-      for (let n = 0; n < 10 && got === undefined; n++) {
-        const wid = `mx-w${n}-${tag}`;
-        watched.push(wid);
-        await vms.createVm({ id: wid, config: { name: wid } });
-        got = await Promise.race([seen, new Promise<undefined>((r) => setTimeout(() => r(undefined), 500))]);
-      }
-      expect(got, "no created event on WatchEvents").toBeDefined();
-      expect(watched).toContain(got!.vmId);
-      expect(got!.event!.message).toContain(got!.vmId);
+      const first = await within(w.subscribed, 5000, "WatchEvents subscribed message");
+      expect(first.subscribed).toBe(true);
+      expect(first.event).toBeUndefined();
+      expect(first.vmId).toBe("");
+      await vms.createVm({ id: wid, config: { name: wid } });
+      const got = await within(w.event, 5000, "WatchEvents created event");
+      expect(got.vmId).toBe(wid);
+      expect(got.event!.message).toContain(wid);
     } finally {
       ac.abort();
-      for (const w of watched) await vms.removeVm({ id: w });
+      await vms.removeVm({ id: wid }).catch((e: unknown) => {
+        if (ConnectError.from(e).code !== Code.NotFound) throw e; // not created: the real error is above
+      });
     }
 
     await vms.removeVm({ id: vmId });

@@ -2254,9 +2254,13 @@ func (x *WatchEventsRequest) GetVmId() string {
 }
 
 type WatchEventsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VmId          string                 `protobuf:"bytes,1,opt,name=vm_id,json=vmId,proto3" json:"vm_id,omitempty"`
-	Event         *VmEvent               `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The VM the event belongs to (empty in the `subscribed` message).
+	VmId string `protobuf:"bytes,1,opt,name=vm_id,json=vmId,proto3" json:"vm_id,omitempty"`
+	// The event (absent in the `subscribed` message).
+	Event *VmEvent `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	// Set only in the first message of a stream: the watch is registered.
+	Subscribed    bool `protobuf:"varint,3,opt,name=subscribed,proto3" json:"subscribed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2303,6 +2307,13 @@ func (x *WatchEventsResponse) GetEvent() *VmEvent {
 		return x.Event
 	}
 	return nil
+}
+
+func (x *WatchEventsResponse) GetSubscribed() bool {
+	if x != nil {
+		return x.Subscribed
+	}
+	return false
 }
 
 var File_vmm_v1_vmm_proto protoreflect.FileDescriptor
@@ -2474,10 +2485,13 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\bplatform\x18\a \x01(\tR\bplatform\x12#\n" +
 	"\rauth_required\x18\b \x01(\bR\fauthRequired\")\n" +
 	"\x12WatchEventsRequest\x12\x13\n" +
-	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\"Q\n" +
+	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\"q\n" +
 	"\x13WatchEventsResponse\x12\x13\n" +
 	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\x12%\n" +
-	"\x05event\x18\x02 \x01(\v2\x0f.vmm.v1.VmEventR\x05event*\xef\x01\n" +
+	"\x05event\x18\x02 \x01(\v2\x0f.vmm.v1.VmEventR\x05event\x12\x1e\n" +
+	"\n" +
+	"subscribed\x18\x03 \x01(\bR\n" +
+	"subscribed*\xef\x01\n" +
 	"\x0eNetworkingMode\x12\x1f\n" +
 	"\x1bNETWORKING_MODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14NETWORKING_MODE_USER\x10\x01\x12\x19\n" +

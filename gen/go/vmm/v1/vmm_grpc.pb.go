@@ -62,7 +62,9 @@ type VmmServiceClient interface {
 	ReportDhcpLease(ctx context.Context, in *ReportDhcpLeaseRequest, opts ...grpc.CallOption) (*ReportDhcpLeaseResponse, error)
 	// GetMeta reports the daemon's version and capabilities.
 	GetMeta(ctx context.Context, in *GetMetaRequest, opts ...grpc.CallOption) (*GetMetaResponse, error)
-	// WatchEvents streams VM events as they happen.
+	// WatchEvents streams VM events as they happen. The first message of
+	// every stream has `subscribed` set and no event: from then on no event
+	// is missed (like etcd's `created` watch response).
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
@@ -214,7 +216,9 @@ type VmmServiceServer interface {
 	ReportDhcpLease(context.Context, *ReportDhcpLeaseRequest) (*ReportDhcpLeaseResponse, error)
 	// GetMeta reports the daemon's version and capabilities.
 	GetMeta(context.Context, *GetMetaRequest) (*GetMetaResponse, error)
-	// WatchEvents streams VM events as they happen.
+	// WatchEvents streams VM events as they happen. The first message of
+	// every stream has `subscribed` set and no event: from then on no event
+	// is missed (like etcd's `created` watch response).
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedVmmServiceServer()
 }

@@ -399,9 +399,11 @@ class WatchEventsRequest(_message.Message):
     def __init__(self, vm_id: _Optional[str] = ...) -> None: ...
 
 class WatchEventsResponse(_message.Message):
-    __slots__ = ("vm_id", "event")
+    __slots__ = ("vm_id", "event", "subscribed")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     event: VmEvent
-    def __init__(self, vm_id: _Optional[str] = ..., event: _Optional[_Union[VmEvent, _Mapping]] = ...) -> None: ...
+    subscribed: bool
+    def __init__(self, vm_id: _Optional[str] = ..., event: _Optional[_Union[VmEvent, _Mapping]] = ..., subscribed: _Optional[bool] = ...) -> None: ...

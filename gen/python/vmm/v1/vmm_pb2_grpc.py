@@ -163,7 +163,9 @@ class VmmServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchEvents(self, request, context):
-        """WatchEvents streams VM events as they happen.
+        """WatchEvents streams VM events as they happen. The first message of
+        every stream has `subscribed` set and no event: from then on no event
+        is missed (like etcd's `created` watch response).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -82,7 +82,9 @@ type VmmServiceClient interface {
 	ReportDhcpLease(context.Context, *connect.Request[v1.ReportDhcpLeaseRequest]) (*connect.Response[v1.ReportDhcpLeaseResponse], error)
 	// GetMeta reports the daemon's version and capabilities.
 	GetMeta(context.Context, *connect.Request[v1.GetMetaRequest]) (*connect.Response[v1.GetMetaResponse], error)
-	// WatchEvents streams VM events as they happen.
+	// WatchEvents streams VM events as they happen. The first message of
+	// every stream has `subscribed` set and no event: from then on no event
+	// is missed (like etcd's `created` watch response).
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error)
 }
 
@@ -250,7 +252,9 @@ type VmmServiceHandler interface {
 	ReportDhcpLease(context.Context, *connect.Request[v1.ReportDhcpLeaseRequest]) (*connect.Response[v1.ReportDhcpLeaseResponse], error)
 	// GetMeta reports the daemon's version and capabilities.
 	GetMeta(context.Context, *connect.Request[v1.GetMetaRequest]) (*connect.Response[v1.GetMetaResponse], error)
-	// WatchEvents streams VM events as they happen.
+	// WatchEvents streams VM events as they happen. The first message of
+	// every stream has `subscribed` set and no event: from then on no event
+	// is missed (like etcd's `created` watch response).
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error
 }
 
