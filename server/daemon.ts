@@ -101,7 +101,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       ? new QemuRunner({
           cfg,
           vmDir: (id) => store.dir(id),
-          networkBridge: (id) => networks.bridgeOf(id),
+          networkAttachment: (id, mac) => networks.attachment(id, mac),
           ...(n.passtInterface !== ""
             ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
             : {}),

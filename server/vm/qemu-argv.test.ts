@@ -110,6 +110,7 @@ describe("buildQemuArgv: NICs", () => {
     { name: "tap opened with vnet_hdr", nic: { mode: "tap", mac: MAC, fd: 3, vnetHdr: true }, netdev: "tap,id=net0,fd=3,vhost=off" },
     { name: "macvtap", nic: { mode: "macvtap", mac: MAC, fd: 4 }, netdev: "tap,id=net0,fd=4,vhost=off" },
     { name: "vmnet", nic: { mode: "vmnet", mac: MAC, fd: 3 }, netdev: "tap,id=net0,fd=3,vhost=off" },
+    { name: "dgram (macOS vmnet relay)", nic: { mode: "dgram", mac: MAC, fd: 5 }, netdev: "dgram,id=net0,local.type=fd,local.str=5" },
     {
       name: "custom",
       nic: { mode: "custom", mac: MAC, netdev: "socket,mcast=230.0.0.1:1234" },
@@ -207,6 +208,7 @@ describe("buildQemuArgv: refusals", () => {
     { name: "bridge name too long", over: { nics: [{ mode: "bridge", mac: MAC, bridge: "b".repeat(16) }] }, field: "nics[0].bridge" },
     { name: "relative helper", over: { nics: [{ mode: "bridge", mac: MAC, bridge: "br0", helper: "helper" }] }, field: "nics[0].helper" },
     { name: "tap fd of stderr", over: { nics: [{ mode: "tap", mac: MAC, fd: 2 }] }, field: "nics[0].fd" },
+    { name: "dgram fd of stdout", over: { nics: [{ mode: "dgram", mac: MAC, fd: 1 }] }, field: "nics[0].fd" },
     { name: "tap fd not an integer", over: { nics: [{ mode: "macvtap", mac: MAC, fd: 3.5 }] }, field: "nics[0].fd" },
     {
       name: "tap fd shared",

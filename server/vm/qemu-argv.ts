@@ -63,6 +63,13 @@ export type NicSpec =
       vnetHdr?: boolean;
     })
   /**
+   * A datagram socket fd carrying one Ethernet frame per datagram
+   * (`-netdev dgram,local.type=fd`, QEMU >= 7.2): the macOS vmnet backend
+   * relays vmnet.framework's packets through a socketpair. `fd` is numbered
+   * as for tap.
+   */
+  | (NicBase & { mode: "dgram"; fd: number })
+  /**
    * A verbatim `-netdev` value (`TYPE,key=value,...`) from the operator; we
    * add `,id=netN`, so it must not carry an id.
    */
@@ -188,6 +195,7 @@ function validate(spec: QemuSpec): void {
       case "tap":
       case "macvtap":
       case "vmnet":
+      case "dgram":
         if (!Number.isInteger(nic.fd) || nic.fd < FIRST_INHERITED_FD || nic.fd > 1023) {
           problems.add(`${f}.fd`, `must be an inherited fd number (${FIRST_INHERITED_FD}..1023), got ${nic.fd}`);
         } else if (fds.has(nic.fd)) {
@@ -234,6 +242,9 @@ function netdevValue(nic: NicSpec, id: string): string {
       // vhost=off: no vhost-net under TCG, and it needs /dev/vhost-net.
       // No vnet_hdr=: invalid with fd= in QEMU 7.2; QEMU probes the fd's IFF_VNET_HDR.
       return `tap,id=${id},fd=${nic.fd},vhost=off`;
+    case "dgram":
+      // local.str is the fd number: QEMU reads the fd from it, no monitor needed.
+      return `dgram,id=${id},local.type=fd,local.str=${nic.fd}`;
     case "custom":
       return `${nic.netdev},id=${id}`;
   }

@@ -18,6 +18,7 @@ import { buildQemuArgv, type NicSpec as QemuNic, type QemuSpec } from "./qemu-ar
 import { childFdOf, isAlive, isOurProcess, spawnDetached, stopProcess, signalProcess, tailOfLog, waitForExit, waitUntil, type ProcessRef } from "./process.js";
 import { QmpClient } from "./qmp.js";
 import type { PortSpec, VmRuntime, VmView } from "./types.js";
+import type { NetworkAttachment } from "../vmnet/registry.js";
 
 /** Host identity passt should use where the host has no default route. */
 export type PasstHostConfig = Pick<PasstOptions, "interface" | "address" | "prefixLength" | "gateway">;
@@ -26,8 +27,8 @@ export interface QemuRunnerOptions {
   cfg: Config;
   /** Directory of a VM's run files (the VM's record directory). */
   vmDir: (id: string) => string;
-  /** Bridge of a vmnet network. */
-  networkBridge: (networkId: string) => string | undefined;
+  /** How a NIC joins a vmnet network (a bridge on Linux, a datagram fd on macOS). */
+  networkAttachment: (networkId: string, mac: string) => NetworkAttachment | undefined;
   passtHost?: PasstHostConfig;
   /** How often running guests are checked for exit. */
   pollMs?: number;
@@ -123,8 +124,17 @@ export class QemuRunner implements VmRunner {
             break;
           case "tap":
           case "vmnet": {
-            const bridge = nic.mode === "tap" ? nic.bridge! : this.o.networkBridge(nic.networkId!);
-            if (!bridge) throw precondition(`config.nics[${i}].network_id: network ${nic.networkId} has no bridge`);
+            const via = nic.mode === "tap" ? { bridge: nic.bridge! } : this.o.networkAttachment(nic.networkId!, mac);
+            if (!via) throw precondition(`config.nics[${i}].network_id: network ${nic.networkId} does not exist`);
+            if ("fd" in via) {
+              // SAFETY: the backend handed us this fd; like a TAP fd it is
+              // dup'ed into QEMU at spawn and closed by us in `finally`.
+              fds.push(via.fd);
+              nics.push({ mode: "dgram", mac, fd: childFdOf(fds.length - 1) });
+              hostIfs.push("");
+              break;
+            }
+            const bridge = via.bridge;
             if (!(await linkExists(bridge))) throw precondition(`config.nics[${i}]: bridge ${bridge} does not exist on this host`);
             const name = hostIfName("vt", r.id, i);
             await deleteLink(name, { ignoreMissing: true }); // a leftover of a crashed run

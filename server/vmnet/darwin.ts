@@ -56,10 +56,10 @@ export class DarwinNetworkBackend implements NetworkBackend {
     }
   }
 
-  /** A datagram fd for a guest NIC with `mac` on network `id` (QEMU -netdev dgram). */
-  attach(id: string, mac: string): number {
-    const h = this.nets.get(id);
-    if (!h) throw new VmmError("precondition", `network "${id}" is not realized on this host`);
+  /** A datagram fd for a guest NIC with `mac` on the network (QEMU -netdev dgram); the caller owns it. */
+  attach(rec: NetworkRecord, mac: string): number {
+    const h = this.nets.get(rec.id);
+    if (!h) throw new VmmError("precondition", `network "${rec.id}" is not realized on this host`);
     return vmnetNative().vmnetAttach(h, mac);
   }
 

@@ -65,10 +65,19 @@ export interface RawNetworkConfig {
   externalInterface: string;
 }
 
+/**
+ * How a VM's NIC joins a network: through the network's host bridge (the
+ * supervisor opens a TAP on it), or through a datagram socket fd the backend
+ * relays frames on (macOS vmnet; the caller owns the fd).
+ */
+export type NetworkAttachment = { bridge: string } | { fd: number };
+
 /** Host side of a network (Linux: bridge + dnsmasq + nftables). */
 export interface NetworkBackend {
   realize(rec: NetworkRecord): Promise<void>;
   destroy(rec: NetworkRecord): Promise<void>;
+  /** Backends without a host bridge hand out one datagram fd per NIC. */
+  attach?(rec: NetworkRecord, mac: string): number;
 }
 
 const SERIAL_PREFIX = "vmmnet1.";
@@ -106,8 +115,12 @@ export class NetworkRegistry {
     return this.nets.get(id)?.spec.ipv4Subnet;
   }
 
-  bridgeOf(id: string): string | undefined {
-    return this.nets.get(id)?.bridge;
+  /** How a NIC with `mac` joins network `id`; undefined for an unknown network. */
+  attachment(id: string, mac: string): NetworkAttachment | undefined {
+    const rec = this.nets.get(id);
+    if (!rec) return undefined;
+    if (this.backend?.attach) return { fd: this.backend.attach(rec, mac) };
+    return { bridge: rec.bridge };
   }
 
   get(id: string, field = "id"): NetworkRecord {
