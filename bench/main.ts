@@ -44,12 +44,18 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const tmp = mkdtempSync(join(tmpdir(), "vmm-bench-"));
 const procs = new Set<ChildProcess>();
 
-/** Starts `argv` in the foreground with a raised fd limit; output to a log file. */
+/**
+ * Starts `argv` in the foreground with a raised fd limit; output to a log
+ * file. Each program gets a process group of its own (its pid), so stopping
+ * it also reaches what it forked (socat's per-session children, nginx
+ * workers) and nothing else.
+ */
 function start(name: string, argv: string[]): ChildProcess {
   const out = openSync(join(tmp, `${name}.log`), "a");
   // bash only raises the limit and execs: the PID is the program's own.
   const child = spawn("bash", ["-c", `ulimit -n ${FD_LIMIT} && exec "$@"`, "bench", ...argv], {
     stdio: ["ignore", out, out],
+    detached: true,
   });
   closeSync(out);
   procs.add(child);
@@ -57,17 +63,49 @@ function start(name: string, argv: string[]): ChildProcess {
   return child;
 }
 
+/** Signals the process group `child` leads; false when no member is left. */
+function signalGroup(child: ChildProcess, sig: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-child.pid!, sig);
+    return true;
+  } catch {
+    return false; // ESRCH: the group is gone
+  }
+}
+
 async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  child.kill("SIGTERM");
-  const t = setTimeout(() => child.kill("SIGKILL"), 3000);
-  await exited;
-  clearTimeout(t);
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    signalGroup(child, "SIGTERM");
+    const t = setTimeout(() => signalGroup(child, "SIGKILL"), 3000);
+    await exited;
+    clearTimeout(t);
+  }
+  // Children that outlive their leader (nginx workers finishing, socat
+  // sessions) go too; zombies count as gone (they only need reaping).
+  for (let i = 0; i < 60 && groupAlive(child.pid!); i++) {
+    signalGroup(child, i < 20 ? "SIGTERM" : "SIGKILL");
+    await sleep(50);
+  }
+}
+
+/** Whether a non-zombie process is left in process group `pgid`. */
+function groupAlive(pgid: number): boolean {
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(f[2]) === pgid && f[0] !== "Z") return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
 }
 
 function killAll(): void {
-  for (const c of procs) c.kill("SIGKILL");
+  for (const c of procs) signalGroup(c, "SIGKILL");
 }
 process.on("exit", () => {
   killAll();

@@ -38,17 +38,20 @@ self_ns=$(readlink /proc/self/ns/net)
 # Sets $pids (no command substitution: a subshell would list itself).
 leftovers() {
   pids=""
+  names=""
   for d in /proc/[0-9]*; do
     pid=${d#/proc/}
     [ "$pid" = $$ ] && continue
     [ "$(readlink "$d/ns/net" 2>/dev/null)" = "$self_ns" ] || continue
     read -r _ _ state _ < "$d/stat" 2>/dev/null || continue
-    [ "$state" = Z ] || pids="$pids $pid"
+    [ "$state" = Z ] && continue
+    pids="$pids $pid"
+    names="$names $pid:$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null | cut -c1-60)"
   done
 }
 leftovers
 if [ -n "$pids" ]; then
-  echo "in-netns: ending processes left in the namespace:$pids" >&2
+  echo "in-netns: ending processes left in the namespace:$names" >&2
   kill -TERM $pids 2>/dev/null
   sleep 1
   leftovers
