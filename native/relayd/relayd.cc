@@ -181,6 +181,7 @@ struct Conn {
   Tag gtag{Kind::kGuest, nullptr};
   Dir up, down;  // client -> guest, guest -> client
   bool connecting = true;
+  bool upReady = false;  // the client reported data while we were connecting
   bool dead = false;
   bool queued = false;
   bool hasTimer = false;
@@ -369,7 +370,10 @@ class Engine {
         if (c->connecting) {
           if (!client) FinishConnect(c, events);
           else if (events & EPOLLERR) Abort(c, c->cfd);  // client reset while we connect
-          else if (events & (EPOLLRDHUP | EPOLLHUP)) c->up.rdhup = true;
+          else {
+            if (events & (EPOLLRDHUP | EPOLLHUP)) c->up.rdhup = true;
+            if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) c->upReady = true;
+          }
           break;
         }
         if (events & EPOLLERR) {
@@ -492,7 +496,8 @@ class Engine {
     ev.data.ptr = &c->gtag;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, gfd, &ev);
     if (r == 0) {
-      Connected(c);
+      c->upReady = true;  // not polled yet: read whatever is there
+      Connected(c, true);
       return;
     }
     c->timer = timers_.emplace(NowMs() + static_cast<uint64_t>(l->connectTimeoutMs), c);
@@ -502,7 +507,7 @@ class Engine {
   void FinishConnect(Conn* c, uint32_t events) {
     // Writable without error or hangup: the handshake is done (no syscall).
     if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
-      Connected(c);
+      Connected(c, (events & (EPOLLIN | EPOLLRDHUP)) != 0);
       return;
     }
     if (!(events & (EPOLLERR | EPOLLHUP))) return;  // e.g. EPOLLIN alone: wait
@@ -512,13 +517,17 @@ class Engine {
     RefuseClient(c);
   }
 
-  void Connected(Conn* c) {
+  // `guestReadable`: the connect-completion event also reported EPOLLIN.
+  void Connected(Conn* c, bool guestReadable) {
     DropTimer(c);
     c->connecting = false;
     // Bytes (or a FIN: up.rdhup) the client sent while we were connecting
-    // are waiting; their edge was consumed, so read them now.
-    Pump(c, true);
-    if (!c->dead) Pump(c, false);
+    // are waiting; their edge was consumed, so read them now. Without such
+    // an edge there is nothing to read yet: no recv() bound to fail with
+    // EAGAIN (one syscall less per connection), and the next arrival is a
+    // new edge. The same holds for a guest that has not spoken yet.
+    if (c->upReady) Pump(c, true);
+    if (!c->dead && guestReadable) Pump(c, false);
   }
 
   // The guest refused or did not answer in time: the client sees a reset, as
@@ -629,9 +638,14 @@ class Engine {
       }
       if (d.eof) {
         ReleasePipe(&d.pipe);
-        shutdown(dst, SHUT_WR);
         d.shut = true;
-        if (c->up.shut && c->down.shut) Close(c);
+        // The last direction to finish: close() sends the FIN itself (both
+        // receive queues are drained, so it is a FIN, not an RST).
+        if (c->up.shut && c->down.shut) {
+          Close(c);
+          return;
+        }
+        shutdown(dst, SHUT_WR);
         return;
       }
       if (budget == 0) {

@@ -56,6 +56,24 @@ describe.each(["native", "sockets"] as const)("tcp relay: %s", (kind) => {
     for (const r of results) expect(sha(r.received)).toBe(sha(big));
   });
 
+  it("relays a guest that speaks first (a banner) and a client that waits for it", async () => {
+    const { port } = await tcpServer((s) => {
+      s.write("SSH-2.0-guest\r\n");
+      s.pipe(s);
+    }, cleanup);
+    const lp = await forward(port);
+    for (let i = 0; i < 20; i++) {
+      const c = await connect(lp);
+      cleanup.push(() => c.destroy());
+      const banner = await new Promise<string>((r) => c.once("data", (b: Buffer) => r(String(b))));
+      expect(banner).toBe("SSH-2.0-guest\r\n");
+      const echoed = new Promise<string>((r) => c.once("data", (b: Buffer) => r(String(b))));
+      c.write(`hello ${i}`);
+      expect(await echoed).toBe(`hello ${i}`);
+      c.destroy();
+    }
+  });
+
   it("half-close: a client that shut down its write side still receives the full response", async () => {
     const response = payload(3 << 20);
     const { port } = await tcpServer((s) => {
