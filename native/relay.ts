@@ -97,8 +97,12 @@ export class RelayDaemon {
   private readonly exited: Promise<void>;
   private readonly slot = Buffer.alloc(kSlotBytes);
 
-  /** Spawns the relay with `workers` processes. Synchronous; `pids()` waits for it. */
-  constructor(bin: string, workers: number) {
+  /**
+   * Spawns the relay with `workers` processes, packing new TCP connections
+   * into the first process with fewer than `packBelow` of them (see
+   * relayd.cc, Steer). Synchronous; `pids()` waits for it.
+   */
+  constructor(bin: string, workers: number, packBelow = 1024) {
     for (let i = kRelaySlots - 1; i >= 1; i--) this.free.push(i);
     // The counter file: created here, handed to the relay as fd 3 and
     // unlinked at once, so only the two processes can reach it.
@@ -106,7 +110,7 @@ export class RelayDaemon {
     const path = join(dir, `vmm-relayd-${process.pid}-${randomBytes(6).toString("hex")}`);
     this.countersFd = openSync(path, "wx+", 0o600);
     try {
-      this.child = spawn(bin, ["--workers", String(workers)], {
+      this.child = spawn(bin, ["--workers", String(workers), "--pack", String(packBelow)], {
         stdio: ["pipe", "pipe", "inherit", this.countersFd],
       }) as unknown as Child;
     } finally {

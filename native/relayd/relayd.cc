@@ -2,14 +2,23 @@
 // small process of its own that vmmd spawns and controls over its stdin/stdout.
 //
 //   vmm-relayd --probe            exit 0 when splice(2) works socket -> pipe -> socket
-//   vmm-relayd --workers N        serve; fd 3 is a shared counter file (see Slot)
+//   vmm-relayd --workers N [--pack C]
+//                                 serve; fd 3 is a shared counter file (see
+//                                 Slot); C: connections per process below which
+//                                 new connections are packed (default 1024)
 //
 // Process layout. The first process (the "master") forks N-1 worker processes
 // at startup, before it has any socket. Every process runs the same
 // single-threaded epoll engine; each has its own fd table (the hard
 // RLIMIT_NOFILE applies per process, so N processes hold N times as many
-// connections) and its own SO_REUSEPORT listener per TCP rule, so the kernel
-// spreads new connections over the processes (and cores). The master binds
+// connections) and its own SO_REUSEPORT listener per TCP rule. Which
+// process accepts a new connection is steered by a one-instruction classic
+// BPF program on each rule's SO_REUSEPORT group (see Steer): light loads are
+// packed into the first process with fewer than --pack connections (on a
+// small host, one busy relay process beats two that wake each other's
+// cores: lower latency, more connections per second); once every process
+// holds that many, the kernel spreads by hash over all of them (more cores,
+// and the fd limit of every process). The master binds
 // every listener itself (bind errors are reported to vmmd with the syscall
 // and errno) and hands one to each worker over a SOCK_SEQPACKET socketpair
 // with SCM_RIGHTS. UDP rules live in the master only: a UDP flow hashes to one
@@ -46,6 +55,7 @@
 //   * pipes come from a pool (at most 32 per process), held only while bytes
 //     are in flight; the pool is emptied when a process has no connection.
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -97,7 +107,8 @@ struct Slot {
   std::atomic<uint64_t> fromGuest;
   std::atomic<uint64_t> sessions;   // UDP sessions open now
   std::atomic<uint64_t> active;     // TCP connections open now
-  uint64_t pad[2];
+  std::atomic<uint64_t> steer;  // TCP: verdict installed on the rule's SO_REUSEPORT group (Steer)
+  uint64_t pad[1];
 };
 static_assert(sizeof(Slot) == 64, "Slot is 64 bytes: vmmd reads it at id * 64");
 
@@ -158,6 +169,28 @@ struct Pipe {
   size_t n = 0;
   bool held() const { return r >= 0; }
 };
+
+// Shared by every relay process (mapped before the workers are forked):
+// the TCP connections each process holds now, indexed by process (0: the
+// master, i: the i-th worker), and a lock that serializes steering changes.
+struct Shared {
+  std::atomic<uint64_t> conns[64];
+  std::atomic<uint32_t> steerLock;
+};
+Shared* gShared = nullptr;
+long gProcs = 1;       // relay processes
+long gProcIndex = 0;   // this process
+uint64_t gPackBelow = 1024;
+constexpr uint32_t kSpread = UINT32_MAX;      // BPF verdict: no socket chosen -> hash
+constexpr uint64_t kNoVerdict = UINT64_MAX;  // Slot::steer before the first install
+
+// The process new connections should go to: the first one holding fewer than
+// gPackBelow connections, else none (the kernel spreads by hash).
+uint32_t SteerTarget() {
+  for (long i = 0; i < gProcs; i++)
+    if (gShared->conns[i].load() < gPackBelow) return static_cast<uint32_t>(i);
+  return kSpread;
+}
 
 // One direction of a connection.
 struct Dir {
@@ -290,6 +323,31 @@ class Engine {
     ev.data.ptr = &l->tag;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
     listeners_[id] = l;
+    if (gProcIndex == 0) Steer(l);  // every process's listener has joined the group
+  }
+
+  // Installs "choose socket k" on the rule's SO_REUSEPORT group when the
+  // target changed. Socket k of the group is process k's listener: the master
+  // created them in that order (fd0, then one per worker), and a group
+  // numbers its sockets in the order they started listening. The program is
+  // the group's, so any member may replace it. Installs happen under a lock
+  // shared by all processes, each after the counts it was computed from, and
+  // every threshold crossing re-steers (Accept after a batch, Close when a
+  // process drops below it), so the last install follows the last counts.
+  // A failed install leaves the kernel's hash spreading.
+  void Steer(Listener* l) {
+    if (gProcs < 2 || l->dead) return;
+    Slot& s = gSlots[l->id];
+    if (SteerTarget() == s.steer.load()) return;
+    while (gShared->steerLock.exchange(1, std::memory_order_acquire)) {
+    }
+    uint32_t t = SteerTarget();
+    if (t != s.steer.load()) {
+      sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, t}};
+      sock_fprog prog{1, code};
+      s.steer = setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == 0 ? t : kNoVerdict;
+    }
+    gShared->steerLock.store(0, std::memory_order_release);
   }
 
   // Takes ownership of fd (a bound UDP socket).
@@ -412,6 +470,11 @@ class Engine {
   }
 
   void Accept(Listener* l) {
+    AcceptBatch(l);
+    if (!l->dead) Steer(l);
+  }
+
+  void AcceptBatch(Listener* l) {
     Slot& s = gSlots[l->id];
     for (int i = 0; i < kAcceptBatch; i++) {
       // SAFETY: accept4 gives the engine a new fd, owned by the Conn created
@@ -480,6 +543,7 @@ class Engine {
     l->head = c;
     s.total.fetch_add(1, std::memory_order_relaxed);
     liveConns_++;
+    gShared->conns[gProcIndex].fetch_add(1);
 
     // gfd joins the epoll set only after connect(): an unconnected socket
     // polls as EPOLLOUT|EPOLLHUP, and then the first event on it would be
@@ -779,6 +843,8 @@ class Engine {
     else l->head = c->next;
     if (c->next) c->next->prev = c->prev;
     liveConns_--;
+    if (gShared->conns[gProcIndex].fetch_sub(1) == gPackBelow)  // dropped below: take connections again
+      for (auto& kv : listeners_) Steer(kv.second);
     deadConns_.push_back(c);
   }
 
@@ -1127,6 +1193,7 @@ std::string MasterAdd(const std::vector<std::string>& a) {
   s.fromGuest = 0;
   s.sessions = 0;
   s.errors = 0;
+  s.steer = kNoVerdict;
   int one = 1;
   auto open = [&](bool reuseport, int* out) -> std::string {
     // SAFETY: the new fd is returned through *out to the caller, which owns it.
@@ -1290,12 +1357,31 @@ int Probe() {
 
 int main(int argc, char** argv) {
   if (argc == 2 && strcmp(argv[1], "--probe") == 0) return Probe();
-  long workers = 1;
-  if (argc == 3 && strcmp(argv[1], "--workers") == 0) workers = atol(argv[2]);
-  if (argc != 3 || workers < 1 || workers > 64) {
-    fprintf(stderr, "Usage: vmm-relayd --probe | vmm-relayd --workers N   (fd 3: counter file)\n");
+  long workers = 0;
+  long long pack = 1024;
+  bool ok = argc == 3 || argc == 5;
+  for (int i = 1; ok && i + 1 < argc; i += 2) {
+    char* end = nullptr;
+    long long v = strtoll(argv[i + 1], &end, 10);
+    if (*argv[i + 1] == '\0' || *end != '\0') ok = false;
+    else if (strcmp(argv[i], "--workers") == 0) workers = static_cast<long>(v);
+    else if (strcmp(argv[i], "--pack") == 0) pack = v;
+    else ok = false;
+  }
+  if (!ok || workers < 1 || workers > 64 || pack < 0) {
+    fprintf(stderr, "Usage: vmm-relayd --probe | vmm-relayd --workers N [--pack C]   (fd 3: counter file)\n");
     return 2;
   }
+  gProcs = workers;
+  gPackBelow = static_cast<uint64_t>(pack);
+  // SAFETY: mapped once, before fork, shared by every relay process for its
+  // life; zero-filled, which is the initial state of every field.
+  void* shared = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) {
+    perror("vmm-relayd: mmap (shared process counts)");
+    return 1;
+  }
+  gShared = static_cast<Shared*>(shared);
   signal(SIGPIPE, SIG_IGN);
   // Each process gets the hard fd limit (the soft one is often 1024).
   rlimit rl;
@@ -1331,6 +1417,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (pid == 0) {
+      gProcIndex = i;
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != master) _exit(0);
       close(sv[0]);

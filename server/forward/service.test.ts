@@ -176,6 +176,9 @@ describe("ForwardService options", () => {
       const c = await connect(lp);
       cleanup.push(() => c.destroy());
       expect(await ping(c, "q")).toBe("q");
+      // The relay counts a byte right after its send() returned, so the
+      // client may see it a moment before the counter does.
+      await waitFor("the echoed byte counted", () => svc.list()[0]!.counters.bytesFromGuest === 1, 2000);
       expect(svc.list()[0]!.counters).toMatchObject({ connectionsActive: 1, connectionsTotal: 1, bytesToGuest: 1, bytesFromGuest: 1 });
       c.end();
       await waitFor("close", () => svc.list()[0]!.counters.connectionsActive === 0);

@@ -24,6 +24,14 @@ export interface ForwardServiceOptions {
    * of CPUs, at most 8.
    */
   relayWorkers?: number;
+  /**
+   * New TCP connections go to the first relay process holding fewer than
+   * this many connections; once all hold this many, the kernel spreads them
+   * over all processes. Light loads thus stay in one process (lower latency,
+   * more connections/s on small hosts); heavy ones use every core and every
+   * process's fd limit. Default 1024.
+   */
+  relayPackBelow?: number;
   /** Deadline for connecting to the guest; then the client gets an RST. Default 5000. */
   connectTimeoutMs?: number;
   /** Active TCP connections per rule; further ones are reset. Default 4096. */
@@ -53,6 +61,7 @@ export class ForwardService {
   readonly fallbackReason: string | undefined;
   private readonly relaydPath: string | undefined;
   private readonly relayWorkers: number;
+  private readonly relayPackBelow: number;
   private relayd: RelayDaemon | undefined;
   private readonly limits: RelayLimits;
   private readonly entries = new Map<string, Entry>();
@@ -69,6 +78,7 @@ export class ForwardService {
     };
     this.relayWorkers = positiveInt(problems, "relayWorkers", opts.relayWorkers, Math.min(8, availableParallelism()));
     if (this.relayWorkers > 64) problems.push({ field: "relayWorkers", message: "must be at most 64" });
+    this.relayPackBelow = positiveInt(problems, "relayPackBelow", opts.relayPackBelow, 1024);
     const mode = opts.relay ?? "auto";
     if (mode !== "auto" && mode !== "native" && mode !== "sockets") {
       problems.push({ field: "relay", message: 'must be "auto", "native" or "sockets"' });
@@ -213,7 +223,7 @@ export class ForwardService {
   private open(rule: ForwardRule): Promise<RuleRelay> {
     if (this.relaydPath) {
       // Started with the first rule: a service without rules costs no process.
-      this.relayd ??= new RelayDaemon(this.relaydPath, this.relayWorkers);
+      this.relayd ??= new RelayDaemon(this.relaydPath, this.relayWorkers, this.relayPackBelow);
       return openNativeRule(this.relayd, rule, this.limits);
     }
     if (rule.protocol === "udp") return openUdp(rule, this.limits);
