@@ -84,11 +84,23 @@ export async function tcpServer(onConn: (s: Socket) => void, cleanup: Cleanup): 
  * take while the test runs: the local end of a connection to a throwaway
  * server (bound, never listening). A port freePort() closed again may be
  * handed out by the next bind(0), even to the relay's own listener, which
- * turns "the guest refuses" into a forwarding loop.
+ * turns "the guest refuses" into a forwarding loop. The local end is bound
+ * explicitly (bind() before connect()): a port connect() picked itself may
+ * be picked again as the source port of a connect() to it, and a socket
+ * connecting from port P to port P on the same address connects to itself
+ * (TCP simultaneous open) instead of being refused.
  */
 export async function refusingPort(cleanup: Cleanup): Promise<number> {
   const { port } = await tcpServer(() => {}, cleanup);
-  const s = await connect(port);
+  const s = await new Promise<Socket>((resolve, reject) => {
+    // localAddress makes Node bind() the socket (port 0: the kernel's choice) before connecting.
+    const c = createConnection({ host: "127.0.0.1", port, localAddress: "127.0.0.1" });
+    c.once("connect", () => {
+      c.off("error", reject);
+      resolve(c);
+    });
+    c.once("error", reject);
+  });
   s.on("error", () => {});
   cleanup.push(() => s.destroy());
   return s.localPort!;
