@@ -96,9 +96,15 @@ function snapshot(root: string): Record<string, string> {
   return out;
 }
 
+/** Host and port of the daemon's TCP listener. */
+function tcpAddress(): { host: string; port: number } {
+  const i = d.tcp.lastIndexOf(":");
+  return { host: d.tcp.slice(0, i), port: Number(d.tcp.slice(i + 1)) };
+}
+
 /** A raw HTTP/1.1 POST to the TCP listener. */
 function post(path: string, headers: Record<string, string>, body: Buffer | string): Promise<{ status: number; body: string }> {
-  const [host, port] = [d.tcp.slice(0, d.tcp.lastIndexOf(":")), Number(d.tcp.slice(d.tcp.lastIndexOf(":") + 1))];
+  const { host, port } = tcpAddress();
   return new Promise((resolve, reject) => {
     const req = request({ host, port, path, method: "POST", headers: { ...headers, "content-length": String(Buffer.byteLength(body)) } }, (res) => {
       let data = "";
@@ -117,7 +123,7 @@ function post(path: string, headers: Record<string, string>, body: Buffer | stri
  * is OK; otherwise rejects with the ConnectError the status describes.
  */
 function postEnveloped(path: string, contentType: "application/grpc" | "application/grpc-web+proto", message: Uint8Array): Promise<void> {
-  const [host, port] = [d.tcp.slice(0, d.tcp.lastIndexOf(":")), Number(d.tcp.slice(d.tcp.lastIndexOf(":") + 1))];
+  const { host, port } = tcpAddress();
   const head = Buffer.alloc(5);
   head.writeUInt32BE(message.length, 1);
   const body = Buffer.concat([head, message]);
