@@ -12,7 +12,8 @@ import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager } from "./vm/manager.js";
-import { QemuRunner } from "./vm/supervisor.js";
+import { linuxNicHost } from "./vm/nic/host-linux.js";
+import { QemuRunner } from "./vm/runner.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
 import { ForwardService } from "./forward/index.js";
@@ -91,8 +92,10 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       : process.platform === "darwin"
         ? new DarwinNetworkBackend()
         : undefined;
-  let vms: VmManager | undefined;
-  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
+  // The floors meet here, through explicit interfaces: the networks know
+  // nothing of VMs; the VM side reaches them as a NetworkLookup (manager)
+  // and a NetworkAttacher (runner); the forwarder serves both.
+  const networks = new NetworkRegistry(cfg, backend);
   const store = new VmStore(cfg.stateDir);
   const n = cfg.networking;
   // Without QEMU the daemon still serves records; StartVm says why it cannot.
@@ -100,24 +103,28 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     caps.qemuPath !== ""
       ? new QemuRunner({
           cfg,
-          vmDir: (id) => store.dir(id),
-          networkAttachment: (id, mac) => networks.attachment(id, mac),
-          ...(n.passtInterface !== ""
-            ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
-            : {}),
+          files: (id) => store.files(id),
+          nicHost: linuxNicHost({
+            bridgeHelper: cfg.qemu.bridgeHelper,
+            passtBinary: n.passtBinary,
+            networks,
+            ...(n.passtInterface !== ""
+              ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
+              : {}),
+          }),
         })
       : undefined;
-  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id));
+  const vms = new VmManager({ cfg, store, runner, forwarder: forwards, networks });
   await networks.init();
   await vms.init();
-  const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
+  const leaseTimer = setInterval(() => void vms.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
   leaseTimer.unref();
 
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    router.service(VmmService, vmmService({ cfg, vms: vms!, forwards, caps }));
-    router.service(NetworkService, networkService(networks));
+    router.service(VmmService, vmmService({ cfg, vms, forwards, caps }));
+    router.service(NetworkService, networkService({ networks, vms }));
     registerHealth(router, health);
     registerReflection(router, [file_vmm_v1_vmm, file_vmm_v1_network, file_grpc_health_v1_health], services);
   };
@@ -152,11 +159,11 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       health.shutdown();
       clearInterval(leaseTimer);
       await api.close();
-      await vms!.drain();
+      await vms.drain();
       // Guests keep running; their forwards stop with the daemon and are
       // restored when it starts again.
       await forwards.close();
-      if (runner instanceof QemuRunner) runner.close();
+      runner?.close();
     },
   };
 }

@@ -16,9 +16,9 @@ import {
 } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { forwardToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
-import type { ForwardView } from "./forward-view.js";
+import type { ForwardView } from "../forward/types.js";
 import { Problems } from "../errors.js";
-import { checkId } from "../vm/validate.js";
+import { checkId } from "../check.js";
 
 export interface VmmServiceDeps {
   cfg: Config;

@@ -7,11 +7,10 @@
 // is not) would be read as a different command, so names must match a
 // strict pattern, addresses must be IP literals with a prefix length, MACs
 // must be MACs. Names are also limited to IFNAMSIZ-1 = 15 bytes.
-import { runProgram } from "../host/exec.js";
-import { IFNAME_RE } from "./addr.js";
 import { isIP } from "node:net";
+import { IFNAME_RE, normalizeMac } from "../check.js";
 import { Problems, VmmError, type ErrorKind } from "../errors.js";
-import { normalizeMac } from "./mac.js";
+import { runProgram } from "./exec.js";
 
 /** The `ip` binary; absolute path to not depend on PATH when set. */
 export const IP_BIN = process.env.VMM_IP_BIN ?? "ip";
