@@ -2937,6 +2937,178 @@ func (x *ListImagesResponse) GetImages() []*Image {
 	return nil
 }
 
+type ReadConsoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The VM.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Byte offset to start at, in the output of the boot `instance_id`.
+	// Omitted: the earliest byte still kept. Past the end of the output:
+	// invalid_argument. Below the earliest byte still kept (older output was
+	// discarded): reading starts there, see `first_offset`.
+	Offset *uint64 `protobuf:"varint,2,opt,name=offset,proto3,oneof" json:"offset,omitempty"`
+	// Start at the beginning of the last `tail_lines` lines (like `tail -n`),
+	// 0-100000; excludes `offset`. Omitted: not used.
+	TailLines *uint32 `protobuf:"varint,3,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	// The boot `offset` refers to: an instance_id of an earlier response, to
+	// resume a stream. Omitted: the VM's current boot. A boot whose output is
+	// no longer kept reads the current boot from its earliest byte instead
+	// (the responses' instance_id tells).
+	InstanceId string `protobuf:"bytes,4,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// Keep the stream open, sending output as it is written (like `tail -f`).
+	Follow bool `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Largest `data` per message, 1-1048576. Omitted (0): 65536.
+	MaxChunkBytes uint32 `protobuf:"varint,6,opt,name=max_chunk_bytes,json=maxChunkBytes,proto3" json:"max_chunk_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadConsoleRequest) Reset() {
+	*x = ReadConsoleRequest{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadConsoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadConsoleRequest) ProtoMessage() {}
+
+func (x *ReadConsoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadConsoleRequest.ProtoReflect.Descriptor instead.
+func (*ReadConsoleRequest) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReadConsoleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReadConsoleRequest) GetOffset() uint64 {
+	if x != nil && x.Offset != nil {
+		return *x.Offset
+	}
+	return 0
+}
+
+func (x *ReadConsoleRequest) GetTailLines() uint32 {
+	if x != nil && x.TailLines != nil {
+		return *x.TailLines
+	}
+	return 0
+}
+
+func (x *ReadConsoleRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ReadConsoleRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *ReadConsoleRequest) GetMaxChunkBytes() uint32 {
+	if x != nil {
+		return x.MaxChunkBytes
+	}
+	return 0
+}
+
+type ReadConsoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The boot the bytes belong to. Empty: the VM has never been started.
+	// Changes when a followed VM restarts; the new boot starts at offset 0.
+	InstanceId string `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// Offset of the first byte of `data` in that boot's output.
+	Offset uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// Console bytes as the guest wrote them: not necessarily UTF-8, and a
+	// message may end inside a multi-byte character.
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// Earliest offset of this boot still kept. Above the offset asked for:
+	// the bytes in between were discarded (log capping) and are lost.
+	FirstOffset   uint64 `protobuf:"varint,4,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadConsoleResponse) Reset() {
+	*x = ReadConsoleResponse{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadConsoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadConsoleResponse) ProtoMessage() {}
+
+func (x *ReadConsoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadConsoleResponse.ProtoReflect.Descriptor instead.
+func (*ReadConsoleResponse) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ReadConsoleResponse) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ReadConsoleResponse) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ReadConsoleResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ReadConsoleResponse) GetFirstOffset() uint64 {
+	if x != nil {
+		return x.FirstOffset
+	}
+	return 0
+}
+
 var File_vmm_v1_vmm_proto protoreflect.FileDescriptor
 
 const file_vmm_v1_vmm_proto_rawDesc = "" +
@@ -3160,7 +3332,24 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\acmdline\x18\a \x01(\tR\acmdline\x12\x18\n" +
 	"\aproblem\x18\b \x01(\tR\aproblem\";\n" +
 	"\x12ListImagesResponse\x12%\n" +
-	"\x06images\x18\x01 \x03(\v2\r.vmm.v1.ImageR\x06images*\xef\x01\n" +
+	"\x06images\x18\x01 \x03(\v2\r.vmm.v1.ImageR\x06images\"\xe0\x01\n" +
+	"\x12ReadConsoleRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\x06offset\x18\x02 \x01(\x04H\x00R\x06offset\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"tail_lines\x18\x03 \x01(\rH\x01R\ttailLines\x88\x01\x01\x12\x1f\n" +
+	"\vinstance_id\x18\x04 \x01(\tR\n" +
+	"instanceId\x12\x16\n" +
+	"\x06follow\x18\x05 \x01(\bR\x06follow\x12&\n" +
+	"\x0fmax_chunk_bytes\x18\x06 \x01(\rR\rmaxChunkBytesB\t\n" +
+	"\a_offsetB\r\n" +
+	"\v_tail_lines\"\x85\x01\n" +
+	"\x13ReadConsoleResponse\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12!\n" +
+	"\ffirst_offset\x18\x04 \x01(\x04R\vfirstOffset*\xef\x01\n" +
 	"\x0eNetworkingMode\x12\x1f\n" +
 	"\x1bNETWORKING_MODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14NETWORKING_MODE_USER\x10\x01\x12\x19\n" +
@@ -3185,7 +3374,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x18LEASE_ACTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LEASE_ACTION_ADD\x10\x01\x12\x14\n" +
 	"\x10LEASE_ACTION_OLD\x10\x02\x12\x14\n" +
-	"\x10LEASE_ACTION_DEL\x10\x032\xa7\x06\n" +
+	"\x10LEASE_ACTION_DEL\x10\x032\xf1\x06\n" +
 	"\n" +
 	"VmmService\x12=\n" +
 	"\bCreateVm\x12\x17.vmm.v1.CreateVmRequest\x1a\x18.vmm.v1.CreateVmResponse\x12=\n" +
@@ -3200,7 +3389,8 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\vWatchEvents\x12\x1a.vmm.v1.WatchEventsRequest\x1a\x1b.vmm.v1.WatchEventsResponse0\x01\x12P\n" +
 	"\rAttachConsole\x12\x1c.vmm.v1.AttachConsoleRequest\x1a\x1d.vmm.v1.AttachConsoleResponse(\x010\x01\x12C\n" +
 	"\n" +
-	"ListImages\x12\x19.vmm.v1.ListImagesRequest\x1a\x1a.vmm.v1.ListImagesResponseBp\n" +
+	"ListImages\x12\x19.vmm.v1.ListImagesRequest\x1a\x1a.vmm.v1.ListImagesResponse\x12H\n" +
+	"\vReadConsole\x12\x1a.vmm.v1.ReadConsoleRequest\x1a\x1b.vmm.v1.ReadConsoleResponse0\x01Bp\n" +
 	"\n" +
 	"com.vmm.v1B\bVmmProtoP\x01Z\x1fvmm.dev/vmm/gen/go/vmm/v1;vmmv1\xa2\x02\x03VXX\xaa\x02\x06Vmm.V1\xca\x02\x06Vmm\\V1\xe2\x02\x12Vmm\\V1\\GPBMetadata\xea\x02\aVmm::V1b\x06proto3"
 
@@ -3217,7 +3407,7 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 }
 
 var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
@@ -3260,7 +3450,9 @@ var file_vmm_v1_vmm_proto_goTypes = []any{
 	(*ListImagesRequest)(nil),       // 38: vmm.v1.ListImagesRequest
 	(*Image)(nil),                   // 39: vmm.v1.Image
 	(*ListImagesResponse)(nil),      // 40: vmm.v1.ListImagesResponse
-	(*timestamppb.Timestamp)(nil),   // 41: google.protobuf.Timestamp
+	(*ReadConsoleRequest)(nil),      // 41: vmm.v1.ReadConsoleRequest
+	(*ReadConsoleResponse)(nil),     // 42: vmm.v1.ReadConsoleResponse
+	(*timestamppb.Timestamp)(nil),   // 43: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
@@ -3269,16 +3461,16 @@ var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	4,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
 	7,  // 4: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
 	8,  // 5: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
-	41, // 6: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	41, // 7: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	43, // 6: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	43, // 7: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
 	10, // 9: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
 	1,  // 10: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
 	12, // 11: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	41, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	43, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
 	2,  // 13: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	41, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	41, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	43, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	43, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
 	6,  // 16: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
 	11, // 17: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
 	13, // 18: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
@@ -3311,20 +3503,22 @@ var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	34, // 45: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
 	36, // 46: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
 	38, // 47: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
-	17, // 48: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	19, // 49: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	21, // 50: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	23, // 51: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	25, // 52: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	27, // 53: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	29, // 54: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	31, // 55: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	33, // 56: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	35, // 57: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	37, // 58: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
-	40, // 59: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
-	48, // [48:60] is the sub-list for method output_type
-	36, // [36:48] is the sub-list for method input_type
+	41, // 48: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	17, // 49: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	19, // 50: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	21, // 51: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	23, // 52: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	25, // 53: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	27, // 54: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	29, // 55: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	31, // 56: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	33, // 57: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	35, // 58: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	37, // 59: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
+	40, // 60: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
+	42, // 61: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	49, // [49:62] is the sub-list for method output_type
+	36, // [36:49] is the sub-list for method input_type
 	36, // [36:36] is the sub-list for extension type_name
 	36, // [36:36] is the sub-list for extension extendee
 	0,  // [0:36] is the sub-list for field type_name
@@ -3337,13 +3531,14 @@ func file_vmm_v1_vmm_proto_init() {
 	}
 	file_vmm_v1_vmm_proto_msgTypes[14].OneofWrappers = []any{}
 	file_vmm_v1_vmm_proto_msgTypes[18].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[37].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	VmmService_WatchEvents_FullMethodName     = "/vmm.v1.VmmService/WatchEvents"
 	VmmService_AttachConsole_FullMethodName   = "/vmm.v1.VmmService/AttachConsole"
 	VmmService_ListImages_FullMethodName      = "/vmm.v1.VmmService/ListImages"
+	VmmService_ReadConsole_FullMethodName     = "/vmm.v1.VmmService/ReadConsole"
 )
 
 // VmmServiceClient is the client API for VmmService service.
@@ -77,6 +78,14 @@ type VmmServiceClient interface {
 	// ListImages lists the images in the daemon's images directory ([images]
 	// dir), which VmConfig.image and DiskConfig.image name.
 	ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error)
+	// ReadConsole streams a VM's serial console output, starting at a byte
+	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+	// first byte the guest wrote after that start. The first message comes at
+	// once, possibly without data. Without `follow` the stream ends at the
+	// current end of the output. With `follow` it sends output as the guest
+	// writes it, moves on to the next boot (offset 0) when the VM restarts,
+	// and ends when the client cancels or the VM is removed.
+	ReadConsole(ctx context.Context, in *ReadConsoleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadConsoleResponse], error)
 }
 
 type vmmServiceClient struct {
@@ -219,6 +228,25 @@ func (c *vmmServiceClient) ListImages(ctx context.Context, in *ListImagesRequest
 	return out, nil
 }
 
+func (c *vmmServiceClient) ReadConsole(ctx context.Context, in *ReadConsoleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadConsoleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &VmmService_ServiceDesc.Streams[2], VmmService_ReadConsole_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadConsoleRequest, ReadConsoleResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VmmService_ReadConsoleClient = grpc.ServerStreamingClient[ReadConsoleResponse]
+
 // VmmServiceServer is the server API for VmmService service.
 // All implementations must embed UnimplementedVmmServiceServer
 // for forward compatibility.
@@ -263,6 +291,14 @@ type VmmServiceServer interface {
 	// ListImages lists the images in the daemon's images directory ([images]
 	// dir), which VmConfig.image and DiskConfig.image name.
 	ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error)
+	// ReadConsole streams a VM's serial console output, starting at a byte
+	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+	// first byte the guest wrote after that start. The first message comes at
+	// once, possibly without data. Without `follow` the stream ends at the
+	// current end of the output. With `follow` it sends output as the guest
+	// writes it, moves on to the next boot (offset 0) when the VM restarts,
+	// and ends when the client cancels or the VM is removed.
+	ReadConsole(*ReadConsoleRequest, grpc.ServerStreamingServer[ReadConsoleResponse]) error
 	mustEmbedUnimplementedVmmServiceServer()
 }
 
@@ -308,6 +344,9 @@ func (UnimplementedVmmServiceServer) AttachConsole(grpc.BidiStreamingServer[Atta
 }
 func (UnimplementedVmmServiceServer) ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListImages not implemented")
+}
+func (UnimplementedVmmServiceServer) ReadConsole(*ReadConsoleRequest, grpc.ServerStreamingServer[ReadConsoleResponse]) error {
+	return status.Error(codes.Unimplemented, "method ReadConsole not implemented")
 }
 func (UnimplementedVmmServiceServer) mustEmbedUnimplementedVmmServiceServer() {}
 func (UnimplementedVmmServiceServer) testEmbeddedByValue()                    {}
@@ -528,6 +567,17 @@ func _VmmService_ListImages_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VmmService_ReadConsole_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadConsoleRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(VmmServiceServer).ReadConsole(m, &grpc.GenericServerStream[ReadConsoleRequest, ReadConsoleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VmmService_ReadConsoleServer = grpc.ServerStreamingServer[ReadConsoleResponse]
+
 // VmmService_ServiceDesc is the grpc.ServiceDesc for VmmService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -587,6 +637,11 @@ var VmmService_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _VmmService_AttachConsole_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "ReadConsole",
+			Handler:       _VmmService_ReadConsole_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "vmm/v1/vmm.proto",

@@ -59,6 +59,8 @@ const (
 	VmmServiceAttachConsoleProcedure = "/vmm.v1.VmmService/AttachConsole"
 	// VmmServiceListImagesProcedure is the fully-qualified name of the VmmService's ListImages RPC.
 	VmmServiceListImagesProcedure = "/vmm.v1.VmmService/ListImages"
+	// VmmServiceReadConsoleProcedure is the fully-qualified name of the VmmService's ReadConsole RPC.
+	VmmServiceReadConsoleProcedure = "/vmm.v1.VmmService/ReadConsole"
 )
 
 // VmmServiceClient is a client for the vmm.v1.VmmService service.
@@ -100,6 +102,14 @@ type VmmServiceClient interface {
 	// ListImages lists the images in the daemon's images directory ([images]
 	// dir), which VmConfig.image and DiskConfig.image name.
 	ListImages(context.Context, *connect.Request[v1.ListImagesRequest]) (*connect.Response[v1.ListImagesResponse], error)
+	// ReadConsole streams a VM's serial console output, starting at a byte
+	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+	// first byte the guest wrote after that start. The first message comes at
+	// once, possibly without data. Without `follow` the stream ends at the
+	// current end of the output. With `follow` it sends output as the guest
+	// writes it, moves on to the next boot (offset 0) when the VM restarts,
+	// and ends when the client cancels or the VM is removed.
+	ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest]) (*connect.ServerStreamForClient[v1.ReadConsoleResponse], error)
 }
 
 // NewVmmServiceClient constructs a client for the vmm.v1.VmmService service. By default, it uses
@@ -185,6 +195,12 @@ func NewVmmServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vmmServiceMethods.ByName("ListImages")),
 			connect.WithClientOptions(opts...),
 		),
+		readConsole: connect.NewClient[v1.ReadConsoleRequest, v1.ReadConsoleResponse](
+			httpClient,
+			baseURL+VmmServiceReadConsoleProcedure,
+			connect.WithSchema(vmmServiceMethods.ByName("ReadConsole")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -202,6 +218,7 @@ type vmmServiceClient struct {
 	watchEvents     *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
 	attachConsole   *connect.Client[v1.AttachConsoleRequest, v1.AttachConsoleResponse]
 	listImages      *connect.Client[v1.ListImagesRequest, v1.ListImagesResponse]
+	readConsole     *connect.Client[v1.ReadConsoleRequest, v1.ReadConsoleResponse]
 }
 
 // CreateVm calls vmm.v1.VmmService.CreateVm.
@@ -264,6 +281,11 @@ func (c *vmmServiceClient) ListImages(ctx context.Context, req *connect.Request[
 	return c.listImages.CallUnary(ctx, req)
 }
 
+// ReadConsole calls vmm.v1.VmmService.ReadConsole.
+func (c *vmmServiceClient) ReadConsole(ctx context.Context, req *connect.Request[v1.ReadConsoleRequest]) (*connect.ServerStreamForClient[v1.ReadConsoleResponse], error) {
+	return c.readConsole.CallServerStream(ctx, req)
+}
+
 // VmmServiceHandler is an implementation of the vmm.v1.VmmService service.
 type VmmServiceHandler interface {
 	// CreateVm stores a new VM record (and starts it when `start` is set).
@@ -303,6 +325,14 @@ type VmmServiceHandler interface {
 	// ListImages lists the images in the daemon's images directory ([images]
 	// dir), which VmConfig.image and DiskConfig.image name.
 	ListImages(context.Context, *connect.Request[v1.ListImagesRequest]) (*connect.Response[v1.ListImagesResponse], error)
+	// ReadConsole streams a VM's serial console output, starting at a byte
+	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+	// first byte the guest wrote after that start. The first message comes at
+	// once, possibly without data. Without `follow` the stream ends at the
+	// current end of the output. With `follow` it sends output as the guest
+	// writes it, moves on to the next boot (offset 0) when the VM restarts,
+	// and ends when the client cancels or the VM is removed.
+	ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest], *connect.ServerStream[v1.ReadConsoleResponse]) error
 }
 
 // NewVmmServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -384,6 +414,12 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vmmServiceMethods.ByName("ListImages")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vmmServiceReadConsoleHandler := connect.NewServerStreamHandler(
+		VmmServiceReadConsoleProcedure,
+		svc.ReadConsole,
+		connect.WithSchema(vmmServiceMethods.ByName("ReadConsole")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/vmm.v1.VmmService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case VmmServiceCreateVmProcedure:
@@ -410,6 +446,8 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 			vmmServiceAttachConsoleHandler.ServeHTTP(w, r)
 		case VmmServiceListImagesProcedure:
 			vmmServiceListImagesHandler.ServeHTTP(w, r)
+		case VmmServiceReadConsoleProcedure:
+			vmmServiceReadConsoleHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -465,4 +503,8 @@ func (UnimplementedVmmServiceHandler) AttachConsole(context.Context, *connect.Bi
 
 func (UnimplementedVmmServiceHandler) ListImages(context.Context, *connect.Request[v1.ListImagesRequest]) (*connect.Response[v1.ListImagesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.ListImages is not implemented"))
+}
+
+func (UnimplementedVmmServiceHandler) ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest], *connect.ServerStream[v1.ReadConsoleResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.ReadConsole is not implemented"))
 }
