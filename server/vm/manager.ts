@@ -10,16 +10,20 @@ import type { Config } from "../config/types.js";
 import { precondition, Problems, VmmError } from "../errors.js";
 import type { ForwardRule } from "../forward/rules.js";
 import type { Forwarder } from "../forward/types.js";
+import type { ImageCatalog } from "../image/catalog.js";
+import { describeDisks, type DiskView } from "../image/disks.js";
 import { cidrContains, parseIpv4Cidr } from "../net/addr.js";
 import { deriveMac } from "../net/mac.js";
 import { pageOf, readPage } from "../page.js";
 import { MAX_EVENTS_KEPT, type VmStore } from "./store.js";
-import type { LeaseRecord, NetworkLookup, PortSpec, RawUpdate, RawVmSpec, VmEventRecord, VmRecord, VmRunner, VmRuntime, VmView } from "./types.js";
+import type { LeaseRecord, NetworkLookup, PortSpec, RawUpdate, RawVmSpec, VmEventRecord, VmRecord, VmRunner, VmRuntime, VmSpec, VmView } from "./types.js";
 import { checkRunFiles, FORWARDED_MODES, validateSpec, validateUpdate } from "./validate.js";
 
 /** Filter and page of ListVms. */
 export interface ListQuery {
   ids: string[];
+  /** Only VMs with one of these exact names; empty: no filter. */
+  names?: string[];
   keyword: string;
   pageSize: number;
   pageToken: string;
@@ -55,6 +59,8 @@ export interface VmManagerDeps {
   forwarder: Forwarder | undefined;
   /** The vmnet networks (existence and subnets); undefined: none. */
   networks: NetworkLookup | undefined;
+  /** The images directory; undefined: VMs cannot use images. */
+  images?: ImageCatalog;
 }
 
 /** The domain object behind VmmService; see the file comment. */
@@ -68,6 +74,7 @@ export class VmManager {
   private readonly runner: VmRunner | undefined;
   private readonly forwarder: Forwarder | undefined;
   private readonly networks: NetworkLookup | undefined;
+  private readonly images: ImageCatalog | undefined;
 
   constructor(d: VmManagerDeps) {
     this.cfg = d.cfg;
@@ -75,6 +82,7 @@ export class VmManager {
     this.runner = d.runner;
     this.forwarder = d.forwarder;
     this.networks = d.networks;
+    this.images = d.images;
     this.events.setMaxListeners(0);
   }
 
@@ -137,6 +145,7 @@ export class VmManager {
     const kw = q.keyword.toLowerCase();
     const all = [...this.vms.values()]
       .filter((e) => q.ids.length === 0 || q.ids.includes(e.record.id))
+      .filter((e) => (q.names ?? []).length === 0 || q.names!.includes(e.record.spec.name))
       .filter((e) => kw === "" || e.record.id.includes(kw) || e.record.spec.name.toLowerCase().includes(kw))
       .sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt) || a.record.id.localeCompare(b.record.id));
     const page = pageOf(all, w);
@@ -193,6 +202,7 @@ export class VmManager {
     if (p.empty) checkRunFiles(p, "id", this.store.files(id));
     p.throwIfAny();
     const spec = validateSpec(raw, { cfg: this.cfg });
+    await this.checkImages(spec);
     if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
     this.checkPortConflicts(id, spec.ports, "config.ports");
     for (const [i, nic] of spec.nics.entries()) {
@@ -214,6 +224,31 @@ export class VmManager {
     this.events.emit("event", id, ev);
     if (start) return this.start(id);
     return this.view(e);
+  }
+
+  /** Images a new spec names exist, are usable and are no larger than the sizes asked for. */
+  private async checkImages(spec: VmSpec): Promise<void> {
+    const wanted: [string, string, number][] = [];
+    if (spec.image) wanted.push([spec.image, "config.image", spec.imageSizeMib ?? 0]);
+    (spec.disks ?? []).forEach((d, i) => d.image !== "" && wanted.push([d.image, `config.disks[${i}].image`, d.sizeMib]));
+    if (wanted.length === 0) return;
+    if (!this.images) throw new VmmError("unsupported", "this daemon has no images directory");
+    for (const [name, field, sizeMib] of wanted) {
+      const e = this.images.get(name, field);
+      if (!e.disk) {
+        if (field !== "config.image") throw precondition(`${field}: image "${name}" has no disk (disk.qcow2 or disk.raw)`);
+        continue;
+      }
+      const bytes = await this.images.inspect(e, field);
+      const sizeField = field === "config.image" ? "config.image_size_mib" : field.replace(/\.image$/, ".size_mib");
+      if (sizeMib > 0 && sizeMib * 1048576 < bytes)
+        throw new VmmError("invalid", `${sizeField}: ${sizeMib} MiB is smaller than image "${name}" (${Math.ceil(bytes / 1048576)} MiB)`, { problems: [{ field: sizeField, message: "smaller than the image" }] });
+    }
+  }
+
+  /** The disks of a VM in bus order, as GetInfo shows them. */
+  disks(v: VmView): DiskView[] {
+    return describeDisks(v.record.spec, this.store.dir(v.record.id));
   }
 
   async update(id: string, u: RawUpdate): Promise<VmView> {
@@ -260,7 +295,9 @@ export class VmManager {
     return this.serialize(id, async () => {
       if (this.isLive(e) || e.runtime.status === "stopping") throw precondition(`VM "${id}" is already ${e.runtime.status}`);
       if (!this.runner) throw new VmmError("unsupported", "this daemon has no VM runner (QEMU not available)");
-      if (e.record.spec.kernel === "") throw precondition(`VM "${id}" has no kernel; set config.kernel (UpdateVm kernel)`);
+      const s = e.record.spec;
+      if (s.kernel === "" && !s.image && s.disk === "" && (s.disks ?? []).length === 0)
+        throw precondition(`VM "${id}" has no kernel, image or disk to boot; set config.kernel (UpdateVm kernel) or config.image`);
       const instanceId = randomUUID();
       this.setRuntime(e, { version: 1, status: "starting", instanceId });
       this.event(e, "starting", `starting instance ${instanceId}`);

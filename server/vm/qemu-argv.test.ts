@@ -56,7 +56,19 @@ describe("buildQemuArgv: machine", () => {
     { disk: { path: "/d/a.img", format: "raw" as const }, drive: "file=/d/a.img,format=raw,if=virtio" },
     { disk: { path: "/d/a.qcow2", format: "qcow2" as const, readOnly: true }, drive: "file=/d/a.qcow2,format=qcow2,if=virtio,readonly=on" },
   ])("adds a virtio-blk disk $drive", ({ disk, drive }) => {
-    expect(values(buildQemuArgv(spec({ disk })), "-drive")).toEqual([drive]);
+    expect(values(buildQemuArgv(spec({ disks: [disk] })), "-drive")).toEqual([drive]);
+  });
+
+  it("several disks in bus order; firmware boot without a kernel", () => {
+    const argv = buildQemuArgv(spec({ kernel: undefined, initrd: undefined, append: undefined, disks: [{ path: "/v/image.qcow2", format: "qcow2" }, { path: "/v/seed.iso", format: "raw", readOnly: true }] }));
+    expect(values(argv, "-drive")).toEqual(["file=/v/image.qcow2,format=qcow2,if=virtio", "file=/v/seed.iso,format=raw,if=virtio,readonly=on"]);
+    expect(argv).not.toContain("-kernel");
+  });
+
+  it("a console socket: chardev with the log file, serial on it", () => {
+    const argv = buildQemuArgv(spec({ consoleSocket: "/run/vm-1/console.sock" }));
+    expect(values(argv, "-chardev")).toEqual(["socket,id=console0,path=/run/vm-1/console.sock,server=on,wait=off,logfile=/run/vm-1/serial.log,logappend=on"]);
+    expect(values(argv, "-serial")).toEqual(["chardev:console0"]);
   });
 
   it("omits optional parts", () => {

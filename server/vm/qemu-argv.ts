@@ -79,13 +79,21 @@ export interface QemuSpec {
   accel: Accel;
   memoryMiB: number;
   cpus: number;
-  kernel: string;
+  /** Kernel to boot directly. Omitted: the firmware boots the first disk. */
+  kernel?: string;
   initrd?: string;
   /** Kernel command line; spaces separate kernel parameters as usual. */
   append?: string;
-  disk?: DiskSpec;
+  /** virtio-blk disks in bus order (/dev/vda first). */
+  disks?: DiskSpec[];
   /** Guest serial console (ttyS0) is written to this file. */
   serialPath: string;
+  /**
+   * Unix socket (QEMU listens, one client at a time) carrying the serial
+   * console both ways; the log still goes to `serialPath`. Omitted: the
+   * console is only written to `serialPath`.
+   */
+  consoleSocket?: string;
   /** QMP listens on this unix socket (server=on,wait=off). */
   qmpSocket: string;
   /** QEMU writes its pid here when set. */
@@ -136,16 +144,22 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
   a.push("-m", String(spec.memoryMiB), "-smp", String(spec.cpus));
   a.push("-nodefaults", "-no-user-config", "-nographic");
   if (spec.noReboot) a.push("-no-reboot");
-  a.push("-kernel", spec.kernel);
-  if (spec.initrd !== undefined) a.push("-initrd", spec.initrd);
-  if (spec.append !== undefined) a.push("-append", spec.append);
-  if (spec.disk) {
-    a.push(
-      "-drive",
-      `file=${spec.disk.path},format=${spec.disk.format},if=virtio` + (spec.disk.readOnly ? ",readonly=on" : ""),
-    );
+  if (spec.kernel !== undefined) {
+    a.push("-kernel", spec.kernel);
+    if (spec.initrd !== undefined) a.push("-initrd", spec.initrd);
+    if (spec.append !== undefined) a.push("-append", spec.append);
   }
-  a.push("-serial", `file:${spec.serialPath}`);
+  for (const d of spec.disks ?? []) {
+    a.push("-drive", `file=${d.path},format=${d.format},if=virtio` + (d.readOnly ? ",readonly=on" : ""));
+  }
+  if (spec.consoleSocket !== undefined) {
+    // logappend=on opens the log O_APPEND, so truncating it (log rotation)
+    // makes QEMU continue at the new end instead of leaving a hole.
+    a.push("-chardev", `socket,id=console0,path=${spec.consoleSocket},server=on,wait=off,logfile=${spec.serialPath},logappend=on`);
+    a.push("-serial", "chardev:console0");
+  } else {
+    a.push("-serial", `file:${spec.serialPath}`);
+  }
   a.push("-qmp", `unix:${spec.qmpSocket},server=on,wait=off`);
   if (spec.pidFile !== undefined) a.push("-pidfile", spec.pidFile);
   spec.nics.forEach((nic, i) => {

@@ -1,7 +1,8 @@
 // QemuRunner: the VmRunner that really runs guests. start() reads as its
-// steps: check the files -> prepare each NIC's host side (nic/) -> build the
-// argv (qemu-argv.ts) -> spawn QEMU detached (guests outlive the daemon) ->
-// wait for QMP. Every step that creates something pushes its undo onto the
+// steps: check the files (and make the VM's disks and seed drive,
+// image/) -> prepare each NIC's host side (nic/) -> build the argv
+// (qemu-argv.ts) -> spawn QEMU detached (guests outlive the daemon) -> wait
+// for QMP. Every step that creates something pushes its undo onto the
 // VM's cleanup stack, which lives as long as the VM runs: it unwinds (LIFO)
 // when a start fails half-way, when StopVm stops the VM, and when QEMU exits
 // on its own. After a daemon restart the stack of an adopted VM is rebuilt
@@ -11,14 +12,17 @@ import { existsSync, rmSync, statSync } from "node:fs";
 import { CleanupStack } from "../cleanup.js";
 import type { Config } from "../config/types.js";
 import { precondition, Problems, VmmError } from "../errors.js";
+import type { ImageCatalog } from "../image/catalog.js";
+import { ensureDisks, planBoot, type BootPlan } from "../image/disks.js";
+import { buildSeed } from "../image/seed.js";
 import { childFdOf, isAlive, isOurProcess, signalProcess, spawnDetached, tailOfLog, waitForExit, type ProcessRef } from "../host/process.js";
 import { log } from "../log.js";
 import type { NicHost } from "./nic/types.js";
 import { NIC_PREPARERS } from "./nic/index.js";
-import { buildQemuArgv, type NicSpec as QemuNic, type QemuSpec } from "./qemu-argv.js";
+import { buildQemuArgv, type Accel, type DiskSpec, type NicSpec as QemuNic, type QemuSpec } from "./qemu-argv.js";
 import { QmpClient } from "./qmp.js";
 import type { RunFiles } from "./store.js";
-import type { PortSpec, VmRunner, VmRuntime, VmSpec, VmView } from "./types.js";
+import type { PortSpec, VmRunner, VmRuntime, VmView } from "./types.js";
 import { checkRunFiles } from "./validate.js";
 
 /** What the runner needs from the daemon. */
@@ -28,6 +32,10 @@ export interface QemuRunnerOptions {
   files: (id: string) => RunFiles;
   /** Host operations of the NIC preparers (nic/host-linux.ts). */
   nicHost: NicHost;
+  /** The images directory VmSpec.image and extra disks name. */
+  images: ImageCatalog;
+  /** Accelerator resolved at daemon start (host/capabilities.ts). */
+  accel: Accel;
   /** How often running guests are checked for exit. */
   pollMs?: number;
 }
@@ -42,20 +50,10 @@ interface Watched {
   stopping: boolean;
 }
 
-function diskFormat(path: string): "raw" | "qcow2" {
-  return path.endsWith(".qcow2") ? "qcow2" : "raw";
-}
-
-/** Step 1: the files QEMU will open exist, and the run files fit the unix socket limit. */
-function checkFiles(s: VmSpec, files: RunFiles): void {
-  const p = new Problems();
-  checkRunFiles(p, "id", files);
-  if (!p.empty) throw precondition(p.list.map((x) => `${x.field}: ${x.message}`).join("; "));
-  for (const [field, path] of [["kernel", s.kernel], ["initrd", s.initrd], ["disk", s.disk]] as const) {
-    if (path === "") continue;
-    if (!existsSync(path)) throw precondition(`config.${field}: ${path} does not exist`);
-    if (!statSync(path).isFile()) throw precondition(`config.${field}: ${path} is not a file`);
-  }
+/** What step 1 found: how the VM boots and the disks QEMU opens (seed drive last). */
+interface Boot {
+  plan: BootPlan;
+  disks: DiskSpec[];
 }
 
 /** Implements VmRunner with QEMU processes; see the file comment. */
@@ -76,13 +74,13 @@ export class QemuRunner implements VmRunner {
   async start(view: VmView, onExit: (reason: string) => void): Promise<VmRuntime> {
     const { record: r } = view;
     const f = this.o.files(r.id);
-    checkFiles(r.spec, f);
+    const boot = await this.checkFiles(view, f);
     const cleanup = this.baseCleanup(f);
     // Our copies of the fds QEMU inherits; closed once QEMU has its own.
     const fds: number[] = [];
     try {
       const prepared = await this.prepareNics(view, f, cleanup, fds);
-      const argv = [this.o.cfg.qemu.binary, ...buildQemuArgv(this.qemuSpec(view, f, prepared.nics))];
+      const argv = [this.o.cfg.qemu.binary, ...buildQemuArgv(this.qemuSpec(view, f, boot, prepared.nics))];
       const ref = await this.spawnQemu(argv, f, fds, cleanup);
       await this.waitForQmp(ref, f);
       const runtime: VmRuntime = {
@@ -105,11 +103,41 @@ export class QemuRunner implements VmRunner {
     }
   }
 
+  /**
+   * Step 1: the run files fit the unix socket limit; the kernel, initrd and
+   * disks the VM names (itself or through its image) exist; the overlays of
+   * image disks exist (made once); the cloud-init seed drive is rebuilt.
+   */
+  private async checkFiles(view: VmView, f: RunFiles): Promise<Boot> {
+    const { record: r } = view;
+    const s = r.spec;
+    const p = new Problems();
+    checkRunFiles(p, "id", f);
+    if (!p.empty) throw precondition(p.list.map((x) => `${x.field}: ${x.message}`).join("; "));
+    const plan = planBoot(s, f.dir, (name, field) => this.o.images.get(name, field));
+    const unmanaged = plan.disks.filter((d) => !d.managed).map((d) => [d.field, d.path] as const);
+    for (const [field, path] of [["config.kernel", plan.kernel], ["config.initrd", plan.initrd], ...unmanaged] as const) {
+      if (path === "") continue;
+      if (!existsSync(path)) throw precondition(`${field}: ${path} does not exist`);
+      if (!statSync(path).isFile()) throw precondition(`${field}: ${path} is not a file`);
+    }
+    if (plan.kernel === "" && plan.disks.length === 0) throw precondition(`VM "${r.id}" has no kernel, image or disk to boot; set config.kernel or config.image`);
+    await ensureDisks(plan, this.o.images);
+    const disks: DiskSpec[] = plan.disks.map((d) => ({ path: d.path, format: d.format }));
+    rmSync(f.seed, { force: true });
+    if (s.cloudInit) {
+      await buildSeed(f.seed, s.cloudInit, view.runtime.instanceId);
+      disks.push({ path: f.seed, format: "raw", readOnly: true });
+    }
+    return { plan, disks };
+  }
+
   /** The bottom of every VM's cleanup stack: its sockets go last. */
   private baseCleanup(f: RunFiles): CleanupStack {
     const cleanup = new CleanupStack();
     cleanup.push("remove run sockets", () => {
       rmSync(f.qmp, { force: true });
+      rmSync(f.console, { force: true });
       rmSync(f.passtSock, { force: true });
     });
     return cleanup;
@@ -134,21 +162,20 @@ export class QemuRunner implements VmRunner {
   }
 
   /** Step 3's input: the QEMU spec of a VM with its prepared NICs. */
-  private qemuSpec(view: VmView, f: RunFiles, nics: QemuNic[]): QemuSpec {
+  private qemuSpec(view: VmView, f: RunFiles, boot: Boot, nics: QemuNic[]): QemuSpec {
     const { record: r } = view;
     const s = r.spec;
-    const want = this.o.cfg.qemu.accel;
-    const accel = want === "tcg" ? "tcg" : existsSync("/dev/kvm") ? "kvm" : want === "kvm" ? "kvm" : "tcg";
+    const { plan } = boot;
     return {
       name: r.id,
-      accel,
+      accel: this.o.accel,
       memoryMiB: s.memoryMib,
       cpus: s.vcpus,
-      kernel: s.kernel,
-      ...(s.initrd !== "" ? { initrd: s.initrd } : {}),
-      append: s.cmdline,
-      ...(s.disk !== "" ? { disk: { path: s.disk, format: diskFormat(s.disk) } } : {}),
+      ...(plan.kernel !== "" ? { kernel: plan.kernel, append: plan.cmdline } : {}),
+      ...(plan.kernel !== "" && plan.initrd !== "" ? { initrd: plan.initrd } : {}),
+      disks: boot.disks,
       serialPath: f.serial,
+      consoleSocket: f.console,
       qmpSocket: f.qmp,
       noReboot: true,
       nics,
@@ -159,6 +186,7 @@ export class QemuRunner implements VmRunner {
   private async spawnQemu(argv: string[], f: RunFiles, fds: number[], cleanup: CleanupStack): Promise<ProcessRef> {
     rmSync(f.qmp, { force: true });
     rmSync(f.serial, { force: true });
+    rmSync(f.console, { force: true });
     const ref = await spawnDetached({ argv, logFile: f.qemuLog, extraFds: fds, cwd: f.dir });
     cleanup.push(`kill QEMU (pid ${ref.pid})`, () => this.killQemu(ref, f));
     return ref;

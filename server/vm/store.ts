@@ -3,7 +3,8 @@
 //   runtime.json  last known process state (VmRuntime)
 //   leases.json   last lease per NIC (LeaseRecord[])
 //   events.jsonl  append-only event log (a torn last line is ignored)
-//   serial.log, qmp.sock, qemu.log, passt/, passt.log   run files (runFiles)
+//   serial.log, qmp.sock, console.sock, seed.iso, qemu.log, passt/, passt.log
+//                 run files (runFiles)
 // Records are created by renaming a fully written temp directory into place
 // and removed by renaming to trash first (store/atomic.ts), so a kill -9 at
 // any instant leaves each VM either fully present or fully absent.
@@ -23,6 +24,10 @@ export interface RunFiles {
   qmp: string;
   /** Guest serial console output. */
   serial: string;
+  /** Unix socket carrying the serial console both ways (QEMU listens). */
+  console: string;
+  /** cloud-init NoCloud seed drive, rebuilt at every start. */
+  seed: string;
   /** QEMU's stdout and stderr. */
   qemuLog: string;
   /** passt's unix socket; its directory belongs to the user passt runs as. */
@@ -38,6 +43,8 @@ export function runFiles(dir: string): RunFiles {
     dir,
     qmp: join(dir, "qmp.sock"),
     serial: join(dir, "serial.log"),
+    console: join(dir, "console.sock"),
+    seed: join(dir, "seed.iso"),
     qemuLog: join(dir, "qemu.log"),
     passtSock: join(dir, "passt", "passt.sock"),
     passtLog: join(dir, "passt.log"),

@@ -4,6 +4,7 @@
 // interfaces through which the VM manager reaches the floors it does not own
 // (the QEMU runner, the vmnet networks, the forwarder: daemon.ts wires them).
 import type { NetMode } from "../config/types.js";
+import type { CloudInitSpec, ExtraDisk, ImageSpecFields } from "../image/spec.js";
 import type { NetworkAttachment } from "../net/types.js";
 
 /** Transport protocol of a port mapping. */
@@ -27,8 +28,11 @@ export interface NicSpec {
   customNetdev?: string;
 }
 
-/** A validated VM configuration, defaults filled in (vm.json `spec`). */
-export interface VmSpec {
+/**
+ * A validated VM configuration, defaults filled in (vm.json `spec`); the
+ * image, disks and cloud-init fields come from ImageSpecFields.
+ */
+export interface VmSpec extends ImageSpecFields {
   name: string;
   vcpus: number;
   memoryMib: number;
@@ -127,6 +131,11 @@ export interface RawVmSpec {
   nics: RawNic[];
   ports: RawPort[];
   autoRestart: boolean;
+  image: string;
+  imageSizeMib: number;
+  disks: ExtraDisk[];
+  /** undefined: no seed drive. */
+  cloudInit: CloudInitSpec | undefined;
 }
 
 /** UpdateVm's patch: undefined fields are left unchanged. */
@@ -140,6 +149,8 @@ export interface RawUpdate {
   autoRestart?: boolean;
   updatePorts: boolean;
   ports: RawPort[];
+  /** undefined: unchanged; all fields empty: remove the seed drive. */
+  cloudInit?: CloudInitSpec;
 }
 
 // ----- what the VM floor needs of others -------------------------------------

@@ -24,7 +24,7 @@ const cfg: Config = fillDefaults({
 const nic = (over: Partial<RawNic>): RawNic => ({ mode: undefined, bridge: "", macvtapParent: "", networkId: "", customNetdev: "", ...over });
 
 function raw(over: Partial<RawVmSpec> = {}): RawVmSpec {
-  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, ...over };
+  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, ...over };
 }
 
 /** The error validateSpec throws for `r` (fails the test when it accepts). */

@@ -18,7 +18,8 @@
 //
 // To extend: a rule for a field goes into the check function of that field
 // (checkNic's table MODE_RULES for a NIC mode, checkCustomNetdev for the
-// netdev grammar and its policy, check.ts for names shared with networks).
+// netdev grammar and its policy, check.ts for names shared with networks,
+// image/spec.ts for images, disks and cloud-init).
 // Field problems are `invalid`; refusals by vmm.toml policy are collected
 // apart and thrown as `permission`; a valid request the configuration
 // cannot serve is `precondition`.
@@ -27,6 +28,7 @@ import { checkName, checkPath, CONTROL_RE, ID_RE, isValidIfName, UNIX_PATH_MAX }
 import type { Config, NetMode } from "../config/types.js";
 import { NET_MODES } from "../config/types.js";
 import { Problems, VmmError } from "../errors.js";
+import { checkCloudInit, checkDisks, isEmptyCloudInit } from "../image/spec.js";
 import type { RunFiles } from "./store.js";
 import type { NicSpec, PortSpec, Protocol, RawNic, RawPort, RawUpdate, RawVmSpec, VmSpec } from "./types.js";
 
@@ -269,6 +271,8 @@ export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "conf
     nics = rawNics.map((n, i) => checkNic(f, `${prefix}nics[${i}]`, i, n, cfg)).filter((n): n is NicSpec => n !== undefined);
   }
   const ports = checkPorts(f, `${prefix}ports`, raw.ports, nics[0]?.mode, cfg);
+  checkDisks(p, prefix, raw.image, raw.imageSizeMib, raw.disks);
+  if (raw.cloudInit) checkCloudInit(p, `${prefix}cloud_init.`, raw.cloudInit);
   f.throwIfAny();
   return {
     name: raw.name,
@@ -276,11 +280,15 @@ export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "conf
     memoryMib: raw.memoryMib === 0 ? VM_DEFAULTS.memoryMib : raw.memoryMib,
     kernel: raw.kernel,
     initrd: raw.initrd,
-    cmdline: raw.cmdline === "" ? VM_DEFAULTS.cmdline : raw.cmdline,
+    // With an image, an unset cmdline means the image's (resolved at start).
+    cmdline: raw.cmdline === "" && raw.image === "" ? VM_DEFAULTS.cmdline : raw.cmdline,
     disk: raw.disk,
     nics,
     ports,
     autoRestart: raw.autoRestart,
+    ...(raw.image !== "" ? { image: raw.image, imageSizeMib: raw.imageSizeMib } : {}),
+    ...(raw.disks.length > 0 ? { disks: raw.disks.map((d) => ({ image: d.image, sizeMib: d.sizeMib })) } : {}),
+    ...(raw.cloudInit ? { cloudInit: raw.cloudInit } : {}),
   };
 }
 
@@ -297,8 +305,9 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, ctx: VmInputContext):
   let ports = spec.ports;
   if (!u.updatePorts && u.ports.length > 0) p.add("ports", "is set but update_ports is false; set update_ports to replace the ports");
   if (u.updatePorts) ports = checkPorts(f, "ports", u.ports, spec.nics[0]?.mode, ctx.cfg);
+  if (u.cloudInit) checkCloudInit(p, "cloud_init.", u.cloudInit);
   f.throwIfAny();
-  return {
+  const next: VmSpec = {
     ...spec,
     name: u.name ?? spec.name,
     vcpus: u.vcpus ?? spec.vcpus,
@@ -309,6 +318,9 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, ctx: VmInputContext):
     autoRestart: u.autoRestart ?? spec.autoRestart,
     ports,
   };
+  if (u.cloudInit && isEmptyCloudInit(u.cloudInit)) delete next.cloudInit;
+  else if (u.cloudInit) next.cloudInit = u.cloudInit;
+  return next;
 }
 
 /**
@@ -317,7 +329,7 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, ctx: VmInputContext):
  * the unix socket path limit, which a long state_dir plus a long id exceed.
  */
 export function checkRunFiles(p: Problems, field: string, files: RunFiles): void {
-  for (const path of [files.qmp, files.passtSock]) {
+  for (const path of [files.qmp, files.console, files.passtSock]) {
     const bytes = Buffer.byteLength(path);
     if (bytes > UNIX_PATH_MAX) {
       p.add(field, `is too long for this state_dir: ${path} is ${bytes} bytes, over the ${UNIX_PATH_MAX}-byte unix socket path limit`);
