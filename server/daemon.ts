@@ -130,7 +130,12 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     // them (a typo'd mode must not create a VM in the default mode).
     jsonOptions: { ignoreUnknownFields: false },
   });
-  const api = new ApiServer(handler);
+  const api = new ApiServer(handler, {
+    maxConnections: cfg.api.maxConnections,
+    headerTimeoutMs: cfg.api.headerTimeoutSeconds * 1000,
+    bodyTimeoutMs: cfg.api.bodyTimeoutSeconds * 1000,
+    idleTimeoutMs: cfg.api.idleTimeoutSeconds * 1000,
+  });
   let tcp = "";
   try {
     if (cfg.api.socket !== "") await api.listenUnix(cfg.api.socket, cfg.api.socketMode);

@@ -28,6 +28,10 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       socketMode: p.api?.socketMode ?? 0o600,
       tcp: p.api?.tcp ?? "",
       allowRemote: p.api?.allowRemote ?? false,
+      maxConnections: p.api?.maxConnections ?? 1024,
+      headerTimeoutSeconds: p.api?.headerTimeoutSeconds ?? 10,
+      bodyTimeoutSeconds: p.api?.bodyTimeoutSeconds ?? 10,
+      idleTimeoutSeconds: p.api?.idleTimeoutSeconds ?? 60,
     },
     auth: {
       tokens: p.auth?.tokens ?? [],

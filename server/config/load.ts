@@ -19,6 +19,10 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     socket_mode: ["socketMode", "mode-int"],
     tcp: ["tcp", "string"],
     allow_remote: ["allowRemote", "boolean"],
+    max_connections: ["maxConnections", "integer"],
+    header_timeout_seconds: ["headerTimeoutSeconds", "integer"],
+    body_timeout_seconds: ["bodyTimeoutSeconds", "integer"],
+    idle_timeout_seconds: ["idleTimeoutSeconds", "integer"],
   },
   auth: { tokens: ["tokens", "string[]"], lease_tokens: ["leaseTokens", "string[]"] },
   qemu: {

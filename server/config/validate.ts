@@ -28,6 +28,10 @@ export function validateConfig(c: Config): void {
       p.add("api.tcp", "a non-loopback listener requires auth.tokens");
   }
   if (c.api.socket === "" && c.api.tcp === "") p.add("api", "at least one of api.socket and api.tcp must be set");
+  if (c.api.maxConnections < 1 || c.api.maxConnections > 1_000_000) p.add("api.max_connections", "must be between 1 and 1000000");
+  for (const [key, v] of [["header_timeout_seconds", c.api.headerTimeoutSeconds], ["body_timeout_seconds", c.api.bodyTimeoutSeconds], ["idle_timeout_seconds", c.api.idleTimeoutSeconds]] as const) {
+    if (v < 1 || v > 3600) p.add(`api.${key}`, "must be between 1 and 3600");
+  }
 
   c.auth.tokens.forEach((t, i) => {
     if (!TOKEN.test(t)) p.add(`auth.tokens[${i}]`, "must be 16-512 printable ASCII characters without spaces");
