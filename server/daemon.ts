@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "./store/atomic.js";
+import { lockStateDir, type StateLock } from "./store/lock.js";
 import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
@@ -56,9 +57,21 @@ function nativeAvailable(): boolean {
 }
 
 export async function startDaemon(cfg: Config): Promise<Daemon> {
+  // Before anything else: the state dir's lock. A second daemon on the
+  // same directory stops here, having changed nothing.
+  mkdirDurable(cfg.stateDir, 0o711);
+  const lock = lockStateDir(cfg.stateDir);
+  try {
+    return await startLocked(cfg, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   // 0711: other users may traverse (passt runs as nobody and must reach its
   // socket directory under a VM's directory) but not list; files are 0600.
-  mkdirDurable(cfg.stateDir, 0o711);
   chmodSync(cfg.stateDir, 0o711);
   const caps = await probeCapabilities(cfg, nativeAvailable());
   const forwards = new ForwardService({
@@ -162,6 +175,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       // restored when it starts again.
       await forwards.close();
       if (runner instanceof QemuRunner) runner.close();
+      lock.release();
     },
   };
 }
