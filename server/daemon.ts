@@ -26,6 +26,7 @@ import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
 import { createHandler } from "./http/adapter.js";
 import { parseHostPort } from "./net/addr.js";
+import { hostPrefixes } from "./net/iproute.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
@@ -105,7 +106,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
         ? new DarwinNetworkBackend()
         : undefined;
   let vms: VmManager | undefined;
-  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
+  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? [], () => hostPrefixes());
   const store = new VmStore(cfg.stateDir);
   const n = cfg.networking;
   // Without QEMU the daemon still serves records; StartVm says why it cannot.

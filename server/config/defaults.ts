@@ -73,6 +73,7 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       subnetPool: p.vmnet?.subnetPool ?? "192.168.128.0/17",
       bridgePrefix: p.vmnet?.bridgePrefix ?? "vmnet",
       dhcpHook: p.vmnet?.dhcpHook ?? "",
+      maxHoldersPerNetwork: p.vmnet?.maxHoldersPerNetwork ?? 64,
     },
   };
 }

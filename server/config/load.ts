@@ -57,7 +57,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     udp_idle_seconds: ["udpIdleSeconds", "integer"],
     max_udp_sessions_per_rule: ["maxUdpSessionsPerRule", "integer"],
   },
-  vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"], dhcp_hook: ["dhcpHook", "string"] },
+  vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"], dhcp_hook: ["dhcpHook", "string"], max_holders_per_network: ["maxHoldersPerNetwork", "integer"] },
 };
 
 function checkKind(v: unknown, kind: Kind, path: string, problems: Problems): unknown {

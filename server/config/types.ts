@@ -90,6 +90,8 @@ export interface VmnetConfig {
   bridgePrefix: string;
   /** dhcp-script of network dnsmasq instances; "": the bundled clients/dnsmasq-hook/vmm-dhcp-hook. */
   dhcpHook: string;
+  /** Holders (AcquireNetwork) one network may have at once. */
+  maxHoldersPerNetwork: number;
 }
 
 export interface Config {
