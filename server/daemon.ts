@@ -1,6 +1,6 @@
 // Assembles the daemon: config -> state -> domain objects -> services ->
 // listeners. main.ts parses the command line and calls startDaemon.
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { Config } from "./config/types.js";
 import { mkdirDurable } from "./store/atomic.js";
 import { chmodSync, existsSync, readFileSync } from "node:fs";
@@ -14,12 +14,16 @@ import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager } from "./vm/manager.js";
 import { QemuRunner } from "./vm/supervisor.js";
+import { ImageCatalog } from "./image/catalog.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
 import { ForwardService } from "./forward/index.js";
 import { loadNative } from "../native/index.js";
 import { vmmService } from "./rpc/vmm-service.js";
 import { networkService } from "./rpc/network-service.js";
+import { consoleService } from "./rpc/console-service.js";
+import { ConsoleReader } from "./console/reader.js";
+import { SerialFileSource } from "./console/source.js";
 import { registerReflection } from "./rpc/reflection.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
@@ -108,6 +112,8 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   let vms: VmManager | undefined;
   const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? [], () => hostPrefixes());
   const store = new VmStore(cfg.stateDir);
+  const images = new ImageCatalog(cfg.images.dir);
+  log("info", "accelerator", { accel: caps.accel, reason: caps.accelReason });
   const n = cfg.networking;
   // Without QEMU the daemon still serves records; StartVm says why it cannot.
   const runner =
@@ -116,21 +122,25 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
           cfg,
           vmDir: (id) => store.dir(id),
           networkAttachment: (id, mac) => networks.attachment(id, mac),
+          images,
+          accel: caps.accel,
           ...(n.passtInterface !== ""
             ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
             : {}),
         })
       : undefined;
-  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id));
+  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id), images);
   await networks.init();
   await vms.init();
   const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
   leaseTimer.unref();
 
+  const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    router.service(VmmService, vmmService({ cfg, vms: vms!, forwards, caps }));
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles) };
+    router.service(VmmService, vmmImpl);
     router.service(NetworkService, networkService(networks));
     registerHealth(router, health);
     registerReflection(router, [file_vmm_v1_vmm, file_vmm_v1_network, file_grpc_health_v1_health], services);

@@ -39,7 +39,7 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
     },
     qemu: {
       binary: p.qemu?.binary ?? "qemu-system-x86_64",
-      accel: p.qemu?.accel ?? "tcg",
+      accel: p.qemu?.accel ?? "auto",
       bridgeHelper: p.qemu?.bridgeHelper ?? "/usr/lib/qemu/qemu-bridge-helper",
       stopTimeoutSeconds: p.qemu?.stopTimeoutSeconds ?? 30,
     },
@@ -74,6 +74,11 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       bridgePrefix: p.vmnet?.bridgePrefix ?? "vmnet",
       dhcpHook: p.vmnet?.dhcpHook ?? "",
       maxHoldersPerNetwork: p.vmnet?.maxHoldersPerNetwork ?? 64,
+    },
+    images: { dir: p.images?.dir ?? join(stateDir, "images") },
+    console: {
+      logMaxBytes: p.console?.logMaxBytes ?? 1024 * 1024,
+      logFiles: p.console?.logFiles ?? 1,
     },
   };
 }
