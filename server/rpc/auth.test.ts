@@ -22,7 +22,7 @@ function clientWith(header: string | undefined) {
 
 async function codeOf(header: string | undefined, call: "getMeta" | "lease" = "getMeta"): Promise<Code | "ok"> {
   const c = clientWith(header);
-  const headers = header === undefined ? {} : { authorization: header };
+  const headers: Record<string, string> = header === undefined ? {} : { authorization: header };
   try {
     if (call === "getMeta") await c.getMeta({}, { headers });
     else await c.reportDhcpLease({ action: LeaseAction.ADD, mac: "02:00:00:00:00:01", ip: "10.0.0.2" }, { headers });
