@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "./store/atomic.js";
+import { lockStateDir, type StateLock } from "./store/lock.js";
 import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
@@ -30,6 +31,7 @@ import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
 import { createHandler } from "./http/adapter.js";
 import { parseHostPort } from "./net/addr.js";
+import { hostPrefixes } from "./net/host-prefixes.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
@@ -61,9 +63,21 @@ function nativeAvailable(): boolean {
 }
 
 export async function startDaemon(cfg: Config): Promise<Daemon> {
+  // Before anything else: the state dir's lock. A second daemon on the
+  // same directory stops here, having changed nothing.
+  mkdirDurable(cfg.stateDir, 0o711);
+  const lock = lockStateDir(cfg.stateDir);
+  try {
+    return await startLocked(cfg, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   // 0711: other users may traverse (passt runs as nobody and must reach its
   // socket directory under a VM's directory) but not list; files are 0600.
-  mkdirDurable(cfg.stateDir, 0o711);
   chmodSync(cfg.stateDir, 0o711);
   const caps = await probeCapabilities(cfg, nativeAvailable());
   const forwards = new ForwardService({
@@ -99,7 +113,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
   // The floors meet here, through explicit interfaces: the networks know
   // nothing of VMs; the VM side reaches them as a NetworkLookup (manager)
   // and a NetworkAttacher (runner); the forwarder serves both.
-  const networks = new NetworkRegistry(cfg, backend);
+  const networks = new NetworkRegistry(cfg, backend, () => hostPrefixes());
   const store = new VmStore(cfg.stateDir);
   const images = new ImageCatalog(cfg.images.dir);
   log("info", "accelerator", { accel: caps.accel, reason: caps.accelReason });
@@ -147,7 +161,12 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     // them (a typo'd mode must not create a VM in the default mode).
     jsonOptions: { ignoreUnknownFields: false },
   });
-  const api = new ApiServer(handler);
+  const api = new ApiServer(handler, {
+    maxConnections: cfg.api.maxConnections,
+    headerTimeoutMs: cfg.api.headerTimeoutSeconds * 1000,
+    bodyTimeoutMs: cfg.api.bodyTimeoutSeconds * 1000,
+    idleTimeoutMs: cfg.api.idleTimeoutSeconds * 1000,
+  });
   let tcp = "";
   try {
     if (cfg.api.socket !== "") await api.listenUnix(cfg.api.socket, cfg.api.socketMode);
@@ -174,6 +193,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       // restored when it starts again.
       await forwards.close();
       runner?.close();
+      lock.release();
     },
   };
 }

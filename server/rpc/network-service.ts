@@ -2,14 +2,14 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import type { NetworkRegistry } from "../vmnet/registry.js";
-import type { NetworkRecord } from "../vmnet/types.js";
+import type { NetworkRecord, VmAttachments } from "../vmnet/types.js";
 import { networkConfigFromProto, networkToProto } from "./convert.js";
 
 /** What NetworkService stands on. */
 export interface NetworkServiceDeps {
   networks: NetworkRegistry;
   /** Which VMs use a network (the VM manager). */
-  vms: { attachedTo(networkId: string): string[] };
+  vms: VmAttachments;
 }
 
 /** The NetworkService handlers. */
@@ -28,7 +28,7 @@ export function networkService(d: NetworkServiceDeps): ServiceImpl<typeof Networ
       return { networks: r.networks.map(view), nextPageToken: r.next };
     },
     async deleteNetwork(req) {
-      await reg.delete(req.id, req.force, d.vms.attachedTo(req.id));
+      await reg.delete(req.id, req.force, d.vms);
       return {};
     },
     async acquireNetwork(req) {

@@ -67,3 +67,9 @@ export interface NetworkBackend {
   /** Backends without a host bridge hand out one datagram fd per NIC. */
   attach?(rec: NetworkRecord, mac: string): number;
 }
+
+/** Which VMs use a network (the VM manager answers; the registry never holds it). */
+export interface VmAttachments {
+  /** Ids of the VMs with a NIC on network `networkId`. */
+  attachedTo(networkId: string): string[];
+}
