@@ -1,4 +1,4 @@
-// Client of vmm-relayd (native/relayd/relayd.cc), the forwarder's data path
+// Client of vmm-relayd (native/relayd/), the forwarder's data path
 // as a process of its own: vmmd spawns it, sends one command line per rule
 // change on its stdin and reads one answer line per command on its stdout.
 // Counters are read synchronously with pread(2) from a shared file the relay
@@ -100,7 +100,7 @@ export class RelayDaemon {
   /**
    * Spawns the relay with `workers` processes, packing new TCP connections
    * into the first process with fewer than `packBelow` of them (see
-   * relayd.cc, Steer). Synchronous; `pids()` waits for it.
+   * native/relayd/steer.h). Synchronous; `pids()` waits for it.
    */
   constructor(bin: string, workers: number, packBelow = 1024) {
     for (let i = kRelaySlots - 1; i >= 1; i--) this.free.push(i);
@@ -205,7 +205,7 @@ export class RelayDaemon {
   counters(id: number): RelayCounters {
     readSync(this.countersFd, this.slot, 0, kSlotBytes, id * kSlotBytes);
     const n = (i: number) => Number(this.slot.readBigUInt64LE(i * 8));
-    // Layout: struct Slot in relayd.cc.
+    // Layout: struct Slot in native/relayd/slots.h.
     return {
       errors: n(0),
       connectionsTotal: n(1),

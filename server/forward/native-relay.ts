@@ -1,4 +1,4 @@
-// TCP and UDP rules on vmm-relayd (native/relayd/relayd.cc): the relay's
+// TCP and UDP rules on vmm-relayd (native/relayd/): the relay's
 // processes accept, connect, relay bytes and run UDP sessions; this file only
 // adds, retargets and removes rules and reads their counters (synchronously,
 // from the relay's shared counter file).

@@ -1,0 +1,50 @@
+// Steering of new TCP connections over the relay processes.
+//
+// Which process accepts a new connection is chosen by a one-instruction
+// classic BPF program on each rule's SO_REUSEPORT group ("take socket k"):
+// light loads are packed into the first process with fewer than --pack
+// connections (on a small host, one busy relay process beats two that wake
+// each other's cores: lower latency, more connections per second); once
+// every process holds that many, the program answers "none" and the kernel
+// spreads by hash over all of them (more cores, and the fd limit of every
+// process). Socket k of a group is process k's listener: the master creates
+// them in that order (its own, then one per worker), and a group numbers its
+// sockets in the order they started listening.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace relayd {
+
+constexpr uint32_t kSpread = UINT32_MAX;     // BPF verdict: no socket chosen -> hash
+constexpr uint64_t kNoVerdict = UINT64_MAX;  // Slot::steer before the first install
+
+// Shared by every relay process (mapped before the workers are forked): the
+// TCP connections each process holds now, indexed by process (0: the master,
+// i: the i-th worker), and a lock that serializes steering changes.
+struct Shared {
+  std::atomic<uint64_t> conns[64];
+  std::atomic<uint32_t> steerLock;
+};
+
+extern Shared* gShared;
+extern long gProcs;      // relay processes
+extern long gProcIndex;  // this process
+extern uint64_t gPackBelow;
+
+// Maps the shared area; call once, before forking. False on failure (errno set).
+bool MapShared();
+
+// The process new connections should go to: the first one holding fewer than
+// gPackBelow connections, else kSpread (the kernel spreads by hash).
+uint32_t SteerTarget();
+
+// Installs "take socket SteerTarget()" on the SO_REUSEPORT group of
+// listener `fd` (rule `id`) when it changed. Installs happen under a lock
+// shared by all processes, each after the counts it was computed from, and
+// every threshold crossing re-steers, so the last install follows the last
+// counts. A failed install leaves the kernel's hash spreading.
+void Steer(uint32_t id, int fd);
+
+}  // namespace relayd
