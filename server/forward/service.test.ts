@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { VmmError, ValidationError } from "../errors.js";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { tcpRule, Cleanup, connect, echo, freePort, tcpServer, waitFor } from "./test-util.js";
+import { tcpRule, Cleanup, connect, echo, freePort, tcpServer, waitFor } from "../../test/helpers/forward.js";
 
 const tcp = tcpRule;
 

@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { ForwardService } from "./service.js";
-import { Cleanup, connect, echo, exchange, freePort, neverAccepting, payload, refusingPort, tcpServer, waitFor } from "./test-util.js";
+import { Cleanup, connect, echo, exchange, freePort, neverAccepting, payload, refusingPort, tcpServer, waitFor } from "../../test/helpers/forward.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
