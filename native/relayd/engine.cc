@@ -12,17 +12,20 @@
 
 namespace relayd {
 
-Engine::Engine(int ctlfd) : ctlfd_(ctlfd), evs_(512) {
+Engine::Engine() : evs_(512) {
   // SAFETY: epfd_ is owned by the engine for the life of the process.
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) {
     perror("vmm-relayd: epoll_create1");
     exit(1);
   }
+}
+
+void Engine::Watch(int fd, Tag* tag, uint32_t events) {
   epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = &ctltag_;
-  epoll_ctl(epfd_, EPOLL_CTL_ADD, ctlfd_, &ev);
+  ev.events = events;
+  ev.data.ptr = tag;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
 }
 
 int Engine::Wait() {
@@ -49,14 +52,15 @@ void Engine::CloseAll() {
   Reap();
 }
 
-void Engine::AddTcp(uint32_t id, int fd, const Addr& target, int timeoutMs, uint64_t maxConns) {
+void Engine::AddTcp(uint32_t id, int fd, const RuleSettings& s) {
   auto* l = new Listener();
   l->id = id;
   l->fd = fd;
   l->tag.owner = l;
-  l->target = target;
-  l->connectTimeoutMs = timeoutMs;
-  l->maxConnections = maxConns;
+  l->target = s.target;
+  l->connectTimeoutMs = s.limitMs;
+  l->maxConnections = s.max;
+  l->proxy = s.proxy;
   epoll_event ev{};
   ev.events = EPOLLIN;  // level-triggered: bounded accept batches
   ev.data.ptr = &l->tag;
@@ -65,14 +69,14 @@ void Engine::AddTcp(uint32_t id, int fd, const Addr& target, int timeoutMs, uint
   if (gProcIndex == 0) Steer(id, fd);  // every process's listener has joined the group
 }
 
-void Engine::AddUdp(uint32_t id, int fd, const Addr& target, int idleMs, size_t maxSessions) {
+void Engine::AddUdp(uint32_t id, int fd, const RuleSettings& s) {
   auto* u = new UdpRule();
   u->id = id;
   u->fd = fd;
   u->tag.owner = u;
-  u->target = target;
-  u->idleMs = idleMs;
-  u->maxSessions = maxSessions;
+  u->target = s.target;
+  u->idleMs = s.limitMs;
+  u->maxSessions = static_cast<size_t>(s.max);
   u->nextSweep = NowMs() + SweepEvery(u);
   epoll_event ev{};
   ev.events = EPOLLIN;
@@ -81,16 +85,31 @@ void Engine::AddUdp(uint32_t id, int fd, const Addr& target, int idleMs, size_t 
   udp_[id] = u;
 }
 
-void Engine::Retarget(uint32_t id, const Addr& target) {
+static bool SameAddr(const Addr& a, const Addr& b) {
+  return a.len == b.len && KeyOf(a.ss, a.len) == KeyOf(b.ss, b.len);
+}
+
+void Engine::Update(uint32_t id, const RuleSettings& s) {
   auto it = listeners_.find(id);
   if (it != listeners_.end()) {
-    it->second->target = target;
-    while (it->second->head) Abort(it->second->head, -1);
+    Listener* l = it->second;
+    bool moved = !SameAddr(l->target, s.target);
+    l->target = s.target;
+    l->connectTimeoutMs = s.limitMs;
+    l->maxConnections = s.max;
+    l->proxy = s.proxy;
+    if (moved)
+      while (l->head) Abort(l->head, -1);
   }
   auto ut = udp_.find(id);
   if (ut != udp_.end()) {
-    ut->second->target = target;
-    while (!ut->second->sessions.empty()) EndSession(ut->second->sessions.begin()->second);
+    UdpRule* u = ut->second;
+    bool moved = !SameAddr(u->target, s.target);
+    u->target = s.target;
+    u->idleMs = s.limitMs;
+    u->maxSessions = static_cast<size_t>(s.max);
+    if (moved)
+      while (!u->sessions.empty()) EndSession(u->sessions.begin()->second);
   }
   Reap();
 }

@@ -41,6 +41,7 @@ struct Dir {
   bool shut = false;     // FIN sent to the destination
   bool rdhup = false;    // the source reported EPOLLRDHUP/EPOLLHUP: read on until EOF
   bool blocked = false;  // waiting for EPOLLOUT on the destination
+  uint8_t uncounted = 0; // leading bytes of `pend` that are ours (a PROXY header), not the client's
 };
 
 struct Listener;
@@ -69,6 +70,7 @@ struct Listener {
   Addr target;
   int connectTimeoutMs = 5000;
   uint64_t maxConnections = 4096;
+  bool proxy = false;  // send a PROXY protocol v2 header first
   Conn* head = nullptr;
   uint64_t pausedUntil = 0;
   bool dead = false;
@@ -96,13 +98,24 @@ struct UdpRule {
   std::unordered_map<std::string, Session*> sessions;
 };
 
+// A rule's settings that an update may change.
+struct RuleSettings {
+  Addr target;
+  int limitMs = 0;   // connect timeout (TCP) or idle time (UDP)
+  uint64_t max = 0;  // connections (TCP) or sessions (UDP)
+  bool proxy = false;
+};
+
 class Engine {
  public:
-  // `ctlfd`: the control channel, polled for EPOLLIN.
-  explicit Engine(int ctlfd);
+  Engine();
 
-  // Runs until `onControl` (called when the control channel is readable)
-  // returns false, then closes every rule.
+  // Polls `fd` for `events` (level-triggered); its events go to Run's
+  // `onControl` with `tag`, whose kind must be Kind::kControl.
+  void Watch(int fd, Tag* tag, uint32_t events);
+
+  // Runs until `onControl(tag, events)` (called for every fd given to
+  // Watch) returns false, then closes every rule.
   template <typename F>
   void Run(F onControl) {
     for (;;) {
@@ -112,7 +125,7 @@ class Engine {
       for (int i = 0; i < n; i++) {
         Tag* t = static_cast<Tag*>(evs_[i].data.ptr);
         if (t->kind == Kind::kControl) {
-          if (!onControl()) stop = true;
+          if (!onControl(t, evs_[i].events)) stop = true;
         } else {
           Dispatch(t, evs_[i].events);
         }
@@ -126,11 +139,11 @@ class Engine {
   // ---- control operations (same process) ----------------------------------
 
   // Takes ownership of fd (a listening socket).
-  void AddTcp(uint32_t id, int fd, const Addr& target, int timeoutMs, uint64_t maxConns);
+  void AddTcp(uint32_t id, int fd, const RuleSettings& s);
   // Takes ownership of fd (a bound UDP socket).
-  void AddUdp(uint32_t id, int fd, const Addr& target, int idleMs, size_t maxSessions);
-  // New connections/sessions go to `target`; those to the old one are reset.
-  void Retarget(uint32_t id, const Addr& target);
+  void AddUdp(uint32_t id, int fd, const RuleSettings& s);
+  // New connections/sessions use `s`; those to an old target are reset.
+  void Update(uint32_t id, const RuleSettings& s);
   // Closes the rule's listener and every connection or session (RST).
   void Remove(uint32_t id);
 
@@ -150,7 +163,8 @@ class Engine {
   void StartConnect(Listener* l, int cfd);
   void FinishConnect(Conn* c, uint32_t events);
   void Connected(Conn* c, bool guestReadable);
-  void RefuseClient(Conn* c);
+  bool QueueProxyHeader(Conn* c, int cfd);
+  void RefuseClient(Conn* c, int err);
   void Expire();
   void DropTimer(Conn* c);
   bool AcquirePipe(Pipe* p);
@@ -172,8 +186,6 @@ class Engine {
   void SweepUdp();
 
   int epfd_ = -1;
-  int ctlfd_ = -1;
-  Tag ctltag_{Kind::kControl, nullptr};
   std::vector<epoll_event> evs_;
   std::unordered_map<uint32_t, Listener*> listeners_;
   std::unordered_map<uint32_t, UdpRule*> udp_;

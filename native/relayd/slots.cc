@@ -11,6 +11,8 @@ void ResetSlot(Slot& s) {
   s.fromGuest = 0;
   s.sessions = 0;
   s.errors = 0;
+  s.lastConnectErrno = 0;
+  s.connectFailures = 0;
 }
 
 }  // namespace relayd

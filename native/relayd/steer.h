@@ -12,20 +12,25 @@
 // sockets in the order they started listening.
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 
 namespace relayd {
 
 constexpr uint32_t kSpread = UINT32_MAX;     // BPF verdict: no socket chosen -> hash
-constexpr uint64_t kNoVerdict = UINT64_MAX;  // Slot::steer before the first install
+constexpr uint32_t kNoVerdict = UINT32_MAX - 1;  // Slot::steer before the first install (no process index)
 
 // Shared by every relay process (mapped before the workers are forked): the
 // TCP connections each process holds now, indexed by process (0: the master,
-// i: the i-th worker), and a lock that serializes steering changes.
+// i: the i-th worker), and a lock that serializes steering changes: a
+// robust process-shared mutex, so a process that dies holding it (killed,
+// crashed) hands it to the next taker (EOWNERDEAD) instead of blocking every
+// other relay process.
 struct Shared {
   std::atomic<uint64_t> conns[64];
-  std::atomic<uint32_t> steerLock;
+  pthread_mutex_t steerLock;
 };
 
 extern Shared* gShared;
@@ -36,6 +41,11 @@ extern uint64_t gPackBelow;
 // Maps the shared area; call once, before forking. False on failure (errno set).
 bool MapShared();
 
+// Takes the steering lock, waiting at most `timeoutMs`; recovers it from
+// a holder that died. False on timeout (a holder that is alive but stopped).
+bool LockSteering(int timeoutMs);
+void UnlockSteering();
+
 // The process new connections should go to: the first one holding fewer than
 // gPackBelow connections, else kSpread (the kernel spreads by hash).
 uint32_t SteerTarget();
@@ -44,7 +54,9 @@ uint32_t SteerTarget();
 // listener `fd` (rule `id`) when it changed. Installs happen under a lock
 // shared by all processes, each after the counts it was computed from, and
 // every threshold crossing re-steers, so the last install follows the last
-// counts. A failed install leaves the kernel's hash spreading.
+// counts. A failed install leaves the kernel's hash spreading; so does a
+// lock not taken within 10 ms (steering is an optimization: the data path
+// never waits longer for it).
 void Steer(uint32_t id, int fd);
 
 }  // namespace relayd

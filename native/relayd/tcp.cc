@@ -24,6 +24,7 @@
 #include <algorithm>
 
 #include "engine.h"
+#include "proxy.h"
 #include "slots.h"
 #include "steer.h"
 #include "util.h"
@@ -113,6 +114,15 @@ void Engine::StartConnect(Listener* l, int cfd) {
   }
   SetNoDelay(gfd);  // cfd inherited TCP_NODELAY from the listener
   auto* c = new Conn();
+  if (l->proxy && !QueueProxyHeader(c, cfd)) {
+    delete c;
+    close(gfd);
+    s.active.fetch_sub(1);
+    s.errors.fetch_add(1, std::memory_order_relaxed);
+    SetLingerZero(cfd);
+    close(cfd);
+    return;
+  }
   c->l = l;
   c->cfd = cfd;
   c->gfd = gfd;
@@ -130,7 +140,7 @@ void Engine::StartConnect(Listener* l, int cfd) {
   // ambiguous. After connect() its first event means done or failed.
   int r = connect(gfd, reinterpret_cast<const sockaddr*>(&l->target.ss), l->target.len);
   if (r < 0 && errno != EINPROGRESS) {
-    RefuseClient(c);
+    RefuseClient(c, errno);
     return;
   }
   epoll_event ev{};
@@ -158,7 +168,7 @@ void Engine::FinishConnect(Conn* c, uint32_t events) {
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(c->gfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  RefuseClient(c);
+  RefuseClient(c, err != 0 ? err : ECONNRESET);  // a hangup without an error: reset at once
 }
 
 // `guestReadable`: the connect-completion event also reported EPOLLIN.
@@ -170,15 +180,38 @@ void Engine::Connected(Conn* c, bool guestReadable) {
   // an edge there is nothing to read yet: no recv() bound to fail with
   // EAGAIN (one syscall less per connection), and the next arrival is a
   // new edge. The same holds for a guest that has not spoken yet.
-  if (c->upReady) Pump(c, true);
+  if (c->upReady || c->up.len > 0) Pump(c, true);  // up.len: a PROXY header waits
   if (!c->dead && guestReadable) Pump(c, false);
 }
 
-// The guest refused or did not answer in time: the client sees a reset, as
-// it would had it connected to a closed port itself. Counted as an error
-// after the connection left `active`, so a reader that sees the error also
-// sees the connection gone.
-void Engine::RefuseClient(Conn* c) {
+// The PROXY v2 header of connection `cfd`, queued as `c`'s first bytes to
+// the guest. False when the addresses cannot be read.
+bool Engine::QueueProxyHeader(Conn* c, int cfd) {
+  sockaddr_storage peer{}, local{};
+  socklen_t pl = sizeof peer, ll = sizeof local;
+  if (getpeername(cfd, reinterpret_cast<sockaddr*>(&peer), &pl) < 0 ||
+      getsockname(cfd, reinterpret_cast<sockaddr*>(&local), &ll) < 0)
+    return false;
+  unsigned char hdr[kProxyHeaderMax];
+  size_t n = ProxyV2Header(peer, local, hdr);
+  if (n == 0) return false;
+  c->up.pend = static_cast<char*>(malloc(n));
+  if (!c->up.pend) return false;
+  memcpy(c->up.pend, hdr, n);
+  c->up.len = static_cast<uint32_t>(n);
+  c->up.uncounted = static_cast<uint8_t>(n);
+  return true;
+}
+
+// The guest refused, is unreachable or did not answer in time (`err`): the
+// client sees a reset, as it would had it connected to a closed port itself.
+// Counted as an error after the connection left `active`, so a reader that
+// sees the error also sees the connection gone; the connect failure and its
+// errno are set before either.
+void Engine::RefuseClient(Conn* c, int err) {
+  Slot& s = gSlots[c->l->id];
+  s.lastConnectErrno.store(static_cast<uint32_t>(err), std::memory_order_relaxed);
+  s.connectFailures.fetch_add(1, std::memory_order_relaxed);
   SetLingerZero(c->cfd);
   Close(c, true);
 }
@@ -187,7 +220,7 @@ void Engine::Expire() {
   if (timers_.empty()) return;
   uint64_t now = NowMs();
   while (!timers_.empty() && timers_.begin()->first <= now) {
-    RefuseClient(timers_.begin()->second);
+    RefuseClient(timers_.begin()->second, ETIMEDOUT);
   }
 }
 
@@ -242,14 +275,20 @@ Engine::Sent Engine::Deliver(Dir& d, int dst, uint32_t id, bool upward) {
     ssize_t k = d.pipe.n > 0 ? splice(d.pipe.r, nullptr, dst, nullptr, d.pipe.n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
                              : send(dst, d.pend + d.off, d.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k > 0) {
+      uint64_t counted = static_cast<uint64_t>(k);
       if (d.pipe.n > 0) {
         d.pipe.n -= static_cast<size_t>(k);
       } else {
         d.off += static_cast<uint32_t>(k);
         d.len -= static_cast<uint32_t>(k);
+        if (d.uncounted) {  // a PROXY header is not the client's bytes
+          uint64_t ours = std::min<uint64_t>(d.uncounted, counted);
+          d.uncounted = static_cast<uint8_t>(d.uncounted - ours);
+          counted -= ours;
+        }
         if (d.len == 0) FreePending(&d);
       }
-      counter.fetch_add(static_cast<uint64_t>(k), std::memory_order_relaxed);
+      if (counted) counter.fetch_add(counted, std::memory_order_relaxed);
       continue;
     }
     if (k < 0 && errno == EINTR) continue;

@@ -12,8 +12,11 @@
 
 namespace relayd {
 
+namespace {
+
+// Handles one command from the master; false when the master is gone.
 bool WorkerControl(int sock) {
-  char buf[512];
+  char buf[1024];
   char cbuf[CMSG_SPACE(sizeof(int))];
   iovec iov{buf, sizeof buf - 1};
   msghdr mh{};
@@ -35,18 +38,30 @@ bool WorkerControl(int sock) {
   } else if (cmd.op == Op::kAdd) {
     // SAFETY: fd arrived with SCM_RIGHTS; this process's copy now belongs to
     // the engine, which closes it when the rule is removed.
-    gEngine->AddTcp(cmd.id, fd, cmd.target, cmd.limitMs, cmd.max);
+    gEngine->AddTcp(cmd.id, fd, {cmd.target, cmd.limitMs, cmd.max, cmd.proxy});
     fd = -1;
-  } else if (cmd.op == Op::kRetarget) {
-    gEngine->Retarget(cmd.id, cmd.target);
+  } else if (cmd.op == Op::kUpdate) {
+    gEngine->Update(cmd.id, {cmd.target, cmd.limitMs, cmd.max, cmd.proxy});
   } else if (cmd.op == Op::kRemove) {
     gEngine->Remove(cmd.id);
   } else if (cmd.op == Op::kFds) {
     reply = "OK " + std::to_string(CountFds());
+  } else {
+    reply = kUsage;  // L and Q are the master's
   }
   if (fd >= 0) close(fd);
   if (send(sock, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) return false;
   return true;
+}
+
+}  // namespace
+
+void RunWorker(int sock) {
+  Engine e;
+  gEngine = &e;
+  Tag tag{Kind::kControl, nullptr};
+  e.Watch(sock, &tag, EPOLLIN);
+  e.Run([&](Tag*, uint32_t) { return WorkerControl(sock); });
 }
 
 }  // namespace relayd
