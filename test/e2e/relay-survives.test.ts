@@ -5,26 +5,28 @@
 // killed and comes back with its rules.
 //
 // The forwards are a network's port rules (a vmnet network in host mode, no
-// DHCP) to echo servers on the network's gateway address: what is under test
-// is the relay between vmmd restarts, not the guest behind it (the nat and
-// bridge tests use real guests).
+// DHCP) to echo servers in a peer namespace on the network's bridge: what is
+// under test is the relay across vmmd restarts, not the guest behind it (the
+// nat and bridge tests use real guests).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { createSocket } from "node:dgram";
+import { createConnection } from "node:net";
 import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
 import { requireNetns } from "../guest/netns.js";
 import { freePort, processesMatching } from "../helpers/net.js";
+import { Lan, sh } from "../helpers/lan.js";
 import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import { Protocol } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { join } from "node:path";
 
 const GW = "10.93.0.1";
+const PEER = "10.93.0.5";
 const STREAM_MS = 32_000;
+const ECHO_TCP = 7001;
+const ECHO_UDP = 7002;
 
 let d: DaemonHandle | undefined;
-const servers: Server[] = [];
-const sockets = new Set<Socket>();
-let udpEcho: UdpSocket | undefined;
+let lan: Lan | undefined;
 
 const nets = () => client(NetworkService, transport(d!, "connect", "unix"));
 
@@ -38,23 +40,21 @@ function chunk(from: number, n: number): Buffer {
 
 beforeAll(async () => {
   requireNetns();
+  lan = new Lan();
   d = await startDaemon({ tcp: false });
 });
 
 afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  for (const s of servers) s.close();
-  udpEcho?.close();
   if (d) {
     await d.stop();
     d.cleanup();
   }
+  await lan?.close();
 });
 
 describe("forwarding survives vmmd", () => {
   it("a 32 s TCP stream, a UDP stream and new connections across kill -9 vmmd and restart; a killed relay comes back", async () => {
     const [tcpPort, udpPort] = [await freePort(), await freePort()];
-    const [echoTcp, echoUdp] = [await freePort(), await freePort()];
     const net = (
       await nets().createNetwork({
         name: "survive",
@@ -63,25 +63,35 @@ describe("forwarding survives vmmd", () => {
           ipv4Subnet: "10.93.0.0/24",
           dhcpEnabled: false,
           portForwards: [
-            { protocol: Protocol.TCP, listenAddress: "127.0.0.1", listenPort: tcpPort, internalAddress: GW, internalPort: echoTcp },
-            { protocol: Protocol.UDP, listenAddress: "127.0.0.1", listenPort: udpPort, internalAddress: GW, internalPort: echoUdp },
+            { protocol: Protocol.TCP, listenAddress: "127.0.0.1", listenPort: tcpPort, internalAddress: PEER, internalPort: ECHO_TCP },
+            { protocol: Protocol.UDP, listenAddress: "127.0.0.1", listenPort: udpPort, internalAddress: PEER, internalPort: ECHO_UDP },
           ],
         },
       })
     ).network!;
     expect(net.ipv4Gateway).toBe(GW);
 
-    // Echo servers on the gateway address (the bridge exists now).
-    const srv = createServer({ allowHalfOpen: true }, (s) => {
-      sockets.add(s);
-      s.on("error", () => undefined);
-      s.pipe(s);
-    });
-    servers.push(srv);
-    await new Promise<void>((r) => srv.listen(echoTcp, GW, () => r()));
-    udpEcho = createSocket("udp4");
-    udpEcho.on("message", (m, r) => udpEcho!.send(m, r.port, r.address));
-    await new Promise<void>((r) => udpEcho!.bind(echoUdp, GW, () => r()));
+    // The peer: a namespace on the network's bridge with TCP and UDP echo servers.
+    lan!.netns("survive-peer");
+    lan!.veth("svp0", "svp1", "survive-peer");
+    sh(["ip", "link", "set", "svp0", "master", net.bridge]);
+    sh(["ip", "-n", "survive-peer", "addr", "add", `${PEER}/24`, "dev", "svp1"]);
+    sh(["ip", "-n", "survive-peer", "link", "set", "svp1", "up"]);
+    lan!.background([
+      "ip", "netns", "exec", "survive-peer", process.execPath, "-e",
+      `require("net").createServer({ allowHalfOpen: true }, (s) => { s.on("error", () => {}); s.pipe(s); }).listen(${ECHO_TCP}, "${PEER}");
+       const u = require("dgram").createSocket("udp4"); u.on("message", (m, r) => u.send(m, r.port, r.address)); u.bind(${ECHO_UDP}, "${PEER}");`,
+    ]);
+    for (let i = 0; i < 100; i++) {
+      const up = await new Promise<boolean>((r) => {
+        const s = createConnection({ host: "127.0.0.1", port: tcpPort });
+        s.on("error", () => r(false));
+        s.on("connect", () => s.write("up"));
+        s.on("data", () => (s.destroy(), r(true)));
+      });
+      if (up) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
 
     const t0 = Date.now();
     const stats = { sent: 0, verified: 0, mismatch: -1, streamError: "", udpSent: 0, udpOk: 0, udpLost: 0, conns: 0, connFailures: [] as string[] };
