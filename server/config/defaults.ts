@@ -70,5 +70,8 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       bridgePrefix: p.vmnet?.bridgePrefix ?? "vmnet",
       dhcpHook: p.vmnet?.dhcpHook ?? "",
     },
+    metrics: {
+      listen: p.metrics?.listen ?? "",
+    },
   };
 }

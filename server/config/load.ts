@@ -54,6 +54,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     max_udp_sessions_per_rule: ["maxUdpSessionsPerRule", "integer"],
   },
   vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"], dhcp_hook: ["dhcpHook", "string"] },
+  metrics: { listen: ["listen", "string"] },
 };
 
 function checkKind(v: unknown, kind: Kind, path: string, problems: Problems): unknown {

@@ -84,6 +84,15 @@ export interface VmnetConfig {
   dhcpHook: string;
 }
 
+export interface MetricsConfig {
+  /**
+   * "host:port" of a listener serving only GET /metrics (for a Prometheus
+   * that cannot reach the API socket); "" disables it. /metrics is on the
+   * API listeners regardless. Both need an admin token when auth is on.
+   */
+  listen: string;
+}
+
 export interface Config {
   /** Directory of all daemon state (VM records, networks, sockets). */
   stateDir: string;
@@ -93,4 +102,5 @@ export interface Config {
   networking: NetworkingConfig;
   forward: ForwardConfig;
   vmnet: VmnetConfig;
+  metrics: MetricsConfig;
 }

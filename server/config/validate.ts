@@ -92,5 +92,13 @@ export function validateConfig(c: Config): void {
   if (!/^[a-z][a-z0-9]{0,5}$/.test(c.vmnet.bridgePrefix)) p.add("vmnet.bridge_prefix", "must be 1-6 of a-z 0-9, starting with a letter");
   if (c.vmnet.dhcpHook !== "" && (!isAbsolute(c.vmnet.dhcpHook) || /[\s,]/.test(c.vmnet.dhcpHook)))
     p.add("vmnet.dhcp_hook", "must be an absolute path without spaces or commas");
+  if (c.metrics.listen !== "") {
+    const hp = parseHostPort(c.metrics.listen);
+    if (!hp) p.add("metrics.listen", 'must be "host:port" (e.g. "127.0.0.1:9464")');
+    else if (!isLoopback(hp.host) && !c.api.allowRemote)
+      p.add("metrics.listen", `${hp.host} is not a loopback address; set api.allow_remote = true to listen on it`);
+    else if (!isLoopback(hp.host) && c.auth.tokens.length === 0)
+      p.add("metrics.listen", "a non-loopback listener requires auth.tokens");
+  }
   p.throwIfAny();
 }

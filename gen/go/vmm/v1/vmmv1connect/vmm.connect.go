@@ -56,6 +56,8 @@ const (
 	VmmServiceWatchEventsProcedure = "/vmm.v1.VmmService/WatchEvents"
 	// VmmServiceReadConsoleProcedure is the fully-qualified name of the VmmService's ReadConsole RPC.
 	VmmServiceReadConsoleProcedure = "/vmm.v1.VmmService/ReadConsole"
+	// VmmServiceGetVmStatsProcedure is the fully-qualified name of the VmmService's GetVmStats RPC.
+	VmmServiceGetVmStatsProcedure = "/vmm.v1.VmmService/GetVmStats"
 )
 
 // VmmServiceClient is a client for the vmm.v1.VmmService service.
@@ -96,6 +98,11 @@ type VmmServiceClient interface {
 	// writes it, moves on to the next boot (offset 0) when the VM restarts,
 	// and ends when the client cancels or the VM is removed.
 	ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest]) (*connect.ServerStreamForClient[v1.ReadConsoleResponse], error)
+	// GetVmStats samples a VM's resource use: CPU and memory of its QEMU
+	// process (from /proc) and traffic per NIC (from the NIC's host
+	// interface). A VM that is not running has no sample: only its id,
+	// status and instance_id are set.
+	GetVmStats(context.Context, *connect.Request[v1.GetVmStatsRequest]) (*connect.Response[v1.GetVmStatsResponse], error)
 }
 
 // NewVmmServiceClient constructs a client for the vmm.v1.VmmService service. By default, it uses
@@ -175,6 +182,12 @@ func NewVmmServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vmmServiceMethods.ByName("ReadConsole")),
 			connect.WithClientOptions(opts...),
 		),
+		getVmStats: connect.NewClient[v1.GetVmStatsRequest, v1.GetVmStatsResponse](
+			httpClient,
+			baseURL+VmmServiceGetVmStatsProcedure,
+			connect.WithSchema(vmmServiceMethods.ByName("GetVmStats")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -191,6 +204,7 @@ type vmmServiceClient struct {
 	getMeta         *connect.Client[v1.GetMetaRequest, v1.GetMetaResponse]
 	watchEvents     *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
 	readConsole     *connect.Client[v1.ReadConsoleRequest, v1.ReadConsoleResponse]
+	getVmStats      *connect.Client[v1.GetVmStatsRequest, v1.GetVmStatsResponse]
 }
 
 // CreateVm calls vmm.v1.VmmService.CreateVm.
@@ -248,6 +262,11 @@ func (c *vmmServiceClient) ReadConsole(ctx context.Context, req *connect.Request
 	return c.readConsole.CallServerStream(ctx, req)
 }
 
+// GetVmStats calls vmm.v1.VmmService.GetVmStats.
+func (c *vmmServiceClient) GetVmStats(ctx context.Context, req *connect.Request[v1.GetVmStatsRequest]) (*connect.Response[v1.GetVmStatsResponse], error) {
+	return c.getVmStats.CallUnary(ctx, req)
+}
+
 // VmmServiceHandler is an implementation of the vmm.v1.VmmService service.
 type VmmServiceHandler interface {
 	// CreateVm stores a new VM record (and starts it when `start` is set).
@@ -286,6 +305,11 @@ type VmmServiceHandler interface {
 	// writes it, moves on to the next boot (offset 0) when the VM restarts,
 	// and ends when the client cancels or the VM is removed.
 	ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest], *connect.ServerStream[v1.ReadConsoleResponse]) error
+	// GetVmStats samples a VM's resource use: CPU and memory of its QEMU
+	// process (from /proc) and traffic per NIC (from the NIC's host
+	// interface). A VM that is not running has no sample: only its id,
+	// status and instance_id are set.
+	GetVmStats(context.Context, *connect.Request[v1.GetVmStatsRequest]) (*connect.Response[v1.GetVmStatsResponse], error)
 }
 
 // NewVmmServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -361,6 +385,12 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vmmServiceMethods.ByName("ReadConsole")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vmmServiceGetVmStatsHandler := connect.NewUnaryHandler(
+		VmmServiceGetVmStatsProcedure,
+		svc.GetVmStats,
+		connect.WithSchema(vmmServiceMethods.ByName("GetVmStats")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/vmm.v1.VmmService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case VmmServiceCreateVmProcedure:
@@ -385,6 +415,8 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 			vmmServiceWatchEventsHandler.ServeHTTP(w, r)
 		case VmmServiceReadConsoleProcedure:
 			vmmServiceReadConsoleHandler.ServeHTTP(w, r)
+		case VmmServiceGetVmStatsProcedure:
+			vmmServiceGetVmStatsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -436,4 +468,8 @@ func (UnimplementedVmmServiceHandler) WatchEvents(context.Context, *connect.Requ
 
 func (UnimplementedVmmServiceHandler) ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest], *connect.ServerStream[v1.ReadConsoleResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.ReadConsole is not implemented"))
+}
+
+func (UnimplementedVmmServiceHandler) GetVmStats(context.Context, *connect.Request[v1.GetVmStatsRequest]) (*connect.Response[v1.GetVmStatsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.GetVmStats is not implemented"))
 }
