@@ -8,11 +8,13 @@ import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "./store/atomic.js";
+import { lockStateDir, type StateLock } from "./store/lock.js";
 import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager } from "./vm/manager.js";
 import { QemuRunner } from "./vm/supervisor.js";
+import { ImageCatalog } from "./image/catalog.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
 import { ForwardService } from "./forward/index.js";
@@ -33,6 +35,7 @@ import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
 import { createHandler } from "./http/adapter.js";
 import { parseHostPort } from "./net/addr.js";
+import { hostPrefixes } from "./net/iproute.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
@@ -66,9 +69,21 @@ function nativeAvailable(): boolean {
 }
 
 export async function startDaemon(cfg: Config): Promise<Daemon> {
+  // Before anything else: the state dir's lock. A second daemon on the
+  // same directory stops here, having changed nothing.
+  mkdirDurable(cfg.stateDir, 0o711);
+  const lock = lockStateDir(cfg.stateDir);
+  try {
+    return await startLocked(cfg, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   // 0711: other users may traverse (passt runs as nobody and must reach its
   // socket directory under a VM's directory) but not list; files are 0600.
-  mkdirDurable(cfg.stateDir, 0o711);
   chmodSync(cfg.stateDir, 0o711);
   const caps = await probeCapabilities(cfg, nativeAvailable());
   const forwards = new ForwardService({
@@ -102,8 +117,10 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
         ? new DarwinNetworkBackend()
         : undefined;
   let vms: VmManager | undefined;
-  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
+  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? [], () => hostPrefixes());
   const store = new VmStore(cfg.stateDir);
+  const images = new ImageCatalog(cfg.images.dir);
+  log("info", "accelerator", { accel: caps.accel, reason: caps.accelReason });
   const n = cfg.networking;
   // Without QEMU the daemon still serves records; StartVm says why it cannot.
   const runner =
@@ -112,12 +129,14 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
           cfg,
           vmDir: (id) => store.dir(id),
           networkAttachment: (id, mac) => networks.attachment(id, mac),
+          images,
+          accel: caps.accel,
           ...(n.passtInterface !== ""
             ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
             : {}),
         })
       : undefined;
-  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id));
+  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id), images);
   await networks.init();
   await vms.init();
   const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
@@ -128,7 +147,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps }), ...consoleService(consoles), ...statsService({ get: (id) => vms!.get(id), sampler }) };
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles), ...statsService({ get: (id) => vms!.get(id), sampler }) };
     router.service(VmmService, vmmImpl);
     router.service(NetworkService, networkService(networks));
     registerHealth(router, health);
@@ -145,7 +164,12 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     // them (a typo'd mode must not create a VM in the default mode).
     jsonOptions: { ignoreUnknownFields: false },
   });
-  const api = new ApiServer(site.wrap(handler));
+  const api = new ApiServer(site.wrap(handler), {
+    maxConnections: cfg.api.maxConnections,
+    headerTimeoutMs: cfg.api.headerTimeoutSeconds * 1000,
+    bodyTimeoutMs: cfg.api.bodyTimeoutSeconds * 1000,
+    idleTimeoutMs: cfg.api.idleTimeoutSeconds * 1000,
+  });
   let tcp = "";
   let metricsAddress = "";
   try {
@@ -177,6 +201,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       // restored when it starts again.
       await forwards.close();
       if (runner instanceof QemuRunner) runner.close();
+      lock.release();
     },
   };
 }

@@ -441,7 +441,21 @@ type VmConfig struct {
 	// Host ports forwarded to the guest (to NIC 0).
 	Ports []*PortMapping `protobuf:"bytes,9,rep,name=ports,proto3" json:"ports,omitempty"`
 	// Restart the VM when it exits on its own.
-	AutoRestart   bool `protobuf:"varint,10,opt,name=auto_restart,json=autoRestart,proto3" json:"auto_restart,omitempty"`
+	AutoRestart bool `protobuf:"varint,10,opt,name=auto_restart,json=autoRestart,proto3" json:"auto_restart,omitempty"`
+	// Image in the images directory to boot from: its base disk becomes the
+	// VM's first disk as a qcow2 overlay (the base is never written), and its
+	// kernel, initrd and cmdline are used where `kernel`, `initrd` and
+	// `cmdline` are unset, so `image` alone boots a VM. 1-63 of [A-Za-z0-9._-],
+	// starting with a letter or digit. Omitted: no image.
+	Image string `protobuf:"bytes,11,opt,name=image,proto3" json:"image,omitempty"`
+	// Virtual size of the image's overlay disk in MiB; at least the base
+	// disk's size. Omitted (0): the base disk's size.
+	ImageSizeMib uint32 `protobuf:"varint,12,opt,name=image_size_mib,json=imageSizeMib,proto3" json:"image_size_mib,omitempty"`
+	// Further disks, attached after the image disk and `disk` in this order.
+	Disks []*DiskConfig `protobuf:"bytes,13,rep,name=disks,proto3" json:"disks,omitempty"`
+	// cloud-init NoCloud seed drive (an ISO 9660 volume labelled "cidata")
+	// built at every start. Omitted: no seed drive.
+	CloudInit     *CloudInit `protobuf:"bytes,14,opt,name=cloud_init,json=cloudInit,proto3" json:"cloud_init,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -546,6 +560,254 @@ func (x *VmConfig) GetAutoRestart() bool {
 	return false
 }
 
+func (x *VmConfig) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *VmConfig) GetImageSizeMib() uint32 {
+	if x != nil {
+		return x.ImageSizeMib
+	}
+	return 0
+}
+
+func (x *VmConfig) GetDisks() []*DiskConfig {
+	if x != nil {
+		return x.Disks
+	}
+	return nil
+}
+
+func (x *VmConfig) GetCloudInit() *CloudInit {
+	if x != nil {
+		return x.CloudInit
+	}
+	return nil
+}
+
+// DiskConfig is one extra disk of a VM, created by the daemon in the VM's
+// directory and deleted with the VM.
+type DiskConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Image whose base disk backs this disk as a qcow2 overlay. Omitted: a
+	// blank qcow2 disk of `size_mib`.
+	Image string `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// Virtual size in MiB. Required for a blank disk; for an image disk at
+	// least the base disk's size. Omitted (0) for an image disk: its size.
+	SizeMib       uint32 `protobuf:"varint,2,opt,name=size_mib,json=sizeMib,proto3" json:"size_mib,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiskConfig) Reset() {
+	*x = DiskConfig{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskConfig) ProtoMessage() {}
+
+func (x *DiskConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskConfig.ProtoReflect.Descriptor instead.
+func (*DiskConfig) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DiskConfig) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *DiskConfig) GetSizeMib() uint32 {
+	if x != nil {
+		return x.SizeMib
+	}
+	return 0
+}
+
+// CloudInit is the content of a NoCloud seed drive. Its meta-data carries
+// `instance-id` (the VM's instance id, new at every start), and
+// `local-hostname` and `public-keys` from the fields below.
+type CloudInit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// User data, verbatim (e.g. "#cloud-config\n..." or a "#!" script), at most
+	// 256 KiB. Omitted: an empty user-data file.
+	UserData string `protobuf:"bytes,1,opt,name=user_data,json=userData,proto3" json:"user_data,omitempty"`
+	// SSH public keys for the default user (meta-data `public-keys`), one
+	// OpenSSH key line each.
+	SshAuthorizedKeys []string `protobuf:"bytes,2,rep,name=ssh_authorized_keys,json=sshAuthorizedKeys,proto3" json:"ssh_authorized_keys,omitempty"`
+	// Guest host name (meta-data `local-hostname`): 1-63 of [a-z0-9-].
+	// Omitted: the guest image's default.
+	Hostname string `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// Network configuration (version 1 or 2 YAML), verbatim, at most 64 KiB.
+	// Omitted: no network-config file (cloud-init's default: DHCP on the
+	// first NIC).
+	NetworkConfig string `protobuf:"bytes,4,opt,name=network_config,json=networkConfig,proto3" json:"network_config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloudInit) Reset() {
+	*x = CloudInit{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloudInit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloudInit) ProtoMessage() {}
+
+func (x *CloudInit) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloudInit.ProtoReflect.Descriptor instead.
+func (*CloudInit) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CloudInit) GetUserData() string {
+	if x != nil {
+		return x.UserData
+	}
+	return ""
+}
+
+func (x *CloudInit) GetSshAuthorizedKeys() []string {
+	if x != nil {
+		return x.SshAuthorizedKeys
+	}
+	return nil
+}
+
+func (x *CloudInit) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *CloudInit) GetNetworkConfig() string {
+	if x != nil {
+		return x.NetworkConfig
+	}
+	return ""
+}
+
+// DiskInfo is one disk as the daemon attaches it.
+type DiskInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position on the virtio bus: 0 is the first disk (/dev/vda).
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// File QEMU opens (an overlay in the VM's directory, or `disk`).
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// "qcow2" or "raw".
+	Format string `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
+	// Image whose base disk backs it. Empty: not from an image.
+	Image string `protobuf:"bytes,4,opt,name=image,proto3" json:"image,omitempty"`
+	// Virtual size in MiB. 0: not known yet (created at the first start).
+	SizeMib       uint32 `protobuf:"varint,5,opt,name=size_mib,json=sizeMib,proto3" json:"size_mib,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiskInfo) Reset() {
+	*x = DiskInfo{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskInfo) ProtoMessage() {}
+
+func (x *DiskInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskInfo.ProtoReflect.Descriptor instead.
+func (*DiskInfo) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DiskInfo) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *DiskInfo) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DiskInfo) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *DiskInfo) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *DiskInfo) GetSizeMib() uint32 {
+	if x != nil {
+		return x.SizeMib
+	}
+	return 0
+}
+
 // Lease is the current DHCP lease of a NIC.
 type Lease struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -565,7 +827,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[3]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +839,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[3]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +852,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{3}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Lease) GetIp() string {
@@ -649,7 +911,7 @@ type NicInfo struct {
 
 func (x *NicInfo) Reset() {
 	*x = NicInfo{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[4]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +923,7 @@ func (x *NicInfo) String() string {
 func (*NicInfo) ProtoMessage() {}
 
 func (x *NicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[4]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +936,7 @@ func (x *NicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NicInfo.ProtoReflect.Descriptor instead.
 func (*NicInfo) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{4}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NicInfo) GetIndex() uint32 {
@@ -744,7 +1006,7 @@ type ForwardCounters struct {
 
 func (x *ForwardCounters) Reset() {
 	*x = ForwardCounters{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[5]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +1018,7 @@ func (x *ForwardCounters) String() string {
 func (*ForwardCounters) ProtoMessage() {}
 
 func (x *ForwardCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[5]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +1031,7 @@ func (x *ForwardCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardCounters.ProtoReflect.Descriptor instead.
 func (*ForwardCounters) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{5}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ForwardCounters) GetConnectionsActive() uint64 {
@@ -831,7 +1093,7 @@ type ForwardInfo struct {
 
 func (x *ForwardInfo) Reset() {
 	*x = ForwardInfo{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[6]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +1105,7 @@ func (x *ForwardInfo) String() string {
 func (*ForwardInfo) ProtoMessage() {}
 
 func (x *ForwardInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[6]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +1118,7 @@ func (x *ForwardInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardInfo.ProtoReflect.Descriptor instead.
 func (*ForwardInfo) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{6}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ForwardInfo) GetProtocol() Protocol {
@@ -922,7 +1184,7 @@ type VmEvent struct {
 
 func (x *VmEvent) Reset() {
 	*x = VmEvent{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[7]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1196,7 @@ func (x *VmEvent) String() string {
 func (*VmEvent) ProtoMessage() {}
 
 func (x *VmEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[7]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1209,7 @@ func (x *VmEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmEvent.ProtoReflect.Descriptor instead.
 func (*VmEvent) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{7}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VmEvent) GetTime() *timestamppb.Timestamp {
@@ -992,14 +1254,17 @@ type VmInfo struct {
 	// Most recent events, oldest first. Omitted in brief listings.
 	Events []*VmEvent `protobuf:"bytes,11,rep,name=events,proto3" json:"events,omitempty"`
 	// PID of the QEMU process. 0 when not running.
-	Pid           uint32 `protobuf:"varint,12,opt,name=pid,proto3" json:"pid,omitempty"`
+	Pid uint32 `protobuf:"varint,12,opt,name=pid,proto3" json:"pid,omitempty"`
+	// Disks in bus order (image overlay, `disk`, then `disks`). Omitted in
+	// brief listings.
+	Disks         []*DiskInfo `protobuf:"bytes,13,rep,name=disks,proto3" json:"disks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VmInfo) Reset() {
 	*x = VmInfo{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[8]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1276,7 @@ func (x *VmInfo) String() string {
 func (*VmInfo) ProtoMessage() {}
 
 func (x *VmInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[8]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1289,7 @@ func (x *VmInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmInfo.ProtoReflect.Descriptor instead.
 func (*VmInfo) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{8}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VmInfo) GetId() string {
@@ -1111,6 +1376,13 @@ func (x *VmInfo) GetPid() uint32 {
 	return 0
 }
 
+func (x *VmInfo) GetDisks() []*DiskInfo {
+	if x != nil {
+		return x.Disks
+	}
+	return nil
+}
+
 type CreateVmRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Omitted: a random UUID. Otherwise 1-63 of [a-z0-9-], starting with a
@@ -1125,7 +1397,7 @@ type CreateVmRequest struct {
 
 func (x *CreateVmRequest) Reset() {
 	*x = CreateVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[9]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1409,7 @@ func (x *CreateVmRequest) String() string {
 func (*CreateVmRequest) ProtoMessage() {}
 
 func (x *CreateVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[9]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1422,7 @@ func (x *CreateVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVmRequest.ProtoReflect.Descriptor instead.
 func (*CreateVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{9}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateVmRequest) GetId() string {
@@ -1183,7 +1455,7 @@ type CreateVmResponse struct {
 
 func (x *CreateVmResponse) Reset() {
 	*x = CreateVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[10]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1467,7 @@ func (x *CreateVmResponse) String() string {
 func (*CreateVmResponse) ProtoMessage() {}
 
 func (x *CreateVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[10]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1480,7 @@ func (x *CreateVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVmResponse.ProtoReflect.Descriptor instead.
 func (*CreateVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{10}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateVmResponse) GetVm() *VmInfo {
@@ -1238,15 +1510,18 @@ type UpdateVmRequest struct {
 	// When set, `ports` replaces the VM's port mappings (an empty list
 	// removes them all); when unset, `ports` must be empty and ports are
 	// unchanged.
-	UpdatePorts   bool           `protobuf:"varint,9,opt,name=update_ports,json=updatePorts,proto3" json:"update_ports,omitempty"`
-	Ports         []*PortMapping `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	UpdatePorts bool           `protobuf:"varint,9,opt,name=update_ports,json=updatePorts,proto3" json:"update_ports,omitempty"`
+	Ports       []*PortMapping `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	// Omitted: unchanged. Set: replaces the seed drive's content (an empty
+	// message removes the seed drive). Takes effect at the next start.
+	CloudInit     *CloudInit `protobuf:"bytes,11,opt,name=cloud_init,json=cloudInit,proto3" json:"cloud_init,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateVmRequest) Reset() {
 	*x = UpdateVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[11]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1533,7 @@ func (x *UpdateVmRequest) String() string {
 func (*UpdateVmRequest) ProtoMessage() {}
 
 func (x *UpdateVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[11]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1546,7 @@ func (x *UpdateVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateVmRequest.ProtoReflect.Descriptor instead.
 func (*UpdateVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{11}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateVmRequest) GetId() string {
@@ -1344,6 +1619,13 @@ func (x *UpdateVmRequest) GetPorts() []*PortMapping {
 	return nil
 }
 
+func (x *UpdateVmRequest) GetCloudInit() *CloudInit {
+	if x != nil {
+		return x.CloudInit
+	}
+	return nil
+}
+
 type UpdateVmResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Vm            *VmInfo                `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
@@ -1353,7 +1635,7 @@ type UpdateVmResponse struct {
 
 func (x *UpdateVmResponse) Reset() {
 	*x = UpdateVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1647,7 @@ func (x *UpdateVmResponse) String() string {
 func (*UpdateVmResponse) ProtoMessage() {}
 
 func (x *UpdateVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1660,7 @@ func (x *UpdateVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateVmResponse.ProtoReflect.Descriptor instead.
 func (*UpdateVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{12}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateVmResponse) GetVm() *VmInfo {
@@ -1397,7 +1679,7 @@ type StartVmRequest struct {
 
 func (x *StartVmRequest) Reset() {
 	*x = StartVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1691,7 @@ func (x *StartVmRequest) String() string {
 func (*StartVmRequest) ProtoMessage() {}
 
 func (x *StartVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1704,7 @@ func (x *StartVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartVmRequest.ProtoReflect.Descriptor instead.
 func (*StartVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{13}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartVmRequest) GetId() string {
@@ -1441,7 +1723,7 @@ type StartVmResponse struct {
 
 func (x *StartVmResponse) Reset() {
 	*x = StartVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1735,7 @@ func (x *StartVmResponse) String() string {
 func (*StartVmResponse) ProtoMessage() {}
 
 func (x *StartVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1748,7 @@ func (x *StartVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartVmResponse.ProtoReflect.Descriptor instead.
 func (*StartVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{14}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartVmResponse) GetVm() *VmInfo {
@@ -1490,7 +1772,7 @@ type StopVmRequest struct {
 
 func (x *StopVmRequest) Reset() {
 	*x = StopVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1784,7 @@ func (x *StopVmRequest) String() string {
 func (*StopVmRequest) ProtoMessage() {}
 
 func (x *StopVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1797,7 @@ func (x *StopVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopVmRequest.ProtoReflect.Descriptor instead.
 func (*StopVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{15}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StopVmRequest) GetId() string {
@@ -1548,7 +1830,7 @@ type StopVmResponse struct {
 
 func (x *StopVmResponse) Reset() {
 	*x = StopVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1842,7 @@ func (x *StopVmResponse) String() string {
 func (*StopVmResponse) ProtoMessage() {}
 
 func (x *StopVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1855,7 @@ func (x *StopVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopVmResponse.ProtoReflect.Descriptor instead.
 func (*StopVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{16}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopVmResponse) GetVm() *VmInfo {
@@ -1594,7 +1876,7 @@ type RemoveVmRequest struct {
 
 func (x *RemoveVmRequest) Reset() {
 	*x = RemoveVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1888,7 @@ func (x *RemoveVmRequest) String() string {
 func (*RemoveVmRequest) ProtoMessage() {}
 
 func (x *RemoveVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1901,7 @@ func (x *RemoveVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVmRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{17}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveVmRequest) GetId() string {
@@ -1644,7 +1926,7 @@ type RemoveVmResponse struct {
 
 func (x *RemoveVmResponse) Reset() {
 	*x = RemoveVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1938,7 @@ func (x *RemoveVmResponse) String() string {
 func (*RemoveVmResponse) ProtoMessage() {}
 
 func (x *RemoveVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1951,7 @@ func (x *RemoveVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVmResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{18}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{21}
 }
 
 type ListVmsRequest struct {
@@ -1684,14 +1966,16 @@ type ListVmsRequest struct {
 	// next_page_token of the previous page. Omitted: the first page.
 	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Omit config, forwards and events from each VmInfo.
-	Brief         bool `protobuf:"varint,5,opt,name=brief,proto3" json:"brief,omitempty"`
+	Brief bool `protobuf:"varint,5,opt,name=brief,proto3" json:"brief,omitempty"`
+	// Only VMs with one of these exact names. Omitted: no filter.
+	Names         []string `protobuf:"bytes,6,rep,name=names,proto3" json:"names,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListVmsRequest) Reset() {
 	*x = ListVmsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1987,7 @@ func (x *ListVmsRequest) String() string {
 func (*ListVmsRequest) ProtoMessage() {}
 
 func (x *ListVmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +2000,7 @@ func (x *ListVmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmsRequest.ProtoReflect.Descriptor instead.
 func (*ListVmsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{19}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListVmsRequest) GetIds() []string {
@@ -1754,6 +2038,13 @@ func (x *ListVmsRequest) GetBrief() bool {
 	return false
 }
 
+func (x *ListVmsRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
 type ListVmsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sorted by creation time, then id.
@@ -1768,7 +2059,7 @@ type ListVmsResponse struct {
 
 func (x *ListVmsResponse) Reset() {
 	*x = ListVmsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +2071,7 @@ func (x *ListVmsResponse) String() string {
 func (*ListVmsResponse) ProtoMessage() {}
 
 func (x *ListVmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +2084,7 @@ func (x *ListVmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmsResponse.ProtoReflect.Descriptor instead.
 func (*ListVmsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{20}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListVmsResponse) GetVms() []*VmInfo {
@@ -1828,7 +2119,7 @@ type GetInfoRequest struct {
 
 func (x *GetInfoRequest) Reset() {
 	*x = GetInfoRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +2131,7 @@ func (x *GetInfoRequest) String() string {
 func (*GetInfoRequest) ProtoMessage() {}
 
 func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +2144,7 @@ func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetInfoRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{21}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetInfoRequest) GetId() string {
@@ -1879,7 +2170,7 @@ type GetInfoResponse struct {
 
 func (x *GetInfoResponse) Reset() {
 	*x = GetInfoResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2182,7 @@ func (x *GetInfoResponse) String() string {
 func (*GetInfoResponse) ProtoMessage() {}
 
 func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2195,7 @@ func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetInfoResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{22}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetInfoResponse) GetVm() *VmInfo {
@@ -1933,7 +2224,7 @@ type ReportDhcpLeaseRequest struct {
 
 func (x *ReportDhcpLeaseRequest) Reset() {
 	*x = ReportDhcpLeaseRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2236,7 @@ func (x *ReportDhcpLeaseRequest) String() string {
 func (*ReportDhcpLeaseRequest) ProtoMessage() {}
 
 func (x *ReportDhcpLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2249,7 @@ func (x *ReportDhcpLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDhcpLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReportDhcpLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{23}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReportDhcpLeaseRequest) GetAction() LeaseAction {
@@ -2016,7 +2307,7 @@ type ReportDhcpLeaseResponse struct {
 
 func (x *ReportDhcpLeaseResponse) Reset() {
 	*x = ReportDhcpLeaseResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2319,7 @@ func (x *ReportDhcpLeaseResponse) String() string {
 func (*ReportDhcpLeaseResponse) ProtoMessage() {}
 
 func (x *ReportDhcpLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2332,7 @@ func (x *ReportDhcpLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDhcpLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ReportDhcpLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{24}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportDhcpLeaseResponse) GetVmId() string {
@@ -2073,7 +2364,7 @@ type GetMetaRequest struct {
 
 func (x *GetMetaRequest) Reset() {
 	*x = GetMetaRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2376,7 @@ func (x *GetMetaRequest) String() string {
 func (*GetMetaRequest) ProtoMessage() {}
 
 func (x *GetMetaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2389,7 @@ func (x *GetMetaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaRequest.ProtoReflect.Descriptor instead.
 func (*GetMetaRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{25}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{28}
 }
 
 type GetMetaResponse struct {
@@ -2117,14 +2408,21 @@ type GetMetaResponse struct {
 	// Operating system and architecture, e.g. "linux/x64".
 	Platform string `protobuf:"bytes,7,opt,name=platform,proto3" json:"platform,omitempty"`
 	// Whether the daemon requires bearer tokens.
-	AuthRequired  bool `protobuf:"varint,8,opt,name=auth_required,json=authRequired,proto3" json:"auth_required,omitempty"`
+	AuthRequired bool `protobuf:"varint,8,opt,name=auth_required,json=authRequired,proto3" json:"auth_required,omitempty"`
+	// Accelerator guests run with: "kvm" or "tcg" (from qemu.accel; the
+	// default "auto" picks kvm when /dev/kvm is usable).
+	Accel string `protobuf:"bytes,9,opt,name=accel,proto3" json:"accel,omitempty"`
+	// Why that accelerator, e.g. "auto: /dev/kvm is usable".
+	AccelReason string `protobuf:"bytes,10,opt,name=accel_reason,json=accelReason,proto3" json:"accel_reason,omitempty"`
+	// Directory VmConfig.image names images in.
+	ImagesDir     string `protobuf:"bytes,11,opt,name=images_dir,json=imagesDir,proto3" json:"images_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetMetaResponse) Reset() {
 	*x = GetMetaResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2434,7 @@ func (x *GetMetaResponse) String() string {
 func (*GetMetaResponse) ProtoMessage() {}
 
 func (x *GetMetaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2447,7 @@ func (x *GetMetaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaResponse.ProtoReflect.Descriptor instead.
 func (*GetMetaResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{26}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetMetaResponse) GetVersion() string {
@@ -2208,6 +2506,27 @@ func (x *GetMetaResponse) GetAuthRequired() bool {
 	return false
 }
 
+func (x *GetMetaResponse) GetAccel() string {
+	if x != nil {
+		return x.Accel
+	}
+	return ""
+}
+
+func (x *GetMetaResponse) GetAccelReason() string {
+	if x != nil {
+		return x.AccelReason
+	}
+	return ""
+}
+
+func (x *GetMetaResponse) GetImagesDir() string {
+	if x != nil {
+		return x.ImagesDir
+	}
+	return ""
+}
+
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only events of this VM. Omitted: all VMs.
@@ -2218,7 +2537,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2549,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2562,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{27}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchEventsRequest) GetVmId() string {
@@ -2267,7 +2586,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2598,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2611,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{28}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchEventsResponse) GetVmId() string {
@@ -2314,6 +2633,308 @@ func (x *WatchEventsResponse) GetSubscribed() bool {
 		return x.Subscribed
 	}
 	return false
+}
+
+type AttachConsoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The VM to attach to; set in the first request only.
+	VmId string `protobuf:"bytes,1,opt,name=vm_id,json=vmId,proto3" json:"vm_id,omitempty"`
+	// Bytes typed into the serial console, as they are (a terminal's raw
+	// keystrokes), at most 64 KiB per message.
+	Input         []byte `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachConsoleRequest) Reset() {
+	*x = AttachConsoleRequest{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachConsoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachConsoleRequest) ProtoMessage() {}
+
+func (x *AttachConsoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachConsoleRequest.ProtoReflect.Descriptor instead.
+func (*AttachConsoleRequest) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AttachConsoleRequest) GetVmId() string {
+	if x != nil {
+		return x.VmId
+	}
+	return ""
+}
+
+func (x *AttachConsoleRequest) GetInput() []byte {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+type AttachConsoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set only in the first response: the console is attached and output
+	// follows from here on.
+	Attached bool `protobuf:"varint,1,opt,name=attached,proto3" json:"attached,omitempty"`
+	// Bytes the guest wrote to its serial console.
+	Output        []byte `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachConsoleResponse) Reset() {
+	*x = AttachConsoleResponse{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachConsoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachConsoleResponse) ProtoMessage() {}
+
+func (x *AttachConsoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachConsoleResponse.ProtoReflect.Descriptor instead.
+func (*AttachConsoleResponse) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AttachConsoleResponse) GetAttached() bool {
+	if x != nil {
+		return x.Attached
+	}
+	return false
+}
+
+func (x *AttachConsoleResponse) GetOutput() []byte {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+type ListImagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImagesRequest) Reset() {
+	*x = ListImagesRequest{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesRequest) ProtoMessage() {}
+
+func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
+func (*ListImagesRequest) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{34}
+}
+
+// Image is one image of the images directory: <dir>/<name>/ holding a base
+// disk (disk.qcow2 or disk.raw) and optionally vmlinuz, initrd and cmdline.
+type Image struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Directory name, as VmConfig.image names it.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Absolute path of the base disk. Empty: the image has no disk.
+	Disk string `protobuf:"bytes,2,opt,name=disk,proto3" json:"disk,omitempty"`
+	// "qcow2" or "raw". Empty: no disk.
+	DiskFormat string `protobuf:"bytes,3,opt,name=disk_format,json=diskFormat,proto3" json:"disk_format,omitempty"`
+	// Size of the base disk's file in bytes.
+	DiskFileBytes uint64 `protobuf:"varint,4,opt,name=disk_file_bytes,json=diskFileBytes,proto3" json:"disk_file_bytes,omitempty"`
+	// Kernel the image boots by default. Empty: none.
+	Kernel string `protobuf:"bytes,5,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	// Initrd the image boots by default. Empty: none.
+	Initrd string `protobuf:"bytes,6,opt,name=initrd,proto3" json:"initrd,omitempty"`
+	// Kernel command line the image boots by default. Empty: none.
+	Cmdline string `protobuf:"bytes,7,opt,name=cmdline,proto3" json:"cmdline,omitempty"`
+	// Why the image cannot be used (e.g. a symlink out of the directory).
+	// Empty: usable.
+	Problem       string `protobuf:"bytes,8,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Image) Reset() {
+	*x = Image{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Image) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Image) ProtoMessage() {}
+
+func (x *Image) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Image.ProtoReflect.Descriptor instead.
+func (*Image) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Image) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Image) GetDisk() string {
+	if x != nil {
+		return x.Disk
+	}
+	return ""
+}
+
+func (x *Image) GetDiskFormat() string {
+	if x != nil {
+		return x.DiskFormat
+	}
+	return ""
+}
+
+func (x *Image) GetDiskFileBytes() uint64 {
+	if x != nil {
+		return x.DiskFileBytes
+	}
+	return 0
+}
+
+func (x *Image) GetKernel() string {
+	if x != nil {
+		return x.Kernel
+	}
+	return ""
+}
+
+func (x *Image) GetInitrd() string {
+	if x != nil {
+		return x.Initrd
+	}
+	return ""
+}
+
+func (x *Image) GetCmdline() string {
+	if x != nil {
+		return x.Cmdline
+	}
+	return ""
+}
+
+func (x *Image) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+type ListImagesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by name.
+	Images        []*Image `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImagesResponse) Reset() {
+	*x = ListImagesResponse{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesResponse) ProtoMessage() {}
+
+func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
+func (*ListImagesResponse) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListImagesResponse) GetImages() []*Image {
+	if x != nil {
+		return x.Images
+	}
+	return nil
 }
 
 type ReadConsoleRequest struct {
@@ -2343,7 +2964,7 @@ type ReadConsoleRequest struct {
 
 func (x *ReadConsoleRequest) Reset() {
 	*x = ReadConsoleRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2976,7 @@ func (x *ReadConsoleRequest) String() string {
 func (*ReadConsoleRequest) ProtoMessage() {}
 
 func (x *ReadConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2989,7 @@ func (x *ReadConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadConsoleRequest.ProtoReflect.Descriptor instead.
 func (*ReadConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{29}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReadConsoleRequest) GetId() string {
@@ -2432,7 +3053,7 @@ type ReadConsoleResponse struct {
 
 func (x *ReadConsoleResponse) Reset() {
 	*x = ReadConsoleResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +3065,7 @@ func (x *ReadConsoleResponse) String() string {
 func (*ReadConsoleResponse) ProtoMessage() {}
 
 func (x *ReadConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +3078,7 @@ func (x *ReadConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadConsoleResponse.ProtoReflect.Descriptor instead.
 func (*ReadConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{30}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReadConsoleResponse) GetInstanceId() string {
@@ -2498,7 +3119,7 @@ type GetVmStatsRequest struct {
 
 func (x *GetVmStatsRequest) Reset() {
 	*x = GetVmStatsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +3131,7 @@ func (x *GetVmStatsRequest) String() string {
 func (*GetVmStatsRequest) ProtoMessage() {}
 
 func (x *GetVmStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +3144,7 @@ func (x *GetVmStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVmStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetVmStatsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{31}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetVmStatsRequest) GetId() string {
@@ -2552,7 +3173,7 @@ type NicStats struct {
 
 func (x *NicStats) Reset() {
 	*x = NicStats{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2564,7 +3185,7 @@ func (x *NicStats) String() string {
 func (*NicStats) ProtoMessage() {}
 
 func (x *NicStats) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2577,7 +3198,7 @@ func (x *NicStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NicStats.ProtoReflect.Descriptor instead.
 func (*NicStats) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{32}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *NicStats) GetIndex() uint32 {
@@ -2655,7 +3276,7 @@ type GetVmStatsResponse struct {
 
 func (x *GetVmStatsResponse) Reset() {
 	*x = GetVmStatsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2667,7 +3288,7 @@ func (x *GetVmStatsResponse) String() string {
 func (*GetVmStatsResponse) ProtoMessage() {}
 
 func (x *GetVmStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2680,7 +3301,7 @@ func (x *GetVmStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVmStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetVmStatsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{33}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetVmStatsResponse) GetId() string {
@@ -2783,7 +3404,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0emacvtap_parent\x18\x03 \x01(\tR\rmacvtapParent\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x04 \x01(\tR\tnetworkId\x12#\n" +
-	"\rcustom_netdev\x18\x05 \x01(\tR\fcustomNetdev\"\xa6\x02\n" +
+	"\rcustom_netdev\x18\x05 \x01(\tR\fcustomNetdev\"\xbe\x03\n" +
 	"\bVmConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05vcpus\x18\x02 \x01(\rR\x05vcpus\x12\x1d\n" +
@@ -2796,7 +3417,27 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x04nics\x18\b \x03(\v2\x11.vmm.v1.NicConfigR\x04nics\x12)\n" +
 	"\x05ports\x18\t \x03(\v2\x13.vmm.v1.PortMappingR\x05ports\x12!\n" +
 	"\fauto_restart\x18\n" +
-	" \x01(\bR\vautoRestart\"\xc7\x01\n" +
+	" \x01(\bR\vautoRestart\x12\x14\n" +
+	"\x05image\x18\v \x01(\tR\x05image\x12$\n" +
+	"\x0eimage_size_mib\x18\f \x01(\rR\fimageSizeMib\x12(\n" +
+	"\x05disks\x18\r \x03(\v2\x12.vmm.v1.DiskConfigR\x05disks\x120\n" +
+	"\n" +
+	"cloud_init\x18\x0e \x01(\v2\x11.vmm.v1.CloudInitR\tcloudInit\"=\n" +
+	"\n" +
+	"DiskConfig\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12\x19\n" +
+	"\bsize_mib\x18\x02 \x01(\rR\asizeMib\"\x9b\x01\n" +
+	"\tCloudInit\x12\x1b\n" +
+	"\tuser_data\x18\x01 \x01(\tR\buserData\x12.\n" +
+	"\x13ssh_authorized_keys\x18\x02 \x03(\tR\x11sshAuthorizedKeys\x12\x1a\n" +
+	"\bhostname\x18\x03 \x01(\tR\bhostname\x12%\n" +
+	"\x0enetwork_config\x18\x04 \x01(\tR\rnetworkConfig\"}\n" +
+	"\bDiskInfo\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x16\n" +
+	"\x06format\x18\x03 \x01(\tR\x06format\x12\x14\n" +
+	"\x05image\x18\x04 \x01(\tR\x05image\x12\x19\n" +
+	"\bsize_mib\x18\x05 \x01(\rR\asizeMib\"\xc7\x01\n" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x129\n" +
@@ -2834,7 +3475,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\aVmEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xcf\x03\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xf7\x03\n" +
 	"\x06VmInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -2851,13 +3492,14 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\bforwards\x18\n" +
 	" \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\x12'\n" +
 	"\x06events\x18\v \x03(\v2\x0f.vmm.v1.VmEventR\x06events\x12\x10\n" +
-	"\x03pid\x18\f \x01(\rR\x03pid\"a\n" +
+	"\x03pid\x18\f \x01(\rR\x03pid\x12&\n" +
+	"\x05disks\x18\r \x03(\v2\x10.vmm.v1.DiskInfoR\x05disks\"a\n" +
 	"\x0fCreateVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x06config\x18\x02 \x01(\v2\x10.vmm.v1.VmConfigR\x06config\x12\x14\n" +
 	"\x05start\x18\x03 \x01(\bR\x05start\"2\n" +
 	"\x10CreateVmResponse\x12\x1e\n" +
-	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\"\x9d\x03\n" +
+	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\"\xcf\x03\n" +
 	"\x0fUpdateVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x19\n" +
@@ -2870,7 +3512,9 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\fauto_restart\x18\b \x01(\bH\x06R\vautoRestart\x88\x01\x01\x12!\n" +
 	"\fupdate_ports\x18\t \x01(\bR\vupdatePorts\x12)\n" +
 	"\x05ports\x18\n" +
-	" \x03(\v2\x13.vmm.v1.PortMappingR\x05portsB\a\n" +
+	" \x03(\v2\x13.vmm.v1.PortMappingR\x05ports\x120\n" +
+	"\n" +
+	"cloud_init\x18\v \x01(\v2\x11.vmm.v1.CloudInitR\tcloudInitB\a\n" +
 	"\x05_nameB\b\n" +
 	"\x06_vcpusB\r\n" +
 	"\v_memory_mibB\t\n" +
@@ -2895,14 +3539,15 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0fRemoveVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x12\n" +
-	"\x10RemoveVmResponse\"\x8e\x01\n" +
+	"\x10RemoveVmResponse\"\xa4\x01\n" +
 	"\x0eListVmsRequest\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x18\n" +
 	"\akeyword\x18\x02 \x01(\tR\akeyword\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x14\n" +
-	"\x05brief\x18\x05 \x01(\bR\x05brief\"z\n" +
+	"\x05brief\x18\x05 \x01(\bR\x05brief\x12\x14\n" +
+	"\x05names\x18\x06 \x03(\tR\x05names\"z\n" +
 	"\x0fListVmsResponse\x12 \n" +
 	"\x03vms\x18\x01 \x03(\v2\x0e.vmm.v1.VmInfoR\x03vms\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
@@ -2925,7 +3570,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\x12\x1b\n" +
 	"\tnic_index\x18\x02 \x01(\rR\bnicIndex\x12/\n" +
 	"\bforwards\x18\x03 \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\"\x10\n" +
-	"\x0eGetMetaRequest\"\xff\x02\n" +
+	"\x0eGetMetaRequest\"\xd7\x03\n" +
 	"\x0fGetMetaResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fqemu_version\x18\x02 \x01(\tR\vqemuVersion\x12A\n" +
@@ -2934,7 +3579,12 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x17forward_service_enabled\x18\x05 \x01(\bR\x15forwardServiceEnabled\x12#\n" +
 	"\rforward_relay\x18\x06 \x01(\tR\fforwardRelay\x12\x1a\n" +
 	"\bplatform\x18\a \x01(\tR\bplatform\x12#\n" +
-	"\rauth_required\x18\b \x01(\bR\fauthRequired\")\n" +
+	"\rauth_required\x18\b \x01(\bR\fauthRequired\x12\x14\n" +
+	"\x05accel\x18\t \x01(\tR\x05accel\x12!\n" +
+	"\faccel_reason\x18\n" +
+	" \x01(\tR\vaccelReason\x12\x1d\n" +
+	"\n" +
+	"images_dir\x18\v \x01(\tR\timagesDir\")\n" +
 	"\x12WatchEventsRequest\x12\x13\n" +
 	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\"q\n" +
 	"\x13WatchEventsResponse\x12\x13\n" +
@@ -2942,7 +3592,26 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x05event\x18\x02 \x01(\v2\x0f.vmm.v1.VmEventR\x05event\x12\x1e\n" +
 	"\n" +
 	"subscribed\x18\x03 \x01(\bR\n" +
-	"subscribed\"\xe0\x01\n" +
+	"subscribed\"A\n" +
+	"\x14AttachConsoleRequest\x12\x13\n" +
+	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\x12\x14\n" +
+	"\x05input\x18\x02 \x01(\fR\x05input\"K\n" +
+	"\x15AttachConsoleResponse\x12\x1a\n" +
+	"\battached\x18\x01 \x01(\bR\battached\x12\x16\n" +
+	"\x06output\x18\x02 \x01(\fR\x06output\"\x13\n" +
+	"\x11ListImagesRequest\"\xdc\x01\n" +
+	"\x05Image\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04disk\x18\x02 \x01(\tR\x04disk\x12\x1f\n" +
+	"\vdisk_format\x18\x03 \x01(\tR\n" +
+	"diskFormat\x12&\n" +
+	"\x0fdisk_file_bytes\x18\x04 \x01(\x04R\rdiskFileBytes\x12\x16\n" +
+	"\x06kernel\x18\x05 \x01(\tR\x06kernel\x12\x16\n" +
+	"\x06initrd\x18\x06 \x01(\tR\x06initrd\x12\x18\n" +
+	"\acmdline\x18\a \x01(\tR\acmdline\x12\x18\n" +
+	"\aproblem\x18\b \x01(\tR\aproblem\";\n" +
+	"\x12ListImagesResponse\x12%\n" +
+	"\x06images\x18\x01 \x03(\v2\r.vmm.v1.ImageR\x06images\"\xe0\x01\n" +
 	"\x12ReadConsoleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\x06offset\x18\x02 \x01(\x04H\x00R\x06offset\x88\x01\x01\x12\"\n" +
@@ -3013,7 +3682,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x18LEASE_ACTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LEASE_ACTION_ADD\x10\x01\x12\x14\n" +
 	"\x10LEASE_ACTION_OLD\x10\x02\x12\x14\n" +
-	"\x10LEASE_ACTION_DEL\x10\x032\x9f\x06\n" +
+	"\x10LEASE_ACTION_DEL\x10\x032\xb6\a\n" +
 	"\n" +
 	"VmmService\x12=\n" +
 	"\bCreateVm\x12\x17.vmm.v1.CreateVmRequest\x1a\x18.vmm.v1.CreateVmResponse\x12=\n" +
@@ -3025,7 +3694,10 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\aGetInfo\x12\x16.vmm.v1.GetInfoRequest\x1a\x17.vmm.v1.GetInfoResponse\x12R\n" +
 	"\x0fReportDhcpLease\x12\x1e.vmm.v1.ReportDhcpLeaseRequest\x1a\x1f.vmm.v1.ReportDhcpLeaseResponse\x12:\n" +
 	"\aGetMeta\x12\x16.vmm.v1.GetMetaRequest\x1a\x17.vmm.v1.GetMetaResponse\x12H\n" +
-	"\vWatchEvents\x12\x1a.vmm.v1.WatchEventsRequest\x1a\x1b.vmm.v1.WatchEventsResponse0\x01\x12H\n" +
+	"\vWatchEvents\x12\x1a.vmm.v1.WatchEventsRequest\x1a\x1b.vmm.v1.WatchEventsResponse0\x01\x12P\n" +
+	"\rAttachConsole\x12\x1c.vmm.v1.AttachConsoleRequest\x1a\x1d.vmm.v1.AttachConsoleResponse(\x010\x01\x12C\n" +
+	"\n" +
+	"ListImages\x12\x19.vmm.v1.ListImagesRequest\x1a\x1a.vmm.v1.ListImagesResponse\x12H\n" +
 	"\vReadConsole\x12\x1a.vmm.v1.ReadConsoleRequest\x1a\x1b.vmm.v1.ReadConsoleResponse0\x01\x12C\n" +
 	"\n" +
 	"GetVmStats\x12\x19.vmm.v1.GetVmStatsRequest\x1a\x1a.vmm.v1.GetVmStatsResponseBp\n" +
@@ -3045,7 +3717,7 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 }
 
 var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
@@ -3054,103 +3726,120 @@ var file_vmm_v1_vmm_proto_goTypes = []any{
 	(*PortMapping)(nil),             // 4: vmm.v1.PortMapping
 	(*NicConfig)(nil),               // 5: vmm.v1.NicConfig
 	(*VmConfig)(nil),                // 6: vmm.v1.VmConfig
-	(*Lease)(nil),                   // 7: vmm.v1.Lease
-	(*NicInfo)(nil),                 // 8: vmm.v1.NicInfo
-	(*ForwardCounters)(nil),         // 9: vmm.v1.ForwardCounters
-	(*ForwardInfo)(nil),             // 10: vmm.v1.ForwardInfo
-	(*VmEvent)(nil),                 // 11: vmm.v1.VmEvent
-	(*VmInfo)(nil),                  // 12: vmm.v1.VmInfo
-	(*CreateVmRequest)(nil),         // 13: vmm.v1.CreateVmRequest
-	(*CreateVmResponse)(nil),        // 14: vmm.v1.CreateVmResponse
-	(*UpdateVmRequest)(nil),         // 15: vmm.v1.UpdateVmRequest
-	(*UpdateVmResponse)(nil),        // 16: vmm.v1.UpdateVmResponse
-	(*StartVmRequest)(nil),          // 17: vmm.v1.StartVmRequest
-	(*StartVmResponse)(nil),         // 18: vmm.v1.StartVmResponse
-	(*StopVmRequest)(nil),           // 19: vmm.v1.StopVmRequest
-	(*StopVmResponse)(nil),          // 20: vmm.v1.StopVmResponse
-	(*RemoveVmRequest)(nil),         // 21: vmm.v1.RemoveVmRequest
-	(*RemoveVmResponse)(nil),        // 22: vmm.v1.RemoveVmResponse
-	(*ListVmsRequest)(nil),          // 23: vmm.v1.ListVmsRequest
-	(*ListVmsResponse)(nil),         // 24: vmm.v1.ListVmsResponse
-	(*GetInfoRequest)(nil),          // 25: vmm.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),         // 26: vmm.v1.GetInfoResponse
-	(*ReportDhcpLeaseRequest)(nil),  // 27: vmm.v1.ReportDhcpLeaseRequest
-	(*ReportDhcpLeaseResponse)(nil), // 28: vmm.v1.ReportDhcpLeaseResponse
-	(*GetMetaRequest)(nil),          // 29: vmm.v1.GetMetaRequest
-	(*GetMetaResponse)(nil),         // 30: vmm.v1.GetMetaResponse
-	(*WatchEventsRequest)(nil),      // 31: vmm.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),     // 32: vmm.v1.WatchEventsResponse
-	(*ReadConsoleRequest)(nil),      // 33: vmm.v1.ReadConsoleRequest
-	(*ReadConsoleResponse)(nil),     // 34: vmm.v1.ReadConsoleResponse
-	(*GetVmStatsRequest)(nil),       // 35: vmm.v1.GetVmStatsRequest
-	(*NicStats)(nil),                // 36: vmm.v1.NicStats
-	(*GetVmStatsResponse)(nil),      // 37: vmm.v1.GetVmStatsResponse
-	(*timestamppb.Timestamp)(nil),   // 38: google.protobuf.Timestamp
+	(*DiskConfig)(nil),              // 7: vmm.v1.DiskConfig
+	(*CloudInit)(nil),               // 8: vmm.v1.CloudInit
+	(*DiskInfo)(nil),                // 9: vmm.v1.DiskInfo
+	(*Lease)(nil),                   // 10: vmm.v1.Lease
+	(*NicInfo)(nil),                 // 11: vmm.v1.NicInfo
+	(*ForwardCounters)(nil),         // 12: vmm.v1.ForwardCounters
+	(*ForwardInfo)(nil),             // 13: vmm.v1.ForwardInfo
+	(*VmEvent)(nil),                 // 14: vmm.v1.VmEvent
+	(*VmInfo)(nil),                  // 15: vmm.v1.VmInfo
+	(*CreateVmRequest)(nil),         // 16: vmm.v1.CreateVmRequest
+	(*CreateVmResponse)(nil),        // 17: vmm.v1.CreateVmResponse
+	(*UpdateVmRequest)(nil),         // 18: vmm.v1.UpdateVmRequest
+	(*UpdateVmResponse)(nil),        // 19: vmm.v1.UpdateVmResponse
+	(*StartVmRequest)(nil),          // 20: vmm.v1.StartVmRequest
+	(*StartVmResponse)(nil),         // 21: vmm.v1.StartVmResponse
+	(*StopVmRequest)(nil),           // 22: vmm.v1.StopVmRequest
+	(*StopVmResponse)(nil),          // 23: vmm.v1.StopVmResponse
+	(*RemoveVmRequest)(nil),         // 24: vmm.v1.RemoveVmRequest
+	(*RemoveVmResponse)(nil),        // 25: vmm.v1.RemoveVmResponse
+	(*ListVmsRequest)(nil),          // 26: vmm.v1.ListVmsRequest
+	(*ListVmsResponse)(nil),         // 27: vmm.v1.ListVmsResponse
+	(*GetInfoRequest)(nil),          // 28: vmm.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),         // 29: vmm.v1.GetInfoResponse
+	(*ReportDhcpLeaseRequest)(nil),  // 30: vmm.v1.ReportDhcpLeaseRequest
+	(*ReportDhcpLeaseResponse)(nil), // 31: vmm.v1.ReportDhcpLeaseResponse
+	(*GetMetaRequest)(nil),          // 32: vmm.v1.GetMetaRequest
+	(*GetMetaResponse)(nil),         // 33: vmm.v1.GetMetaResponse
+	(*WatchEventsRequest)(nil),      // 34: vmm.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),     // 35: vmm.v1.WatchEventsResponse
+	(*AttachConsoleRequest)(nil),    // 36: vmm.v1.AttachConsoleRequest
+	(*AttachConsoleResponse)(nil),   // 37: vmm.v1.AttachConsoleResponse
+	(*ListImagesRequest)(nil),       // 38: vmm.v1.ListImagesRequest
+	(*Image)(nil),                   // 39: vmm.v1.Image
+	(*ListImagesResponse)(nil),      // 40: vmm.v1.ListImagesResponse
+	(*ReadConsoleRequest)(nil),      // 41: vmm.v1.ReadConsoleRequest
+	(*ReadConsoleResponse)(nil),     // 42: vmm.v1.ReadConsoleResponse
+	(*GetVmStatsRequest)(nil),       // 43: vmm.v1.GetVmStatsRequest
+	(*NicStats)(nil),                // 44: vmm.v1.NicStats
+	(*GetVmStatsResponse)(nil),      // 45: vmm.v1.GetVmStatsResponse
+	(*timestamppb.Timestamp)(nil),   // 46: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
 	0,  // 1: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
 	5,  // 2: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
 	4,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
-	38, // 4: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	38, // 5: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 6: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
-	7,  // 7: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
-	1,  // 8: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
-	9,  // 9: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	38, // 10: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
-	2,  // 11: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	38, // 12: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	38, // 13: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
-	6,  // 14: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
-	8,  // 15: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
-	10, // 16: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
-	11, // 17: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
-	6,  // 18: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
-	12, // 19: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	4,  // 20: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
-	12, // 21: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	12, // 22: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
-	12, // 23: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
-	12, // 24: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
-	12, // 25: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
-	3,  // 26: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
-	10, // 27: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
-	0,  // 28: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
-	0,  // 29: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
-	11, // 30: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
-	2,  // 31: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
-	38, // 32: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
-	36, // 33: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
-	13, // 34: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
-	15, // 35: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
-	17, // 36: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
-	19, // 37: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
-	21, // 38: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
-	23, // 39: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
-	25, // 40: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
-	27, // 41: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
-	29, // 42: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
-	31, // 43: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	33, // 44: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
-	35, // 45: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
-	14, // 46: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	16, // 47: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	18, // 48: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	20, // 49: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	22, // 50: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	24, // 51: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	26, // 52: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	28, // 53: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	30, // 54: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	32, // 55: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	34, // 56: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
-	37, // 57: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
-	46, // [46:58] is the sub-list for method output_type
-	34, // [34:46] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	7,  // 4: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
+	8,  // 5: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
+	46, // 6: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	46, // 7: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 8: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
+	10, // 9: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
+	1,  // 10: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
+	12, // 11: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
+	46, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	2,  // 13: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
+	46, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	46, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	6,  // 16: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
+	11, // 17: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
+	13, // 18: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
+	14, // 19: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
+	9,  // 20: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
+	6,  // 21: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
+	15, // 22: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	4,  // 23: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
+	8,  // 24: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
+	15, // 25: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	15, // 26: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
+	15, // 27: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
+	15, // 28: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
+	15, // 29: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
+	3,  // 30: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
+	13, // 31: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
+	0,  // 32: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
+	0,  // 33: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
+	14, // 34: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
+	39, // 35: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
+	2,  // 36: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
+	46, // 37: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
+	44, // 38: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
+	16, // 39: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
+	18, // 40: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
+	20, // 41: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
+	22, // 42: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
+	24, // 43: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
+	26, // 44: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
+	28, // 45: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
+	30, // 46: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
+	32, // 47: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
+	34, // 48: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
+	36, // 49: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
+	38, // 50: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
+	41, // 51: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	43, // 52: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
+	17, // 53: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	19, // 54: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	21, // 55: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	23, // 56: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	25, // 57: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	27, // 58: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	29, // 59: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	31, // 60: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	33, // 61: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	35, // 62: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	37, // 63: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
+	40, // 64: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
+	42, // 65: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	45, // 66: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
+	53, // [53:67] is the sub-list for method output_type
+	39, // [39:53] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_vmm_proto_init() }
@@ -3158,16 +3847,16 @@ func file_vmm_v1_vmm_proto_init() {
 	if File_vmm_v1_vmm_proto != nil {
 		return
 	}
-	file_vmm_v1_vmm_proto_msgTypes[11].OneofWrappers = []any{}
-	file_vmm_v1_vmm_proto_msgTypes[15].OneofWrappers = []any{}
-	file_vmm_v1_vmm_proto_msgTypes[29].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[14].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[18].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[37].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   34,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/v1/vmm.proto.
  */
 export const file_vmm_v1_vmm: GenFile = /*@__PURE__*/
-  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEiawoLUG9ydE1hcHBpbmcSIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFAoMaG9zdF9hZGRyZXNzGAIgASgJEhEKCWhvc3RfcG9ydBgDIAEoDRIPCgd2bV9wb3J0GAQgASgNIoQBCglOaWNDb25maWcSJAoEbW9kZRgBIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRIOCgZicmlkZ2UYAiABKAkSFgoObWFjdnRhcF9wYXJlbnQYAyABKAkSEgoKbmV0d29ya19pZBgEIAEoCRIVCg1jdXN0b21fbmV0ZGV2GAUgASgJItUBCghWbUNvbmZpZxIMCgRuYW1lGAEgASgJEg0KBXZjcHVzGAIgASgNEhIKCm1lbW9yeV9taWIYAyABKA0SDgoGa2VybmVsGAQgASgJEg4KBmluaXRyZBgFIAEoCRIPCgdjbWRsaW5lGAYgASgJEgwKBGRpc2sYByABKAkSHwoEbmljcxgIIAMoCzIRLnZtbS52MS5OaWNDb25maWcSIgoFcG9ydHMYCSADKAsyEy52bW0udjEuUG9ydE1hcHBpbmcSFAoMYXV0b19yZXN0YXJ0GAogASgIIpgBCgVMZWFzZRIKCgJpcBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbnRlcmZhY2UYBSABKAkipQEKB05pY0luZm8SDQoFaW5kZXgYASABKA0SJAoEbW9kZRgCIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRILCgNtYWMYAyABKAkSDgoGYnJpZGdlGAQgASgJEhYKDmhvc3RfaW50ZXJmYWNlGAUgASgJEhIKCm5ldHdvcmtfaWQYBiABKAkSHAoFbGVhc2UYByABKAsyDS52bW0udjEuTGVhc2UiowEKD0ZvcndhcmRDb3VudGVycxIaChJjb25uZWN0aW9uc19hY3RpdmUYASABKAQSGQoRY29ubmVjdGlvbnNfdG90YWwYAiABKAQSFgoOYnl0ZXNfdG9fZ3Vlc3QYAyABKAQSGAoQYnl0ZXNfZnJvbV9ndWVzdBgEIAEoBBIXCg9zZXNzaW9uc19hY3RpdmUYBSABKAQSDgoGZXJyb3JzGAYgASgEIsUBCgtGb3J3YXJkSW5mbxIiCghwcm90b2NvbBgBIAEoDjIQLnZtbS52MS5Qcm90b2NvbBIWCg5saXN0ZW5fYWRkcmVzcxgCIAEoCRITCgtsaXN0ZW5fcG9ydBgDIAEoDRIWCg50YXJnZXRfYWRkcmVzcxgEIAEoCRITCgt0YXJnZXRfcG9ydBgFIAEoDRIpCghjb3VudGVycxgGIAEoCzIXLnZtbS52MS5Gb3J3YXJkQ291bnRlcnMSDQoFcmVsYXkYByABKAkiUgoHVm1FdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRraW5kGAIgASgJEg8KB21lc3NhZ2UYAyABKAki5wIKBlZtSW5mbxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBnN0YXR1cxgDIAEoDjIQLnZtbS52MS5WbVN0YXR1cxITCgtpbnN0YW5jZV9pZBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg51cHRpbWVfc2Vjb25kcxgHIAEoBBIgCgZjb25maWcYCCABKAsyEC52bW0udjEuVm1Db25maWcSHQoEbmljcxgJIAMoCzIPLnZtbS52MS5OaWNJbmZvEiUKCGZvcndhcmRzGAogAygLMhMudm1tLnYxLkZvcndhcmRJbmZvEh8KBmV2ZW50cxgLIAMoCzIPLnZtbS52MS5WbUV2ZW50EgsKA3BpZBgMIAEoDSJOCg9DcmVhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSIAoGY29uZmlnGAIgASgLMhAudm1tLnYxLlZtQ29uZmlnEg0KBXN0YXJ0GAMgASgIIi4KEENyZWF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIscCCg9VcGRhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEhIKBXZjcHVzGAMgASgNSAGIAQESFwoKbWVtb3J5X21pYhgEIAEoDUgCiAEBEhMKBmtlcm5lbBgFIAEoCUgDiAEBEhMKBmluaXRyZBgGIAEoCUgEiAEBEhQKB2NtZGxpbmUYByABKAlIBYgBARIZCgxhdXRvX3Jlc3RhcnQYCCABKAhIBogBARIUCgx1cGRhdGVfcG9ydHMYCSABKAgSIgoFcG9ydHMYCiADKAsyEy52bW0udjEuUG9ydE1hcHBpbmdCBwoFX25hbWVCCAoGX3ZjcHVzQg0KC19tZW1vcnlfbWliQgkKB19rZXJuZWxCCQoHX2luaXRyZEIKCghfY21kbGluZUIPCg1fYXV0b19yZXN0YXJ0Ii4KEFVwZGF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIhwKDlN0YXJ0Vm1SZXF1ZXN0EgoKAmlkGAEgASgJIi0KD1N0YXJ0Vm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iXAoNU3RvcFZtUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCBIcCg90aW1lb3V0X3NlY29uZHMYAyABKA1IAIgBAUISChBfdGltZW91dF9zZWNvbmRzIiwKDlN0b3BWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyIsCg9SZW1vdmVWbVJlcXVlc3QSCgoCaWQYASABKAkSDQoFZm9yY2UYAiABKAgiEgoQUmVtb3ZlVm1SZXNwb25zZSJkCg5MaXN0Vm1zUmVxdWVzdBILCgNpZHMYASADKAkSDwoHa2V5d29yZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCRINCgVicmllZhgFIAEoCCJbCg9MaXN0Vm1zUmVzcG9uc2USGwoDdm1zGAEgAygLMg4udm1tLnYxLlZtSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoDSIwCg5HZXRJbmZvUmVxdWVzdBIKCgJpZBgBIAEoCRISCgptYXhfZXZlbnRzGAIgASgNIi0KD0dldEluZm9SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8ikQEKFlJlcG9ydERoY3BMZWFzZVJlcXVlc3QSIwoGYWN0aW9uGAEgASgOMhMudm1tLnYxLkxlYXNlQWN0aW9uEgsKA21hYxgCIAEoCRIKCgJpcBgDIAEoCRIQCghob3N0bmFtZRgEIAEoCRIUCgxleHBpcmVzX3VuaXgYBSABKAMSEQoJaW50ZXJmYWNlGAYgASgJImIKF1JlcG9ydERoY3BMZWFzZVJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhEKCW5pY19pbmRleBgCIAEoDRIlCghmb3J3YXJkcxgDIAMoCzITLnZtbS52MS5Gb3J3YXJkSW5mbyIQCg5HZXRNZXRhUmVxdWVzdCKEAgoPR2V0TWV0YVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFAoMcWVtdV92ZXJzaW9uGAIgASgJEjAKEG5ldHdvcmtpbmdfbW9kZXMYAyADKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSNwoXZGVmYXVsdF9uZXR3b3JraW5nX21vZGUYBCABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSHwoXZm9yd2FyZF9zZXJ2aWNlX2VuYWJsZWQYBSABKAgSFQoNZm9yd2FyZF9yZWxheRgGIAEoCRIQCghwbGF0Zm9ybRgHIAEoCRIVCg1hdXRoX3JlcXVpcmVkGAggASgIIiMKEldhdGNoRXZlbnRzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJYChNXYXRjaEV2ZW50c1Jlc3BvbnNlEg0KBXZtX2lkGAEgASgJEh4KBWV2ZW50GAIgASgLMg8udm1tLnYxLlZtRXZlbnQSEgoKc3Vic2NyaWJlZBgDIAEoCCKmAQoSUmVhZENvbnNvbGVSZXF1ZXN0EgoKAmlkGAEgASgJEhMKBm9mZnNldBgCIAEoBEgAiAEBEhcKCnRhaWxfbGluZXMYAyABKA1IAYgBARITCgtpbnN0YW5jZV9pZBgEIAEoCRIOCgZmb2xsb3cYBSABKAgSFwoPbWF4X2NodW5rX2J5dGVzGAYgASgNQgkKB19vZmZzZXRCDQoLX3RhaWxfbGluZXMiXgoTUmVhZENvbnNvbGVSZXNwb25zZRITCgtpbnN0YW5jZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIUCgxmaXJzdF9vZmZzZXQYBCABKAQiHwoRR2V0Vm1TdGF0c1JlcXVlc3QSCgoCaWQYASABKAkifQoITmljU3RhdHMSDQoFaW5kZXgYASABKA0SFgoOaG9zdF9pbnRlcmZhY2UYAiABKAkSEAoIcnhfYnl0ZXMYAyABKAQSEgoKcnhfcGFja2V0cxgEIAEoBBIQCgh0eF9ieXRlcxgFIAEoBBISCgp0eF9wYWNrZXRzGAYgASgEItECChJHZXRWbVN0YXRzUmVzcG9uc2USCgoCaWQYASABKAkSIAoGc3RhdHVzGAIgASgOMhAudm1tLnYxLlZtU3RhdHVzEhMKC2luc3RhbmNlX2lkGAMgASgJEi4KCnNhbXBsZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2NwdV9wZXJjZW50GAUgASgBEhoKEmNwdV93aW5kb3dfc2Vjb25kcxgGIAEoARITCgtjcHVfc2Vjb25kcxgHIAEoARIYChBtZW1vcnlfcnNzX2J5dGVzGAggASgEEh8KF21lbW9yeV9jb25maWd1cmVkX2J5dGVzGAkgASgEEhYKDnVwdGltZV9zZWNvbmRzGAogASgEEh4KBG5pY3MYCyADKAsyEC52bW0udjEuTmljU3RhdHMSDwoHdGhyZWFkcxgMIAEoDSrvAQoOTmV0d29ya2luZ01vZGUSHwobTkVUV09SS0lOR19NT0RFX1VOU1BFQ0lGSUVEEAASGAoUTkVUV09SS0lOR19NT0RFX1VTRVIQARIZChVORVRXT1JLSU5HX01PREVfUEFTU1QQAhIaChZORVRXT1JLSU5HX01PREVfQlJJREdFEAMSFwoTTkVUV09SS0lOR19NT0RFX1RBUBAEEhsKF05FVFdPUktJTkdfTU9ERV9NQUNWVEFQEAUSGQoVTkVUV09SS0lOR19NT0RFX1ZNTkVUEAYSGgoWTkVUV09SS0lOR19NT0RFX0NVU1RPTRAHKkgKCFByb3RvY29sEhgKFFBST1RPQ09MX1VOU1BFQ0lGSUVEEAASEAoMUFJPVE9DT0xfVENQEAESEAoMUFJPVE9DT0xfVURQEAIqmQEKCFZtU3RhdHVzEhkKFVZNX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEVZNX1NUQVRVU19TVE9QUEVEEAESFgoSVk1fU1RBVFVTX1NUQVJUSU5HEAISFQoRVk1fU1RBVFVTX1JVTk5JTkcQAxIWChJWTV9TVEFUVVNfU1RPUFBJTkcQBBIUChBWTV9TVEFUVVNfRVhJVEVEEAUqbQoLTGVhc2VBY3Rpb24SHAoYTEVBU0VfQUNUSU9OX1VOU1BFQ0lGSUVEEAASFAoQTEVBU0VfQUNUSU9OX0FERBABEhQKEExFQVNFX0FDVElPTl9PTEQQAhIUChBMRUFTRV9BQ1RJT05fREVMEAMynwYKClZtbVNlcnZpY2USPQoIQ3JlYXRlVm0SFy52bW0udjEuQ3JlYXRlVm1SZXF1ZXN0Ghgudm1tLnYxLkNyZWF0ZVZtUmVzcG9uc2USPQoIVXBkYXRlVm0SFy52bW0udjEuVXBkYXRlVm1SZXF1ZXN0Ghgudm1tLnYxLlVwZGF0ZVZtUmVzcG9uc2USOgoHU3RhcnRWbRIWLnZtbS52MS5TdGFydFZtUmVxdWVzdBoXLnZtbS52MS5TdGFydFZtUmVzcG9uc2USNwoGU3RvcFZtEhUudm1tLnYxLlN0b3BWbVJlcXVlc3QaFi52bW0udjEuU3RvcFZtUmVzcG9uc2USPQoIUmVtb3ZlVm0SFy52bW0udjEuUmVtb3ZlVm1SZXF1ZXN0Ghgudm1tLnYxLlJlbW92ZVZtUmVzcG9uc2USOgoHTGlzdFZtcxIWLnZtbS52MS5MaXN0Vm1zUmVxdWVzdBoXLnZtbS52MS5MaXN0Vm1zUmVzcG9uc2USOgoHR2V0SW5mbxIWLnZtbS52MS5HZXRJbmZvUmVxdWVzdBoXLnZtbS52MS5HZXRJbmZvUmVzcG9uc2USUgoPUmVwb3J0RGhjcExlYXNlEh4udm1tLnYxLlJlcG9ydERoY3BMZWFzZVJlcXVlc3QaHy52bW0udjEuUmVwb3J0RGhjcExlYXNlUmVzcG9uc2USOgoHR2V0TWV0YRIWLnZtbS52MS5HZXRNZXRhUmVxdWVzdBoXLnZtbS52MS5HZXRNZXRhUmVzcG9uc2USSAoLV2F0Y2hFdmVudHMSGi52bW0udjEuV2F0Y2hFdmVudHNSZXF1ZXN0Ghsudm1tLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwARJICgtSZWFkQ29uc29sZRIaLnZtbS52MS5SZWFkQ29uc29sZVJlcXVlc3QaGy52bW0udjEuUmVhZENvbnNvbGVSZXNwb25zZTABEkMKCkdldFZtU3RhdHMSGS52bW0udjEuR2V0Vm1TdGF0c1JlcXVlc3QaGi52bW0udjEuR2V0Vm1TdGF0c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEiawoLUG9ydE1hcHBpbmcSIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFAoMaG9zdF9hZGRyZXNzGAIgASgJEhEKCWhvc3RfcG9ydBgDIAEoDRIPCgd2bV9wb3J0GAQgASgNIoQBCglOaWNDb25maWcSJAoEbW9kZRgBIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRIOCgZicmlkZ2UYAiABKAkSFgoObWFjdnRhcF9wYXJlbnQYAyABKAkSEgoKbmV0d29ya19pZBgEIAEoCRIVCg1jdXN0b21fbmV0ZGV2GAUgASgJIsYCCghWbUNvbmZpZxIMCgRuYW1lGAEgASgJEg0KBXZjcHVzGAIgASgNEhIKCm1lbW9yeV9taWIYAyABKA0SDgoGa2VybmVsGAQgASgJEg4KBmluaXRyZBgFIAEoCRIPCgdjbWRsaW5lGAYgASgJEgwKBGRpc2sYByABKAkSHwoEbmljcxgIIAMoCzIRLnZtbS52MS5OaWNDb25maWcSIgoFcG9ydHMYCSADKAsyEy52bW0udjEuUG9ydE1hcHBpbmcSFAoMYXV0b19yZXN0YXJ0GAogASgIEg0KBWltYWdlGAsgASgJEhYKDmltYWdlX3NpemVfbWliGAwgASgNEiEKBWRpc2tzGA0gAygLMhIudm1tLnYxLkRpc2tDb25maWcSJQoKY2xvdWRfaW5pdBgOIAEoCzIRLnZtbS52MS5DbG91ZEluaXQiLQoKRGlza0NvbmZpZxINCgVpbWFnZRgBIAEoCRIQCghzaXplX21pYhgCIAEoDSJlCglDbG91ZEluaXQSEQoJdXNlcl9kYXRhGAEgASgJEhsKE3NzaF9hdXRob3JpemVkX2tleXMYAiADKAkSEAoIaG9zdG5hbWUYAyABKAkSFgoObmV0d29ya19jb25maWcYBCABKAkiWAoIRGlza0luZm8SDQoFaW5kZXgYASABKA0SDAoEcGF0aBgCIAEoCRIOCgZmb3JtYXQYAyABKAkSDQoFaW1hZ2UYBCABKAkSEAoIc2l6ZV9taWIYBSABKA0imAEKBUxlYXNlEgoKAmlwGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWludGVyZmFjZRgFIAEoCSKlAQoHTmljSW5mbxINCgVpbmRleBgBIAEoDRIkCgRtb2RlGAIgASgOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEgsKA21hYxgDIAEoCRIOCgZicmlkZ2UYBCABKAkSFgoOaG9zdF9pbnRlcmZhY2UYBSABKAkSEgoKbmV0d29ya19pZBgGIAEoCRIcCgVsZWFzZRgHIAEoCzINLnZtbS52MS5MZWFzZSKjAQoPRm9yd2FyZENvdW50ZXJzEhoKEmNvbm5lY3Rpb25zX2FjdGl2ZRgBIAEoBBIZChFjb25uZWN0aW9uc190b3RhbBgCIAEoBBIWCg5ieXRlc190b19ndWVzdBgDIAEoBBIYChBieXRlc19mcm9tX2d1ZXN0GAQgASgEEhcKD3Nlc3Npb25zX2FjdGl2ZRgFIAEoBBIOCgZlcnJvcnMYBiABKAQixQEKC0ZvcndhcmRJbmZvEiIKCHByb3RvY29sGAEgASgOMhAudm1tLnYxLlByb3RvY29sEhYKDmxpc3Rlbl9hZGRyZXNzGAIgASgJEhMKC2xpc3Rlbl9wb3J0GAMgASgNEhYKDnRhcmdldF9hZGRyZXNzGAQgASgJEhMKC3RhcmdldF9wb3J0GAUgASgNEikKCGNvdW50ZXJzGAYgASgLMhcudm1tLnYxLkZvcndhcmRDb3VudGVycxINCgVyZWxheRgHIAEoCSJSCgdWbUV2ZW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCSKIAwoGVm1JbmZvEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoGc3RhdHVzGAMgASgOMhAudm1tLnYxLlZtU3RhdHVzEhMKC2luc3RhbmNlX2lkGAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnVwdGltZV9zZWNvbmRzGAcgASgEEiAKBmNvbmZpZxgIIAEoCzIQLnZtbS52MS5WbUNvbmZpZxIdCgRuaWNzGAkgAygLMg8udm1tLnYxLk5pY0luZm8SJQoIZm9yd2FyZHMYCiADKAsyEy52bW0udjEuRm9yd2FyZEluZm8SHwoGZXZlbnRzGAsgAygLMg8udm1tLnYxLlZtRXZlbnQSCwoDcGlkGAwgASgNEh8KBWRpc2tzGA0gAygLMhAudm1tLnYxLkRpc2tJbmZvIk4KD0NyZWF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIgCgZjb25maWcYAiABKAsyEC52bW0udjEuVm1Db25maWcSDQoFc3RhcnQYAyABKAgiLgoQQ3JlYXRlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8i7gIKD1VwZGF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESEgoFdmNwdXMYAyABKA1IAYgBARIXCgptZW1vcnlfbWliGAQgASgNSAKIAQESEwoGa2VybmVsGAUgASgJSAOIAQESEwoGaW5pdHJkGAYgASgJSASIAQESFAoHY21kbGluZRgHIAEoCUgFiAEBEhkKDGF1dG9fcmVzdGFydBgIIAEoCEgGiAEBEhQKDHVwZGF0ZV9wb3J0cxgJIAEoCBIiCgVwb3J0cxgKIAMoCzITLnZtbS52MS5Qb3J0TWFwcGluZxIlCgpjbG91ZF9pbml0GAsgASgLMhEudm1tLnYxLkNsb3VkSW5pdEIHCgVfbmFtZUIICgZfdmNwdXNCDQoLX21lbW9yeV9taWJCCQoHX2tlcm5lbEIJCgdfaW5pdHJkQgoKCF9jbWRsaW5lQg8KDV9hdXRvX3Jlc3RhcnQiLgoQVXBkYXRlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iHAoOU3RhcnRWbVJlcXVlc3QSCgoCaWQYASABKAkiLQoPU3RhcnRWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyJcCg1TdG9wVm1SZXF1ZXN0EgoKAmlkGAEgASgJEg0KBWZvcmNlGAIgASgIEhwKD3RpbWVvdXRfc2Vjb25kcxgDIAEoDUgAiAEBQhIKEF90aW1lb3V0X3NlY29uZHMiLAoOU3RvcFZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIiwKD1JlbW92ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCCISChBSZW1vdmVWbVJlc3BvbnNlInMKDkxpc3RWbXNSZXF1ZXN0EgsKA2lkcxgBIAMoCRIPCgdrZXl3b3JkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJEg0KBWJyaWVmGAUgASgIEg0KBW5hbWVzGAYgAygJIlsKD0xpc3RWbXNSZXNwb25zZRIbCgN2bXMYASADKAsyDi52bW0udjEuVm1JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgNIjAKDkdldEluZm9SZXF1ZXN0EgoKAmlkGAEgASgJEhIKCm1heF9ldmVudHMYAiABKA0iLQoPR2V0SW5mb1Jlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyKRAQoWUmVwb3J0RGhjcExlYXNlUmVxdWVzdBIjCgZhY3Rpb24YASABKA4yEy52bW0udjEuTGVhc2VBY3Rpb24SCwoDbWFjGAIgASgJEgoKAmlwGAMgASgJEhAKCGhvc3RuYW1lGAQgASgJEhQKDGV4cGlyZXNfdW5peBgFIAEoAxIRCglpbnRlcmZhY2UYBiABKAkiYgoXUmVwb3J0RGhjcExlYXNlUmVzcG9uc2USDQoFdm1faWQYASABKAkSEQoJbmljX2luZGV4GAIgASgNEiUKCGZvcndhcmRzGAMgAygLMhMudm1tLnYxLkZvcndhcmRJbmZvIhAKDkdldE1ldGFSZXF1ZXN0Ir0CCg9HZXRNZXRhUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIUCgxxZW11X3ZlcnNpb24YAiABKAkSMAoQbmV0d29ya2luZ19tb2RlcxgDIAMoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRI3ChdkZWZhdWx0X25ldHdvcmtpbmdfbW9kZRgEIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRIfChdmb3J3YXJkX3NlcnZpY2VfZW5hYmxlZBgFIAEoCBIVCg1mb3J3YXJkX3JlbGF5GAYgASgJEhAKCHBsYXRmb3JtGAcgASgJEhUKDWF1dGhfcmVxdWlyZWQYCCABKAgSDQoFYWNjZWwYCSABKAkSFAoMYWNjZWxfcmVhc29uGAogASgJEhIKCmltYWdlc19kaXIYCyABKAkiIwoSV2F0Y2hFdmVudHNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIlgKE1dhdGNoRXZlbnRzUmVzcG9uc2USDQoFdm1faWQYASABKAkSHgoFZXZlbnQYAiABKAsyDy52bW0udjEuVm1FdmVudBISCgpzdWJzY3JpYmVkGAMgASgIIjQKFEF0dGFjaENvbnNvbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEg0KBWlucHV0GAIgASgMIjkKFUF0dGFjaENvbnNvbGVSZXNwb25zZRIQCghhdHRhY2hlZBgBIAEoCBIOCgZvdXRwdXQYAiABKAwiEwoRTGlzdEltYWdlc1JlcXVlc3QikwEKBUltYWdlEgwKBG5hbWUYASABKAkSDAoEZGlzaxgCIAEoCRITCgtkaXNrX2Zvcm1hdBgDIAEoCRIXCg9kaXNrX2ZpbGVfYnl0ZXMYBCABKAQSDgoGa2VybmVsGAUgASgJEg4KBmluaXRyZBgGIAEoCRIPCgdjbWRsaW5lGAcgASgJEg8KB3Byb2JsZW0YCCABKAkiMwoSTGlzdEltYWdlc1Jlc3BvbnNlEh0KBmltYWdlcxgBIAMoCzINLnZtbS52MS5JbWFnZSKmAQoSUmVhZENvbnNvbGVSZXF1ZXN0EgoKAmlkGAEgASgJEhMKBm9mZnNldBgCIAEoBEgAiAEBEhcKCnRhaWxfbGluZXMYAyABKA1IAYgBARITCgtpbnN0YW5jZV9pZBgEIAEoCRIOCgZmb2xsb3cYBSABKAgSFwoPbWF4X2NodW5rX2J5dGVzGAYgASgNQgkKB19vZmZzZXRCDQoLX3RhaWxfbGluZXMiXgoTUmVhZENvbnNvbGVSZXNwb25zZRITCgtpbnN0YW5jZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIUCgxmaXJzdF9vZmZzZXQYBCABKAQiHwoRR2V0Vm1TdGF0c1JlcXVlc3QSCgoCaWQYASABKAkifQoITmljU3RhdHMSDQoFaW5kZXgYASABKA0SFgoOaG9zdF9pbnRlcmZhY2UYAiABKAkSEAoIcnhfYnl0ZXMYAyABKAQSEgoKcnhfcGFja2V0cxgEIAEoBBIQCgh0eF9ieXRlcxgFIAEoBBISCgp0eF9wYWNrZXRzGAYgASgEItECChJHZXRWbVN0YXRzUmVzcG9uc2USCgoCaWQYASABKAkSIAoGc3RhdHVzGAIgASgOMhAudm1tLnYxLlZtU3RhdHVzEhMKC2luc3RhbmNlX2lkGAMgASgJEi4KCnNhbXBsZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2NwdV9wZXJjZW50GAUgASgBEhoKEmNwdV93aW5kb3dfc2Vjb25kcxgGIAEoARITCgtjcHVfc2Vjb25kcxgHIAEoARIYChBtZW1vcnlfcnNzX2J5dGVzGAggASgEEh8KF21lbW9yeV9jb25maWd1cmVkX2J5dGVzGAkgASgEEhYKDnVwdGltZV9zZWNvbmRzGAogASgEEh4KBG5pY3MYCyADKAsyEC52bW0udjEuTmljU3RhdHMSDwoHdGhyZWFkcxgMIAEoDSrvAQoOTmV0d29ya2luZ01vZGUSHwobTkVUV09SS0lOR19NT0RFX1VOU1BFQ0lGSUVEEAASGAoUTkVUV09SS0lOR19NT0RFX1VTRVIQARIZChVORVRXT1JLSU5HX01PREVfUEFTU1QQAhIaChZORVRXT1JLSU5HX01PREVfQlJJREdFEAMSFwoTTkVUV09SS0lOR19NT0RFX1RBUBAEEhsKF05FVFdPUktJTkdfTU9ERV9NQUNWVEFQEAUSGQoVTkVUV09SS0lOR19NT0RFX1ZNTkVUEAYSGgoWTkVUV09SS0lOR19NT0RFX0NVU1RPTRAHKkgKCFByb3RvY29sEhgKFFBST1RPQ09MX1VOU1BFQ0lGSUVEEAASEAoMUFJPVE9DT0xfVENQEAESEAoMUFJPVE9DT0xfVURQEAIqmQEKCFZtU3RhdHVzEhkKFVZNX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEVZNX1NUQVRVU19TVE9QUEVEEAESFgoSVk1fU1RBVFVTX1NUQVJUSU5HEAISFQoRVk1fU1RBVFVTX1JVTk5JTkcQAxIWChJWTV9TVEFUVVNfU1RPUFBJTkcQBBIUChBWTV9TVEFUVVNfRVhJVEVEEAUqbQoLTGVhc2VBY3Rpb24SHAoYTEVBU0VfQUNUSU9OX1VOU1BFQ0lGSUVEEAASFAoQTEVBU0VfQUNUSU9OX0FERBABEhQKEExFQVNFX0FDVElPTl9PTEQQAhIUChBMRUFTRV9BQ1RJT05fREVMEAMytgcKClZtbVNlcnZpY2USPQoIQ3JlYXRlVm0SFy52bW0udjEuQ3JlYXRlVm1SZXF1ZXN0Ghgudm1tLnYxLkNyZWF0ZVZtUmVzcG9uc2USPQoIVXBkYXRlVm0SFy52bW0udjEuVXBkYXRlVm1SZXF1ZXN0Ghgudm1tLnYxLlVwZGF0ZVZtUmVzcG9uc2USOgoHU3RhcnRWbRIWLnZtbS52MS5TdGFydFZtUmVxdWVzdBoXLnZtbS52MS5TdGFydFZtUmVzcG9uc2USNwoGU3RvcFZtEhUudm1tLnYxLlN0b3BWbVJlcXVlc3QaFi52bW0udjEuU3RvcFZtUmVzcG9uc2USPQoIUmVtb3ZlVm0SFy52bW0udjEuUmVtb3ZlVm1SZXF1ZXN0Ghgudm1tLnYxLlJlbW92ZVZtUmVzcG9uc2USOgoHTGlzdFZtcxIWLnZtbS52MS5MaXN0Vm1zUmVxdWVzdBoXLnZtbS52MS5MaXN0Vm1zUmVzcG9uc2USOgoHR2V0SW5mbxIWLnZtbS52MS5HZXRJbmZvUmVxdWVzdBoXLnZtbS52MS5HZXRJbmZvUmVzcG9uc2USUgoPUmVwb3J0RGhjcExlYXNlEh4udm1tLnYxLlJlcG9ydERoY3BMZWFzZVJlcXVlc3QaHy52bW0udjEuUmVwb3J0RGhjcExlYXNlUmVzcG9uc2USOgoHR2V0TWV0YRIWLnZtbS52MS5HZXRNZXRhUmVxdWVzdBoXLnZtbS52MS5HZXRNZXRhUmVzcG9uc2USSAoLV2F0Y2hFdmVudHMSGi52bW0udjEuV2F0Y2hFdmVudHNSZXF1ZXN0Ghsudm1tLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwARJQCg1BdHRhY2hDb25zb2xlEhwudm1tLnYxLkF0dGFjaENvbnNvbGVSZXF1ZXN0Gh0udm1tLnYxLkF0dGFjaENvbnNvbGVSZXNwb25zZSgBMAESQwoKTGlzdEltYWdlcxIZLnZtbS52MS5MaXN0SW1hZ2VzUmVxdWVzdBoaLnZtbS52MS5MaXN0SW1hZ2VzUmVzcG9uc2USSAoLUmVhZENvbnNvbGUSGi52bW0udjEuUmVhZENvbnNvbGVSZXF1ZXN0Ghsudm1tLnYxLlJlYWRDb25zb2xlUmVzcG9uc2UwARJDCgpHZXRWbVN0YXRzEhkudm1tLnYxLkdldFZtU3RhdHNSZXF1ZXN0Ghoudm1tLnYxLkdldFZtU3RhdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * PortMapping forwards a host port to a guest port.
@@ -178,6 +178,40 @@ export type VmConfig = Message<"vmm.v1.VmConfig"> & {
    * @generated from field: bool auto_restart = 10;
    */
   autoRestart: boolean;
+
+  /**
+   * Image in the images directory to boot from: its base disk becomes the
+   * VM's first disk as a qcow2 overlay (the base is never written), and its
+   * kernel, initrd and cmdline are used where `kernel`, `initrd` and
+   * `cmdline` are unset, so `image` alone boots a VM. 1-63 of [A-Za-z0-9._-],
+   * starting with a letter or digit. Omitted: no image.
+   *
+   * @generated from field: string image = 11;
+   */
+  image: string;
+
+  /**
+   * Virtual size of the image's overlay disk in MiB; at least the base
+   * disk's size. Omitted (0): the base disk's size.
+   *
+   * @generated from field: uint32 image_size_mib = 12;
+   */
+  imageSizeMib: number;
+
+  /**
+   * Further disks, attached after the image disk and `disk` in this order.
+   *
+   * @generated from field: repeated vmm.v1.DiskConfig disks = 13;
+   */
+  disks: DiskConfig[];
+
+  /**
+   * cloud-init NoCloud seed drive (an ISO 9660 volume labelled "cidata")
+   * built at every start. Omitted: no seed drive.
+   *
+   * @generated from field: vmm.v1.CloudInit cloud_init = 14;
+   */
+  cloudInit?: CloudInit | undefined;
 };
 
 /**
@@ -186,6 +220,135 @@ export type VmConfig = Message<"vmm.v1.VmConfig"> & {
  */
 export const VmConfigSchema: GenMessage<VmConfig> = /*@__PURE__*/
   messageDesc(file_vmm_v1_vmm, 2);
+
+/**
+ * DiskConfig is one extra disk of a VM, created by the daemon in the VM's
+ * directory and deleted with the VM.
+ *
+ * @generated from message vmm.v1.DiskConfig
+ */
+export type DiskConfig = Message<"vmm.v1.DiskConfig"> & {
+  /**
+   * Image whose base disk backs this disk as a qcow2 overlay. Omitted: a
+   * blank qcow2 disk of `size_mib`.
+   *
+   * @generated from field: string image = 1;
+   */
+  image: string;
+
+  /**
+   * Virtual size in MiB. Required for a blank disk; for an image disk at
+   * least the base disk's size. Omitted (0) for an image disk: its size.
+   *
+   * @generated from field: uint32 size_mib = 2;
+   */
+  sizeMib: number;
+};
+
+/**
+ * Describes the message vmm.v1.DiskConfig.
+ * Use `create(DiskConfigSchema)` to create a new message.
+ */
+export const DiskConfigSchema: GenMessage<DiskConfig> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 3);
+
+/**
+ * CloudInit is the content of a NoCloud seed drive. Its meta-data carries
+ * `instance-id` (the VM's instance id, new at every start), and
+ * `local-hostname` and `public-keys` from the fields below.
+ *
+ * @generated from message vmm.v1.CloudInit
+ */
+export type CloudInit = Message<"vmm.v1.CloudInit"> & {
+  /**
+   * User data, verbatim (e.g. "#cloud-config\n..." or a "#!" script), at most
+   * 256 KiB. Omitted: an empty user-data file.
+   *
+   * @generated from field: string user_data = 1;
+   */
+  userData: string;
+
+  /**
+   * SSH public keys for the default user (meta-data `public-keys`), one
+   * OpenSSH key line each.
+   *
+   * @generated from field: repeated string ssh_authorized_keys = 2;
+   */
+  sshAuthorizedKeys: string[];
+
+  /**
+   * Guest host name (meta-data `local-hostname`): 1-63 of [a-z0-9-].
+   * Omitted: the guest image's default.
+   *
+   * @generated from field: string hostname = 3;
+   */
+  hostname: string;
+
+  /**
+   * Network configuration (version 1 or 2 YAML), verbatim, at most 64 KiB.
+   * Omitted: no network-config file (cloud-init's default: DHCP on the
+   * first NIC).
+   *
+   * @generated from field: string network_config = 4;
+   */
+  networkConfig: string;
+};
+
+/**
+ * Describes the message vmm.v1.CloudInit.
+ * Use `create(CloudInitSchema)` to create a new message.
+ */
+export const CloudInitSchema: GenMessage<CloudInit> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 4);
+
+/**
+ * DiskInfo is one disk as the daemon attaches it.
+ *
+ * @generated from message vmm.v1.DiskInfo
+ */
+export type DiskInfo = Message<"vmm.v1.DiskInfo"> & {
+  /**
+   * Position on the virtio bus: 0 is the first disk (/dev/vda).
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * File QEMU opens (an overlay in the VM's directory, or `disk`).
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * "qcow2" or "raw".
+   *
+   * @generated from field: string format = 3;
+   */
+  format: string;
+
+  /**
+   * Image whose base disk backs it. Empty: not from an image.
+   *
+   * @generated from field: string image = 4;
+   */
+  image: string;
+
+  /**
+   * Virtual size in MiB. 0: not known yet (created at the first start).
+   *
+   * @generated from field: uint32 size_mib = 5;
+   */
+  sizeMib: number;
+};
+
+/**
+ * Describes the message vmm.v1.DiskInfo.
+ * Use `create(DiskInfoSchema)` to create a new message.
+ */
+export const DiskInfoSchema: GenMessage<DiskInfo> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 5);
 
 /**
  * Lease is the current DHCP lease of a NIC.
@@ -234,7 +397,7 @@ export type Lease = Message<"vmm.v1.Lease"> & {
  * Use `create(LeaseSchema)` to create a new message.
  */
 export const LeaseSchema: GenMessage<Lease> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 3);
+  messageDesc(file_vmm_v1_vmm, 6);
 
 /**
  * NicInfo is the realized state of one NIC.
@@ -293,7 +456,7 @@ export type NicInfo = Message<"vmm.v1.NicInfo"> & {
  * Use `create(NicInfoSchema)` to create a new message.
  */
 export const NicInfoSchema: GenMessage<NicInfo> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 4);
+  messageDesc(file_vmm_v1_vmm, 7);
 
 /**
  * ForwardCounters are live counters of one forwarding rule.
@@ -343,7 +506,7 @@ export type ForwardCounters = Message<"vmm.v1.ForwardCounters"> & {
  * Use `create(ForwardCountersSchema)` to create a new message.
  */
 export const ForwardCountersSchema: GenMessage<ForwardCounters> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 5);
+  messageDesc(file_vmm_v1_vmm, 8);
 
 /**
  * ForwardInfo is one active forwarding rule.
@@ -394,7 +557,7 @@ export type ForwardInfo = Message<"vmm.v1.ForwardInfo"> & {
  * Use `create(ForwardInfoSchema)` to create a new message.
  */
 export const ForwardInfoSchema: GenMessage<ForwardInfo> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 6);
+  messageDesc(file_vmm_v1_vmm, 9);
 
 /**
  * VmEvent is something that happened to a VM.
@@ -427,7 +590,7 @@ export type VmEvent = Message<"vmm.v1.VmEvent"> & {
  * Use `create(VmEventSchema)` to create a new message.
  */
 export const VmEventSchema: GenMessage<VmEvent> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 7);
+  messageDesc(file_vmm_v1_vmm, 10);
 
 /**
  * VmInfo is everything the daemon knows about one VM.
@@ -508,6 +671,14 @@ export type VmInfo = Message<"vmm.v1.VmInfo"> & {
    * @generated from field: uint32 pid = 12;
    */
   pid: number;
+
+  /**
+   * Disks in bus order (image overlay, `disk`, then `disks`). Omitted in
+   * brief listings.
+   *
+   * @generated from field: repeated vmm.v1.DiskInfo disks = 13;
+   */
+  disks: DiskInfo[];
 };
 
 /**
@@ -515,7 +686,7 @@ export type VmInfo = Message<"vmm.v1.VmInfo"> & {
  * Use `create(VmInfoSchema)` to create a new message.
  */
 export const VmInfoSchema: GenMessage<VmInfo> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 8);
+  messageDesc(file_vmm_v1_vmm, 11);
 
 /**
  * @generated from message vmm.v1.CreateVmRequest
@@ -547,7 +718,7 @@ export type CreateVmRequest = Message<"vmm.v1.CreateVmRequest"> & {
  * Use `create(CreateVmRequestSchema)` to create a new message.
  */
 export const CreateVmRequestSchema: GenMessage<CreateVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 9);
+  messageDesc(file_vmm_v1_vmm, 12);
 
 /**
  * @generated from message vmm.v1.CreateVmResponse
@@ -564,7 +735,7 @@ export type CreateVmResponse = Message<"vmm.v1.CreateVmResponse"> & {
  * Use `create(CreateVmResponseSchema)` to create a new message.
  */
 export const CreateVmResponseSchema: GenMessage<CreateVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 10);
+  messageDesc(file_vmm_v1_vmm, 13);
 
 /**
  * @generated from message vmm.v1.UpdateVmRequest
@@ -637,6 +808,14 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
    * @generated from field: repeated vmm.v1.PortMapping ports = 10;
    */
   ports: PortMapping[];
+
+  /**
+   * Omitted: unchanged. Set: replaces the seed drive's content (an empty
+   * message removes the seed drive). Takes effect at the next start.
+   *
+   * @generated from field: vmm.v1.CloudInit cloud_init = 11;
+   */
+  cloudInit?: CloudInit | undefined;
 };
 
 /**
@@ -644,7 +823,7 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
  * Use `create(UpdateVmRequestSchema)` to create a new message.
  */
 export const UpdateVmRequestSchema: GenMessage<UpdateVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 11);
+  messageDesc(file_vmm_v1_vmm, 14);
 
 /**
  * @generated from message vmm.v1.UpdateVmResponse
@@ -661,7 +840,7 @@ export type UpdateVmResponse = Message<"vmm.v1.UpdateVmResponse"> & {
  * Use `create(UpdateVmResponseSchema)` to create a new message.
  */
 export const UpdateVmResponseSchema: GenMessage<UpdateVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 12);
+  messageDesc(file_vmm_v1_vmm, 15);
 
 /**
  * @generated from message vmm.v1.StartVmRequest
@@ -678,7 +857,7 @@ export type StartVmRequest = Message<"vmm.v1.StartVmRequest"> & {
  * Use `create(StartVmRequestSchema)` to create a new message.
  */
 export const StartVmRequestSchema: GenMessage<StartVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 13);
+  messageDesc(file_vmm_v1_vmm, 16);
 
 /**
  * @generated from message vmm.v1.StartVmResponse
@@ -695,7 +874,7 @@ export type StartVmResponse = Message<"vmm.v1.StartVmResponse"> & {
  * Use `create(StartVmResponseSchema)` to create a new message.
  */
 export const StartVmResponseSchema: GenMessage<StartVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 14);
+  messageDesc(file_vmm_v1_vmm, 17);
 
 /**
  * @generated from message vmm.v1.StopVmRequest
@@ -727,7 +906,7 @@ export type StopVmRequest = Message<"vmm.v1.StopVmRequest"> & {
  * Use `create(StopVmRequestSchema)` to create a new message.
  */
 export const StopVmRequestSchema: GenMessage<StopVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 15);
+  messageDesc(file_vmm_v1_vmm, 18);
 
 /**
  * @generated from message vmm.v1.StopVmResponse
@@ -744,7 +923,7 @@ export type StopVmResponse = Message<"vmm.v1.StopVmResponse"> & {
  * Use `create(StopVmResponseSchema)` to create a new message.
  */
 export const StopVmResponseSchema: GenMessage<StopVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 16);
+  messageDesc(file_vmm_v1_vmm, 19);
 
 /**
  * @generated from message vmm.v1.RemoveVmRequest
@@ -768,7 +947,7 @@ export type RemoveVmRequest = Message<"vmm.v1.RemoveVmRequest"> & {
  * Use `create(RemoveVmRequestSchema)` to create a new message.
  */
 export const RemoveVmRequestSchema: GenMessage<RemoveVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 17);
+  messageDesc(file_vmm_v1_vmm, 20);
 
 /**
  * @generated from message vmm.v1.RemoveVmResponse
@@ -781,7 +960,7 @@ export type RemoveVmResponse = Message<"vmm.v1.RemoveVmResponse"> & {
  * Use `create(RemoveVmResponseSchema)` to create a new message.
  */
 export const RemoveVmResponseSchema: GenMessage<RemoveVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 18);
+  messageDesc(file_vmm_v1_vmm, 21);
 
 /**
  * @generated from message vmm.v1.ListVmsRequest
@@ -822,6 +1001,13 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
    * @generated from field: bool brief = 5;
    */
   brief: boolean;
+
+  /**
+   * Only VMs with one of these exact names. Omitted: no filter.
+   *
+   * @generated from field: repeated string names = 6;
+   */
+  names: string[];
 };
 
 /**
@@ -829,7 +1015,7 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
  * Use `create(ListVmsRequestSchema)` to create a new message.
  */
 export const ListVmsRequestSchema: GenMessage<ListVmsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 19);
+  messageDesc(file_vmm_v1_vmm, 22);
 
 /**
  * @generated from message vmm.v1.ListVmsResponse
@@ -862,7 +1048,7 @@ export type ListVmsResponse = Message<"vmm.v1.ListVmsResponse"> & {
  * Use `create(ListVmsResponseSchema)` to create a new message.
  */
 export const ListVmsResponseSchema: GenMessage<ListVmsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 20);
+  messageDesc(file_vmm_v1_vmm, 23);
 
 /**
  * @generated from message vmm.v1.GetInfoRequest
@@ -886,7 +1072,7 @@ export type GetInfoRequest = Message<"vmm.v1.GetInfoRequest"> & {
  * Use `create(GetInfoRequestSchema)` to create a new message.
  */
 export const GetInfoRequestSchema: GenMessage<GetInfoRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 21);
+  messageDesc(file_vmm_v1_vmm, 24);
 
 /**
  * @generated from message vmm.v1.GetInfoResponse
@@ -903,7 +1089,7 @@ export type GetInfoResponse = Message<"vmm.v1.GetInfoResponse"> & {
  * Use `create(GetInfoResponseSchema)` to create a new message.
  */
 export const GetInfoResponseSchema: GenMessage<GetInfoResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 22);
+  messageDesc(file_vmm_v1_vmm, 25);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseRequest
@@ -955,7 +1141,7 @@ export type ReportDhcpLeaseRequest = Message<"vmm.v1.ReportDhcpLeaseRequest"> & 
  * Use `create(ReportDhcpLeaseRequestSchema)` to create a new message.
  */
 export const ReportDhcpLeaseRequestSchema: GenMessage<ReportDhcpLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 23);
+  messageDesc(file_vmm_v1_vmm, 26);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseResponse
@@ -986,7 +1172,7 @@ export type ReportDhcpLeaseResponse = Message<"vmm.v1.ReportDhcpLeaseResponse"> 
  * Use `create(ReportDhcpLeaseResponseSchema)` to create a new message.
  */
 export const ReportDhcpLeaseResponseSchema: GenMessage<ReportDhcpLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 24);
+  messageDesc(file_vmm_v1_vmm, 27);
 
 /**
  * @generated from message vmm.v1.GetMetaRequest
@@ -999,7 +1185,7 @@ export type GetMetaRequest = Message<"vmm.v1.GetMetaRequest"> & {
  * Use `create(GetMetaRequestSchema)` to create a new message.
  */
 export const GetMetaRequestSchema: GenMessage<GetMetaRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 25);
+  messageDesc(file_vmm_v1_vmm, 28);
 
 /**
  * @generated from message vmm.v1.GetMetaResponse
@@ -1057,6 +1243,28 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
    * @generated from field: bool auth_required = 8;
    */
   authRequired: boolean;
+
+  /**
+   * Accelerator guests run with: "kvm" or "tcg" (from qemu.accel; the
+   * default "auto" picks kvm when /dev/kvm is usable).
+   *
+   * @generated from field: string accel = 9;
+   */
+  accel: string;
+
+  /**
+   * Why that accelerator, e.g. "auto: /dev/kvm is usable".
+   *
+   * @generated from field: string accel_reason = 10;
+   */
+  accelReason: string;
+
+  /**
+   * Directory VmConfig.image names images in.
+   *
+   * @generated from field: string images_dir = 11;
+   */
+  imagesDir: string;
 };
 
 /**
@@ -1064,7 +1272,7 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
  * Use `create(GetMetaResponseSchema)` to create a new message.
  */
 export const GetMetaResponseSchema: GenMessage<GetMetaResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 26);
+  messageDesc(file_vmm_v1_vmm, 29);
 
 /**
  * @generated from message vmm.v1.WatchEventsRequest
@@ -1083,7 +1291,7 @@ export type WatchEventsRequest = Message<"vmm.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 27);
+  messageDesc(file_vmm_v1_vmm, 30);
 
 /**
  * @generated from message vmm.v1.WatchEventsResponse
@@ -1116,7 +1324,165 @@ export type WatchEventsResponse = Message<"vmm.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 28);
+  messageDesc(file_vmm_v1_vmm, 31);
+
+/**
+ * @generated from message vmm.v1.AttachConsoleRequest
+ */
+export type AttachConsoleRequest = Message<"vmm.v1.AttachConsoleRequest"> & {
+  /**
+   * The VM to attach to; set in the first request only.
+   *
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * Bytes typed into the serial console, as they are (a terminal's raw
+   * keystrokes), at most 64 KiB per message.
+   *
+   * @generated from field: bytes input = 2;
+   */
+  input: Uint8Array;
+};
+
+/**
+ * Describes the message vmm.v1.AttachConsoleRequest.
+ * Use `create(AttachConsoleRequestSchema)` to create a new message.
+ */
+export const AttachConsoleRequestSchema: GenMessage<AttachConsoleRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 32);
+
+/**
+ * @generated from message vmm.v1.AttachConsoleResponse
+ */
+export type AttachConsoleResponse = Message<"vmm.v1.AttachConsoleResponse"> & {
+  /**
+   * Set only in the first response: the console is attached and output
+   * follows from here on.
+   *
+   * @generated from field: bool attached = 1;
+   */
+  attached: boolean;
+
+  /**
+   * Bytes the guest wrote to its serial console.
+   *
+   * @generated from field: bytes output = 2;
+   */
+  output: Uint8Array;
+};
+
+/**
+ * Describes the message vmm.v1.AttachConsoleResponse.
+ * Use `create(AttachConsoleResponseSchema)` to create a new message.
+ */
+export const AttachConsoleResponseSchema: GenMessage<AttachConsoleResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 33);
+
+/**
+ * @generated from message vmm.v1.ListImagesRequest
+ */
+export type ListImagesRequest = Message<"vmm.v1.ListImagesRequest"> & {
+};
+
+/**
+ * Describes the message vmm.v1.ListImagesRequest.
+ * Use `create(ListImagesRequestSchema)` to create a new message.
+ */
+export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 34);
+
+/**
+ * Image is one image of the images directory: <dir>/<name>/ holding a base
+ * disk (disk.qcow2 or disk.raw) and optionally vmlinuz, initrd and cmdline.
+ *
+ * @generated from message vmm.v1.Image
+ */
+export type Image = Message<"vmm.v1.Image"> & {
+  /**
+   * Directory name, as VmConfig.image names it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Absolute path of the base disk. Empty: the image has no disk.
+   *
+   * @generated from field: string disk = 2;
+   */
+  disk: string;
+
+  /**
+   * "qcow2" or "raw". Empty: no disk.
+   *
+   * @generated from field: string disk_format = 3;
+   */
+  diskFormat: string;
+
+  /**
+   * Size of the base disk's file in bytes.
+   *
+   * @generated from field: uint64 disk_file_bytes = 4;
+   */
+  diskFileBytes: bigint;
+
+  /**
+   * Kernel the image boots by default. Empty: none.
+   *
+   * @generated from field: string kernel = 5;
+   */
+  kernel: string;
+
+  /**
+   * Initrd the image boots by default. Empty: none.
+   *
+   * @generated from field: string initrd = 6;
+   */
+  initrd: string;
+
+  /**
+   * Kernel command line the image boots by default. Empty: none.
+   *
+   * @generated from field: string cmdline = 7;
+   */
+  cmdline: string;
+
+  /**
+   * Why the image cannot be used (e.g. a symlink out of the directory).
+   * Empty: usable.
+   *
+   * @generated from field: string problem = 8;
+   */
+  problem: string;
+};
+
+/**
+ * Describes the message vmm.v1.Image.
+ * Use `create(ImageSchema)` to create a new message.
+ */
+export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 35);
+
+/**
+ * @generated from message vmm.v1.ListImagesResponse
+ */
+export type ListImagesResponse = Message<"vmm.v1.ListImagesResponse"> & {
+  /**
+   * Sorted by name.
+   *
+   * @generated from field: repeated vmm.v1.Image images = 1;
+   */
+  images: Image[];
+};
+
+/**
+ * Describes the message vmm.v1.ListImagesResponse.
+ * Use `create(ListImagesResponseSchema)` to create a new message.
+ */
+export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 36);
 
 /**
  * @generated from message vmm.v1.ReadConsoleRequest
@@ -1177,7 +1543,7 @@ export type ReadConsoleRequest = Message<"vmm.v1.ReadConsoleRequest"> & {
  * Use `create(ReadConsoleRequestSchema)` to create a new message.
  */
 export const ReadConsoleRequestSchema: GenMessage<ReadConsoleRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 29);
+  messageDesc(file_vmm_v1_vmm, 37);
 
 /**
  * @generated from message vmm.v1.ReadConsoleResponse
@@ -1220,7 +1586,7 @@ export type ReadConsoleResponse = Message<"vmm.v1.ReadConsoleResponse"> & {
  * Use `create(ReadConsoleResponseSchema)` to create a new message.
  */
 export const ReadConsoleResponseSchema: GenMessage<ReadConsoleResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 30);
+  messageDesc(file_vmm_v1_vmm, 38);
 
 /**
  * @generated from message vmm.v1.GetVmStatsRequest
@@ -1239,7 +1605,7 @@ export type GetVmStatsRequest = Message<"vmm.v1.GetVmStatsRequest"> & {
  * Use `create(GetVmStatsRequestSchema)` to create a new message.
  */
 export const GetVmStatsRequestSchema: GenMessage<GetVmStatsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 31);
+  messageDesc(file_vmm_v1_vmm, 39);
 
 /**
  * NicStats are the traffic counters of one NIC, as the guest sees them:
@@ -1288,7 +1654,7 @@ export type NicStats = Message<"vmm.v1.NicStats"> & {
  * Use `create(NicStatsSchema)` to create a new message.
  */
 export const NicStatsSchema: GenMessage<NicStats> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 32);
+  messageDesc(file_vmm_v1_vmm, 40);
 
 /**
  * @generated from message vmm.v1.GetVmStatsResponse
@@ -1382,7 +1748,7 @@ export type GetVmStatsResponse = Message<"vmm.v1.GetVmStatsResponse"> & {
  * Use `create(GetVmStatsResponseSchema)` to create a new message.
  */
 export const GetVmStatsResponseSchema: GenMessage<GetVmStatsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 33);
+  messageDesc(file_vmm_v1_vmm, 41);
 
 /**
  * NetworkingMode selects how a NIC reaches the outside.
@@ -1687,6 +2053,31 @@ export const VmmService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchEventsRequestSchema;
     output: typeof WatchEventsResponseSchema;
+  },
+  /**
+   * AttachConsole connects to a running VM's serial console: what the guest
+   * writes arrives as `output`, `input` is typed into it. The first request
+   * names the VM; the first response has `attached` set. Needs a transport
+   * with bidirectional streams (gRPC, or Connect over HTTP/2). Several
+   * clients may attach at once: all see the output, all may type.
+   *
+   * @generated from rpc vmm.v1.VmmService.AttachConsole
+   */
+  attachConsole: {
+    methodKind: "bidi_streaming";
+    input: typeof AttachConsoleRequestSchema;
+    output: typeof AttachConsoleResponseSchema;
+  },
+  /**
+   * ListImages lists the images in the daemon's images directory ([images]
+   * dir), which VmConfig.image and DiskConfig.image name.
+   *
+   * @generated from rpc vmm.v1.VmmService.ListImages
+   */
+  listImages: {
+    methodKind: "unary";
+    input: typeof ListImagesRequestSchema;
+    output: typeof ListImagesResponseSchema;
   },
   /**
    * ReadConsole streams a VM's serial console output, starting at a byte
