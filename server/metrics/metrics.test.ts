@@ -47,7 +47,7 @@ const rule = (owner: string, port: number): ForwardStatus => ({
   targetAddress: "10.0.0.5",
   targetPort: 80,
   relay: "native",
-  counters: { connectionsActive: 2, connectionsTotal: 7, bytesToGuest: 300, bytesFromGuest: 4000, sessionsActive: 0, errors: 1 },
+  counters: { connectionsActive: 2, connectionsTotal: 7, bytesToGuest: 300, bytesFromGuest: 4000, sessionsActive: 0, errors: 1, connectFailures: 1, lastConnectError: "ECONNREFUSED" },
 });
 
 function sources(state: { vms: VmView[]; forwards: ForwardStatus[] }): MetricsSources {
@@ -82,7 +82,7 @@ describe("Metrics", () => {
     expect(line(text, "vmm_vm_network_receive_bytes_total{")).toEqual(['vmm_vm_network_receive_bytes_total{vm="a",nic="0"} 10']);
     expect(line(text, "vmm_vm_network_transmit_packets_total{")).toEqual(['vmm_vm_network_transmit_packets_total{vm="a",nic="0"} 2']);
     expect(line(text, "vmm_dhcp_leases{")).toEqual(['vmm_dhcp_leases{kind="vmnet",network="net-a"} 1']);
-    const l = 'owner="a",protocol="tcp",listen="127.0.0.1:8080"';
+    const l = 'owner="a",protocol="tcp",listen="127.0.0.1:8080",relay="native"';
     expect(line(text, "vmm_forward_")).toEqual([
       `vmm_forward_connections_active{${l}} 2`,
       `vmm_forward_connections_total{${l}} 7`,
@@ -90,6 +90,8 @@ describe("Metrics", () => {
       `vmm_forward_from_guest_bytes_total{${l}} 4000`,
       `vmm_forward_udp_sessions{${l}} 0`,
       `vmm_forward_errors_total{${l}} 1`,
+      `vmm_forward_connect_failures_total{${l}} 1`,
+      `vmm_forward_rule_up{${l}} 1`,
     ]);
     expect(text).toContain("# TYPE vmm_forward_connections_total counter");
     expect(text).toContain("# TYPE vmm_forward_connections_active gauge");

@@ -162,10 +162,11 @@ export class Metrics {
       },
     });
 
-    const ruleLabels = ["owner", "protocol", "listen"] as const;
+    const ruleLabels = ["owner", "protocol", "listen", "relay"] as const;
     const labelsOf = (f: ForwardStatus) => ({
       owner: f.owner,
       protocol: f.protocol,
+      relay: f.relay,
       listen: f.listenAddress.includes(":") ? `[${f.listenAddress}]:${f.listenPort}` : `${f.listenAddress}:${f.listenPort}`,
     });
     const perRule = (kind: "gauge" | "counter", name: string, help: string, pick: (f: ForwardStatus) => number) => {
@@ -192,6 +193,8 @@ export class Metrics {
     perRule("counter", "vmm_forward_from_guest_bytes_total", "Bytes a forward rule relayed from the guest to clients.", (f) => f.counters.bytesFromGuest);
     perRule("gauge", "vmm_forward_udp_sessions", "Active UDP sessions of a forward rule.", (f) => f.counters.sessionsActive);
     perRule("counter", "vmm_forward_errors_total", "Failed connects, resets and refused sessions of a forward rule.", (f) => f.counters.errors);
+    perRule("counter", "vmm_forward_connect_failures_total", "Connects to the guest that failed (refused, unreachable, timed out).", (f) => f.counters.connectFailures);
+    perRule("gauge", "vmm_forward_rule_up", "1 while a forward rule forwards; 0 when it cannot (e.g. its port was taken while the relay restarted).", (f) => (f.error ? 0 : 1));
     new Gauge({
       name: "vmm_relay_processes",
       help: "vmm-relayd processes running (0 before the first rule and with the in-daemon sockets relay).",

@@ -80,13 +80,14 @@ describe("metrics", () => {
     await until(`vmm_dhcp_leases{job="vmm-metrics",kind="vmnet",network="${guest.networkId}"}`, (r) => r.length === 1 && num(r[0]!) === 1);
 
     // The forward rule's counters after the 20 requests.
-    const rule = `{job="vmm-metrics",owner="met-1",protocol="tcp",listen="127.0.0.1:${guest.port}"}`;
+    const rule = `{job="vmm-metrics",owner="met-1",protocol="tcp",listen="127.0.0.1:${guest.port}",relay="native"}`;
     await until(`vmm_forward_connections_total${rule}`, (r) => r.length === 1 && num(r[0]!) >= 20);
     await until(`vmm_forward_to_guest_bytes_total${rule}`, (r) => r.length === 1 && num(r[0]!) > 20 * 30);
     await until(`vmm_forward_from_guest_bytes_total${rule}`, (r) => r.length === 1 && num(r[0]!) > 20 * 50);
     await until(`vmm_forward_connections_active${rule}`, (r) => r.length === 1 && num(r[0]!) === 0);
     // Connects refused while the guest's server was still starting count as errors.
     await until(`vmm_forward_errors_total${rule}`, (r) => r.length === 1 && num(r[0]!) >= 0);
+    await until(`vmm_forward_rule_up${rule}`, (r) => r.length === 1 && num(r[0]!) === 1);
     await until(`vmm_relay_processes${job}`, (r) => r.length === 1 && num(r[0]!) >= 1);
     // API calls this test made, by method and code, with latencies.
     await until(`vmm_api_requests_total{job="vmm-metrics",service="vmm.v1.VmmService",method="CreateVm",code="ok"}`, (r) => r.length === 1 && num(r[0]!) === 1);
