@@ -166,8 +166,8 @@ export class Metrics {
     const labelsOf = (f: ForwardStatus) => ({
       owner: f.owner,
       protocol: f.protocol,
-      relay: f.relay,
       listen: f.listenAddress.includes(":") ? `[${f.listenAddress}]:${f.listenPort}` : `${f.listenAddress}:${f.listenPort}`,
+      relay: f.relay,
     });
     const perRule = (kind: "gauge" | "counter", name: string, help: string, pick: (f: ForwardStatus) => number) => {
       const cfg = { name, help, labelNames: ruleLabels, registers: r };
