@@ -30,8 +30,8 @@ const FLOORS = [
   { name: "host", paths: ["host/"] },
   { name: "net+forward+image", paths: ["net/", "forward/", "image/"] },
   { name: "config", paths: ["config/"] },
-  { name: "domain", paths: ["vm/", "vmnet/", "console/"] },
-  { name: "api", paths: ["rpc/", "http/"] },
+  { name: "domain", paths: ["vm/", "vmnet/", "console/", "stats/"] },
+  { name: "api", paths: ["rpc/", "http/", "metrics/"] },
   { name: "daemon", paths: ["daemon.ts"] },
   { name: "main", paths: ["main.ts"] },
 ];
