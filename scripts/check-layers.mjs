@@ -26,7 +26,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
  * "dir/" for a folder, "file.ts" for one file. The first matching floor wins.
  */
 const FLOORS = [
-  { name: "ground", paths: ["errors.ts", "log.ts", "version.ts", "check.ts", "page.ts", "cleanup.ts", "store/", "config/types.ts"] },
+  { name: "ground", paths: ["errors.ts", "log.ts", "version.ts", "check.ts", "contract.ts", "page.ts", "cleanup.ts", "store/", "config/types.ts"] },
   { name: "host", paths: ["host/"] },
   { name: "net+forward+image", paths: ["net/", "forward/", "image/"] },
   { name: "config", paths: ["config/"] },

@@ -11,7 +11,6 @@ import {
   GetMetaResponseSchema,
   LeaseSchema,
   ListVmsResponseSchema,
-  NetworkingMode,
   Protocol,
   RemoveVmResponseSchema,
   StartVmResponseSchema,
@@ -45,6 +44,7 @@ import { parseAll, parseBool, parseNet, parsePort, parseReservation, parseUint, 
 import { renderEvent, renderForwards, renderLeases, renderMeta, renderNetwork, renderNetworkList, renderVmInfo, renderVmList, statusName, type LeaseRow } from "./render.js";
 import { formatPortMapping } from "./format.js";
 import { registerTopCommand } from "./commands/top.js";
+import { MAX_EVENTS, NETWORKING_MODES, STOP_TIMEOUT_SECONDS } from "../../server/contract.js";
 
 /** What a run needs from the outside world; tests may pass their own. */
 export interface Io {
@@ -55,16 +55,6 @@ export interface Io {
   /** Aborted on Ctrl-C (ends `events`). */
   signal?: AbortSignal;
 }
-
-const MODE_TO_PROTO: Record<NicModeName, NetworkingMode> = {
-  user: NetworkingMode.USER,
-  passt: NetworkingMode.PASST,
-  bridge: NetworkingMode.BRIDGE,
-  tap: NetworkingMode.TAP,
-  macvtap: NetworkingMode.MACVTAP,
-  vmnet: NetworkingMode.VMNET,
-  custom: NetworkingMode.CUSTOM,
-};
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -188,7 +178,7 @@ export function buildProgram(io: Io): { program: Command; session: Session } {
     .argument("<id>", "VM id")
     .option("--events <n>", "recent events to show (daemon default 20)")
     .action(async (id: string, o: { events?: string }) => {
-      const maxEvents = must(optUint("--events", o.events, 1, 10000));
+      const maxEvents = must(optUint("--events", o.events, 1, MAX_EVENTS));
       const r = await s.vmm().getInfo({ id, maxEvents: maxEvents ?? 0 });
       s.print(GetInfoResponseSchema, r, () => renderVmInfo(r.vm!, new Date()));
     });
@@ -215,7 +205,7 @@ export function buildProgram(io: Io): { program: Command; session: Session } {
       const nets = parseAll(o.net ?? [], (v) => parseNet(v));
       const ports = parseAll(o.port ?? [], (v) => parsePort(v));
       mustAll(vcpus, memory, nets, ports);
-      const nics: MessageInitShape<typeof NicConfigSchema>[] = must(nets).map((n) => ({ mode: MODE_TO_PROTO[n.mode], bridge: n.bridge, macvtapParent: n.macvtapParent, networkId: n.networkId, customNetdev: n.customNetdev }));
+      const nics: MessageInitShape<typeof NicConfigSchema>[] = must(nets).map((n) => ({ mode: NETWORKING_MODES[n.mode], bridge: n.bridge, macvtapParent: n.macvtapParent, networkId: n.networkId, customNetdev: n.customNetdev }));
       const r = await s.vmm().createVm({
         id: o.id ?? "",
         start: o.start === true,
@@ -298,7 +288,7 @@ export function buildProgram(io: Io): { program: Command; session: Session } {
     .option("--force", "kill QEMU at once")
     .option("--timeout <seconds>", "graceful power-off timeout (daemon default 30)")
     .action(async (id: string, o: { force?: boolean; timeout?: string }) => {
-      const timeout = must(optUint("--timeout", o.timeout, 0, 86400));
+      const timeout = must(optUint("--timeout", o.timeout, STOP_TIMEOUT_SECONDS.min, STOP_TIMEOUT_SECONDS.max));
       const r = await s.vmm().stopVm({ id, force: o.force === true, ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}) });
       s.print(StopVmResponseSchema, r, () => `${r.vm!.id}: ${statusName(r.vm!.status)}\n`);
     });
