@@ -22,6 +22,8 @@ import { vmmService } from "./rpc/vmm-service.js";
 import { networkService } from "./rpc/network-service.js";
 import { consoleService } from "./rpc/console-service.js";
 import { ConsoleReader } from "./console/reader.js";
+import { ConsoleAttacher } from "./console/attach.js";
+import { attachService } from "./rpc/attach-service.js";
 import { SerialFileSource } from "./console/source.js";
 import { registerReflection } from "./rpc/reflection.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
@@ -122,10 +124,11 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
   leaseTimer.unref();
 
   const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
+  const attacher = new ConsoleAttacher(vms, (id) => store.dir(id));
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles) };
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles), ...attachService(attacher) };
     router.service(VmmService, vmmImpl);
     router.service(NetworkService, networkService(networks));
     registerHealth(router, health);
@@ -161,6 +164,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     async stop() {
       health.shutdown();
       clearInterval(leaseTimer);
+      attacher.close();
       await api.close();
       await vms!.drain();
       // Guests keep running; their forwards stop with the daemon and are
