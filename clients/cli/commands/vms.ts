@@ -2,6 +2,7 @@
 // restart, rm. Every VM argument is an id or a name (resolve.ts).
 import { create, toJson, type MessageInitShape } from "@bufbuild/protobuf";
 import { Command, Option } from "commander";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   CreateVmResponseSchema,
   GetInfoResponseSchema,
@@ -149,6 +150,9 @@ export function registerVmCommands(program: Command, s: Session): void {
       if (str("imageSize") !== undefined && str("image") === undefined) throw new UsageError("--image-size needs --image");
       const nics: MessageInitShape<typeof NicConfigSchema>[] = must(nets).map((n) => ({ mode: MODE_TO_PROTO[n.mode], bridge: n.bridge, macvtapParent: n.macvtapParent, networkId: n.networkId, customNetdev: n.customNetdev }));
       const keys = ((o.sshKey as string[] | undefined) ?? []).flatMap((k) => textOrFile("--ssh-key", k).split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#")));
+      // The daemon refuses duplicate names too; asking first gives the id of the VM in the way.
+      const same = await s.vmm().listVms({ names: [name], brief: true, pageSize: 1 });
+      if (same.vms.length > 0) throw new ConnectError(`a VM named "${name}" exists already (id ${same.vms[0]!.id}); names are unique`, Code.AlreadyExists);
       const wantsSeed = o.cloudInit === true || [str("userData"), str("hostname"), str("networkConfig")].some((v) => v !== undefined) || keys.length > 0;
       const r = await s.vmm().createVm({
         id: str("id") ?? "",
