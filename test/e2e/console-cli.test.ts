@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
 import { ROOT, client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
@@ -42,7 +43,8 @@ async function until(what: string, f: () => string, re: RegExp, ms = 90_000): Pr
 
 beforeAll(async () => {
   requireNetns();
-  d = await startDaemon({ tcp: false });
+  // A small cap, so that the boot's output is rotated while the guest boots.
+  d = await startDaemon({ tcp: false, toml: "[console]\nlog_max_bytes = 8192\nlog_files = 2\n" });
 });
 afterAll(async () => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
@@ -83,6 +85,23 @@ describe("console and logs on a real guest", () => {
 
     logs.p.kill("SIGINT");
     expect(await logs.exited).toBe(0);
+
+    // The log was capped: rotated copies exist, the kept bytes stay bounded,
+    // and ReadConsole reports where the kept output starts.
+    const vmDir = join(d!.stateDir, "vms", "con");
+    await until("rotation", () => (existsSync(join(vmDir, "serial.log.1")) ? "rotated" : ""), /rotated/, 10_000);
+    const kept = ["serial.log", "serial.log.1", "serial.log.2", "serial.log.3"].map((f) => (existsSync(join(vmDir, f)) ? statSync(join(vmDir, f)).size : 0));
+    expect(kept[3]).toBe(0);
+    const c2 = client(VmmService, transport(d!, "connect", "unix"));
+    const chunks = [];
+    for await (const r of c2.readConsole({ id: "con" })) chunks.push(r);
+    // What ReadConsole serves from its first kept offset is exactly what the kept files hold.
+    expect(chunks[0]!.offset).toBe(chunks[0]!.firstOffset);
+    const data = Buffer.concat(chunks.map((x) => x.data));
+    expect(data.length).toBe(kept.reduce((a, b) => a + b, 0));
+    expect(data.toString()).toMatch(/answer-42/);
+    const tail = cli(["logs", "--tail", "5", "con"]);
+    expect(await tail.exited).toBe(0);
   });
 
   it("console refuses a stopped VM", async () => {
