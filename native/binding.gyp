@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "vmm_native",
-      "sources": ["src/addon.cc"],
+      "sources": ["src/addon.cc", "src/lock.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=return-type",

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "./store/atomic.js";
+import { lockStateDir, type StateLock } from "./store/lock.js";
 import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
@@ -33,6 +34,7 @@ import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
 import { createHandler } from "./http/adapter.js";
 import { parseHostPort } from "./net/addr.js";
+import { hostPrefixes } from "./net/iproute.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
@@ -64,9 +66,21 @@ function nativeAvailable(): boolean {
 }
 
 export async function startDaemon(cfg: Config): Promise<Daemon> {
+  // Before anything else: the state dir's lock. A second daemon on the
+  // same directory stops here, having changed nothing.
+  mkdirDurable(cfg.stateDir, 0o711);
+  const lock = lockStateDir(cfg.stateDir);
+  try {
+    return await startLocked(cfg, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   // 0711: other users may traverse (passt runs as nobody and must reach its
   // socket directory under a VM's directory) but not list; files are 0600.
-  mkdirDurable(cfg.stateDir, 0o711);
   chmodSync(cfg.stateDir, 0o711);
   const caps = await probeCapabilities(cfg, nativeAvailable());
   const forwards = new ForwardService({
@@ -100,7 +114,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
         ? new DarwinNetworkBackend()
         : undefined;
   let vms: VmManager | undefined;
-  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
+  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? [], () => hostPrefixes());
   const store = new VmStore(cfg.stateDir);
   const images = new ImageCatalog(cfg.images.dir);
   log("info", "accelerator", { accel: caps.accel, reason: caps.accelReason });
@@ -158,7 +172,12 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     // them (a typo'd mode must not create a VM in the default mode).
     jsonOptions: { ignoreUnknownFields: false },
   });
-  const api = new ApiServer(handler);
+  const api = new ApiServer(handler, {
+    maxConnections: cfg.api.maxConnections,
+    headerTimeoutMs: cfg.api.headerTimeoutSeconds * 1000,
+    bodyTimeoutMs: cfg.api.bodyTimeoutSeconds * 1000,
+    idleTimeoutMs: cfg.api.idleTimeoutSeconds * 1000,
+  });
   let tcp = "";
   try {
     if (cfg.api.socket !== "") await api.listenUnix(cfg.api.socket, cfg.api.socketMode);
@@ -187,6 +206,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       // restored when it starts again.
       await forwards.close();
       if (runner instanceof QemuRunner) runner.close();
+      lock.release();
     },
   };
 }

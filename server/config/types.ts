@@ -13,6 +13,14 @@ export interface ApiConfig {
   tcp: string;
   /** Allow a TCP listener on a non-loopback address. */
   allowRemote: boolean;
+  /** Open connections over all listeners; more are closed at accept. */
+  maxConnections: number;
+  /** Request headers (HTTP/2: the client's SETTINGS) must be complete within this. */
+  headerTimeoutSeconds: number;
+  /** An incomplete request body may go this long without a byte. */
+  bodyTimeoutSeconds: number;
+  /** A connection with nothing in flight (keep-alive, HTTP/2 without streams) is closed after this. */
+  idleTimeoutSeconds: number;
 }
 
 export interface AuthConfig {
@@ -82,6 +90,8 @@ export interface VmnetConfig {
   bridgePrefix: string;
   /** dhcp-script of network dnsmasq instances; "": the bundled clients/dnsmasq-hook/vmm-dhcp-hook. */
   dhcpHook: string;
+  /** Holders (AcquireNetwork) one network may have at once. */
+  maxHoldersPerNetwork: number;
 }
 
 export interface ImagesConfig {

@@ -5,7 +5,7 @@
 // strict character sets rather than merely "non-empty".
 import { isAbsolute } from "node:path";
 import { Problems } from "../errors.js";
-import { isLoopback, isValidIfName, parseHostPort, parseIpv4Cidr } from "../net/addr.js";
+import { isLoopback, isPrivateIpv4Cidr, isValidIfName, parseHostPort, parseIpv4Cidr, PRIVATE_IPV4 } from "../net/addr.js";
 import { isIP } from "node:net";
 import { NET_MODES, type Config } from "./types.js";
 
@@ -28,6 +28,10 @@ export function validateConfig(c: Config): void {
       p.add("api.tcp", "a non-loopback listener requires auth.tokens");
   }
   if (c.api.socket === "" && c.api.tcp === "") p.add("api", "at least one of api.socket and api.tcp must be set");
+  if (c.api.maxConnections < 1 || c.api.maxConnections > 1_000_000) p.add("api.max_connections", "must be between 1 and 1000000");
+  for (const [key, v] of [["header_timeout_seconds", c.api.headerTimeoutSeconds], ["body_timeout_seconds", c.api.bodyTimeoutSeconds], ["idle_timeout_seconds", c.api.idleTimeoutSeconds]] as const) {
+    if (v < 1 || v > 3600) p.add(`api.${key}`, "must be between 1 and 3600");
+  }
 
   c.auth.tokens.forEach((t, i) => {
     if (!TOKEN.test(t)) p.add(`auth.tokens[${i}]`, "must be 16-512 printable ASCII characters without spaces");
@@ -89,6 +93,8 @@ export function validateConfig(c: Config): void {
 
   const pool = parseIpv4Cidr(c.vmnet.subnetPool);
   if (!pool || pool.prefix > 24) p.add("vmnet.subnet_pool", "must be an IPv4 CIDR of /24 or larger");
+  else if (!isPrivateIpv4Cidr(pool)) p.add("vmnet.subnet_pool", `${c.vmnet.subnetPool} is not private address space (${PRIVATE_IPV4.join(", ")})`);
+  if (c.vmnet.maxHoldersPerNetwork < 1 || c.vmnet.maxHoldersPerNetwork > 100_000) p.add("vmnet.max_holders_per_network", "must be between 1 and 100000");
   if (!/^[a-z][a-z0-9]{0,5}$/.test(c.vmnet.bridgePrefix)) p.add("vmnet.bridge_prefix", "must be 1-6 of a-z 0-9, starting with a letter");
   if (c.vmnet.dhcpHook !== "" && (!isAbsolute(c.vmnet.dhcpHook) || /[\s,]/.test(c.vmnet.dhcpHook)))
     p.add("vmnet.dhcp_hook", "must be an absolute path without spaces or commas");
