@@ -40,7 +40,8 @@ describe("renderVmList", () => {
   it("fits 100 columns: long names and port lists are cut, ids never", () => {
     const id = "0b4f5bd2-9a57-4b8e-9e0a-8d3b1c0f4a21";
     const long = create(VmInfoSchema, {
-      ...running,
+      status: VmStatus.RUNNING,
+      uptimeSeconds: 5n,
       id,
       name: "a very long name for a virtual machine that nobody would type twice",
       config: { ports: Array.from({ length: 6 }, (_, i) => ({ protocol: Protocol.TCP, hostAddress: "127.0.0.1", hostPort: 8080 + i, vmPort: 80 + i })) },
