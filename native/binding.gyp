@@ -32,7 +32,9 @@
         {
           "target_name": "vmm-relayd",
           "type": "executable",
-          "sources": ["relayd/relayd.cc"],
+          "sources": ["relayd/main.cc", "relayd/master.cc", "relayd/worker.cc", "relayd/control.cc",
+                      "relayd/engine.cc", "relayd/tcp.cc", "relayd/udp.cc", "relayd/steer.cc",
+                      "relayd/slots.cc", "relayd/addr.cc", "relayd/util.cc", "relayd/proxy.cc"],
           "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=return-type",
                         "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-fno-exceptions"],
           "ldflags": ["-Wl,-z,relro,-z,now", "-pie", "-static-libstdc++", "-static-libgcc"]

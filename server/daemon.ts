@@ -89,7 +89,12 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     maxConnectionsPerRule: cfg.forward.maxConnectionsPerRule,
     udpIdleMs: cfg.forward.udpIdleSeconds * 1000,
     maxUdpSessionsPerRule: cfg.forward.maxUdpSessionsPerRule,
+    // vmm-relayd outlives the daemon (kill -9, restart, upgrade): the next
+    // daemon finds it through this directory and adopts its rules.
+    relayDir: join(cfg.stateDir, "relay"),
   });
+  const adopted = await forwards.adopt();
+  if (adopted > 0) log("info", "forwarding carried on through the restart", { rules: adopted });
   // The hook of per-network dnsmasq instances authenticates with a lease
   // token of the daemon's own (persisted, 0600) when auth is on.
   const auth = { ...cfg.auth };
@@ -136,6 +141,8 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id), images);
   await networks.init();
   await vms.init();
+  // Every owner that still wants forwards has applied them by now.
+  await forwards.pruneAdopted();
   const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
   leaseTimer.unref();
 
@@ -188,7 +195,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     }
   } catch (e) {
     await api.close(0);
-    await forwards.close();
+    await forwards.detach();
     throw e;
   }
   return {
@@ -202,9 +209,9 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
       clearInterval(rotateTimer);
       await api.close();
       await vms!.drain();
-      // Guests keep running; their forwards stop with the daemon and are
-      // restored when it starts again.
-      await forwards.close();
+      // Guests keep running, and so does forwarding (vmm-relayd, nftables
+      // rules): the next daemon adopts it. Only rules on Node sockets stop.
+      await forwards.detach();
       if (runner instanceof QemuRunner) runner.close();
       lock.release();
     },
