@@ -77,6 +77,10 @@ describe("console and logs on a real guest", () => {
       await new Promise((r) => setTimeout(r, 1000));
     }
     await until("console", con.out, /answer-42/, 5000);
+    // An idle console stays attached (longer than the daemon's 10 s body timeout).
+    await new Promise((r) => setTimeout(r, 13_000));
+    con.p.stdin!.write("echo second-$((2*3))\r");
+    await until("console after 13 s idle", con.out, /second-6/, 10_000);
     con.p.stdin!.write("\x1d");
     expect(await con.exited).toBe(0);
     expect(con.out()).toMatch(/detached from con/);

@@ -19,6 +19,9 @@ import { resolveVm } from "../resolve.js";
 import { must, optUint, type Session } from "../session.js";
 import { DETACH_KEY_NAME, splitAtDetach } from "../console.js";
 
+/** How often an idle `console` tells the daemon it is still there. */
+const KEEPALIVE_MS = 3000;
+
 /** Whether `e` is the end of a stream the user asked for (Ctrl-C, detach). */
 const isOurCancel = (e: unknown, signal: AbortSignal | undefined) => signal?.aborted === true && e instanceof ConnectError && e.code === Code.Canceled;
 
@@ -142,8 +145,18 @@ export function registerObserveCommands(program: Command, s: Session): void {
         for (;;) {
           while (pending.length > 0) yield create(AttachConsoleRequestSchema, { input: pending.shift()! });
           if (ended) return;
-          await new Promise<void>((r) => (wake = r));
+          // Quiet for KEEPALIVE_MS: an empty message, so that the daemon does
+          // not take the idle request stream for a stalled one (it resets
+          // those after [api] body_timeout_seconds).
+          const woke = await new Promise<boolean>((r) => {
+            const t = setTimeout(() => r(false), KEEPALIVE_MS);
+            wake = () => {
+              clearTimeout(t);
+              r(true);
+            };
+          });
           wake = undefined;
+          if (!woke) yield create(AttachConsoleRequestSchema, {});
         }
       }
       if (tty.isTTY) tty.setRaw(true);
