@@ -9,6 +9,7 @@ import { registerVmCommands } from "./commands/vms.js";
 import { registerObserveCommands } from "./commands/observe.js";
 import { registerNetworkCommands } from "./commands/networks.js";
 import { registerToolCommands } from "./commands/tools.js";
+import { registerTopCommand } from "./commands/top.js";
 
 export type { Io } from "./session.js";
 
@@ -37,6 +38,7 @@ export function buildProgram(io: Io, argv: readonly string[] = []): { program: C
     });
   registerVmCommands(program, s);
   registerObserveCommands(program, s);
+  registerTopCommand(program, s);
   registerNetworkCommands(program, s);
   registerToolCommands(program, s);
   // Help after an error is for people; --json callers get the JSON line only.
