@@ -4,7 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Problems } from "../errors.js";
-import { checkId } from "../vm/validate.js";
+import { checkId } from "../check.js";
 import type { ConsoleAttacher } from "../console/attach.js";
 import { AttachConsoleResponseSchema, type AttachConsoleRequest, type VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 
