@@ -40,7 +40,7 @@ const FLOORS = [
 const FORBIDDEN = [["vm/", "vmnet/"]];
 
 /** Test-only code: importable from test files only. */
-const TEST_ONLY = [/^test\//, /\.test\.ts$/, /^server\/forward\/test-util\.ts$/];
+const TEST_ONLY = [/^test\//, /\.test\.ts$/];
 
 function walk(dir, out = []) {
   for (const name of readdirSync(dir)) {
