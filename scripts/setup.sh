@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh -- everything vmmd needs to run on a fresh Debian 12 machine:
 # runtime packages (QEMU, passt, dnsmasq, iproute2, nftables), npm
-# dependencies (exactly as locked), the native addon and the TypeScript build.
+# dependencies (exactly as locked), the native addon, the TypeScript build and
+# the web console's bundle (dist/web).
 # Idempotent. Used by scripts/start.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,3 +21,4 @@ fi
 bash scripts/build-native.sh
 echo "setup: tsc"
 npx --no-install tsc -p tsconfig.json
+bash scripts/build-web.sh
