@@ -1,17 +1,26 @@
 // Docs that run: README.md's `sh` examples, in order, as a newcomer would
 // type them, against the daemon its first example starts. A broken example
-// fails this test (and so the suite). Runs in the checkout (the examples
-// use ./.vmm and .tools), inside the private namespace:
+// fails this test (and so the suite). Runs inside the private namespace:
 //
 //   scripts/in-netns.sh npx vitest run test/integration/readme.test.ts
+//
+// The examples run in a private copy of the checkout, never in the checkout
+// itself: `bash scripts/start.sh` may rebuild native/build and dist, which the
+// suite's other files are using at the same time. The copy holds the work
+// tree's files as git sees them (tracked and untracked, not ignored; edits
+// included) in a fresh repository, and copies of the build's outputs (dist,
+// native/build, .tools) with their times kept, so setup.sh finds them up to
+// date and skips its work, yet still runs every step a newcomer runs.
+// node_modules is hard-linked (npm replaces files rather than rewriting them;
+// its one file rewritten in place, .package-lock.json, is a real copy).
 //
 // Directives in an HTML comment right before a block:
 //   <!-- doc-test: background -->      run it in the background (the daemon)
 //   <!-- doc-test: skip (reason) -->   do not run it; the reason is required
 // vmm-cli goes to a temporary VMM_BIN_DIR instead of /usr/local/bin.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -43,15 +52,33 @@ function blocks(md: string): Block[] {
 }
 
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
-const STATE = join(ROOT, ".vmm");
+let base = "";
+let checkout = "";
 let bin = "";
 let daemon: ChildProcess | undefined;
-let createdState = false;
-const gitStatus = () =>
-  new Promise<string>((resolve, reject) =>
-    execFile("git", ["status", "--porcelain", "--untracked-files=all"], { cwd: ROOT }, (err, out) => (err ? reject(err) : resolve(out))),
-  );
-let statusBefore = "";
+const git = (...args: string[]) =>
+  execFileSync("git", ["-c", "user.name=readme", "-c", "user.email=readme@localhost", ...args], { cwd: checkout, encoding: "utf8" });
+const gitStatus = () => git("status", "--porcelain", "--untracked-files=all");
+
+/** A private copy of the checkout in `checkout` (see the top of this file). */
+function copyCheckout(): void {
+  const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: ROOT, encoding: "utf8" })
+    .split("\0")
+    .filter((f) => f !== "" && existsSync(join(ROOT, f)));
+  mkdirSync(checkout);
+  execFileSync("cp", ["-a", "--parents", "-t", checkout, ...files], { cwd: ROOT });
+  git("init", "-q");
+  git("add", "-A");
+  git("commit", "-q", "-m", "README test copy");
+  for (const dir of ["dist", "native/build", ".tools"]) {
+    // The trailing "/." follows a symlinked .tools (a worktree's) to its files.
+    if (existsSync(join(ROOT, dir))) execFileSync("cp", ["-a", join(ROOT, dir) + "/.", join(checkout, dir)]);
+  }
+  execFileSync("cp", ["-al", join(ROOT, "node_modules"), join(checkout, "node_modules")]);
+  const lock = join(checkout, "node_modules", ".package-lock.json");
+  rmSync(lock);
+  execFileSync("cp", ["-a", join(ROOT, "node_modules", ".package-lock.json"), lock]);
+}
 
 function env(): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = {};
@@ -61,18 +88,18 @@ function env(): NodeJS.ProcessEnv {
 
 function sh(code: string, timeoutMs = 300_000): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    execFile("bash", ["-euo", "pipefail", "-c", code], { cwd: ROOT, env: env(), timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile("bash", ["-euo", "pipefail", "-c", code], { cwd: checkout, env: env(), timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : null, out: stdout + stderr });
     });
   });
 }
 
-beforeAll(async () => {
+beforeAll(() => {
   requireNetns();
-  statusBefore = await gitStatus();
-  if (existsSync(STATE)) throw new Error(`${STATE} exists: this test runs the README in the checkout and would use it; move it away first`);
-  createdState = true;
-  bin = mkdtempSync(join(tmpdir(), "vmm-readme-bin-"));
+  base = mkdtempSync(join(tmpdir(), "vmm-readme-"));
+  checkout = join(base, "vmm");
+  bin = join(base, "bin");
+  copyCheckout();
 });
 afterAll(async () => {
   if (daemon && daemon.exitCode === null) {
@@ -81,8 +108,7 @@ afterAll(async () => {
     process.kill(-daemon.pid!, "SIGTERM");
     await new Promise((r) => daemon!.once("exit", r));
   }
-  if (createdState) rmSync(STATE, { recursive: true, force: true });
-  if (bin) rmSync(bin, { recursive: true, force: true });
+  if (base) rmSync(base, { recursive: true, force: true });
 });
 
 describe("README.md", () => {
@@ -95,6 +121,7 @@ describe("README.md", () => {
   it("every sh example runs, in order", async () => {
     const sh_ = blocks(README).filter((b) => b.lang === "sh");
     expect(sh_.length).toBeGreaterThan(5);
+    expect(gitStatus(), "the copy starts clean").toBe("");
     for (const b of sh_) {
       if (b.directive.startsWith("skip")) {
         expect(b.directive, `README.md:${b.line}: a skipped example needs a reason`).toMatch(/^skip \(.+\)$/);
@@ -102,7 +129,7 @@ describe("README.md", () => {
       }
       if (b.directive === "background") {
         expect(daemon, "one background example").toBeUndefined();
-        daemon = spawn("bash", ["-euo", "pipefail", "-c", b.code], { cwd: ROOT, env: env(), stdio: ["ignore", "pipe", "pipe"], detached: true });
+        daemon = spawn("bash", ["-euo", "pipefail", "-c", b.code], { cwd: checkout, env: env(), stdio: ["ignore", "pipe", "pipe"], detached: true });
         let err = "";
         daemon.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-20_000)));
         const lines: string[] = [];
@@ -124,5 +151,6 @@ describe("README.md", () => {
       if (process.env.VMM_README_TRACE) process.stderr.write(r.out);
       expect(r.code, `README.md:${b.line}:\n${b.code}\n--- output:\n${r.out}`).toBe(0);
     }
+    expect(gitStatus(), "the examples (scripts/start.sh, setup.sh, ...) leave git status clean").toBe("");
   }, 1_200_000);
 });
