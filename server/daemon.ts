@@ -213,7 +213,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     idleTimeoutMs: cfg.api.idleTimeoutSeconds * 1000,
   });
   let tcp = "";
-  let metricsAddress = "";
+  let metricsAddress: string;
   try {
     if (cfg.api.socket !== "") await api.listenUnix(cfg.api.socket, cfg.api.socketMode);
     if (cfg.api.tcp !== "") {

@@ -73,6 +73,6 @@ export const precondition = (msg: string) => new VmmError("precondition", msg);
  */
 export function hostError(what: string, cause: unknown, kind: ErrorKind = "internal"): VmmError {
   const c = cause as NodeJS.ErrnoException | undefined;
-  const detail = c?.code ? `${c.code}: ${c.message}` : String((c as Error | undefined)?.message ?? cause);
+  const detail = c?.code ? `${c.code}: ${c.message}` : String(c?.message ?? cause);
   return new VmmError(kind, `${what} failed: ${detail}`, { cause });
 }

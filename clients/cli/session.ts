@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { VmmService, ListVmsRequestSchema, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { VmmService, type ListVmsRequestSchema, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createTransport, describeEndpoint, resolveEndpoint, resolveToken, type ConnectionFlags } from "./connection.js";
@@ -104,13 +104,11 @@ export class Session {
   async listAllVms(req: MessageInitShape<typeof ListVmsRequestSchema>, all: boolean): Promise<{ vms: VmInfo[]; next: string; total: number }> {
     const vms: VmInfo[] = [];
     let token = req.pageToken ?? "";
-    let total = 0;
     for (;;) {
       const r = await this.vmm().listVms({ ...req, pageToken: token });
       vms.push(...r.vms);
-      total = r.totalSize;
       token = r.nextPageToken;
-      if (!all || token === "") return { vms, next: token, total };
+      if (!all || token === "") return { vms, next: token, total: r.totalSize };
     }
   }
 }

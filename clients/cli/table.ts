@@ -28,7 +28,6 @@ function cut(s: string, w: number): string {
 
 /** Escapes C0/C1 control characters and DEL as \n, \t or \xNN. */
 export function sanitize(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => {
     if (c === "\n") return "\\n";
     if (c === "\t") return "\\t";

@@ -121,14 +121,14 @@ export function fromToml(doc: Record<string, unknown>, problems: Problems): Part
     }
     out[key] = sec;
   }
-  return out as PartialConfig;
+  return out;
 }
 
 /** Parses TOML text into a validated Config; throws ValidationError with every problem. */
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
   let doc: Record<string, unknown>;
   try {
-    doc = parse(text) as Record<string, unknown>;
+    doc = parse(text);
   } catch (e) {
     const where = e instanceof TomlError ? ` (line ${e.line}, column ${e.column})` : "";
     throw new VmmError("invalid", `${source}: not valid TOML${where}: ${(e as Error).message.split("\n")[0]}`, { cause: e });

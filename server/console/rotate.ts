@@ -82,7 +82,7 @@ export function readSegments(segments: readonly Segment[], offset: number, max: 
     const n = Math.min(left, s.start + s.size - at);
     const buf = Buffer.allocUnsafe(n);
     const fd = openSync(s.path, "r");
-    let got = 0;
+    let got: number;
     try {
       got = readSync(fd, buf, 0, n, at - s.start);
     } finally {

@@ -36,6 +36,7 @@ describe("validateRules", () => {
       } catch (e) {
         return e;
       }
+      return undefined;
     })();
     expect(err).toBeInstanceOf(ValidationError);
     const [p] = (err as ValidationError).problems;

@@ -193,7 +193,7 @@ export function validateRules(rules: unknown, field = "rules"): ForwardRule[] {
     }
     const clash = out.findIndex((o) => (o.path === "nat" || path === "nat") && overlaps(o, rule));
     if (clash >= 0) {
-      p.add(f, `${key} (${path}) takes the packets of ${ruleKey(out[clash]!)} (${out[clash]!.path}) of ${field}[${indexOf.get(out[clash]!)}]: a port is either nat or userspace`);
+      p.add(f, `${key} (${rule.path}) takes the packets of ${ruleKey(out[clash]!)} (${out[clash]!.path}) of ${field}[${indexOf.get(out[clash]!)}]: a port is either nat or userspace`);
       return;
     }
     seen.set(key, i);

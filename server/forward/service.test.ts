@@ -1,6 +1,6 @@
 // ForwardService: diff semantics, errors, rollback, validation.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { VmmError, ValidationError } from "../errors.js";
 import { ForwardService } from "./service.js";
 import { zeroCounters, type ForwardRule } from "./rules.js";
@@ -12,7 +12,7 @@ import { freePort } from "../../test/helpers/net.js";
 const tcp = tcpRule;
 
 /** Round trip of one line over an open connection. */
-function ping(s: import("node:net").Socket, msg: string): Promise<string> {
+function ping(s: Socket, msg: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("ping timed out")), 5000);
     s.once("data", (b: Buffer) => {
@@ -23,7 +23,7 @@ function ping(s: import("node:net").Socket, msg: string): Promise<string> {
   });
 }
 
-function closedPromise(s: import("node:net").Socket): Promise<void> {
+function closedPromise(s: Socket): Promise<void> {
   return new Promise((r) => (s.destroyed ? r() : s.once("close", () => r())));
 }
 
@@ -72,7 +72,7 @@ describe.each(["native", "sockets"] as const)("ForwardService (%s)", (kind) => {
       const s = await connect(lp);
       return await new Promise<string>((r) => {
         let out = "";
-        s.on("data", (b) => (out += b));
+        s.on("data", (b: Buffer) => (out += b.toString()));
         s.on("end", () => {
           s.end();
           r(out);

@@ -196,7 +196,7 @@ describe("vmm-relayd survives its controller", () => {
        s.listen(${JSON.stringify(join(dir, "control.sock"))}, () => console.log("up"));`,
     ], { stdio: ["ignore", "pipe", "inherit"] });
     cleanup.push(() => old.kill("SIGKILL"));
-    await new Promise<void>((r) => old.stdout!.once("data", () => r()));
+    await new Promise<void>((r) => old.stdout.once("data", () => r()));
     const exited = new Promise<void>((r) => old.once("exit", () => r()));
     const { port: g } = await tcpServer(echo, cleanup);
     const lp = await freePort();
@@ -274,7 +274,7 @@ describe("vmm-relayd survives its controller", () => {
       s.on("error", () => undefined);
       return await new Promise<string>((r) => {
         let out = "";
-        s.on("data", (b) => (out += b));
+        s.on("data", (b: Buffer) => (out += b.toString()));
         s.on("end", () => s.end());
         s.on("close", () => r(out));
       });

@@ -103,7 +103,7 @@ describe.each(["native", "sockets"] as const)("udp forwarding (%s)", (kind) => {
     const impostor = await bound(cleanup);
     guest.on("message", (m, r) => {
       // First a reply from the wrong source port, then the right one.
-      impostor.send(`bad:${m}`, r.port, r.address, () => guest.send(`good:${m}`, r.port, r.address));
+      impostor.send(`bad:${m.toString()}`, r.port, r.address, () => guest.send(`good:${m.toString()}`, r.port, r.address));
     });
     const lp = await freePort("udp");
     await svc.apply("vm", [udp(lp, guest.address().port)]);

@@ -25,7 +25,7 @@ export function createHandler(options: ConnectRouterOptions & { routes: (router:
       res.end();
       return;
     }
-    const uReq = universalRequestFromNodeRequest(req as IncomingMessage, res as ServerResponse, undefined, undefined);
+    const uReq = universalRequestFromNodeRequest(req, res as ServerResponse, undefined, undefined);
     h(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res as ServerResponse))
       .catch((e: unknown) => log("debug", "response aborted", { rpc: `${h.service.typeName}/${h.method.name}`, error: String(e) }));

@@ -187,7 +187,7 @@ describe("connection cap", () => {
     expect(api.connectionCount).toBe(3);
     const over = await raw(port);
     expect(await over.closed).toBeLessThan(500);
-    held[0]!.sock.destroy();
+    held[0].sock.destroy();
     await sleep(50);
     const again = await raw(port);
     again.sock.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");

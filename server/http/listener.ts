@@ -10,7 +10,7 @@ import { connect as netConnect, createServer as createNet, type Server as NetSer
 import { chmodSync, lstatSync, statSync, unlinkSync } from "node:fs";
 import { hostError, VmmError } from "../errors.js";
 import { log } from "../log.js";
-import { TrackedConnection, type ConnectionLimits, type Http2SessionLike } from "./connection-policy.js";
+import { TrackedConnection, type ConnectionLimits } from "./connection-policy.js";
 
 type Handler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
 
@@ -30,7 +30,7 @@ function guard(handler: Handler): Handler {
     const key = h[":authority"] !== undefined ? ":authority" : "host";
     const authority = h[key];
     if (typeof authority !== "string" || !URL.canParse(`http://${authority}`)) {
-      if ("authority" in req && (req as Http2ServerRequest).stream) {
+      if ("authority" in req && req.stream) {
         // HTTP/2 pseudo-headers are read-only on the compat request: patch the header object.
         (req.headers as Record<string, string>)[":authority"] = "localhost";
       }
@@ -102,7 +102,7 @@ export class ApiServer {
     this.h2.on("session", (s: Http2Session) => {
       this.sessions.add(s);
       s.once("close", () => this.sessions.delete(s));
-      this.handingOver?.startHttp2(s as unknown as Http2SessionLike);
+      this.handingOver?.startHttp2(s);
     });
   }
 

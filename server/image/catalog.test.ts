@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { Problems, VmmError } from "../errors.js";
+import { Problems, type VmmError } from "../errors.js";
 import { checkImageName, ImageCatalog, parseQemuImgInfo } from "./catalog.js";
 
 let top: string;

@@ -164,7 +164,6 @@ export class ImageCatalog {
     if (typeof c === "object") return { name, problem: c.problem };
     if (c !== undefined) {
       const text = readFileSync(c, "utf8").replace(/\r?\n$/, "");
-      // eslint-disable-next-line no-control-regex
       if (Buffer.byteLength(text) > MAX_CMDLINE_BYTES || /[\u0000-\u001f\u007f]/.test(text)) return { name, problem: `cmdline must be one line of at most ${MAX_CMDLINE_BYTES} bytes without control characters` };
       e.cmdline = text;
     }

@@ -13,7 +13,7 @@ import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statSync
 import { join } from "node:path";
 import { runProgram } from "../host/exec.js";
 import { VmmError } from "../errors.js";
-import { ImageCatalog, type DiskFormat, type ImageEntry } from "./catalog.js";
+import type { ImageCatalog, DiskFormat, ImageEntry } from "./catalog.js";
 import type { ExtraDisk } from "./spec.js";
 
 export const DEFAULT_CMDLINE = "console=ttyS0";

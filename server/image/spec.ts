@@ -6,7 +6,7 @@
 // Why strict: image names become paths; the hostname and SSH keys are
 // written into the seed drive's meta-data, where a newline would start a new
 // YAML key; sizes go to qemu-img's argv.
-import { Problems } from "../errors.js";
+import type { Problems } from "../errors.js";
 import { checkImageName } from "./catalog.js";
 
 /** An extra disk: an overlay on an image's base disk, or a blank disk. */
@@ -44,7 +44,6 @@ const MAX_SSH_KEY = 16 * 1024;
 // OpenSSH public key line: [options-free] TYPE BASE64 [COMMENT]; no control characters.
 const SSH_KEY_RE = /^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\u0000-\u001f\u007f]*)?$/;
 const HOSTNAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-// eslint-disable-next-line no-control-regex
 const BAD_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 function checkSize(p: Problems, field: string, v: number, required: boolean): void {

@@ -63,7 +63,9 @@ export class Metrics {
 
   constructor(private readonly src: MetricsSources) {
     const r = [this.registry];
-    const self = this;
+    // The collect() callbacks below get the metric as `this`; they read the
+    // current snapshot through this closure.
+    const snap = (): Snapshot => this.snap;
     collectDefaultMetrics({ register: this.registry });
     // Gauges that prom-client names *_total, which the exposition format
     // reserves for counters (promtool check metrics refuses them).
@@ -84,7 +86,7 @@ export class Metrics {
       labelNames: ["status"],
       registers: r,
       collect() {
-        for (const s of STATUSES) this.set({ status: s }, self.snap.vms.filter((v) => v.view.runtime.status === s).length);
+        for (const s of STATUSES) this.set({ status: s }, snap().vms.filter((v) => v.view.runtime.status === s).length);
       },
     });
     /** A per-VM gauge over the snapshot, dropping series of VMs that are gone. */
@@ -96,7 +98,7 @@ export class Metrics {
         registers: r,
         collect() {
           this.reset();
-          for (const v of self.snap.vms) {
+          for (const v of snap().vms) {
             const x = value(v);
             if (x !== undefined) this.set(extra ? { vm: v.view.record.id, name: v.view.record.spec.name } : { vm: v.view.record.id }, x);
           }
@@ -115,7 +117,7 @@ export class Metrics {
       registers: r,
       collect() {
         this.reset();
-        for (const { view, reading } of self.snap.vms) if (reading) this.inc({ vm: view.record.id }, reading.cpuSeconds);
+        for (const { view, reading } of snap().vms) if (reading) this.inc({ vm: view.record.id }, reading.cpuSeconds);
       },
     });
     /** Per-NIC traffic of running VMs, from the guest's side. */
@@ -127,7 +129,7 @@ export class Metrics {
         registers: r,
         collect() {
           this.reset();
-          for (const { view, reading } of self.snap.vms) {
+          for (const { view, reading } of snap().vms) {
             for (const n of reading?.nics ?? []) if (n.hostInterface !== "") this.inc({ vm: view.record.id, nic: String(n.index) }, pick(n));
           }
         },
@@ -146,7 +148,7 @@ export class Metrics {
         this.reset();
         const now = Date.now();
         const count = new Map<string, { kind: string; network: string; n: number }>();
-        for (const { view } of self.snap.vms) {
+        for (const { view } of snap().vms) {
           for (const l of view.leases) {
             if (l.expiresAt && Date.parse(l.expiresAt) <= now) continue;
             const nic = view.record.spec.nics[l.nic];
@@ -176,14 +178,14 @@ export class Metrics {
           ...cfg,
           collect() {
             this.reset();
-            for (const f of self.snap.forwards) this.set(labelsOf(f), pick(f));
+            for (const f of snap().forwards) this.set(labelsOf(f), pick(f));
           },
         });
       return new Counter({
         ...cfg,
         collect() {
           this.reset();
-          for (const f of self.snap.forwards) this.inc(labelsOf(f), pick(f));
+          for (const f of snap().forwards) this.inc(labelsOf(f), pick(f));
         },
       });
     };
@@ -200,7 +202,7 @@ export class Metrics {
       help: "vmm-relayd processes running (0 before the first rule and with the in-daemon sockets relay).",
       registers: r,
       collect() {
-        this.set(self.snap.relayProcesses);
+        this.set(snap().relayProcesses);
       },
     });
     new Gauge({

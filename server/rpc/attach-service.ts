@@ -44,6 +44,7 @@ export function attachService(attacher: ConsoleAttacher): Pick<ServiceImpl<typeo
       try {
         yield create(AttachConsoleResponseSchema, { attached: true });
         for await (const b of a.output) yield create(AttachConsoleResponseSchema, { output: b });
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what the input pump caught
         if (inputError !== undefined && !ctx.signal.aborted) throw inputError;
       } finally {
         ctx.signal.removeEventListener("abort", onAbort);

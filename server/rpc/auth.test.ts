@@ -8,7 +8,7 @@ import { LeaseAction, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 const ADMIN = "admin-token-0123456789abcdef";
 const LEASE = "lease-token-0123456789abcdef";
 
-function clientWith(header: string | undefined) {
+function client() {
   const transport = createRouterTransport(
     (router) =>
       router.service(VmmService, {
@@ -21,7 +21,7 @@ function clientWith(header: string | undefined) {
 }
 
 async function codeOf(header: string | undefined, call: "getMeta" | "lease" = "getMeta"): Promise<Code | "ok"> {
-  const c = clientWith(header);
+  const c = client();
   const headers: Record<string, string> = header === undefined ? {} : { authorization: header };
   try {
     if (call === "getMeta") await c.getMeta({}, { headers });

@@ -1,6 +1,6 @@
 // NetworkService handlers: convert, call the network registry, convert back.
 import type { ServiceImpl } from "@connectrpc/connect";
-import { NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
+import type { NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import type { NetworkRegistry } from "../vmnet/registry.js";
 import type { NetworkRecord, VmAttachments } from "../vmnet/types.js";
 import { networkConfigFromProto, networkToProto } from "./convert.js";

@@ -10,7 +10,7 @@ import { VERSION } from "../version.js";
 import {
   ForwardInfoSchema,
   LeaseAction,
-  VmmService,
+  type VmmService,
   type ForwardInfo,
   WatchEventsResponseSchema,
 } from "../../gen/ts/vmm/v1/vmm_pb.js";

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { client, startDaemon, transport, type DaemonHandle, ROOT } from "../helpers/daemon.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
@@ -51,7 +51,7 @@ function runHook(args: string[], token = tokenFile): { status: number | null; st
 }
 
 /** One TCP round trip on an open connection to the guest's echo service. */
-function echo(sock: import("node:net").Socket, text: string): Promise<string> {
+function echo(sock: Socket, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error("echo timeout")), 5000);
     sock.once("data", (b) => {
@@ -166,7 +166,7 @@ describe("bridge networking end to end", () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/401|unauthenticated/);
     await expect(
-      client(VmmService, transport(d!, "connect", "unix", { token: LEASE })).createVm({ config: { name: "x" } }),
+      client(VmmService, transport(d, "connect", "unix", { token: LEASE })).createVm({ config: { name: "x" } }),
     ).rejects.toThrow(/permission_denied|lease token/i);
     expect(await nicsJson()).toBe(before);
 

@@ -27,8 +27,8 @@ function cli(args: string[], viaPty = false): { p: ChildProcess; out: () => stri
     : spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   procs.push(p);
   let out = "";
-  p.stdout!.on("data", (b: Buffer) => (out += b.toString("utf8")));
-  p.stderr!.on("data", (b: Buffer) => (out += b.toString("utf8")));
+  p.stdout.on("data", (b: Buffer) => (out += b.toString("utf8")));
+  p.stderr.on("data", (b: Buffer) => (out += b.toString("utf8")));
   const exited = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
   return { p, out: () => out, exited };
 }

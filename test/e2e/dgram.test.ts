@@ -47,7 +47,7 @@ describe("-netdev dgram over an inherited socketpair fd", () => {
       await exited;
     });
     const lines: Record<string, unknown>[] = [];
-    for await (const line of createInterface({ input: peer.stdout! })) {
+    for await (const line of createInterface({ input: peer.stdout })) {
       const msg = JSON.parse(line) as Record<string, unknown>;
       lines.push(msg);
       if (typeof msg.pid === "number") {

@@ -13,8 +13,8 @@ export function requireNetns(): void {
     );
   }
   // Belt and braces: the variable could be inherited; compare namespaces.
-  let self = "";
-  let init = "";
+  let self: string;
+  let init: string;
   try {
     self = readlinkSync("/proc/self/ns/net");
     init = readlinkSync("/proc/1/ns/net");

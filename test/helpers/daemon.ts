@@ -62,14 +62,14 @@ export async function startDaemon(opts: StartOptions = {}): Promise<DaemonHandle
     env: { ...process.env, ...opts.env },
   });
   let err = "";
-  proc.stderr!.on("data", (d: Buffer) => {
+  proc.stderr.on("data", (d: Buffer) => {
     err += d.toString();
     if (err.length > 1_000_000) err = err.slice(-500_000);
   });
   const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
   const ready = await new Promise<{ socket: string; tcp: string }>((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`vmmd not ready after ${opts.timeoutMs ?? 20000} ms; stderr:\n${err}`)), opts.timeoutMs ?? 20000);
-    const rl = createInterface({ input: proc.stdout! });
+    const rl = createInterface({ input: proc.stdout });
     rl.once("line", (line) => {
       clearTimeout(timer);
       try {

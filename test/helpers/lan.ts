@@ -61,7 +61,7 @@ export class Lan {
     const argv = o.netns ? ["ip", "netns", "exec", o.netns, "dnsmasq", ...args] : ["dnsmasq", ...args];
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...o.env } });
     let err = "";
-    proc.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+    proc.stderr.on("data", (b: Buffer) => (err += b.toString()));
     this.undo.push(() => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
     });

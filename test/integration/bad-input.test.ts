@@ -152,7 +152,7 @@ function postEnveloped(path: string, contentType: "application/grpc" | "applicat
         const status = fields.get("grpc-status");
         if (status === undefined) return reject(new Error(`HTTP ${res.statusCode}: no grpc-status in the response`));
         if (status === "0") return resolve();
-        reject(new ConnectError(decodeURIComponent(fields.get("grpc-message") ?? ""), Number(status) as Code));
+        reject(new ConnectError(decodeURIComponent(fields.get("grpc-message") ?? ""), Number(status)));
       });
     });
     req.on("error", reject);

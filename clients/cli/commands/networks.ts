@@ -1,14 +1,14 @@
 // Network commands (vmnet layer): networks, network ls/create/info/rm/
 // acquire/release. Networks are named by id or name (resolve.ts).
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { Command, Option } from "commander";
+import { type Command, Option } from "commander";
 import {
   AcquireNetworkResponseSchema,
   CreateNetworkResponseSchema,
   DeleteNetworkResponseSchema,
   GetNetworkResponseSchema,
   ListNetworksResponseSchema,
-  NetworkConfigSchema,
+  type NetworkConfigSchema,
   NetworkMode,
   ReleaseNetworkResponseSchema,
   type Network,

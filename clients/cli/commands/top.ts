@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { GetVmStatsResponseSchema, VmmService, VmStatus, type GetVmStatsResponse, type VmInfo } from "../../../gen/ts/vmm/v1/vmm_pb.js";
+import { GetVmStatsResponseSchema, type VmmService, VmStatus, type GetVmStatsResponse, type VmInfo } from "../../../gen/ts/vmm/v1/vmm_pb.js";
 import { enumName, formatBytes, formatDuration } from "../format.js";
 import { parseUint } from "../parse.js";
 import { renderTable, sanitize } from "../table.js";
@@ -36,7 +36,7 @@ export function renderTop(f: TopFrame, prev?: TopFrame): string {
   const rows: (string | undefined)[][] = [];
   for (const { info, stats } of f.vms) {
     const sampled = stats?.sampledAt !== undefined;
-    const nics = sampled ? stats!.nics : [];
+    const nics = sampled ? stats.nics : [];
     const counted = nics.filter((n) => n.hostInterface !== "");
     const old = before.get(info.id);
     const sameBoot = old?.instanceId === stats?.instanceId;
@@ -48,10 +48,10 @@ export function renderTop(f: TopFrame, prev?: TopFrame): string {
       info.id,
       info.name,
       enumName(VmStatus, info.status),
-      sampled ? stats!.cpuPercent.toFixed(1) : undefined,
-      sampled ? formatBytes(stats!.memoryRssBytes) : undefined,
-      sampled ? formatBytes(stats!.memoryConfiguredBytes) : undefined,
-      sampled ? formatDuration(stats!.uptimeSeconds) : undefined,
+      sampled ? stats.cpuPercent.toFixed(1) : undefined,
+      sampled ? formatBytes(stats.memoryRssBytes) : undefined,
+      sampled ? formatBytes(stats.memoryConfiguredBytes) : undefined,
+      sampled ? formatDuration(stats.uptimeSeconds) : undefined,
       counted.length > 0 ? rate(rx, sum(old, "rxBytes"), dt) : undefined,
       counted.length > 0 ? rate(tx, sum(old, "txBytes"), dt) : undefined,
     ]);

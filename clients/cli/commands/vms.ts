@@ -1,18 +1,18 @@
 // VM commands: lsvm, info, create, update, update-ports, start, stop,
 // restart, rm. Every VM argument is an id or a name (resolve.ts).
 import { create, toJson, type MessageInitShape } from "@bufbuild/protobuf";
-import { Command, Option } from "commander";
+import { type Command, Option } from "commander";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   CreateVmResponseSchema,
   GetInfoResponseSchema,
   ListVmsResponseSchema,
-  NicConfigSchema,
-  PortMappingSchema,
+  type NicConfigSchema,
+  type PortMappingSchema,
   Protocol,
   StartVmResponseSchema,
   StopVmResponseSchema,
-  UpdateVmRequestSchema,
+  type UpdateVmRequestSchema,
   UpdateVmResponseSchema,
   type VmInfo,
 } from "../../../gen/ts/vmm/v1/vmm_pb.js";
