@@ -13,8 +13,6 @@ import { loadNative } from "./index.js";
 export interface OpenTapOptions {
   /** IFF_VNET_HDR: frames carry a virtio-net header (QEMU `vnet_hdr=on`); also enables checksum/TSO offloads. */
   vnetHdr: boolean;
-  /** IFF_MULTI_QUEUE (one fd per queue). */
-  multiQueue?: boolean;
 }
 
 export interface TapFd {

@@ -10,9 +10,7 @@ import {
   getIfindex,
   ipArgv,
   linkExists,
-  removeFromBridge,
   runIp,
-  setLinkDown,
 } from "./iproute.js";
 
 describe("ipArgv", () => {
@@ -21,9 +19,7 @@ describe("ipArgv", () => {
     { got: ipArgv.addAddress("br0", "10.0.0.1/24"), want: ["addr", "add", "10.0.0.1/24", "dev", "br0"] },
     { got: ipArgv.addAddress("br0", "fd00::1/64"), want: ["addr", "add", "fd00::1/64", "dev", "br0"] },
     { got: ipArgv.setUp("tap0"), want: ["link", "set", "dev", "tap0", "up"] },
-    { got: ipArgv.setDown("tap0"), want: ["link", "set", "dev", "tap0", "down"] },
     { got: ipArgv.setMaster("tap0", "br0"), want: ["link", "set", "dev", "tap0", "master", "br0"] },
-    { got: ipArgv.setNoMaster("tap0"), want: ["link", "set", "dev", "tap0", "nomaster"] },
     { got: ipArgv.addVethPair("v0", "v1"), want: ["link", "add", "name", "v0", "type", "veth", "peer", "name", "v1"] },
     {
       got: ipArgv.addMacvtap("mvt0", "eth0", "52-54-00-AA-BB-CC"),
@@ -69,25 +65,21 @@ describe("iproute against the kernel (private namespace)", () => {
     for (const d of [mvt, va, br]) await deleteLink(d, { ignoreMissing: true });
   });
 
-  it("creates a bridge with an address, brings it down, deletes it", async () => {
+  it("creates a bridge with an address", async () => {
     await createBridge(br, "10.77.0.1/24");
     expect(await linkExists(br)).toBe(true);
     expect(await readFile(`/sys/class/net/${br}/operstate`, "utf8")).toMatch(/up|unknown|down/);
     expect(await runIp(["-br", "addr", "show", "dev", br])).toContain("10.77.0.1/24");
-    await setLinkDown(br);
-    expect(Number(await readFile(`/sys/class/net/${br}/flags`, "utf8")) & 1).toBe(0);
   });
 
-  it("adds and removes a link to/from the bridge", async () => {
+  it("adds a link to the bridge", async () => {
     await runIp(ipArgv.addVethPair(va, vb));
     await addToBridge(va, br);
     expect(await readlink(`/sys/class/net/${va}/master`)).toMatch(new RegExp(`/${br}$`));
-    await removeFromBridge(va);
-    expect(await linkExists(`${va}`)).toBe(true);
   });
 
   it("creates a macvtap with the given MAC and returns its ifindex", async () => {
-    const ifindex = await createMacvtap(mvt, va, "52:54:00:77:00:01");
+    const ifindex = await createMacvtap(mvt, vb, "52:54:00:77:00:01");
     expect(ifindex).toBe(await getIfindex(mvt));
     expect((await readFile(`/sys/class/net/${mvt}/address`, "utf8")).trim()).toBe("52:54:00:77:00:01");
     expect(await readFile(`/sys/class/net/${mvt}/macvtap/tap${ifindex}/dev`, "utf8")).toMatch(/^\d+:\d+/);

@@ -61,20 +61,11 @@ export const ipArgv = {
     checkIfName(dev, "dev");
     return ["link", "set", "dev", dev, "up"];
   },
-  setDown(dev: string): string[] {
-    checkIfName(dev, "dev");
-    return ["link", "set", "dev", dev, "down"];
-  },
   /** Enslaves `dev` to bridge `master` (adds a port to the bridge). */
   setMaster(dev: string, master: string): string[] {
     checkIfName(dev, "dev");
     checkIfName(master, "master");
     return ["link", "set", "dev", dev, "master", master];
-  },
-  /** Removes `dev` from its bridge. */
-  setNoMaster(dev: string): string[] {
-    checkIfName(dev, "dev");
-    return ["link", "set", "dev", dev, "nomaster"];
   },
   addVethPair(name: string, peer: string): string[] {
     checkIfName(name);
@@ -137,13 +128,11 @@ export async function createBridge(name: string, cidr?: string, opts?: RunIpOpti
 }
 
 export const setLinkUp = (dev: string, opts?: RunIpOptions) => runIp(ipArgv.setUp(dev), opts).then(() => undefined);
-export const setLinkDown = (dev: string, opts?: RunIpOptions) => runIp(ipArgv.setDown(dev), opts).then(() => undefined);
 /** Adds `dev` to bridge `bridge` and brings it up. */
 export async function addToBridge(dev: string, bridge: string, opts?: RunIpOptions): Promise<void> {
   await runIp(ipArgv.setMaster(dev, bridge), opts);
   await runIp(ipArgv.setUp(dev), opts);
 }
-export const removeFromBridge = (dev: string, opts?: RunIpOptions) => runIp(ipArgv.setNoMaster(dev), opts).then(() => undefined);
 
 /**
  * Creates macvtap `name` (mode bridge) on `parent` with MAC `mac`, brings

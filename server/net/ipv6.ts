@@ -80,8 +80,3 @@ export function ipv6Overlap(a: Ipv6Cidr, b: Ipv6Cidr): boolean {
 
 /** Unique local addresses (RFC 4193), the only IPv6 space a network may use. */
 export const ULA: Ipv6Cidr = { network: 0xfcn << 120n, prefix: 7 };
-
-/** Address `n` (e.g. 1n for the router) inside prefix `c`. */
-export function ipv6HostOf(c: Ipv6Cidr, n: bigint): string {
-  return formatIpv6(c.network | n);
-}

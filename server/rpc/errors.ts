@@ -21,10 +21,6 @@ const CODES: Record<ErrorKind, Code> = {
   internal: Code.Internal,
 };
 
-export function codeOf(kind: ErrorKind): Code {
-  return CODES[kind];
-}
-
 /** Converts anything thrown by a domain object into a ConnectError (keeping the cause). */
 export function toConnectError(e: unknown): ConnectError {
   if (e instanceof ConnectError) return e;

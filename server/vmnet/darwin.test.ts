@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { vmnetErrorKind } from "./darwin.js";
-import { codeOf } from "../rpc/errors.js";
+import { toConnectError } from "../rpc/errors.js";
+import { VmmError } from "../errors.js";
 import { Code } from "@connectrpc/connect";
 
 // vmnet_return_t values from <vmnet/vmnet.h>; the mapping is the part of the
@@ -16,6 +17,6 @@ describe("vmnet_return_t -> Connect code", () => {
     [1010, Code.PermissionDenied], // VMNET_NOT_AUTHORIZED
     [4242, Code.Internal], // unknown
   ])("%i", (status, code) => {
-    expect(codeOf(vmnetErrorKind(status))).toBe(code);
+    expect(toConnectError(new VmmError(vmnetErrorKind(status), "vmnet")).code).toBe(code);
   });
 });

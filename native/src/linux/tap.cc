@@ -55,7 +55,7 @@ int Fail(SysError* e, const std::string& call) {
 
 }  // namespace
 
-int OpenTap(const std::string& name, bool vnet_hdr, bool multi_queue, std::string* actual, SysError* e) {
+int OpenTap(const std::string& name, bool vnet_hdr, std::string* actual, SysError* e) {
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Fail(e, "open /dev/net/tun");
   // SAFETY: `fd` is fresh and owned by `owner` until released to the caller;
@@ -66,7 +66,6 @@ int OpenTap(const std::string& name, bool vnet_hdr, bool multi_queue, std::strin
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
   if (vnet_hdr) ifr.ifr_flags |= IFF_VNET_HDR;
-  if (multi_queue) ifr.ifr_flags |= IFF_MULTI_QUEUE;
   // The caller checked name.size() < IFNAMSIZ; strncpy leaves the NUL from memset.
   strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
   // SAFETY: TUNSETIFF reads and writes `ifr` (a local struct of the size the
@@ -142,23 +141,21 @@ Napi::Error SysErrorToJs(Napi::Env env, const tap::SysError& e) {
 
 Napi::Value OpenTapJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const char* usage = "Usage: openTap(name: string, opts: { vnetHdr: boolean; multiQueue?: boolean })";
+  const char* usage = "Usage: openTap(name: string, opts: { vnetHdr: boolean })";
   if (info.Length() != 2 || !info[0].IsString() || !info[1].IsObject()) {
     throw Napi::TypeError::New(env, usage);
   }
   std::string name = info[0].As<Napi::String>().Utf8Value();
   Napi::Object opts = info[1].As<Napi::Object>();
   Napi::Value vh = opts.Get("vnetHdr");
-  Napi::Value mq = opts.Get("multiQueue");
-  if (!vh.IsBoolean() || !(mq.IsUndefined() || mq.IsBoolean())) throw Napi::TypeError::New(env, usage);
+  if (!vh.IsBoolean()) throw Napi::TypeError::New(env, usage);
   if (name.size() >= IFNAMSIZ || name.find('/') != std::string::npos || name.find(' ') != std::string::npos ||
       name.find('\0') != std::string::npos) {
     throw Napi::TypeError::New(env, std::string(usage) + ": name must be an interface name of at most 15 bytes");
   }
   std::string actual;
   tap::SysError e;
-  int fd = tap::OpenTap(name, vh.As<Napi::Boolean>().Value(), mq.IsBoolean() && mq.As<Napi::Boolean>().Value(),
-                        &actual, &e);
+  int fd = tap::OpenTap(name, vh.As<Napi::Boolean>().Value(), &actual, &e);
   if (fd < 0) throw SysErrorToJs(env, e);
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, fd));

@@ -17,7 +17,7 @@ struct SysError {
 // is O_CLOEXEC | O_NONBLOCK; the interface is not persistent, so it goes
 // away with the last fd. On success returns the fd and sets `actual` to the
 // interface name; on failure returns -1 and fills `e` (nothing left open).
-int OpenTap(const std::string& name, bool vnet_hdr, bool multi_queue, std::string* actual, SysError* e);
+int OpenTap(const std::string& name, bool vnet_hdr, std::string* actual, SysError* e);
 
 // Opens /dev/tap<ifindex> of a macvtap interface, creating the char device
 // node from /sys/class/net/<dev>/macvtap/tap<ifindex>/dev when the /dev in
