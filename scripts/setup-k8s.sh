@@ -139,6 +139,7 @@ build() {
   download "$MODS/kubernetes"
   download "$MODS/etcd"
   tmp=$(mktemp -d "$CACHE/.build.XXXXXX")
+  chmod 755 "$tmp"
   # shellcheck disable=SC2064 # expand $tmp now
   trap "rm -rf '$tmp'" EXIT
   mkdir -p "$tmp/bin"

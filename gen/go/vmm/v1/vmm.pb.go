@@ -441,7 +441,13 @@ type VmConfig struct {
 	// Host ports forwarded to the guest (to NIC 0).
 	Ports []*PortMapping `protobuf:"bytes,9,rep,name=ports,proto3" json:"ports,omitempty"`
 	// Restart the VM when it exits on its own.
-	AutoRestart   bool `protobuf:"varint,10,opt,name=auto_restart,json=autoRestart,proto3" json:"auto_restart,omitempty"`
+	AutoRestart bool `protobuf:"varint,10,opt,name=auto_restart,json=autoRestart,proto3" json:"auto_restart,omitempty"`
+	// Labels: identifying key/value pairs for programs (for example the
+	// Kubernetes pod a VM runs). At most 64. A key is an optional DNS-subdomain
+	// prefix (at most 253 characters) and "/", then a name of 1-63 of
+	// [A-Za-z0-9._-] starting and ending with a letter or digit; a value is
+	// empty or 1-63 of the same characters. Omitted: none.
+	Labels        map[string]string `protobuf:"bytes,20,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -544,6 +550,13 @@ func (x *VmConfig) GetAutoRestart() bool {
 		return x.AutoRestart
 	}
 	return false
+}
+
+func (x *VmConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
 }
 
 // Lease is the current DHCP lease of a NIC.
@@ -1238,8 +1251,11 @@ type UpdateVmRequest struct {
 	// When set, `ports` replaces the VM's port mappings (an empty list
 	// removes them all); when unset, `ports` must be empty and ports are
 	// unchanged.
-	UpdatePorts   bool           `protobuf:"varint,9,opt,name=update_ports,json=updatePorts,proto3" json:"update_ports,omitempty"`
-	Ports         []*PortMapping `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	UpdatePorts bool           `protobuf:"varint,9,opt,name=update_ports,json=updatePorts,proto3" json:"update_ports,omitempty"`
+	Ports       []*PortMapping `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	// Omitted: labels unchanged. Set: replaces every label (an empty `labels`
+	// removes them all). Same rules as VmConfig.labels.
+	Labels        *VmLabels `protobuf:"bytes,20,opt,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1344,6 +1360,58 @@ func (x *UpdateVmRequest) GetPorts() []*PortMapping {
 	return nil
 }
 
+func (x *UpdateVmRequest) GetLabels() *VmLabels {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// VmLabels is a VM's complete label set (UpdateVmRequest.labels).
+type VmLabels struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        map[string]string      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VmLabels) Reset() {
+	*x = VmLabels{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VmLabels) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VmLabels) ProtoMessage() {}
+
+func (x *VmLabels) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VmLabels.ProtoReflect.Descriptor instead.
+func (*VmLabels) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *VmLabels) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 type UpdateVmResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Vm            *VmInfo                `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
@@ -1353,7 +1421,7 @@ type UpdateVmResponse struct {
 
 func (x *UpdateVmResponse) Reset() {
 	*x = UpdateVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1433,7 @@ func (x *UpdateVmResponse) String() string {
 func (*UpdateVmResponse) ProtoMessage() {}
 
 func (x *UpdateVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1446,7 @@ func (x *UpdateVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateVmResponse.ProtoReflect.Descriptor instead.
 func (*UpdateVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{12}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateVmResponse) GetVm() *VmInfo {
@@ -1397,7 +1465,7 @@ type StartVmRequest struct {
 
 func (x *StartVmRequest) Reset() {
 	*x = StartVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1477,7 @@ func (x *StartVmRequest) String() string {
 func (*StartVmRequest) ProtoMessage() {}
 
 func (x *StartVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1490,7 @@ func (x *StartVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartVmRequest.ProtoReflect.Descriptor instead.
 func (*StartVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{13}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StartVmRequest) GetId() string {
@@ -1441,7 +1509,7 @@ type StartVmResponse struct {
 
 func (x *StartVmResponse) Reset() {
 	*x = StartVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1521,7 @@ func (x *StartVmResponse) String() string {
 func (*StartVmResponse) ProtoMessage() {}
 
 func (x *StartVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1534,7 @@ func (x *StartVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartVmResponse.ProtoReflect.Descriptor instead.
 func (*StartVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{14}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartVmResponse) GetVm() *VmInfo {
@@ -1490,7 +1558,7 @@ type StopVmRequest struct {
 
 func (x *StopVmRequest) Reset() {
 	*x = StopVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1570,7 @@ func (x *StopVmRequest) String() string {
 func (*StopVmRequest) ProtoMessage() {}
 
 func (x *StopVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1583,7 @@ func (x *StopVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopVmRequest.ProtoReflect.Descriptor instead.
 func (*StopVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{15}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StopVmRequest) GetId() string {
@@ -1548,7 +1616,7 @@ type StopVmResponse struct {
 
 func (x *StopVmResponse) Reset() {
 	*x = StopVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1628,7 @@ func (x *StopVmResponse) String() string {
 func (*StopVmResponse) ProtoMessage() {}
 
 func (x *StopVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1641,7 @@ func (x *StopVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopVmResponse.ProtoReflect.Descriptor instead.
 func (*StopVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{16}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StopVmResponse) GetVm() *VmInfo {
@@ -1594,7 +1662,7 @@ type RemoveVmRequest struct {
 
 func (x *RemoveVmRequest) Reset() {
 	*x = RemoveVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1674,7 @@ func (x *RemoveVmRequest) String() string {
 func (*RemoveVmRequest) ProtoMessage() {}
 
 func (x *RemoveVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1687,7 @@ func (x *RemoveVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVmRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{17}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemoveVmRequest) GetId() string {
@@ -1644,7 +1712,7 @@ type RemoveVmResponse struct {
 
 func (x *RemoveVmResponse) Reset() {
 	*x = RemoveVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1724,7 @@ func (x *RemoveVmResponse) String() string {
 func (*RemoveVmResponse) ProtoMessage() {}
 
 func (x *RemoveVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1737,7 @@ func (x *RemoveVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVmResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{18}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{19}
 }
 
 type ListVmsRequest struct {
@@ -1684,14 +1752,19 @@ type ListVmsRequest struct {
 	// next_page_token of the previous page. Omitted: the first page.
 	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Omit config, forwards and events from each VmInfo.
-	Brief         bool `protobuf:"varint,5,opt,name=brief,proto3" json:"brief,omitempty"`
+	Brief bool `protobuf:"varint,5,opt,name=brief,proto3" json:"brief,omitempty"`
+	// Only VMs whose labels match this selector: comma-separated requirements,
+	// all of which must hold: `key=value` (or `key==value`), `key!=value`
+	// (also true when the key is absent), `key` (present), `!key` (absent).
+	// At most 1024 characters. Omitted: no filter.
+	LabelSelector string `protobuf:"bytes,7,opt,name=label_selector,json=labelSelector,proto3" json:"label_selector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListVmsRequest) Reset() {
 	*x = ListVmsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1776,7 @@ func (x *ListVmsRequest) String() string {
 func (*ListVmsRequest) ProtoMessage() {}
 
 func (x *ListVmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1789,7 @@ func (x *ListVmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmsRequest.ProtoReflect.Descriptor instead.
 func (*ListVmsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{19}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListVmsRequest) GetIds() []string {
@@ -1754,6 +1827,13 @@ func (x *ListVmsRequest) GetBrief() bool {
 	return false
 }
 
+func (x *ListVmsRequest) GetLabelSelector() string {
+	if x != nil {
+		return x.LabelSelector
+	}
+	return ""
+}
+
 type ListVmsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sorted by creation time, then id.
@@ -1768,7 +1848,7 @@ type ListVmsResponse struct {
 
 func (x *ListVmsResponse) Reset() {
 	*x = ListVmsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1860,7 @@ func (x *ListVmsResponse) String() string {
 func (*ListVmsResponse) ProtoMessage() {}
 
 func (x *ListVmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1873,7 @@ func (x *ListVmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmsResponse.ProtoReflect.Descriptor instead.
 func (*ListVmsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{20}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListVmsResponse) GetVms() []*VmInfo {
@@ -1828,7 +1908,7 @@ type GetInfoRequest struct {
 
 func (x *GetInfoRequest) Reset() {
 	*x = GetInfoRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1920,7 @@ func (x *GetInfoRequest) String() string {
 func (*GetInfoRequest) ProtoMessage() {}
 
 func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1933,7 @@ func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetInfoRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{21}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetInfoRequest) GetId() string {
@@ -1879,7 +1959,7 @@ type GetInfoResponse struct {
 
 func (x *GetInfoResponse) Reset() {
 	*x = GetInfoResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +1971,7 @@ func (x *GetInfoResponse) String() string {
 func (*GetInfoResponse) ProtoMessage() {}
 
 func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +1984,7 @@ func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetInfoResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{22}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetInfoResponse) GetVm() *VmInfo {
@@ -1933,7 +2013,7 @@ type ReportDhcpLeaseRequest struct {
 
 func (x *ReportDhcpLeaseRequest) Reset() {
 	*x = ReportDhcpLeaseRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2025,7 @@ func (x *ReportDhcpLeaseRequest) String() string {
 func (*ReportDhcpLeaseRequest) ProtoMessage() {}
 
 func (x *ReportDhcpLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2038,7 @@ func (x *ReportDhcpLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDhcpLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReportDhcpLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{23}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportDhcpLeaseRequest) GetAction() LeaseAction {
@@ -2016,7 +2096,7 @@ type ReportDhcpLeaseResponse struct {
 
 func (x *ReportDhcpLeaseResponse) Reset() {
 	*x = ReportDhcpLeaseResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2108,7 @@ func (x *ReportDhcpLeaseResponse) String() string {
 func (*ReportDhcpLeaseResponse) ProtoMessage() {}
 
 func (x *ReportDhcpLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2121,7 @@ func (x *ReportDhcpLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDhcpLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ReportDhcpLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{24}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportDhcpLeaseResponse) GetVmId() string {
@@ -2073,7 +2153,7 @@ type GetMetaRequest struct {
 
 func (x *GetMetaRequest) Reset() {
 	*x = GetMetaRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2165,7 @@ func (x *GetMetaRequest) String() string {
 func (*GetMetaRequest) ProtoMessage() {}
 
 func (x *GetMetaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2178,7 @@ func (x *GetMetaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaRequest.ProtoReflect.Descriptor instead.
 func (*GetMetaRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{25}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{26}
 }
 
 type GetMetaResponse struct {
@@ -2117,14 +2197,21 @@ type GetMetaResponse struct {
 	// Operating system and architecture, e.g. "linux/x64".
 	Platform string `protobuf:"bytes,7,opt,name=platform,proto3" json:"platform,omitempty"`
 	// Whether the daemon requires bearer tokens.
-	AuthRequired  bool `protobuf:"varint,8,opt,name=auth_required,json=authRequired,proto3" json:"auth_required,omitempty"`
+	AuthRequired bool `protobuf:"varint,8,opt,name=auth_required,json=authRequired,proto3" json:"auth_required,omitempty"`
+	// Logical CPUs of the host.
+	HostCpus uint32 `protobuf:"varint,15,opt,name=host_cpus,json=hostCpus,proto3" json:"host_cpus,omitempty"`
+	// Physical memory of the host in bytes.
+	HostMemoryBytes uint64 `protobuf:"varint,16,opt,name=host_memory_bytes,json=hostMemoryBytes,proto3" json:"host_memory_bytes,omitempty"`
+	// Bridges a VM's BRIDGE or TAP NIC may name; the default bridge first.
+	// Empty: none (no bridge configured).
+	Bridges       []string `protobuf:"bytes,17,rep,name=bridges,proto3" json:"bridges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetMetaResponse) Reset() {
 	*x = GetMetaResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2223,7 @@ func (x *GetMetaResponse) String() string {
 func (*GetMetaResponse) ProtoMessage() {}
 
 func (x *GetMetaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2236,7 @@ func (x *GetMetaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaResponse.ProtoReflect.Descriptor instead.
 func (*GetMetaResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{26}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetMetaResponse) GetVersion() string {
@@ -2208,6 +2295,27 @@ func (x *GetMetaResponse) GetAuthRequired() bool {
 	return false
 }
 
+func (x *GetMetaResponse) GetHostCpus() uint32 {
+	if x != nil {
+		return x.HostCpus
+	}
+	return 0
+}
+
+func (x *GetMetaResponse) GetHostMemoryBytes() uint64 {
+	if x != nil {
+		return x.HostMemoryBytes
+	}
+	return 0
+}
+
+func (x *GetMetaResponse) GetBridges() []string {
+	if x != nil {
+		return x.Bridges
+	}
+	return nil
+}
+
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only events of this VM. Omitted: all VMs.
@@ -2218,7 +2326,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2338,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2351,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{27}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WatchEventsRequest) GetVmId() string {
@@ -2267,7 +2375,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2387,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2400,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{28}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WatchEventsResponse) GetVmId() string {
@@ -2332,7 +2440,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0emacvtap_parent\x18\x03 \x01(\tR\rmacvtapParent\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x04 \x01(\tR\tnetworkId\x12#\n" +
-	"\rcustom_netdev\x18\x05 \x01(\tR\fcustomNetdev\"\xa6\x02\n" +
+	"\rcustom_netdev\x18\x05 \x01(\tR\fcustomNetdev\"\x97\x03\n" +
 	"\bVmConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05vcpus\x18\x02 \x01(\rR\x05vcpus\x12\x1d\n" +
@@ -2345,7 +2453,11 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x04nics\x18\b \x03(\v2\x11.vmm.v1.NicConfigR\x04nics\x12)\n" +
 	"\x05ports\x18\t \x03(\v2\x13.vmm.v1.PortMappingR\x05ports\x12!\n" +
 	"\fauto_restart\x18\n" +
-	" \x01(\bR\vautoRestart\"\xc7\x01\n" +
+	" \x01(\bR\vautoRestart\x124\n" +
+	"\x06labels\x18\x14 \x03(\v2\x1c.vmm.v1.VmConfig.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc7\x01\n" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x129\n" +
@@ -2406,7 +2518,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x06config\x18\x02 \x01(\v2\x10.vmm.v1.VmConfigR\x06config\x12\x14\n" +
 	"\x05start\x18\x03 \x01(\bR\x05start\"2\n" +
 	"\x10CreateVmResponse\x12\x1e\n" +
-	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\"\x9d\x03\n" +
+	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\"\xc7\x03\n" +
 	"\x0fUpdateVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x19\n" +
@@ -2419,7 +2531,8 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\fauto_restart\x18\b \x01(\bH\x06R\vautoRestart\x88\x01\x01\x12!\n" +
 	"\fupdate_ports\x18\t \x01(\bR\vupdatePorts\x12)\n" +
 	"\x05ports\x18\n" +
-	" \x03(\v2\x13.vmm.v1.PortMappingR\x05portsB\a\n" +
+	" \x03(\v2\x13.vmm.v1.PortMappingR\x05ports\x12(\n" +
+	"\x06labels\x18\x14 \x01(\v2\x10.vmm.v1.VmLabelsR\x06labelsB\a\n" +
 	"\x05_nameB\b\n" +
 	"\x06_vcpusB\r\n" +
 	"\v_memory_mibB\t\n" +
@@ -2427,7 +2540,12 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\a_initrdB\n" +
 	"\n" +
 	"\b_cmdlineB\x0f\n" +
-	"\r_auto_restart\"2\n" +
+	"\r_auto_restart\"{\n" +
+	"\bVmLabels\x124\n" +
+	"\x06labels\x18\x01 \x03(\v2\x1c.vmm.v1.VmLabels.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
 	"\x10UpdateVmResponse\x12\x1e\n" +
 	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\" \n" +
 	"\x0eStartVmRequest\x12\x0e\n" +
@@ -2444,14 +2562,15 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0fRemoveVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x12\n" +
-	"\x10RemoveVmResponse\"\x8e\x01\n" +
+	"\x10RemoveVmResponse\"\xb5\x01\n" +
 	"\x0eListVmsRequest\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x18\n" +
 	"\akeyword\x18\x02 \x01(\tR\akeyword\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x14\n" +
-	"\x05brief\x18\x05 \x01(\bR\x05brief\"z\n" +
+	"\x05brief\x18\x05 \x01(\bR\x05brief\x12%\n" +
+	"\x0elabel_selector\x18\a \x01(\tR\rlabelSelector\"z\n" +
 	"\x0fListVmsResponse\x12 \n" +
 	"\x03vms\x18\x01 \x03(\v2\x0e.vmm.v1.VmInfoR\x03vms\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
@@ -2474,7 +2593,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\x12\x1b\n" +
 	"\tnic_index\x18\x02 \x01(\rR\bnicIndex\x12/\n" +
 	"\bforwards\x18\x03 \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\"\x10\n" +
-	"\x0eGetMetaRequest\"\xff\x02\n" +
+	"\x0eGetMetaRequest\"\xe2\x03\n" +
 	"\x0fGetMetaResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fqemu_version\x18\x02 \x01(\tR\vqemuVersion\x12A\n" +
@@ -2483,7 +2602,10 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x17forward_service_enabled\x18\x05 \x01(\bR\x15forwardServiceEnabled\x12#\n" +
 	"\rforward_relay\x18\x06 \x01(\tR\fforwardRelay\x12\x1a\n" +
 	"\bplatform\x18\a \x01(\tR\bplatform\x12#\n" +
-	"\rauth_required\x18\b \x01(\bR\fauthRequired\")\n" +
+	"\rauth_required\x18\b \x01(\bR\fauthRequired\x12\x1b\n" +
+	"\thost_cpus\x18\x0f \x01(\rR\bhostCpus\x12*\n" +
+	"\x11host_memory_bytes\x18\x10 \x01(\x04R\x0fhostMemoryBytes\x12\x18\n" +
+	"\abridges\x18\x11 \x03(\tR\abridges\")\n" +
 	"\x12WatchEventsRequest\x12\x13\n" +
 	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\"q\n" +
 	"\x13WatchEventsResponse\x12\x13\n" +
@@ -2545,7 +2667,7 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 }
 
 var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
@@ -2563,82 +2685,88 @@ var file_vmm_v1_vmm_proto_goTypes = []any{
 	(*CreateVmRequest)(nil),         // 13: vmm.v1.CreateVmRequest
 	(*CreateVmResponse)(nil),        // 14: vmm.v1.CreateVmResponse
 	(*UpdateVmRequest)(nil),         // 15: vmm.v1.UpdateVmRequest
-	(*UpdateVmResponse)(nil),        // 16: vmm.v1.UpdateVmResponse
-	(*StartVmRequest)(nil),          // 17: vmm.v1.StartVmRequest
-	(*StartVmResponse)(nil),         // 18: vmm.v1.StartVmResponse
-	(*StopVmRequest)(nil),           // 19: vmm.v1.StopVmRequest
-	(*StopVmResponse)(nil),          // 20: vmm.v1.StopVmResponse
-	(*RemoveVmRequest)(nil),         // 21: vmm.v1.RemoveVmRequest
-	(*RemoveVmResponse)(nil),        // 22: vmm.v1.RemoveVmResponse
-	(*ListVmsRequest)(nil),          // 23: vmm.v1.ListVmsRequest
-	(*ListVmsResponse)(nil),         // 24: vmm.v1.ListVmsResponse
-	(*GetInfoRequest)(nil),          // 25: vmm.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),         // 26: vmm.v1.GetInfoResponse
-	(*ReportDhcpLeaseRequest)(nil),  // 27: vmm.v1.ReportDhcpLeaseRequest
-	(*ReportDhcpLeaseResponse)(nil), // 28: vmm.v1.ReportDhcpLeaseResponse
-	(*GetMetaRequest)(nil),          // 29: vmm.v1.GetMetaRequest
-	(*GetMetaResponse)(nil),         // 30: vmm.v1.GetMetaResponse
-	(*WatchEventsRequest)(nil),      // 31: vmm.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),     // 32: vmm.v1.WatchEventsResponse
-	(*timestamppb.Timestamp)(nil),   // 33: google.protobuf.Timestamp
+	(*VmLabels)(nil),                // 16: vmm.v1.VmLabels
+	(*UpdateVmResponse)(nil),        // 17: vmm.v1.UpdateVmResponse
+	(*StartVmRequest)(nil),          // 18: vmm.v1.StartVmRequest
+	(*StartVmResponse)(nil),         // 19: vmm.v1.StartVmResponse
+	(*StopVmRequest)(nil),           // 20: vmm.v1.StopVmRequest
+	(*StopVmResponse)(nil),          // 21: vmm.v1.StopVmResponse
+	(*RemoveVmRequest)(nil),         // 22: vmm.v1.RemoveVmRequest
+	(*RemoveVmResponse)(nil),        // 23: vmm.v1.RemoveVmResponse
+	(*ListVmsRequest)(nil),          // 24: vmm.v1.ListVmsRequest
+	(*ListVmsResponse)(nil),         // 25: vmm.v1.ListVmsResponse
+	(*GetInfoRequest)(nil),          // 26: vmm.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),         // 27: vmm.v1.GetInfoResponse
+	(*ReportDhcpLeaseRequest)(nil),  // 28: vmm.v1.ReportDhcpLeaseRequest
+	(*ReportDhcpLeaseResponse)(nil), // 29: vmm.v1.ReportDhcpLeaseResponse
+	(*GetMetaRequest)(nil),          // 30: vmm.v1.GetMetaRequest
+	(*GetMetaResponse)(nil),         // 31: vmm.v1.GetMetaResponse
+	(*WatchEventsRequest)(nil),      // 32: vmm.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),     // 33: vmm.v1.WatchEventsResponse
+	nil,                             // 34: vmm.v1.VmConfig.LabelsEntry
+	nil,                             // 35: vmm.v1.VmLabels.LabelsEntry
+	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
 	0,  // 1: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
 	5,  // 2: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
 	4,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
-	33, // 4: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	33, // 5: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 6: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
-	7,  // 7: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
-	1,  // 8: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
-	9,  // 9: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	33, // 10: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
-	2,  // 11: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	33, // 12: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	33, // 13: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
-	6,  // 14: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
-	8,  // 15: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
-	10, // 16: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
-	11, // 17: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
-	6,  // 18: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
-	12, // 19: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	4,  // 20: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
-	12, // 21: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	12, // 22: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
-	12, // 23: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
-	12, // 24: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
-	12, // 25: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
-	3,  // 26: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
-	10, // 27: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
-	0,  // 28: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
-	0,  // 29: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
-	11, // 30: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
-	13, // 31: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
-	15, // 32: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
-	17, // 33: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
-	19, // 34: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
-	21, // 35: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
-	23, // 36: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
-	25, // 37: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
-	27, // 38: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
-	29, // 39: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
-	31, // 40: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	14, // 41: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	16, // 42: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	18, // 43: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	20, // 44: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	22, // 45: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	24, // 46: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	26, // 47: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	28, // 48: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	30, // 49: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	32, // 50: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	41, // [41:51] is the sub-list for method output_type
-	31, // [31:41] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	34, // 4: vmm.v1.VmConfig.labels:type_name -> vmm.v1.VmConfig.LabelsEntry
+	36, // 5: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 6: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 7: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
+	7,  // 8: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
+	1,  // 9: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
+	9,  // 10: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
+	36, // 11: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	2,  // 12: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
+	36, // 13: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	36, // 14: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	6,  // 15: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
+	8,  // 16: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
+	10, // 17: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
+	11, // 18: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
+	6,  // 19: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
+	12, // 20: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	4,  // 21: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
+	16, // 22: vmm.v1.UpdateVmRequest.labels:type_name -> vmm.v1.VmLabels
+	35, // 23: vmm.v1.VmLabels.labels:type_name -> vmm.v1.VmLabels.LabelsEntry
+	12, // 24: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	12, // 25: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
+	12, // 26: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
+	12, // 27: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
+	12, // 28: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
+	3,  // 29: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
+	10, // 30: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
+	0,  // 31: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
+	0,  // 32: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
+	11, // 33: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
+	13, // 34: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
+	15, // 35: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
+	18, // 36: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
+	20, // 37: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
+	22, // 38: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
+	24, // 39: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
+	26, // 40: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
+	28, // 41: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
+	30, // 42: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
+	32, // 43: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
+	14, // 44: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	17, // 45: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	19, // 46: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	21, // 47: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	23, // 48: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	25, // 49: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	27, // 50: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	29, // 51: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	31, // 52: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	33, // 53: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	44, // [44:54] is the sub-list for method output_type
+	34, // [34:44] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_vmm_proto_init() }
@@ -2647,14 +2775,14 @@ func file_vmm_v1_vmm_proto_init() {
 		return
 	}
 	file_vmm_v1_vmm_proto_msgTypes[11].OneofWrappers = []any{}
-	file_vmm_v1_vmm_proto_msgTypes[15].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/v1/vmm.proto.
  */
 export const file_vmm_v1_vmm: GenFile = /*@__PURE__*/
-  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEiawoLUG9ydE1hcHBpbmcSIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFAoMaG9zdF9hZGRyZXNzGAIgASgJEhEKCWhvc3RfcG9ydBgDIAEoDRIPCgd2bV9wb3J0GAQgASgNIoQBCglOaWNDb25maWcSJAoEbW9kZRgBIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRIOCgZicmlkZ2UYAiABKAkSFgoObWFjdnRhcF9wYXJlbnQYAyABKAkSEgoKbmV0d29ya19pZBgEIAEoCRIVCg1jdXN0b21fbmV0ZGV2GAUgASgJItUBCghWbUNvbmZpZxIMCgRuYW1lGAEgASgJEg0KBXZjcHVzGAIgASgNEhIKCm1lbW9yeV9taWIYAyABKA0SDgoGa2VybmVsGAQgASgJEg4KBmluaXRyZBgFIAEoCRIPCgdjbWRsaW5lGAYgASgJEgwKBGRpc2sYByABKAkSHwoEbmljcxgIIAMoCzIRLnZtbS52MS5OaWNDb25maWcSIgoFcG9ydHMYCSADKAsyEy52bW0udjEuUG9ydE1hcHBpbmcSFAoMYXV0b19yZXN0YXJ0GAogASgIIpgBCgVMZWFzZRIKCgJpcBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbnRlcmZhY2UYBSABKAkipQEKB05pY0luZm8SDQoFaW5kZXgYASABKA0SJAoEbW9kZRgCIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRILCgNtYWMYAyABKAkSDgoGYnJpZGdlGAQgASgJEhYKDmhvc3RfaW50ZXJmYWNlGAUgASgJEhIKCm5ldHdvcmtfaWQYBiABKAkSHAoFbGVhc2UYByABKAsyDS52bW0udjEuTGVhc2UiowEKD0ZvcndhcmRDb3VudGVycxIaChJjb25uZWN0aW9uc19hY3RpdmUYASABKAQSGQoRY29ubmVjdGlvbnNfdG90YWwYAiABKAQSFgoOYnl0ZXNfdG9fZ3Vlc3QYAyABKAQSGAoQYnl0ZXNfZnJvbV9ndWVzdBgEIAEoBBIXCg9zZXNzaW9uc19hY3RpdmUYBSABKAQSDgoGZXJyb3JzGAYgASgEIsUBCgtGb3J3YXJkSW5mbxIiCghwcm90b2NvbBgBIAEoDjIQLnZtbS52MS5Qcm90b2NvbBIWCg5saXN0ZW5fYWRkcmVzcxgCIAEoCRITCgtsaXN0ZW5fcG9ydBgDIAEoDRIWCg50YXJnZXRfYWRkcmVzcxgEIAEoCRITCgt0YXJnZXRfcG9ydBgFIAEoDRIpCghjb3VudGVycxgGIAEoCzIXLnZtbS52MS5Gb3J3YXJkQ291bnRlcnMSDQoFcmVsYXkYByABKAkiUgoHVm1FdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRraW5kGAIgASgJEg8KB21lc3NhZ2UYAyABKAki5wIKBlZtSW5mbxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBnN0YXR1cxgDIAEoDjIQLnZtbS52MS5WbVN0YXR1cxITCgtpbnN0YW5jZV9pZBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg51cHRpbWVfc2Vjb25kcxgHIAEoBBIgCgZjb25maWcYCCABKAsyEC52bW0udjEuVm1Db25maWcSHQoEbmljcxgJIAMoCzIPLnZtbS52MS5OaWNJbmZvEiUKCGZvcndhcmRzGAogAygLMhMudm1tLnYxLkZvcndhcmRJbmZvEh8KBmV2ZW50cxgLIAMoCzIPLnZtbS52MS5WbUV2ZW50EgsKA3BpZBgMIAEoDSJOCg9DcmVhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSIAoGY29uZmlnGAIgASgLMhAudm1tLnYxLlZtQ29uZmlnEg0KBXN0YXJ0GAMgASgIIi4KEENyZWF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIscCCg9VcGRhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEhIKBXZjcHVzGAMgASgNSAGIAQESFwoKbWVtb3J5X21pYhgEIAEoDUgCiAEBEhMKBmtlcm5lbBgFIAEoCUgDiAEBEhMKBmluaXRyZBgGIAEoCUgEiAEBEhQKB2NtZGxpbmUYByABKAlIBYgBARIZCgxhdXRvX3Jlc3RhcnQYCCABKAhIBogBARIUCgx1cGRhdGVfcG9ydHMYCSABKAgSIgoFcG9ydHMYCiADKAsyEy52bW0udjEuUG9ydE1hcHBpbmdCBwoFX25hbWVCCAoGX3ZjcHVzQg0KC19tZW1vcnlfbWliQgkKB19rZXJuZWxCCQoHX2luaXRyZEIKCghfY21kbGluZUIPCg1fYXV0b19yZXN0YXJ0Ii4KEFVwZGF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIhwKDlN0YXJ0Vm1SZXF1ZXN0EgoKAmlkGAEgASgJIi0KD1N0YXJ0Vm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iXAoNU3RvcFZtUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCBIcCg90aW1lb3V0X3NlY29uZHMYAyABKA1IAIgBAUISChBfdGltZW91dF9zZWNvbmRzIiwKDlN0b3BWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyIsCg9SZW1vdmVWbVJlcXVlc3QSCgoCaWQYASABKAkSDQoFZm9yY2UYAiABKAgiEgoQUmVtb3ZlVm1SZXNwb25zZSJkCg5MaXN0Vm1zUmVxdWVzdBILCgNpZHMYASADKAkSDwoHa2V5d29yZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCRINCgVicmllZhgFIAEoCCJbCg9MaXN0Vm1zUmVzcG9uc2USGwoDdm1zGAEgAygLMg4udm1tLnYxLlZtSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoDSIwCg5HZXRJbmZvUmVxdWVzdBIKCgJpZBgBIAEoCRISCgptYXhfZXZlbnRzGAIgASgNIi0KD0dldEluZm9SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8ikQEKFlJlcG9ydERoY3BMZWFzZVJlcXVlc3QSIwoGYWN0aW9uGAEgASgOMhMudm1tLnYxLkxlYXNlQWN0aW9uEgsKA21hYxgCIAEoCRIKCgJpcBgDIAEoCRIQCghob3N0bmFtZRgEIAEoCRIUCgxleHBpcmVzX3VuaXgYBSABKAMSEQoJaW50ZXJmYWNlGAYgASgJImIKF1JlcG9ydERoY3BMZWFzZVJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhEKCW5pY19pbmRleBgCIAEoDRIlCghmb3J3YXJkcxgDIAMoCzITLnZtbS52MS5Gb3J3YXJkSW5mbyIQCg5HZXRNZXRhUmVxdWVzdCKEAgoPR2V0TWV0YVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFAoMcWVtdV92ZXJzaW9uGAIgASgJEjAKEG5ldHdvcmtpbmdfbW9kZXMYAyADKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSNwoXZGVmYXVsdF9uZXR3b3JraW5nX21vZGUYBCABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSHwoXZm9yd2FyZF9zZXJ2aWNlX2VuYWJsZWQYBSABKAgSFQoNZm9yd2FyZF9yZWxheRgGIAEoCRIQCghwbGF0Zm9ybRgHIAEoCRIVCg1hdXRoX3JlcXVpcmVkGAggASgIIiMKEldhdGNoRXZlbnRzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJYChNXYXRjaEV2ZW50c1Jlc3BvbnNlEg0KBXZtX2lkGAEgASgJEh4KBWV2ZW50GAIgASgLMg8udm1tLnYxLlZtRXZlbnQSEgoKc3Vic2NyaWJlZBgDIAEoCCrvAQoOTmV0d29ya2luZ01vZGUSHwobTkVUV09SS0lOR19NT0RFX1VOU1BFQ0lGSUVEEAASGAoUTkVUV09SS0lOR19NT0RFX1VTRVIQARIZChVORVRXT1JLSU5HX01PREVfUEFTU1QQAhIaChZORVRXT1JLSU5HX01PREVfQlJJREdFEAMSFwoTTkVUV09SS0lOR19NT0RFX1RBUBAEEhsKF05FVFdPUktJTkdfTU9ERV9NQUNWVEFQEAUSGQoVTkVUV09SS0lOR19NT0RFX1ZNTkVUEAYSGgoWTkVUV09SS0lOR19NT0RFX0NVU1RPTRAHKkgKCFByb3RvY29sEhgKFFBST1RPQ09MX1VOU1BFQ0lGSUVEEAASEAoMUFJPVE9DT0xfVENQEAESEAoMUFJPVE9DT0xfVURQEAIqmQEKCFZtU3RhdHVzEhkKFVZNX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEVZNX1NUQVRVU19TVE9QUEVEEAESFgoSVk1fU1RBVFVTX1NUQVJUSU5HEAISFQoRVk1fU1RBVFVTX1JVTk5JTkcQAxIWChJWTV9TVEFUVVNfU1RPUFBJTkcQBBIUChBWTV9TVEFUVVNfRVhJVEVEEAUqbQoLTGVhc2VBY3Rpb24SHAoYTEVBU0VfQUNUSU9OX1VOU1BFQ0lGSUVEEAASFAoQTEVBU0VfQUNUSU9OX0FERBABEhQKEExFQVNFX0FDVElPTl9PTEQQAhIUChBMRUFTRV9BQ1RJT05fREVMEAMykAUKClZtbVNlcnZpY2USPQoIQ3JlYXRlVm0SFy52bW0udjEuQ3JlYXRlVm1SZXF1ZXN0Ghgudm1tLnYxLkNyZWF0ZVZtUmVzcG9uc2USPQoIVXBkYXRlVm0SFy52bW0udjEuVXBkYXRlVm1SZXF1ZXN0Ghgudm1tLnYxLlVwZGF0ZVZtUmVzcG9uc2USOgoHU3RhcnRWbRIWLnZtbS52MS5TdGFydFZtUmVxdWVzdBoXLnZtbS52MS5TdGFydFZtUmVzcG9uc2USNwoGU3RvcFZtEhUudm1tLnYxLlN0b3BWbVJlcXVlc3QaFi52bW0udjEuU3RvcFZtUmVzcG9uc2USPQoIUmVtb3ZlVm0SFy52bW0udjEuUmVtb3ZlVm1SZXF1ZXN0Ghgudm1tLnYxLlJlbW92ZVZtUmVzcG9uc2USOgoHTGlzdFZtcxIWLnZtbS52MS5MaXN0Vm1zUmVxdWVzdBoXLnZtbS52MS5MaXN0Vm1zUmVzcG9uc2USOgoHR2V0SW5mbxIWLnZtbS52MS5HZXRJbmZvUmVxdWVzdBoXLnZtbS52MS5HZXRJbmZvUmVzcG9uc2USUgoPUmVwb3J0RGhjcExlYXNlEh4udm1tLnYxLlJlcG9ydERoY3BMZWFzZVJlcXVlc3QaHy52bW0udjEuUmVwb3J0RGhjcExlYXNlUmVzcG9uc2USOgoHR2V0TWV0YRIWLnZtbS52MS5HZXRNZXRhUmVxdWVzdBoXLnZtbS52MS5HZXRNZXRhUmVzcG9uc2USSAoLV2F0Y2hFdmVudHMSGi52bW0udjEuV2F0Y2hFdmVudHNSZXF1ZXN0Ghsudm1tLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEiawoLUG9ydE1hcHBpbmcSIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFAoMaG9zdF9hZGRyZXNzGAIgASgJEhEKCWhvc3RfcG9ydBgDIAEoDRIPCgd2bV9wb3J0GAQgASgNIoQBCglOaWNDb25maWcSJAoEbW9kZRgBIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRIOCgZicmlkZ2UYAiABKAkSFgoObWFjdnRhcF9wYXJlbnQYAyABKAkSEgoKbmV0d29ya19pZBgEIAEoCRIVCg1jdXN0b21fbmV0ZGV2GAUgASgJIrICCghWbUNvbmZpZxIMCgRuYW1lGAEgASgJEg0KBXZjcHVzGAIgASgNEhIKCm1lbW9yeV9taWIYAyABKA0SDgoGa2VybmVsGAQgASgJEg4KBmluaXRyZBgFIAEoCRIPCgdjbWRsaW5lGAYgASgJEgwKBGRpc2sYByABKAkSHwoEbmljcxgIIAMoCzIRLnZtbS52MS5OaWNDb25maWcSIgoFcG9ydHMYCSADKAsyEy52bW0udjEuUG9ydE1hcHBpbmcSFAoMYXV0b19yZXN0YXJ0GAogASgIEiwKBmxhYmVscxgUIAMoCzIcLnZtbS52MS5WbUNvbmZpZy5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpgBCgVMZWFzZRIKCgJpcBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbnRlcmZhY2UYBSABKAkipQEKB05pY0luZm8SDQoFaW5kZXgYASABKA0SJAoEbW9kZRgCIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRILCgNtYWMYAyABKAkSDgoGYnJpZGdlGAQgASgJEhYKDmhvc3RfaW50ZXJmYWNlGAUgASgJEhIKCm5ldHdvcmtfaWQYBiABKAkSHAoFbGVhc2UYByABKAsyDS52bW0udjEuTGVhc2UiowEKD0ZvcndhcmRDb3VudGVycxIaChJjb25uZWN0aW9uc19hY3RpdmUYASABKAQSGQoRY29ubmVjdGlvbnNfdG90YWwYAiABKAQSFgoOYnl0ZXNfdG9fZ3Vlc3QYAyABKAQSGAoQYnl0ZXNfZnJvbV9ndWVzdBgEIAEoBBIXCg9zZXNzaW9uc19hY3RpdmUYBSABKAQSDgoGZXJyb3JzGAYgASgEIsUBCgtGb3J3YXJkSW5mbxIiCghwcm90b2NvbBgBIAEoDjIQLnZtbS52MS5Qcm90b2NvbBIWCg5saXN0ZW5fYWRkcmVzcxgCIAEoCRITCgtsaXN0ZW5fcG9ydBgDIAEoDRIWCg50YXJnZXRfYWRkcmVzcxgEIAEoCRITCgt0YXJnZXRfcG9ydBgFIAEoDRIpCghjb3VudGVycxgGIAEoCzIXLnZtbS52MS5Gb3J3YXJkQ291bnRlcnMSDQoFcmVsYXkYByABKAkiUgoHVm1FdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRraW5kGAIgASgJEg8KB21lc3NhZ2UYAyABKAki5wIKBlZtSW5mbxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBnN0YXR1cxgDIAEoDjIQLnZtbS52MS5WbVN0YXR1cxITCgtpbnN0YW5jZV9pZBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg51cHRpbWVfc2Vjb25kcxgHIAEoBBIgCgZjb25maWcYCCABKAsyEC52bW0udjEuVm1Db25maWcSHQoEbmljcxgJIAMoCzIPLnZtbS52MS5OaWNJbmZvEiUKCGZvcndhcmRzGAogAygLMhMudm1tLnYxLkZvcndhcmRJbmZvEh8KBmV2ZW50cxgLIAMoCzIPLnZtbS52MS5WbUV2ZW50EgsKA3BpZBgMIAEoDSJOCg9DcmVhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSIAoGY29uZmlnGAIgASgLMhAudm1tLnYxLlZtQ29uZmlnEg0KBXN0YXJ0GAMgASgIIi4KEENyZWF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIukCCg9VcGRhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEhIKBXZjcHVzGAMgASgNSAGIAQESFwoKbWVtb3J5X21pYhgEIAEoDUgCiAEBEhMKBmtlcm5lbBgFIAEoCUgDiAEBEhMKBmluaXRyZBgGIAEoCUgEiAEBEhQKB2NtZGxpbmUYByABKAlIBYgBARIZCgxhdXRvX3Jlc3RhcnQYCCABKAhIBogBARIUCgx1cGRhdGVfcG9ydHMYCSABKAgSIgoFcG9ydHMYCiADKAsyEy52bW0udjEuUG9ydE1hcHBpbmcSIAoGbGFiZWxzGBQgASgLMhAudm1tLnYxLlZtTGFiZWxzQgcKBV9uYW1lQggKBl92Y3B1c0INCgtfbWVtb3J5X21pYkIJCgdfa2VybmVsQgkKB19pbml0cmRCCgoIX2NtZGxpbmVCDwoNX2F1dG9fcmVzdGFydCJnCghWbUxhYmVscxIsCgZsYWJlbHMYASADKAsyHC52bW0udjEuVm1MYWJlbHMuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuChBVcGRhdGVWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyIcCg5TdGFydFZtUmVxdWVzdBIKCgJpZBgBIAEoCSItCg9TdGFydFZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIlwKDVN0b3BWbVJlcXVlc3QSCgoCaWQYASABKAkSDQoFZm9yY2UYAiABKAgSHAoPdGltZW91dF9zZWNvbmRzGAMgASgNSACIAQFCEgoQX3RpbWVvdXRfc2Vjb25kcyIsCg5TdG9wVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iLAoPUmVtb3ZlVm1SZXF1ZXN0EgoKAmlkGAEgASgJEg0KBWZvcmNlGAIgASgIIhIKEFJlbW92ZVZtUmVzcG9uc2UifAoOTGlzdFZtc1JlcXVlc3QSCwoDaWRzGAEgAygJEg8KB2tleXdvcmQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkSDQoFYnJpZWYYBSABKAgSFgoObGFiZWxfc2VsZWN0b3IYByABKAkiWwoPTGlzdFZtc1Jlc3BvbnNlEhsKA3ZtcxgBIAMoCzIOLnZtbS52MS5WbUluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKA0iMAoOR2V0SW5mb1JlcXVlc3QSCgoCaWQYASABKAkSEgoKbWF4X2V2ZW50cxgCIAEoDSItCg9HZXRJbmZvUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIpEBChZSZXBvcnREaGNwTGVhc2VSZXF1ZXN0EiMKBmFjdGlvbhgBIAEoDjITLnZtbS52MS5MZWFzZUFjdGlvbhILCgNtYWMYAiABKAkSCgoCaXAYAyABKAkSEAoIaG9zdG5hbWUYBCABKAkSFAoMZXhwaXJlc191bml4GAUgASgDEhEKCWludGVyZmFjZRgGIAEoCSJiChdSZXBvcnREaGNwTGVhc2VSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIRCgluaWNfaW5kZXgYAiABKA0SJQoIZm9yd2FyZHMYAyADKAsyEy52bW0udjEuRm9yd2FyZEluZm8iEAoOR2V0TWV0YVJlcXVlc3QiwwIKD0dldE1ldGFSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhQKDHFlbXVfdmVyc2lvbhgCIAEoCRIwChBuZXR3b3JraW5nX21vZGVzGAMgAygOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEjcKF2RlZmF1bHRfbmV0d29ya2luZ19tb2RlGAQgASgOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEh8KF2ZvcndhcmRfc2VydmljZV9lbmFibGVkGAUgASgIEhUKDWZvcndhcmRfcmVsYXkYBiABKAkSEAoIcGxhdGZvcm0YByABKAkSFQoNYXV0aF9yZXF1aXJlZBgIIAEoCBIRCglob3N0X2NwdXMYDyABKA0SGQoRaG9zdF9tZW1vcnlfYnl0ZXMYECABKAQSDwoHYnJpZGdlcxgRIAMoCSIjChJXYXRjaEV2ZW50c1JlcXVlc3QSDQoFdm1faWQYASABKAkiWAoTV2F0Y2hFdmVudHNSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIeCgVldmVudBgCIAEoCzIPLnZtbS52MS5WbUV2ZW50EhIKCnN1YnNjcmliZWQYAyABKAgq7wEKDk5ldHdvcmtpbmdNb2RlEh8KG05FVFdPUktJTkdfTU9ERV9VTlNQRUNJRklFRBAAEhgKFE5FVFdPUktJTkdfTU9ERV9VU0VSEAESGQoVTkVUV09SS0lOR19NT0RFX1BBU1NUEAISGgoWTkVUV09SS0lOR19NT0RFX0JSSURHRRADEhcKE05FVFdPUktJTkdfTU9ERV9UQVAQBBIbChdORVRXT1JLSU5HX01PREVfTUFDVlRBUBAFEhkKFU5FVFdPUktJTkdfTU9ERV9WTU5FVBAGEhoKFk5FVFdPUktJTkdfTU9ERV9DVVNUT00QBypICghQcm90b2NvbBIYChRQUk9UT0NPTF9VTlNQRUNJRklFRBAAEhAKDFBST1RPQ09MX1RDUBABEhAKDFBST1RPQ09MX1VEUBACKpkBCghWbVN0YXR1cxIZChVWTV9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFWTV9TVEFUVVNfU1RPUFBFRBABEhYKElZNX1NUQVRVU19TVEFSVElORxACEhUKEVZNX1NUQVRVU19SVU5OSU5HEAMSFgoSVk1fU1RBVFVTX1NUT1BQSU5HEAQSFAoQVk1fU1RBVFVTX0VYSVRFRBAFKm0KC0xlYXNlQWN0aW9uEhwKGExFQVNFX0FDVElPTl9VTlNQRUNJRklFRBAAEhQKEExFQVNFX0FDVElPTl9BREQQARIUChBMRUFTRV9BQ1RJT05fT0xEEAISFAoQTEVBU0VfQUNUSU9OX0RFTBADMpAFCgpWbW1TZXJ2aWNlEj0KCENyZWF0ZVZtEhcudm1tLnYxLkNyZWF0ZVZtUmVxdWVzdBoYLnZtbS52MS5DcmVhdGVWbVJlc3BvbnNlEj0KCFVwZGF0ZVZtEhcudm1tLnYxLlVwZGF0ZVZtUmVxdWVzdBoYLnZtbS52MS5VcGRhdGVWbVJlc3BvbnNlEjoKB1N0YXJ0Vm0SFi52bW0udjEuU3RhcnRWbVJlcXVlc3QaFy52bW0udjEuU3RhcnRWbVJlc3BvbnNlEjcKBlN0b3BWbRIVLnZtbS52MS5TdG9wVm1SZXF1ZXN0GhYudm1tLnYxLlN0b3BWbVJlc3BvbnNlEj0KCFJlbW92ZVZtEhcudm1tLnYxLlJlbW92ZVZtUmVxdWVzdBoYLnZtbS52MS5SZW1vdmVWbVJlc3BvbnNlEjoKB0xpc3RWbXMSFi52bW0udjEuTGlzdFZtc1JlcXVlc3QaFy52bW0udjEuTGlzdFZtc1Jlc3BvbnNlEjoKB0dldEluZm8SFi52bW0udjEuR2V0SW5mb1JlcXVlc3QaFy52bW0udjEuR2V0SW5mb1Jlc3BvbnNlElIKD1JlcG9ydERoY3BMZWFzZRIeLnZtbS52MS5SZXBvcnREaGNwTGVhc2VSZXF1ZXN0Gh8udm1tLnYxLlJlcG9ydERoY3BMZWFzZVJlc3BvbnNlEjoKB0dldE1ldGESFi52bW0udjEuR2V0TWV0YVJlcXVlc3QaFy52bW0udjEuR2V0TWV0YVJlc3BvbnNlEkgKC1dhdGNoRXZlbnRzEhoudm1tLnYxLldhdGNoRXZlbnRzUmVxdWVzdBobLnZtbS52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * PortMapping forwards a host port to a guest port.
@@ -178,6 +178,17 @@ export type VmConfig = Message<"vmm.v1.VmConfig"> & {
    * @generated from field: bool auto_restart = 10;
    */
   autoRestart: boolean;
+
+  /**
+   * Labels: identifying key/value pairs for programs (for example the
+   * Kubernetes pod a VM runs). At most 64. A key is an optional DNS-subdomain
+   * prefix (at most 253 characters) and "/", then a name of 1-63 of
+   * [A-Za-z0-9._-] starting and ending with a letter or digit; a value is
+   * empty or 1-63 of the same characters. Omitted: none.
+   *
+   * @generated from field: map<string, string> labels = 20;
+   */
+  labels: { [key: string]: string };
 };
 
 /**
@@ -637,6 +648,14 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
    * @generated from field: repeated vmm.v1.PortMapping ports = 10;
    */
   ports: PortMapping[];
+
+  /**
+   * Omitted: labels unchanged. Set: replaces every label (an empty `labels`
+   * removes them all). Same rules as VmConfig.labels.
+   *
+   * @generated from field: vmm.v1.VmLabels labels = 20;
+   */
+  labels?: VmLabels | undefined;
 };
 
 /**
@@ -645,6 +664,25 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
  */
 export const UpdateVmRequestSchema: GenMessage<UpdateVmRequest> = /*@__PURE__*/
   messageDesc(file_vmm_v1_vmm, 11);
+
+/**
+ * VmLabels is a VM's complete label set (UpdateVmRequest.labels).
+ *
+ * @generated from message vmm.v1.VmLabels
+ */
+export type VmLabels = Message<"vmm.v1.VmLabels"> & {
+  /**
+   * @generated from field: map<string, string> labels = 1;
+   */
+  labels: { [key: string]: string };
+};
+
+/**
+ * Describes the message vmm.v1.VmLabels.
+ * Use `create(VmLabelsSchema)` to create a new message.
+ */
+export const VmLabelsSchema: GenMessage<VmLabels> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 12);
 
 /**
  * @generated from message vmm.v1.UpdateVmResponse
@@ -661,7 +699,7 @@ export type UpdateVmResponse = Message<"vmm.v1.UpdateVmResponse"> & {
  * Use `create(UpdateVmResponseSchema)` to create a new message.
  */
 export const UpdateVmResponseSchema: GenMessage<UpdateVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 12);
+  messageDesc(file_vmm_v1_vmm, 13);
 
 /**
  * @generated from message vmm.v1.StartVmRequest
@@ -678,7 +716,7 @@ export type StartVmRequest = Message<"vmm.v1.StartVmRequest"> & {
  * Use `create(StartVmRequestSchema)` to create a new message.
  */
 export const StartVmRequestSchema: GenMessage<StartVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 13);
+  messageDesc(file_vmm_v1_vmm, 14);
 
 /**
  * @generated from message vmm.v1.StartVmResponse
@@ -695,7 +733,7 @@ export type StartVmResponse = Message<"vmm.v1.StartVmResponse"> & {
  * Use `create(StartVmResponseSchema)` to create a new message.
  */
 export const StartVmResponseSchema: GenMessage<StartVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 14);
+  messageDesc(file_vmm_v1_vmm, 15);
 
 /**
  * @generated from message vmm.v1.StopVmRequest
@@ -727,7 +765,7 @@ export type StopVmRequest = Message<"vmm.v1.StopVmRequest"> & {
  * Use `create(StopVmRequestSchema)` to create a new message.
  */
 export const StopVmRequestSchema: GenMessage<StopVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 15);
+  messageDesc(file_vmm_v1_vmm, 16);
 
 /**
  * @generated from message vmm.v1.StopVmResponse
@@ -744,7 +782,7 @@ export type StopVmResponse = Message<"vmm.v1.StopVmResponse"> & {
  * Use `create(StopVmResponseSchema)` to create a new message.
  */
 export const StopVmResponseSchema: GenMessage<StopVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 16);
+  messageDesc(file_vmm_v1_vmm, 17);
 
 /**
  * @generated from message vmm.v1.RemoveVmRequest
@@ -768,7 +806,7 @@ export type RemoveVmRequest = Message<"vmm.v1.RemoveVmRequest"> & {
  * Use `create(RemoveVmRequestSchema)` to create a new message.
  */
 export const RemoveVmRequestSchema: GenMessage<RemoveVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 17);
+  messageDesc(file_vmm_v1_vmm, 18);
 
 /**
  * @generated from message vmm.v1.RemoveVmResponse
@@ -781,7 +819,7 @@ export type RemoveVmResponse = Message<"vmm.v1.RemoveVmResponse"> & {
  * Use `create(RemoveVmResponseSchema)` to create a new message.
  */
 export const RemoveVmResponseSchema: GenMessage<RemoveVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 18);
+  messageDesc(file_vmm_v1_vmm, 19);
 
 /**
  * @generated from message vmm.v1.ListVmsRequest
@@ -822,6 +860,16 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
    * @generated from field: bool brief = 5;
    */
   brief: boolean;
+
+  /**
+   * Only VMs whose labels match this selector: comma-separated requirements,
+   * all of which must hold: `key=value` (or `key==value`), `key!=value`
+   * (also true when the key is absent), `key` (present), `!key` (absent).
+   * At most 1024 characters. Omitted: no filter.
+   *
+   * @generated from field: string label_selector = 7;
+   */
+  labelSelector: string;
 };
 
 /**
@@ -829,7 +877,7 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
  * Use `create(ListVmsRequestSchema)` to create a new message.
  */
 export const ListVmsRequestSchema: GenMessage<ListVmsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 19);
+  messageDesc(file_vmm_v1_vmm, 20);
 
 /**
  * @generated from message vmm.v1.ListVmsResponse
@@ -862,7 +910,7 @@ export type ListVmsResponse = Message<"vmm.v1.ListVmsResponse"> & {
  * Use `create(ListVmsResponseSchema)` to create a new message.
  */
 export const ListVmsResponseSchema: GenMessage<ListVmsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 20);
+  messageDesc(file_vmm_v1_vmm, 21);
 
 /**
  * @generated from message vmm.v1.GetInfoRequest
@@ -886,7 +934,7 @@ export type GetInfoRequest = Message<"vmm.v1.GetInfoRequest"> & {
  * Use `create(GetInfoRequestSchema)` to create a new message.
  */
 export const GetInfoRequestSchema: GenMessage<GetInfoRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 21);
+  messageDesc(file_vmm_v1_vmm, 22);
 
 /**
  * @generated from message vmm.v1.GetInfoResponse
@@ -903,7 +951,7 @@ export type GetInfoResponse = Message<"vmm.v1.GetInfoResponse"> & {
  * Use `create(GetInfoResponseSchema)` to create a new message.
  */
 export const GetInfoResponseSchema: GenMessage<GetInfoResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 22);
+  messageDesc(file_vmm_v1_vmm, 23);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseRequest
@@ -955,7 +1003,7 @@ export type ReportDhcpLeaseRequest = Message<"vmm.v1.ReportDhcpLeaseRequest"> & 
  * Use `create(ReportDhcpLeaseRequestSchema)` to create a new message.
  */
 export const ReportDhcpLeaseRequestSchema: GenMessage<ReportDhcpLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 23);
+  messageDesc(file_vmm_v1_vmm, 24);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseResponse
@@ -986,7 +1034,7 @@ export type ReportDhcpLeaseResponse = Message<"vmm.v1.ReportDhcpLeaseResponse"> 
  * Use `create(ReportDhcpLeaseResponseSchema)` to create a new message.
  */
 export const ReportDhcpLeaseResponseSchema: GenMessage<ReportDhcpLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 24);
+  messageDesc(file_vmm_v1_vmm, 25);
 
 /**
  * @generated from message vmm.v1.GetMetaRequest
@@ -999,7 +1047,7 @@ export type GetMetaRequest = Message<"vmm.v1.GetMetaRequest"> & {
  * Use `create(GetMetaRequestSchema)` to create a new message.
  */
 export const GetMetaRequestSchema: GenMessage<GetMetaRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 25);
+  messageDesc(file_vmm_v1_vmm, 26);
 
 /**
  * @generated from message vmm.v1.GetMetaResponse
@@ -1057,6 +1105,28 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
    * @generated from field: bool auth_required = 8;
    */
   authRequired: boolean;
+
+  /**
+   * Logical CPUs of the host.
+   *
+   * @generated from field: uint32 host_cpus = 15;
+   */
+  hostCpus: number;
+
+  /**
+   * Physical memory of the host in bytes.
+   *
+   * @generated from field: uint64 host_memory_bytes = 16;
+   */
+  hostMemoryBytes: bigint;
+
+  /**
+   * Bridges a VM's BRIDGE or TAP NIC may name; the default bridge first.
+   * Empty: none (no bridge configured).
+   *
+   * @generated from field: repeated string bridges = 17;
+   */
+  bridges: string[];
 };
 
 /**
@@ -1064,7 +1134,7 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
  * Use `create(GetMetaResponseSchema)` to create a new message.
  */
 export const GetMetaResponseSchema: GenMessage<GetMetaResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 26);
+  messageDesc(file_vmm_v1_vmm, 27);
 
 /**
  * @generated from message vmm.v1.WatchEventsRequest
@@ -1083,7 +1153,7 @@ export type WatchEventsRequest = Message<"vmm.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 27);
+  messageDesc(file_vmm_v1_vmm, 28);
 
 /**
  * @generated from message vmm.v1.WatchEventsResponse
@@ -1116,7 +1186,7 @@ export type WatchEventsResponse = Message<"vmm.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 28);
+  messageDesc(file_vmm_v1_vmm, 29);
 
 /**
  * NetworkingMode selects how a NIC reaches the outside.
