@@ -1,6 +1,6 @@
 // Assembles the daemon: config -> state -> domain objects -> services ->
 // listeners. main.ts parses the command line and calls startDaemon.
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { Config } from "./config/types.js";
 import { mkdirDurable } from "./store/atomic.js";
 import { chmodSync, existsSync, readFileSync } from "node:fs";
@@ -8,23 +8,34 @@ import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "./store/atomic.js";
+import { lockStateDir, type StateLock } from "./store/lock.js";
 import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager } from "./vm/manager.js";
 import { QemuRunner } from "./vm/supervisor.js";
+import { ImageCatalog } from "./image/catalog.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
 import { ForwardService } from "./forward/index.js";
 import { loadNative } from "../native/index.js";
 import { vmmService } from "./rpc/vmm-service.js";
 import { networkService } from "./rpc/network-service.js";
+import { consoleService } from "./rpc/console-service.js";
+import { statsService } from "./rpc/stats-service.js";
+import { VmStatsSampler } from "./stats/sampler.js";
+import { allVms } from "./metrics/metrics.js";
+import { Site } from "./http/site.js";
+import { VERSION } from "./version.js";
+import { ConsoleReader } from "./console/reader.js";
+import { SerialFileSource } from "./console/source.js";
 import { registerReflection } from "./rpc/reflection.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
 import { createHandler } from "./http/adapter.js";
 import { parseHostPort } from "./net/addr.js";
+import { hostPrefixes } from "./net/iproute.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
@@ -41,6 +52,8 @@ export interface Daemon {
   readonly socket: string;
   /** "host:port" actually bound, "" without a TCP listener. */
   readonly tcp: string;
+  /** "host:port" of the metrics-only listener, "" without one. */
+  readonly metrics: string;
   readonly caps: Capabilities;
   stop(): Promise<void>;
 }
@@ -56,9 +69,21 @@ function nativeAvailable(): boolean {
 }
 
 export async function startDaemon(cfg: Config): Promise<Daemon> {
+  // Before anything else: the state dir's lock. A second daemon on the
+  // same directory stops here, having changed nothing.
+  mkdirDurable(cfg.stateDir, 0o711);
+  const lock = lockStateDir(cfg.stateDir);
+  try {
+    return await startLocked(cfg, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   // 0711: other users may traverse (passt runs as nobody and must reach its
   // socket directory under a VM's directory) but not list; files are 0600.
-  mkdirDurable(cfg.stateDir, 0o711);
   chmodSync(cfg.stateDir, 0o711);
   const caps = await probeCapabilities(cfg, nativeAvailable());
   const forwards = new ForwardService({
@@ -67,7 +92,12 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     maxConnectionsPerRule: cfg.forward.maxConnectionsPerRule,
     udpIdleMs: cfg.forward.udpIdleSeconds * 1000,
     maxUdpSessionsPerRule: cfg.forward.maxUdpSessionsPerRule,
+    // vmm-relayd outlives the daemon (kill -9, restart, upgrade): the next
+    // daemon finds it through this directory and adopts its rules.
+    relayDir: join(cfg.stateDir, "relay"),
   });
+  const adopted = await forwards.adopt();
+  if (adopted > 0) log("info", "forwarding carried on through the restart", { rules: adopted });
   // The hook of per-network dnsmasq instances authenticates with a lease
   // token of the daemon's own (persisted, 0600) when auth is on.
   const auth = { ...cfg.auth };
@@ -92,8 +122,10 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
         ? new DarwinNetworkBackend()
         : undefined;
   let vms: VmManager | undefined;
-  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
+  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? [], () => hostPrefixes());
   const store = new VmStore(cfg.stateDir);
+  const images = new ImageCatalog(cfg.images.dir);
+  log("info", "accelerator", { accel: caps.accel, reason: caps.accelReason });
   const n = cfg.networking;
   // Without QEMU the daemon still serves records; StartVm says why it cannot.
   const runner =
@@ -102,36 +134,51 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
           cfg,
           vmDir: (id) => store.dir(id),
           networkAttachment: (id, mac) => networks.attachment(id, mac),
+          images,
+          accel: caps.accel,
           ...(n.passtInterface !== ""
             ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
             : {}),
         })
       : undefined;
-  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id));
+  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id), images);
   await networks.init();
   await vms.init();
+  // Every owner that still wants forwards has applied them by now.
+  await forwards.pruneAdopted();
   const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
   leaseTimer.unref();
 
+  const sampler = new VmStatsSampler();
+  const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    router.service(VmmService, vmmService({ cfg, vms: vms!, forwards, caps }));
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles), ...statsService({ get: (id) => vms!.get(id), sampler }) };
+    router.service(VmmService, vmmImpl);
     router.service(NetworkService, networkService(networks));
     registerHealth(router, health);
     registerReflection(router, [file_vmm_v1_vmm, file_vmm_v1_network, file_grpc_health_v1_health], services);
   };
+  const authorize = authInterceptor(auth);
+  const site = new Site(cfg, { version: VERSION, qemuVersion: caps.qemuVersion, vms: () => allVms(vms!), sampler, forwards, consoleStreams: () => consoles.active }, authorize);
   const handler = createHandler({
     routes,
-    interceptors: [errorInterceptor, authInterceptor(auth)],
+    interceptors: [site.interceptor, errorInterceptor, authorize],
     // Bounded request size: a VM config is small; this stops memory abuse.
     readMaxBytes: 4 * 1024 * 1024,
     // Refuse unknown JSON fields and enum names instead of silently dropping
     // them (a typo'd mode must not create a VM in the default mode).
     jsonOptions: { ignoreUnknownFields: false },
   });
-  const api = new ApiServer(handler);
+  const api = new ApiServer(site.wrap(handler), {
+    maxConnections: cfg.api.maxConnections,
+    headerTimeoutMs: cfg.api.headerTimeoutSeconds * 1000,
+    bodyTimeoutMs: cfg.api.bodyTimeoutSeconds * 1000,
+    idleTimeoutMs: cfg.api.idleTimeoutSeconds * 1000,
+  });
   let tcp = "";
+  let metricsAddress = "";
   try {
     if (cfg.api.socket !== "") await api.listenUnix(cfg.api.socket, cfg.api.socketMode);
     if (cfg.api.tcp !== "") {
@@ -139,24 +186,29 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       const port = await api.listenTcp(hp.host, hp.port);
       tcp = hp.host.includes(":") ? `[${hp.host}]:${port}` : `${hp.host}:${port}`;
     }
+    metricsAddress = await site.listen();
   } catch (e) {
+    await site.close();
     await api.close(0);
-    await forwards.close();
+    await forwards.detach();
     throw e;
   }
   return {
     socket: cfg.api.socket,
     tcp,
+    metrics: metricsAddress,
     caps,
     async stop() {
       health.shutdown();
       clearInterval(leaseTimer);
+      await site.close();
       await api.close();
       await vms!.drain();
-      // Guests keep running; their forwards stop with the daemon and are
-      // restored when it starts again.
-      await forwards.close();
+      // Guests keep running, and so does forwarding (vmm-relayd, nftables
+      // rules): the next daemon adopts it. Only rules on Node sockets stop.
+      await forwards.detach();
       if (runner instanceof QemuRunner) runner.close();
+      lock.release();
     },
   };
 }

@@ -13,6 +13,14 @@ export interface ApiConfig {
   tcp: string;
   /** Allow a TCP listener on a non-loopback address. */
   allowRemote: boolean;
+  /** Open connections over all listeners; more are closed at accept. */
+  maxConnections: number;
+  /** Request headers (HTTP/2: the client's SETTINGS) must be complete within this. */
+  headerTimeoutSeconds: number;
+  /** An incomplete request body may go this long without a byte. */
+  bodyTimeoutSeconds: number;
+  /** A connection with nothing in flight (keep-alive, HTTP/2 without streams) is closed after this. */
+  idleTimeoutSeconds: number;
 }
 
 export interface AuthConfig {
@@ -24,7 +32,7 @@ export interface AuthConfig {
 
 export interface QemuConfig {
   binary: string;
-  /** "tcg", "kvm", or "kvm:tcg" (kvm with tcg fallback). */
+  /** "auto" (kvm when /dev/kvm is usable, else tcg), "tcg", "kvm", or "kvm:tcg" (same as auto). */
   accel: string;
   bridgeHelper: string;
   /** Seconds a graceful StopVm waits before killing QEMU. */
@@ -82,6 +90,29 @@ export interface VmnetConfig {
   bridgePrefix: string;
   /** dhcp-script of network dnsmasq instances; "": the bundled clients/dnsmasq-hook/vmm-dhcp-hook. */
   dhcpHook: string;
+  /** Holders (AcquireNetwork) one network may have at once. */
+  maxHoldersPerNetwork: number;
+}
+
+export interface ImagesConfig {
+  /** Directory of images (<dir>/<name>/disk.qcow2|disk.raw, vmlinuz, initrd, cmdline). */
+  dir: string;
+}
+
+export interface ConsoleConfig {
+  /** A VM's serial log is rotated when it grows past this many bytes. */
+  logMaxBytes: number;
+  /** Rotated logs kept (serial.log.1 ... serial.log.N); 0 keeps none. */
+  logFiles: number;
+}
+
+export interface MetricsConfig {
+  /**
+   * "host:port" of a listener serving only GET /metrics (for a Prometheus
+   * that cannot reach the API socket); "" disables it. /metrics is on the
+   * API listeners regardless. Both need an admin token when auth is on.
+   */
+  listen: string;
 }
 
 export interface Config {
@@ -93,4 +124,7 @@ export interface Config {
   networking: NetworkingConfig;
   forward: ForwardConfig;
   vmnet: VmnetConfig;
+  images: ImagesConfig;
+  console: ConsoleConfig;
+  metrics: MetricsConfig;
 }

@@ -66,3 +66,31 @@ export const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 export function isValidIfName(s: string): boolean {
   return IFNAME_RE.test(s);
 }
+
+/** The last address of `c` (the broadcast address of a subnet). */
+export function cidrLast(c: Ipv4Cidr): number {
+  return c.network + 2 ** (32 - c.prefix) - 1;
+}
+
+/** True when `a` and `b` share at least one address. */
+export function cidrsOverlap(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
+  return a.network <= cidrLast(b) && b.network <= cidrLast(a);
+}
+
+/** True when every address of `inner` is in `outer`. */
+export function cidrWithin(inner: Ipv4Cidr, outer: Ipv4Cidr): boolean {
+  return inner.network >= outer.network && cidrLast(inner) <= cidrLast(outer);
+}
+
+/**
+ * Private IPv4 space a network may use: RFC 1918 and the RFC 6598 shared
+ * address space. Everything else -- loopback, link-local, multicast,
+ * reserved, "this network" and public addresses -- would shadow something
+ * the host or the internet needs.
+ */
+export const PRIVATE_IPV4: readonly string[] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"];
+
+/** True when all of `c` lies in one of PRIVATE_IPV4. */
+export function isPrivateIpv4Cidr(c: Ipv4Cidr): boolean {
+  return PRIVATE_IPV4.some((p) => cidrWithin(c, parseIpv4Cidr(p)!));
+}

@@ -8,8 +8,10 @@
 // strict pattern, addresses must be IP literals with a prefix length, MACs
 // must be MACs. Names are also limited to IFNAMSIZ-1 = 15 bytes.
 import { runProgram } from "../host/exec.js";
-import { IFNAME_RE } from "./addr.js";
+import { IFNAME_RE, ipv4ToInt, type Ipv4Cidr } from "./addr.js";
+import { parseIpv6, type Ipv6Cidr } from "./ipv6.js";
 import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import { Problems, VmmError, type ErrorKind } from "../errors.js";
 import { normalizeMac } from "./mac.js";
 
@@ -192,4 +194,51 @@ export async function deleteLink(dev: string, opts: RunIpOptions & { ignoreMissi
     if (opts.ignoreMissing && e instanceof VmmError && e.kind === "not_found") return;
     throw e;
   }
+}
+
+/** An address range the host already uses: the subnet of one of its addresses, or a route's destination. */
+export type HostPrefix = ({ family: 4; cidr: Ipv4Cidr } | { family: 6; cidr: Ipv6Cidr }) & {
+  /** For messages, e.g. "address 10.0.0.5/24 on eth0" or "route 10.96.0.0/12 dev cni0". */
+  what: string;
+};
+
+/** "a.b.c.d[/n]" or "x::y[/n]" with host bits masked off; undefined when unparsable. */
+function toPrefix(text: string): { family: 4; cidr: Ipv4Cidr } | { family: 6; cidr: Ipv6Cidr } | undefined {
+  const [addr = "", len] = text.split("/");
+  if (isIP(addr) === 4) {
+    const prefix = len === undefined ? 32 : Number(len);
+    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    return { family: 4, cidr: { network: (ipv4ToInt(addr)! & mask) >>> 0, prefix } };
+  }
+  const n = parseIpv6(addr);
+  if (n === null) return undefined;
+  const prefix = len === undefined ? 128 : Number(len);
+  const host = prefix === 128 ? 0n : (1n << BigInt(128 - prefix)) - 1n;
+  return { family: 6, cidr: { network: n & ~host, prefix } };
+}
+
+/**
+ * Every address range the host (this network namespace) uses: the subnet
+ * of each address, and on Linux the destination of each route in every
+ * table, the default routes left out (they cover everything). A network
+ * whose subnet overlaps one of these would shadow it.
+ */
+export async function hostPrefixes(opts?: RunIpOptions): Promise<HostPrefix[]> {
+  const out: HostPrefix[] = [];
+  for (const [ifname, addrs] of Object.entries(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      const p = a.cidr === null ? undefined : toPrefix(a.cidr);
+      if (p) out.push({ ...p, what: `address ${a.cidr} on ${ifname}` });
+    }
+  }
+  if (process.platform !== "linux") return out;
+  for (const family of ["-4", "-6"]) {
+    const routes = JSON.parse(await runIp(["-j", family, "route", "show", "table", "all"], opts)) as { dst?: string; dev?: string; type?: string }[];
+    for (const r of routes) {
+      if (r.dst === undefined || r.dst === "default") continue;
+      const p = toPrefix(r.dst);
+      if (p && p.cidr.prefix > 0) out.push({ ...p, what: `route ${r.type && r.type !== "unicast" ? `${r.type} ` : ""}${r.dst}${r.dev ? ` dev ${r.dev}` : ""}` });
+    }
+  }
+  return out;
 }

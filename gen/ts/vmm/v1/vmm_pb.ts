@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/v1/vmm.proto.
  */
 export const file_vmm_v1_vmm: GenFile = /*@__PURE__*/
-  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEiawoLUG9ydE1hcHBpbmcSIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFAoMaG9zdF9hZGRyZXNzGAIgASgJEhEKCWhvc3RfcG9ydBgDIAEoDRIPCgd2bV9wb3J0GAQgASgNIoQBCglOaWNDb25maWcSJAoEbW9kZRgBIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRIOCgZicmlkZ2UYAiABKAkSFgoObWFjdnRhcF9wYXJlbnQYAyABKAkSEgoKbmV0d29ya19pZBgEIAEoCRIVCg1jdXN0b21fbmV0ZGV2GAUgASgJIrICCghWbUNvbmZpZxIMCgRuYW1lGAEgASgJEg0KBXZjcHVzGAIgASgNEhIKCm1lbW9yeV9taWIYAyABKA0SDgoGa2VybmVsGAQgASgJEg4KBmluaXRyZBgFIAEoCRIPCgdjbWRsaW5lGAYgASgJEgwKBGRpc2sYByABKAkSHwoEbmljcxgIIAMoCzIRLnZtbS52MS5OaWNDb25maWcSIgoFcG9ydHMYCSADKAsyEy52bW0udjEuUG9ydE1hcHBpbmcSFAoMYXV0b19yZXN0YXJ0GAogASgIEiwKBmxhYmVscxgUIAMoCzIcLnZtbS52MS5WbUNvbmZpZy5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpgBCgVMZWFzZRIKCgJpcBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbnRlcmZhY2UYBSABKAkipQEKB05pY0luZm8SDQoFaW5kZXgYASABKA0SJAoEbW9kZRgCIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRILCgNtYWMYAyABKAkSDgoGYnJpZGdlGAQgASgJEhYKDmhvc3RfaW50ZXJmYWNlGAUgASgJEhIKCm5ldHdvcmtfaWQYBiABKAkSHAoFbGVhc2UYByABKAsyDS52bW0udjEuTGVhc2UiowEKD0ZvcndhcmRDb3VudGVycxIaChJjb25uZWN0aW9uc19hY3RpdmUYASABKAQSGQoRY29ubmVjdGlvbnNfdG90YWwYAiABKAQSFgoOYnl0ZXNfdG9fZ3Vlc3QYAyABKAQSGAoQYnl0ZXNfZnJvbV9ndWVzdBgEIAEoBBIXCg9zZXNzaW9uc19hY3RpdmUYBSABKAQSDgoGZXJyb3JzGAYgASgEIsUBCgtGb3J3YXJkSW5mbxIiCghwcm90b2NvbBgBIAEoDjIQLnZtbS52MS5Qcm90b2NvbBIWCg5saXN0ZW5fYWRkcmVzcxgCIAEoCRITCgtsaXN0ZW5fcG9ydBgDIAEoDRIWCg50YXJnZXRfYWRkcmVzcxgEIAEoCRITCgt0YXJnZXRfcG9ydBgFIAEoDRIpCghjb3VudGVycxgGIAEoCzIXLnZtbS52MS5Gb3J3YXJkQ291bnRlcnMSDQoFcmVsYXkYByABKAkiUgoHVm1FdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRraW5kGAIgASgJEg8KB21lc3NhZ2UYAyABKAki5wIKBlZtSW5mbxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBnN0YXR1cxgDIAEoDjIQLnZtbS52MS5WbVN0YXR1cxITCgtpbnN0YW5jZV9pZBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg51cHRpbWVfc2Vjb25kcxgHIAEoBBIgCgZjb25maWcYCCABKAsyEC52bW0udjEuVm1Db25maWcSHQoEbmljcxgJIAMoCzIPLnZtbS52MS5OaWNJbmZvEiUKCGZvcndhcmRzGAogAygLMhMudm1tLnYxLkZvcndhcmRJbmZvEh8KBmV2ZW50cxgLIAMoCzIPLnZtbS52MS5WbUV2ZW50EgsKA3BpZBgMIAEoDSJOCg9DcmVhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSIAoGY29uZmlnGAIgASgLMhAudm1tLnYxLlZtQ29uZmlnEg0KBXN0YXJ0GAMgASgIIi4KEENyZWF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIukCCg9VcGRhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEhIKBXZjcHVzGAMgASgNSAGIAQESFwoKbWVtb3J5X21pYhgEIAEoDUgCiAEBEhMKBmtlcm5lbBgFIAEoCUgDiAEBEhMKBmluaXRyZBgGIAEoCUgEiAEBEhQKB2NtZGxpbmUYByABKAlIBYgBARIZCgxhdXRvX3Jlc3RhcnQYCCABKAhIBogBARIUCgx1cGRhdGVfcG9ydHMYCSABKAgSIgoFcG9ydHMYCiADKAsyEy52bW0udjEuUG9ydE1hcHBpbmcSIAoGbGFiZWxzGBQgASgLMhAudm1tLnYxLlZtTGFiZWxzQgcKBV9uYW1lQggKBl92Y3B1c0INCgtfbWVtb3J5X21pYkIJCgdfa2VybmVsQgkKB19pbml0cmRCCgoIX2NtZGxpbmVCDwoNX2F1dG9fcmVzdGFydCJnCghWbUxhYmVscxIsCgZsYWJlbHMYASADKAsyHC52bW0udjEuVm1MYWJlbHMuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuChBVcGRhdGVWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyIcCg5TdGFydFZtUmVxdWVzdBIKCgJpZBgBIAEoCSItCg9TdGFydFZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIlwKDVN0b3BWbVJlcXVlc3QSCgoCaWQYASABKAkSDQoFZm9yY2UYAiABKAgSHAoPdGltZW91dF9zZWNvbmRzGAMgASgNSACIAQFCEgoQX3RpbWVvdXRfc2Vjb25kcyIsCg5TdG9wVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iLAoPUmVtb3ZlVm1SZXF1ZXN0EgoKAmlkGAEgASgJEg0KBWZvcmNlGAIgASgIIhIKEFJlbW92ZVZtUmVzcG9uc2UifAoOTGlzdFZtc1JlcXVlc3QSCwoDaWRzGAEgAygJEg8KB2tleXdvcmQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkSDQoFYnJpZWYYBSABKAgSFgoObGFiZWxfc2VsZWN0b3IYByABKAkiWwoPTGlzdFZtc1Jlc3BvbnNlEhsKA3ZtcxgBIAMoCzIOLnZtbS52MS5WbUluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKA0iMAoOR2V0SW5mb1JlcXVlc3QSCgoCaWQYASABKAkSEgoKbWF4X2V2ZW50cxgCIAEoDSItCg9HZXRJbmZvUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIpEBChZSZXBvcnREaGNwTGVhc2VSZXF1ZXN0EiMKBmFjdGlvbhgBIAEoDjITLnZtbS52MS5MZWFzZUFjdGlvbhILCgNtYWMYAiABKAkSCgoCaXAYAyABKAkSEAoIaG9zdG5hbWUYBCABKAkSFAoMZXhwaXJlc191bml4GAUgASgDEhEKCWludGVyZmFjZRgGIAEoCSJiChdSZXBvcnREaGNwTGVhc2VSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIRCgluaWNfaW5kZXgYAiABKA0SJQoIZm9yd2FyZHMYAyADKAsyEy52bW0udjEuRm9yd2FyZEluZm8iEAoOR2V0TWV0YVJlcXVlc3QiwwIKD0dldE1ldGFSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhQKDHFlbXVfdmVyc2lvbhgCIAEoCRIwChBuZXR3b3JraW5nX21vZGVzGAMgAygOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEjcKF2RlZmF1bHRfbmV0d29ya2luZ19tb2RlGAQgASgOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEh8KF2ZvcndhcmRfc2VydmljZV9lbmFibGVkGAUgASgIEhUKDWZvcndhcmRfcmVsYXkYBiABKAkSEAoIcGxhdGZvcm0YByABKAkSFQoNYXV0aF9yZXF1aXJlZBgIIAEoCBIRCglob3N0X2NwdXMYDyABKA0SGQoRaG9zdF9tZW1vcnlfYnl0ZXMYECABKAQSDwoHYnJpZGdlcxgRIAMoCSIjChJXYXRjaEV2ZW50c1JlcXVlc3QSDQoFdm1faWQYASABKAkiWAoTV2F0Y2hFdmVudHNSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIeCgVldmVudBgCIAEoCzIPLnZtbS52MS5WbUV2ZW50EhIKCnN1YnNjcmliZWQYAyABKAgq7wEKDk5ldHdvcmtpbmdNb2RlEh8KG05FVFdPUktJTkdfTU9ERV9VTlNQRUNJRklFRBAAEhgKFE5FVFdPUktJTkdfTU9ERV9VU0VSEAESGQoVTkVUV09SS0lOR19NT0RFX1BBU1NUEAISGgoWTkVUV09SS0lOR19NT0RFX0JSSURHRRADEhcKE05FVFdPUktJTkdfTU9ERV9UQVAQBBIbChdORVRXT1JLSU5HX01PREVfTUFDVlRBUBAFEhkKFU5FVFdPUktJTkdfTU9ERV9WTU5FVBAGEhoKFk5FVFdPUktJTkdfTU9ERV9DVVNUT00QBypICghQcm90b2NvbBIYChRQUk9UT0NPTF9VTlNQRUNJRklFRBAAEhAKDFBST1RPQ09MX1RDUBABEhAKDFBST1RPQ09MX1VEUBACKpkBCghWbVN0YXR1cxIZChVWTV9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFWTV9TVEFUVVNfU1RPUFBFRBABEhYKElZNX1NUQVRVU19TVEFSVElORxACEhUKEVZNX1NUQVRVU19SVU5OSU5HEAMSFgoSVk1fU1RBVFVTX1NUT1BQSU5HEAQSFAoQVk1fU1RBVFVTX0VYSVRFRBAFKm0KC0xlYXNlQWN0aW9uEhwKGExFQVNFX0FDVElPTl9VTlNQRUNJRklFRBAAEhQKEExFQVNFX0FDVElPTl9BREQQARIUChBMRUFTRV9BQ1RJT05fT0xEEAISFAoQTEVBU0VfQUNUSU9OX0RFTBADMpAFCgpWbW1TZXJ2aWNlEj0KCENyZWF0ZVZtEhcudm1tLnYxLkNyZWF0ZVZtUmVxdWVzdBoYLnZtbS52MS5DcmVhdGVWbVJlc3BvbnNlEj0KCFVwZGF0ZVZtEhcudm1tLnYxLlVwZGF0ZVZtUmVxdWVzdBoYLnZtbS52MS5VcGRhdGVWbVJlc3BvbnNlEjoKB1N0YXJ0Vm0SFi52bW0udjEuU3RhcnRWbVJlcXVlc3QaFy52bW0udjEuU3RhcnRWbVJlc3BvbnNlEjcKBlN0b3BWbRIVLnZtbS52MS5TdG9wVm1SZXF1ZXN0GhYudm1tLnYxLlN0b3BWbVJlc3BvbnNlEj0KCFJlbW92ZVZtEhcudm1tLnYxLlJlbW92ZVZtUmVxdWVzdBoYLnZtbS52MS5SZW1vdmVWbVJlc3BvbnNlEjoKB0xpc3RWbXMSFi52bW0udjEuTGlzdFZtc1JlcXVlc3QaFy52bW0udjEuTGlzdFZtc1Jlc3BvbnNlEjoKB0dldEluZm8SFi52bW0udjEuR2V0SW5mb1JlcXVlc3QaFy52bW0udjEuR2V0SW5mb1Jlc3BvbnNlElIKD1JlcG9ydERoY3BMZWFzZRIeLnZtbS52MS5SZXBvcnREaGNwTGVhc2VSZXF1ZXN0Gh8udm1tLnYxLlJlcG9ydERoY3BMZWFzZVJlc3BvbnNlEjoKB0dldE1ldGESFi52bW0udjEuR2V0TWV0YVJlcXVlc3QaFy52bW0udjEuR2V0TWV0YVJlc3BvbnNlEkgKC1dhdGNoRXZlbnRzEhoudm1tLnYxLldhdGNoRXZlbnRzUmVxdWVzdBobLnZtbS52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEiawoLUG9ydE1hcHBpbmcSIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFAoMaG9zdF9hZGRyZXNzGAIgASgJEhEKCWhvc3RfcG9ydBgDIAEoDRIPCgd2bV9wb3J0GAQgASgNIoQBCglOaWNDb25maWcSJAoEbW9kZRgBIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRIOCgZicmlkZ2UYAiABKAkSFgoObWFjdnRhcF9wYXJlbnQYAyABKAkSEgoKbmV0d29ya19pZBgEIAEoCRIVCg1jdXN0b21fbmV0ZGV2GAUgASgJIqMDCghWbUNvbmZpZxIMCgRuYW1lGAEgASgJEg0KBXZjcHVzGAIgASgNEhIKCm1lbW9yeV9taWIYAyABKA0SDgoGa2VybmVsGAQgASgJEg4KBmluaXRyZBgFIAEoCRIPCgdjbWRsaW5lGAYgASgJEgwKBGRpc2sYByABKAkSHwoEbmljcxgIIAMoCzIRLnZtbS52MS5OaWNDb25maWcSIgoFcG9ydHMYCSADKAsyEy52bW0udjEuUG9ydE1hcHBpbmcSFAoMYXV0b19yZXN0YXJ0GAogASgIEg0KBWltYWdlGAsgASgJEhYKDmltYWdlX3NpemVfbWliGAwgASgNEiEKBWRpc2tzGA0gAygLMhIudm1tLnYxLkRpc2tDb25maWcSJQoKY2xvdWRfaW5pdBgOIAEoCzIRLnZtbS52MS5DbG91ZEluaXQSLAoGbGFiZWxzGBQgAygLMhwudm1tLnYxLlZtQ29uZmlnLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLQoKRGlza0NvbmZpZxINCgVpbWFnZRgBIAEoCRIQCghzaXplX21pYhgCIAEoDSJlCglDbG91ZEluaXQSEQoJdXNlcl9kYXRhGAEgASgJEhsKE3NzaF9hdXRob3JpemVkX2tleXMYAiADKAkSEAoIaG9zdG5hbWUYAyABKAkSFgoObmV0d29ya19jb25maWcYBCABKAkiWAoIRGlza0luZm8SDQoFaW5kZXgYASABKA0SDAoEcGF0aBgCIAEoCRIOCgZmb3JtYXQYAyABKAkSDQoFaW1hZ2UYBCABKAkSEAoIc2l6ZV9taWIYBSABKA0imAEKBUxlYXNlEgoKAmlwGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWludGVyZmFjZRgFIAEoCSKlAQoHTmljSW5mbxINCgVpbmRleBgBIAEoDRIkCgRtb2RlGAIgASgOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEgsKA21hYxgDIAEoCRIOCgZicmlkZ2UYBCABKAkSFgoOaG9zdF9pbnRlcmZhY2UYBSABKAkSEgoKbmV0d29ya19pZBgGIAEoCRIcCgVsZWFzZRgHIAEoCzINLnZtbS52MS5MZWFzZSKjAQoPRm9yd2FyZENvdW50ZXJzEhoKEmNvbm5lY3Rpb25zX2FjdGl2ZRgBIAEoBBIZChFjb25uZWN0aW9uc190b3RhbBgCIAEoBBIWCg5ieXRlc190b19ndWVzdBgDIAEoBBIYChBieXRlc19mcm9tX2d1ZXN0GAQgASgEEhcKD3Nlc3Npb25zX2FjdGl2ZRgFIAEoBBIOCgZlcnJvcnMYBiABKAQixQEKC0ZvcndhcmRJbmZvEiIKCHByb3RvY29sGAEgASgOMhAudm1tLnYxLlByb3RvY29sEhYKDmxpc3Rlbl9hZGRyZXNzGAIgASgJEhMKC2xpc3Rlbl9wb3J0GAMgASgNEhYKDnRhcmdldF9hZGRyZXNzGAQgASgJEhMKC3RhcmdldF9wb3J0GAUgASgNEikKCGNvdW50ZXJzGAYgASgLMhcudm1tLnYxLkZvcndhcmRDb3VudGVycxINCgVyZWxheRgHIAEoCSJSCgdWbUV2ZW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCSKIAwoGVm1JbmZvEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoGc3RhdHVzGAMgASgOMhAudm1tLnYxLlZtU3RhdHVzEhMKC2luc3RhbmNlX2lkGAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnVwdGltZV9zZWNvbmRzGAcgASgEEiAKBmNvbmZpZxgIIAEoCzIQLnZtbS52MS5WbUNvbmZpZxIdCgRuaWNzGAkgAygLMg8udm1tLnYxLk5pY0luZm8SJQoIZm9yd2FyZHMYCiADKAsyEy52bW0udjEuRm9yd2FyZEluZm8SHwoGZXZlbnRzGAsgAygLMg8udm1tLnYxLlZtRXZlbnQSCwoDcGlkGAwgASgNEh8KBWRpc2tzGA0gAygLMhAudm1tLnYxLkRpc2tJbmZvIk4KD0NyZWF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIgCgZjb25maWcYAiABKAsyEC52bW0udjEuVm1Db25maWcSDQoFc3RhcnQYAyABKAgiLgoQQ3JlYXRlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8ikAMKD1VwZGF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESEgoFdmNwdXMYAyABKA1IAYgBARIXCgptZW1vcnlfbWliGAQgASgNSAKIAQESEwoGa2VybmVsGAUgASgJSAOIAQESEwoGaW5pdHJkGAYgASgJSASIAQESFAoHY21kbGluZRgHIAEoCUgFiAEBEhkKDGF1dG9fcmVzdGFydBgIIAEoCEgGiAEBEhQKDHVwZGF0ZV9wb3J0cxgJIAEoCBIiCgVwb3J0cxgKIAMoCzITLnZtbS52MS5Qb3J0TWFwcGluZxIlCgpjbG91ZF9pbml0GAsgASgLMhEudm1tLnYxLkNsb3VkSW5pdBIgCgZsYWJlbHMYFCABKAsyEC52bW0udjEuVm1MYWJlbHNCBwoFX25hbWVCCAoGX3ZjcHVzQg0KC19tZW1vcnlfbWliQgkKB19rZXJuZWxCCQoHX2luaXRyZEIKCghfY21kbGluZUIPCg1fYXV0b19yZXN0YXJ0ImcKCFZtTGFiZWxzEiwKBmxhYmVscxgBIAMoCzIcLnZtbS52MS5WbUxhYmVscy5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi4KEFVwZGF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIhwKDlN0YXJ0Vm1SZXF1ZXN0EgoKAmlkGAEgASgJIi0KD1N0YXJ0Vm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iXAoNU3RvcFZtUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCBIcCg90aW1lb3V0X3NlY29uZHMYAyABKA1IAIgBAUISChBfdGltZW91dF9zZWNvbmRzIiwKDlN0b3BWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyIsCg9SZW1vdmVWbVJlcXVlc3QSCgoCaWQYASABKAkSDQoFZm9yY2UYAiABKAgiEgoQUmVtb3ZlVm1SZXNwb25zZSKLAQoOTGlzdFZtc1JlcXVlc3QSCwoDaWRzGAEgAygJEg8KB2tleXdvcmQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkSDQoFYnJpZWYYBSABKAgSDQoFbmFtZXMYBiADKAkSFgoObGFiZWxfc2VsZWN0b3IYByABKAkiWwoPTGlzdFZtc1Jlc3BvbnNlEhsKA3ZtcxgBIAMoCzIOLnZtbS52MS5WbUluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKA0iMAoOR2V0SW5mb1JlcXVlc3QSCgoCaWQYASABKAkSEgoKbWF4X2V2ZW50cxgCIAEoDSItCg9HZXRJbmZvUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIpEBChZSZXBvcnREaGNwTGVhc2VSZXF1ZXN0EiMKBmFjdGlvbhgBIAEoDjITLnZtbS52MS5MZWFzZUFjdGlvbhILCgNtYWMYAiABKAkSCgoCaXAYAyABKAkSEAoIaG9zdG5hbWUYBCABKAkSFAoMZXhwaXJlc191bml4GAUgASgDEhEKCWludGVyZmFjZRgGIAEoCSJiChdSZXBvcnREaGNwTGVhc2VSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIRCgluaWNfaW5kZXgYAiABKA0SJQoIZm9yd2FyZHMYAyADKAsyEy52bW0udjEuRm9yd2FyZEluZm8iEAoOR2V0TWV0YVJlcXVlc3Qi/AIKD0dldE1ldGFSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhQKDHFlbXVfdmVyc2lvbhgCIAEoCRIwChBuZXR3b3JraW5nX21vZGVzGAMgAygOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEjcKF2RlZmF1bHRfbmV0d29ya2luZ19tb2RlGAQgASgOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEh8KF2ZvcndhcmRfc2VydmljZV9lbmFibGVkGAUgASgIEhUKDWZvcndhcmRfcmVsYXkYBiABKAkSEAoIcGxhdGZvcm0YByABKAkSFQoNYXV0aF9yZXF1aXJlZBgIIAEoCBINCgVhY2NlbBgJIAEoCRIUCgxhY2NlbF9yZWFzb24YCiABKAkSEgoKaW1hZ2VzX2RpchgLIAEoCRIRCglob3N0X2NwdXMYDyABKA0SGQoRaG9zdF9tZW1vcnlfYnl0ZXMYECABKAQSDwoHYnJpZGdlcxgRIAMoCSIjChJXYXRjaEV2ZW50c1JlcXVlc3QSDQoFdm1faWQYASABKAkiWAoTV2F0Y2hFdmVudHNSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIeCgVldmVudBgCIAEoCzIPLnZtbS52MS5WbUV2ZW50EhIKCnN1YnNjcmliZWQYAyABKAgiNAoUQXR0YWNoQ29uc29sZVJlcXVlc3QSDQoFdm1faWQYASABKAkSDQoFaW5wdXQYAiABKAwiOQoVQXR0YWNoQ29uc29sZVJlc3BvbnNlEhAKCGF0dGFjaGVkGAEgASgIEg4KBm91dHB1dBgCIAEoDCITChFMaXN0SW1hZ2VzUmVxdWVzdCKTAQoFSW1hZ2USDAoEbmFtZRgBIAEoCRIMCgRkaXNrGAIgASgJEhMKC2Rpc2tfZm9ybWF0GAMgASgJEhcKD2Rpc2tfZmlsZV9ieXRlcxgEIAEoBBIOCgZrZXJuZWwYBSABKAkSDgoGaW5pdHJkGAYgASgJEg8KB2NtZGxpbmUYByABKAkSDwoHcHJvYmxlbRgIIAEoCSIzChJMaXN0SW1hZ2VzUmVzcG9uc2USHQoGaW1hZ2VzGAEgAygLMg0udm1tLnYxLkltYWdlIqYBChJSZWFkQ29uc29sZVJlcXVlc3QSCgoCaWQYASABKAkSEwoGb2Zmc2V0GAIgASgESACIAQESFwoKdGFpbF9saW5lcxgDIAEoDUgBiAEBEhMKC2luc3RhbmNlX2lkGAQgASgJEg4KBmZvbGxvdxgFIAEoCBIXCg9tYXhfY2h1bmtfYnl0ZXMYBiABKA1CCQoHX29mZnNldEINCgtfdGFpbF9saW5lcyJeChNSZWFkQ29uc29sZVJlc3BvbnNlEhMKC2luc3RhbmNlX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMEhQKDGZpcnN0X29mZnNldBgEIAEoBCIfChFHZXRWbVN0YXRzUmVxdWVzdBIKCgJpZBgBIAEoCSJ9CghOaWNTdGF0cxINCgVpbmRleBgBIAEoDRIWCg5ob3N0X2ludGVyZmFjZRgCIAEoCRIQCghyeF9ieXRlcxgDIAEoBBISCgpyeF9wYWNrZXRzGAQgASgEEhAKCHR4X2J5dGVzGAUgASgEEhIKCnR4X3BhY2tldHMYBiABKAQi0QIKEkdldFZtU3RhdHNSZXNwb25zZRIKCgJpZBgBIAEoCRIgCgZzdGF0dXMYAiABKA4yEC52bW0udjEuVm1TdGF0dXMSEwoLaW5zdGFuY2VfaWQYAyABKAkSLgoKc2FtcGxlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLY3B1X3BlcmNlbnQYBSABKAESGgoSY3B1X3dpbmRvd19zZWNvbmRzGAYgASgBEhMKC2NwdV9zZWNvbmRzGAcgASgBEhgKEG1lbW9yeV9yc3NfYnl0ZXMYCCABKAQSHwoXbWVtb3J5X2NvbmZpZ3VyZWRfYnl0ZXMYCSABKAQSFgoOdXB0aW1lX3NlY29uZHMYCiABKAQSHgoEbmljcxgLIAMoCzIQLnZtbS52MS5OaWNTdGF0cxIPCgd0aHJlYWRzGAwgASgNKu8BCg5OZXR3b3JraW5nTW9kZRIfChtORVRXT1JLSU5HX01PREVfVU5TUEVDSUZJRUQQABIYChRORVRXT1JLSU5HX01PREVfVVNFUhABEhkKFU5FVFdPUktJTkdfTU9ERV9QQVNTVBACEhoKFk5FVFdPUktJTkdfTU9ERV9CUklER0UQAxIXChNORVRXT1JLSU5HX01PREVfVEFQEAQSGwoXTkVUV09SS0lOR19NT0RFX01BQ1ZUQVAQBRIZChVORVRXT1JLSU5HX01PREVfVk1ORVQQBhIaChZORVRXT1JLSU5HX01PREVfQ1VTVE9NEAcqSAoIUHJvdG9jb2wSGAoUUFJPVE9DT0xfVU5TUEVDSUZJRUQQABIQCgxQUk9UT0NPTF9UQ1AQARIQCgxQUk9UT0NPTF9VRFAQAiqZAQoIVm1TdGF0dXMSGQoVVk1fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRVk1fU1RBVFVTX1NUT1BQRUQQARIWChJWTV9TVEFUVVNfU1RBUlRJTkcQAhIVChFWTV9TVEFUVVNfUlVOTklORxADEhYKElZNX1NUQVRVU19TVE9QUElORxAEEhQKEFZNX1NUQVRVU19FWElURUQQBSptCgtMZWFzZUFjdGlvbhIcChhMRUFTRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIUChBMRUFTRV9BQ1RJT05fQUREEAESFAoQTEVBU0VfQUNUSU9OX09MRBACEhQKEExFQVNFX0FDVElPTl9ERUwQAzK2BwoKVm1tU2VydmljZRI9CghDcmVhdGVWbRIXLnZtbS52MS5DcmVhdGVWbVJlcXVlc3QaGC52bW0udjEuQ3JlYXRlVm1SZXNwb25zZRI9CghVcGRhdGVWbRIXLnZtbS52MS5VcGRhdGVWbVJlcXVlc3QaGC52bW0udjEuVXBkYXRlVm1SZXNwb25zZRI6CgdTdGFydFZtEhYudm1tLnYxLlN0YXJ0Vm1SZXF1ZXN0Ghcudm1tLnYxLlN0YXJ0Vm1SZXNwb25zZRI3CgZTdG9wVm0SFS52bW0udjEuU3RvcFZtUmVxdWVzdBoWLnZtbS52MS5TdG9wVm1SZXNwb25zZRI9CghSZW1vdmVWbRIXLnZtbS52MS5SZW1vdmVWbVJlcXVlc3QaGC52bW0udjEuUmVtb3ZlVm1SZXNwb25zZRI6CgdMaXN0Vm1zEhYudm1tLnYxLkxpc3RWbXNSZXF1ZXN0Ghcudm1tLnYxLkxpc3RWbXNSZXNwb25zZRI6CgdHZXRJbmZvEhYudm1tLnYxLkdldEluZm9SZXF1ZXN0Ghcudm1tLnYxLkdldEluZm9SZXNwb25zZRJSCg9SZXBvcnREaGNwTGVhc2USHi52bW0udjEuUmVwb3J0RGhjcExlYXNlUmVxdWVzdBofLnZtbS52MS5SZXBvcnREaGNwTGVhc2VSZXNwb25zZRI6CgdHZXRNZXRhEhYudm1tLnYxLkdldE1ldGFSZXF1ZXN0Ghcudm1tLnYxLkdldE1ldGFSZXNwb25zZRJICgtXYXRjaEV2ZW50cxIaLnZtbS52MS5XYXRjaEV2ZW50c1JlcXVlc3QaGy52bW0udjEuV2F0Y2hFdmVudHNSZXNwb25zZTABElAKDUF0dGFjaENvbnNvbGUSHC52bW0udjEuQXR0YWNoQ29uc29sZVJlcXVlc3QaHS52bW0udjEuQXR0YWNoQ29uc29sZVJlc3BvbnNlKAEwARJDCgpMaXN0SW1hZ2VzEhkudm1tLnYxLkxpc3RJbWFnZXNSZXF1ZXN0Ghoudm1tLnYxLkxpc3RJbWFnZXNSZXNwb25zZRJICgtSZWFkQ29uc29sZRIaLnZtbS52MS5SZWFkQ29uc29sZVJlcXVlc3QaGy52bW0udjEuUmVhZENvbnNvbGVSZXNwb25zZTABEkMKCkdldFZtU3RhdHMSGS52bW0udjEuR2V0Vm1TdGF0c1JlcXVlc3QaGi52bW0udjEuR2V0Vm1TdGF0c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * PortMapping forwards a host port to a guest port.
@@ -180,6 +180,40 @@ export type VmConfig = Message<"vmm.v1.VmConfig"> & {
   autoRestart: boolean;
 
   /**
+   * Image in the images directory to boot from: its base disk becomes the
+   * VM's first disk as a qcow2 overlay (the base is never written), and its
+   * kernel, initrd and cmdline are used where `kernel`, `initrd` and
+   * `cmdline` are unset, so `image` alone boots a VM. 1-63 of [A-Za-z0-9._-],
+   * starting with a letter or digit. Omitted: no image.
+   *
+   * @generated from field: string image = 11;
+   */
+  image: string;
+
+  /**
+   * Virtual size of the image's overlay disk in MiB; at least the base
+   * disk's size. Omitted (0): the base disk's size.
+   *
+   * @generated from field: uint32 image_size_mib = 12;
+   */
+  imageSizeMib: number;
+
+  /**
+   * Further disks, attached after the image disk and `disk` in this order.
+   *
+   * @generated from field: repeated vmm.v1.DiskConfig disks = 13;
+   */
+  disks: DiskConfig[];
+
+  /**
+   * cloud-init NoCloud seed drive (an ISO 9660 volume labelled "cidata")
+   * built at every start. Omitted: no seed drive.
+   *
+   * @generated from field: vmm.v1.CloudInit cloud_init = 14;
+   */
+  cloudInit?: CloudInit | undefined;
+
+  /**
    * Labels: identifying key/value pairs for programs (for example the
    * Kubernetes pod a VM runs). At most 64. A key is an optional DNS-subdomain
    * prefix (at most 253 characters) and "/", then a name of 1-63 of
@@ -197,6 +231,135 @@ export type VmConfig = Message<"vmm.v1.VmConfig"> & {
  */
 export const VmConfigSchema: GenMessage<VmConfig> = /*@__PURE__*/
   messageDesc(file_vmm_v1_vmm, 2);
+
+/**
+ * DiskConfig is one extra disk of a VM, created by the daemon in the VM's
+ * directory and deleted with the VM.
+ *
+ * @generated from message vmm.v1.DiskConfig
+ */
+export type DiskConfig = Message<"vmm.v1.DiskConfig"> & {
+  /**
+   * Image whose base disk backs this disk as a qcow2 overlay. Omitted: a
+   * blank qcow2 disk of `size_mib`.
+   *
+   * @generated from field: string image = 1;
+   */
+  image: string;
+
+  /**
+   * Virtual size in MiB. Required for a blank disk; for an image disk at
+   * least the base disk's size. Omitted (0) for an image disk: its size.
+   *
+   * @generated from field: uint32 size_mib = 2;
+   */
+  sizeMib: number;
+};
+
+/**
+ * Describes the message vmm.v1.DiskConfig.
+ * Use `create(DiskConfigSchema)` to create a new message.
+ */
+export const DiskConfigSchema: GenMessage<DiskConfig> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 3);
+
+/**
+ * CloudInit is the content of a NoCloud seed drive. Its meta-data carries
+ * `instance-id` (the VM's instance id, new at every start), and
+ * `local-hostname` and `public-keys` from the fields below.
+ *
+ * @generated from message vmm.v1.CloudInit
+ */
+export type CloudInit = Message<"vmm.v1.CloudInit"> & {
+  /**
+   * User data, verbatim (e.g. "#cloud-config\n..." or a "#!" script), at most
+   * 256 KiB. Omitted: an empty user-data file.
+   *
+   * @generated from field: string user_data = 1;
+   */
+  userData: string;
+
+  /**
+   * SSH public keys for the default user (meta-data `public-keys`), one
+   * OpenSSH key line each.
+   *
+   * @generated from field: repeated string ssh_authorized_keys = 2;
+   */
+  sshAuthorizedKeys: string[];
+
+  /**
+   * Guest host name (meta-data `local-hostname`): 1-63 of [a-z0-9-].
+   * Omitted: the guest image's default.
+   *
+   * @generated from field: string hostname = 3;
+   */
+  hostname: string;
+
+  /**
+   * Network configuration (version 1 or 2 YAML), verbatim, at most 64 KiB.
+   * Omitted: no network-config file (cloud-init's default: DHCP on the
+   * first NIC).
+   *
+   * @generated from field: string network_config = 4;
+   */
+  networkConfig: string;
+};
+
+/**
+ * Describes the message vmm.v1.CloudInit.
+ * Use `create(CloudInitSchema)` to create a new message.
+ */
+export const CloudInitSchema: GenMessage<CloudInit> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 4);
+
+/**
+ * DiskInfo is one disk as the daemon attaches it.
+ *
+ * @generated from message vmm.v1.DiskInfo
+ */
+export type DiskInfo = Message<"vmm.v1.DiskInfo"> & {
+  /**
+   * Position on the virtio bus: 0 is the first disk (/dev/vda).
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * File QEMU opens (an overlay in the VM's directory, or `disk`).
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * "qcow2" or "raw".
+   *
+   * @generated from field: string format = 3;
+   */
+  format: string;
+
+  /**
+   * Image whose base disk backs it. Empty: not from an image.
+   *
+   * @generated from field: string image = 4;
+   */
+  image: string;
+
+  /**
+   * Virtual size in MiB. 0: not known yet (created at the first start).
+   *
+   * @generated from field: uint32 size_mib = 5;
+   */
+  sizeMib: number;
+};
+
+/**
+ * Describes the message vmm.v1.DiskInfo.
+ * Use `create(DiskInfoSchema)` to create a new message.
+ */
+export const DiskInfoSchema: GenMessage<DiskInfo> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 5);
 
 /**
  * Lease is the current DHCP lease of a NIC.
@@ -245,7 +408,7 @@ export type Lease = Message<"vmm.v1.Lease"> & {
  * Use `create(LeaseSchema)` to create a new message.
  */
 export const LeaseSchema: GenMessage<Lease> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 3);
+  messageDesc(file_vmm_v1_vmm, 6);
 
 /**
  * NicInfo is the realized state of one NIC.
@@ -304,7 +467,7 @@ export type NicInfo = Message<"vmm.v1.NicInfo"> & {
  * Use `create(NicInfoSchema)` to create a new message.
  */
 export const NicInfoSchema: GenMessage<NicInfo> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 4);
+  messageDesc(file_vmm_v1_vmm, 7);
 
 /**
  * ForwardCounters are live counters of one forwarding rule.
@@ -354,7 +517,7 @@ export type ForwardCounters = Message<"vmm.v1.ForwardCounters"> & {
  * Use `create(ForwardCountersSchema)` to create a new message.
  */
 export const ForwardCountersSchema: GenMessage<ForwardCounters> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 5);
+  messageDesc(file_vmm_v1_vmm, 8);
 
 /**
  * ForwardInfo is one active forwarding rule.
@@ -405,7 +568,7 @@ export type ForwardInfo = Message<"vmm.v1.ForwardInfo"> & {
  * Use `create(ForwardInfoSchema)` to create a new message.
  */
 export const ForwardInfoSchema: GenMessage<ForwardInfo> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 6);
+  messageDesc(file_vmm_v1_vmm, 9);
 
 /**
  * VmEvent is something that happened to a VM.
@@ -438,7 +601,7 @@ export type VmEvent = Message<"vmm.v1.VmEvent"> & {
  * Use `create(VmEventSchema)` to create a new message.
  */
 export const VmEventSchema: GenMessage<VmEvent> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 7);
+  messageDesc(file_vmm_v1_vmm, 10);
 
 /**
  * VmInfo is everything the daemon knows about one VM.
@@ -519,6 +682,14 @@ export type VmInfo = Message<"vmm.v1.VmInfo"> & {
    * @generated from field: uint32 pid = 12;
    */
   pid: number;
+
+  /**
+   * Disks in bus order (image overlay, `disk`, then `disks`). Omitted in
+   * brief listings.
+   *
+   * @generated from field: repeated vmm.v1.DiskInfo disks = 13;
+   */
+  disks: DiskInfo[];
 };
 
 /**
@@ -526,7 +697,7 @@ export type VmInfo = Message<"vmm.v1.VmInfo"> & {
  * Use `create(VmInfoSchema)` to create a new message.
  */
 export const VmInfoSchema: GenMessage<VmInfo> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 8);
+  messageDesc(file_vmm_v1_vmm, 11);
 
 /**
  * @generated from message vmm.v1.CreateVmRequest
@@ -558,7 +729,7 @@ export type CreateVmRequest = Message<"vmm.v1.CreateVmRequest"> & {
  * Use `create(CreateVmRequestSchema)` to create a new message.
  */
 export const CreateVmRequestSchema: GenMessage<CreateVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 9);
+  messageDesc(file_vmm_v1_vmm, 12);
 
 /**
  * @generated from message vmm.v1.CreateVmResponse
@@ -575,7 +746,7 @@ export type CreateVmResponse = Message<"vmm.v1.CreateVmResponse"> & {
  * Use `create(CreateVmResponseSchema)` to create a new message.
  */
 export const CreateVmResponseSchema: GenMessage<CreateVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 10);
+  messageDesc(file_vmm_v1_vmm, 13);
 
 /**
  * @generated from message vmm.v1.UpdateVmRequest
@@ -650,6 +821,14 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
   ports: PortMapping[];
 
   /**
+   * Omitted: unchanged. Set: replaces the seed drive's content (an empty
+   * message removes the seed drive). Takes effect at the next start.
+   *
+   * @generated from field: vmm.v1.CloudInit cloud_init = 11;
+   */
+  cloudInit?: CloudInit | undefined;
+
+  /**
    * Omitted: labels unchanged. Set: replaces every label (an empty `labels`
    * removes them all). Same rules as VmConfig.labels.
    *
@@ -663,7 +842,7 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
  * Use `create(UpdateVmRequestSchema)` to create a new message.
  */
 export const UpdateVmRequestSchema: GenMessage<UpdateVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 11);
+  messageDesc(file_vmm_v1_vmm, 14);
 
 /**
  * VmLabels is a VM's complete label set (UpdateVmRequest.labels).
@@ -682,7 +861,7 @@ export type VmLabels = Message<"vmm.v1.VmLabels"> & {
  * Use `create(VmLabelsSchema)` to create a new message.
  */
 export const VmLabelsSchema: GenMessage<VmLabels> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 12);
+  messageDesc(file_vmm_v1_vmm, 15);
 
 /**
  * @generated from message vmm.v1.UpdateVmResponse
@@ -699,7 +878,7 @@ export type UpdateVmResponse = Message<"vmm.v1.UpdateVmResponse"> & {
  * Use `create(UpdateVmResponseSchema)` to create a new message.
  */
 export const UpdateVmResponseSchema: GenMessage<UpdateVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 13);
+  messageDesc(file_vmm_v1_vmm, 16);
 
 /**
  * @generated from message vmm.v1.StartVmRequest
@@ -716,7 +895,7 @@ export type StartVmRequest = Message<"vmm.v1.StartVmRequest"> & {
  * Use `create(StartVmRequestSchema)` to create a new message.
  */
 export const StartVmRequestSchema: GenMessage<StartVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 14);
+  messageDesc(file_vmm_v1_vmm, 17);
 
 /**
  * @generated from message vmm.v1.StartVmResponse
@@ -733,7 +912,7 @@ export type StartVmResponse = Message<"vmm.v1.StartVmResponse"> & {
  * Use `create(StartVmResponseSchema)` to create a new message.
  */
 export const StartVmResponseSchema: GenMessage<StartVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 15);
+  messageDesc(file_vmm_v1_vmm, 18);
 
 /**
  * @generated from message vmm.v1.StopVmRequest
@@ -765,7 +944,7 @@ export type StopVmRequest = Message<"vmm.v1.StopVmRequest"> & {
  * Use `create(StopVmRequestSchema)` to create a new message.
  */
 export const StopVmRequestSchema: GenMessage<StopVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 16);
+  messageDesc(file_vmm_v1_vmm, 19);
 
 /**
  * @generated from message vmm.v1.StopVmResponse
@@ -782,7 +961,7 @@ export type StopVmResponse = Message<"vmm.v1.StopVmResponse"> & {
  * Use `create(StopVmResponseSchema)` to create a new message.
  */
 export const StopVmResponseSchema: GenMessage<StopVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 17);
+  messageDesc(file_vmm_v1_vmm, 20);
 
 /**
  * @generated from message vmm.v1.RemoveVmRequest
@@ -806,7 +985,7 @@ export type RemoveVmRequest = Message<"vmm.v1.RemoveVmRequest"> & {
  * Use `create(RemoveVmRequestSchema)` to create a new message.
  */
 export const RemoveVmRequestSchema: GenMessage<RemoveVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 18);
+  messageDesc(file_vmm_v1_vmm, 21);
 
 /**
  * @generated from message vmm.v1.RemoveVmResponse
@@ -819,7 +998,7 @@ export type RemoveVmResponse = Message<"vmm.v1.RemoveVmResponse"> & {
  * Use `create(RemoveVmResponseSchema)` to create a new message.
  */
 export const RemoveVmResponseSchema: GenMessage<RemoveVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 19);
+  messageDesc(file_vmm_v1_vmm, 22);
 
 /**
  * @generated from message vmm.v1.ListVmsRequest
@@ -862,6 +1041,13 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
   brief: boolean;
 
   /**
+   * Only VMs with one of these exact names. Omitted: no filter.
+   *
+   * @generated from field: repeated string names = 6;
+   */
+  names: string[];
+
+  /**
    * Only VMs whose labels match this selector: comma-separated requirements,
    * all of which must hold: `key=value` (or `key==value`), `key!=value`
    * (also true when the key is absent), `key` (present), `!key` (absent).
@@ -877,7 +1063,7 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
  * Use `create(ListVmsRequestSchema)` to create a new message.
  */
 export const ListVmsRequestSchema: GenMessage<ListVmsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 20);
+  messageDesc(file_vmm_v1_vmm, 23);
 
 /**
  * @generated from message vmm.v1.ListVmsResponse
@@ -910,7 +1096,7 @@ export type ListVmsResponse = Message<"vmm.v1.ListVmsResponse"> & {
  * Use `create(ListVmsResponseSchema)` to create a new message.
  */
 export const ListVmsResponseSchema: GenMessage<ListVmsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 21);
+  messageDesc(file_vmm_v1_vmm, 24);
 
 /**
  * @generated from message vmm.v1.GetInfoRequest
@@ -934,7 +1120,7 @@ export type GetInfoRequest = Message<"vmm.v1.GetInfoRequest"> & {
  * Use `create(GetInfoRequestSchema)` to create a new message.
  */
 export const GetInfoRequestSchema: GenMessage<GetInfoRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 22);
+  messageDesc(file_vmm_v1_vmm, 25);
 
 /**
  * @generated from message vmm.v1.GetInfoResponse
@@ -951,7 +1137,7 @@ export type GetInfoResponse = Message<"vmm.v1.GetInfoResponse"> & {
  * Use `create(GetInfoResponseSchema)` to create a new message.
  */
 export const GetInfoResponseSchema: GenMessage<GetInfoResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 23);
+  messageDesc(file_vmm_v1_vmm, 26);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseRequest
@@ -1003,7 +1189,7 @@ export type ReportDhcpLeaseRequest = Message<"vmm.v1.ReportDhcpLeaseRequest"> & 
  * Use `create(ReportDhcpLeaseRequestSchema)` to create a new message.
  */
 export const ReportDhcpLeaseRequestSchema: GenMessage<ReportDhcpLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 24);
+  messageDesc(file_vmm_v1_vmm, 27);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseResponse
@@ -1034,7 +1220,7 @@ export type ReportDhcpLeaseResponse = Message<"vmm.v1.ReportDhcpLeaseResponse"> 
  * Use `create(ReportDhcpLeaseResponseSchema)` to create a new message.
  */
 export const ReportDhcpLeaseResponseSchema: GenMessage<ReportDhcpLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 25);
+  messageDesc(file_vmm_v1_vmm, 28);
 
 /**
  * @generated from message vmm.v1.GetMetaRequest
@@ -1047,7 +1233,7 @@ export type GetMetaRequest = Message<"vmm.v1.GetMetaRequest"> & {
  * Use `create(GetMetaRequestSchema)` to create a new message.
  */
 export const GetMetaRequestSchema: GenMessage<GetMetaRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 26);
+  messageDesc(file_vmm_v1_vmm, 29);
 
 /**
  * @generated from message vmm.v1.GetMetaResponse
@@ -1107,6 +1293,28 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
   authRequired: boolean;
 
   /**
+   * Accelerator guests run with: "kvm" or "tcg" (from qemu.accel; the
+   * default "auto" picks kvm when /dev/kvm is usable).
+   *
+   * @generated from field: string accel = 9;
+   */
+  accel: string;
+
+  /**
+   * Why that accelerator, e.g. "auto: /dev/kvm is usable".
+   *
+   * @generated from field: string accel_reason = 10;
+   */
+  accelReason: string;
+
+  /**
+   * Directory VmConfig.image names images in.
+   *
+   * @generated from field: string images_dir = 11;
+   */
+  imagesDir: string;
+
+  /**
    * Logical CPUs of the host.
    *
    * @generated from field: uint32 host_cpus = 15;
@@ -1134,7 +1342,7 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
  * Use `create(GetMetaResponseSchema)` to create a new message.
  */
 export const GetMetaResponseSchema: GenMessage<GetMetaResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 27);
+  messageDesc(file_vmm_v1_vmm, 30);
 
 /**
  * @generated from message vmm.v1.WatchEventsRequest
@@ -1153,7 +1361,7 @@ export type WatchEventsRequest = Message<"vmm.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 28);
+  messageDesc(file_vmm_v1_vmm, 31);
 
 /**
  * @generated from message vmm.v1.WatchEventsResponse
@@ -1186,7 +1394,431 @@ export type WatchEventsResponse = Message<"vmm.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 29);
+  messageDesc(file_vmm_v1_vmm, 32);
+
+/**
+ * @generated from message vmm.v1.AttachConsoleRequest
+ */
+export type AttachConsoleRequest = Message<"vmm.v1.AttachConsoleRequest"> & {
+  /**
+   * The VM to attach to; set in the first request only.
+   *
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * Bytes typed into the serial console, as they are (a terminal's raw
+   * keystrokes), at most 64 KiB per message.
+   *
+   * @generated from field: bytes input = 2;
+   */
+  input: Uint8Array;
+};
+
+/**
+ * Describes the message vmm.v1.AttachConsoleRequest.
+ * Use `create(AttachConsoleRequestSchema)` to create a new message.
+ */
+export const AttachConsoleRequestSchema: GenMessage<AttachConsoleRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 33);
+
+/**
+ * @generated from message vmm.v1.AttachConsoleResponse
+ */
+export type AttachConsoleResponse = Message<"vmm.v1.AttachConsoleResponse"> & {
+  /**
+   * Set only in the first response: the console is attached and output
+   * follows from here on.
+   *
+   * @generated from field: bool attached = 1;
+   */
+  attached: boolean;
+
+  /**
+   * Bytes the guest wrote to its serial console.
+   *
+   * @generated from field: bytes output = 2;
+   */
+  output: Uint8Array;
+};
+
+/**
+ * Describes the message vmm.v1.AttachConsoleResponse.
+ * Use `create(AttachConsoleResponseSchema)` to create a new message.
+ */
+export const AttachConsoleResponseSchema: GenMessage<AttachConsoleResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 34);
+
+/**
+ * @generated from message vmm.v1.ListImagesRequest
+ */
+export type ListImagesRequest = Message<"vmm.v1.ListImagesRequest"> & {
+};
+
+/**
+ * Describes the message vmm.v1.ListImagesRequest.
+ * Use `create(ListImagesRequestSchema)` to create a new message.
+ */
+export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 35);
+
+/**
+ * Image is one image of the images directory: <dir>/<name>/ holding a base
+ * disk (disk.qcow2 or disk.raw) and optionally vmlinuz, initrd and cmdline.
+ *
+ * @generated from message vmm.v1.Image
+ */
+export type Image = Message<"vmm.v1.Image"> & {
+  /**
+   * Directory name, as VmConfig.image names it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Absolute path of the base disk. Empty: the image has no disk.
+   *
+   * @generated from field: string disk = 2;
+   */
+  disk: string;
+
+  /**
+   * "qcow2" or "raw". Empty: no disk.
+   *
+   * @generated from field: string disk_format = 3;
+   */
+  diskFormat: string;
+
+  /**
+   * Size of the base disk's file in bytes.
+   *
+   * @generated from field: uint64 disk_file_bytes = 4;
+   */
+  diskFileBytes: bigint;
+
+  /**
+   * Kernel the image boots by default. Empty: none.
+   *
+   * @generated from field: string kernel = 5;
+   */
+  kernel: string;
+
+  /**
+   * Initrd the image boots by default. Empty: none.
+   *
+   * @generated from field: string initrd = 6;
+   */
+  initrd: string;
+
+  /**
+   * Kernel command line the image boots by default. Empty: none.
+   *
+   * @generated from field: string cmdline = 7;
+   */
+  cmdline: string;
+
+  /**
+   * Why the image cannot be used (e.g. a symlink out of the directory).
+   * Empty: usable.
+   *
+   * @generated from field: string problem = 8;
+   */
+  problem: string;
+};
+
+/**
+ * Describes the message vmm.v1.Image.
+ * Use `create(ImageSchema)` to create a new message.
+ */
+export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 36);
+
+/**
+ * @generated from message vmm.v1.ListImagesResponse
+ */
+export type ListImagesResponse = Message<"vmm.v1.ListImagesResponse"> & {
+  /**
+   * Sorted by name.
+   *
+   * @generated from field: repeated vmm.v1.Image images = 1;
+   */
+  images: Image[];
+};
+
+/**
+ * Describes the message vmm.v1.ListImagesResponse.
+ * Use `create(ListImagesResponseSchema)` to create a new message.
+ */
+export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 37);
+
+/**
+ * @generated from message vmm.v1.ReadConsoleRequest
+ */
+export type ReadConsoleRequest = Message<"vmm.v1.ReadConsoleRequest"> & {
+  /**
+   * The VM.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Byte offset to start at, in the output of the boot `instance_id`.
+   * Omitted: the earliest byte still kept. Past the end of the output:
+   * invalid_argument. Below the earliest byte still kept (older output was
+   * discarded): reading starts there, see `first_offset`.
+   *
+   * @generated from field: optional uint64 offset = 2;
+   */
+  offset?: bigint | undefined;
+
+  /**
+   * Start at the beginning of the last `tail_lines` lines (like `tail -n`),
+   * 0-100000; excludes `offset`. Omitted: not used.
+   *
+   * @generated from field: optional uint32 tail_lines = 3;
+   */
+  tailLines?: number | undefined;
+
+  /**
+   * The boot `offset` refers to: an instance_id of an earlier response, to
+   * resume a stream. Omitted: the VM's current boot. A boot whose output is
+   * no longer kept reads the current boot from its earliest byte instead
+   * (the responses' instance_id tells).
+   *
+   * @generated from field: string instance_id = 4;
+   */
+  instanceId: string;
+
+  /**
+   * Keep the stream open, sending output as it is written (like `tail -f`).
+   *
+   * @generated from field: bool follow = 5;
+   */
+  follow: boolean;
+
+  /**
+   * Largest `data` per message, 1-1048576. Omitted (0): 65536.
+   *
+   * @generated from field: uint32 max_chunk_bytes = 6;
+   */
+  maxChunkBytes: number;
+};
+
+/**
+ * Describes the message vmm.v1.ReadConsoleRequest.
+ * Use `create(ReadConsoleRequestSchema)` to create a new message.
+ */
+export const ReadConsoleRequestSchema: GenMessage<ReadConsoleRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 38);
+
+/**
+ * @generated from message vmm.v1.ReadConsoleResponse
+ */
+export type ReadConsoleResponse = Message<"vmm.v1.ReadConsoleResponse"> & {
+  /**
+   * The boot the bytes belong to. Empty: the VM has never been started.
+   * Changes when a followed VM restarts; the new boot starts at offset 0.
+   *
+   * @generated from field: string instance_id = 1;
+   */
+  instanceId: string;
+
+  /**
+   * Offset of the first byte of `data` in that boot's output.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * Console bytes as the guest wrote them: not necessarily UTF-8, and a
+   * message may end inside a multi-byte character.
+   *
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+
+  /**
+   * Earliest offset of this boot still kept. Above the offset asked for:
+   * the bytes in between were discarded (log capping) and are lost.
+   *
+   * @generated from field: uint64 first_offset = 4;
+   */
+  firstOffset: bigint;
+};
+
+/**
+ * Describes the message vmm.v1.ReadConsoleResponse.
+ * Use `create(ReadConsoleResponseSchema)` to create a new message.
+ */
+export const ReadConsoleResponseSchema: GenMessage<ReadConsoleResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 39);
+
+/**
+ * @generated from message vmm.v1.GetVmStatsRequest
+ */
+export type GetVmStatsRequest = Message<"vmm.v1.GetVmStatsRequest"> & {
+  /**
+   * The VM.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message vmm.v1.GetVmStatsRequest.
+ * Use `create(GetVmStatsRequestSchema)` to create a new message.
+ */
+export const GetVmStatsRequestSchema: GenMessage<GetVmStatsRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 40);
+
+/**
+ * NicStats are the traffic counters of one NIC, as the guest sees them:
+ * `rx` is what the guest received, `tx` what it sent.
+ *
+ * @generated from message vmm.v1.NicStats
+ */
+export type NicStats = Message<"vmm.v1.NicStats"> & {
+  /**
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * Host interface the counters are read from (the TAP or macvtap of the
+   * NIC). Empty: the NIC has no host interface of its own (user, passt,
+   * custom modes) and no counters.
+   *
+   * @generated from field: string host_interface = 2;
+   */
+  hostInterface: string;
+
+  /**
+   * @generated from field: uint64 rx_bytes = 3;
+   */
+  rxBytes: bigint;
+
+  /**
+   * @generated from field: uint64 rx_packets = 4;
+   */
+  rxPackets: bigint;
+
+  /**
+   * @generated from field: uint64 tx_bytes = 5;
+   */
+  txBytes: bigint;
+
+  /**
+   * @generated from field: uint64 tx_packets = 6;
+   */
+  txPackets: bigint;
+};
+
+/**
+ * Describes the message vmm.v1.NicStats.
+ * Use `create(NicStatsSchema)` to create a new message.
+ */
+export const NicStatsSchema: GenMessage<NicStats> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 41);
+
+/**
+ * @generated from message vmm.v1.GetVmStatsResponse
+ */
+export type GetVmStatsResponse = Message<"vmm.v1.GetVmStatsResponse"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: vmm.v1.VmStatus status = 2;
+   */
+  status: VmStatus;
+
+  /**
+   * The boot the sample belongs to.
+   *
+   * @generated from field: string instance_id = 3;
+   */
+  instanceId: string;
+
+  /**
+   * When the sample was taken. Omitted: not running, no sample.
+   *
+   * @generated from field: google.protobuf.Timestamp sampled_at = 4;
+   */
+  sampledAt?: Timestamp | undefined;
+
+  /**
+   * CPU use of the QEMU process (vCPU and I/O threads) over the last
+   * `cpu_window_seconds` before sampled_at, in percent of one host CPU:
+   * two busy host CPUs read 200.
+   *
+   * @generated from field: double cpu_percent = 5;
+   */
+  cpuPercent: number;
+
+  /**
+   * Length of the window cpu_percent was measured over (0.5 s or more: the
+   * time since the previous sample of this VM, or a fresh 0.5 s window).
+   *
+   * @generated from field: double cpu_window_seconds = 6;
+   */
+  cpuWindowSeconds: number;
+
+  /**
+   * CPU time the QEMU process used since it started (user + system).
+   *
+   * @generated from field: double cpu_seconds = 7;
+   */
+  cpuSeconds: number;
+
+  /**
+   * Resident memory of the QEMU process (guest RAM it touched, plus
+   * QEMU's own).
+   *
+   * @generated from field: uint64 memory_rss_bytes = 8;
+   */
+  memoryRssBytes: bigint;
+
+  /**
+   * Guest RAM as configured (memory_mib).
+   *
+   * @generated from field: uint64 memory_configured_bytes = 9;
+   */
+  memoryConfiguredBytes: bigint;
+
+  /**
+   * @generated from field: uint64 uptime_seconds = 10;
+   */
+  uptimeSeconds: bigint;
+
+  /**
+   * One entry per NIC, in NIC order.
+   *
+   * @generated from field: repeated vmm.v1.NicStats nics = 11;
+   */
+  nics: NicStats[];
+
+  /**
+   * Threads of the QEMU process.
+   *
+   * @generated from field: uint32 threads = 12;
+   */
+  threads: number;
+};
+
+/**
+ * Describes the message vmm.v1.GetVmStatsResponse.
+ * Use `create(GetVmStatsResponseSchema)` to create a new message.
+ */
+export const GetVmStatsResponseSchema: GenMessage<GetVmStatsResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 42);
 
 /**
  * NetworkingMode selects how a NIC reaches the outside.
@@ -1491,6 +2123,60 @@ export const VmmService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchEventsRequestSchema;
     output: typeof WatchEventsResponseSchema;
+  },
+  /**
+   * AttachConsole connects to a running VM's serial console: what the guest
+   * writes arrives as `output`, `input` is typed into it. The first request
+   * names the VM; the first response has `attached` set. Needs a transport
+   * with bidirectional streams (gRPC, or Connect over HTTP/2). Several
+   * clients may attach at once: all see the output, all may type.
+   *
+   * @generated from rpc vmm.v1.VmmService.AttachConsole
+   */
+  attachConsole: {
+    methodKind: "bidi_streaming";
+    input: typeof AttachConsoleRequestSchema;
+    output: typeof AttachConsoleResponseSchema;
+  },
+  /**
+   * ListImages lists the images in the daemon's images directory ([images]
+   * dir), which VmConfig.image and DiskConfig.image name.
+   *
+   * @generated from rpc vmm.v1.VmmService.ListImages
+   */
+  listImages: {
+    methodKind: "unary";
+    input: typeof ListImagesRequestSchema;
+    output: typeof ListImagesResponseSchema;
+  },
+  /**
+   * ReadConsole streams a VM's serial console output, starting at a byte
+   * offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+   * first byte the guest wrote after that start. The first message comes at
+   * once, possibly without data. Without `follow` the stream ends at the
+   * current end of the output. With `follow` it sends output as the guest
+   * writes it, moves on to the next boot (offset 0) when the VM restarts,
+   * and ends when the client cancels or the VM is removed.
+   *
+   * @generated from rpc vmm.v1.VmmService.ReadConsole
+   */
+  readConsole: {
+    methodKind: "server_streaming";
+    input: typeof ReadConsoleRequestSchema;
+    output: typeof ReadConsoleResponseSchema;
+  },
+  /**
+   * GetVmStats samples a VM's resource use: CPU and memory of its QEMU
+   * process (from /proc) and traffic per NIC (from the NIC's host
+   * interface). A VM that is not running has no sample: only its id,
+   * status and instance_id are set.
+   *
+   * @generated from rpc vmm.v1.VmmService.GetVmStats
+   */
+  getVmStats: {
+    methodKind: "unary";
+    input: typeof GetVmStatsRequestSchema;
+    output: typeof GetVmStatsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vmm_v1_vmm, 0);
