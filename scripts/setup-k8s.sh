@@ -3,7 +3,9 @@
 # (test/e2e/fleet.test.ts, bench/kube.ts): etcd and kube-apiserver,
 # kube-scheduler, kube-controller-manager and kubectl, compiled from source
 # through the Go module proxy at pinned versions, into a cache outside the
-# clone, so a second run (or a second clone) reuses them at once.
+# clone, so a second run (or a second clone) reuses them at once. Then
+# prepares vmm-kubelet (clients/kubelet): its modules, go vet, and one build
+# (scripts/build-kubelet.sh) so the tests build it offline.
 #
 #   bash scripts/setup-k8s.sh                   build or reuse; the last line printed is the bin directory
 #   bash scripts/setup-k8s.sh --bin-dir         print the bin directory; fail if it is not built
@@ -158,8 +160,26 @@ build() {
   echo "$bin"
 }
 
+# The tests build vmm-kubelet offline: download its modules and build it
+# once here, with the proxy, so that only relinking is left for them.
+prepare_kubelet() {
+  local out
+  (cd clients/kubelet && go mod download 2>&1) >/dev/null || die "the Go module proxy refused the modules of clients/kubelet (GOPROXY=$(go env GOPROXY))"
+  (cd clients/kubelet && go vet ./...) || die "go vet of clients/kubelet failed"
+  out=$(mktemp -d)
+  bash scripts/build-kubelet.sh "$out/vmm-kubelet" || { rm -rf "$out"; die "building vmm-kubelet failed"; }
+  rm -rf "$out"
+  say "vmm-kubelet builds"
+}
+
 case "${1:-}" in
-  "") build ;;
+  "")
+    # shellcheck source=scripts/lib/apt.sh
+    . scripts/lib/apt.sh
+    ensure_packages openssl # the fleet tests make their certificates with it
+    bin=$(build)
+    prepare_kubelet
+    echo "$bin" ;;
   --bin-dir)
     check_go
     bin=$(bin_dir)

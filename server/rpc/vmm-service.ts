@@ -1,5 +1,6 @@
 // VmmService handlers: convert the request, call the VM manager, convert the
 // result. No process spawning, sockets or disk access here.
+import { availableParallelism, totalmem } from "node:os";
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Config } from "../config/types.js";
@@ -118,6 +119,9 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
         accel: d.caps.accel,
         accelReason: d.caps.accelReason,
         imagesDir: d.images.dir,
+        hostCpus: availableParallelism(),
+        hostMemoryBytes: BigInt(totalmem()),
+        bridges: d.cfg.networking.bridge === "" ? [] : [d.cfg.networking.bridge, ...d.cfg.networking.allowedBridges.filter((b) => b !== d.cfg.networking.bridge)],
       };
     },
     async listImages() {

@@ -109,6 +109,7 @@ func run(ctx context.Context, cfg *config.Config) error {
 	// needs no access to secrets, config maps or services.
 	unused := informers.NewSharedInformerFactory(kc, time.Minute)
 	pods := podInformers.Core().V1().Pods()
+	pods.Informer() // registers it with the factory before Start
 
 	eb := record.NewBroadcaster()
 	eb.StartRecordingToSink(&corev1client.EventSinkImpl{Interface: kc.CoreV1().Events(corev1.NamespaceAll)})
@@ -162,7 +163,8 @@ func run(ctx context.Context, cfg *config.Config) error {
 	go func() { ncDone <- nc.Run(ctx) }()
 
 	srv, err := kubeletapi.New(cfg, kc, api.PodHandlerConfig{
-		GetPods: p.GetPods,
+		GetPods:          p.GetPods,
+		GetContainerLogs: p.GetContainerLogs,
 		GetPodsFromKubernetes: func(context.Context) ([]*corev1.Pod, error) {
 			return pods.Lister().List(labels.Everything())
 		},
@@ -232,8 +234,8 @@ func hostView(cfg *config.Config, np *node.Provider) provider.HostView {
 		if m, ok := podvm.ParseMode(cfg.DefaultNetworkingMode); ok {
 			out.DefaultMode = m // pods are refused with a clear reason if the host does not offer it
 		}
-		for _, im := range cfg.Images {
-			out.Images = append(out.Images, podvm.Image{Name: im.Name, Kernel: im.Kernel, Initrd: im.Initrd, Cmdline: im.Cmdline})
+		for _, im := range h.Images {
+			out.Images = append(out.Images, podvm.Image{Name: im.Name, Cmdline: im.Cmdline})
 		}
 		return out, nil
 	}

@@ -51,15 +51,8 @@ type Config struct {
 	LeaseDuration time.Duration
 	// StatusInterval is how often the node status is refreshed.
 	StatusInterval time.Duration
-	// Images boot pods by image name until vmmd resolves images itself.
-	Images []Image
 	// Verbose turns on debug logging.
 	Verbose bool
-}
-
-// Image is an image this node offers: a kernel, an initramfs and a command line.
-type Image struct {
-	Name, Kernel, Initrd, Cmdline string
 }
 
 // Default returns the defaults; it cannot fail.
@@ -73,27 +66,6 @@ func Default() Config {
 		LeaseDuration:  40 * time.Second,
 		StatusInterval: time.Minute,
 	}
-}
-
-// imageFlag parses repeated --image NAME=KERNEL[:INITRD[:CMDLINE]].
-type imageFlag struct{ c *Config }
-
-func (f imageFlag) String() string { return "" }
-func (f imageFlag) Set(v string) error {
-	name, rest, ok := strings.Cut(v, "=")
-	if !ok {
-		return errors.New("want NAME=KERNEL[:INITRD[:CMDLINE]]")
-	}
-	parts := strings.SplitN(rest, ":", 3)
-	im := Image{Name: name, Kernel: parts[0]}
-	if len(parts) > 1 {
-		im.Initrd = parts[1]
-	}
-	if len(parts) > 2 {
-		im.Cmdline = parts[2]
-	}
-	f.c.Images = append(f.c.Images, im)
-	return nil
 }
 
 // quantityFlag parses a Kubernetes quantity ("1", "500m", "512Mi").
@@ -131,15 +103,13 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.DefaultNetworkingMode, "default-networking-mode", c.DefaultNetworkingMode, "networking mode of pods without the vmm.dev/networking-mode annotation (default: bridge if offered, else the host's default)")
 	fs.DurationVar(&c.LeaseDuration, "node-lease-duration", c.LeaseDuration, "duration of the node lease (renewed every quarter of it)")
 	fs.DurationVar(&c.StatusInterval, "node-status-update-frequency", c.StatusInterval, "how often the node status is refreshed")
-	fs.Var(imageFlag{c}, "image", "an image pods may name: NAME=KERNEL[:INITRD[:CMDLINE]] (repeatable)")
 	fs.BoolVar(&c.Verbose, "v", c.Verbose, "debug logging")
 }
 
 var (
 	// nodeName is a DNS subdomain (RFC 1123), as Kubernetes node names are.
-	nodeName  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	imageName = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?$`)
-	modes     = []string{"user", "passt", "bridge", "tap", "macvtap", "vmnet"}
+	nodeName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	modes    = []string{"user", "passt", "bridge", "tap", "macvtap", "vmnet"}
 )
 
 // Fill resolves the defaults that depend on the host (node name).
@@ -194,22 +164,6 @@ func (c *Config) Validate() error {
 	}
 	if c.StatusInterval < time.Second || c.StatusInterval > time.Hour {
 		add("node-status-update-frequency", "is %s; must be 1s-1h", c.StatusInterval)
-	}
-	seen := map[string]bool{}
-	for i, im := range c.Images {
-		switch {
-		case !imageName.MatchString(im.Name):
-			add("image", "[%d]: name %q must be 1-128 of [a-z0-9._-], starting and ending with a letter or digit", i, im.Name)
-		case seen[im.Name]:
-			add("image", "[%d]: %q is given twice", i, im.Name)
-		}
-		seen[im.Name] = true
-		if !strings.HasPrefix(im.Kernel, "/") {
-			add("image", "[%d] (%s): kernel %q must be an absolute path", i, im.Name, im.Kernel)
-		}
-		if im.Initrd != "" && !strings.HasPrefix(im.Initrd, "/") {
-			add("image", "[%d] (%s): initrd %q must be an absolute path", i, im.Name, im.Initrd)
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -44,6 +44,8 @@ const KubeletVersion = "v1.37.1-vmm"
 type Host struct {
 	Meta     *vmmv1.GetMetaResponse
 	Networks []string
+	// Images are the usable images of the host's images directory.
+	Images []*vmmv1.Image
 }
 
 // Build returns the node for host h under configuration c.
@@ -189,6 +191,15 @@ func (p *Provider) Host(ctx context.Context) (Host, error) {
 		}
 	}
 	sort.Strings(h.Networks)
+	im, err := p.vmm.ListImages(ctx, connect.NewRequest(&vmmv1.ListImagesRequest{}))
+	if err != nil {
+		return Host{}, fmt.Errorf("vmmd ListImages: %w", err)
+	}
+	for _, i := range im.Msg.Images {
+		if i.Problem == "" {
+			h.Images = append(h.Images, i)
+		}
+	}
 	return h, nil
 }
 

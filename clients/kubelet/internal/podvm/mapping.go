@@ -58,13 +58,19 @@ const (
 	DefaultMemoryMiB = 256
 )
 
-// Image is a bootable base image this host offers.
+// Image is a usable image of the host's images directory.
 type Image struct {
 	Name string
-	// Kernel, Initrd and Cmdline boot the image when vmmd cannot resolve
-	// images itself (they come from vmm-kubelet's configuration).
-	Kernel, Initrd, Cmdline string
+	// Cmdline is the image's kernel command line ("": none); the
+	// kernel-args annotation is appended to it.
+	Cmdline string
 }
+
+// defaultCmdline is vmmd's command line for a VM that sets none.
+const defaultCmdline = "console=ttyS0"
+
+// hostname is a guest host name cloud-init accepts (meta-data local-hostname).
+var hostname = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // Host is what the node offers, as the mapping needs it.
 type Host struct {
@@ -200,19 +206,15 @@ func ToVM(pod *corev1.Pod, h Host) (*vmmv1.CreateVmRequest, error) {
 	if len(pod.Spec.Containers) > 0 {
 		c := &pod.Spec.Containers[0]
 		checkContainer(&ps, c, "spec.containers[0]")
-		image(&ps, c, h, cfg)
+		image(&ps, pod, c, h, cfg)
 		resources(&ps, c, h, cfg)
 		ports(&ps, c, h, mode, cfg)
 	}
-	if args, ok := pod.Annotations[AnnotationKernelArgs]; ok {
-		if strings.ContainsAny(args, "\n\r\x00") {
-			ps.add("metadata.annotations["+AnnotationKernelArgs+"]", "must be one line")
-		} else if strings.TrimSpace(args) != "" {
-			cfg.Cmdline = strings.TrimSpace(cfg.Cmdline + " " + strings.TrimSpace(args))
+	if ud, ok := pod.Annotations[AnnotationUserData]; ok {
+		cfg.CloudInit = &vmmv1.CloudInit{UserData: ud}
+		if hostname.MatchString(pod.Name) {
+			cfg.CloudInit.Hostname = pod.Name
 		}
-	}
-	if _, ok := pod.Annotations[AnnotationUserData]; ok {
-		ps.add("metadata.annotations["+AnnotationUserData+"]", "cloud-init user-data is not supported by this vmm-kubelet yet")
 	}
 	for k := range pod.Annotations {
 		if strings.HasPrefix(k, AnnotationPrefix) && !known(k) {
@@ -289,13 +291,28 @@ func networking(ps *problems, pod *corev1.Pod, h Host, cfg *vmmv1.VmConfig) vmmv
 	return mode
 }
 
-func image(ps *problems, c *corev1.Container, h Host, cfg *vmmv1.VmConfig) {
+// image boots the VM from the named image, with the kernel-args annotation
+// appended to the image's command line.
+func image(ps *problems, pod *corev1.Pod, c *corev1.Container, h Host, cfg *vmmv1.VmConfig) {
 	field := "spec.containers[0].image"
 	for _, im := range h.Images {
-		if im.Name == c.Image {
-			cfg.Kernel, cfg.Initrd, cfg.Cmdline = im.Kernel, im.Initrd, im.Cmdline
-			return
+		if im.Name != c.Image {
+			continue
 		}
+		cfg.Image = im.Name
+		args, ok := pod.Annotations[AnnotationKernelArgs]
+		switch {
+		case !ok || strings.TrimSpace(args) == "":
+		case strings.ContainsAny(args, "\n\r\x00"):
+			ps.add("metadata.annotations["+AnnotationKernelArgs+"]", "must be one line")
+		default:
+			base := im.Cmdline
+			if base == "" {
+				base = defaultCmdline
+			}
+			cfg.Cmdline = base + " " + strings.TrimSpace(args)
+		}
+		return
 	}
 	names := make([]string, len(h.Images))
 	for i, im := range h.Images {

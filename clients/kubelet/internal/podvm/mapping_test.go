@@ -36,7 +36,7 @@ func testHost() Host {
 		Bridges:        []string{"vmmbr0", "br-lab"},
 		Networks:       []string{"lab"},
 		ForwardService: true,
-		Images:         []Image{{Name: "busybox", Kernel: "/img/vmlinuz", Initrd: "/img/initrd", Cmdline: "console=ttyS0"}},
+		Images:         []Image{{Name: "busybox", Cmdline: "console=ttyS0 quiet"}, {Name: "debian-12"}},
 	}
 }
 
@@ -158,7 +158,24 @@ func TestToVMAccepted(t *testing.T) {
 			mod: func(p *corev1.Pod) {
 				p.Annotations = map[string]string{AnnotationKernelArgs: " vmm.hostname=web quiet "}
 			},
-			want: func(c *vmmv1.VmConfig) { c.Cmdline = "console=ttyS0 vmm.hostname=web quiet" },
+			want: func(c *vmmv1.VmConfig) { c.Cmdline = "console=ttyS0 quiet vmm.hostname=web quiet" },
+		},
+		{
+			name: "an image without a command line gets vmmd's default before the kernel args",
+			mod: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Image = "debian-12"
+				p.Annotations = map[string]string{AnnotationKernelArgs: "systemd.unit=rescue.target"}
+			},
+			want: func(c *vmmv1.VmConfig) { c.Image, c.Cmdline = "debian-12", "console=ttyS0 systemd.unit=rescue.target" },
+		},
+		{
+			name: "cloud-init user-data, with the pod name as host name",
+			mod: func(p *corev1.Pod) {
+				p.Annotations = map[string]string{AnnotationUserData: "#cloud-config\npackages: [nginx]\n"}
+			},
+			want: func(c *vmmv1.VmConfig) {
+				c.CloudInit = &vmmv1.CloudInit{UserData: "#cloud-config\npackages: [nginx]\n", Hostname: "web-0"}
+			},
 		},
 		{
 			name: "stdin and tty pass (attach reaches the console); other annotations pass",
@@ -206,9 +223,7 @@ func TestToVMAccepted(t *testing.T) {
 				Name:        "default.web-0",
 				Vcpus:       1,
 				MemoryMib:   256,
-				Kernel:      "/img/vmlinuz",
-				Initrd:      "/img/initrd",
-				Cmdline:     "console=ttyS0",
+				Image:       "busybox",
 				Nics:        []*vmmv1.NicConfig{{Mode: modeBridge}},
 				AutoRestart: true,
 				Labels: map[string]string{
@@ -369,7 +384,7 @@ func TestToVMRefused(t *testing.T) {
 		{
 			name:   "image not offered",
 			mod:    func(p *corev1.Pod) { p.Spec.Containers[0].Image = "nginx:1.27" },
-			fields: []string{"spec.containers[0].image"}, msg: `image "nginx:1.27" is not offered by node host-a (offered: busybox)`,
+			fields: []string{"spec.containers[0].image"}, msg: `image "nginx:1.27" is not offered by node host-a (offered: busybox, debian-12)`,
 		},
 		{
 			name: "other resources, claims",
@@ -465,11 +480,6 @@ func TestToVMRefused(t *testing.T) {
 			name:   "multi-line kernel args",
 			mod:    func(p *corev1.Pod) { p.Annotations = map[string]string{AnnotationKernelArgs: "quiet\ninit=/bin/sh"} },
 			fields: []string{"metadata.annotations[vmm.dev/kernel-args]"}, msg: "one line",
-		},
-		{
-			name:   "cloud-init user-data",
-			mod:    func(p *corev1.Pod) { p.Annotations = map[string]string{AnnotationUserData: "#cloud-config\n"} },
-			fields: []string{"metadata.annotations[vmm.dev/user-data]"},
 		},
 		{
 			name:   "unknown vmm.dev annotation (a typo)",
