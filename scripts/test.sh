@@ -6,7 +6,7 @@
 #      Go tools, Python venv, Go module cache (scripts/setup-clients.sh);
 #      the Kubernetes control plane (built once, cached outside the clone)
 #      and vmm-kubelet's build cache (scripts/setup-k8s.sh);
-#      Prometheus (scripts/setup-web.sh)
+#      Prometheus and Chromium (scripts/setup-web.sh)
 #   2. lint + generated-code drift check
 #   3. every vitest suite (unit, integration with a real vmmd and real Go /
 #      Python / grpcurl / buf / curl clients, e2e with real QEMU guests) inside
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/apt.sh
 bash scripts/setup.sh
-ensure_packages shellcheck
+ensure_packages shellcheck systemd
 bash scripts/setup-guest.sh
 bash scripts/setup-clients.sh
 bash scripts/setup-k8s.sh >/dev/null
