@@ -166,6 +166,8 @@ prepare_kubelet() {
   local out
   (cd clients/kubelet && go mod download 2>&1) >/dev/null || die "the Go module proxy refused the modules of clients/kubelet (GOPROXY=$(go env GOPROXY))"
   (cd clients/kubelet && go vet ./...) || die "go vet of clients/kubelet failed"
+  # The suite runs these tests (clients/kubelet/kubelet.test.ts) with the same flags.
+  (cd clients/kubelet && go test -trimpath -count=1 ./... >/dev/null) || die "go test of clients/kubelet failed"
   out=$(mktemp -d)
   bash scripts/build-kubelet.sh "$out/vmm-kubelet" || { rm -rf "$out"; die "building vmm-kubelet failed"; }
   rm -rf "$out"

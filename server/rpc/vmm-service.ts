@@ -67,6 +67,7 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
         cmdline: req.cmdline,
         autoRestart: req.autoRestart,
         cloudInit: cloudInitFromProto(req.cloudInit),
+        labels: req.labels ? { ...req.labels.labels } : undefined,
         updatePorts: req.updatePorts,
         ports: portsFromProto(req.ports),
       });
@@ -83,7 +84,7 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
       return {};
     },
     async listVms(req) {
-      const r = d.vms.list({ ids: req.ids, names: req.names, keyword: req.keyword, pageSize: req.pageSize, pageToken: req.pageToken });
+      const r = d.vms.list({ ids: req.ids, names: req.names, keyword: req.keyword, labelSelector: req.labelSelector, pageSize: req.pageSize, pageToken: req.pageToken });
       return { vms: r.vms.map((v) => info(v, req.brief)), nextPageToken: r.nextPageToken, totalSize: r.total };
     },
     async getInfo(req) {
