@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -35,7 +36,13 @@ const (
 	LabelBridgePrefix = "bridge.vmm.dev/"
 	// LabelNetworkPrefix + network id = "true" for every vmnet network.
 	LabelNetworkPrefix = "network.vmm.dev/"
+	// LabelImagePrefix + image = "true" for every usable image (whose name
+	// is a valid label name).
+	LabelImagePrefix = "image.vmm.dev/"
 )
+
+// labelName is the name part of a label key.
+var labelName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
 
 // KubeletVersion is the Kubernetes API version this kubelet speaks.
 const KubeletVersion = "v1.37.1-vmm"
@@ -66,6 +73,11 @@ func Build(c *config.Config, h Host) *corev1.Node {
 	}
 	for _, n := range h.Networks {
 		labels[LabelNetworkPrefix+n] = "true"
+	}
+	for _, im := range h.Images {
+		if labelName.MatchString(im.Name) {
+			labels[LabelImagePrefix+im.Name] = "true"
+		}
 	}
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(m.HostCpus), resource.DecimalSI),

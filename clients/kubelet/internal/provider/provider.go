@@ -17,6 +17,7 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/log"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 
 	"vmm.dev/vmm/clients/kubelet/internal/podvm"
 	vmmv1 "vmm.dev/vmm/gen/go/vmm/v1"
@@ -354,11 +355,15 @@ func (p *Provider) update(ctx context.Context, e *entry, req *vmmv1.CreateVmRequ
 		return fmt.Errorf("vmmd UpdateVm %s: %w", e.vmID, err)
 	}
 	if p.isLive(ctx, e.vmID) {
-		if _, err := p.vmm.StopVm(ctx, connect.NewRequest(&vmmv1.StopVmRequest{Id: e.vmID, TimeoutSeconds: ptr(graceSeconds(e.pod))})); err != nil {
+		if _, err := p.vmm.StopVm(ctx, connect.NewRequest(&vmmv1.StopVmRequest{Id: e.vmID, TimeoutSeconds: ptr.To(graceSeconds(e.pod))})); err != nil {
 			return fmt.Errorf("vmmd StopVm %s: %w", e.vmID, err)
 		}
 	}
-	return p.startVM(ctx, e)
+	if err := p.startVM(ctx, e); err != nil {
+		return err
+	}
+	p.refresh(ctx, e)
+	return nil
 }
 
 // DeletePod stops the VM (gracefully within the pod's grace period), removes
@@ -428,8 +433,6 @@ func graceSeconds(pod *corev1.Pod) uint32 {
 	}
 	return uint32(min(max(g, 1), 3600))
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // errMessage is a vmmd error's message without the code prefix.
 func errMessage(err error) string {
