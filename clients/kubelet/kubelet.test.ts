@@ -56,11 +56,11 @@ describe("vmm-kubelet", () => {
     for (const d of ["After=vmmd.service", "CapabilityBoundingSet=\n", "NoNewPrivileges=true", "ExecStart=/usr/local/bin/vmm-kubelet "]) expect(unit).toContain(d);
     // The unit names the installed binary; verify checks that it exists, so
     // point it at the one just built.
-    writeFileSync(join(tmp, "vmm-kubelet.service"), unit.replace("/usr/local/bin/vmm-kubelet", bin));
+    writeFileSync(join(tmp, "vmm-kubelet.service"), unit.replaceAll("/usr/local/bin/vmm-kubelet", bin));
     const ok = await run("systemd-analyze", ["verify", "./vmm-kubelet.service"], { cwd: tmp });
     expect(ok.out).toBe("");
     expect(ok.code).toBe(0);
-    writeFileSync(join(tmp, "broken.service"), unit.replace("/usr/local/bin/vmm-kubelet", bin).replace("Restart=always", "Restart=sometimes"));
+    writeFileSync(join(tmp, "broken.service"), unit.replaceAll("/usr/local/bin/vmm-kubelet", bin).replace("Restart=always", "Restart=sometimes"));
     const bad = await run("systemd-analyze", ["verify", "./broken.service"], { cwd: tmp });
     expect(bad.out).toMatch(/broken\.service:\d+: Failed to parse service restart specifier/);
   });
