@@ -5,6 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { dnsmasqConfig } from "../../server/net/dnsmasq-config.js";
 
 export function sh(argv: string[]): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 15_000 });
@@ -43,21 +44,29 @@ export class Lan {
   }
 
   /**
-   * dnsmasq serving DHCP only (`--port=0`) on `iface`, optionally inside
-   * `netns`, with its own pid/lease/log files (never /dev/null).
+   * dnsmasq serving DHCP only (`port=0`) on `iface`, optionally inside
+   * `netns`, with its own pid/lease/log files (never /dev/null). Its config
+   * comes from the project's one generator (server/net/dnsmasq-config.ts),
+   * like the daemon's and setup-bridge.sh's.
    */
-  dnsmasq(o: { iface: string; range: [string, string]; netns?: string; hook?: string; extra?: string[]; env?: Record<string, string> }): { leases: string; log: string; proc: ChildProcess } {
+  dnsmasq(o: { iface: string; range: [string, string]; netmask?: string; netns?: string; hook?: string; extra?: string[]; env?: Record<string, string> }): { leases: string; log: string; pid: string; conf: string; proc: ChildProcess } {
     const conf = join(this.dir, `dnsmasq-${o.iface}.conf`);
-    writeFileSync(conf, "");
     const leases = join(this.dir, `dnsmasq-${o.iface}.leases`);
     const log = join(this.dir, `dnsmasq-${o.iface}.log`);
-    const args = [
-      "--keep-in-foreground", `--conf-file=${conf}`, `--interface=${o.iface}`, "--bind-interfaces", "--except-interface=lo",
-      `--dhcp-range=${o.range[0]},${o.range[1]},12h`, "--dhcp-authoritative", "--no-resolv", "--no-hosts", "--port=0",
-      `--dhcp-leasefile=${leases}`, `--pid-file=${join(this.dir, `dnsmasq-${o.iface}.pid`)}`, "--log-dhcp", `--log-facility=${log}`, "--no-ping",
-      ...(o.hook ? [`--dhcp-script=${o.hook}`] : []),
-      ...(o.extra ?? []),
-    ];
+    const pid = join(this.dir, `dnsmasq-${o.iface}.pid`);
+    writeFileSync(
+      conf,
+      dnsmasqConfig({
+        writer: "the test LAN",
+        interface: o.iface,
+        dns: false,
+        dhcp: { rangeStart: o.range[0], rangeEnd: o.range[1], netmask: o.netmask ?? "255.255.255.0", ...(o.hook ? { script: o.hook } : {}) },
+        leaseFile: leases,
+        pidFile: pid,
+        logFile: log,
+      }),
+    );
+    const args = ["--keep-in-foreground", `--conf-file=${conf}`, ...(o.extra ?? [])];
     const argv = o.netns ? ["ip", "netns", "exec", o.netns, "dnsmasq", ...args] : ["dnsmasq", ...args];
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...o.env } });
     let err = "";
@@ -68,7 +77,7 @@ export class Lan {
     proc.once("exit", (code) => {
       if (code !== 0 && code !== null) process.stderr.write(`dnsmasq on ${o.iface} exited ${code}: ${err}\n`);
     });
-    return { leases, log, proc };
+    return { leases, log, pid, conf, proc };
   }
 
   /** A long-running helper process (killed at close). */
