@@ -1,6 +1,6 @@
 // Assembles the daemon: config -> state -> domain objects -> services ->
 // listeners. main.ts parses the command line and calls startDaemon.
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { Config } from "./config/types.js";
 import { mkdirDurable } from "./store/atomic.js";
 import { chmodSync, existsSync, readFileSync } from "node:fs";
@@ -19,6 +19,9 @@ import { ForwardService } from "./forward/index.js";
 import { loadNative } from "../native/index.js";
 import { vmmService } from "./rpc/vmm-service.js";
 import { networkService } from "./rpc/network-service.js";
+import { consoleService } from "./rpc/console-service.js";
+import { ConsoleReader } from "./console/reader.js";
+import { SerialFileSource } from "./console/source.js";
 import { registerReflection } from "./rpc/reflection.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
@@ -113,10 +116,12 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
   const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
   leaseTimer.unref();
 
+  const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    router.service(VmmService, vmmService({ cfg, vms: vms!, forwards, caps }));
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps }), ...consoleService(consoles) };
+    router.service(VmmService, vmmImpl);
     router.service(NetworkService, networkService(networks));
     registerHealth(router, health);
     registerReflection(router, [file_vmm_v1_vmm, file_vmm_v1_network, file_grpc_health_v1_health], services);

@@ -27,7 +27,10 @@ export interface VmmServiceDeps {
   caps: Capabilities;
 }
 
-export function vmmService(d: VmmServiceDeps): ServiceImpl<typeof VmmService> {
+/** Handlers with a module of their own (console-service.ts), joined in daemon.ts. */
+type ElsewhereHandled = "readConsole";
+
+export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmService>, ElsewhereHandled> {
   /** Active forwards of a VM: the forwarder's rules, or the native maps of user/passt. */
   const forwardsOf = (v: VmView): ForwardInfo[] => {
     const mode = v.record.spec.nics[0]?.mode;

@@ -136,6 +136,15 @@ describe.each(COMBOS.map((c, i) => ({ ...c, i })))("every RPC over $name", ({ pr
     expect(stop.code, stop.message).toBe(Code.FailedPrecondition);
     expect((await vms.getInfo({ id: vmId })).vm!.status).toBe(VmStatus.STOPPED);
 
+    // ReadConsole of a VM that never ran: one empty message, then the end.
+    const consoleMsgs = [];
+    for await (const m of vms.readConsole({ id: vmId })) consoleMsgs.push(m);
+    expect(consoleMsgs.map((m) => [m.instanceId, m.offset, m.data.length])).toEqual([["", 0n, 0]]);
+    const drain = async () => {
+      for await (const _ of vms.readConsole({ id: `${vmId}-none` })) void _;
+    };
+    expect((await codeOf(drain())).code).toBe(Code.NotFound);
+
     const ip = `10.88.${i}.10`;
     const lease = await vms.reportDhcpLease({ action: LeaseAction.ADD, mac, ip, hostname: `h-${tag}` });
     expect(lease.vmId).toBe(vmId);

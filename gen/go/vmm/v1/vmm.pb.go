@@ -2439,6 +2439,178 @@ func (x *WatchEventsResponse) GetSubscribed() bool {
 	return false
 }
 
+type ReadConsoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The VM.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Byte offset to start at, in the output of the boot `instance_id`.
+	// Omitted: the earliest byte still kept. Past the end of the output:
+	// invalid_argument. Below the earliest byte still kept (older output was
+	// discarded): reading starts there, see `first_offset`.
+	Offset *uint64 `protobuf:"varint,2,opt,name=offset,proto3,oneof" json:"offset,omitempty"`
+	// Start at the beginning of the last `tail_lines` lines (like `tail -n`),
+	// 0-100000; excludes `offset`. Omitted: not used.
+	TailLines *uint32 `protobuf:"varint,3,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	// The boot `offset` refers to: an instance_id of an earlier response, to
+	// resume a stream. Omitted: the VM's current boot. A boot whose output is
+	// no longer kept reads the current boot from its earliest byte instead
+	// (the responses' instance_id tells).
+	InstanceId string `protobuf:"bytes,4,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// Keep the stream open, sending output as it is written (like `tail -f`).
+	Follow bool `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Largest `data` per message, 1-1048576. Omitted (0): 65536.
+	MaxChunkBytes uint32 `protobuf:"varint,6,opt,name=max_chunk_bytes,json=maxChunkBytes,proto3" json:"max_chunk_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadConsoleRequest) Reset() {
+	*x = ReadConsoleRequest{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadConsoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadConsoleRequest) ProtoMessage() {}
+
+func (x *ReadConsoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadConsoleRequest.ProtoReflect.Descriptor instead.
+func (*ReadConsoleRequest) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReadConsoleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReadConsoleRequest) GetOffset() uint64 {
+	if x != nil && x.Offset != nil {
+		return *x.Offset
+	}
+	return 0
+}
+
+func (x *ReadConsoleRequest) GetTailLines() uint32 {
+	if x != nil && x.TailLines != nil {
+		return *x.TailLines
+	}
+	return 0
+}
+
+func (x *ReadConsoleRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ReadConsoleRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *ReadConsoleRequest) GetMaxChunkBytes() uint32 {
+	if x != nil {
+		return x.MaxChunkBytes
+	}
+	return 0
+}
+
+type ReadConsoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The boot the bytes belong to. Empty: the VM has never been started.
+	// Changes when a followed VM restarts; the new boot starts at offset 0.
+	InstanceId string `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// Offset of the first byte of `data` in that boot's output.
+	Offset uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// Console bytes as the guest wrote them: not necessarily UTF-8, and a
+	// message may end inside a multi-byte character.
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// Earliest offset of this boot still kept. Above the offset asked for:
+	// the bytes in between were discarded (log capping) and are lost.
+	FirstOffset   uint64 `protobuf:"varint,4,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadConsoleResponse) Reset() {
+	*x = ReadConsoleResponse{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadConsoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadConsoleResponse) ProtoMessage() {}
+
+func (x *ReadConsoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadConsoleResponse.ProtoReflect.Descriptor instead.
+func (*ReadConsoleResponse) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ReadConsoleResponse) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ReadConsoleResponse) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ReadConsoleResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ReadConsoleResponse) GetFirstOffset() uint64 {
+	if x != nil {
+		return x.FirstOffset
+	}
+	return 0
+}
+
 var File_vmm_v1_vmm_proto protoreflect.FileDescriptor
 
 const file_vmm_v1_vmm_proto_rawDesc = "" +
@@ -2621,7 +2793,24 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x05event\x18\x02 \x01(\v2\x0f.vmm.v1.VmEventR\x05event\x12\x1e\n" +
 	"\n" +
 	"subscribed\x18\x03 \x01(\bR\n" +
-	"subscribed*\xef\x01\n" +
+	"subscribed\"\xe0\x01\n" +
+	"\x12ReadConsoleRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\x06offset\x18\x02 \x01(\x04H\x00R\x06offset\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"tail_lines\x18\x03 \x01(\rH\x01R\ttailLines\x88\x01\x01\x12\x1f\n" +
+	"\vinstance_id\x18\x04 \x01(\tR\n" +
+	"instanceId\x12\x16\n" +
+	"\x06follow\x18\x05 \x01(\bR\x06follow\x12&\n" +
+	"\x0fmax_chunk_bytes\x18\x06 \x01(\rR\rmaxChunkBytesB\t\n" +
+	"\a_offsetB\r\n" +
+	"\v_tail_lines\"\x85\x01\n" +
+	"\x13ReadConsoleResponse\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12!\n" +
+	"\ffirst_offset\x18\x04 \x01(\x04R\vfirstOffset*\xef\x01\n" +
 	"\x0eNetworkingMode\x12\x1f\n" +
 	"\x1bNETWORKING_MODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14NETWORKING_MODE_USER\x10\x01\x12\x19\n" +
@@ -2652,7 +2841,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x1aLEASE_VERIFICATION_PENDING\x10\x01\x12\x1f\n" +
 	"\x1bLEASE_VERIFICATION_VERIFIED\x10\x02\x12\x1d\n" +
 	"\x19LEASE_VERIFICATION_SILENT\x10\x03\x12\x1e\n" +
-	"\x1aLEASE_VERIFICATION_TRUSTED\x10\x042\x90\x05\n" +
+	"\x1aLEASE_VERIFICATION_TRUSTED\x10\x042\xda\x05\n" +
 	"\n" +
 	"VmmService\x12=\n" +
 	"\bCreateVm\x12\x17.vmm.v1.CreateVmRequest\x1a\x18.vmm.v1.CreateVmResponse\x12=\n" +
@@ -2664,7 +2853,8 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\aGetInfo\x12\x16.vmm.v1.GetInfoRequest\x1a\x17.vmm.v1.GetInfoResponse\x12R\n" +
 	"\x0fReportDhcpLease\x12\x1e.vmm.v1.ReportDhcpLeaseRequest\x1a\x1f.vmm.v1.ReportDhcpLeaseResponse\x12:\n" +
 	"\aGetMeta\x12\x16.vmm.v1.GetMetaRequest\x1a\x17.vmm.v1.GetMetaResponse\x12H\n" +
-	"\vWatchEvents\x12\x1a.vmm.v1.WatchEventsRequest\x1a\x1b.vmm.v1.WatchEventsResponse0\x01Bp\n" +
+	"\vWatchEvents\x12\x1a.vmm.v1.WatchEventsRequest\x1a\x1b.vmm.v1.WatchEventsResponse0\x01\x12H\n" +
+	"\vReadConsole\x12\x1a.vmm.v1.ReadConsoleRequest\x1a\x1b.vmm.v1.ReadConsoleResponse0\x01Bp\n" +
 	"\n" +
 	"com.vmm.v1B\bVmmProtoP\x01Z\x1fvmm.dev/vmm/gen/go/vmm/v1;vmmv1\xa2\x02\x03VXX\xaa\x02\x06Vmm.V1\xca\x02\x06Vmm\\V1\xe2\x02\x12Vmm\\V1\\GPBMetadata\xea\x02\aVmm::V1b\x06proto3"
 
@@ -2681,7 +2871,7 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 }
 
 var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
@@ -2717,25 +2907,27 @@ var file_vmm_v1_vmm_proto_goTypes = []any{
 	(*GetMetaResponse)(nil),         // 31: vmm.v1.GetMetaResponse
 	(*WatchEventsRequest)(nil),      // 32: vmm.v1.WatchEventsRequest
 	(*WatchEventsResponse)(nil),     // 33: vmm.v1.WatchEventsResponse
-	(*timestamppb.Timestamp)(nil),   // 34: google.protobuf.Timestamp
+	(*ReadConsoleRequest)(nil),      // 34: vmm.v1.ReadConsoleRequest
+	(*ReadConsoleResponse)(nil),     // 35: vmm.v1.ReadConsoleResponse
+	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
 	0,  // 1: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
 	6,  // 2: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
 	5,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
-	34, // 4: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 5: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	36, // 4: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 5: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 6: vmm.v1.Lease.verification:type_name -> vmm.v1.LeaseVerification
-	34, // 7: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
+	36, // 7: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
 	8,  // 9: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
 	1,  // 10: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
 	10, // 11: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	34, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	36, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
 	2,  // 13: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	34, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	34, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	36, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	36, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
 	7,  // 16: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
 	9,  // 17: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
 	11, // 18: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
@@ -2764,18 +2956,20 @@ var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	28, // 41: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
 	30, // 42: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
 	32, // 43: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	15, // 44: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	17, // 45: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	19, // 46: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	21, // 47: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	23, // 48: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	25, // 49: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	27, // 50: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	29, // 51: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	31, // 52: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	33, // 53: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	44, // [44:54] is the sub-list for method output_type
-	34, // [34:44] is the sub-list for method input_type
+	34, // 44: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	15, // 45: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	17, // 46: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	19, // 47: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	21, // 48: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	23, // 49: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	25, // 50: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	27, // 51: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	29, // 52: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	31, // 53: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	33, // 54: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	35, // 55: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	45, // [45:56] is the sub-list for method output_type
+	34, // [34:45] is the sub-list for method input_type
 	34, // [34:34] is the sub-list for extension type_name
 	34, // [34:34] is the sub-list for extension extendee
 	0,  // [0:34] is the sub-list for field type_name
@@ -2788,13 +2982,14 @@ func file_vmm_v1_vmm_proto_init() {
 	}
 	file_vmm_v1_vmm_proto_msgTypes[11].OneofWrappers = []any{}
 	file_vmm_v1_vmm_proto_msgTypes[15].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

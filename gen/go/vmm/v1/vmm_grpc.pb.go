@@ -29,6 +29,7 @@ const (
 	VmmService_ReportDhcpLease_FullMethodName = "/vmm.v1.VmmService/ReportDhcpLease"
 	VmmService_GetMeta_FullMethodName         = "/vmm.v1.VmmService/GetMeta"
 	VmmService_WatchEvents_FullMethodName     = "/vmm.v1.VmmService/WatchEvents"
+	VmmService_ReadConsole_FullMethodName     = "/vmm.v1.VmmService/ReadConsole"
 )
 
 // VmmServiceClient is the client API for VmmService service.
@@ -66,6 +67,14 @@ type VmmServiceClient interface {
 	// every stream has `subscribed` set and no event: from then on no event
 	// is missed (like etcd's `created` watch response).
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// ReadConsole streams a VM's serial console output, starting at a byte
+	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+	// first byte the guest wrote after that start. The first message comes at
+	// once, possibly without data. Without `follow` the stream ends at the
+	// current end of the output. With `follow` it sends output as the guest
+	// writes it, moves on to the next boot (offset 0) when the VM restarts,
+	// and ends when the client cancels or the VM is removed.
+	ReadConsole(ctx context.Context, in *ReadConsoleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadConsoleResponse], error)
 }
 
 type vmmServiceClient struct {
@@ -185,6 +194,25 @@ func (c *vmmServiceClient) WatchEvents(ctx context.Context, in *WatchEventsReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VmmService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *vmmServiceClient) ReadConsole(ctx context.Context, in *ReadConsoleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadConsoleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &VmmService_ServiceDesc.Streams[1], VmmService_ReadConsole_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadConsoleRequest, ReadConsoleResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VmmService_ReadConsoleClient = grpc.ServerStreamingClient[ReadConsoleResponse]
+
 // VmmServiceServer is the server API for VmmService service.
 // All implementations must embed UnimplementedVmmServiceServer
 // for forward compatibility.
@@ -220,6 +248,14 @@ type VmmServiceServer interface {
 	// every stream has `subscribed` set and no event: from then on no event
 	// is missed (like etcd's `created` watch response).
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// ReadConsole streams a VM's serial console output, starting at a byte
+	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+	// first byte the guest wrote after that start. The first message comes at
+	// once, possibly without data. Without `follow` the stream ends at the
+	// current end of the output. With `follow` it sends output as the guest
+	// writes it, moves on to the next boot (offset 0) when the VM restarts,
+	// and ends when the client cancels or the VM is removed.
+	ReadConsole(*ReadConsoleRequest, grpc.ServerStreamingServer[ReadConsoleResponse]) error
 	mustEmbedUnimplementedVmmServiceServer()
 }
 
@@ -259,6 +295,9 @@ func (UnimplementedVmmServiceServer) GetMeta(context.Context, *GetMetaRequest) (
 }
 func (UnimplementedVmmServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedVmmServiceServer) ReadConsole(*ReadConsoleRequest, grpc.ServerStreamingServer[ReadConsoleResponse]) error {
+	return status.Error(codes.Unimplemented, "method ReadConsole not implemented")
 }
 func (UnimplementedVmmServiceServer) mustEmbedUnimplementedVmmServiceServer() {}
 func (UnimplementedVmmServiceServer) testEmbeddedByValue()                    {}
@@ -454,6 +493,17 @@ func _VmmService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VmmService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _VmmService_ReadConsole_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadConsoleRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(VmmServiceServer).ReadConsole(m, &grpc.GenericServerStream[ReadConsoleRequest, ReadConsoleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VmmService_ReadConsoleServer = grpc.ServerStreamingServer[ReadConsoleResponse]
+
 // VmmService_ServiceDesc is the grpc.ServiceDesc for VmmService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -502,6 +552,11 @@ var VmmService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchEvents",
 			Handler:       _VmmService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ReadConsole",
+			Handler:       _VmmService_ReadConsole_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -432,3 +432,31 @@ class WatchEventsResponse(_message.Message):
     event: VmEvent
     subscribed: bool
     def __init__(self, vm_id: _Optional[str] = ..., event: _Optional[_Union[VmEvent, _Mapping]] = ..., subscribed: _Optional[bool] = ...) -> None: ...
+
+class ReadConsoleRequest(_message.Message):
+    __slots__ = ("id", "offset", "tail_lines", "instance_id", "follow", "max_chunk_bytes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    offset: int
+    tail_lines: int
+    instance_id: str
+    follow: bool
+    max_chunk_bytes: int
+    def __init__(self, id: _Optional[str] = ..., offset: _Optional[int] = ..., tail_lines: _Optional[int] = ..., instance_id: _Optional[str] = ..., follow: _Optional[bool] = ..., max_chunk_bytes: _Optional[int] = ...) -> None: ...
+
+class ReadConsoleResponse(_message.Message):
+    __slots__ = ("instance_id", "offset", "data", "first_offset")
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    instance_id: str
+    offset: int
+    data: bytes
+    first_offset: int
+    def __init__(self, instance_id: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., first_offset: _Optional[int] = ...) -> None: ...

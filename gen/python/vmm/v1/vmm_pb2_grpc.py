@@ -86,6 +86,11 @@ class VmmServiceStub:
                 request_serializer=vmm_dot_v1_dot_vmm__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=vmm_dot_v1_dot_vmm__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.ReadConsole = channel.unary_stream(
+                '/vmm.v1.VmmService/ReadConsole',
+                request_serializer=vmm_dot_v1_dot_vmm__pb2.ReadConsoleRequest.SerializeToString,
+                response_deserializer=vmm_dot_v1_dot_vmm__pb2.ReadConsoleResponse.FromString,
+                _registered_method=True)
 
 
 class VmmServiceServicer:
@@ -171,6 +176,19 @@ class VmmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadConsole(self, request, context):
+        """ReadConsole streams a VM's serial console output, starting at a byte
+        offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+        first byte the guest wrote after that start. The first message comes at
+        once, possibly without data. Without `follow` the stream ends at the
+        current end of the output. With `follow` it sends output as the guest
+        writes it, moves on to the next boot (offset 0) when the VM restarts,
+        and ends when the client cancels or the VM is removed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VmmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -223,6 +241,11 @@ def add_VmmServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=vmm_dot_v1_dot_vmm__pb2.WatchEventsRequest.FromString,
                     response_serializer=vmm_dot_v1_dot_vmm__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'ReadConsole': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadConsole,
+                    request_deserializer=vmm_dot_v1_dot_vmm__pb2.ReadConsoleRequest.FromString,
+                    response_serializer=vmm_dot_v1_dot_vmm__pb2.ReadConsoleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -497,6 +520,33 @@ class VmmService:
             '/vmm.v1.VmmService/WatchEvents',
             vmm_dot_v1_dot_vmm__pb2.WatchEventsRequest.SerializeToString,
             vmm_dot_v1_dot_vmm__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadConsole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vmm.v1.VmmService/ReadConsole',
+            vmm_dot_v1_dot_vmm__pb2.ReadConsoleRequest.SerializeToString,
+            vmm_dot_v1_dot_vmm__pb2.ReadConsoleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,8 @@ const (
 	VmmServiceGetMetaProcedure = "/vmm.v1.VmmService/GetMeta"
 	// VmmServiceWatchEventsProcedure is the fully-qualified name of the VmmService's WatchEvents RPC.
 	VmmServiceWatchEventsProcedure = "/vmm.v1.VmmService/WatchEvents"
+	// VmmServiceReadConsoleProcedure is the fully-qualified name of the VmmService's ReadConsole RPC.
+	VmmServiceReadConsoleProcedure = "/vmm.v1.VmmService/ReadConsole"
 )
 
 // VmmServiceClient is a client for the vmm.v1.VmmService service.
@@ -86,6 +88,14 @@ type VmmServiceClient interface {
 	// every stream has `subscribed` set and no event: from then on no event
 	// is missed (like etcd's `created` watch response).
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error)
+	// ReadConsole streams a VM's serial console output, starting at a byte
+	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+	// first byte the guest wrote after that start. The first message comes at
+	// once, possibly without data. Without `follow` the stream ends at the
+	// current end of the output. With `follow` it sends output as the guest
+	// writes it, moves on to the next boot (offset 0) when the VM restarts,
+	// and ends when the client cancels or the VM is removed.
+	ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest]) (*connect.ServerStreamForClient[v1.ReadConsoleResponse], error)
 }
 
 // NewVmmServiceClient constructs a client for the vmm.v1.VmmService service. By default, it uses
@@ -159,6 +169,12 @@ func NewVmmServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vmmServiceMethods.ByName("WatchEvents")),
 			connect.WithClientOptions(opts...),
 		),
+		readConsole: connect.NewClient[v1.ReadConsoleRequest, v1.ReadConsoleResponse](
+			httpClient,
+			baseURL+VmmServiceReadConsoleProcedure,
+			connect.WithSchema(vmmServiceMethods.ByName("ReadConsole")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -174,6 +190,7 @@ type vmmServiceClient struct {
 	reportDhcpLease *connect.Client[v1.ReportDhcpLeaseRequest, v1.ReportDhcpLeaseResponse]
 	getMeta         *connect.Client[v1.GetMetaRequest, v1.GetMetaResponse]
 	watchEvents     *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
+	readConsole     *connect.Client[v1.ReadConsoleRequest, v1.ReadConsoleResponse]
 }
 
 // CreateVm calls vmm.v1.VmmService.CreateVm.
@@ -226,6 +243,11 @@ func (c *vmmServiceClient) WatchEvents(ctx context.Context, req *connect.Request
 	return c.watchEvents.CallServerStream(ctx, req)
 }
 
+// ReadConsole calls vmm.v1.VmmService.ReadConsole.
+func (c *vmmServiceClient) ReadConsole(ctx context.Context, req *connect.Request[v1.ReadConsoleRequest]) (*connect.ServerStreamForClient[v1.ReadConsoleResponse], error) {
+	return c.readConsole.CallServerStream(ctx, req)
+}
+
 // VmmServiceHandler is an implementation of the vmm.v1.VmmService service.
 type VmmServiceHandler interface {
 	// CreateVm stores a new VM record (and starts it when `start` is set).
@@ -256,6 +278,14 @@ type VmmServiceHandler interface {
 	// every stream has `subscribed` set and no event: from then on no event
 	// is missed (like etcd's `created` watch response).
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error
+	// ReadConsole streams a VM's serial console output, starting at a byte
+	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
+	// first byte the guest wrote after that start. The first message comes at
+	// once, possibly without data. Without `follow` the stream ends at the
+	// current end of the output. With `follow` it sends output as the guest
+	// writes it, moves on to the next boot (offset 0) when the VM restarts,
+	// and ends when the client cancels or the VM is removed.
+	ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest], *connect.ServerStream[v1.ReadConsoleResponse]) error
 }
 
 // NewVmmServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -325,6 +355,12 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vmmServiceMethods.ByName("WatchEvents")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vmmServiceReadConsoleHandler := connect.NewServerStreamHandler(
+		VmmServiceReadConsoleProcedure,
+		svc.ReadConsole,
+		connect.WithSchema(vmmServiceMethods.ByName("ReadConsole")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/vmm.v1.VmmService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case VmmServiceCreateVmProcedure:
@@ -347,6 +383,8 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 			vmmServiceGetMetaHandler.ServeHTTP(w, r)
 		case VmmServiceWatchEventsProcedure:
 			vmmServiceWatchEventsHandler.ServeHTTP(w, r)
+		case VmmServiceReadConsoleProcedure:
+			vmmServiceReadConsoleHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -394,4 +432,8 @@ func (UnimplementedVmmServiceHandler) GetMeta(context.Context, *connect.Request[
 
 func (UnimplementedVmmServiceHandler) WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.WatchEvents is not implemented"))
+}
+
+func (UnimplementedVmmServiceHandler) ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest], *connect.ServerStream[v1.ReadConsoleResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.ReadConsole is not implemented"))
 }
