@@ -14,8 +14,14 @@
 //  * Every change bumps the NIC's generation, so an asynchronous
 //    verification of an older report can tell that it is out of date.
 
-/** Verification state of a lease. */
-export type LeaseState = "pending" | "verified" | "silent";
+/**
+ * Verification state of a lease: "trusted" is believed without the wire
+ * (verification switched off by the operator) and otherwise acts as
+ * "verified".
+ */
+export type LeaseState = "pending" | "verified" | "silent" | "trusted";
+
+const holds = (state: LeaseState | undefined) => state === undefined || state === "verified" || state === "trusted";
 
 /** A NIC of a VM. */
 export interface NicRef {
@@ -79,7 +85,7 @@ export class LeaseBook {
   verifiedHolder(domain: string, ip: string): NicRef | undefined {
     for (const k of this.byAddr.get(addrKey(domain, ip)) ?? []) {
       const s = this.slots.get(k)!;
-      if (s.lease.state !== "pending" && s.lease.state !== "silent") return s.ref;
+      if (holds(s.lease.state)) return s.ref;
     }
     return undefined;
   }
@@ -91,7 +97,7 @@ export class LeaseBook {
    */
   load(ref: NicRef, domain: string, lease: Lease): boolean {
     const state = lease.state ?? "verified";
-    if (state === "verified") {
+    if (holds(state)) {
       const other = this.verifiedHolder(domain, lease.ip);
       if (other && key(other) !== key(ref)) return false;
     }
@@ -101,12 +107,13 @@ export class LeaseBook {
 
   /**
    * Records a reported lease (replacing the NIC's previous one). `lease.state`
-   * says what the wire said: "verified" revokes every other NIC's lease of
-   * the address in `domain` (returned); "pending" revokes nothing.
+   * says what the wire said: "verified" (or "trusted") revokes every other
+   * NIC's lease of the address in `domain` (returned); "pending" revokes
+   * nothing.
    */
   report(ref: NicRef, domain: string, lease: Lease): { generation: number; revoked: Revocation[] } {
     const generation = this.put(ref, domain, lease);
-    return { generation, revoked: lease.state === "verified" ? this.revokeOthers(ref, domain, lease.ip) : [] };
+    return { generation, revoked: holds(lease.state) ? this.revokeOthers(ref, domain, lease.ip) : [] };
   }
 
   /**

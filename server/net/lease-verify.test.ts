@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { NUD, type Wire } from "../host/neighbour.js";
-import { verifyOnWire } from "./lease-verify.js";
+import { LEARNED, verifyOnWire } from "./lease-verify.js";
 
 const MAC = "52:54:00:00:00:01";
 const OTHER = "52:54:00:00:00:02";
@@ -21,7 +21,7 @@ function wire(neighbour: { mac: string; state: number } | undefined | Error, pro
   };
   return w;
 }
-const fast = { neighbourFirst: true, attempts: 3, probeTimeoutMs: 10 };
+const fast = { trustNeighbour: LEARNED, attempts: 3, probeTimeoutMs: 10 };
 
 describe("verifyOnWire", () => {
   it.each([
@@ -40,10 +40,15 @@ describe("verifyOnWire", () => {
     expect(w.probes).toBe(sent);
   });
 
-  it("re-verification ignores the neighbour table", async () => {
-    const w = wire({ mac: MAC, state: NUD.REACHABLE }, [[]]);
-    expect(await verifyOnWire(w, "br0", "10.0.0.5", MAC, { ...fast, neighbourFirst: false })).toEqual({ result: "silent" });
-    expect(w.probes).toBe(3);
+  it("re-verification trusts only a REACHABLE entry; 0 always probes", async () => {
+    const reverify = { ...fast, trustNeighbour: NUD.REACHABLE };
+    expect(await verifyOnWire(wire({ mac: MAC, state: NUD.REACHABLE }, [[]]), "br0", "10.0.0.5", MAC, reverify)).toMatchObject({ result: "verified", via: "neighbour" });
+    const stale = wire({ mac: MAC, state: NUD.STALE }, [[]]);
+    expect(await verifyOnWire(stale, "br0", "10.0.0.5", MAC, reverify)).toEqual({ result: "silent" });
+    expect(stale.probes).toBe(3);
+    const always = wire({ mac: MAC, state: NUD.REACHABLE }, [[]]);
+    expect(await verifyOnWire(always, "br0", "10.0.0.5", MAC, { ...fast, trustNeighbour: 0 })).toEqual({ result: "silent" });
+    expect(always.probes).toBe(3);
   });
 
   it("a host that cannot look or probe says so", async () => {

@@ -24,26 +24,30 @@ export type Verdict =
   | { result: "unverifiable"; reason: string };
 
 export interface VerifyOptions {
-  /** Consult the neighbour table first (report path); false: always probe (re-verification). */
-  neighbourFirst: boolean;
+  /**
+   * Neighbour states (NUD bits) that settle the question when the entry
+   * holds the MAC: LEARNED on the report path, REACHABLE (confirmed by the
+   * kernel within the last ~30 s) when re-verifying, 0 to always probe.
+   */
+  trustNeighbour: number;
   /** ARP requests to send before concluding (each waits `probeTimeoutMs`). */
   attempts: number;
   probeTimeoutMs: number;
 }
 
 /** Entries the kernel learned from the wire (or dnsmasq injected): not those set by hand. */
-const LEARNED = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE;
+export const LEARNED = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE;
 
 /** Decides whether `mac` holds `ip` on `ifname` (see the file comment). */
 export async function verifyOnWire(wire: Wire, ifname: string, ip: string, mac: string, o: VerifyOptions): Promise<Verdict> {
-  if (o.neighbourFirst) {
+  if (o.trustNeighbour !== 0) {
     let n: { mac: string; state: number } | undefined;
     try {
       n = wire.neighbour(ifname, ip);
     } catch (e) {
       return { result: "unverifiable", reason: `neighbour lookup on ${ifname}: ${(e as Error).message}` };
     }
-    if (n && n.mac === mac && (n.state & LEARNED) !== 0) return { result: "verified", via: "neighbour", others: [] };
+    if (n && n.mac === mac && (n.state & o.trustNeighbour) !== 0) return { result: "verified", via: "neighbour", others: [] };
   }
   const seen: string[] = [];
   for (let i = 0; i < o.attempts; i++) {
