@@ -10,6 +10,7 @@
 #
 #   guest kernel: /.../.tools/guest/kernel/boot/vmlinuz-6.1.0-NN-cloud-amd64
 #   guest initrd: /.../.tools/guest/initramfs.cpio.gz
+#   guest rootfs: /.../.tools/guest/rootfs.raw (ext4, booted with vmm.root=/dev/vda)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -24,7 +25,9 @@ fi
 # dnsmasq-base is the binary only: the "dnsmasq" package would also install
 # and start a system-wide service listening on every interface.
 PKGS=(qemu-system-x86 qemu-utils busybox-static dnsmasq-base passt iproute2
-      nftables cpio kmod xz-utils zstd curl)
+      nftables cpio kmod xz-utils zstd curl e2fsprogs genisoimage
+      python3-yaml python3-jsonschema python3-jinja2 python3-configobj
+      python3-jsonpatch python3-netifaces python3-requests)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -73,13 +76,37 @@ else
 fi
 
 INITRD=$GUEST/initramfs.cpio.gz
+ROOTFS=$GUEST/rootfs.raw
 BUILDER=$ROOT/test/guest/build-initramfs.sh
-if [ -f "$INITRD" ] && [ "$INITRD" -nt "$BUILDER" ] && [ "$INITRD" -nt "$KDIR/.stamp" ] && [ "$INITRD" -nt /bin/busybox ]; then
-  echo "setup-guest: initramfs up to date"
+if [ -f "$INITRD" ] && [ -f "$ROOTFS" ] && [ "$INITRD" -nt "$BUILDER" ] && [ "$INITRD" -nt "$KDIR/.stamp" ] && [ "$INITRD" -nt /bin/busybox ]; then
+  echo "setup-guest: initramfs and rootfs up to date"
 else
-  KDIR=$KDIR OUT=$INITRD bash "$BUILDER"
+  KDIR=$KDIR OUT=$INITRD ROOTFS_OUT=$ROOTFS bash "$BUILDER"
+fi
+
+# cloud-init, to validate the user-data a guest read from its seed drive
+# (`cloud-init schema`). Unpacked with `dpkg -x` like the kernel, never
+# installed: the package would enable cloud-init's services on this host.
+# Its Python dependencies are the Debian packages above.
+CIDIR=$ROOT/.tools/cloud-init
+CIPKG=$(apt-cache policy cloud-init 2>/dev/null | awk '/Candidate:/{print $2}')
+if [ -z "$CIPKG" ] || [ "$CIPKG" = "(none)" ]; then
+  echo "setup-guest: Debian has no cloud-init candidate (apt-cache policy cloud-init)" >&2
+  exit 1
+fi
+if [ "$(cat "$CIDIR/.stamp" 2>/dev/null || true)" = "$CIPKG" ]; then
+  echo "setup-guest: cloud-init $CIPKG already unpacked"
+else
+  dl=$(mktemp -d "$ROOT/.tools/dl.XXXXXX")
+  (cd "$dl" && chmod 755 . && apt-get download -q "cloud-init=$CIPKG")
+  rm -rf "$CIDIR.new"
+  dpkg -x "$dl"/cloud-init_*.deb "$CIDIR.new"
+  rm -rf "$dl" "$CIDIR"
+  mv "$CIDIR.new" "$CIDIR"
+  echo "$CIPKG" > "$CIDIR/.stamp"
 fi
 
 KERNEL=$(ls "$KDIR"/boot/vmlinuz-* | head -1)
 echo "guest kernel: $KERNEL"
 echo "guest initrd: $INITRD"
+echo "guest rootfs: $ROOTFS"

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/apt.sh
 
-ensure_packages qemu-system-x86 qemu-utils passt dnsmasq-base iproute2 nftables python3 make g++
+ensure_packages qemu-system-x86 qemu-utils genisoimage passt dnsmasq-base iproute2 nftables python3 make g++
 
 # `npm install` against the committed lock rather than `npm ci`: the registry
 # reachable here lacks the other platforms' optional packages (rollup's

@@ -13,6 +13,7 @@ import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager } from "./vm/manager.js";
 import { QemuRunner } from "./vm/supervisor.js";
+import { ImageCatalog } from "./image/catalog.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
 import { ForwardService } from "./forward/index.js";
@@ -97,6 +98,8 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
   let vms: VmManager | undefined;
   const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
   const store = new VmStore(cfg.stateDir);
+  const images = new ImageCatalog(cfg.images.dir);
+  log("info", "accelerator", { accel: caps.accel, reason: caps.accelReason });
   const n = cfg.networking;
   // Without QEMU the daemon still serves records; StartVm says why it cannot.
   const runner =
@@ -105,12 +108,14 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
           cfg,
           vmDir: (id) => store.dir(id),
           networkAttachment: (id, mac) => networks.attachment(id, mac),
+          images,
+          accel: caps.accel,
           ...(n.passtInterface !== ""
             ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
             : {}),
         })
       : undefined;
-  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id));
+  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id), images);
   await networks.init();
   await vms.init();
   const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
@@ -120,7 +125,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps }), ...consoleService(consoles) };
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles) };
     router.service(VmmService, vmmImpl);
     router.service(NetworkService, networkService(networks));
     registerHealth(router, health);

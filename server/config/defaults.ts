@@ -40,7 +40,7 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
     },
     qemu: {
       binary: p.qemu?.binary ?? "qemu-system-x86_64",
-      accel: p.qemu?.accel ?? "tcg",
+      accel: p.qemu?.accel ?? "auto",
       bridgeHelper: p.qemu?.bridgeHelper ?? "/usr/lib/qemu/qemu-bridge-helper",
       stopTimeoutSeconds: p.qemu?.stopTimeoutSeconds ?? 30,
     },
@@ -80,6 +80,11 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       subnetPool: p.vmnet?.subnetPool ?? "192.168.128.0/17",
       bridgePrefix: p.vmnet?.bridgePrefix ?? "vmnet",
       dhcpHook: p.vmnet?.dhcpHook ?? "",
+    },
+    images: { dir: p.images?.dir ?? join(stateDir, "images") },
+    console: {
+      logMaxBytes: p.console?.logMaxBytes ?? 1024 * 1024,
+      logFiles: p.console?.logFiles ?? 1,
     },
   };
 }

@@ -57,6 +57,8 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     max_udp_sessions_per_rule: ["maxUdpSessionsPerRule", "integer"],
   },
   vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"], dhcp_hook: ["dhcpHook", "string"] },
+  images: { dir: ["dir", "string"] },
+  console: { log_max_bytes: ["logMaxBytes", "integer"], log_files: ["logFiles", "integer"] },
 };
 
 function checkKind(v: unknown, kind: Kind, path: string, problems: Problems): unknown {

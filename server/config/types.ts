@@ -24,7 +24,7 @@ export interface AuthConfig {
 
 export interface QemuConfig {
   binary: string;
-  /** "tcg", "kvm", or "kvm:tcg" (kvm with tcg fallback). */
+  /** "auto" (kvm when /dev/kvm is usable, else tcg), "tcg", "kvm", or "kvm:tcg" (same as auto). */
   accel: string;
   bridgeHelper: string;
   /** Seconds a graceful StopVm waits before killing QEMU. */
@@ -97,6 +97,18 @@ export interface VmnetConfig {
   dhcpHook: string;
 }
 
+export interface ImagesConfig {
+  /** Directory of images (<dir>/<name>/disk.qcow2|disk.raw, vmlinuz, initrd, cmdline). */
+  dir: string;
+}
+
+export interface ConsoleConfig {
+  /** A VM's serial log is rotated when it grows past this many bytes. */
+  logMaxBytes: number;
+  /** Rotated logs kept (serial.log.1 ... serial.log.N); 0 keeps none. */
+  logFiles: number;
+}
+
 export interface Config {
   /** Directory of all daemon state (VM records, networks, sockets). */
   stateDir: string;
@@ -106,4 +118,6 @@ export interface Config {
   networking: NetworkingConfig;
   forward: ForwardConfig;
   vmnet: VmnetConfig;
+  images: ImagesConfig;
+  console: ConsoleConfig;
 }

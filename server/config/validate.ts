@@ -39,7 +39,7 @@ export function validateConfig(c: Config): void {
   if (c.auth.leaseTokens.length > 0 && c.auth.tokens.length === 0)
     p.add("auth.tokens", "must be set when auth.lease_tokens is (otherwise nobody could call the other RPCs)");
 
-  if (!/^(tcg|kvm|kvm:tcg)$/.test(c.qemu.accel)) p.add("qemu.accel", 'must be "tcg", "kvm" or "kvm:tcg"');
+  if (!/^(auto|tcg|kvm|kvm:tcg)$/.test(c.qemu.accel)) p.add("qemu.accel", 'must be "auto", "tcg", "kvm" or "kvm:tcg"');
   if (c.qemu.binary === "" || /[\s,]/.test(c.qemu.binary)) p.add("qemu.binary", "must be a program name or path without spaces");
   if (!isAbsolute(c.qemu.bridgeHelper)) p.add("qemu.bridge_helper", "must be an absolute path");
   if (c.qemu.stopTimeoutSeconds < 1 || c.qemu.stopTimeoutSeconds > 3600)
@@ -99,5 +99,10 @@ export function validateConfig(c: Config): void {
   if (!/^[a-z][a-z0-9]{0,5}$/.test(c.vmnet.bridgePrefix)) p.add("vmnet.bridge_prefix", "must be 1-6 of a-z 0-9, starting with a letter");
   if (c.vmnet.dhcpHook !== "" && (!isAbsolute(c.vmnet.dhcpHook) || /[\s,]/.test(c.vmnet.dhcpHook)))
     p.add("vmnet.dhcp_hook", "must be an absolute path without spaces or commas");
+  // Image paths land in QEMU option values and qcow2 headers.
+  if (!isAbsolute(c.images.dir) || /[\s,]/.test(c.images.dir)) p.add("images.dir", "must be an absolute path without spaces or commas");
+  if (!Number.isInteger(c.console.logMaxBytes) || c.console.logMaxBytes < 4096 || c.console.logMaxBytes > 1 << 30)
+    p.add("console.log_max_bytes", "must be between 4096 and 1073741824");
+  if (!Number.isInteger(c.console.logFiles) || c.console.logFiles < 0 || c.console.logFiles > 10) p.add("console.log_files", "must be between 0 and 10");
   p.throwIfAny();
 }

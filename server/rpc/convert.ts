@@ -9,13 +9,19 @@ import type { NetworkRecord } from "../vmnet/registry.js";
 import type { RawNetworkConfig } from "../vmnet/registry.js";
 import type { RawPort, RawVmSpec } from "../vm/validate.js";
 import type { VmView, VmStatus as DomainStatus } from "../vm/types.js";
+import type { CloudInitSpec } from "../image/spec.js";
+import type { DiskView } from "../image/disks.js";
+import type { ImageEntry } from "../image/catalog.js";
 import {
   ForwardInfoSchema,
   NetworkingMode,
   Protocol,
   VmInfoSchema,
   VmStatus,
+  ImageSchema,
+  type CloudInit,
   type ForwardInfo,
+  type Image,
   type PortMapping,
   type VmConfig,
   type VmInfo,
@@ -74,7 +80,17 @@ export function specFromProto(c: VmConfig | undefined): RawVmSpec {
     })),
     ports: portsFromProto(c?.ports ?? []),
     autoRestart: c?.autoRestart ?? false,
+    image: c?.image ?? "",
+    imageSizeMib: c?.imageSizeMib ?? 0,
+    disks: (c?.disks ?? []).map((d) => ({ image: d.image, sizeMib: d.sizeMib })),
+    cloudInit: cloudInitFromProto(c?.cloudInit),
   };
+}
+
+/** undefined when the message is absent (presence matters: an empty one is a seed with defaults). */
+export function cloudInitFromProto(c: CloudInit | undefined): CloudInitSpec | undefined {
+  if (c === undefined) return undefined;
+  return { userData: c.userData, sshAuthorizedKeys: [...c.sshAuthorizedKeys], hostname: c.hostname, networkConfig: c.networkConfig };
 }
 
 const STATUS: Record<DomainStatus, VmStatus> = {
@@ -104,7 +120,20 @@ export function forwardToProto(f: ForwardStatus): ForwardInfo {
   });
 }
 
-export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardInfo[] }): VmInfo {
+export function imageToProto(e: ImageEntry): Image {
+  return create(ImageSchema, {
+    name: e.name,
+    disk: e.disk?.path ?? "",
+    diskFormat: e.disk?.format ?? "",
+    diskFileBytes: BigInt(e.disk?.fileBytes ?? 0),
+    kernel: e.kernel ?? "",
+    initrd: e.initrd ?? "",
+    cmdline: e.cmdline ?? "",
+    problem: e.problem ?? "",
+  });
+}
+
+export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardInfo[]; disks?: DiskView[] }): VmInfo {
   const { record: r, runtime: rt } = v;
   const running = rt.status === "running" || rt.status === "stopping";
   const started = rt.startedAt && running ? new Date(rt.startedAt) : undefined;
@@ -136,7 +165,12 @@ export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardIn
             customNetdev: n.customNetdev ?? "",
           })),
           ports: r.spec.ports.map((p) => ({ protocol: protocolToProto(p.protocol), hostAddress: p.hostAddress, hostPort: p.hostPort, vmPort: p.vmPort })),
+          image: r.spec.image ?? "",
+          imageSizeMib: r.spec.imageSizeMib ?? 0,
+          disks: (r.spec.disks ?? []).map((d) => ({ image: d.image, sizeMib: d.sizeMib })),
+          cloudInit: r.spec.cloudInit,
         },
+    disks: opts.brief ? [] : (opts.disks ?? []).map((d) => ({ index: d.index, path: d.path, format: d.format, image: d.image, sizeMib: d.sizeMib })),
     nics: r.spec.nics.map((n, i) => {
       const lease = v.leases.find((l) => l.nic === i);
       return {

@@ -15,16 +15,18 @@ import {
   WatchEventsResponseSchema,
 } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { forwardToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
+import { cloudInitFromProto, forwardToProto, imageToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
 import type { ForwardView } from "./forward-view.js";
-import { Problems } from "../errors.js";
+import { Problems, VmmError } from "../errors.js";
 import { checkId } from "../vm/validate.js";
+import type { ImageCatalog } from "../image/catalog.js";
 
 export interface VmmServiceDeps {
   cfg: Config;
   vms: VmManager;
   forwards: ForwardView | undefined;
   caps: Capabilities;
+  images: ImageCatalog;
 }
 
 /** Handlers with a module of their own (console-service.ts), joined in daemon.ts. */
@@ -48,7 +50,7 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
     }
     return (d.forwards?.list(v.record.id) ?? []).map(forwardToProto);
   };
-  const info = (v: VmView, brief = false) => vmToProto(v, { brief, forwards: brief ? [] : forwardsOf(v) });
+  const info = (v: VmView, brief = false) => vmToProto(v, { brief, forwards: brief ? [] : forwardsOf(v), disks: brief ? [] : d.vms.disks(v) });
 
   return {
     async createVm(req) {
@@ -63,6 +65,7 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
         initrd: req.initrd,
         cmdline: req.cmdline,
         autoRestart: req.autoRestart,
+        cloudInit: cloudInitFromProto(req.cloudInit),
         updatePorts: req.updatePorts,
         ports: portsFromProto(req.ports),
       });
@@ -79,7 +82,7 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
       return {};
     },
     async listVms(req) {
-      const r = d.vms.list({ ids: req.ids, keyword: req.keyword, pageSize: req.pageSize, pageToken: req.pageToken });
+      const r = d.vms.list({ ids: req.ids, names: req.names, keyword: req.keyword, pageSize: req.pageSize, pageToken: req.pageToken });
       return { vms: r.vms.map((v) => info(v, req.brief)), nextPageToken: r.nextPageToken, totalSize: r.total };
     },
     async getInfo(req) {
@@ -112,7 +115,17 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
         forwardRelay: d.forwards?.relayKind ?? "",
         platform: `${process.platform}/${process.arch}`,
         authRequired: d.cfg.auth.tokens.length > 0,
+        accel: d.caps.accel,
+        accelReason: d.caps.accelReason,
+        imagesDir: d.images.dir,
       };
+    },
+    async listImages() {
+      return { images: d.images.list().map(imageToProto) };
+    },
+    // eslint-disable-next-line require-yield
+    async *attachConsole() {
+      throw new VmmError("unsupported", "AttachConsole is not implemented yet");
     },
     async *watchEvents(req, ctx) {
       if (req.vmId !== "") {

@@ -11,8 +11,10 @@ import { cidrContains, parseIpv4Cidr } from "../net/addr.js";
 import { deriveMac, normalizeMac } from "../net/mac.js";
 import { checkId, FORWARDED_MODES, validateSpec, validateUpdate, type RawUpdate, type RawVmSpec } from "./validate.js";
 import { VmStore, MAX_EVENTS_KEPT } from "./store.js";
-import type { LeaseRecord, PortSpec, VmEventRecord, VmRecord, VmRuntime, VmView } from "./types.js";
+import type { LeaseRecord, PortSpec, VmEventRecord, VmRecord, VmRuntime, VmSpec, VmView } from "./types.js";
 import { isIPv4 } from "node:net";
+import type { ImageCatalog } from "../image/catalog.js";
+import { describeDisks, type DiskView } from "../image/disks.js";
 
 /** What the manager needs of the forward service (server/forward). */
 export interface Forwarder {
@@ -35,6 +37,8 @@ export interface VmRunner {
 /** Filter and page of ListVms. */
 export interface ListQuery {
   ids: string[];
+  /** Only VMs with one of these exact names; empty: no filter. */
+  names?: string[];
   keyword: string;
   pageSize: number;
   pageToken: string;
@@ -72,6 +76,8 @@ export class VmManager {
     private readonly forwarder: Forwarder | undefined,
     /** Subnet of a vmnet network by id, for lease validation. */
     private readonly networkSubnet: (networkId: string) => string | undefined = () => undefined,
+    /** The images directory; undefined: VMs cannot use images. */
+    private readonly images?: ImageCatalog,
   ) {
     this.events.setMaxListeners(0);
   }
@@ -141,6 +147,7 @@ export class VmManager {
     const kw = q.keyword.toLowerCase();
     const all = [...this.vms.values()]
       .filter((e) => q.ids.length === 0 || q.ids.includes(e.record.id))
+      .filter((e) => (q.names ?? []).length === 0 || q.names!.includes(e.record.spec.name))
       .filter((e) => kw === "" || e.record.id.includes(kw) || e.record.spec.name.toLowerCase().includes(kw))
       .sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt) || a.record.id.localeCompare(b.record.id));
     const size = q.pageSize === 0 ? 100 : q.pageSize;
@@ -197,6 +204,7 @@ export class VmManager {
     if (rawId !== "") checkId(p, "id", rawId);
     p.throwIfAny();
     const spec = validateSpec(raw, this.cfg);
+    await this.checkImages(spec);
     const id = rawId === "" ? randomUUID() : rawId;
     if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
     this.checkPortConflicts(id, spec.ports, "config.ports");
@@ -219,6 +227,31 @@ export class VmManager {
     this.events.emit("event", id, ev);
     if (start) return this.start(id);
     return this.view(e);
+  }
+
+  /** Images a new spec names exist, are usable and are no larger than the sizes asked for. */
+  private async checkImages(spec: VmSpec): Promise<void> {
+    const wanted: [string, string, number][] = [];
+    if (spec.image) wanted.push([spec.image, "config.image", spec.imageSizeMib ?? 0]);
+    (spec.disks ?? []).forEach((d, i) => d.image !== "" && wanted.push([d.image, `config.disks[${i}].image`, d.sizeMib]));
+    if (wanted.length === 0) return;
+    if (!this.images) throw new VmmError("unsupported", "this daemon has no images directory");
+    for (const [name, field, sizeMib] of wanted) {
+      const e = this.images.get(name, field);
+      if (!e.disk) {
+        if (field !== "config.image") throw precondition(`${field}: image "${name}" has no disk (disk.qcow2 or disk.raw)`);
+        continue;
+      }
+      const bytes = await this.images.inspect(e, field);
+      const sizeField = field === "config.image" ? "config.image_size_mib" : field.replace(/\.image$/, ".size_mib");
+      if (sizeMib > 0 && sizeMib * 1048576 < bytes)
+        throw new VmmError("invalid", `${sizeField}: ${sizeMib} MiB is smaller than image "${name}" (${Math.ceil(bytes / 1048576)} MiB)`, { problems: [{ field: sizeField, message: "smaller than the image" }] });
+    }
+  }
+
+  /** The disks of a VM in bus order, as GetInfo shows them. */
+  disks(v: VmView): DiskView[] {
+    return describeDisks(v.record.spec, this.store.dir(v.record.id));
   }
 
   async update(id: string, u: RawUpdate): Promise<VmView> {
@@ -265,7 +298,9 @@ export class VmManager {
     return this.serialize(id, async () => {
       if (this.isLive(e) || e.runtime.status === "stopping") throw precondition(`VM "${id}" is already ${e.runtime.status}`);
       if (!this.runner) throw new VmmError("unsupported", "this daemon has no VM runner (QEMU not available)");
-      if (e.record.spec.kernel === "") throw precondition(`VM "${id}" has no kernel; set config.kernel (UpdateVm kernel)`);
+      const s = e.record.spec;
+      if (s.kernel === "" && !s.image && s.disk === "" && (s.disks ?? []).length === 0)
+        throw precondition(`VM "${id}" has no kernel, image or disk to boot; set config.kernel (UpdateVm kernel) or config.image`);
       const instanceId = randomUUID();
       this.setRuntime(e, { version: 1, status: "starting", instanceId });
       this.event(e, "starting", `starting instance ${instanceId}`);

@@ -65,7 +65,19 @@ describe("buildQemuArgv: machine", () => {
     { disk: { path: "/d/a.img", format: "raw" as const }, drive: "file=/d/a.img,format=raw,if=virtio" },
     { disk: { path: "/d/a.qcow2", format: "qcow2" as const, readOnly: true }, drive: "file=/d/a.qcow2,format=qcow2,if=virtio,readonly=on" },
   ])("adds a virtio-blk disk $drive", ({ disk, drive }) => {
-    expect(values(buildQemuArgv(spec({ disk })), "-drive")).toEqual([drive]);
+    expect(values(buildQemuArgv(spec({ disks: [disk] })), "-drive")).toEqual([drive]);
+  });
+
+  it("several disks in bus order; firmware boot without a kernel", () => {
+    const argv = buildQemuArgv(spec({ kernel: undefined, initrd: undefined, append: undefined, disks: [{ path: "/v/image.qcow2", format: "qcow2" }, { path: "/v/seed.iso", format: "raw", readOnly: true }] }));
+    expect(values(argv, "-drive")).toEqual(["file=/v/image.qcow2,format=qcow2,if=virtio", "file=/v/seed.iso,format=raw,if=virtio,readonly=on"]);
+    expect(argv).not.toContain("-kernel");
+  });
+
+  it("a console socket: chardev with the log file, serial on it", () => {
+    const argv = buildQemuArgv(spec({ consoleSocket: "/run/vm-1/console.sock" }));
+    expect(values(argv, "-chardev")).toEqual(["socket,id=console0,path=/run/vm-1/console.sock,server=on,wait=off,logfile=/run/vm-1/serial.log,logappend=on"]);
+    expect(values(argv, "-serial")).toEqual(["chardev:console0"]);
   });
 
   it("omits optional parts", () => {
@@ -153,8 +165,10 @@ describe("buildQemuArgv: refusals", () => {
     { name: "relative kernel", over: { kernel: "vmlinuz" }, field: "kernel" },
     { name: "comma in initrd", over: { initrd: "/g/a,b" }, field: "initrd" },
     { name: "newline in append", over: { append: "quiet\ninit=/bin/sh" }, field: "append" },
-    { name: "comma in the disk path", over: { disk: { path: "/d/a.img,format=qcow2", format: "raw" } }, field: "disk.path" },
-    { name: "bad disk format", over: { disk: { path: "/d/a", format: "vmdk" as never } }, field: "disk.format" },
+    { name: "comma in the disk path", over: { disks: [{ path: "/d/a.img,format=qcow2", format: "raw" }] }, field: "disks[0].path" },
+    { name: "bad disk format", over: { disks: [{ path: "/d/a", format: "vmdk" as never }] }, field: "disks[0].format" },
+    { name: "comma in the console socket", over: { consoleSocket: "/run/c,server=off" }, field: "console_socket" },
+    { name: "no kernel and no disk", over: { kernel: undefined }, field: "kernel" },
     { name: "comma in the serial path", over: { serialPath: "/run/x,append=on" }, field: "serial_path" },
     { name: "comma in the QMP socket", over: { qmpSocket: "/run/q.sock,server=off" }, field: "qmp_socket" },
     { name: "QMP socket too long", over: { qmpSocket: "/" + "q".repeat(120) }, field: "qmp_socket" },

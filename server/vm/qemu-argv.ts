@@ -89,13 +89,21 @@ export interface QemuSpec {
   accel: Accel;
   memoryMiB: number;
   cpus: number;
-  kernel: string;
+  /** Kernel to boot directly. Omitted: the firmware boots the first disk. */
+  kernel?: string;
   initrd?: string;
   /** Kernel command line; spaces separate kernel parameters as usual. */
   append?: string;
-  disk?: DiskSpec;
+  /** virtio-blk disks in bus order (/dev/vda first). */
+  disks?: DiskSpec[];
   /** Guest serial console (ttyS0) is written to this file. */
   serialPath: string;
+  /**
+   * Unix socket (QEMU listens, one client at a time) carrying the serial
+   * console both ways; the log still goes to `serialPath`. Omitted: the
+   * console is only written to `serialPath`.
+   */
+  consoleSocket?: string;
   /** QMP listens on this unix socket (server=on,wait=off). */
   qmpSocket: string;
   /** QEMU writes its pid here when set. */
@@ -145,18 +153,19 @@ function validate(spec: QemuSpec): void {
   if (spec.accel !== "tcg" && spec.accel !== "kvm") problems.add("accel", `must be "tcg" or "kvm", got "${String(spec.accel)}"`);
   checkInt(problems, "memory_mib", spec.memoryMiB, 16, 1 << 20);
   checkInt(problems, "cpus", spec.cpus, 1, 255);
-  checkPath(problems, "kernel", spec.kernel);
+  if (spec.kernel !== undefined) checkPath(problems, "kernel", spec.kernel);
+  else if ((spec.disks ?? []).length === 0) problems.add("kernel", "must be set when there is no disk to boot from");
   if (spec.initrd !== undefined) checkPath(problems, "initrd", spec.initrd);
+  if (spec.kernel === undefined && spec.initrd !== undefined) problems.add("initrd", "needs a kernel");
   if (spec.append !== undefined && CONTROL_RE.test(spec.append)) {
     problems.add("append", "must not contain control characters (newlines would end the kernel command line)");
   }
-  if (spec.disk) {
-    checkPath(problems, "disk.path", spec.disk.path);
-    if (spec.disk.format !== "raw" && spec.disk.format !== "qcow2") {
-      problems.add("disk.format", `must be "raw" or "qcow2", got "${String(spec.disk.format)}"`);
-    }
-  }
+  (spec.disks ?? []).forEach((d, i) => {
+    checkPath(problems, `disks[${i}].path`, d.path);
+    if (d.format !== "raw" && d.format !== "qcow2") problems.add(`disks[${i}].format`, `must be "raw" or "qcow2", got "${String(d.format)}"`);
+  });
   checkPath(problems, "serial_path", spec.serialPath);
+  if (spec.consoleSocket !== undefined) checkPath(problems, "console_socket", spec.consoleSocket, MAX_UNIX_PATH);
   checkPath(problems, "qmp_socket", spec.qmpSocket, MAX_UNIX_PATH);
   if (spec.pidFile !== undefined) checkPath(problems, "pid_file", spec.pidFile);
 
@@ -263,16 +272,22 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
   a.push("-m", String(spec.memoryMiB), "-smp", String(spec.cpus));
   a.push("-nodefaults", "-no-user-config", "-nographic");
   if (spec.noReboot) a.push("-no-reboot");
-  a.push("-kernel", spec.kernel);
-  if (spec.initrd !== undefined) a.push("-initrd", spec.initrd);
-  if (spec.append !== undefined) a.push("-append", spec.append);
-  if (spec.disk) {
-    a.push(
-      "-drive",
-      `file=${spec.disk.path},format=${spec.disk.format},if=virtio` + (spec.disk.readOnly ? ",readonly=on" : ""),
-    );
+  if (spec.kernel !== undefined) {
+    a.push("-kernel", spec.kernel);
+    if (spec.initrd !== undefined) a.push("-initrd", spec.initrd);
+    if (spec.append !== undefined) a.push("-append", spec.append);
   }
-  a.push("-serial", `file:${spec.serialPath}`);
+  for (const d of spec.disks ?? []) {
+    a.push("-drive", `file=${d.path},format=${d.format},if=virtio` + (d.readOnly ? ",readonly=on" : ""));
+  }
+  if (spec.consoleSocket !== undefined) {
+    // logappend=on opens the log O_APPEND, so truncating it (log rotation)
+    // makes QEMU continue at the new end instead of leaving a hole.
+    a.push("-chardev", `socket,id=console0,path=${spec.consoleSocket},server=on,wait=off,logfile=${spec.serialPath},logappend=on`);
+    a.push("-serial", "chardev:console0");
+  } else {
+    a.push("-serial", `file:${spec.serialPath}`);
+  }
   a.push("-qmp", `unix:${spec.qmpSocket},server=on,wait=off`);
   if (spec.pidFile !== undefined) a.push("-pidfile", spec.pidFile);
   spec.nics.forEach((nic, i) => {

@@ -14,7 +14,10 @@ import { buildPasstArgv, preparePasstRuntimeDir, type PasstOptions } from "../ne
 import { closeFd, openMacvtap, openTap } from "../../native/tap.js";
 import { log } from "../log.js";
 import type { VmRunner } from "./manager.js";
-import { buildQemuArgv, type NicSpec as QemuNic, type QemuSpec } from "./qemu-argv.js";
+import { buildQemuArgv, type Accel, type DiskSpec, type NicSpec as QemuNic, type QemuSpec } from "./qemu-argv.js";
+import type { ImageCatalog } from "../image/catalog.js";
+import { ensureDisks, planBoot } from "../image/disks.js";
+import { buildSeed } from "../image/seed.js";
 import { childFdOf, isAlive, isOurProcess, spawnDetached, stopProcess, signalProcess, tailOfLog, waitForExit, waitUntil, type ProcessRef } from "./process.js";
 import { QmpClient } from "./qmp.js";
 import type { PortSpec, VmRuntime, VmView } from "./types.js";
@@ -32,6 +35,10 @@ export interface QemuRunnerOptions {
   passtHost?: PasstHostConfig;
   /** How often running guests are checked for exit. */
   pollMs?: number;
+  /** The images directory VmSpec.image and extra disks name. */
+  images: ImageCatalog;
+  /** Accelerator resolved at daemon start (host/capabilities.ts). */
+  accel: Accel;
 }
 
 interface Watched {
@@ -47,10 +54,6 @@ const MAX_UNIX_PATH = 107;
 /** Short, stable interface name for NIC `nic` of VM `id` (IFNAMSIZ is 16). */
 export function hostIfName(prefix: "vt" | "vm", id: string, nic: number): string {
   return `${prefix}${createHash("sha256").update(id).digest("hex").slice(0, 10)}n${nic}`;
-}
-
-function diskFormat(path: string): "raw" | "qcow2" {
-  return path.endsWith(".qcow2") ? "qcow2" : "raw";
 }
 
 export class QemuRunner implements VmRunner {
@@ -72,6 +75,8 @@ export class QemuRunner implements VmRunner {
       dir,
       qmp: join(dir, "qmp.sock"),
       serial: join(dir, "serial.log"),
+      console: join(dir, "console.sock"),
+      seed: join(dir, "seed.iso"),
       qemuLog: join(dir, "qemu.log"),
       passtSock: join(dir, "passt", "passt.sock"),
       passtLog: join(dir, "passt.log"),
@@ -85,9 +90,19 @@ export class QemuRunner implements VmRunner {
     const f = this.files(r.id);
     if (f.qmp.length > MAX_UNIX_PATH || f.passtSock.length > MAX_UNIX_PATH)
       throw precondition(`state_dir is too long: ${f.passtSock} exceeds the ${MAX_UNIX_PATH}-byte unix socket limit`);
-    for (const [field, p] of [["kernel", s.kernel], ["initrd", s.initrd], ["disk", s.disk]] as const) {
-      if (p !== "" && !existsSync(p)) throw precondition(`config.${field}: ${p} does not exist`);
-      if (p !== "" && !statSync(p).isFile()) throw precondition(`config.${field}: ${p} is not a file`);
+    const boot = planBoot(s, f.dir, (name, field) => this.o.images.get(name, field));
+    const unmanaged = boot.disks.filter((d) => !d.managed).map((d) => [d.field, d.path] as const);
+    for (const [field, p] of [["config.kernel", boot.kernel], ["config.initrd", boot.initrd], ...unmanaged] as const) {
+      if (p !== "" && !existsSync(p)) throw precondition(`${field}: ${p} does not exist`);
+      if (p !== "" && !statSync(p).isFile()) throw precondition(`${field}: ${p} is not a file`);
+    }
+    if (boot.kernel === "" && boot.disks.length === 0) throw precondition(`VM "${r.id}" has no kernel, image or disk to boot; set config.kernel or config.image`);
+    await ensureDisks(boot, this.o.images);
+    const disks: DiskSpec[] = boot.disks.map((d) => ({ path: d.path, format: d.format }));
+    rmSync(f.seed, { force: true });
+    if (s.cloudInit) {
+      await buildSeed(f.seed, s.cloudInit, view.runtime.instanceId);
+      disks.push({ path: f.seed, format: "raw", readOnly: true });
     }
     // Cleanup stack (LIFO), run if anything below fails.
     const undo: (() => Promise<void> | void)[] = [];
@@ -168,23 +183,23 @@ export class QemuRunner implements VmRunner {
             break;
         }
       }
-      const accel = this.o.cfg.qemu.accel === "tcg" ? "tcg" : existsSync("/dev/kvm") ? "kvm" : this.o.cfg.qemu.accel === "kvm" ? "kvm" : "tcg";
       const spec: QemuSpec = {
         name: r.id,
-        accel,
+        accel: this.o.accel,
         memoryMiB: s.memoryMib,
         cpus: s.vcpus,
-        kernel: s.kernel,
-        ...(s.initrd !== "" ? { initrd: s.initrd } : {}),
-        append: s.cmdline,
-        ...(s.disk !== "" ? { disk: { path: s.disk, format: diskFormat(s.disk) } } : {}),
+        ...(boot.kernel !== "" ? { kernel: boot.kernel, append: boot.cmdline } : {}),
+        ...(boot.kernel !== "" && boot.initrd !== "" ? { initrd: boot.initrd } : {}),
+        disks,
         serialPath: f.serial,
+        consoleSocket: f.console,
         qmpSocket: f.qmp,
         noReboot: true,
         nics,
       };
       const argv = [this.o.cfg.qemu.binary, ...buildQemuArgv(spec)];
       rmSync(f.serial, { force: true });
+      rmSync(f.console, { force: true });
       const ref = await spawnDetached({ argv, logFile: f.qemuLog, extraFds: fds, cwd: f.dir });
       undo.push(() => signalProcess(ref, "SIGKILL", f.qmp).then(() => undefined).catch(() => undefined));
       let qmp: QmpClient;
@@ -260,6 +275,7 @@ export class QemuRunner implements VmRunner {
       if (name !== "") await deleteLink(name, { ignoreMissing: true }).catch((e) => log("warn", "deleting interface failed", { vm: id, name, error: String(e) }));
     }
     rmSync(f.qmp, { force: true });
+    rmSync(f.console, { force: true });
     rmSync(f.passtSock, { force: true });
   }
 

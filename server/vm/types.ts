@@ -1,6 +1,7 @@
 // Domain types of a VM, independent of the protobuf contract (server/rpc
 // converts). These are what the daemon persists, see store.ts.
 import type { NetMode } from "../config/types.js";
+import type { ImageSpecFields } from "../image/spec.js";
 
 export type Protocol = "tcp" | "udp";
 
@@ -20,7 +21,8 @@ export interface NicSpec {
   customNetdev?: string;
 }
 
-export interface VmSpec {
+/** The desired configuration; image, disks and cloud-init fields come from ImageSpecFields. */
+export interface VmSpec extends ImageSpecFields {
   name: string;
   vcpus: number;
   memoryMib: number;

@@ -11,6 +11,7 @@ import { NET_MODES } from "../config/types.js";
 import { Problems, VmmError } from "../errors.js";
 import { isValidIfName } from "../net/addr.js";
 import type { NicSpec, PortSpec, Protocol, VmSpec } from "./types.js";
+import { checkCloudInit, checkDisks, isEmptyCloudInit, type CloudInitSpec, type ExtraDisk } from "../image/spec.js";
 
 export const MAX_NICS = 8;
 export const MAX_PORTS = 1024;
@@ -43,6 +44,11 @@ export interface RawVmSpec {
   nics: RawNic[];
   ports: RawPort[];
   autoRestart: boolean;
+  image: string;
+  imageSizeMib: number;
+  disks: ExtraDisk[];
+  /** undefined: no seed drive. */
+  cloudInit: CloudInitSpec | undefined;
 }
 
 export const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -214,6 +220,8 @@ export function validateSpec(raw: RawVmSpec, cfg: Config, prefix = "config."): V
     nics = rawNics.map((n, i) => checkNic(p, perm, `${prefix}nics[${i}]`, n, cfg)).filter((n): n is NicSpec => n !== undefined);
   }
   const { ports, precondition } = checkPorts(p, `${prefix}ports`, raw.ports, nics[0]?.mode, cfg);
+  checkDisks(p, prefix, raw.image, raw.imageSizeMib, raw.disks);
+  if (raw.cloudInit) checkCloudInit(p, `${prefix}cloud_init.`, raw.cloudInit);
   throwAll(p, perm, precondition);
   return {
     name: raw.name,
@@ -221,11 +229,15 @@ export function validateSpec(raw: RawVmSpec, cfg: Config, prefix = "config."): V
     memoryMib: raw.memoryMib === 0 ? 256 : raw.memoryMib,
     kernel: raw.kernel,
     initrd: raw.initrd,
-    cmdline: raw.cmdline === "" ? "console=ttyS0" : raw.cmdline,
+    // With an image, an unset cmdline means the image's (resolved at start).
+    cmdline: raw.cmdline === "" && raw.image === "" ? "console=ttyS0" : raw.cmdline,
     disk: raw.disk,
     nics,
     ports,
     autoRestart: raw.autoRestart,
+    ...(raw.image !== "" ? { image: raw.image, imageSizeMib: raw.imageSizeMib } : {}),
+    ...(raw.disks.length > 0 ? { disks: raw.disks.map((d) => ({ image: d.image, sizeMib: d.sizeMib })) } : {}),
+    ...(raw.cloudInit ? { cloudInit: raw.cloudInit } : {}),
   };
 }
 
@@ -237,6 +249,8 @@ export interface RawUpdate {
   initrd?: string;
   cmdline?: string;
   autoRestart?: boolean;
+  /** undefined: unchanged; all fields empty: remove the seed drive. */
+  cloudInit?: CloudInitSpec;
   updatePorts: boolean;
   ports: RawPort[];
 }
@@ -255,8 +269,9 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, cfg: Config): VmSpec 
   let precondition: string | undefined;
   if (!u.updatePorts && u.ports.length > 0) p.add("ports", "is set but update_ports is false; set update_ports to replace the ports");
   if (u.updatePorts) ({ ports, precondition } = checkPorts(p, "ports", u.ports, spec.nics[0]?.mode, cfg));
+  if (u.cloudInit) checkCloudInit(p, "cloud_init.", u.cloudInit);
   throwAll(p, [], precondition);
-  return {
+  const next: VmSpec = {
     ...spec,
     name: u.name ?? spec.name,
     vcpus: u.vcpus ?? spec.vcpus,
@@ -267,4 +282,7 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, cfg: Config): VmSpec 
     autoRestart: u.autoRestart ?? spec.autoRestart,
     ports,
   };
+  if (u.cloudInit && isEmptyCloudInit(u.cloudInit)) delete next.cloudInit;
+  else if (u.cloudInit) next.cloudInit = u.cloudInit;
+  return next;
 }

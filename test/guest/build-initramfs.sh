@@ -8,6 +8,8 @@
 # Inputs : KDIR  a Debian cloud kernel unpacked with `dpkg -x`
 #          BUSYBOX  busybox-static (default /bin/busybox)
 # Output : OUT, a gzip'ed newc cpio (~1.2 MB)
+#          ROOTFS_OUT (optional): the same tree as an ext4 disk image
+#          (mkfs.ext4 -d, 64 MiB, label vmmroot) that vmm.root= boots from
 #
 # What /init does (see the heredoc below):
 #   1. mounts proc/sys/devtmpfs, installs the busybox applets
@@ -20,13 +22,22 @@
 #   5. prints "VMM-GUEST-READY ip=<ip> mac=<mac>" on the console (ttyS0)
 #   6. waits for a key event on the ACPI "Power Button" input device (QMP
 #      system_powerdown), prints "VMM-GUEST-POWEROFF" and runs poweroff -f
+#   7. vmm.root=DEV: after loading the modules, mounts DEV (the ext4 image
+#      of ROOTFS_OUT) and switch_roots into it; the same /init then runs from
+#      the disk, counts its boots in /var/boot-count and prints
+#      "VMM-ROOTFS boot=N"
+#   8. a cidata seed drive (ISO 9660) on any /dev/vdX is mounted at
+#      /mnt/seed and its files printed base64-encoded between
+#      "VMM-SEED-BEGIN NAME" and "VMM-SEED-END NAME"
+#   9. vmm.shell=1: an interactive shell on the console (ttyS0)
 # Kernel command line knobs: vmm.hostname=NAME vmm.dhcp=0 vmm.ip=CIDR vmm.gw=IP
+#   vmm.root=DEV vmm.shell=1
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 KDIR=${KDIR:-$HERE/../../.tools/guest/kernel}
 OUT=${OUT:-$HERE/../../.tools/guest/initramfs.cpio.gz}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
-for tool in modinfo cpio gzip xz zstd; do
+for tool in modinfo cpio gzip xz zstd mkfs.ext4; do
   command -v "$tool" >/dev/null || { echo "build-initramfs: $tool missing (run scripts/setup-guest.sh)" >&2; exit 1; }
 done
 [ -x "$BUSYBOX" ] || { echo "build-initramfs: $BUSYBOX missing (install busybox-static: scripts/setup-guest.sh)" >&2; exit 1; }
@@ -48,7 +59,8 @@ cp "$BUSYBOX" "$WORK/bin/busybox"
 #   virtio_pci virtio_net virtio_blk: devices QEMU gives the guest
 #   button: ACPI power button (turns system_powerdown into a key event)
 #   evdev:  /dev/input/eventN, which /init watches for that key event
-WANT=${WANT:-"virtio_pci virtio_net virtio_blk button evdev"}
+#   isofs:  the cloud-init seed drive (ISO 9660, label cidata)
+WANT=${WANT:-"virtio_pci virtio_net virtio_blk button evdev isofs"}
 declare -A SEEN=()
 ORDER=()
 is_builtin() {
@@ -146,7 +158,47 @@ for a in $(cat /proc/cmdline); do
   esac
 done
 hostname "$HN"
-for m in $(cat /lib/modules/load-order); do insmod "/lib/modules/$m" || echo "vmm-init: insmod $m failed"; done
+for m in $(cat /lib/modules/load-order); do insmod "/lib/modules/$m" 2>/dev/null || [ -e /etc/vmm-rootfs ] || echo "vmm-init: insmod $m failed"; done
+ROOT= SHELL_ON=0
+for a in $(cat /proc/cmdline); do
+  case "$a" in
+    vmm.root=*) ROOT=${a#vmm.root=} ;;
+    vmm.shell=*) SHELL_ON=${a#vmm.shell=} ;;
+  esac
+done
+# vmm.root=DEV: continue from the disk (which carries this same /init and
+# the marker /etc/vmm-rootfs).
+if [ -n "$ROOT" ] && [ ! -e /etc/vmm-rootfs ]; then
+  for i in $(seq 1 50); do [ -b "$ROOT" ] && break; sleep 0.1; done
+  mkdir -p /newroot
+  if mount -t ext4 "$ROOT" /newroot; then
+    umount /sys /proc
+    exec switch_root /newroot /init
+  fi
+  echo "vmm-init: cannot mount $ROOT; staying in the initramfs"
+fi
+if [ -e /etc/vmm-rootfs ]; then
+  mount -o remount,rw / 2>/dev/null
+  N=$(( $(cat /var/boot-count 2>/dev/null || echo 0) + 1 ))
+  mkdir -p /var && echo "$N" > /var/boot-count && sync
+  echo "VMM-ROOTFS boot=$N"
+fi
+# A cidata seed drive: print its files for the host to compare.
+mkdir -p /mnt/seed
+for d in /dev/vd?; do
+  [ -b "$d" ] || continue
+  mount -t iso9660 -o ro "$d" /mnt/seed 2>/dev/null || continue
+  if [ -e /mnt/seed/meta-data ]; then
+    for f in meta-data user-data network-config; do
+      [ -e "/mnt/seed/$f" ] || continue
+      echo "VMM-SEED-BEGIN $f"
+      base64 "/mnt/seed/$f"
+      echo "VMM-SEED-END $f"
+    done
+    break
+  fi
+  umount /mnt/seed
+done
 
 # Power button: watch every input device the ACPI button driver registered.
 for i in 1 2 3 4 5 6 7 8 9 10; do ls /sys/class/input/ 2>/dev/null | grep -q event && break; sleep 0.1; done
@@ -209,6 +261,10 @@ if [ -n "$PROBE" ]; then
     echo "VMM-PROBE-DONE"
   ) &
 fi
+# vmm.shell=1: a shell on the console, with it as the controlling tty.
+if [ "$SHELL_ON" = 1 ]; then
+  (while true; do setsid cttyhack sh -i; sleep 1; done) &
+fi
 # PID 1 must not exit (that panics the kernel); the watcher powers off.
 while true; do sleep 3600; done
 S
@@ -217,3 +273,13 @@ chmod +x "$WORK/init"
 (cd "$WORK" && find . | cpio -o -H newc --quiet | gzip -9) > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "build-initramfs: $OUT ($(stat -c %s "$OUT") bytes, modules from $KVER)"
+if [ -n "${ROOTFS_OUT:-}" ]; then
+  # The same tree as a root file system, built by mke2fs from the directory
+  # (no loop mounts, no hand-written file system).
+  mkdir -p "$WORK/var" "$WORK/newroot"
+  : > "$WORK/etc/vmm-rootfs"
+  rm -f "$ROOTFS_OUT.tmp"
+  mkfs.ext4 -q -F -L vmmroot -d "$WORK" "$ROOTFS_OUT.tmp" 64M
+  mv "$ROOTFS_OUT.tmp" "$ROOTFS_OUT"
+  echo "build-initramfs: $ROOTFS_OUT (ext4 root file system)"
+fi

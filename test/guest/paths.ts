@@ -24,6 +24,13 @@ export function guestKernel(): string {
   return join(boot, names[names.length - 1]!);
 }
 
+/** Path of the ext4 root file system image built with the initramfs (boot with vmm.root=/dev/vda). */
+export function guestRootfs(): string {
+  const p = join(guestDir(), "rootfs.raw");
+  if (!existsSync(p)) throw missing("root file system image", p);
+  return p;
+}
+
 /** Path of the busybox initramfs built by test/guest/build-initramfs.sh. */
 export function guestInitrd(): string {
   const p = join(guestDir(), "initramfs.cpio.gz");

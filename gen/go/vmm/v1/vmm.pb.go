@@ -517,7 +517,21 @@ type VmConfig struct {
 	// Host ports forwarded to the guest (to NIC 0).
 	Ports []*PortMapping `protobuf:"bytes,9,rep,name=ports,proto3" json:"ports,omitempty"`
 	// Restart the VM when it exits on its own.
-	AutoRestart   bool `protobuf:"varint,10,opt,name=auto_restart,json=autoRestart,proto3" json:"auto_restart,omitempty"`
+	AutoRestart bool `protobuf:"varint,10,opt,name=auto_restart,json=autoRestart,proto3" json:"auto_restart,omitempty"`
+	// Image in the images directory to boot from: its base disk becomes the
+	// VM's first disk as a qcow2 overlay (the base is never written), and its
+	// kernel, initrd and cmdline are used where `kernel`, `initrd` and
+	// `cmdline` are unset, so `image` alone boots a VM. 1-63 of [A-Za-z0-9._-],
+	// starting with a letter or digit. Omitted: no image.
+	Image string `protobuf:"bytes,11,opt,name=image,proto3" json:"image,omitempty"`
+	// Virtual size of the image's overlay disk in MiB; at least the base
+	// disk's size. Omitted (0): the base disk's size.
+	ImageSizeMib uint32 `protobuf:"varint,12,opt,name=image_size_mib,json=imageSizeMib,proto3" json:"image_size_mib,omitempty"`
+	// Further disks, attached after the image disk and `disk` in this order.
+	Disks []*DiskConfig `protobuf:"bytes,13,rep,name=disks,proto3" json:"disks,omitempty"`
+	// cloud-init NoCloud seed drive (an ISO 9660 volume labelled "cidata")
+	// built at every start. Omitted: no seed drive.
+	CloudInit     *CloudInit `protobuf:"bytes,14,opt,name=cloud_init,json=cloudInit,proto3" json:"cloud_init,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -622,6 +636,254 @@ func (x *VmConfig) GetAutoRestart() bool {
 	return false
 }
 
+func (x *VmConfig) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *VmConfig) GetImageSizeMib() uint32 {
+	if x != nil {
+		return x.ImageSizeMib
+	}
+	return 0
+}
+
+func (x *VmConfig) GetDisks() []*DiskConfig {
+	if x != nil {
+		return x.Disks
+	}
+	return nil
+}
+
+func (x *VmConfig) GetCloudInit() *CloudInit {
+	if x != nil {
+		return x.CloudInit
+	}
+	return nil
+}
+
+// DiskConfig is one extra disk of a VM, created by the daemon in the VM's
+// directory and deleted with the VM.
+type DiskConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Image whose base disk backs this disk as a qcow2 overlay. Omitted: a
+	// blank qcow2 disk of `size_mib`.
+	Image string `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// Virtual size in MiB. Required for a blank disk; for an image disk at
+	// least the base disk's size. Omitted (0) for an image disk: its size.
+	SizeMib       uint32 `protobuf:"varint,2,opt,name=size_mib,json=sizeMib,proto3" json:"size_mib,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiskConfig) Reset() {
+	*x = DiskConfig{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskConfig) ProtoMessage() {}
+
+func (x *DiskConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskConfig.ProtoReflect.Descriptor instead.
+func (*DiskConfig) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DiskConfig) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *DiskConfig) GetSizeMib() uint32 {
+	if x != nil {
+		return x.SizeMib
+	}
+	return 0
+}
+
+// CloudInit is the content of a NoCloud seed drive. Its meta-data carries
+// `instance-id` (the VM's instance id, new at every start), and
+// `local-hostname` and `public-keys` from the fields below.
+type CloudInit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// User data, verbatim (e.g. "#cloud-config\n..." or a "#!" script), at most
+	// 256 KiB. Omitted: an empty user-data file.
+	UserData string `protobuf:"bytes,1,opt,name=user_data,json=userData,proto3" json:"user_data,omitempty"`
+	// SSH public keys for the default user (meta-data `public-keys`), one
+	// OpenSSH key line each.
+	SshAuthorizedKeys []string `protobuf:"bytes,2,rep,name=ssh_authorized_keys,json=sshAuthorizedKeys,proto3" json:"ssh_authorized_keys,omitempty"`
+	// Guest host name (meta-data `local-hostname`): 1-63 of [a-z0-9-].
+	// Omitted: the guest image's default.
+	Hostname string `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// Network configuration (version 1 or 2 YAML), verbatim, at most 64 KiB.
+	// Omitted: no network-config file (cloud-init's default: DHCP on the
+	// first NIC).
+	NetworkConfig string `protobuf:"bytes,4,opt,name=network_config,json=networkConfig,proto3" json:"network_config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloudInit) Reset() {
+	*x = CloudInit{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloudInit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloudInit) ProtoMessage() {}
+
+func (x *CloudInit) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloudInit.ProtoReflect.Descriptor instead.
+func (*CloudInit) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CloudInit) GetUserData() string {
+	if x != nil {
+		return x.UserData
+	}
+	return ""
+}
+
+func (x *CloudInit) GetSshAuthorizedKeys() []string {
+	if x != nil {
+		return x.SshAuthorizedKeys
+	}
+	return nil
+}
+
+func (x *CloudInit) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *CloudInit) GetNetworkConfig() string {
+	if x != nil {
+		return x.NetworkConfig
+	}
+	return ""
+}
+
+// DiskInfo is one disk as the daemon attaches it.
+type DiskInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position on the virtio bus: 0 is the first disk (/dev/vda).
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// File QEMU opens (an overlay in the VM's directory, or `disk`).
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// "qcow2" or "raw".
+	Format string `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
+	// Image whose base disk backs it. Empty: not from an image.
+	Image string `protobuf:"bytes,4,opt,name=image,proto3" json:"image,omitempty"`
+	// Virtual size in MiB. 0: not known yet (created at the first start).
+	SizeMib       uint32 `protobuf:"varint,5,opt,name=size_mib,json=sizeMib,proto3" json:"size_mib,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiskInfo) Reset() {
+	*x = DiskInfo{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskInfo) ProtoMessage() {}
+
+func (x *DiskInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskInfo.ProtoReflect.Descriptor instead.
+func (*DiskInfo) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DiskInfo) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *DiskInfo) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DiskInfo) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *DiskInfo) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *DiskInfo) GetSizeMib() uint32 {
+	if x != nil {
+		return x.SizeMib
+	}
+	return 0
+}
+
 // Lease is the current DHCP lease of a NIC.
 type Lease struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -648,7 +910,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[3]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +922,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[3]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +935,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{3}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Lease) GetIp() string {
@@ -753,7 +1015,7 @@ type NicInfo struct {
 
 func (x *NicInfo) Reset() {
 	*x = NicInfo{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[4]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +1027,7 @@ func (x *NicInfo) String() string {
 func (*NicInfo) ProtoMessage() {}
 
 func (x *NicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[4]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +1040,7 @@ func (x *NicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NicInfo.ProtoReflect.Descriptor instead.
 func (*NicInfo) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{4}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NicInfo) GetIndex() uint32 {
@@ -848,7 +1110,7 @@ type ForwardCounters struct {
 
 func (x *ForwardCounters) Reset() {
 	*x = ForwardCounters{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[5]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +1122,7 @@ func (x *ForwardCounters) String() string {
 func (*ForwardCounters) ProtoMessage() {}
 
 func (x *ForwardCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[5]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1135,7 @@ func (x *ForwardCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardCounters.ProtoReflect.Descriptor instead.
 func (*ForwardCounters) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{5}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ForwardCounters) GetConnectionsActive() uint64 {
@@ -937,7 +1199,7 @@ type ForwardInfo struct {
 
 func (x *ForwardInfo) Reset() {
 	*x = ForwardInfo{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[6]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1211,7 @@ func (x *ForwardInfo) String() string {
 func (*ForwardInfo) ProtoMessage() {}
 
 func (x *ForwardInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[6]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1224,7 @@ func (x *ForwardInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardInfo.ProtoReflect.Descriptor instead.
 func (*ForwardInfo) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{6}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ForwardInfo) GetProtocol() Protocol {
@@ -1035,7 +1297,7 @@ type VmEvent struct {
 
 func (x *VmEvent) Reset() {
 	*x = VmEvent{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[7]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1309,7 @@ func (x *VmEvent) String() string {
 func (*VmEvent) ProtoMessage() {}
 
 func (x *VmEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[7]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1322,7 @@ func (x *VmEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmEvent.ProtoReflect.Descriptor instead.
 func (*VmEvent) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{7}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VmEvent) GetTime() *timestamppb.Timestamp {
@@ -1105,14 +1367,17 @@ type VmInfo struct {
 	// Most recent events, oldest first. Omitted in brief listings.
 	Events []*VmEvent `protobuf:"bytes,11,rep,name=events,proto3" json:"events,omitempty"`
 	// PID of the QEMU process. 0 when not running.
-	Pid           uint32 `protobuf:"varint,12,opt,name=pid,proto3" json:"pid,omitempty"`
+	Pid uint32 `protobuf:"varint,12,opt,name=pid,proto3" json:"pid,omitempty"`
+	// Disks in bus order (image overlay, `disk`, then `disks`). Omitted in
+	// brief listings.
+	Disks         []*DiskInfo `protobuf:"bytes,13,rep,name=disks,proto3" json:"disks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VmInfo) Reset() {
 	*x = VmInfo{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[8]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1389,7 @@ func (x *VmInfo) String() string {
 func (*VmInfo) ProtoMessage() {}
 
 func (x *VmInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[8]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1402,7 @@ func (x *VmInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmInfo.ProtoReflect.Descriptor instead.
 func (*VmInfo) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{8}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VmInfo) GetId() string {
@@ -1224,6 +1489,13 @@ func (x *VmInfo) GetPid() uint32 {
 	return 0
 }
 
+func (x *VmInfo) GetDisks() []*DiskInfo {
+	if x != nil {
+		return x.Disks
+	}
+	return nil
+}
+
 type CreateVmRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Omitted: a random UUID. Otherwise 1-63 of [a-z0-9-], starting with a
@@ -1238,7 +1510,7 @@ type CreateVmRequest struct {
 
 func (x *CreateVmRequest) Reset() {
 	*x = CreateVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[9]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1522,7 @@ func (x *CreateVmRequest) String() string {
 func (*CreateVmRequest) ProtoMessage() {}
 
 func (x *CreateVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[9]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1535,7 @@ func (x *CreateVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVmRequest.ProtoReflect.Descriptor instead.
 func (*CreateVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{9}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateVmRequest) GetId() string {
@@ -1296,7 +1568,7 @@ type CreateVmResponse struct {
 
 func (x *CreateVmResponse) Reset() {
 	*x = CreateVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[10]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1580,7 @@ func (x *CreateVmResponse) String() string {
 func (*CreateVmResponse) ProtoMessage() {}
 
 func (x *CreateVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[10]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1593,7 @@ func (x *CreateVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVmResponse.ProtoReflect.Descriptor instead.
 func (*CreateVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{10}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateVmResponse) GetVm() *VmInfo {
@@ -1351,15 +1623,18 @@ type UpdateVmRequest struct {
 	// When set, `ports` replaces the VM's port mappings (an empty list
 	// removes them all); when unset, `ports` must be empty and ports are
 	// unchanged.
-	UpdatePorts   bool           `protobuf:"varint,9,opt,name=update_ports,json=updatePorts,proto3" json:"update_ports,omitempty"`
-	Ports         []*PortMapping `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	UpdatePorts bool           `protobuf:"varint,9,opt,name=update_ports,json=updatePorts,proto3" json:"update_ports,omitempty"`
+	Ports       []*PortMapping `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	// Omitted: unchanged. Set: replaces the seed drive's content (an empty
+	// message removes the seed drive). Takes effect at the next start.
+	CloudInit     *CloudInit `protobuf:"bytes,11,opt,name=cloud_init,json=cloudInit,proto3" json:"cloud_init,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateVmRequest) Reset() {
 	*x = UpdateVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[11]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1646,7 @@ func (x *UpdateVmRequest) String() string {
 func (*UpdateVmRequest) ProtoMessage() {}
 
 func (x *UpdateVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[11]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1659,7 @@ func (x *UpdateVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateVmRequest.ProtoReflect.Descriptor instead.
 func (*UpdateVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{11}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateVmRequest) GetId() string {
@@ -1457,6 +1732,13 @@ func (x *UpdateVmRequest) GetPorts() []*PortMapping {
 	return nil
 }
 
+func (x *UpdateVmRequest) GetCloudInit() *CloudInit {
+	if x != nil {
+		return x.CloudInit
+	}
+	return nil
+}
+
 type UpdateVmResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Vm            *VmInfo                `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
@@ -1466,7 +1748,7 @@ type UpdateVmResponse struct {
 
 func (x *UpdateVmResponse) Reset() {
 	*x = UpdateVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1760,7 @@ func (x *UpdateVmResponse) String() string {
 func (*UpdateVmResponse) ProtoMessage() {}
 
 func (x *UpdateVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[12]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1773,7 @@ func (x *UpdateVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateVmResponse.ProtoReflect.Descriptor instead.
 func (*UpdateVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{12}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateVmResponse) GetVm() *VmInfo {
@@ -1510,7 +1792,7 @@ type StartVmRequest struct {
 
 func (x *StartVmRequest) Reset() {
 	*x = StartVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1804,7 @@ func (x *StartVmRequest) String() string {
 func (*StartVmRequest) ProtoMessage() {}
 
 func (x *StartVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[13]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1817,7 @@ func (x *StartVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartVmRequest.ProtoReflect.Descriptor instead.
 func (*StartVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{13}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartVmRequest) GetId() string {
@@ -1554,7 +1836,7 @@ type StartVmResponse struct {
 
 func (x *StartVmResponse) Reset() {
 	*x = StartVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1848,7 @@ func (x *StartVmResponse) String() string {
 func (*StartVmResponse) ProtoMessage() {}
 
 func (x *StartVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[14]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1861,7 @@ func (x *StartVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartVmResponse.ProtoReflect.Descriptor instead.
 func (*StartVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{14}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartVmResponse) GetVm() *VmInfo {
@@ -1603,7 +1885,7 @@ type StopVmRequest struct {
 
 func (x *StopVmRequest) Reset() {
 	*x = StopVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1897,7 @@ func (x *StopVmRequest) String() string {
 func (*StopVmRequest) ProtoMessage() {}
 
 func (x *StopVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1910,7 @@ func (x *StopVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopVmRequest.ProtoReflect.Descriptor instead.
 func (*StopVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{15}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StopVmRequest) GetId() string {
@@ -1661,7 +1943,7 @@ type StopVmResponse struct {
 
 func (x *StopVmResponse) Reset() {
 	*x = StopVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1955,7 @@ func (x *StopVmResponse) String() string {
 func (*StopVmResponse) ProtoMessage() {}
 
 func (x *StopVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1968,7 @@ func (x *StopVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopVmResponse.ProtoReflect.Descriptor instead.
 func (*StopVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{16}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopVmResponse) GetVm() *VmInfo {
@@ -1707,7 +1989,7 @@ type RemoveVmRequest struct {
 
 func (x *RemoveVmRequest) Reset() {
 	*x = RemoveVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +2001,7 @@ func (x *RemoveVmRequest) String() string {
 func (*RemoveVmRequest) ProtoMessage() {}
 
 func (x *RemoveVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +2014,7 @@ func (x *RemoveVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVmRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{17}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveVmRequest) GetId() string {
@@ -1757,7 +2039,7 @@ type RemoveVmResponse struct {
 
 func (x *RemoveVmResponse) Reset() {
 	*x = RemoveVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +2051,7 @@ func (x *RemoveVmResponse) String() string {
 func (*RemoveVmResponse) ProtoMessage() {}
 
 func (x *RemoveVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +2064,7 @@ func (x *RemoveVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVmResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{18}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{21}
 }
 
 type ListVmsRequest struct {
@@ -1797,14 +2079,16 @@ type ListVmsRequest struct {
 	// next_page_token of the previous page. Omitted: the first page.
 	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Omit config, forwards and events from each VmInfo.
-	Brief         bool `protobuf:"varint,5,opt,name=brief,proto3" json:"brief,omitempty"`
+	Brief bool `protobuf:"varint,5,opt,name=brief,proto3" json:"brief,omitempty"`
+	// Only VMs with one of these exact names. Omitted: no filter.
+	Names         []string `protobuf:"bytes,6,rep,name=names,proto3" json:"names,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListVmsRequest) Reset() {
 	*x = ListVmsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2100,7 @@ func (x *ListVmsRequest) String() string {
 func (*ListVmsRequest) ProtoMessage() {}
 
 func (x *ListVmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2113,7 @@ func (x *ListVmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmsRequest.ProtoReflect.Descriptor instead.
 func (*ListVmsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{19}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListVmsRequest) GetIds() []string {
@@ -1867,6 +2151,13 @@ func (x *ListVmsRequest) GetBrief() bool {
 	return false
 }
 
+func (x *ListVmsRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
 type ListVmsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sorted by creation time, then id.
@@ -1881,7 +2172,7 @@ type ListVmsResponse struct {
 
 func (x *ListVmsResponse) Reset() {
 	*x = ListVmsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +2184,7 @@ func (x *ListVmsResponse) String() string {
 func (*ListVmsResponse) ProtoMessage() {}
 
 func (x *ListVmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2197,7 @@ func (x *ListVmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmsResponse.ProtoReflect.Descriptor instead.
 func (*ListVmsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{20}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListVmsResponse) GetVms() []*VmInfo {
@@ -1941,7 +2232,7 @@ type GetInfoRequest struct {
 
 func (x *GetInfoRequest) Reset() {
 	*x = GetInfoRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2244,7 @@ func (x *GetInfoRequest) String() string {
 func (*GetInfoRequest) ProtoMessage() {}
 
 func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2257,7 @@ func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetInfoRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{21}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetInfoRequest) GetId() string {
@@ -1992,7 +2283,7 @@ type GetInfoResponse struct {
 
 func (x *GetInfoResponse) Reset() {
 	*x = GetInfoResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2295,7 @@ func (x *GetInfoResponse) String() string {
 func (*GetInfoResponse) ProtoMessage() {}
 
 func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2308,7 @@ func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetInfoResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{22}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetInfoResponse) GetVm() *VmInfo {
@@ -2046,7 +2337,7 @@ type ReportDhcpLeaseRequest struct {
 
 func (x *ReportDhcpLeaseRequest) Reset() {
 	*x = ReportDhcpLeaseRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2349,7 @@ func (x *ReportDhcpLeaseRequest) String() string {
 func (*ReportDhcpLeaseRequest) ProtoMessage() {}
 
 func (x *ReportDhcpLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2362,7 @@ func (x *ReportDhcpLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDhcpLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReportDhcpLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{23}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReportDhcpLeaseRequest) GetAction() LeaseAction {
@@ -2132,7 +2423,7 @@ type ReportDhcpLeaseResponse struct {
 
 func (x *ReportDhcpLeaseResponse) Reset() {
 	*x = ReportDhcpLeaseResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2435,7 @@ func (x *ReportDhcpLeaseResponse) String() string {
 func (*ReportDhcpLeaseResponse) ProtoMessage() {}
 
 func (x *ReportDhcpLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2448,7 @@ func (x *ReportDhcpLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDhcpLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ReportDhcpLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{24}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportDhcpLeaseResponse) GetVmId() string {
@@ -2196,7 +2487,7 @@ type GetMetaRequest struct {
 
 func (x *GetMetaRequest) Reset() {
 	*x = GetMetaRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2499,7 @@ func (x *GetMetaRequest) String() string {
 func (*GetMetaRequest) ProtoMessage() {}
 
 func (x *GetMetaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2512,7 @@ func (x *GetMetaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaRequest.ProtoReflect.Descriptor instead.
 func (*GetMetaRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{25}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{28}
 }
 
 type GetMetaResponse struct {
@@ -2240,14 +2531,21 @@ type GetMetaResponse struct {
 	// Operating system and architecture, e.g. "linux/x64".
 	Platform string `protobuf:"bytes,7,opt,name=platform,proto3" json:"platform,omitempty"`
 	// Whether the daemon requires bearer tokens.
-	AuthRequired  bool `protobuf:"varint,8,opt,name=auth_required,json=authRequired,proto3" json:"auth_required,omitempty"`
+	AuthRequired bool `protobuf:"varint,8,opt,name=auth_required,json=authRequired,proto3" json:"auth_required,omitempty"`
+	// Accelerator guests run with: "kvm" or "tcg" (from qemu.accel; the
+	// default "auto" picks kvm when /dev/kvm is usable).
+	Accel string `protobuf:"bytes,9,opt,name=accel,proto3" json:"accel,omitempty"`
+	// Why that accelerator, e.g. "auto: /dev/kvm is usable".
+	AccelReason string `protobuf:"bytes,10,opt,name=accel_reason,json=accelReason,proto3" json:"accel_reason,omitempty"`
+	// Directory VmConfig.image names images in.
+	ImagesDir     string `protobuf:"bytes,11,opt,name=images_dir,json=imagesDir,proto3" json:"images_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetMetaResponse) Reset() {
 	*x = GetMetaResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2557,7 @@ func (x *GetMetaResponse) String() string {
 func (*GetMetaResponse) ProtoMessage() {}
 
 func (x *GetMetaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2570,7 @@ func (x *GetMetaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaResponse.ProtoReflect.Descriptor instead.
 func (*GetMetaResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{26}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetMetaResponse) GetVersion() string {
@@ -2331,6 +2629,27 @@ func (x *GetMetaResponse) GetAuthRequired() bool {
 	return false
 }
 
+func (x *GetMetaResponse) GetAccel() string {
+	if x != nil {
+		return x.Accel
+	}
+	return ""
+}
+
+func (x *GetMetaResponse) GetAccelReason() string {
+	if x != nil {
+		return x.AccelReason
+	}
+	return ""
+}
+
+func (x *GetMetaResponse) GetImagesDir() string {
+	if x != nil {
+		return x.ImagesDir
+	}
+	return ""
+}
+
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only events of this VM. Omitted: all VMs.
@@ -2341,7 +2660,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2353,7 +2672,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2366,7 +2685,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{27}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchEventsRequest) GetVmId() string {
@@ -2390,7 +2709,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +2721,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +2734,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{28}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchEventsResponse) GetVmId() string {
@@ -2437,6 +2756,308 @@ func (x *WatchEventsResponse) GetSubscribed() bool {
 		return x.Subscribed
 	}
 	return false
+}
+
+type AttachConsoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The VM to attach to; set in the first request only.
+	VmId string `protobuf:"bytes,1,opt,name=vm_id,json=vmId,proto3" json:"vm_id,omitempty"`
+	// Bytes typed into the serial console, as they are (a terminal's raw
+	// keystrokes), at most 64 KiB per message.
+	Input         []byte `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachConsoleRequest) Reset() {
+	*x = AttachConsoleRequest{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachConsoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachConsoleRequest) ProtoMessage() {}
+
+func (x *AttachConsoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachConsoleRequest.ProtoReflect.Descriptor instead.
+func (*AttachConsoleRequest) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AttachConsoleRequest) GetVmId() string {
+	if x != nil {
+		return x.VmId
+	}
+	return ""
+}
+
+func (x *AttachConsoleRequest) GetInput() []byte {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+type AttachConsoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set only in the first response: the console is attached and output
+	// follows from here on.
+	Attached bool `protobuf:"varint,1,opt,name=attached,proto3" json:"attached,omitempty"`
+	// Bytes the guest wrote to its serial console.
+	Output        []byte `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachConsoleResponse) Reset() {
+	*x = AttachConsoleResponse{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachConsoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachConsoleResponse) ProtoMessage() {}
+
+func (x *AttachConsoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachConsoleResponse.ProtoReflect.Descriptor instead.
+func (*AttachConsoleResponse) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AttachConsoleResponse) GetAttached() bool {
+	if x != nil {
+		return x.Attached
+	}
+	return false
+}
+
+func (x *AttachConsoleResponse) GetOutput() []byte {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+type ListImagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImagesRequest) Reset() {
+	*x = ListImagesRequest{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesRequest) ProtoMessage() {}
+
+func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
+func (*ListImagesRequest) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{34}
+}
+
+// Image is one image of the images directory: <dir>/<name>/ holding a base
+// disk (disk.qcow2 or disk.raw) and optionally vmlinuz, initrd and cmdline.
+type Image struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Directory name, as VmConfig.image names it.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Absolute path of the base disk. Empty: the image has no disk.
+	Disk string `protobuf:"bytes,2,opt,name=disk,proto3" json:"disk,omitempty"`
+	// "qcow2" or "raw". Empty: no disk.
+	DiskFormat string `protobuf:"bytes,3,opt,name=disk_format,json=diskFormat,proto3" json:"disk_format,omitempty"`
+	// Size of the base disk's file in bytes.
+	DiskFileBytes uint64 `protobuf:"varint,4,opt,name=disk_file_bytes,json=diskFileBytes,proto3" json:"disk_file_bytes,omitempty"`
+	// Kernel the image boots by default. Empty: none.
+	Kernel string `protobuf:"bytes,5,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	// Initrd the image boots by default. Empty: none.
+	Initrd string `protobuf:"bytes,6,opt,name=initrd,proto3" json:"initrd,omitempty"`
+	// Kernel command line the image boots by default. Empty: none.
+	Cmdline string `protobuf:"bytes,7,opt,name=cmdline,proto3" json:"cmdline,omitempty"`
+	// Why the image cannot be used (e.g. a symlink out of the directory).
+	// Empty: usable.
+	Problem       string `protobuf:"bytes,8,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Image) Reset() {
+	*x = Image{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Image) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Image) ProtoMessage() {}
+
+func (x *Image) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Image.ProtoReflect.Descriptor instead.
+func (*Image) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Image) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Image) GetDisk() string {
+	if x != nil {
+		return x.Disk
+	}
+	return ""
+}
+
+func (x *Image) GetDiskFormat() string {
+	if x != nil {
+		return x.DiskFormat
+	}
+	return ""
+}
+
+func (x *Image) GetDiskFileBytes() uint64 {
+	if x != nil {
+		return x.DiskFileBytes
+	}
+	return 0
+}
+
+func (x *Image) GetKernel() string {
+	if x != nil {
+		return x.Kernel
+	}
+	return ""
+}
+
+func (x *Image) GetInitrd() string {
+	if x != nil {
+		return x.Initrd
+	}
+	return ""
+}
+
+func (x *Image) GetCmdline() string {
+	if x != nil {
+		return x.Cmdline
+	}
+	return ""
+}
+
+func (x *Image) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+type ListImagesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by name.
+	Images        []*Image `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImagesResponse) Reset() {
+	*x = ListImagesResponse{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesResponse) ProtoMessage() {}
+
+func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
+func (*ListImagesResponse) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListImagesResponse) GetImages() []*Image {
+	if x != nil {
+		return x.Images
+	}
+	return nil
 }
 
 type ReadConsoleRequest struct {
@@ -2466,7 +3087,7 @@ type ReadConsoleRequest struct {
 
 func (x *ReadConsoleRequest) Reset() {
 	*x = ReadConsoleRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +3099,7 @@ func (x *ReadConsoleRequest) String() string {
 func (*ReadConsoleRequest) ProtoMessage() {}
 
 func (x *ReadConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +3112,7 @@ func (x *ReadConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadConsoleRequest.ProtoReflect.Descriptor instead.
 func (*ReadConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{29}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReadConsoleRequest) GetId() string {
@@ -2555,7 +3176,7 @@ type ReadConsoleResponse struct {
 
 func (x *ReadConsoleResponse) Reset() {
 	*x = ReadConsoleResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +3188,7 @@ func (x *ReadConsoleResponse) String() string {
 func (*ReadConsoleResponse) ProtoMessage() {}
 
 func (x *ReadConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +3201,7 @@ func (x *ReadConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadConsoleResponse.ProtoReflect.Descriptor instead.
 func (*ReadConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{30}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReadConsoleResponse) GetInstanceId() string {
@@ -2628,7 +3249,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0emacvtap_parent\x18\x03 \x01(\tR\rmacvtapParent\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x04 \x01(\tR\tnetworkId\x12#\n" +
-	"\rcustom_netdev\x18\x05 \x01(\tR\fcustomNetdev\"\xa6\x02\n" +
+	"\rcustom_netdev\x18\x05 \x01(\tR\fcustomNetdev\"\xbe\x03\n" +
 	"\bVmConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05vcpus\x18\x02 \x01(\rR\x05vcpus\x12\x1d\n" +
@@ -2641,7 +3262,27 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x04nics\x18\b \x03(\v2\x11.vmm.v1.NicConfigR\x04nics\x12)\n" +
 	"\x05ports\x18\t \x03(\v2\x13.vmm.v1.PortMappingR\x05ports\x12!\n" +
 	"\fauto_restart\x18\n" +
-	" \x01(\bR\vautoRestart\"\xf4\x02\n" +
+	" \x01(\bR\vautoRestart\x12\x14\n" +
+	"\x05image\x18\v \x01(\tR\x05image\x12$\n" +
+	"\x0eimage_size_mib\x18\f \x01(\rR\fimageSizeMib\x12(\n" +
+	"\x05disks\x18\r \x03(\v2\x12.vmm.v1.DiskConfigR\x05disks\x120\n" +
+	"\n" +
+	"cloud_init\x18\x0e \x01(\v2\x11.vmm.v1.CloudInitR\tcloudInit\"=\n" +
+	"\n" +
+	"DiskConfig\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12\x19\n" +
+	"\bsize_mib\x18\x02 \x01(\rR\asizeMib\"\x9b\x01\n" +
+	"\tCloudInit\x12\x1b\n" +
+	"\tuser_data\x18\x01 \x01(\tR\buserData\x12.\n" +
+	"\x13ssh_authorized_keys\x18\x02 \x03(\tR\x11sshAuthorizedKeys\x12\x1a\n" +
+	"\bhostname\x18\x03 \x01(\tR\bhostname\x12%\n" +
+	"\x0enetwork_config\x18\x04 \x01(\tR\rnetworkConfig\"}\n" +
+	"\bDiskInfo\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x16\n" +
+	"\x06format\x18\x03 \x01(\tR\x06format\x12\x14\n" +
+	"\x05image\x18\x04 \x01(\tR\x05image\x12\x19\n" +
+	"\bsize_mib\x18\x05 \x01(\rR\asizeMib\"\xf4\x02\n" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x129\n" +
@@ -2684,7 +3325,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\aVmEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xcf\x03\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xf7\x03\n" +
 	"\x06VmInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -2701,13 +3342,14 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\bforwards\x18\n" +
 	" \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\x12'\n" +
 	"\x06events\x18\v \x03(\v2\x0f.vmm.v1.VmEventR\x06events\x12\x10\n" +
-	"\x03pid\x18\f \x01(\rR\x03pid\"a\n" +
+	"\x03pid\x18\f \x01(\rR\x03pid\x12&\n" +
+	"\x05disks\x18\r \x03(\v2\x10.vmm.v1.DiskInfoR\x05disks\"a\n" +
 	"\x0fCreateVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x06config\x18\x02 \x01(\v2\x10.vmm.v1.VmConfigR\x06config\x12\x14\n" +
 	"\x05start\x18\x03 \x01(\bR\x05start\"2\n" +
 	"\x10CreateVmResponse\x12\x1e\n" +
-	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\"\x9d\x03\n" +
+	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\"\xcf\x03\n" +
 	"\x0fUpdateVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x19\n" +
@@ -2720,7 +3362,9 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\fauto_restart\x18\b \x01(\bH\x06R\vautoRestart\x88\x01\x01\x12!\n" +
 	"\fupdate_ports\x18\t \x01(\bR\vupdatePorts\x12)\n" +
 	"\x05ports\x18\n" +
-	" \x03(\v2\x13.vmm.v1.PortMappingR\x05portsB\a\n" +
+	" \x03(\v2\x13.vmm.v1.PortMappingR\x05ports\x120\n" +
+	"\n" +
+	"cloud_init\x18\v \x01(\v2\x11.vmm.v1.CloudInitR\tcloudInitB\a\n" +
 	"\x05_nameB\b\n" +
 	"\x06_vcpusB\r\n" +
 	"\v_memory_mibB\t\n" +
@@ -2745,14 +3389,15 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0fRemoveVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x12\n" +
-	"\x10RemoveVmResponse\"\x8e\x01\n" +
+	"\x10RemoveVmResponse\"\xa4\x01\n" +
 	"\x0eListVmsRequest\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x18\n" +
 	"\akeyword\x18\x02 \x01(\tR\akeyword\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x14\n" +
-	"\x05brief\x18\x05 \x01(\bR\x05brief\"z\n" +
+	"\x05brief\x18\x05 \x01(\bR\x05brief\x12\x14\n" +
+	"\x05names\x18\x06 \x03(\tR\x05names\"z\n" +
 	"\x0fListVmsResponse\x12 \n" +
 	"\x03vms\x18\x01 \x03(\v2\x0e.vmm.v1.VmInfoR\x03vms\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
@@ -2776,7 +3421,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\tnic_index\x18\x02 \x01(\rR\bnicIndex\x12/\n" +
 	"\bforwards\x18\x03 \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\x12#\n" +
 	"\x05lease\x182 \x01(\v2\r.vmm.v1.LeaseR\x05lease\"\x10\n" +
-	"\x0eGetMetaRequest\"\xff\x02\n" +
+	"\x0eGetMetaRequest\"\xd7\x03\n" +
 	"\x0fGetMetaResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fqemu_version\x18\x02 \x01(\tR\vqemuVersion\x12A\n" +
@@ -2785,7 +3430,12 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x17forward_service_enabled\x18\x05 \x01(\bR\x15forwardServiceEnabled\x12#\n" +
 	"\rforward_relay\x18\x06 \x01(\tR\fforwardRelay\x12\x1a\n" +
 	"\bplatform\x18\a \x01(\tR\bplatform\x12#\n" +
-	"\rauth_required\x18\b \x01(\bR\fauthRequired\")\n" +
+	"\rauth_required\x18\b \x01(\bR\fauthRequired\x12\x14\n" +
+	"\x05accel\x18\t \x01(\tR\x05accel\x12!\n" +
+	"\faccel_reason\x18\n" +
+	" \x01(\tR\vaccelReason\x12\x1d\n" +
+	"\n" +
+	"images_dir\x18\v \x01(\tR\timagesDir\")\n" +
 	"\x12WatchEventsRequest\x12\x13\n" +
 	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\"q\n" +
 	"\x13WatchEventsResponse\x12\x13\n" +
@@ -2793,7 +3443,26 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x05event\x18\x02 \x01(\v2\x0f.vmm.v1.VmEventR\x05event\x12\x1e\n" +
 	"\n" +
 	"subscribed\x18\x03 \x01(\bR\n" +
-	"subscribed\"\xe0\x01\n" +
+	"subscribed\"A\n" +
+	"\x14AttachConsoleRequest\x12\x13\n" +
+	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\x12\x14\n" +
+	"\x05input\x18\x02 \x01(\fR\x05input\"K\n" +
+	"\x15AttachConsoleResponse\x12\x1a\n" +
+	"\battached\x18\x01 \x01(\bR\battached\x12\x16\n" +
+	"\x06output\x18\x02 \x01(\fR\x06output\"\x13\n" +
+	"\x11ListImagesRequest\"\xdc\x01\n" +
+	"\x05Image\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04disk\x18\x02 \x01(\tR\x04disk\x12\x1f\n" +
+	"\vdisk_format\x18\x03 \x01(\tR\n" +
+	"diskFormat\x12&\n" +
+	"\x0fdisk_file_bytes\x18\x04 \x01(\x04R\rdiskFileBytes\x12\x16\n" +
+	"\x06kernel\x18\x05 \x01(\tR\x06kernel\x12\x16\n" +
+	"\x06initrd\x18\x06 \x01(\tR\x06initrd\x12\x18\n" +
+	"\acmdline\x18\a \x01(\tR\acmdline\x12\x18\n" +
+	"\aproblem\x18\b \x01(\tR\aproblem\";\n" +
+	"\x12ListImagesResponse\x12%\n" +
+	"\x06images\x18\x01 \x03(\v2\r.vmm.v1.ImageR\x06images\"\xe0\x01\n" +
 	"\x12ReadConsoleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\x06offset\x18\x02 \x01(\x04H\x00R\x06offset\x88\x01\x01\x12\"\n" +
@@ -2841,7 +3510,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x1aLEASE_VERIFICATION_PENDING\x10\x01\x12\x1f\n" +
 	"\x1bLEASE_VERIFICATION_VERIFIED\x10\x02\x12\x1d\n" +
 	"\x19LEASE_VERIFICATION_SILENT\x10\x03\x12\x1e\n" +
-	"\x1aLEASE_VERIFICATION_TRUSTED\x10\x042\xda\x05\n" +
+	"\x1aLEASE_VERIFICATION_TRUSTED\x10\x042\xf1\x06\n" +
 	"\n" +
 	"VmmService\x12=\n" +
 	"\bCreateVm\x12\x17.vmm.v1.CreateVmRequest\x1a\x18.vmm.v1.CreateVmResponse\x12=\n" +
@@ -2853,7 +3522,10 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\aGetInfo\x12\x16.vmm.v1.GetInfoRequest\x1a\x17.vmm.v1.GetInfoResponse\x12R\n" +
 	"\x0fReportDhcpLease\x12\x1e.vmm.v1.ReportDhcpLeaseRequest\x1a\x1f.vmm.v1.ReportDhcpLeaseResponse\x12:\n" +
 	"\aGetMeta\x12\x16.vmm.v1.GetMetaRequest\x1a\x17.vmm.v1.GetMetaResponse\x12H\n" +
-	"\vWatchEvents\x12\x1a.vmm.v1.WatchEventsRequest\x1a\x1b.vmm.v1.WatchEventsResponse0\x01\x12H\n" +
+	"\vWatchEvents\x12\x1a.vmm.v1.WatchEventsRequest\x1a\x1b.vmm.v1.WatchEventsResponse0\x01\x12P\n" +
+	"\rAttachConsole\x12\x1c.vmm.v1.AttachConsoleRequest\x1a\x1d.vmm.v1.AttachConsoleResponse(\x010\x01\x12C\n" +
+	"\n" +
+	"ListImages\x12\x19.vmm.v1.ListImagesRequest\x1a\x1a.vmm.v1.ListImagesResponse\x12H\n" +
 	"\vReadConsole\x12\x1a.vmm.v1.ReadConsoleRequest\x1a\x1b.vmm.v1.ReadConsoleResponse0\x01Bp\n" +
 	"\n" +
 	"com.vmm.v1B\bVmmProtoP\x01Z\x1fvmm.dev/vmm/gen/go/vmm/v1;vmmv1\xa2\x02\x03VXX\xaa\x02\x06Vmm.V1\xca\x02\x06Vmm\\V1\xe2\x02\x12Vmm\\V1\\GPBMetadata\xea\x02\aVmm::V1b\x06proto3"
@@ -2871,7 +3543,7 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 }
 
 var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
@@ -2881,98 +3553,115 @@ var file_vmm_v1_vmm_proto_goTypes = []any{
 	(*PortMapping)(nil),             // 5: vmm.v1.PortMapping
 	(*NicConfig)(nil),               // 6: vmm.v1.NicConfig
 	(*VmConfig)(nil),                // 7: vmm.v1.VmConfig
-	(*Lease)(nil),                   // 8: vmm.v1.Lease
-	(*NicInfo)(nil),                 // 9: vmm.v1.NicInfo
-	(*ForwardCounters)(nil),         // 10: vmm.v1.ForwardCounters
-	(*ForwardInfo)(nil),             // 11: vmm.v1.ForwardInfo
-	(*VmEvent)(nil),                 // 12: vmm.v1.VmEvent
-	(*VmInfo)(nil),                  // 13: vmm.v1.VmInfo
-	(*CreateVmRequest)(nil),         // 14: vmm.v1.CreateVmRequest
-	(*CreateVmResponse)(nil),        // 15: vmm.v1.CreateVmResponse
-	(*UpdateVmRequest)(nil),         // 16: vmm.v1.UpdateVmRequest
-	(*UpdateVmResponse)(nil),        // 17: vmm.v1.UpdateVmResponse
-	(*StartVmRequest)(nil),          // 18: vmm.v1.StartVmRequest
-	(*StartVmResponse)(nil),         // 19: vmm.v1.StartVmResponse
-	(*StopVmRequest)(nil),           // 20: vmm.v1.StopVmRequest
-	(*StopVmResponse)(nil),          // 21: vmm.v1.StopVmResponse
-	(*RemoveVmRequest)(nil),         // 22: vmm.v1.RemoveVmRequest
-	(*RemoveVmResponse)(nil),        // 23: vmm.v1.RemoveVmResponse
-	(*ListVmsRequest)(nil),          // 24: vmm.v1.ListVmsRequest
-	(*ListVmsResponse)(nil),         // 25: vmm.v1.ListVmsResponse
-	(*GetInfoRequest)(nil),          // 26: vmm.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),         // 27: vmm.v1.GetInfoResponse
-	(*ReportDhcpLeaseRequest)(nil),  // 28: vmm.v1.ReportDhcpLeaseRequest
-	(*ReportDhcpLeaseResponse)(nil), // 29: vmm.v1.ReportDhcpLeaseResponse
-	(*GetMetaRequest)(nil),          // 30: vmm.v1.GetMetaRequest
-	(*GetMetaResponse)(nil),         // 31: vmm.v1.GetMetaResponse
-	(*WatchEventsRequest)(nil),      // 32: vmm.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),     // 33: vmm.v1.WatchEventsResponse
-	(*ReadConsoleRequest)(nil),      // 34: vmm.v1.ReadConsoleRequest
-	(*ReadConsoleResponse)(nil),     // 35: vmm.v1.ReadConsoleResponse
-	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
+	(*DiskConfig)(nil),              // 8: vmm.v1.DiskConfig
+	(*CloudInit)(nil),               // 9: vmm.v1.CloudInit
+	(*DiskInfo)(nil),                // 10: vmm.v1.DiskInfo
+	(*Lease)(nil),                   // 11: vmm.v1.Lease
+	(*NicInfo)(nil),                 // 12: vmm.v1.NicInfo
+	(*ForwardCounters)(nil),         // 13: vmm.v1.ForwardCounters
+	(*ForwardInfo)(nil),             // 14: vmm.v1.ForwardInfo
+	(*VmEvent)(nil),                 // 15: vmm.v1.VmEvent
+	(*VmInfo)(nil),                  // 16: vmm.v1.VmInfo
+	(*CreateVmRequest)(nil),         // 17: vmm.v1.CreateVmRequest
+	(*CreateVmResponse)(nil),        // 18: vmm.v1.CreateVmResponse
+	(*UpdateVmRequest)(nil),         // 19: vmm.v1.UpdateVmRequest
+	(*UpdateVmResponse)(nil),        // 20: vmm.v1.UpdateVmResponse
+	(*StartVmRequest)(nil),          // 21: vmm.v1.StartVmRequest
+	(*StartVmResponse)(nil),         // 22: vmm.v1.StartVmResponse
+	(*StopVmRequest)(nil),           // 23: vmm.v1.StopVmRequest
+	(*StopVmResponse)(nil),          // 24: vmm.v1.StopVmResponse
+	(*RemoveVmRequest)(nil),         // 25: vmm.v1.RemoveVmRequest
+	(*RemoveVmResponse)(nil),        // 26: vmm.v1.RemoveVmResponse
+	(*ListVmsRequest)(nil),          // 27: vmm.v1.ListVmsRequest
+	(*ListVmsResponse)(nil),         // 28: vmm.v1.ListVmsResponse
+	(*GetInfoRequest)(nil),          // 29: vmm.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),         // 30: vmm.v1.GetInfoResponse
+	(*ReportDhcpLeaseRequest)(nil),  // 31: vmm.v1.ReportDhcpLeaseRequest
+	(*ReportDhcpLeaseResponse)(nil), // 32: vmm.v1.ReportDhcpLeaseResponse
+	(*GetMetaRequest)(nil),          // 33: vmm.v1.GetMetaRequest
+	(*GetMetaResponse)(nil),         // 34: vmm.v1.GetMetaResponse
+	(*WatchEventsRequest)(nil),      // 35: vmm.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),     // 36: vmm.v1.WatchEventsResponse
+	(*AttachConsoleRequest)(nil),    // 37: vmm.v1.AttachConsoleRequest
+	(*AttachConsoleResponse)(nil),   // 38: vmm.v1.AttachConsoleResponse
+	(*ListImagesRequest)(nil),       // 39: vmm.v1.ListImagesRequest
+	(*Image)(nil),                   // 40: vmm.v1.Image
+	(*ListImagesResponse)(nil),      // 41: vmm.v1.ListImagesResponse
+	(*ReadConsoleRequest)(nil),      // 42: vmm.v1.ReadConsoleRequest
+	(*ReadConsoleResponse)(nil),     // 43: vmm.v1.ReadConsoleResponse
+	(*timestamppb.Timestamp)(nil),   // 44: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
 	0,  // 1: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
 	6,  // 2: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
 	5,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
-	36, // 4: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 5: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 6: vmm.v1.Lease.verification:type_name -> vmm.v1.LeaseVerification
-	36, // 7: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
-	0,  // 8: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
-	8,  // 9: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
-	1,  // 10: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
-	10, // 11: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	36, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
-	2,  // 13: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	36, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	36, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
-	7,  // 16: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
-	9,  // 17: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
-	11, // 18: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
-	12, // 19: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
-	7,  // 20: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
-	13, // 21: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	5,  // 22: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
-	13, // 23: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	13, // 24: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
-	13, // 25: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
-	13, // 26: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
-	13, // 27: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
-	3,  // 28: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
-	11, // 29: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
-	8,  // 30: vmm.v1.ReportDhcpLeaseResponse.lease:type_name -> vmm.v1.Lease
-	0,  // 31: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
-	0,  // 32: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
-	12, // 33: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
-	14, // 34: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
-	16, // 35: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
-	18, // 36: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
-	20, // 37: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
-	22, // 38: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
-	24, // 39: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
-	26, // 40: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
-	28, // 41: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
-	30, // 42: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
-	32, // 43: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	34, // 44: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
-	15, // 45: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	17, // 46: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	19, // 47: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	21, // 48: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	23, // 49: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	25, // 50: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	27, // 51: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	29, // 52: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	31, // 53: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	33, // 54: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	35, // 55: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
-	45, // [45:56] is the sub-list for method output_type
-	34, // [34:45] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	8,  // 4: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
+	9,  // 5: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
+	44, // 6: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 7: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	4,  // 8: vmm.v1.Lease.verification:type_name -> vmm.v1.LeaseVerification
+	44, // 9: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
+	0,  // 10: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
+	11, // 11: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
+	1,  // 12: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
+	13, // 13: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
+	44, // 14: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	2,  // 15: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
+	44, // 16: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	44, // 17: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	7,  // 18: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
+	12, // 19: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
+	14, // 20: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
+	15, // 21: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
+	10, // 22: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
+	7,  // 23: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
+	16, // 24: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	5,  // 25: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
+	9,  // 26: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
+	16, // 27: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	16, // 28: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
+	16, // 29: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
+	16, // 30: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
+	16, // 31: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
+	3,  // 32: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
+	14, // 33: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
+	11, // 34: vmm.v1.ReportDhcpLeaseResponse.lease:type_name -> vmm.v1.Lease
+	0,  // 35: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
+	0,  // 36: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
+	15, // 37: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
+	40, // 38: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
+	17, // 39: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
+	19, // 40: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
+	21, // 41: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
+	23, // 42: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
+	25, // 43: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
+	27, // 44: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
+	29, // 45: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
+	31, // 46: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
+	33, // 47: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
+	35, // 48: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
+	37, // 49: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
+	39, // 50: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
+	42, // 51: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	18, // 52: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	20, // 53: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	22, // 54: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	24, // 55: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	26, // 56: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	28, // 57: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	30, // 58: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	32, // 59: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	34, // 60: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	36, // 61: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	38, // 62: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
+	41, // 63: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
+	43, // 64: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	52, // [52:65] is the sub-list for method output_type
+	39, // [39:52] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_vmm_proto_init() }
@@ -2980,16 +3669,16 @@ func file_vmm_v1_vmm_proto_init() {
 	if File_vmm_v1_vmm_proto != nil {
 		return
 	}
-	file_vmm_v1_vmm_proto_msgTypes[11].OneofWrappers = []any{}
-	file_vmm_v1_vmm_proto_msgTypes[15].OneofWrappers = []any{}
-	file_vmm_v1_vmm_proto_msgTypes[29].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[14].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[18].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[37].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   31,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

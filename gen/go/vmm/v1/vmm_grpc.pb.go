@@ -29,6 +29,8 @@ const (
 	VmmService_ReportDhcpLease_FullMethodName = "/vmm.v1.VmmService/ReportDhcpLease"
 	VmmService_GetMeta_FullMethodName         = "/vmm.v1.VmmService/GetMeta"
 	VmmService_WatchEvents_FullMethodName     = "/vmm.v1.VmmService/WatchEvents"
+	VmmService_AttachConsole_FullMethodName   = "/vmm.v1.VmmService/AttachConsole"
+	VmmService_ListImages_FullMethodName      = "/vmm.v1.VmmService/ListImages"
 	VmmService_ReadConsole_FullMethodName     = "/vmm.v1.VmmService/ReadConsole"
 )
 
@@ -67,6 +69,15 @@ type VmmServiceClient interface {
 	// every stream has `subscribed` set and no event: from then on no event
 	// is missed (like etcd's `created` watch response).
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// AttachConsole connects to a running VM's serial console: what the guest
+	// writes arrives as `output`, `input` is typed into it. The first request
+	// names the VM; the first response has `attached` set. Needs a transport
+	// with bidirectional streams (gRPC, or Connect over HTTP/2). Several
+	// clients may attach at once: all see the output, all may type.
+	AttachConsole(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AttachConsoleRequest, AttachConsoleResponse], error)
+	// ListImages lists the images in the daemon's images directory ([images]
+	// dir), which VmConfig.image and DiskConfig.image name.
+	ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error)
 	// ReadConsole streams a VM's serial console output, starting at a byte
 	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
 	// first byte the guest wrote after that start. The first message comes at
@@ -194,9 +205,32 @@ func (c *vmmServiceClient) WatchEvents(ctx context.Context, in *WatchEventsReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VmmService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *vmmServiceClient) AttachConsole(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AttachConsoleRequest, AttachConsoleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &VmmService_ServiceDesc.Streams[1], VmmService_AttachConsole_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AttachConsoleRequest, AttachConsoleResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VmmService_AttachConsoleClient = grpc.BidiStreamingClient[AttachConsoleRequest, AttachConsoleResponse]
+
+func (c *vmmServiceClient) ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListImagesResponse)
+	err := c.cc.Invoke(ctx, VmmService_ListImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *vmmServiceClient) ReadConsole(ctx context.Context, in *ReadConsoleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadConsoleResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &VmmService_ServiceDesc.Streams[1], VmmService_ReadConsole_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &VmmService_ServiceDesc.Streams[2], VmmService_ReadConsole_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +282,15 @@ type VmmServiceServer interface {
 	// every stream has `subscribed` set and no event: from then on no event
 	// is missed (like etcd's `created` watch response).
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// AttachConsole connects to a running VM's serial console: what the guest
+	// writes arrives as `output`, `input` is typed into it. The first request
+	// names the VM; the first response has `attached` set. Needs a transport
+	// with bidirectional streams (gRPC, or Connect over HTTP/2). Several
+	// clients may attach at once: all see the output, all may type.
+	AttachConsole(grpc.BidiStreamingServer[AttachConsoleRequest, AttachConsoleResponse]) error
+	// ListImages lists the images in the daemon's images directory ([images]
+	// dir), which VmConfig.image and DiskConfig.image name.
+	ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error)
 	// ReadConsole streams a VM's serial console output, starting at a byte
 	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
 	// first byte the guest wrote after that start. The first message comes at
@@ -295,6 +338,12 @@ func (UnimplementedVmmServiceServer) GetMeta(context.Context, *GetMetaRequest) (
 }
 func (UnimplementedVmmServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedVmmServiceServer) AttachConsole(grpc.BidiStreamingServer[AttachConsoleRequest, AttachConsoleResponse]) error {
+	return status.Error(codes.Unimplemented, "method AttachConsole not implemented")
+}
+func (UnimplementedVmmServiceServer) ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListImages not implemented")
 }
 func (UnimplementedVmmServiceServer) ReadConsole(*ReadConsoleRequest, grpc.ServerStreamingServer[ReadConsoleResponse]) error {
 	return status.Error(codes.Unimplemented, "method ReadConsole not implemented")
@@ -493,6 +542,31 @@ func _VmmService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VmmService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _VmmService_AttachConsole_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(VmmServiceServer).AttachConsole(&grpc.GenericServerStream[AttachConsoleRequest, AttachConsoleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VmmService_AttachConsoleServer = grpc.BidiStreamingServer[AttachConsoleRequest, AttachConsoleResponse]
+
+func _VmmService_ListImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VmmServiceServer).ListImages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VmmService_ListImages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VmmServiceServer).ListImages(ctx, req.(*ListImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _VmmService_ReadConsole_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ReadConsoleRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -547,12 +621,22 @@ var VmmService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetMeta",
 			Handler:    _VmmService_GetMeta_Handler,
 		},
+		{
+			MethodName: "ListImages",
+			Handler:    _VmmService_ListImages_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "WatchEvents",
 			Handler:       _VmmService_WatchEvents_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "AttachConsole",
+			Handler:       _VmmService_AttachConsole_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "ReadConsole",

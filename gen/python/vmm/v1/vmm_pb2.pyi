@@ -106,7 +106,7 @@ class NicConfig(_message.Message):
     def __init__(self, mode: _Optional[_Union[NetworkingMode, str]] = ..., bridge: _Optional[str] = ..., macvtap_parent: _Optional[str] = ..., network_id: _Optional[str] = ..., custom_netdev: _Optional[str] = ...) -> None: ...
 
 class VmConfig(_message.Message):
-    __slots__ = ("name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "disk", "nics", "ports", "auto_restart")
+    __slots__ = ("name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "disk", "nics", "ports", "auto_restart", "image", "image_size_mib", "disks", "cloud_init")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,10 @@ class VmConfig(_message.Message):
     NICS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     AUTO_RESTART_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_SIZE_MIB_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_INIT_FIELD_NUMBER: _ClassVar[int]
     name: str
     vcpus: int
     memory_mib: int
@@ -127,7 +131,45 @@ class VmConfig(_message.Message):
     nics: _containers.RepeatedCompositeFieldContainer[NicConfig]
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
     auto_restart: bool
-    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., disk: _Optional[str] = ..., nics: _Optional[_Iterable[_Union[NicConfig, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., auto_restart: _Optional[bool] = ...) -> None: ...
+    image: str
+    image_size_mib: int
+    disks: _containers.RepeatedCompositeFieldContainer[DiskConfig]
+    cloud_init: CloudInit
+    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., disk: _Optional[str] = ..., nics: _Optional[_Iterable[_Union[NicConfig, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., auto_restart: _Optional[bool] = ..., image: _Optional[str] = ..., image_size_mib: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[DiskConfig, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ...) -> None: ...
+
+class DiskConfig(_message.Message):
+    __slots__ = ("image", "size_mib")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_MIB_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    size_mib: int
+    def __init__(self, image: _Optional[str] = ..., size_mib: _Optional[int] = ...) -> None: ...
+
+class CloudInit(_message.Message):
+    __slots__ = ("user_data", "ssh_authorized_keys", "hostname", "network_config")
+    USER_DATA_FIELD_NUMBER: _ClassVar[int]
+    SSH_AUTHORIZED_KEYS_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    user_data: str
+    ssh_authorized_keys: _containers.RepeatedScalarFieldContainer[str]
+    hostname: str
+    network_config: str
+    def __init__(self, user_data: _Optional[str] = ..., ssh_authorized_keys: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., network_config: _Optional[str] = ...) -> None: ...
+
+class DiskInfo(_message.Message):
+    __slots__ = ("index", "path", "format", "image", "size_mib")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_MIB_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    path: str
+    format: str
+    image: str
+    size_mib: int
+    def __init__(self, index: _Optional[int] = ..., path: _Optional[str] = ..., format: _Optional[str] = ..., image: _Optional[str] = ..., size_mib: _Optional[int] = ...) -> None: ...
 
 class Lease(_message.Message):
     __slots__ = ("ip", "hostname", "expires_at", "updated_at", "interface", "verification", "verified_at", "verification_detail")
@@ -214,7 +256,7 @@ class VmEvent(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class VmInfo(_message.Message):
-    __slots__ = ("id", "name", "status", "instance_id", "created_at", "started_at", "uptime_seconds", "config", "nics", "forwards", "events", "pid")
+    __slots__ = ("id", "name", "status", "instance_id", "created_at", "started_at", "uptime_seconds", "config", "nics", "forwards", "events", "pid", "disks")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +269,7 @@ class VmInfo(_message.Message):
     FORWARDS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     status: VmStatus
@@ -239,7 +282,8 @@ class VmInfo(_message.Message):
     forwards: _containers.RepeatedCompositeFieldContainer[ForwardInfo]
     events: _containers.RepeatedCompositeFieldContainer[VmEvent]
     pid: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[VmStatus, str]] = ..., instance_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[int] = ..., config: _Optional[_Union[VmConfig, _Mapping]] = ..., nics: _Optional[_Iterable[_Union[NicInfo, _Mapping]]] = ..., forwards: _Optional[_Iterable[_Union[ForwardInfo, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[VmEvent, _Mapping]]] = ..., pid: _Optional[int] = ...) -> None: ...
+    disks: _containers.RepeatedCompositeFieldContainer[DiskInfo]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[VmStatus, str]] = ..., instance_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[int] = ..., config: _Optional[_Union[VmConfig, _Mapping]] = ..., nics: _Optional[_Iterable[_Union[NicInfo, _Mapping]]] = ..., forwards: _Optional[_Iterable[_Union[ForwardInfo, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[VmEvent, _Mapping]]] = ..., pid: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[DiskInfo, _Mapping]]] = ...) -> None: ...
 
 class CreateVmRequest(_message.Message):
     __slots__ = ("id", "config", "start")
@@ -258,7 +302,7 @@ class CreateVmResponse(_message.Message):
     def __init__(self, vm: _Optional[_Union[VmInfo, _Mapping]] = ...) -> None: ...
 
 class UpdateVmRequest(_message.Message):
-    __slots__ = ("id", "name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "auto_restart", "update_ports", "ports")
+    __slots__ = ("id", "name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "auto_restart", "update_ports", "ports", "cloud_init")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +313,7 @@ class UpdateVmRequest(_message.Message):
     AUTO_RESTART_FIELD_NUMBER: _ClassVar[int]
     UPDATE_PORTS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_INIT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     vcpus: int
@@ -279,7 +324,8 @@ class UpdateVmRequest(_message.Message):
     auto_restart: bool
     update_ports: bool
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., auto_restart: _Optional[bool] = ..., update_ports: _Optional[bool] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
+    cloud_init: CloudInit
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., auto_restart: _Optional[bool] = ..., update_ports: _Optional[bool] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ...) -> None: ...
 
 class UpdateVmResponse(_message.Message):
     __slots__ = ("vm",)
@@ -328,18 +374,20 @@ class RemoveVmResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ListVmsRequest(_message.Message):
-    __slots__ = ("ids", "keyword", "page_size", "page_token", "brief")
+    __slots__ = ("ids", "keyword", "page_size", "page_token", "brief", "names")
     IDS_FIELD_NUMBER: _ClassVar[int]
     KEYWORD_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     BRIEF_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     keyword: str
     page_size: int
     page_token: str
     brief: bool
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., keyword: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., brief: _Optional[bool] = ...) -> None: ...
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., keyword: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., brief: _Optional[bool] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListVmsResponse(_message.Message):
     __slots__ = ("vms", "next_page_token", "total_size")
@@ -398,7 +446,7 @@ class GetMetaRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetMetaResponse(_message.Message):
-    __slots__ = ("version", "qemu_version", "networking_modes", "default_networking_mode", "forward_service_enabled", "forward_relay", "platform", "auth_required")
+    __slots__ = ("version", "qemu_version", "networking_modes", "default_networking_mode", "forward_service_enabled", "forward_relay", "platform", "auth_required", "accel", "accel_reason", "images_dir")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     QEMU_VERSION_FIELD_NUMBER: _ClassVar[int]
     NETWORKING_MODES_FIELD_NUMBER: _ClassVar[int]
@@ -407,6 +455,9 @@ class GetMetaResponse(_message.Message):
     FORWARD_RELAY_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
     AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    ACCEL_FIELD_NUMBER: _ClassVar[int]
+    ACCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_DIR_FIELD_NUMBER: _ClassVar[int]
     version: str
     qemu_version: str
     networking_modes: _containers.RepeatedScalarFieldContainer[NetworkingMode]
@@ -415,7 +466,10 @@ class GetMetaResponse(_message.Message):
     forward_relay: str
     platform: str
     auth_required: bool
-    def __init__(self, version: _Optional[str] = ..., qemu_version: _Optional[str] = ..., networking_modes: _Optional[_Iterable[_Union[NetworkingMode, str]]] = ..., default_networking_mode: _Optional[_Union[NetworkingMode, str]] = ..., forward_service_enabled: _Optional[bool] = ..., forward_relay: _Optional[str] = ..., platform: _Optional[str] = ..., auth_required: _Optional[bool] = ...) -> None: ...
+    accel: str
+    accel_reason: str
+    images_dir: str
+    def __init__(self, version: _Optional[str] = ..., qemu_version: _Optional[str] = ..., networking_modes: _Optional[_Iterable[_Union[NetworkingMode, str]]] = ..., default_networking_mode: _Optional[_Union[NetworkingMode, str]] = ..., forward_service_enabled: _Optional[bool] = ..., forward_relay: _Optional[str] = ..., platform: _Optional[str] = ..., auth_required: _Optional[bool] = ..., accel: _Optional[str] = ..., accel_reason: _Optional[str] = ..., images_dir: _Optional[str] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("vm_id",)
@@ -432,6 +486,52 @@ class WatchEventsResponse(_message.Message):
     event: VmEvent
     subscribed: bool
     def __init__(self, vm_id: _Optional[str] = ..., event: _Optional[_Union[VmEvent, _Mapping]] = ..., subscribed: _Optional[bool] = ...) -> None: ...
+
+class AttachConsoleRequest(_message.Message):
+    __slots__ = ("vm_id", "input")
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    vm_id: str
+    input: bytes
+    def __init__(self, vm_id: _Optional[str] = ..., input: _Optional[bytes] = ...) -> None: ...
+
+class AttachConsoleResponse(_message.Message):
+    __slots__ = ("attached", "output")
+    ATTACHED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    attached: bool
+    output: bytes
+    def __init__(self, attached: _Optional[bool] = ..., output: _Optional[bytes] = ...) -> None: ...
+
+class ListImagesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Image(_message.Message):
+    __slots__ = ("name", "disk", "disk_format", "disk_file_bytes", "kernel", "initrd", "cmdline", "problem")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DISK_FIELD_NUMBER: _ClassVar[int]
+    DISK_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    DISK_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_FIELD_NUMBER: _ClassVar[int]
+    INITRD_FIELD_NUMBER: _ClassVar[int]
+    CMDLINE_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    disk: str
+    disk_format: str
+    disk_file_bytes: int
+    kernel: str
+    initrd: str
+    cmdline: str
+    problem: str
+    def __init__(self, name: _Optional[str] = ..., disk: _Optional[str] = ..., disk_format: _Optional[str] = ..., disk_file_bytes: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., problem: _Optional[str] = ...) -> None: ...
+
+class ListImagesResponse(_message.Message):
+    __slots__ = ("images",)
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ...) -> None: ...
 
 class ReadConsoleRequest(_message.Message):
     __slots__ = ("id", "offset", "tail_lines", "instance_id", "follow", "max_chunk_bytes")

@@ -86,6 +86,16 @@ class VmmServiceStub:
                 request_serializer=vmm_dot_v1_dot_vmm__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=vmm_dot_v1_dot_vmm__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.AttachConsole = channel.stream_stream(
+                '/vmm.v1.VmmService/AttachConsole',
+                request_serializer=vmm_dot_v1_dot_vmm__pb2.AttachConsoleRequest.SerializeToString,
+                response_deserializer=vmm_dot_v1_dot_vmm__pb2.AttachConsoleResponse.FromString,
+                _registered_method=True)
+        self.ListImages = channel.unary_unary(
+                '/vmm.v1.VmmService/ListImages',
+                request_serializer=vmm_dot_v1_dot_vmm__pb2.ListImagesRequest.SerializeToString,
+                response_deserializer=vmm_dot_v1_dot_vmm__pb2.ListImagesResponse.FromString,
+                _registered_method=True)
         self.ReadConsole = channel.unary_stream(
                 '/vmm.v1.VmmService/ReadConsole',
                 request_serializer=vmm_dot_v1_dot_vmm__pb2.ReadConsoleRequest.SerializeToString,
@@ -176,6 +186,25 @@ class VmmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AttachConsole(self, request_iterator, context):
+        """AttachConsole connects to a running VM's serial console: what the guest
+        writes arrives as `output`, `input` is typed into it. The first request
+        names the VM; the first response has `attached` set. Needs a transport
+        with bidirectional streams (gRPC, or Connect over HTTP/2). Several
+        clients may attach at once: all see the output, all may type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImages(self, request, context):
+        """ListImages lists the images in the daemon's images directory ([images]
+        dir), which VmConfig.image and DiskConfig.image name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadConsole(self, request, context):
         """ReadConsole streams a VM's serial console output, starting at a byte
         offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
@@ -241,6 +270,16 @@ def add_VmmServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=vmm_dot_v1_dot_vmm__pb2.WatchEventsRequest.FromString,
                     response_serializer=vmm_dot_v1_dot_vmm__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'AttachConsole': grpc.stream_stream_rpc_method_handler(
+                    servicer.AttachConsole,
+                    request_deserializer=vmm_dot_v1_dot_vmm__pb2.AttachConsoleRequest.FromString,
+                    response_serializer=vmm_dot_v1_dot_vmm__pb2.AttachConsoleResponse.SerializeToString,
+            ),
+            'ListImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImages,
+                    request_deserializer=vmm_dot_v1_dot_vmm__pb2.ListImagesRequest.FromString,
+                    response_serializer=vmm_dot_v1_dot_vmm__pb2.ListImagesResponse.SerializeToString,
             ),
             'ReadConsole': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadConsole,
@@ -520,6 +559,60 @@ class VmmService:
             '/vmm.v1.VmmService/WatchEvents',
             vmm_dot_v1_dot_vmm__pb2.WatchEventsRequest.SerializeToString,
             vmm_dot_v1_dot_vmm__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachConsole(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/vmm.v1.VmmService/AttachConsole',
+            vmm_dot_v1_dot_vmm__pb2.AttachConsoleRequest.SerializeToString,
+            vmm_dot_v1_dot_vmm__pb2.AttachConsoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vmm.v1.VmmService/ListImages',
+            vmm_dot_v1_dot_vmm__pb2.ListImagesRequest.SerializeToString,
+            vmm_dot_v1_dot_vmm__pb2.ListImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/v1/vmm.proto.
  */
 export const file_vmm_v1_vmm: GenFile = /*@__PURE__*/
-  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEifgoLUG9ydE1hcHBpbmcSIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFAoMaG9zdF9hZGRyZXNzGAIgASgJEhEKCWhvc3RfcG9ydBgDIAEoDRIPCgd2bV9wb3J0GAQgASgNEhEKCW5pY19pbmRleBgFIAEoDSKEAQoJTmljQ29uZmlnEiQKBG1vZGUYASABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSDgoGYnJpZGdlGAIgASgJEhYKDm1hY3Z0YXBfcGFyZW50GAMgASgJEhIKCm5ldHdvcmtfaWQYBCABKAkSFQoNY3VzdG9tX25ldGRldhgFIAEoCSLVAQoIVm1Db25maWcSDAoEbmFtZRgBIAEoCRINCgV2Y3B1cxgCIAEoDRISCgptZW1vcnlfbWliGAMgASgNEg4KBmtlcm5lbBgEIAEoCRIOCgZpbml0cmQYBSABKAkSDwoHY21kbGluZRgGIAEoCRIMCgRkaXNrGAcgASgJEh8KBG5pY3MYCCADKAsyES52bW0udjEuTmljQ29uZmlnEiIKBXBvcnRzGAkgAygLMhMudm1tLnYxLlBvcnRNYXBwaW5nEhQKDGF1dG9fcmVzdGFydBgKIAEoCCKXAgoFTGVhc2USCgoCaXAYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJaW50ZXJmYWNlGAUgASgJEi8KDHZlcmlmaWNhdGlvbhgGIAEoDjIZLnZtbS52MS5MZWFzZVZlcmlmaWNhdGlvbhIvCgt2ZXJpZmllZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoTdmVyaWZpY2F0aW9uX2RldGFpbBgIIAEoCSKlAQoHTmljSW5mbxINCgVpbmRleBgBIAEoDRIkCgRtb2RlGAIgASgOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEgsKA21hYxgDIAEoCRIOCgZicmlkZ2UYBCABKAkSFgoOaG9zdF9pbnRlcmZhY2UYBSABKAkSEgoKbmV0d29ya19pZBgGIAEoCRIcCgVsZWFzZRgHIAEoCzINLnZtbS52MS5MZWFzZSKjAQoPRm9yd2FyZENvdW50ZXJzEhoKEmNvbm5lY3Rpb25zX2FjdGl2ZRgBIAEoBBIZChFjb25uZWN0aW9uc190b3RhbBgCIAEoBBIWCg5ieXRlc190b19ndWVzdBgDIAEoBBIYChBieXRlc19mcm9tX2d1ZXN0GAQgASgEEhcKD3Nlc3Npb25zX2FjdGl2ZRgFIAEoBBIOCgZlcnJvcnMYBiABKAQi2AEKC0ZvcndhcmRJbmZvEiIKCHByb3RvY29sGAEgASgOMhAudm1tLnYxLlByb3RvY29sEhYKDmxpc3Rlbl9hZGRyZXNzGAIgASgJEhMKC2xpc3Rlbl9wb3J0GAMgASgNEhYKDnRhcmdldF9hZGRyZXNzGAQgASgJEhMKC3RhcmdldF9wb3J0GAUgASgNEikKCGNvdW50ZXJzGAYgASgLMhcudm1tLnYxLkZvcndhcmRDb3VudGVycxINCgVyZWxheRgHIAEoCRIRCgluaWNfaW5kZXgYCCABKA0iUgoHVm1FdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRraW5kGAIgASgJEg8KB21lc3NhZ2UYAyABKAki5wIKBlZtSW5mbxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBnN0YXR1cxgDIAEoDjIQLnZtbS52MS5WbVN0YXR1cxITCgtpbnN0YW5jZV9pZBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg51cHRpbWVfc2Vjb25kcxgHIAEoBBIgCgZjb25maWcYCCABKAsyEC52bW0udjEuVm1Db25maWcSHQoEbmljcxgJIAMoCzIPLnZtbS52MS5OaWNJbmZvEiUKCGZvcndhcmRzGAogAygLMhMudm1tLnYxLkZvcndhcmRJbmZvEh8KBmV2ZW50cxgLIAMoCzIPLnZtbS52MS5WbUV2ZW50EgsKA3BpZBgMIAEoDSJOCg9DcmVhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSIAoGY29uZmlnGAIgASgLMhAudm1tLnYxLlZtQ29uZmlnEg0KBXN0YXJ0GAMgASgIIi4KEENyZWF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIscCCg9VcGRhdGVWbVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEhIKBXZjcHVzGAMgASgNSAGIAQESFwoKbWVtb3J5X21pYhgEIAEoDUgCiAEBEhMKBmtlcm5lbBgFIAEoCUgDiAEBEhMKBmluaXRyZBgGIAEoCUgEiAEBEhQKB2NtZGxpbmUYByABKAlIBYgBARIZCgxhdXRvX3Jlc3RhcnQYCCABKAhIBogBARIUCgx1cGRhdGVfcG9ydHMYCSABKAgSIgoFcG9ydHMYCiADKAsyEy52bW0udjEuUG9ydE1hcHBpbmdCBwoFX25hbWVCCAoGX3ZjcHVzQg0KC19tZW1vcnlfbWliQgkKB19rZXJuZWxCCQoHX2luaXRyZEIKCghfY21kbGluZUIPCg1fYXV0b19yZXN0YXJ0Ii4KEFVwZGF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIhwKDlN0YXJ0Vm1SZXF1ZXN0EgoKAmlkGAEgASgJIi0KD1N0YXJ0Vm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iXAoNU3RvcFZtUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCBIcCg90aW1lb3V0X3NlY29uZHMYAyABKA1IAIgBAUISChBfdGltZW91dF9zZWNvbmRzIiwKDlN0b3BWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyIsCg9SZW1vdmVWbVJlcXVlc3QSCgoCaWQYASABKAkSDQoFZm9yY2UYAiABKAgiEgoQUmVtb3ZlVm1SZXNwb25zZSJkCg5MaXN0Vm1zUmVxdWVzdBILCgNpZHMYASADKAkSDwoHa2V5d29yZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCRINCgVicmllZhgFIAEoCCJbCg9MaXN0Vm1zUmVzcG9uc2USGwoDdm1zGAEgAygLMg4udm1tLnYxLlZtSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoDSIwCg5HZXRJbmZvUmVxdWVzdBIKCgJpZBgBIAEoCRISCgptYXhfZXZlbnRzGAIgASgNIi0KD0dldEluZm9SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8ikQEKFlJlcG9ydERoY3BMZWFzZVJlcXVlc3QSIwoGYWN0aW9uGAEgASgOMhMudm1tLnYxLkxlYXNlQWN0aW9uEgsKA21hYxgCIAEoCRIKCgJpcBgDIAEoCRIQCghob3N0bmFtZRgEIAEoCRIUCgxleHBpcmVzX3VuaXgYBSABKAMSEQoJaW50ZXJmYWNlGAYgASgJIoABChdSZXBvcnREaGNwTGVhc2VSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIRCgluaWNfaW5kZXgYAiABKA0SJQoIZm9yd2FyZHMYAyADKAsyEy52bW0udjEuRm9yd2FyZEluZm8SHAoFbGVhc2UYMiABKAsyDS52bW0udjEuTGVhc2UiEAoOR2V0TWV0YVJlcXVlc3QihAIKD0dldE1ldGFSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhQKDHFlbXVfdmVyc2lvbhgCIAEoCRIwChBuZXR3b3JraW5nX21vZGVzGAMgAygOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEjcKF2RlZmF1bHRfbmV0d29ya2luZ19tb2RlGAQgASgOMhYudm1tLnYxLk5ldHdvcmtpbmdNb2RlEh8KF2ZvcndhcmRfc2VydmljZV9lbmFibGVkGAUgASgIEhUKDWZvcndhcmRfcmVsYXkYBiABKAkSEAoIcGxhdGZvcm0YByABKAkSFQoNYXV0aF9yZXF1aXJlZBgIIAEoCCIjChJXYXRjaEV2ZW50c1JlcXVlc3QSDQoFdm1faWQYASABKAkiWAoTV2F0Y2hFdmVudHNSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIeCgVldmVudBgCIAEoCzIPLnZtbS52MS5WbUV2ZW50EhIKCnN1YnNjcmliZWQYAyABKAgipgEKElJlYWRDb25zb2xlUmVxdWVzdBIKCgJpZBgBIAEoCRITCgZvZmZzZXQYAiABKARIAIgBARIXCgp0YWlsX2xpbmVzGAMgASgNSAGIAQESEwoLaW5zdGFuY2VfaWQYBCABKAkSDgoGZm9sbG93GAUgASgIEhcKD21heF9jaHVua19ieXRlcxgGIAEoDUIJCgdfb2Zmc2V0Qg0KC190YWlsX2xpbmVzIl4KE1JlYWRDb25zb2xlUmVzcG9uc2USEwoLaW5zdGFuY2VfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwSFAoMZmlyc3Rfb2Zmc2V0GAQgASgEKu8BCg5OZXR3b3JraW5nTW9kZRIfChtORVRXT1JLSU5HX01PREVfVU5TUEVDSUZJRUQQABIYChRORVRXT1JLSU5HX01PREVfVVNFUhABEhkKFU5FVFdPUktJTkdfTU9ERV9QQVNTVBACEhoKFk5FVFdPUktJTkdfTU9ERV9CUklER0UQAxIXChNORVRXT1JLSU5HX01PREVfVEFQEAQSGwoXTkVUV09SS0lOR19NT0RFX01BQ1ZUQVAQBRIZChVORVRXT1JLSU5HX01PREVfVk1ORVQQBhIaChZORVRXT1JLSU5HX01PREVfQ1VTVE9NEAcqSAoIUHJvdG9jb2wSGAoUUFJPVE9DT0xfVU5TUEVDSUZJRUQQABIQCgxQUk9UT0NPTF9UQ1AQARIQCgxQUk9UT0NPTF9VRFAQAiqZAQoIVm1TdGF0dXMSGQoVVk1fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRVk1fU1RBVFVTX1NUT1BQRUQQARIWChJWTV9TVEFUVVNfU1RBUlRJTkcQAhIVChFWTV9TVEFUVVNfUlVOTklORxADEhYKElZNX1NUQVRVU19TVE9QUElORxAEEhQKEFZNX1NUQVRVU19FWElURUQQBSptCgtMZWFzZUFjdGlvbhIcChhMRUFTRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIUChBMRUFTRV9BQ1RJT05fQUREEAESFAoQTEVBU0VfQUNUSU9OX09MRBACEhQKEExFQVNFX0FDVElPTl9ERUwQAyq3AQoRTGVhc2VWZXJpZmljYXRpb24SIgoeTEVBU0VfVkVSSUZJQ0FUSU9OX1VOU1BFQ0lGSUVEEAASHgoaTEVBU0VfVkVSSUZJQ0FUSU9OX1BFTkRJTkcQARIfChtMRUFTRV9WRVJJRklDQVRJT05fVkVSSUZJRUQQAhIdChlMRUFTRV9WRVJJRklDQVRJT05fU0lMRU5UEAMSHgoaTEVBU0VfVkVSSUZJQ0FUSU9OX1RSVVNURUQQBDLaBQoKVm1tU2VydmljZRI9CghDcmVhdGVWbRIXLnZtbS52MS5DcmVhdGVWbVJlcXVlc3QaGC52bW0udjEuQ3JlYXRlVm1SZXNwb25zZRI9CghVcGRhdGVWbRIXLnZtbS52MS5VcGRhdGVWbVJlcXVlc3QaGC52bW0udjEuVXBkYXRlVm1SZXNwb25zZRI6CgdTdGFydFZtEhYudm1tLnYxLlN0YXJ0Vm1SZXF1ZXN0Ghcudm1tLnYxLlN0YXJ0Vm1SZXNwb25zZRI3CgZTdG9wVm0SFS52bW0udjEuU3RvcFZtUmVxdWVzdBoWLnZtbS52MS5TdG9wVm1SZXNwb25zZRI9CghSZW1vdmVWbRIXLnZtbS52MS5SZW1vdmVWbVJlcXVlc3QaGC52bW0udjEuUmVtb3ZlVm1SZXNwb25zZRI6CgdMaXN0Vm1zEhYudm1tLnYxLkxpc3RWbXNSZXF1ZXN0Ghcudm1tLnYxLkxpc3RWbXNSZXNwb25zZRI6CgdHZXRJbmZvEhYudm1tLnYxLkdldEluZm9SZXF1ZXN0Ghcudm1tLnYxLkdldEluZm9SZXNwb25zZRJSCg9SZXBvcnREaGNwTGVhc2USHi52bW0udjEuUmVwb3J0RGhjcExlYXNlUmVxdWVzdBofLnZtbS52MS5SZXBvcnREaGNwTGVhc2VSZXNwb25zZRI6CgdHZXRNZXRhEhYudm1tLnYxLkdldE1ldGFSZXF1ZXN0Ghcudm1tLnYxLkdldE1ldGFSZXNwb25zZRJICgtXYXRjaEV2ZW50cxIaLnZtbS52MS5XYXRjaEV2ZW50c1JlcXVlc3QaGy52bW0udjEuV2F0Y2hFdmVudHNSZXNwb25zZTABEkgKC1JlYWRDb25zb2xlEhoudm1tLnYxLlJlYWRDb25zb2xlUmVxdWVzdBobLnZtbS52MS5SZWFkQ29uc29sZVJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEifgoLUG9ydE1hcHBpbmcSIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFAoMaG9zdF9hZGRyZXNzGAIgASgJEhEKCWhvc3RfcG9ydBgDIAEoDRIPCgd2bV9wb3J0GAQgASgNEhEKCW5pY19pbmRleBgFIAEoDSKEAQoJTmljQ29uZmlnEiQKBG1vZGUYASABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSDgoGYnJpZGdlGAIgASgJEhYKDm1hY3Z0YXBfcGFyZW50GAMgASgJEhIKCm5ldHdvcmtfaWQYBCABKAkSFQoNY3VzdG9tX25ldGRldhgFIAEoCSLGAgoIVm1Db25maWcSDAoEbmFtZRgBIAEoCRINCgV2Y3B1cxgCIAEoDRISCgptZW1vcnlfbWliGAMgASgNEg4KBmtlcm5lbBgEIAEoCRIOCgZpbml0cmQYBSABKAkSDwoHY21kbGluZRgGIAEoCRIMCgRkaXNrGAcgASgJEh8KBG5pY3MYCCADKAsyES52bW0udjEuTmljQ29uZmlnEiIKBXBvcnRzGAkgAygLMhMudm1tLnYxLlBvcnRNYXBwaW5nEhQKDGF1dG9fcmVzdGFydBgKIAEoCBINCgVpbWFnZRgLIAEoCRIWCg5pbWFnZV9zaXplX21pYhgMIAEoDRIhCgVkaXNrcxgNIAMoCzISLnZtbS52MS5EaXNrQ29uZmlnEiUKCmNsb3VkX2luaXQYDiABKAsyES52bW0udjEuQ2xvdWRJbml0Ii0KCkRpc2tDb25maWcSDQoFaW1hZ2UYASABKAkSEAoIc2l6ZV9taWIYAiABKA0iZQoJQ2xvdWRJbml0EhEKCXVzZXJfZGF0YRgBIAEoCRIbChNzc2hfYXV0aG9yaXplZF9rZXlzGAIgAygJEhAKCGhvc3RuYW1lGAMgASgJEhYKDm5ldHdvcmtfY29uZmlnGAQgASgJIlgKCERpc2tJbmZvEg0KBWluZGV4GAEgASgNEgwKBHBhdGgYAiABKAkSDgoGZm9ybWF0GAMgASgJEg0KBWltYWdlGAQgASgJEhAKCHNpemVfbWliGAUgASgNIpcCCgVMZWFzZRIKCgJpcBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbnRlcmZhY2UYBSABKAkSLwoMdmVyaWZpY2F0aW9uGAYgASgOMhkudm1tLnYxLkxlYXNlVmVyaWZpY2F0aW9uEi8KC3ZlcmlmaWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChN2ZXJpZmljYXRpb25fZGV0YWlsGAggASgJIqUBCgdOaWNJbmZvEg0KBWluZGV4GAEgASgNEiQKBG1vZGUYAiABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSCwoDbWFjGAMgASgJEg4KBmJyaWRnZRgEIAEoCRIWCg5ob3N0X2ludGVyZmFjZRgFIAEoCRISCgpuZXR3b3JrX2lkGAYgASgJEhwKBWxlYXNlGAcgASgLMg0udm1tLnYxLkxlYXNlIqMBCg9Gb3J3YXJkQ291bnRlcnMSGgoSY29ubmVjdGlvbnNfYWN0aXZlGAEgASgEEhkKEWNvbm5lY3Rpb25zX3RvdGFsGAIgASgEEhYKDmJ5dGVzX3RvX2d1ZXN0GAMgASgEEhgKEGJ5dGVzX2Zyb21fZ3Vlc3QYBCABKAQSFwoPc2Vzc2lvbnNfYWN0aXZlGAUgASgEEg4KBmVycm9ycxgGIAEoBCLYAQoLRm9yd2FyZEluZm8SIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFgoObGlzdGVuX2FkZHJlc3MYAiABKAkSEwoLbGlzdGVuX3BvcnQYAyABKA0SFgoOdGFyZ2V0X2FkZHJlc3MYBCABKAkSEwoLdGFyZ2V0X3BvcnQYBSABKA0SKQoIY291bnRlcnMYBiABKAsyFy52bW0udjEuRm9yd2FyZENvdW50ZXJzEg0KBXJlbGF5GAcgASgJEhEKCW5pY19pbmRleBgIIAEoDSJSCgdWbUV2ZW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCSKIAwoGVm1JbmZvEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoGc3RhdHVzGAMgASgOMhAudm1tLnYxLlZtU3RhdHVzEhMKC2luc3RhbmNlX2lkGAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnVwdGltZV9zZWNvbmRzGAcgASgEEiAKBmNvbmZpZxgIIAEoCzIQLnZtbS52MS5WbUNvbmZpZxIdCgRuaWNzGAkgAygLMg8udm1tLnYxLk5pY0luZm8SJQoIZm9yd2FyZHMYCiADKAsyEy52bW0udjEuRm9yd2FyZEluZm8SHwoGZXZlbnRzGAsgAygLMg8udm1tLnYxLlZtRXZlbnQSCwoDcGlkGAwgASgNEh8KBWRpc2tzGA0gAygLMhAudm1tLnYxLkRpc2tJbmZvIk4KD0NyZWF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIgCgZjb25maWcYAiABKAsyEC52bW0udjEuVm1Db25maWcSDQoFc3RhcnQYAyABKAgiLgoQQ3JlYXRlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8i7gIKD1VwZGF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESEgoFdmNwdXMYAyABKA1IAYgBARIXCgptZW1vcnlfbWliGAQgASgNSAKIAQESEwoGa2VybmVsGAUgASgJSAOIAQESEwoGaW5pdHJkGAYgASgJSASIAQESFAoHY21kbGluZRgHIAEoCUgFiAEBEhkKDGF1dG9fcmVzdGFydBgIIAEoCEgGiAEBEhQKDHVwZGF0ZV9wb3J0cxgJIAEoCBIiCgVwb3J0cxgKIAMoCzITLnZtbS52MS5Qb3J0TWFwcGluZxIlCgpjbG91ZF9pbml0GAsgASgLMhEudm1tLnYxLkNsb3VkSW5pdEIHCgVfbmFtZUIICgZfdmNwdXNCDQoLX21lbW9yeV9taWJCCQoHX2tlcm5lbEIJCgdfaW5pdHJkQgoKCF9jbWRsaW5lQg8KDV9hdXRvX3Jlc3RhcnQiLgoQVXBkYXRlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iHAoOU3RhcnRWbVJlcXVlc3QSCgoCaWQYASABKAkiLQoPU3RhcnRWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyJcCg1TdG9wVm1SZXF1ZXN0EgoKAmlkGAEgASgJEg0KBWZvcmNlGAIgASgIEhwKD3RpbWVvdXRfc2Vjb25kcxgDIAEoDUgAiAEBQhIKEF90aW1lb3V0X3NlY29uZHMiLAoOU3RvcFZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIiwKD1JlbW92ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCCISChBSZW1vdmVWbVJlc3BvbnNlInMKDkxpc3RWbXNSZXF1ZXN0EgsKA2lkcxgBIAMoCRIPCgdrZXl3b3JkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJEg0KBWJyaWVmGAUgASgIEg0KBW5hbWVzGAYgAygJIlsKD0xpc3RWbXNSZXNwb25zZRIbCgN2bXMYASADKAsyDi52bW0udjEuVm1JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgNIjAKDkdldEluZm9SZXF1ZXN0EgoKAmlkGAEgASgJEhIKCm1heF9ldmVudHMYAiABKA0iLQoPR2V0SW5mb1Jlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyKRAQoWUmVwb3J0RGhjcExlYXNlUmVxdWVzdBIjCgZhY3Rpb24YASABKA4yEy52bW0udjEuTGVhc2VBY3Rpb24SCwoDbWFjGAIgASgJEgoKAmlwGAMgASgJEhAKCGhvc3RuYW1lGAQgASgJEhQKDGV4cGlyZXNfdW5peBgFIAEoAxIRCglpbnRlcmZhY2UYBiABKAkigAEKF1JlcG9ydERoY3BMZWFzZVJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhEKCW5pY19pbmRleBgCIAEoDRIlCghmb3J3YXJkcxgDIAMoCzITLnZtbS52MS5Gb3J3YXJkSW5mbxIcCgVsZWFzZRgyIAEoCzINLnZtbS52MS5MZWFzZSIQCg5HZXRNZXRhUmVxdWVzdCK9AgoPR2V0TWV0YVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFAoMcWVtdV92ZXJzaW9uGAIgASgJEjAKEG5ldHdvcmtpbmdfbW9kZXMYAyADKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSNwoXZGVmYXVsdF9uZXR3b3JraW5nX21vZGUYBCABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSHwoXZm9yd2FyZF9zZXJ2aWNlX2VuYWJsZWQYBSABKAgSFQoNZm9yd2FyZF9yZWxheRgGIAEoCRIQCghwbGF0Zm9ybRgHIAEoCRIVCg1hdXRoX3JlcXVpcmVkGAggASgIEg0KBWFjY2VsGAkgASgJEhQKDGFjY2VsX3JlYXNvbhgKIAEoCRISCgppbWFnZXNfZGlyGAsgASgJIiMKEldhdGNoRXZlbnRzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJYChNXYXRjaEV2ZW50c1Jlc3BvbnNlEg0KBXZtX2lkGAEgASgJEh4KBWV2ZW50GAIgASgLMg8udm1tLnYxLlZtRXZlbnQSEgoKc3Vic2NyaWJlZBgDIAEoCCI0ChRBdHRhY2hDb25zb2xlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRINCgVpbnB1dBgCIAEoDCI5ChVBdHRhY2hDb25zb2xlUmVzcG9uc2USEAoIYXR0YWNoZWQYASABKAgSDgoGb3V0cHV0GAIgASgMIhMKEUxpc3RJbWFnZXNSZXF1ZXN0IpMBCgVJbWFnZRIMCgRuYW1lGAEgASgJEgwKBGRpc2sYAiABKAkSEwoLZGlza19mb3JtYXQYAyABKAkSFwoPZGlza19maWxlX2J5dGVzGAQgASgEEg4KBmtlcm5lbBgFIAEoCRIOCgZpbml0cmQYBiABKAkSDwoHY21kbGluZRgHIAEoCRIPCgdwcm9ibGVtGAggASgJIjMKEkxpc3RJbWFnZXNSZXNwb25zZRIdCgZpbWFnZXMYASADKAsyDS52bW0udjEuSW1hZ2UipgEKElJlYWRDb25zb2xlUmVxdWVzdBIKCgJpZBgBIAEoCRITCgZvZmZzZXQYAiABKARIAIgBARIXCgp0YWlsX2xpbmVzGAMgASgNSAGIAQESEwoLaW5zdGFuY2VfaWQYBCABKAkSDgoGZm9sbG93GAUgASgIEhcKD21heF9jaHVua19ieXRlcxgGIAEoDUIJCgdfb2Zmc2V0Qg0KC190YWlsX2xpbmVzIl4KE1JlYWRDb25zb2xlUmVzcG9uc2USEwoLaW5zdGFuY2VfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwSFAoMZmlyc3Rfb2Zmc2V0GAQgASgEKu8BCg5OZXR3b3JraW5nTW9kZRIfChtORVRXT1JLSU5HX01PREVfVU5TUEVDSUZJRUQQABIYChRORVRXT1JLSU5HX01PREVfVVNFUhABEhkKFU5FVFdPUktJTkdfTU9ERV9QQVNTVBACEhoKFk5FVFdPUktJTkdfTU9ERV9CUklER0UQAxIXChNORVRXT1JLSU5HX01PREVfVEFQEAQSGwoXTkVUV09SS0lOR19NT0RFX01BQ1ZUQVAQBRIZChVORVRXT1JLSU5HX01PREVfVk1ORVQQBhIaChZORVRXT1JLSU5HX01PREVfQ1VTVE9NEAcqSAoIUHJvdG9jb2wSGAoUUFJPVE9DT0xfVU5TUEVDSUZJRUQQABIQCgxQUk9UT0NPTF9UQ1AQARIQCgxQUk9UT0NPTF9VRFAQAiqZAQoIVm1TdGF0dXMSGQoVVk1fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRVk1fU1RBVFVTX1NUT1BQRUQQARIWChJWTV9TVEFUVVNfU1RBUlRJTkcQAhIVChFWTV9TVEFUVVNfUlVOTklORxADEhYKElZNX1NUQVRVU19TVE9QUElORxAEEhQKEFZNX1NUQVRVU19FWElURUQQBSptCgtMZWFzZUFjdGlvbhIcChhMRUFTRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIUChBMRUFTRV9BQ1RJT05fQUREEAESFAoQTEVBU0VfQUNUSU9OX09MRBACEhQKEExFQVNFX0FDVElPTl9ERUwQAyq3AQoRTGVhc2VWZXJpZmljYXRpb24SIgoeTEVBU0VfVkVSSUZJQ0FUSU9OX1VOU1BFQ0lGSUVEEAASHgoaTEVBU0VfVkVSSUZJQ0FUSU9OX1BFTkRJTkcQARIfChtMRUFTRV9WRVJJRklDQVRJT05fVkVSSUZJRUQQAhIdChlMRUFTRV9WRVJJRklDQVRJT05fU0lMRU5UEAMSHgoaTEVBU0VfVkVSSUZJQ0FUSU9OX1RSVVNURUQQBDLxBgoKVm1tU2VydmljZRI9CghDcmVhdGVWbRIXLnZtbS52MS5DcmVhdGVWbVJlcXVlc3QaGC52bW0udjEuQ3JlYXRlVm1SZXNwb25zZRI9CghVcGRhdGVWbRIXLnZtbS52MS5VcGRhdGVWbVJlcXVlc3QaGC52bW0udjEuVXBkYXRlVm1SZXNwb25zZRI6CgdTdGFydFZtEhYudm1tLnYxLlN0YXJ0Vm1SZXF1ZXN0Ghcudm1tLnYxLlN0YXJ0Vm1SZXNwb25zZRI3CgZTdG9wVm0SFS52bW0udjEuU3RvcFZtUmVxdWVzdBoWLnZtbS52MS5TdG9wVm1SZXNwb25zZRI9CghSZW1vdmVWbRIXLnZtbS52MS5SZW1vdmVWbVJlcXVlc3QaGC52bW0udjEuUmVtb3ZlVm1SZXNwb25zZRI6CgdMaXN0Vm1zEhYudm1tLnYxLkxpc3RWbXNSZXF1ZXN0Ghcudm1tLnYxLkxpc3RWbXNSZXNwb25zZRI6CgdHZXRJbmZvEhYudm1tLnYxLkdldEluZm9SZXF1ZXN0Ghcudm1tLnYxLkdldEluZm9SZXNwb25zZRJSCg9SZXBvcnREaGNwTGVhc2USHi52bW0udjEuUmVwb3J0RGhjcExlYXNlUmVxdWVzdBofLnZtbS52MS5SZXBvcnREaGNwTGVhc2VSZXNwb25zZRI6CgdHZXRNZXRhEhYudm1tLnYxLkdldE1ldGFSZXF1ZXN0Ghcudm1tLnYxLkdldE1ldGFSZXNwb25zZRJICgtXYXRjaEV2ZW50cxIaLnZtbS52MS5XYXRjaEV2ZW50c1JlcXVlc3QaGy52bW0udjEuV2F0Y2hFdmVudHNSZXNwb25zZTABElAKDUF0dGFjaENvbnNvbGUSHC52bW0udjEuQXR0YWNoQ29uc29sZVJlcXVlc3QaHS52bW0udjEuQXR0YWNoQ29uc29sZVJlc3BvbnNlKAEwARJDCgpMaXN0SW1hZ2VzEhkudm1tLnYxLkxpc3RJbWFnZXNSZXF1ZXN0Ghoudm1tLnYxLkxpc3RJbWFnZXNSZXNwb25zZRJICgtSZWFkQ29uc29sZRIaLnZtbS52MS5SZWFkQ29uc29sZVJlcXVlc3QaGy52bW0udjEuUmVhZENvbnNvbGVSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * PortMapping forwards a host port to a guest port.
@@ -187,6 +187,40 @@ export type VmConfig = Message<"vmm.v1.VmConfig"> & {
    * @generated from field: bool auto_restart = 10;
    */
   autoRestart: boolean;
+
+  /**
+   * Image in the images directory to boot from: its base disk becomes the
+   * VM's first disk as a qcow2 overlay (the base is never written), and its
+   * kernel, initrd and cmdline are used where `kernel`, `initrd` and
+   * `cmdline` are unset, so `image` alone boots a VM. 1-63 of [A-Za-z0-9._-],
+   * starting with a letter or digit. Omitted: no image.
+   *
+   * @generated from field: string image = 11;
+   */
+  image: string;
+
+  /**
+   * Virtual size of the image's overlay disk in MiB; at least the base
+   * disk's size. Omitted (0): the base disk's size.
+   *
+   * @generated from field: uint32 image_size_mib = 12;
+   */
+  imageSizeMib: number;
+
+  /**
+   * Further disks, attached after the image disk and `disk` in this order.
+   *
+   * @generated from field: repeated vmm.v1.DiskConfig disks = 13;
+   */
+  disks: DiskConfig[];
+
+  /**
+   * cloud-init NoCloud seed drive (an ISO 9660 volume labelled "cidata")
+   * built at every start. Omitted: no seed drive.
+   *
+   * @generated from field: vmm.v1.CloudInit cloud_init = 14;
+   */
+  cloudInit?: CloudInit | undefined;
 };
 
 /**
@@ -195,6 +229,135 @@ export type VmConfig = Message<"vmm.v1.VmConfig"> & {
  */
 export const VmConfigSchema: GenMessage<VmConfig> = /*@__PURE__*/
   messageDesc(file_vmm_v1_vmm, 2);
+
+/**
+ * DiskConfig is one extra disk of a VM, created by the daemon in the VM's
+ * directory and deleted with the VM.
+ *
+ * @generated from message vmm.v1.DiskConfig
+ */
+export type DiskConfig = Message<"vmm.v1.DiskConfig"> & {
+  /**
+   * Image whose base disk backs this disk as a qcow2 overlay. Omitted: a
+   * blank qcow2 disk of `size_mib`.
+   *
+   * @generated from field: string image = 1;
+   */
+  image: string;
+
+  /**
+   * Virtual size in MiB. Required for a blank disk; for an image disk at
+   * least the base disk's size. Omitted (0) for an image disk: its size.
+   *
+   * @generated from field: uint32 size_mib = 2;
+   */
+  sizeMib: number;
+};
+
+/**
+ * Describes the message vmm.v1.DiskConfig.
+ * Use `create(DiskConfigSchema)` to create a new message.
+ */
+export const DiskConfigSchema: GenMessage<DiskConfig> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 3);
+
+/**
+ * CloudInit is the content of a NoCloud seed drive. Its meta-data carries
+ * `instance-id` (the VM's instance id, new at every start), and
+ * `local-hostname` and `public-keys` from the fields below.
+ *
+ * @generated from message vmm.v1.CloudInit
+ */
+export type CloudInit = Message<"vmm.v1.CloudInit"> & {
+  /**
+   * User data, verbatim (e.g. "#cloud-config\n..." or a "#!" script), at most
+   * 256 KiB. Omitted: an empty user-data file.
+   *
+   * @generated from field: string user_data = 1;
+   */
+  userData: string;
+
+  /**
+   * SSH public keys for the default user (meta-data `public-keys`), one
+   * OpenSSH key line each.
+   *
+   * @generated from field: repeated string ssh_authorized_keys = 2;
+   */
+  sshAuthorizedKeys: string[];
+
+  /**
+   * Guest host name (meta-data `local-hostname`): 1-63 of [a-z0-9-].
+   * Omitted: the guest image's default.
+   *
+   * @generated from field: string hostname = 3;
+   */
+  hostname: string;
+
+  /**
+   * Network configuration (version 1 or 2 YAML), verbatim, at most 64 KiB.
+   * Omitted: no network-config file (cloud-init's default: DHCP on the
+   * first NIC).
+   *
+   * @generated from field: string network_config = 4;
+   */
+  networkConfig: string;
+};
+
+/**
+ * Describes the message vmm.v1.CloudInit.
+ * Use `create(CloudInitSchema)` to create a new message.
+ */
+export const CloudInitSchema: GenMessage<CloudInit> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 4);
+
+/**
+ * DiskInfo is one disk as the daemon attaches it.
+ *
+ * @generated from message vmm.v1.DiskInfo
+ */
+export type DiskInfo = Message<"vmm.v1.DiskInfo"> & {
+  /**
+   * Position on the virtio bus: 0 is the first disk (/dev/vda).
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * File QEMU opens (an overlay in the VM's directory, or `disk`).
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * "qcow2" or "raw".
+   *
+   * @generated from field: string format = 3;
+   */
+  format: string;
+
+  /**
+   * Image whose base disk backs it. Empty: not from an image.
+   *
+   * @generated from field: string image = 4;
+   */
+  image: string;
+
+  /**
+   * Virtual size in MiB. 0: not known yet (created at the first start).
+   *
+   * @generated from field: uint32 size_mib = 5;
+   */
+  sizeMib: number;
+};
+
+/**
+ * Describes the message vmm.v1.DiskInfo.
+ * Use `create(DiskInfoSchema)` to create a new message.
+ */
+export const DiskInfoSchema: GenMessage<DiskInfo> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 5);
 
 /**
  * Lease is the current DHCP lease of a NIC.
@@ -265,7 +428,7 @@ export type Lease = Message<"vmm.v1.Lease"> & {
  * Use `create(LeaseSchema)` to create a new message.
  */
 export const LeaseSchema: GenMessage<Lease> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 3);
+  messageDesc(file_vmm_v1_vmm, 6);
 
 /**
  * NicInfo is the realized state of one NIC.
@@ -324,7 +487,7 @@ export type NicInfo = Message<"vmm.v1.NicInfo"> & {
  * Use `create(NicInfoSchema)` to create a new message.
  */
 export const NicInfoSchema: GenMessage<NicInfo> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 4);
+  messageDesc(file_vmm_v1_vmm, 7);
 
 /**
  * ForwardCounters are live counters of one forwarding rule.
@@ -374,7 +537,7 @@ export type ForwardCounters = Message<"vmm.v1.ForwardCounters"> & {
  * Use `create(ForwardCountersSchema)` to create a new message.
  */
 export const ForwardCountersSchema: GenMessage<ForwardCounters> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 5);
+  messageDesc(file_vmm_v1_vmm, 8);
 
 /**
  * ForwardInfo is one active forwarding rule.
@@ -432,7 +595,7 @@ export type ForwardInfo = Message<"vmm.v1.ForwardInfo"> & {
  * Use `create(ForwardInfoSchema)` to create a new message.
  */
 export const ForwardInfoSchema: GenMessage<ForwardInfo> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 6);
+  messageDesc(file_vmm_v1_vmm, 9);
 
 /**
  * VmEvent is something that happened to a VM.
@@ -465,7 +628,7 @@ export type VmEvent = Message<"vmm.v1.VmEvent"> & {
  * Use `create(VmEventSchema)` to create a new message.
  */
 export const VmEventSchema: GenMessage<VmEvent> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 7);
+  messageDesc(file_vmm_v1_vmm, 10);
 
 /**
  * VmInfo is everything the daemon knows about one VM.
@@ -546,6 +709,14 @@ export type VmInfo = Message<"vmm.v1.VmInfo"> & {
    * @generated from field: uint32 pid = 12;
    */
   pid: number;
+
+  /**
+   * Disks in bus order (image overlay, `disk`, then `disks`). Omitted in
+   * brief listings.
+   *
+   * @generated from field: repeated vmm.v1.DiskInfo disks = 13;
+   */
+  disks: DiskInfo[];
 };
 
 /**
@@ -553,7 +724,7 @@ export type VmInfo = Message<"vmm.v1.VmInfo"> & {
  * Use `create(VmInfoSchema)` to create a new message.
  */
 export const VmInfoSchema: GenMessage<VmInfo> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 8);
+  messageDesc(file_vmm_v1_vmm, 11);
 
 /**
  * @generated from message vmm.v1.CreateVmRequest
@@ -585,7 +756,7 @@ export type CreateVmRequest = Message<"vmm.v1.CreateVmRequest"> & {
  * Use `create(CreateVmRequestSchema)` to create a new message.
  */
 export const CreateVmRequestSchema: GenMessage<CreateVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 9);
+  messageDesc(file_vmm_v1_vmm, 12);
 
 /**
  * @generated from message vmm.v1.CreateVmResponse
@@ -602,7 +773,7 @@ export type CreateVmResponse = Message<"vmm.v1.CreateVmResponse"> & {
  * Use `create(CreateVmResponseSchema)` to create a new message.
  */
 export const CreateVmResponseSchema: GenMessage<CreateVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 10);
+  messageDesc(file_vmm_v1_vmm, 13);
 
 /**
  * @generated from message vmm.v1.UpdateVmRequest
@@ -675,6 +846,14 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
    * @generated from field: repeated vmm.v1.PortMapping ports = 10;
    */
   ports: PortMapping[];
+
+  /**
+   * Omitted: unchanged. Set: replaces the seed drive's content (an empty
+   * message removes the seed drive). Takes effect at the next start.
+   *
+   * @generated from field: vmm.v1.CloudInit cloud_init = 11;
+   */
+  cloudInit?: CloudInit | undefined;
 };
 
 /**
@@ -682,7 +861,7 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
  * Use `create(UpdateVmRequestSchema)` to create a new message.
  */
 export const UpdateVmRequestSchema: GenMessage<UpdateVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 11);
+  messageDesc(file_vmm_v1_vmm, 14);
 
 /**
  * @generated from message vmm.v1.UpdateVmResponse
@@ -699,7 +878,7 @@ export type UpdateVmResponse = Message<"vmm.v1.UpdateVmResponse"> & {
  * Use `create(UpdateVmResponseSchema)` to create a new message.
  */
 export const UpdateVmResponseSchema: GenMessage<UpdateVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 12);
+  messageDesc(file_vmm_v1_vmm, 15);
 
 /**
  * @generated from message vmm.v1.StartVmRequest
@@ -716,7 +895,7 @@ export type StartVmRequest = Message<"vmm.v1.StartVmRequest"> & {
  * Use `create(StartVmRequestSchema)` to create a new message.
  */
 export const StartVmRequestSchema: GenMessage<StartVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 13);
+  messageDesc(file_vmm_v1_vmm, 16);
 
 /**
  * @generated from message vmm.v1.StartVmResponse
@@ -733,7 +912,7 @@ export type StartVmResponse = Message<"vmm.v1.StartVmResponse"> & {
  * Use `create(StartVmResponseSchema)` to create a new message.
  */
 export const StartVmResponseSchema: GenMessage<StartVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 14);
+  messageDesc(file_vmm_v1_vmm, 17);
 
 /**
  * @generated from message vmm.v1.StopVmRequest
@@ -765,7 +944,7 @@ export type StopVmRequest = Message<"vmm.v1.StopVmRequest"> & {
  * Use `create(StopVmRequestSchema)` to create a new message.
  */
 export const StopVmRequestSchema: GenMessage<StopVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 15);
+  messageDesc(file_vmm_v1_vmm, 18);
 
 /**
  * @generated from message vmm.v1.StopVmResponse
@@ -782,7 +961,7 @@ export type StopVmResponse = Message<"vmm.v1.StopVmResponse"> & {
  * Use `create(StopVmResponseSchema)` to create a new message.
  */
 export const StopVmResponseSchema: GenMessage<StopVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 16);
+  messageDesc(file_vmm_v1_vmm, 19);
 
 /**
  * @generated from message vmm.v1.RemoveVmRequest
@@ -806,7 +985,7 @@ export type RemoveVmRequest = Message<"vmm.v1.RemoveVmRequest"> & {
  * Use `create(RemoveVmRequestSchema)` to create a new message.
  */
 export const RemoveVmRequestSchema: GenMessage<RemoveVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 17);
+  messageDesc(file_vmm_v1_vmm, 20);
 
 /**
  * @generated from message vmm.v1.RemoveVmResponse
@@ -819,7 +998,7 @@ export type RemoveVmResponse = Message<"vmm.v1.RemoveVmResponse"> & {
  * Use `create(RemoveVmResponseSchema)` to create a new message.
  */
 export const RemoveVmResponseSchema: GenMessage<RemoveVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 18);
+  messageDesc(file_vmm_v1_vmm, 21);
 
 /**
  * @generated from message vmm.v1.ListVmsRequest
@@ -860,6 +1039,13 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
    * @generated from field: bool brief = 5;
    */
   brief: boolean;
+
+  /**
+   * Only VMs with one of these exact names. Omitted: no filter.
+   *
+   * @generated from field: repeated string names = 6;
+   */
+  names: string[];
 };
 
 /**
@@ -867,7 +1053,7 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
  * Use `create(ListVmsRequestSchema)` to create a new message.
  */
 export const ListVmsRequestSchema: GenMessage<ListVmsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 19);
+  messageDesc(file_vmm_v1_vmm, 22);
 
 /**
  * @generated from message vmm.v1.ListVmsResponse
@@ -900,7 +1086,7 @@ export type ListVmsResponse = Message<"vmm.v1.ListVmsResponse"> & {
  * Use `create(ListVmsResponseSchema)` to create a new message.
  */
 export const ListVmsResponseSchema: GenMessage<ListVmsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 20);
+  messageDesc(file_vmm_v1_vmm, 23);
 
 /**
  * @generated from message vmm.v1.GetInfoRequest
@@ -924,7 +1110,7 @@ export type GetInfoRequest = Message<"vmm.v1.GetInfoRequest"> & {
  * Use `create(GetInfoRequestSchema)` to create a new message.
  */
 export const GetInfoRequestSchema: GenMessage<GetInfoRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 21);
+  messageDesc(file_vmm_v1_vmm, 24);
 
 /**
  * @generated from message vmm.v1.GetInfoResponse
@@ -941,7 +1127,7 @@ export type GetInfoResponse = Message<"vmm.v1.GetInfoResponse"> & {
  * Use `create(GetInfoResponseSchema)` to create a new message.
  */
 export const GetInfoResponseSchema: GenMessage<GetInfoResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 22);
+  messageDesc(file_vmm_v1_vmm, 25);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseRequest
@@ -993,7 +1179,7 @@ export type ReportDhcpLeaseRequest = Message<"vmm.v1.ReportDhcpLeaseRequest"> & 
  * Use `create(ReportDhcpLeaseRequestSchema)` to create a new message.
  */
 export const ReportDhcpLeaseRequestSchema: GenMessage<ReportDhcpLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 23);
+  messageDesc(file_vmm_v1_vmm, 26);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseResponse
@@ -1032,7 +1218,7 @@ export type ReportDhcpLeaseResponse = Message<"vmm.v1.ReportDhcpLeaseResponse"> 
  * Use `create(ReportDhcpLeaseResponseSchema)` to create a new message.
  */
 export const ReportDhcpLeaseResponseSchema: GenMessage<ReportDhcpLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 24);
+  messageDesc(file_vmm_v1_vmm, 27);
 
 /**
  * @generated from message vmm.v1.GetMetaRequest
@@ -1045,7 +1231,7 @@ export type GetMetaRequest = Message<"vmm.v1.GetMetaRequest"> & {
  * Use `create(GetMetaRequestSchema)` to create a new message.
  */
 export const GetMetaRequestSchema: GenMessage<GetMetaRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 25);
+  messageDesc(file_vmm_v1_vmm, 28);
 
 /**
  * @generated from message vmm.v1.GetMetaResponse
@@ -1103,6 +1289,28 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
    * @generated from field: bool auth_required = 8;
    */
   authRequired: boolean;
+
+  /**
+   * Accelerator guests run with: "kvm" or "tcg" (from qemu.accel; the
+   * default "auto" picks kvm when /dev/kvm is usable).
+   *
+   * @generated from field: string accel = 9;
+   */
+  accel: string;
+
+  /**
+   * Why that accelerator, e.g. "auto: /dev/kvm is usable".
+   *
+   * @generated from field: string accel_reason = 10;
+   */
+  accelReason: string;
+
+  /**
+   * Directory VmConfig.image names images in.
+   *
+   * @generated from field: string images_dir = 11;
+   */
+  imagesDir: string;
 };
 
 /**
@@ -1110,7 +1318,7 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
  * Use `create(GetMetaResponseSchema)` to create a new message.
  */
 export const GetMetaResponseSchema: GenMessage<GetMetaResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 26);
+  messageDesc(file_vmm_v1_vmm, 29);
 
 /**
  * @generated from message vmm.v1.WatchEventsRequest
@@ -1129,7 +1337,7 @@ export type WatchEventsRequest = Message<"vmm.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 27);
+  messageDesc(file_vmm_v1_vmm, 30);
 
 /**
  * @generated from message vmm.v1.WatchEventsResponse
@@ -1162,7 +1370,165 @@ export type WatchEventsResponse = Message<"vmm.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 28);
+  messageDesc(file_vmm_v1_vmm, 31);
+
+/**
+ * @generated from message vmm.v1.AttachConsoleRequest
+ */
+export type AttachConsoleRequest = Message<"vmm.v1.AttachConsoleRequest"> & {
+  /**
+   * The VM to attach to; set in the first request only.
+   *
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * Bytes typed into the serial console, as they are (a terminal's raw
+   * keystrokes), at most 64 KiB per message.
+   *
+   * @generated from field: bytes input = 2;
+   */
+  input: Uint8Array;
+};
+
+/**
+ * Describes the message vmm.v1.AttachConsoleRequest.
+ * Use `create(AttachConsoleRequestSchema)` to create a new message.
+ */
+export const AttachConsoleRequestSchema: GenMessage<AttachConsoleRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 32);
+
+/**
+ * @generated from message vmm.v1.AttachConsoleResponse
+ */
+export type AttachConsoleResponse = Message<"vmm.v1.AttachConsoleResponse"> & {
+  /**
+   * Set only in the first response: the console is attached and output
+   * follows from here on.
+   *
+   * @generated from field: bool attached = 1;
+   */
+  attached: boolean;
+
+  /**
+   * Bytes the guest wrote to its serial console.
+   *
+   * @generated from field: bytes output = 2;
+   */
+  output: Uint8Array;
+};
+
+/**
+ * Describes the message vmm.v1.AttachConsoleResponse.
+ * Use `create(AttachConsoleResponseSchema)` to create a new message.
+ */
+export const AttachConsoleResponseSchema: GenMessage<AttachConsoleResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 33);
+
+/**
+ * @generated from message vmm.v1.ListImagesRequest
+ */
+export type ListImagesRequest = Message<"vmm.v1.ListImagesRequest"> & {
+};
+
+/**
+ * Describes the message vmm.v1.ListImagesRequest.
+ * Use `create(ListImagesRequestSchema)` to create a new message.
+ */
+export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 34);
+
+/**
+ * Image is one image of the images directory: <dir>/<name>/ holding a base
+ * disk (disk.qcow2 or disk.raw) and optionally vmlinuz, initrd and cmdline.
+ *
+ * @generated from message vmm.v1.Image
+ */
+export type Image = Message<"vmm.v1.Image"> & {
+  /**
+   * Directory name, as VmConfig.image names it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Absolute path of the base disk. Empty: the image has no disk.
+   *
+   * @generated from field: string disk = 2;
+   */
+  disk: string;
+
+  /**
+   * "qcow2" or "raw". Empty: no disk.
+   *
+   * @generated from field: string disk_format = 3;
+   */
+  diskFormat: string;
+
+  /**
+   * Size of the base disk's file in bytes.
+   *
+   * @generated from field: uint64 disk_file_bytes = 4;
+   */
+  diskFileBytes: bigint;
+
+  /**
+   * Kernel the image boots by default. Empty: none.
+   *
+   * @generated from field: string kernel = 5;
+   */
+  kernel: string;
+
+  /**
+   * Initrd the image boots by default. Empty: none.
+   *
+   * @generated from field: string initrd = 6;
+   */
+  initrd: string;
+
+  /**
+   * Kernel command line the image boots by default. Empty: none.
+   *
+   * @generated from field: string cmdline = 7;
+   */
+  cmdline: string;
+
+  /**
+   * Why the image cannot be used (e.g. a symlink out of the directory).
+   * Empty: usable.
+   *
+   * @generated from field: string problem = 8;
+   */
+  problem: string;
+};
+
+/**
+ * Describes the message vmm.v1.Image.
+ * Use `create(ImageSchema)` to create a new message.
+ */
+export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 35);
+
+/**
+ * @generated from message vmm.v1.ListImagesResponse
+ */
+export type ListImagesResponse = Message<"vmm.v1.ListImagesResponse"> & {
+  /**
+   * Sorted by name.
+   *
+   * @generated from field: repeated vmm.v1.Image images = 1;
+   */
+  images: Image[];
+};
+
+/**
+ * Describes the message vmm.v1.ListImagesResponse.
+ * Use `create(ListImagesResponseSchema)` to create a new message.
+ */
+export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 36);
 
 /**
  * @generated from message vmm.v1.ReadConsoleRequest
@@ -1223,7 +1589,7 @@ export type ReadConsoleRequest = Message<"vmm.v1.ReadConsoleRequest"> & {
  * Use `create(ReadConsoleRequestSchema)` to create a new message.
  */
 export const ReadConsoleRequestSchema: GenMessage<ReadConsoleRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 29);
+  messageDesc(file_vmm_v1_vmm, 37);
 
 /**
  * @generated from message vmm.v1.ReadConsoleResponse
@@ -1266,7 +1632,7 @@ export type ReadConsoleResponse = Message<"vmm.v1.ReadConsoleResponse"> & {
  * Use `create(ReadConsoleResponseSchema)` to create a new message.
  */
 export const ReadConsoleResponseSchema: GenMessage<ReadConsoleResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 30);
+  messageDesc(file_vmm_v1_vmm, 38);
 
 /**
  * NetworkingMode selects how a NIC reaches the outside.
@@ -1622,6 +1988,31 @@ export const VmmService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchEventsRequestSchema;
     output: typeof WatchEventsResponseSchema;
+  },
+  /**
+   * AttachConsole connects to a running VM's serial console: what the guest
+   * writes arrives as `output`, `input` is typed into it. The first request
+   * names the VM; the first response has `attached` set. Needs a transport
+   * with bidirectional streams (gRPC, or Connect over HTTP/2). Several
+   * clients may attach at once: all see the output, all may type.
+   *
+   * @generated from rpc vmm.v1.VmmService.AttachConsole
+   */
+  attachConsole: {
+    methodKind: "bidi_streaming";
+    input: typeof AttachConsoleRequestSchema;
+    output: typeof AttachConsoleResponseSchema;
+  },
+  /**
+   * ListImages lists the images in the daemon's images directory ([images]
+   * dir), which VmConfig.image and DiskConfig.image name.
+   *
+   * @generated from rpc vmm.v1.VmmService.ListImages
+   */
+  listImages: {
+    methodKind: "unary";
+    input: typeof ListImagesRequestSchema;
+    output: typeof ListImagesResponseSchema;
   },
   /**
    * ReadConsole streams a VM's serial console output, starting at a byte

@@ -54,6 +54,11 @@ const (
 	VmmServiceGetMetaProcedure = "/vmm.v1.VmmService/GetMeta"
 	// VmmServiceWatchEventsProcedure is the fully-qualified name of the VmmService's WatchEvents RPC.
 	VmmServiceWatchEventsProcedure = "/vmm.v1.VmmService/WatchEvents"
+	// VmmServiceAttachConsoleProcedure is the fully-qualified name of the VmmService's AttachConsole
+	// RPC.
+	VmmServiceAttachConsoleProcedure = "/vmm.v1.VmmService/AttachConsole"
+	// VmmServiceListImagesProcedure is the fully-qualified name of the VmmService's ListImages RPC.
+	VmmServiceListImagesProcedure = "/vmm.v1.VmmService/ListImages"
 	// VmmServiceReadConsoleProcedure is the fully-qualified name of the VmmService's ReadConsole RPC.
 	VmmServiceReadConsoleProcedure = "/vmm.v1.VmmService/ReadConsole"
 )
@@ -88,6 +93,15 @@ type VmmServiceClient interface {
 	// every stream has `subscribed` set and no event: from then on no event
 	// is missed (like etcd's `created` watch response).
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error)
+	// AttachConsole connects to a running VM's serial console: what the guest
+	// writes arrives as `output`, `input` is typed into it. The first request
+	// names the VM; the first response has `attached` set. Needs a transport
+	// with bidirectional streams (gRPC, or Connect over HTTP/2). Several
+	// clients may attach at once: all see the output, all may type.
+	AttachConsole(context.Context) *connect.BidiStreamForClient[v1.AttachConsoleRequest, v1.AttachConsoleResponse]
+	// ListImages lists the images in the daemon's images directory ([images]
+	// dir), which VmConfig.image and DiskConfig.image name.
+	ListImages(context.Context, *connect.Request[v1.ListImagesRequest]) (*connect.Response[v1.ListImagesResponse], error)
 	// ReadConsole streams a VM's serial console output, starting at a byte
 	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
 	// first byte the guest wrote after that start. The first message comes at
@@ -169,6 +183,18 @@ func NewVmmServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vmmServiceMethods.ByName("WatchEvents")),
 			connect.WithClientOptions(opts...),
 		),
+		attachConsole: connect.NewClient[v1.AttachConsoleRequest, v1.AttachConsoleResponse](
+			httpClient,
+			baseURL+VmmServiceAttachConsoleProcedure,
+			connect.WithSchema(vmmServiceMethods.ByName("AttachConsole")),
+			connect.WithClientOptions(opts...),
+		),
+		listImages: connect.NewClient[v1.ListImagesRequest, v1.ListImagesResponse](
+			httpClient,
+			baseURL+VmmServiceListImagesProcedure,
+			connect.WithSchema(vmmServiceMethods.ByName("ListImages")),
+			connect.WithClientOptions(opts...),
+		),
 		readConsole: connect.NewClient[v1.ReadConsoleRequest, v1.ReadConsoleResponse](
 			httpClient,
 			baseURL+VmmServiceReadConsoleProcedure,
@@ -190,6 +216,8 @@ type vmmServiceClient struct {
 	reportDhcpLease *connect.Client[v1.ReportDhcpLeaseRequest, v1.ReportDhcpLeaseResponse]
 	getMeta         *connect.Client[v1.GetMetaRequest, v1.GetMetaResponse]
 	watchEvents     *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
+	attachConsole   *connect.Client[v1.AttachConsoleRequest, v1.AttachConsoleResponse]
+	listImages      *connect.Client[v1.ListImagesRequest, v1.ListImagesResponse]
 	readConsole     *connect.Client[v1.ReadConsoleRequest, v1.ReadConsoleResponse]
 }
 
@@ -243,6 +271,16 @@ func (c *vmmServiceClient) WatchEvents(ctx context.Context, req *connect.Request
 	return c.watchEvents.CallServerStream(ctx, req)
 }
 
+// AttachConsole calls vmm.v1.VmmService.AttachConsole.
+func (c *vmmServiceClient) AttachConsole(ctx context.Context) *connect.BidiStreamForClient[v1.AttachConsoleRequest, v1.AttachConsoleResponse] {
+	return c.attachConsole.CallBidiStream(ctx)
+}
+
+// ListImages calls vmm.v1.VmmService.ListImages.
+func (c *vmmServiceClient) ListImages(ctx context.Context, req *connect.Request[v1.ListImagesRequest]) (*connect.Response[v1.ListImagesResponse], error) {
+	return c.listImages.CallUnary(ctx, req)
+}
+
 // ReadConsole calls vmm.v1.VmmService.ReadConsole.
 func (c *vmmServiceClient) ReadConsole(ctx context.Context, req *connect.Request[v1.ReadConsoleRequest]) (*connect.ServerStreamForClient[v1.ReadConsoleResponse], error) {
 	return c.readConsole.CallServerStream(ctx, req)
@@ -278,6 +316,15 @@ type VmmServiceHandler interface {
 	// every stream has `subscribed` set and no event: from then on no event
 	// is missed (like etcd's `created` watch response).
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error
+	// AttachConsole connects to a running VM's serial console: what the guest
+	// writes arrives as `output`, `input` is typed into it. The first request
+	// names the VM; the first response has `attached` set. Needs a transport
+	// with bidirectional streams (gRPC, or Connect over HTTP/2). Several
+	// clients may attach at once: all see the output, all may type.
+	AttachConsole(context.Context, *connect.BidiStream[v1.AttachConsoleRequest, v1.AttachConsoleResponse]) error
+	// ListImages lists the images in the daemon's images directory ([images]
+	// dir), which VmConfig.image and DiskConfig.image name.
+	ListImages(context.Context, *connect.Request[v1.ListImagesRequest]) (*connect.Response[v1.ListImagesResponse], error)
 	// ReadConsole streams a VM's serial console output, starting at a byte
 	// offset. Offsets count the bytes of one boot (one `instance_id`): 0 is the
 	// first byte the guest wrote after that start. The first message comes at
@@ -355,6 +402,18 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vmmServiceMethods.ByName("WatchEvents")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vmmServiceAttachConsoleHandler := connect.NewBidiStreamHandler(
+		VmmServiceAttachConsoleProcedure,
+		svc.AttachConsole,
+		connect.WithSchema(vmmServiceMethods.ByName("AttachConsole")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vmmServiceListImagesHandler := connect.NewUnaryHandler(
+		VmmServiceListImagesProcedure,
+		svc.ListImages,
+		connect.WithSchema(vmmServiceMethods.ByName("ListImages")),
+		connect.WithHandlerOptions(opts...),
+	)
 	vmmServiceReadConsoleHandler := connect.NewServerStreamHandler(
 		VmmServiceReadConsoleProcedure,
 		svc.ReadConsole,
@@ -383,6 +442,10 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 			vmmServiceGetMetaHandler.ServeHTTP(w, r)
 		case VmmServiceWatchEventsProcedure:
 			vmmServiceWatchEventsHandler.ServeHTTP(w, r)
+		case VmmServiceAttachConsoleProcedure:
+			vmmServiceAttachConsoleHandler.ServeHTTP(w, r)
+		case VmmServiceListImagesProcedure:
+			vmmServiceListImagesHandler.ServeHTTP(w, r)
 		case VmmServiceReadConsoleProcedure:
 			vmmServiceReadConsoleHandler.ServeHTTP(w, r)
 		default:
@@ -432,6 +495,14 @@ func (UnimplementedVmmServiceHandler) GetMeta(context.Context, *connect.Request[
 
 func (UnimplementedVmmServiceHandler) WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.WatchEvents is not implemented"))
+}
+
+func (UnimplementedVmmServiceHandler) AttachConsole(context.Context, *connect.BidiStream[v1.AttachConsoleRequest, v1.AttachConsoleResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.AttachConsole is not implemented"))
+}
+
+func (UnimplementedVmmServiceHandler) ListImages(context.Context, *connect.Request[v1.ListImagesRequest]) (*connect.Response[v1.ListImagesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.ListImages is not implemented"))
 }
 
 func (UnimplementedVmmServiceHandler) ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest], *connect.ServerStream[v1.ReadConsoleResponse]) error {
