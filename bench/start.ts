@@ -19,7 +19,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -175,11 +175,13 @@ forward_service_enabled = true
       log(`round ${r + 1}/${ROUNDS}: ${(ans - t0).toFixed(0)} ms`);
       await vmm.removeVm({ id, force: true });
     }
+    const load = loadavg()[0]!.toFixed(1);
     const ms = (x: number) => x.toFixed(0);
     const line = (name: string, k: string) => `| ${name} | ${ms(pct(rows[k]!, 50))} | ${ms(Math.max(...rows[k]!))} |`;
     process.stdout.write(
       [
         `StartVm -> forwarded port answering, bridge + dnsmasq (no-ping) + hook + ARP verification, TCG, ${ROUNDS} first boots`,
+        `(${availableParallelism()} CPUs, load average ${load} at the end: TCG boots are CPU-bound, compare on a quiet host)`,
         "",
         "| phase | p50 ms | max ms |",
         "|---|---|---|",
