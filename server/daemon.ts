@@ -28,7 +28,9 @@ import { HealthState, registerHealth } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
 import { createHandler } from "./http/adapter.js";
-import { parseHostPort } from "./net/addr.js";
+import { cidrContains, parseHostPort, parseIpv4Cidr } from "./net/addr.js";
+import { HostWire } from "./host/neighbour.js";
+import { readinessGate } from "./rpc/ready.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
@@ -115,15 +117,26 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
             : {}),
         })
       : undefined;
-  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id), images);
-  await networks.init();
-  await vms.init();
-  const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
-  leaseTimer.unref();
+  // Leases are verified where the guests are: ARP probes speak from the
+  // bridge's own address in the NIC's subnet.
+  const wire = new HostWire((ifname, ip) => {
+    const subnet = cfg.networking.bridgeSubnets[ifname] ?? networks.subnetOfBridge(ifname);
+    const cidr = subnet === undefined ? null : parseIpv4Cidr(subnet);
+    return cidr === null || cidrContains(cidr, ip);
+  });
+  if (cfg.networking.leaseVerification === "arp" && (!caps.nativeAddon || !caps.root))
+    log("warn", "lease verification needs the native addon and root (CAP_NET_RAW) for ARP probes; leases the neighbour table does not confirm stay pending", {
+      nativeAddon: caps.nativeAddon,
+      root: caps.root,
+    });
+  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.info(id), images, wire);
 
   const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
-  const health = new HealthState(services);
+  // NOT_SERVING until the daemon has converged (below).
+  const health = new HealthState(services, false);
+  let markReady!: () => void;
+  const converged = new Promise<void>((resolve) => (markReady = resolve));
   const routes = (router: ConnectRouter) => {
     const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles) };
     router.service(VmmService, vmmImpl);
@@ -133,7 +146,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
   };
   const handler = createHandler({
     routes,
-    interceptors: [errorInterceptor, authInterceptor(auth)],
+    interceptors: [errorInterceptor, authInterceptor(auth), readinessGate(converged)],
     // Bounded request size: a VM config is small; this stops memory abuse.
     readMaxBytes: 4 * 1024 * 1024,
     // Refuse unknown JSON fields and enum names instead of silently dropping
@@ -154,6 +167,28 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     await forwards.close();
     throw e;
   }
+  // Listening first: dnsmasq instances that networks (re)start replay their
+  // leases to the hook at once, and those calls wait at the gate instead of
+  // failing. Then converge: networks (a failure is logged and reported by
+  // GetNetwork, not fatal), guests re-adopted with their leases, dnsmasq's
+  // lease file of every bridge read; only then are calls served.
+  let leaseTimer: NodeJS.Timeout | undefined;
+  try {
+    await networks.init();
+    await vms.init();
+    const files = [...Object.entries(cfg.networking.bridgeLeaseFiles).map(([bridge, file]) => ({ bridge, file })), ...networks.leaseFiles()];
+    for (const { bridge, file } of files) await vms.leases.reconcile(bridge, file);
+    vms.leases.start();
+    leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
+    leaseTimer.unref();
+  } catch (e) {
+    await api.close(0);
+    vms.leases.close();
+    await forwards.close();
+    throw e;
+  }
+  markReady();
+  health.ready();
   return {
     socket: cfg.api.socket,
     tcp,
@@ -161,6 +196,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     async stop() {
       health.shutdown();
       clearInterval(leaseTimer);
+      vms!.leases.close();
       await api.close();
       await vms!.drain();
       // Guests keep running; their forwards stop with the daemon and are

@@ -5,7 +5,7 @@ import { NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import { networkConfigFromProto, networkToProto } from "./convert.js";
 
 export function networkService(reg: NetworkRegistry): ServiceImpl<typeof NetworkService> {
-  const view = (rec: ReturnType<NetworkRegistry["get"]>) => networkToProto(rec, reg.serialize(rec), reg.attached(rec.id));
+  const view = (rec: ReturnType<NetworkRegistry["get"]>) => networkToProto(rec, reg.serialize(rec), reg.attached(rec.id), reg.status(rec.id));
   return {
     async createNetwork(req) {
       return { network: view(await reg.create(req.name, networkConfigFromProto(req.config))) };

@@ -119,13 +119,13 @@ export class QemuRunner implements VmRunner {
             nics.push({
               mode: "user",
               mac,
-              forwards: i === 0 ? s.ports.map((p) => ({ protocol: p.protocol, hostAddress: p.hostAddress, hostPort: p.hostPort, guestPort: p.vmPort })) : [],
+              forwards: s.ports.filter((p) => (p.nicIndex ?? 0) === i).map((p) => ({ protocol: p.protocol, hostAddress: p.hostAddress, hostPort: p.hostPort, guestPort: p.vmPort })),
             });
             hostIfs.push("");
             break;
           case "passt": {
             if (i !== 0) throw precondition(`config.nics[${i}]: only the first NIC may use passt`);
-            passt = await this.startPasst(r.id, i === 0 ? s.ports : []);
+            passt = await this.startPasst(r.id, s.ports.filter((p) => (p.nicIndex ?? 0) === i));
             const ref = passt;
             undo.push(() => stopProcess(ref, { graceMs: 2000 }).catch(() => undefined));
             nics.push({ mode: "passt", mac, socketPath: f.passtSock });
@@ -324,15 +324,22 @@ export class QemuRunner implements VmRunner {
     return true;
   }
 
-  /** Live port changes: user mode through QMP hostfwd_add/remove; passt cannot. */
+  /**
+   * Live port changes of user and passt NICs (the forwarder handles the
+   * others): user mode through QMP hostfwd_add/remove on the NIC's netdev;
+   * passt cannot change its ports while it runs.
+   */
   async updatePorts(view: VmView, ports: PortSpec[]): Promise<void> {
-    const mode = view.record.spec.nics[0]?.mode;
-    if (mode === "passt") throw precondition("ports: passt maps ports when it starts; stop the VM to change them");
-    if (mode !== "user") return;
+    const nics = view.record.spec.nics;
+    const modeOf = (p: PortSpec) => nics[p.nicIndex ?? 0]?.mode;
+    const key = (p: PortSpec) => `${p.protocol}:${p.hostAddress}:${p.hostPort}:${p.nicIndex ?? 0}`;
+    const passtPorts = (list: PortSpec[]) => list.filter((p) => modeOf(p) === "passt").map((p) => `${key(p)}-${p.vmPort}`).sort().join(",");
+    if (passtPorts(ports) !== passtPorts(view.record.spec.ports)) throw precondition("ports: passt maps ports when it starts; stop the VM to change them");
+    const user = (list: PortSpec[]) => list.filter((p) => modeOf(p) === "user");
+    if (user(ports).length === 0 && user(view.record.spec.ports).length === 0) return;
     const f = this.files(view.record.id);
-    const key = (p: PortSpec) => `${p.protocol}:${p.hostAddress}:${p.hostPort}`;
-    const old = new Map(view.record.spec.ports.map((p) => [key(p), p]));
-    const next = new Map(ports.map((p) => [key(p), p]));
+    const old = new Map(user(view.record.spec.ports).map((p) => [key(p), p]));
+    const next = new Map(user(ports).map((p) => [key(p), p]));
     const qmp = await QmpClient.connect(f.qmp, { timeoutMs: 5000 });
     try {
       const hmp = async (cmd: string) => {
@@ -344,11 +351,11 @@ export class QemuRunner implements VmRunner {
       };
       for (const [k, p] of old) {
         const n = next.get(k);
-        if (!n || n.vmPort !== p.vmPort) await hmp(`hostfwd_remove net0 ${p.protocol}:${p.hostAddress}:${p.hostPort}`);
+        if (!n || n.vmPort !== p.vmPort) await hmp(`hostfwd_remove net${p.nicIndex ?? 0} ${p.protocol}:${p.hostAddress}:${p.hostPort}`);
       }
       for (const [k, p] of next) {
         const o = old.get(k);
-        if (!o || o.vmPort !== p.vmPort) await hmp(`hostfwd_add net0 ${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.vmPort}`);
+        if (!o || o.vmPort !== p.vmPort) await hmp(`hostfwd_add net${p.nicIndex ?? 0} ${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.vmPort}`);
       }
     } finally {
       qmp.close();

@@ -1,6 +1,7 @@
 // Domain types of a VM, independent of the protobuf contract (server/rpc
 // converts). These are what the daemon persists, see store.ts.
 import type { NetMode } from "../config/types.js";
+import type { Lease } from "../net/lease-book.js";
 import type { ImageSpecFields } from "../image/spec.js";
 
 export type Protocol = "tcp" | "udp";
@@ -10,6 +11,8 @@ export interface PortSpec {
   hostAddress: string;
   hostPort: number;
   vmPort: number;
+  /** NIC whose lease (or netdev) the port goes to; absent in records written before ports named NICs: 0. */
+  nicIndex?: number;
 }
 
 export interface NicSpec {
@@ -63,16 +66,8 @@ export interface VmRuntime {
   passtStartTime?: number;
 }
 
-/** leases.json entries: the last lease reported for a NIC. */
-export interface LeaseRecord {
-  nic: number;
-  ip: string;
-  hostname: string;
-  /** ISO time; absent: infinite. */
-  expiresAt?: string;
-  updatedAt: string;
-  interface: string;
-}
+/** leases.json entries: each NIC's lease and what the wire says of it (server/net/lease-book.ts). */
+export type LeaseRecord = Lease;
 
 export interface VmEventRecord {
   time: string;

@@ -24,6 +24,8 @@ export interface RawPort {
   protocol: string | undefined;
   hostAddress: string;
   hostPort: number;
+  /** NIC the port goes to (0 when omitted). */
+  nicIndex: number;
   vmPort: number;
 }
 export interface RawNic {
@@ -100,7 +102,7 @@ export const FORWARDED_MODES: readonly NetMode[] = ["bridge", "tap", "macvtap", 
  * honour ports) are returned as `precondition` for the caller to throw after
  * field problems.
  */
-export function checkPorts(p: Problems, prefix: string, raw: RawPort[], mode: NetMode | undefined, cfg: Config): { ports: PortSpec[]; precondition?: string } {
+export function checkPorts(p: Problems, prefix: string, raw: RawPort[], modes: NetMode[], cfg: Config): { ports: PortSpec[]; precondition?: string } {
   const ports: PortSpec[] = [];
   if (raw.length > MAX_PORTS) {
     p.add(prefix, `has ${raw.length} entries; at most ${MAX_PORTS}`);
@@ -141,16 +143,22 @@ export function checkPorts(p: Problems, prefix: string, raw: RawPort[], mode: Ne
       return;
     }
     seen.set(key, i);
-    ports.push({ protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort });
+    ports.push({ protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort, nicIndex: r.nicIndex });
   });
-  let precondition: string | undefined;
-  if (ports.length > 0 && mode !== undefined) {
-    if (mode === "custom") {
-      precondition = `${prefix}: a custom netdev cannot honour port mappings; forward inside the netdev instead`;
-    } else if (FORWARDED_MODES.includes(mode) && !cfg.networking.forwardServiceEnabled) {
-      precondition = `${prefix}: ${mode} networking maps ports through the forward service, which is disabled (set networking.forward_service_enabled = true in vmm.toml)`;
+  // Each port goes to the NIC it names; that NIC's mode must be able to honour it.
+  const refusals: string[] = [];
+  raw.forEach((r, i) => {
+    const nic = r.nicIndex;
+    if (!Number.isInteger(nic) || nic < 0 || nic >= modes.length) {
+      p.add(`${prefix}[${i}].nic_index`, `is ${nic}; the VM has ${modes.length} NIC${modes.length === 1 ? "" : "s"} (0-${modes.length - 1})`);
+      return;
     }
-  }
+    const mode = modes[nic]!;
+    if (mode === "custom") refusals.push(`${prefix}[${i}]: nics[${nic}] uses custom networking, which cannot honour port mappings; forward inside the netdev instead`);
+    else if (FORWARDED_MODES.includes(mode) && !cfg.networking.forwardServiceEnabled)
+      refusals.push(`${prefix}[${i}]: nics[${nic}] uses ${mode} networking, which maps ports through the forward service, disabled (set networking.forward_service_enabled = true in vmm.toml)`);
+  });
+  const precondition = refusals.length > 0 ? refusals.join("; ") : undefined;
   return { ports, precondition };
 }
 
@@ -219,7 +227,7 @@ export function validateSpec(raw: RawVmSpec, cfg: Config, prefix = "config."): V
     const rawNics = raw.nics.length === 0 ? [{ mode: undefined, bridge: "", macvtapParent: "", networkId: "", customNetdev: "" }] : raw.nics;
     nics = rawNics.map((n, i) => checkNic(p, perm, `${prefix}nics[${i}]`, n, cfg)).filter((n): n is NicSpec => n !== undefined);
   }
-  const { ports, precondition } = checkPorts(p, `${prefix}ports`, raw.ports, nics[0]?.mode, cfg);
+  const { ports, precondition } = checkPorts(p, `${prefix}ports`, raw.ports, nics.map((n) => n.mode), cfg);
   checkDisks(p, prefix, raw.image, raw.imageSizeMib, raw.disks);
   if (raw.cloudInit) checkCloudInit(p, `${prefix}cloud_init.`, raw.cloudInit);
   throwAll(p, perm, precondition);
@@ -268,7 +276,7 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, cfg: Config): VmSpec 
   let ports = spec.ports;
   let precondition: string | undefined;
   if (!u.updatePorts && u.ports.length > 0) p.add("ports", "is set but update_ports is false; set update_ports to replace the ports");
-  if (u.updatePorts) ({ ports, precondition } = checkPorts(p, "ports", u.ports, spec.nics[0]?.mode, cfg));
+  if (u.updatePorts) ({ ports, precondition } = checkPorts(p, "ports", u.ports, spec.nics.map((n) => n.mode), cfg));
   if (u.cloudInit) checkCloudInit(p, "cloud_init.", u.cloudInit);
   throwAll(p, [], precondition);
   const next: VmSpec = {

@@ -54,6 +54,10 @@ export class LinuxNetworkBackend implements NetworkBackend {
     return { dir, conf: join(dir, "dnsmasq.conf"), pid: join(dir, "dnsmasq.pid"), leases: join(dir, "dnsmasq.leases"), log: join(dir, "dnsmasq.log"), hookLog: join(dir, "dhcp-hook.log") };
   }
 
+  leaseFile(rec: NetworkRecord): string {
+    return this.files(rec).leases;
+  }
+
   /** dnsmasq.conf of the network (pure; the project's one generator, server/net/dnsmasq-config.ts). */
   static dnsmasqConf(rec: NetworkRecord, f: { pid: string; leases: string; log: string }, hook: string): string {
     const s = rec.spec;
