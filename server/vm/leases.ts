@@ -14,9 +14,9 @@
 //                lease is re-verified every lease_verify_interval_seconds,
 //                and at once when its forwards' connects start failing; a
 //                guest that stopped answering loses its forwards.
-// The book changes synchronously and is persisted (leases.json per VM)
-// before forwards are re-applied, so a kill -9 at any point leaves leases
-// that a restart re-applies or reconciles away.
+// The book changes synchronously; forwards are re-applied, then leases.json
+// of each VM touched is written, so a kill -9 at any point leaves leases
+// that a restart re-applies or reconciles away from dnsmasq's lease file.
 import { readFileSync, statSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import type { Config } from "../config/types.js";
@@ -84,8 +84,13 @@ const CONFIRM_AFTER_MS = 2000;
 /** How often forwards' error counters are looked at, and how rarely one NIC is re-checked for them. */
 const ERROR_WATCH_MS = 1000;
 const ERROR_RECHECK_MS = 5000;
-/** Probes in flight at once (each holds a libuv worker thread while it waits). */
-const MAX_PROBES = 2;
+/**
+ * Probes in flight at once, by priority: a report (or start-up) waits for
+ * no background re-verification. Each holds a libuv worker thread while it
+ * waits for answers, and the pool has four.
+ */
+const MAX_PROBES = { report: 2, background: 1 } as const;
+type Priority = keyof typeof MAX_PROBES;
 
 const key = (r: NicRef) => `${r.vmId}/${r.nic}`;
 const nicName = (r: NicRef) => `nics[${r.nic}]`;
@@ -101,8 +106,8 @@ export class LeaseKeeper {
   private readonly lastErrorCheck = new Map<string, number>();
   private readonly reportSeq = new Map<string, number>();
   private seq = 0;
-  private probes = 0;
-  private readonly probeQueue: (() => void)[] = [];
+  private readonly probing: Record<Priority, number> = { report: 0, background: 0 };
+  private readonly probeQueue: Record<Priority, (() => void)[]> = { report: [], background: [] };
   private periodic: NodeJS.Timeout | undefined;
   private errorWatch: NodeJS.Timeout | undefined;
   private closed = false;
@@ -213,7 +218,7 @@ export class LeaseKeeper {
     if (!nic.running) throw precondition(`mac: VM "${ref.vmId}" is not running; its leases begin when it runs`);
     const mySeq = ++this.seq;
     this.reportSeq.set(k, mySeq);
-    const verdict = await this.verify(nic.domain!, r.ip, mac, LEARNED, REPORT_PROBE);
+    const verdict = await this.verify(nic.domain!, r.ip, mac, LEARNED, REPORT_PROBE, "report");
     // Superseded while we looked (a newer report or a del), or the VM stopped.
     if (this.reportSeq.get(k) !== mySeq || !this.host.nic(ref)?.running) return { ref, lease: this.book.get(ref)?.lease };
     const lease = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed");
@@ -372,7 +377,7 @@ export class LeaseKeeper {
       const verdict: Verdict =
         this.cfg.networking.leaseVerification === "off"
           ? { result: "verified", via: "neighbour", others: [] }
-          : await this.verify(domain, r.ip, nic.mac, LEARNED, { attempts: 0, probeTimeoutMs: 0 });
+          : await this.verify(domain, r.ip, nic.mac, LEARNED, { attempts: 0, probeTimeoutMs: 0 }, "report");
       await this.apply(ref, domain, r, verdict, "leased (from the lease file)").catch((e) => log("warn", "dnsmasq lease file entry not applied", { file, error: (e as Error).message }));
     }
     await this.persistAndSync(touched);
@@ -380,31 +385,31 @@ export class LeaseKeeper {
 
   // ----- verification -------------------------------------------------------
 
-  private async verify(domain: string, ip: string, mac: string, trustNeighbour: number, probe: { attempts: number; probeTimeoutMs: number }): Promise<Verdict> {
+  private async verify(domain: string, ip: string, mac: string, trustNeighbour: number, probe: { attempts: number; probeTimeoutMs: number }, priority: Priority): Promise<Verdict> {
     if (this.cfg.networking.leaseVerification === "off") return { result: "verified", via: "neighbour", others: [] };
     // The neighbour table costs microseconds: no slot needed when it settles it.
     const quick = await verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour, attempts: 0, probeTimeoutMs: 0 });
     if (quick.result !== "silent" || probe.attempts === 0) return quick;
-    await this.slot();
+    await this.slot(priority);
     try {
       return await verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour: 0, ...probe });
     } finally {
-      this.release();
+      this.release(priority);
     }
   }
 
-  private slot(): Promise<void> {
-    if (this.probes < MAX_PROBES) {
-      this.probes++;
+  private slot(p: Priority): Promise<void> {
+    if (this.probing[p] < MAX_PROBES[p]) {
+      this.probing[p]++;
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.probeQueue.push(resolve));
+    return new Promise((resolve) => this.probeQueue[p].push(resolve));
   }
 
-  private release(): void {
-    const next = this.probeQueue.shift();
-    if (next) next();
-    else this.probes--;
+  private release(p: Priority): void {
+    const next = this.probeQueue[p].shift();
+    if (next) next(); // the slot passes on
+    else this.probing[p]--;
   }
 
   /** Checks the NIC's lease of generation `generation` again after `ms`. */
@@ -443,7 +448,9 @@ export class LeaseKeeper {
     const nic = this.host.nic(ref);
     if (!cur || cur.generation !== generation || !nic?.running || nic.domain === undefined) return;
     const wasPending = cur.lease.state === "pending";
-    const v = await this.verify(cur.domain, cur.lease.ip, nic.mac, wasPending ? LEARNED : NUD.REACHABLE, wasPending ? REPORT_PROBE : REVERIFY_PROBE);
+    // A guest already known to be silent gets one question per pass.
+    const probe = wasPending ? REPORT_PROBE : cur.lease.state === "silent" ? { ...REVERIFY_PROBE, attempts: 1 } : REVERIFY_PROBE;
+    const v = await this.verify(cur.domain, cur.lease.ip, nic.mac, wasPending ? LEARNED : NUD.REACHABLE, probe, "background");
     const again = this.book.get(ref);
     if (!again || again.generation !== generation) return;
     const ip = cur.lease.ip;
@@ -492,13 +499,15 @@ export class LeaseKeeper {
   /** Connects to a guest failing (a forward's error counter grew): re-verify its lease now. */
   private watchErrors(): void {
     const seen = new Set<string>();
+    let byTarget: Map<string, ReturnType<LeaseBook["all"]>[number]> | undefined;
     for (const f of this.host.forwards()) {
       const k = `${f.owner} ${f.targetAddress}`;
       seen.add(k);
       const before = this.lastErrors.get(k);
       this.lastErrors.set(k, f.counters.errors);
       if (before === undefined || f.counters.errors <= before) continue;
-      const hit = this.book.all().find((x) => x.ref.vmId === f.owner && x.lease.ip === f.targetAddress);
+      byTarget ??= new Map(this.book.all().map((x) => [`${x.ref.vmId} ${x.lease.ip}`, x]));
+      const hit = byTarget.get(k);
       if (!hit || Date.now() - (this.lastErrorCheck.get(key(hit.ref)) ?? 0) < ERROR_RECHECK_MS) continue;
       this.lastErrorCheck.set(key(hit.ref), Date.now());
       void this.recheck(hit.ref, hit.generation).catch((e) => log("error", "lease re-verification failed", { vm: hit.ref.vmId, error: String(e) }));
@@ -506,9 +515,18 @@ export class LeaseKeeper {
     for (const k of [...this.lastErrors.keys()]) if (!seen.has(k)) this.lastErrors.delete(k);
   }
 
+  /**
+   * Re-applies the forwards of `vmIds` in order (revoked holders before the
+   * new one, so no two rules point at one address), then persists their
+   * leases. Rules go live before the fsyncs; a crash in between leaves
+   * stored leases that the lease file reconciles at the next start.
+   */
   private async persistAndSync(vmIds: string[]): Promise<void> {
     const unique = [...new Set(vmIds)];
-    for (const id of unique) this.host.saveLeases(id, this.book.leasesOf(id));
-    for (const id of unique) await this.host.syncForwards(id);
+    try {
+      for (const id of unique) await this.host.syncForwards(id);
+    } finally {
+      for (const id of unique) this.host.saveLeases(id, this.book.leasesOf(id));
+    }
   }
 }
