@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "vmm_native",
-      "sources": ["src/addon.cc"],
+      "sources": ["src/addon.cc", "src/lock.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=return-type",
@@ -32,7 +32,9 @@
         {
           "target_name": "vmm-relayd",
           "type": "executable",
-          "sources": ["relayd/relayd.cc"],
+          "sources": ["relayd/main.cc", "relayd/master.cc", "relayd/worker.cc", "relayd/control.cc",
+                      "relayd/engine.cc", "relayd/tcp.cc", "relayd/udp.cc", "relayd/steer.cc",
+                      "relayd/slots.cc", "relayd/addr.cc", "relayd/util.cc", "relayd/proxy.cc"],
           "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=return-type",
                         "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-fno-exceptions"],
           "ldflags": ["-Wl,-z,relro,-z,now", "-pie", "-static-libstdc++", "-static-libgcc"]

@@ -1,23 +1,31 @@
-// Client of vmm-relayd (native/relayd/relayd.cc), the forwarder's data path
-// as a process of its own: vmmd spawns it, sends one command line per rule
-// change on its stdin and reads one answer line per command on its stdout.
-// Counters are read synchronously with pread(2) from a shared file the relay
-// maps (one 64-byte slot per rule), so list() never waits for the relay.
+// Client of vmm-relayd (native/relayd/), the forwarder's data path as
+// processes of their own that outlive vmmd. vmmd talks to the relay's
+// master over a unix socket in a directory of its state dir (control.h: one
+// command line, one answer line), and reads counters synchronously with
+// pread(2) from the relay's counter memfd (one 64-byte slot per rule), which
+// it opens through /proc/<pid>/fd, so list() never waits for the relay.
 //
-// fd ownership: the relay creates, binds and closes every socket itself; the
-// only fds vmmd holds are the relay's stdin/stdout pipes and the counter file.
-import { spawn, spawnSync, type ChildProcessByStdio } from "node:child_process";
-import { closeSync, existsSync, openSync, readSync, unlinkSync, accessSync, constants } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
+// RelayDaemon.open() adopts the relay already serving that directory (a vmmd
+// restarted after kill -9 or an upgrade finds its rules there) or starts one,
+// detached like a guest: its own session, output to a log file, never a pipe
+// (a pipe would break once vmmd is gone).
+//
+// fd ownership: the relay creates, binds and closes every forwarded socket
+// itself; vmmd holds the control connection and its copy of the counter file.
+import { spawn, spawnSync } from "node:child_process";
+import { accessSync, chmodSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, statSync, truncateSync } from "node:fs";
+import { createConnection, type Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Readable, Writable } from "node:stream";
 import { getSystemErrorMap } from "node:util";
 
 /** Rules one relay can hold at once (slot 0 is unused). */
 export const kRelaySlots = 4096;
+/** Version of the control protocol and slot layout (native/relayd/control.h kProtocol). */
+export const kRelayProtocol = 2;
 const kSlotBytes = 64;
+/** A unix socket path must fit sockaddr_un.sun_path (108 bytes with its NUL). */
+const kSunPathMax = 107;
 
 export interface RelayCounters {
   /** TCP connections open now (UDP: always 0, see sessionsActive). */
@@ -30,6 +38,28 @@ export interface RelayCounters {
   sessionsActive: number;
   /** Refused or timed-out guest connects, resets, limit rejections, send failures. */
   errors: number;
+  /** TCP: guest connects that were refused, unreachable or timed out (counted in `errors` too). */
+  connectFailures: number;
+  /** TCP: errno code of the last failed guest connect ("ECONNREFUSED", "ETIMEDOUT", ...), "" before any. */
+  lastConnectError: string;
+}
+
+/** One rule as the relay holds it (the L command). */
+export interface RelayRule {
+  id: number;
+  protocol: "tcp" | "udp";
+  listenAddress: string;
+  /** The bound port. */
+  listenPort: number;
+  targetAddress: string;
+  targetPort: number;
+  /** Connect timeout (TCP) or idle time (UDP), ms. */
+  limitMs: number;
+  /** Connections (TCP) or sessions (UDP). */
+  max: number;
+  proxyProtocol: boolean;
+  /** The tag vmmd gave the rule (its owner). */
+  owner: string;
 }
 
 /** An error answered by the relay: Node-style negative errno and the syscall. */
@@ -83,99 +113,289 @@ export function findRelayd(): string {
   throw new Error(`vmm-relayd unavailable (build it with \`npm run build:native\`); tried:\n${tried.join("\n")}`);
 }
 
-type Child = ChildProcessByStdio<Writable, Readable, null>;
+/** How to reach (or start) the relay of one directory. */
+export interface RelayOptions {
+  /** The vmm-relayd binary (findRelayd()). */
+  bin: string;
+  /** Its directory: control socket, lock, log. Created 0700 when missing. */
+  dir: string;
+  /** Relay processes. */
+  workers: number;
+  /** New TCP connections go to the first process below this many (native/relayd/steer.h). */
+  packBelow: number;
+}
 
-/** One running vmm-relayd (a master process and its workers). */
-export class RelayDaemon {
-  private readonly child: Child;
-  private readonly countersFd: number;
-  private readonly waiting: { resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
-  private readonly free: number[] = [];
-  private buf = "";
-  private dead: Error | undefined;
-  private readonly ready: Promise<number[]>;
-  private readonly exited: Promise<void>;
-  private readonly slot = Buffer.alloc(kSlotBytes);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-  /**
-   * Spawns the relay with `workers` processes, packing new TCP connections
-   * into the first process with fewer than `packBelow` of them (see
-   * relayd.cc, Steer). Synchronous; `pids()` waits for it.
-   */
-  constructor(bin: string, workers: number, packBelow = 1024) {
-    for (let i = kRelaySlots - 1; i >= 1; i--) this.free.push(i);
-    // The counter file: created here, handed to the relay as fd 3 and
-    // unlinked at once, so only the two processes can reach it.
-    const dir = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
-    const path = join(dir, `vmm-relayd-${process.pid}-${randomBytes(6).toString("hex")}`);
-    this.countersFd = openSync(path, "wx+", 0o600);
+/** True while `pid` runs (not a zombie). */
+function alive(pid: number): boolean {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^[ZX]$/.test(st.slice(st.lastIndexOf(")") + 2, st.lastIndexOf(")") + 3));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Waits until every pid (processes of one relay) is gone; SIGKILL after
+ * `ms`. A relay's listeners close with its last process.
+ */
+export async function waitGone(pids: number[], ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (pids.some(alive) && Date.now() < end) await sleep(20);
+  for (const p of pids.filter(alive)) {
     try {
-      this.child = spawn(bin, ["--workers", String(workers), "--pack", String(packBelow)], {
-        stdio: ["pipe", "pipe", "inherit", this.countersFd],
-      }) as unknown as Child;
-    } finally {
-      unlinkSync(path);
+      process.kill(p, "SIGKILL");
+    } catch {
+      // gone meanwhile
     }
-    this.child.unref();
-    this.child.stdin.on("error", () => {}); // reported through "exit"
-    this.child.stdout.on("error", () => {});
-    this.child.stdout.setEncoding("utf8");
-    let onReady: (pids: number[]) => void;
-    let onFail: (e: Error) => void;
-    this.ready = new Promise<number[]>((res, rej) => {
-      onReady = res;
-      onFail = rej;
-    });
-    this.ready.catch(() => undefined);
-    this.waiting.push({
-      resolve: (line) => {
-        const m = /^READY((?: \d+)+)$/.exec(line);
-        if (m) onReady(m[1]!.trim().split(" ").map(Number));
-        else onFail(new Error(`vmm-relayd: unexpected first line ${JSON.stringify(line)}`));
-      },
-      reject: (e) => onFail(e),
-    });
-    this.child.stdout.on("data", (chunk: string) => {
-      this.buf += chunk;
+  }
+  while (pids.some(alive) && Date.now() < end + 2000) await sleep(20);
+}
+
+/** Makes `dir` a 0700 directory of ours (the relay refuses anything else). */
+function ensureDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  if (!st.isDirectory()) throw new Error(`vmm-relayd directory ${dir} is not a directory`);
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  const sock = join(dir, "control.sock");
+  if (sock.length > kSunPathMax) throw new Error(`vmm-relayd control socket ${sock} is longer than ${kSunPathMax} bytes; use a shorter state_dir`);
+}
+
+/** A line-oriented control connection. */
+class Control {
+  private buf = "";
+  private readonly lines: string[] = [];
+  private waiter: (() => void) | undefined;
+  private onClose: (() => void) | undefined;
+  closed = false;
+
+  constructor(readonly sock: Socket) {
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => {
+      this.buf += d;
       let nl: number;
       while ((nl = this.buf.indexOf("\n")) >= 0) {
-        const line = this.buf.slice(0, nl);
+        this.lines.push(this.buf.slice(0, nl));
         this.buf = this.buf.slice(nl + 1);
-        this.waiting.shift()?.resolve(line);
       }
-      this.refIfBusy();
+      this.waiter?.();
     });
-    this.exited = new Promise<void>((res) => {
-      this.child.once("exit", (code, signal) => {
-        this.dead = new Error(`vmm-relayd exited (${signal ?? `code ${code}`})`);
-        for (const w of this.waiting.splice(0)) w.reject(this.dead);
-        res();
+    sock.on("error", () => undefined); // reported through "close"
+    sock.on("close", () => {
+      this.closed = true;
+      this.waiter?.();
+      this.onClose?.();
+    });
+  }
+
+  /** The next line; rejects when the connection closed or after `ms` (no timer when undefined). */
+  async line(ms?: number): Promise<string> {
+    const end = ms === undefined ? Infinity : Date.now() + ms;
+    while (this.lines.length === 0) {
+      if (this.closed) throw new Error("vmm-relayd closed the control connection");
+      if (Date.now() >= end) throw new Error(`vmm-relayd did not answer in ${ms} ms`);
+      await new Promise<void>((r) => {
+        const t = ms === undefined ? undefined : setTimeout(r, Math.max(1, end - Date.now()));
+        this.waiter = () => {
+          if (t) clearTimeout(t);
+          r();
+        };
       });
-      // "error": spawn failed (no "exit" follows) or a later kill() failed.
-      this.child.on("error", (e) => {
-        if (this.dead) return;
-        this.dead = new Error(`vmm-relayd: spawn ${bin}: ${e.message}`);
-        for (const w of this.waiting.splice(0)) w.reject(this.dead);
-        res();
-      });
+      this.waiter = undefined;
+    }
+    return this.lines.shift()!;
+  }
+
+  whenClosed(fn: () => void): void {
+    this.onClose = fn;
+  }
+}
+
+/** Connects to the control socket; undefined when no relay listens there. */
+async function connectControl(path: string): Promise<Control | undefined> {
+  const sock = await new Promise<Socket | undefined>((res, rej) => {
+    const s = createConnection({ path });
+    s.once("connect", () => {
+      s.removeAllListeners("error");
+      res(s);
+    });
+    s.once("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "ENOENT" || e.code === "ECONNREFUSED") res(undefined);
+      else rej(new Error(`connect ${path}: ${e.code ?? e.message}`));
+    });
+  });
+  return sock ? new Control(sock) : undefined;
+}
+
+interface Hello {
+  protocol: number;
+  pids: number[];
+  countersFd: number;
+}
+
+/** Parses the greeting; throws on BUSY / ERR / anything else. */
+function parseHello(line: string, dir: string): Hello {
+  const m = /^HELLO (\d+) (\d+(?:,\d+)*) (\d+)$/.exec(line);
+  if (m) return { protocol: Number(m[1]), pids: m[2]!.split(",").map(Number), countersFd: Number(m[3]) };
+  const busy = /^BUSY (\d+)$/.exec(line);
+  if (busy) throw new RelayBusy(`vmm-relayd in ${dir} is controlled by another process (pid ${busy[1]}): is another vmmd using this state directory?`);
+  if (line === "ERR peer 1") throw new Error(`vmm-relayd in ${dir} refused this process (not root, not its user)`);
+  throw new Error(`vmm-relayd in ${dir}: unexpected greeting ${JSON.stringify(line.slice(0, 80))}`);
+}
+
+class RelayBusy extends Error {}
+
+/** One running vmm-relayd (a master process and its workers), controlled by this process. */
+export class RelayDaemon {
+  private readonly waiting: { rows: string[]; resolve: (v: { rows: string[]; line: string }) => void; reject: (e: Error) => void }[] = [];
+  private readonly free: number[] = [];
+  private readonly used = new Set<number>();
+  private readonly slot = Buffer.alloc(kSlotBytes);
+  private dead: Error | undefined;
+  private detaching = false;
+  private lost: ((e: Error) => void) | undefined;
+
+  private constructor(
+    private readonly ctl: Control,
+    private readonly countersFd: number,
+    /** Every relay process, master first. */
+    readonly pids: number[],
+    /** True when this relay was already running (started by an earlier vmmd). */
+    readonly adopted: boolean,
+    /** Why the relay's binary differs from `bin` (an older build keeps serving), if it does. */
+    readonly stale: string | undefined,
+  ) {
+    for (let i = kRelaySlots - 1; i >= 1; i--) this.free.push(i);
+    void this.pump();
+    ctl.whenClosed(() => {
+      this.dead ??= new Error("vmm-relayd exited");
+      for (const w of this.waiting.splice(0)) w.reject(this.dead);
+      if (!this.detaching) this.lost?.(this.dead);
     });
     this.refIfBusy();
   }
 
-  /** PIDs of every relay process (master first), once it is running. */
-  pids(): Promise<number[]> {
-    return this.ready;
+  /**
+   * Adopts the relay serving `o.dir`, or starts one (`spawnIfMissing`).
+   * A relay of another protocol version is told to quit and replaced (its
+   * connections end). Resolves with undefined when none runs and
+   * `spawnIfMissing` is false.
+   */
+  static async open(o: RelayOptions, spawnIfMissing = true): Promise<RelayDaemon | undefined> {
+    ensureDir(o.dir);
+    const path = join(o.dir, "control.sock");
+    for (let attempt = 0; ; attempt++) {
+      let ctl = await connectControl(path);
+      const adopted = ctl !== undefined;
+      if (!ctl) {
+        if (!spawnIfMissing) return undefined;
+        ctl = await RelayDaemon.spawn(o, path);
+      }
+      let hello: Hello;
+      try {
+        hello = parseHello(await ctl.line(5000), o.dir);
+      } catch (e) {
+        ctl.sock.destroy();
+        // A controller that died a moment ago may still be registered.
+        if (e instanceof RelayBusy && attempt < 20) {
+          await sleep(100);
+          continue;
+        }
+        throw e;
+      }
+      if (hello.protocol !== kRelayProtocol && attempt < 3) {
+        ctl.sock.write("Q\n");
+        await waitGone(hello.pids, 5000);
+        ctl.sock.destroy();
+        continue;
+      }
+      if (hello.protocol !== kRelayProtocol) throw new Error(`vmm-relayd in ${o.dir} speaks protocol ${hello.protocol}, not ${kRelayProtocol}, and did not quit`);
+      return RelayDaemon.attach(ctl, hello, o, adopted);
+    }
+  }
+
+  private static attach(ctl: Control, hello: Hello, o: RelayOptions, adopted: boolean): RelayDaemon {
+    // SAFETY: our own open file description of the relay's counter memfd;
+    // closed by detach() and shutdown(), readable after the relay died (the
+    // last counters).
+    const fd = openSync(`/proc/${hello.pids[0]}/fd/${hello.countersFd}`, "r");
+    let stale: string | undefined;
+    try {
+      const exe = readlinkSync(`/proc/${hello.pids[0]}/exe`);
+      if (exe.endsWith(" (deleted)")) stale = `its binary ${exe} was replaced`;
+      else if (statSync(exe).ino !== statSync(o.bin).ino) stale = `it runs ${exe}, not ${o.bin}`;
+    } catch {
+      // not ours to judge
+    }
+    return new RelayDaemon(ctl, fd, hello.pids, adopted, stale);
+  }
+
+  /** Starts a relay for `o.dir` and connects to it; throws with the relay's own words when it exits first. */
+  private static async spawn(o: RelayOptions, path: string): Promise<Control> {
+    const logPath = join(o.dir, "relayd.log");
+    try {
+      if (statSync(logPath).size > 1 << 20) truncateSync(logPath, 0);
+    } catch {
+      // no log yet
+    }
+    const log = openSync(logPath, "a", 0o600);
+    let exited: string | undefined;
+    try {
+      const child = spawn(o.bin, ["--control", o.dir, "--workers", String(o.workers), "--pack", String(o.packBelow)], {
+        detached: true,
+        stdio: ["ignore", log, log],
+      });
+      child.unref();
+      child.on("error", (e) => (exited = e.message));
+      child.on("exit", (code, signal) => (exited = signal ?? `exit status ${code}`));
+    } finally {
+      closeSync(log);
+    }
+    const end = Date.now() + 10_000;
+    // Status 3: another relay holds the directory (and may still be binding its socket).
+    while (Date.now() < end && (exited === undefined || exited === "exit status 3")) {
+      const ctl = await connectControl(path);
+      if (ctl) return ctl;
+      await sleep(10);
+      if (exited === "exit status 3" && Date.now() > end - 8000) break;
+    }
+    let tail = "";
+    try {
+      tail = readFileSync(logPath, "utf8").trim().split("\n").slice(-3).join("; ");
+    } catch {
+      // no log
+    }
+    throw new Error(`vmm-relayd did not start (${exited ?? "no control socket after 10 s"})${tail ? `: ${tail}` : ""}`);
+  }
+
+  /** Calls `fn` once if the relay goes away while this process controls it. */
+  onLost(fn: (e: Error) => void): void {
+    this.lost = fn;
   }
 
   /** Allocates a rule id (counter slot), or throws when all are taken. */
   allocate(): number {
     const id = this.free.pop();
     if (id === undefined) throw new Error(`vmm-relayd: more than ${kRelaySlots - 1} rules`);
+    this.used.add(id);
+    this.refIfBusy();
     return id;
+  }
+
+  /** Marks `id` as used (an adopted rule). */
+  claim(id: number): void {
+    const i = this.free.indexOf(id);
+    if (i >= 0) this.free.splice(i, 1);
+    this.used.add(id);
+    this.refIfBusy();
   }
 
   /** Returns an id whose rule was removed (its slot is zeroed by the next add). */
   release(id: number): void {
+    if (!this.used.delete(id)) return;
     this.free.push(id);
     this.refIfBusy();
   }
@@ -185,15 +405,40 @@ export class RelayDaemon {
    * none). An "ERR <syscall> <errno>" answer rejects with a RelayError.
    */
   async request(line: string): Promise<string> {
-    await this.ready;
-    if (this.dead) throw this.dead;
-    const answer = await new Promise<string>((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      this.refIfBusy();
-      this.child.stdin.write(`${line}\n`);
+    return (await this.exchange(line)).answer;
+  }
+
+  /** The relay's rule table (L). */
+  async list(): Promise<RelayRule[]> {
+    const { rows } = await this.exchange("L");
+    return rows.map((r) => {
+      const f = r.split(" ");
+      const owner = f[10] === "-" ? "" : Buffer.from(f[10] ?? "", "hex").toString("utf8");
+      return {
+        id: Number(f[1]),
+        protocol: f[2] as "tcp" | "udp",
+        listenAddress: f[3]!,
+        listenPort: Number(f[4]),
+        targetAddress: f[5]!,
+        targetPort: Number(f[6]),
+        limitMs: Number(f[7]),
+        max: Number(f[8]),
+        proxyProtocol: (f[9] ?? "").includes("p"),
+        owner,
+      };
     });
-    if (answer === "OK") return "";
-    if (answer.startsWith("OK ")) return answer.slice(3);
+  }
+
+  private async exchange(line: string): Promise<{ answer: string; rows: string[] }> {
+    if (this.dead) throw this.dead;
+    const { rows, line: answer } = await new Promise<{ rows: string[]; line: string }>((resolve, reject) => {
+      this.waiting.push({ rows: [], resolve, reject });
+      this.refIfBusy();
+      this.ctl.sock.write(`${line}\n`);
+    });
+    this.refIfBusy();
+    if (answer === "OK") return { answer: "", rows };
+    if (answer.startsWith("OK ")) return { answer: answer.slice(3), rows };
     const m = /^ERR (\S+) (\d+)$/.exec(answer);
     if (!m) throw new Error(`vmm-relayd: unexpected answer ${JSON.stringify(answer)} to ${JSON.stringify(line)}`);
     const errno = Number(m[2]);
@@ -201,11 +446,32 @@ export class RelayDaemon {
     throw new RelayError(m[1]!, -errno, code, `${m[1]}: ${desc}`);
   }
 
+  /** Hands answer lines to waiting requests ("R ..." rows belong to the one in front). */
+  private async pump(): Promise<void> {
+    for (;;) {
+      let line: string;
+      try {
+        line = await this.ctl.line();
+      } catch {
+        return;
+      }
+      const w = this.waiting[0];
+      if (!w) continue;
+      if (line.startsWith("R ")) {
+        w.rows.push(line);
+        continue;
+      }
+      this.waiting.shift();
+      w.resolve({ rows: w.rows, line });
+    }
+  }
+
   /** The live counters of rule `id`, read from the shared file (synchronous). */
   counters(id: number): RelayCounters {
     readSync(this.countersFd, this.slot, 0, kSlotBytes, id * kSlotBytes);
     const n = (i: number) => Number(this.slot.readBigUInt64LE(i * 8));
-    // Layout: struct Slot in relayd.cc.
+    // Layout: struct Slot in native/relayd/slots.h.
+    const errno = this.slot.readUInt32LE(52);
     return {
       errors: n(0),
       connectionsTotal: n(1),
@@ -213,18 +479,30 @@ export class RelayDaemon {
       bytesFromGuest: n(3),
       sessionsActive: n(4),
       connectionsActive: n(5),
+      connectFailures: n(7),
+      lastConnectError: errno === 0 ? "" : (describeErrno(errno)?.[0] ?? `errno ${errno}`),
     };
   }
 
-  /** Closes stdin (the relay closes everything and exits); SIGKILL after 5 s. */
-  async close(): Promise<void> {
-    if (!this.dead) {
-      this.child.stdin.end();
-      this.child.ref();
-      const t = setTimeout(() => this.child.kill("SIGKILL"), 5000);
-      await this.exited;
-      clearTimeout(t);
-    }
+  /** Whether the relay is gone (exited or killed). */
+  get exited(): boolean {
+    return this.dead !== undefined;
+  }
+
+  /** Lets go of the relay: it keeps forwarding and waits for the next vmmd. */
+  async detach(): Promise<void> {
+    this.detaching = true;
+    this.ctl.sock.end();
+    if (!this.ctl.closed) await new Promise<void>((r) => this.ctl.sock.once("close", () => r()));
+    closeSync(this.countersFd);
+  }
+
+  /** Tells the relay to close everything and exit; waits for its processes (SIGKILL after 5 s). */
+  async shutdown(): Promise<void> {
+    this.detaching = true;
+    if (!this.dead) await this.request("Q").catch(() => undefined);
+    this.ctl.sock.destroy();
+    await waitGone(this.pids, 5000);
     closeSync(this.countersFd);
   }
 
@@ -233,9 +511,8 @@ export class RelayDaemon {
    * (as a listening net.Server would); an idle relay does not.
    */
   private refIfBusy(): void {
-    const s = this.child.stdout as unknown as { ref(): void; unref(): void };
-    if (this.waiting.length > 0 || this.free.length < kRelaySlots - 1) s.ref();
-    else s.unref();
+    if (this.waiting.length > 0 || this.used.size > 0) this.ctl.sock.ref();
+    else this.ctl.sock.unref();
   }
 }
 

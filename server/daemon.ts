@@ -8,11 +8,13 @@ import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "./store/atomic.js";
+import { lockStateDir, type StateLock } from "./store/lock.js";
 import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager } from "./vm/manager.js";
-import { QemuRunner } from "./vm/supervisor.js";
+import { linuxNicHost } from "./vm/nic/host-linux.js";
+import { QemuRunner } from "./vm/runner.js";
 import { ImageCatalog } from "./image/catalog.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
@@ -21,6 +23,11 @@ import { loadNative } from "../native/index.js";
 import { vmmService } from "./rpc/vmm-service.js";
 import { networkService } from "./rpc/network-service.js";
 import { consoleService } from "./rpc/console-service.js";
+import { statsService } from "./rpc/stats-service.js";
+import { VmStatsSampler } from "./stats/sampler.js";
+import { allVms } from "./metrics/metrics.js";
+import { Site } from "./http/site.js";
+import { VERSION } from "./version.js";
 import { ConsoleReader } from "./console/reader.js";
 import { SerialFileSource } from "./console/source.js";
 import { registerReflection } from "./rpc/reflection.js";
@@ -31,6 +38,7 @@ import { createHandler } from "./http/adapter.js";
 import { cidrContains, parseHostPort, parseIpv4Cidr } from "./net/addr.js";
 import { HostWire } from "./host/neighbour.js";
 import { readinessGate } from "./rpc/ready.js";
+import { hostPrefixes } from "./net/host-prefixes.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
@@ -47,6 +55,8 @@ export interface Daemon {
   readonly socket: string;
   /** "host:port" actually bound, "" without a TCP listener. */
   readonly tcp: string;
+  /** "host:port" of the metrics-only listener, "" without one. */
+  readonly metrics: string;
   readonly caps: Capabilities;
   stop(): Promise<void>;
 }
@@ -62,9 +72,21 @@ function nativeAvailable(): boolean {
 }
 
 export async function startDaemon(cfg: Config): Promise<Daemon> {
+  // Before anything else: the state dir's lock. A second daemon on the
+  // same directory stops here, having changed nothing.
+  mkdirDurable(cfg.stateDir, 0o711);
+  const lock = lockStateDir(cfg.stateDir);
+  try {
+    return await startLocked(cfg, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   // 0711: other users may traverse (passt runs as nobody and must reach its
   // socket directory under a VM's directory) but not list; files are 0600.
-  mkdirDurable(cfg.stateDir, 0o711);
   chmodSync(cfg.stateDir, 0o711);
   const caps = await probeCapabilities(cfg, nativeAvailable());
   const forwards = new ForwardService({
@@ -73,7 +95,12 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     maxConnectionsPerRule: cfg.forward.maxConnectionsPerRule,
     udpIdleMs: cfg.forward.udpIdleSeconds * 1000,
     maxUdpSessionsPerRule: cfg.forward.maxUdpSessionsPerRule,
+    // vmm-relayd outlives the daemon (kill -9, restart, upgrade): the next
+    // daemon finds it through this directory and adopts its rules.
+    relayDir: join(cfg.stateDir, "relay"),
   });
+  const adopted = await forwards.adopt();
+  if (adopted > 0) log("info", "forwarding carried on through the restart", { rules: adopted });
   // The hook of per-network dnsmasq instances authenticates with a lease
   // token of the daemon's own (persisted, 0600) when auth is on.
   const auth = { ...cfg.auth };
@@ -97,8 +124,10 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       : process.platform === "darwin"
         ? new DarwinNetworkBackend()
         : undefined;
-  let vms: VmManager | undefined;
-  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? []);
+  // The floors meet here, through explicit interfaces: the networks know
+  // nothing of VMs; the VM side reaches them as a NetworkLookup (manager)
+  // and a NetworkAttacher (runner); the forwarder serves both.
+  const networks = new NetworkRegistry(cfg, backend, () => hostPrefixes());
   const store = new VmStore(cfg.stateDir);
   const images = new ImageCatalog(cfg.images.dir);
   log("info", "accelerator", { accel: caps.accel, reason: caps.accelReason });
@@ -108,13 +137,17 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     caps.qemuPath !== ""
       ? new QemuRunner({
           cfg,
-          vmDir: (id) => store.dir(id),
-          networkAttachment: (id, mac) => networks.attachment(id, mac),
+          files: (id) => store.files(id),
           images,
           accel: caps.accel,
-          ...(n.passtInterface !== ""
-            ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
-            : {}),
+          nicHost: linuxNicHost({
+            bridgeHelper: cfg.qemu.bridgeHelper,
+            passtBinary: n.passtBinary,
+            networks,
+            ...(n.passtInterface !== ""
+              ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
+              : {}),
+          }),
         })
       : undefined;
   // Leases are verified where the guests are: ARP probes speak from the
@@ -129,8 +162,9 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       nativeAddon: caps.nativeAddon,
       root: caps.root,
     });
-  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.info(id), images, wire);
+  const vms = new VmManager({ cfg, store, runner, forwarder: forwards, networks, images, wire, forwardList: () => forwards.list() });
 
+  const sampler = new VmStatsSampler();
   const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   // NOT_SERVING until the daemon has converged (below).
@@ -138,23 +172,31 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
   let markReady!: () => void;
   const converged = new Promise<void>((resolve) => (markReady = resolve));
   const routes = (router: ConnectRouter) => {
-    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles) };
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms, forwards, caps, images }), ...consoleService(consoles), ...statsService({ get: (id) => vms.get(id), sampler }) };
     router.service(VmmService, vmmImpl);
-    router.service(NetworkService, networkService(networks));
+    router.service(NetworkService, networkService({ networks, vms }));
     registerHealth(router, health);
     registerReflection(router, [file_vmm_v1_vmm, file_vmm_v1_network, file_grpc_health_v1_health], services);
   };
+  const authorize = authInterceptor(auth);
+  const site = new Site(cfg, { version: VERSION, qemuVersion: caps.qemuVersion, vms: () => allVms(vms), sampler, forwards, consoleStreams: () => consoles.active }, authorize);
   const handler = createHandler({
     routes,
-    interceptors: [errorInterceptor, authInterceptor(auth), readinessGate(converged)],
+    interceptors: [site.interceptor, errorInterceptor, authorize, readinessGate(converged)],
     // Bounded request size: a VM config is small; this stops memory abuse.
     readMaxBytes: 4 * 1024 * 1024,
     // Refuse unknown JSON fields and enum names instead of silently dropping
     // them (a typo'd mode must not create a VM in the default mode).
     jsonOptions: { ignoreUnknownFields: false },
   });
-  const api = new ApiServer(handler);
+  const api = new ApiServer(site.wrap(handler), {
+    maxConnections: cfg.api.maxConnections,
+    headerTimeoutMs: cfg.api.headerTimeoutSeconds * 1000,
+    bodyTimeoutMs: cfg.api.bodyTimeoutSeconds * 1000,
+    idleTimeoutMs: cfg.api.idleTimeoutSeconds * 1000,
+  });
   let tcp = "";
+  let metricsAddress = "";
   try {
     if (cfg.api.socket !== "") await api.listenUnix(cfg.api.socket, cfg.api.socketMode);
     if (cfg.api.tcp !== "") {
@@ -162,9 +204,11 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
       const port = await api.listenTcp(hp.host, hp.port);
       tcp = hp.host.includes(":") ? `[${hp.host}]:${port}` : `${hp.host}:${port}`;
     }
+    metricsAddress = await site.listen();
   } catch (e) {
+    await site.close();
     await api.close(0);
-    await forwards.close();
+    await forwards.detach();
     throw e;
   }
   // Listening first: dnsmasq instances that networks (re)start replay their
@@ -178,13 +222,16 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
     await vms.init();
     const files = [...Object.entries(cfg.networking.bridgeLeaseFiles).map(([bridge, file]) => ({ bridge, file })), ...networks.leaseFiles()];
     for (const { bridge, file } of files) await vms.leases.reconcile(bridge, file);
+    // Every owner that still wants forwards has applied them by now.
+    await forwards.pruneAdopted();
     vms.leases.start();
-    leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
+    leaseTimer = setInterval(() => void vms.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
     leaseTimer.unref();
   } catch (e) {
-    await api.close(0);
     vms.leases.close();
-    await forwards.close();
+    await site.close();
+    await api.close(0);
+    await forwards.detach();
     throw e;
   }
   markReady();
@@ -192,17 +239,20 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
   return {
     socket: cfg.api.socket,
     tcp,
+    metrics: metricsAddress,
     caps,
     async stop() {
       health.shutdown();
       clearInterval(leaseTimer);
-      vms!.leases.close();
+      vms.leases.close();
+      await site.close();
       await api.close();
-      await vms!.drain();
-      // Guests keep running; their forwards stop with the daemon and are
-      // restored when it starts again.
-      await forwards.close();
-      if (runner instanceof QemuRunner) runner.close();
+      await vms.drain();
+      // Guests keep running, and so does forwarding (vmm-relayd, nftables
+      // rules): the next daemon adopts it. Only rules on Node sockets stop.
+      await forwards.detach();
+      runner?.close();
+      lock.release();
     },
   };
 }

@@ -7,6 +7,7 @@
 #include "platform.h"
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  vmm::InitLock(env, exports);
 #if defined(__linux__)
   vmm::InitTap(env, exports);
   vmm::InitNeigh(env, exports);

@@ -3,6 +3,8 @@
 #include <napi.h>
 
 namespace vmm {
+// src/lock.cc (every platform): lockFile, the state directory's lock.
+void InitLock(Napi::Env env, Napi::Object exports);
 #if defined(__linux__)
 // src/linux/tap.cc: openTap, openMacvtap, ...
 void InitTap(Napi::Env env, Napi::Object exports);

@@ -33,6 +33,10 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       socketMode: p.api?.socketMode ?? 0o600,
       tcp: p.api?.tcp ?? "",
       allowRemote: p.api?.allowRemote ?? false,
+      maxConnections: p.api?.maxConnections ?? 1024,
+      headerTimeoutSeconds: p.api?.headerTimeoutSeconds ?? 10,
+      bodyTimeoutSeconds: p.api?.bodyTimeoutSeconds ?? 10,
+      idleTimeoutSeconds: p.api?.idleTimeoutSeconds ?? 60,
     },
     auth: {
       tokens: p.auth?.tokens ?? [],
@@ -80,11 +84,15 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       subnetPool: p.vmnet?.subnetPool ?? "192.168.128.0/17",
       bridgePrefix: p.vmnet?.bridgePrefix ?? "vmnet",
       dhcpHook: p.vmnet?.dhcpHook ?? "",
+      maxHoldersPerNetwork: p.vmnet?.maxHoldersPerNetwork ?? 64,
     },
     images: { dir: p.images?.dir ?? join(stateDir, "images") },
     console: {
       logMaxBytes: p.console?.logMaxBytes ?? 1024 * 1024,
       logFiles: p.console?.logFiles ?? 1,
+    },
+    metrics: {
+      listen: p.metrics?.listen ?? "",
     },
   };
 }

@@ -19,6 +19,10 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     socket_mode: ["socketMode", "mode-int"],
     tcp: ["tcp", "string"],
     allow_remote: ["allowRemote", "boolean"],
+    max_connections: ["maxConnections", "integer"],
+    header_timeout_seconds: ["headerTimeoutSeconds", "integer"],
+    body_timeout_seconds: ["bodyTimeoutSeconds", "integer"],
+    idle_timeout_seconds: ["idleTimeoutSeconds", "integer"],
   },
   auth: { tokens: ["tokens", "string[]"], lease_tokens: ["leaseTokens", "string[]"] },
   qemu: {
@@ -56,9 +60,10 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     udp_idle_seconds: ["udpIdleSeconds", "integer"],
     max_udp_sessions_per_rule: ["maxUdpSessionsPerRule", "integer"],
   },
-  vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"], dhcp_hook: ["dhcpHook", "string"] },
+  vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"], dhcp_hook: ["dhcpHook", "string"], max_holders_per_network: ["maxHoldersPerNetwork", "integer"] },
   images: { dir: ["dir", "string"] },
   console: { log_max_bytes: ["logMaxBytes", "integer"], log_files: ["logFiles", "integer"] },
+  metrics: { listen: ["listen", "string"] },
 };
 
 function checkKind(v: unknown, kind: Kind, path: string, problems: Problems): unknown {

@@ -13,6 +13,14 @@ export interface ApiConfig {
   tcp: string;
   /** Allow a TCP listener on a non-loopback address. */
   allowRemote: boolean;
+  /** Open connections over all listeners; more are closed at accept. */
+  maxConnections: number;
+  /** Request headers (HTTP/2: the client's SETTINGS) must be complete within this. */
+  headerTimeoutSeconds: number;
+  /** An incomplete request body may go this long without a byte. */
+  bodyTimeoutSeconds: number;
+  /** A connection with nothing in flight (keep-alive, HTTP/2 without streams) is closed after this. */
+  idleTimeoutSeconds: number;
 }
 
 export interface AuthConfig {
@@ -95,6 +103,8 @@ export interface VmnetConfig {
   bridgePrefix: string;
   /** dhcp-script of network dnsmasq instances; "": the bundled clients/dnsmasq-hook/vmm-dhcp-hook. */
   dhcpHook: string;
+  /** Holders (AcquireNetwork) one network may have at once. */
+  maxHoldersPerNetwork: number;
 }
 
 export interface ImagesConfig {
@@ -109,6 +119,15 @@ export interface ConsoleConfig {
   logFiles: number;
 }
 
+export interface MetricsConfig {
+  /**
+   * "host:port" of a listener serving only GET /metrics (for a Prometheus
+   * that cannot reach the API socket); "" disables it. /metrics is on the
+   * API listeners regardless. Both need an admin token when auth is on.
+   */
+  listen: string;
+}
+
 export interface Config {
   /** Directory of all daemon state (VM records, networks, sockets). */
   stateDir: string;
@@ -120,4 +139,5 @@ export interface Config {
   vmnet: VmnetConfig;
   images: ImagesConfig;
   console: ConsoleConfig;
+  metrics: MetricsConfig;
 }

@@ -5,7 +5,8 @@
 // strict character sets rather than merely "non-empty".
 import { isAbsolute } from "node:path";
 import { Problems } from "../errors.js";
-import { isLoopback, isValidIfName, parseHostPort, parseIpv4Cidr } from "../net/addr.js";
+import { isValidIfName, pathProblem, UNIX_PATH_MAX } from "../check.js";
+import { isLoopback, isPrivateIpv4Cidr, parseHostPort, parseIpv4Cidr, PRIVATE_IPV4 } from "../net/addr.js";
 import { isIP } from "node:net";
 import { NET_MODES, type Config } from "./types.js";
 
@@ -14,10 +15,13 @@ const TOKEN = /^[\x21-\x7e]{16,512}$/;
 
 export function validateConfig(c: Config): void {
   const p = new Problems();
-  if (!isAbsolute(c.stateDir)) p.add("state_dir", "must be an absolute path");
+  // VM run files (QMP and passt sockets, serial log) below state_dir reach
+  // QEMU option values, where a comma or white space would inject options.
+  const stateDirProblem = pathProblem(c.stateDir);
+  if (stateDirProblem !== undefined) p.add("state_dir", stateDirProblem);
 
   if (c.api.socket !== "" && !isAbsolute(c.api.socket)) p.add("api.socket", "must be an absolute path or empty");
-  if (c.api.socket.length > 107) p.add("api.socket", "is longer than a unix socket path may be (107 bytes)");
+  if (Buffer.byteLength(c.api.socket) > UNIX_PATH_MAX) p.add("api.socket", `is longer than a unix socket path may be (${UNIX_PATH_MAX} bytes)`);
   if (c.api.socketMode < 0 || c.api.socketMode > 0o777) p.add("api.socket_mode", "must be between 0000 and 0777");
   if (c.api.tcp !== "") {
     const hp = parseHostPort(c.api.tcp);
@@ -28,6 +32,10 @@ export function validateConfig(c: Config): void {
       p.add("api.tcp", "a non-loopback listener requires auth.tokens");
   }
   if (c.api.socket === "" && c.api.tcp === "") p.add("api", "at least one of api.socket and api.tcp must be set");
+  if (c.api.maxConnections < 1 || c.api.maxConnections > 1_000_000) p.add("api.max_connections", "must be between 1 and 1000000");
+  for (const [key, v] of [["header_timeout_seconds", c.api.headerTimeoutSeconds], ["body_timeout_seconds", c.api.bodyTimeoutSeconds], ["idle_timeout_seconds", c.api.idleTimeoutSeconds]] as const) {
+    if (v < 1 || v > 3600) p.add(`api.${key}`, "must be between 1 and 3600");
+  }
 
   c.auth.tokens.forEach((t, i) => {
     if (!TOKEN.test(t)) p.add(`auth.tokens[${i}]`, "must be 16-512 printable ASCII characters without spaces");
@@ -96,6 +104,8 @@ export function validateConfig(c: Config): void {
 
   const pool = parseIpv4Cidr(c.vmnet.subnetPool);
   if (!pool || pool.prefix > 24) p.add("vmnet.subnet_pool", "must be an IPv4 CIDR of /24 or larger");
+  else if (!isPrivateIpv4Cidr(pool)) p.add("vmnet.subnet_pool", `${c.vmnet.subnetPool} is not private address space (${PRIVATE_IPV4.join(", ")})`);
+  if (c.vmnet.maxHoldersPerNetwork < 1 || c.vmnet.maxHoldersPerNetwork > 100_000) p.add("vmnet.max_holders_per_network", "must be between 1 and 100000");
   if (!/^[a-z][a-z0-9]{0,5}$/.test(c.vmnet.bridgePrefix)) p.add("vmnet.bridge_prefix", "must be 1-6 of a-z 0-9, starting with a letter");
   if (c.vmnet.dhcpHook !== "" && (!isAbsolute(c.vmnet.dhcpHook) || /[\s,]/.test(c.vmnet.dhcpHook)))
     p.add("vmnet.dhcp_hook", "must be an absolute path without spaces or commas");
@@ -104,5 +114,13 @@ export function validateConfig(c: Config): void {
   if (!Number.isInteger(c.console.logMaxBytes) || c.console.logMaxBytes < 4096 || c.console.logMaxBytes > 1 << 30)
     p.add("console.log_max_bytes", "must be between 4096 and 1073741824");
   if (!Number.isInteger(c.console.logFiles) || c.console.logFiles < 0 || c.console.logFiles > 10) p.add("console.log_files", "must be between 0 and 10");
+  if (c.metrics.listen !== "") {
+    const hp = parseHostPort(c.metrics.listen);
+    if (!hp) p.add("metrics.listen", 'must be "host:port" (e.g. "127.0.0.1:9464")');
+    else if (!isLoopback(hp.host) && !c.api.allowRemote)
+      p.add("metrics.listen", `${hp.host} is not a loopback address; set api.allow_remote = true to listen on it`);
+    else if (!isLoopback(hp.host) && c.auth.tokens.length === 0)
+      p.add("metrics.listen", "a non-loopback listener requires auth.tokens");
+  }
   p.throwIfAny();
 }

@@ -1,5 +1,5 @@
 // Public surface of the port forwarder.
-export { ForwardService, type ForwardServiceOptions } from "./service.js";
+export { ForwardService, type ForwardServiceOptions, type DataPath } from "./service.js";
 export {
   validateRules,
   ruleKey,
@@ -7,4 +7,6 @@ export {
   type ForwardStatus,
   type ForwardCounters,
   type ForwardProtocol,
+  type ForwardPath,
+  type RelayKind,
 } from "./rules.js";

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createConnection } from "node:net";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { tcpRule, Cleanup, echo, exchange, fdCount, fdCountOf, freePort, refusingPort, tcpServer, waitFor } from "./test-util.js";
+import { tcpRule, Cleanup, echo, exchange, fdCount, fdCountOf, freePort, refusingPort, tcpServer, waitFor } from "../../test/helpers/forward.js";
 
 const tcp = tcpRule;
 

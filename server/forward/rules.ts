@@ -5,6 +5,15 @@ import { Problems } from "../errors.js";
 
 export type ForwardProtocol = "tcp" | "udp";
 
+/**
+ * How a rule's packets travel. "userspace": vmm-relayd (or the sockets
+ * fallback) accepts and relays; any listen address, PROXY protocol, exact
+ * connection counters; the guest sees the relay as its peer. "nat": an
+ * nftables DNAT rule in the kernel; the guest sees the client's address, no
+ * process touches the bytes.
+ */
+export type ForwardPath = "userspace" | "nat";
+
 /** `{protocol, listenAddress, listenPort} -> {targetAddress, targetPort}`. */
 export interface ForwardRule {
   protocol: ForwardProtocol;
@@ -12,6 +21,10 @@ export interface ForwardRule {
   listenPort: number;
   targetAddress: string;
   targetPort: number;
+  /** Omitted: "userspace". */
+  path?: ForwardPath;
+  /** Send a PROXY protocol v2 header to the guest first (userspace TCP only). Omitted: false. */
+  proxyProtocol?: boolean;
 }
 
 /**
@@ -20,10 +33,15 @@ export interface ForwardRule {
  */
 export type ForwardCounters = RelayCounters;
 
+/** What carries a rule's bytes: vmm-relayd, Node sockets, or the kernel (nftables). */
+export type RelayKind = "native" | "sockets" | "nat";
+
 export interface ForwardStatus extends ForwardRule {
   owner: string;
-  relay: "native" | "sockets";
+  relay: RelayKind;
   counters: ForwardCounters;
+  /** Why the rule does not forward right now (e.g. its relay restarted and the port was taken meanwhile). */
+  error?: string;
 }
 
 export const zeroCounters = (): ForwardCounters => ({
@@ -33,6 +51,8 @@ export const zeroCounters = (): ForwardCounters => ({
   bytesFromGuest: 0,
   sessionsActive: 0,
   errors: 0,
+  connectFailures: 0,
+  lastConnectError: "",
 });
 
 /** The identity of a rule: one listener per key. TCP and UDP on one port are two keys. */
@@ -44,8 +64,23 @@ export function showAddress(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-export const sameTarget = (a: ForwardRule, b: ForwardRule): boolean =>
-  a.targetAddress === b.targetAddress && a.targetPort === b.targetPort;
+/** Same target and options: an apply leaves such a rule (and its connections) alone. */
+export const sameSettings = (a: ForwardRule, b: ForwardRule): boolean =>
+  a.targetAddress === b.targetAddress && a.targetPort === b.targetPort && (a.proxyProtocol ?? false) === (b.proxyProtocol ?? false);
+
+/**
+ * True when both rules would take the same packets: same protocol and port,
+ * and the same address or one of them the unspecified address of the
+ * other's family (userspace listeners on "::" are IPv6-only, and so are nat
+ * rules on "::").
+ */
+export function overlaps(a: ForwardRule, b: ForwardRule): boolean {
+  if (a.protocol !== b.protocol || a.listenPort !== b.listenPort) return false;
+  if (a.listenAddress === b.listenAddress) return true;
+  const v6 = (ip: string) => ip.includes(":");
+  if (v6(a.listenAddress) !== v6(b.listenAddress)) return false;
+  return isUnspecified(a.listenAddress) || isUnspecified(b.listenAddress);
+}
 
 /**
  * Canonical text of an IP literal (so "::1" and "0:0::1" are one key), or
@@ -94,6 +129,7 @@ export function validateRules(rules: unknown, field = "rules"): ForwardRule[] {
   }
   const out: ForwardRule[] = [];
   const seen = new Map<string, number>();
+  const indexOf = new Map<ForwardRule, number>();
   rules.forEach((raw: unknown, i) => {
     const f = `${field}[${i}]`;
     if (typeof raw !== "object" || raw === null) {
@@ -121,6 +157,20 @@ export function validateRules(rules: unknown, field = "rules"): ForwardRule[] {
     }
     ok = checkPort(p, `${f}.listenPort`, r.listenPort) && ok;
     ok = checkPort(p, `${f}.targetPort`, r.targetPort) && ok;
+    const path = r.path ?? "userspace";
+    if (path !== "userspace" && path !== "nat") {
+      p.add(`${f}.path`, 'must be "userspace" or "nat"');
+      ok = false;
+    }
+    const proxy = r.proxyProtocol ?? false;
+    if (typeof proxy !== "boolean") {
+      p.add(`${f}.proxyProtocol`, "must be a boolean");
+      ok = false;
+    } else if (proxy && (r.protocol !== "tcp" || path !== "userspace")) {
+      p.add(`${f}.proxyProtocol`, "is for userspace TCP rules only (a nat rule hands the guest the client's address itself)");
+      ok = false;
+    }
+    if (ok && path === "nat") ok = checkNat(p, f, la as string, ta as string);
     if (!ok) return;
     const rule: ForwardRule = {
       protocol: r.protocol as ForwardProtocol,
@@ -128,6 +178,8 @@ export function validateRules(rules: unknown, field = "rules"): ForwardRule[] {
       listenPort: r.listenPort as number,
       targetAddress: ta as string,
       targetPort: r.targetPort as number,
+      path: path as ForwardPath,
+      proxyProtocol: proxy as boolean,
     };
     if (isSelfLoop(rule)) {
       p.add(`${f}.targetPort`, `forwards ${ruleKey(rule)} to itself (${showAddress(rule.targetAddress, rule.targetPort)}): a loop`);
@@ -139,9 +191,39 @@ export function validateRules(rules: unknown, field = "rules"): ForwardRule[] {
       p.add(f, `listens on ${key} like ${field}[${prev}]`);
       return;
     }
+    const clash = out.findIndex((o) => (o.path === "nat" || path === "nat") && overlaps(o, rule));
+    if (clash >= 0) {
+      p.add(f, `${key} (${path}) takes the packets of ${ruleKey(out[clash]!)} (${out[clash]!.path}) of ${field}[${indexOf.get(out[clash]!)}]: a port is either nat or userspace`);
+      return;
+    }
     seen.set(key, i);
+    indexOf.set(rule, i);
     out.push(rule);
   });
   p.throwIfAny();
   return out;
+}
+
+/**
+ * Where a nat rule cannot work. IPv6 loopback: the kernel never routes ::1
+ * to another host (there is no route_localnet for IPv6). IPv4 loopback
+ * works: the output DNAT is routed to the guest with route_localnet on the
+ * way out and the source masqueraded (nat.ts), so the guest sees the host,
+ * not 127.0.0.1. The families must match: DNAT does not translate between
+ * IPv4 and IPv6.
+ */
+function checkNat(p: Problems, f: string, listen: string, target: string): boolean {
+  if (listen === "::1") {
+    p.add(`${f}.path`, 'nat cannot listen on ::1: the kernel does not route IPv6 loopback traffic to a guest; use path "userspace"');
+    return false;
+  }
+  if (listen.includes(":") !== target.includes(":")) {
+    p.add(`${f}.targetAddress`, "must be of the listen address's family for a nat rule (DNAT does not translate IPv4 to IPv6)");
+    return false;
+  }
+  if (isLoopback(target)) {
+    p.add(`${f}.targetAddress`, 'must not be a loopback address for a nat rule (the host itself is not a guest); use path "userspace"');
+    return false;
+  }
+  return true;
 }

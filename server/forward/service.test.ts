@@ -3,8 +3,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createServer } from "node:net";
 import { VmmError, ValidationError } from "../errors.js";
 import { ForwardService } from "./service.js";
-import type { ForwardRule } from "./rules.js";
-import { tcpRule, Cleanup, connect, echo, freePort, tcpServer, waitFor } from "./test-util.js";
+import { zeroCounters, type ForwardRule } from "./rules.js";
+import type { RuleRelay } from "./relay.js";
+import { tcpRule, Cleanup, connect, echo, freePort, tcpServer, waitFor } from "../../test/helpers/forward.js";
 
 const tcp = tcpRule;
 
@@ -185,5 +186,58 @@ describe("ForwardService options", () => {
     } finally {
       await cleanup.run();
     }
+  });
+});
+
+describe("ForwardService: all or nothing when an update fails", () => {
+  /** A rule relay that records what happened to it; its update() fails on demand. */
+  class FakeRelay implements RuleRelay {
+    readonly kind = "sockets" as const;
+    readonly port: number;
+    readonly targets: number[] = [];
+    closed = false;
+    failUpdate = false;
+    constructor(rule: ForwardRule) {
+      this.port = rule.listenPort;
+      this.targets.push(rule.targetPort);
+    }
+    counters() {
+      return zeroCounters();
+    }
+    async update(rule: ForwardRule) {
+      if (this.failUpdate) throw new Error("update: injected failure");
+      this.targets.push(rule.targetPort);
+    }
+    async close() {
+      this.closed = true;
+    }
+  }
+
+  it("restores the updates it made and closes what it bound (no leaked listener, no half-applied retarget)", async () => {
+    const made = new Map<number, FakeRelay>();
+    const svc = new ForwardService({
+      relay: "sockets",
+      userspacePath: {
+        async open(_owner, rule) {
+          const f = new FakeRelay(rule);
+          made.set(rule.listenPort, f);
+          return f;
+        },
+      },
+    });
+    await svc.apply("vm", [tcpRule(1001, 80), tcpRule(1002, 80)]);
+    made.get(1002)!.failUpdate = true;
+    const err = await svc.apply("vm", [tcpRule(1001, 81), tcpRule(1002, 81), tcpRule(1003, 80)]).catch((e: unknown) => e);
+    expect((err as VmmError).kind).toBe("unavailable");
+    expect((err as VmmError).message).toMatch(/rules\[1\]: retarget tcp 127\.0\.0\.1:1002 to 127\.0\.0\.1:81 failed: .*injected failure/);
+    // Rule 1001 was retargeted before 1002 failed: it is back on port 80.
+    expect(made.get(1001)!.targets).toEqual([80, 81, 80]);
+    // The listener bound for 1003 was closed again.
+    expect(made.get(1003)!.closed).toBe(true);
+    expect(svc.list().map((s) => [s.listenPort, s.targetPort])).toEqual([
+      [1001, 80],
+      [1002, 80],
+    ]);
+    await svc.close();
   });
 });

@@ -1,23 +1,36 @@
 // The port forwarding service: rules grouped by owner (a VM id or network
 // id), applied as a diff so unchanged rules keep their live connections, with
-// bind errors returned to the caller and no partial state on failure.
+// bind errors returned to the caller and no partial state on failure. Rules
+// run on one of two paths: userspace (vmm-relayd, or Node sockets as a
+// fallback) or nat (nftables DNAT, nat.ts).
+import { mkdtempSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { VmmError, ValidationError, hostError, precondition } from "../errors.js";
-import { availableParallelism } from "node:os";
+import { log } from "../log.js";
 import { findRelayd, RelayDaemon } from "../../native/relay.js";
-import { ruleKey, sameTarget, showAddress, validateRules, type ForwardRule, type ForwardStatus } from "./rules.js";
-import type { RelayLimits, RuleRelay } from "./relay.js";
-import { openNativeRule } from "./native-relay.js";
+import { overlaps, ruleKey, sameSettings, showAddress, validateRules, type ForwardRule, type ForwardStatus } from "./rules.js";
+import type { AdoptedRule, RelayLimits, RuleRelay } from "./relay.js";
+import { NativeRelays } from "./native-relay.js";
 import { openSocketsTcp } from "./tcp-sockets.js";
 import { openUdp } from "./udp.js";
 
 export interface ForwardServiceOptions {
   /**
-   * Data path. "native": vmm-relayd, a process of its own (TCP and UDP), or
-   * the constructor throws (kind "unsupported"). "sockets": plain Node
-   * sockets and dgram in this process. "auto" (default): native when the
-   * vmm-relayd binary is found and its splice probe passes, else sockets.
+   * Userspace data path. "native": vmm-relayd, processes of their own (TCP
+   * and UDP), or the constructor throws (kind "unsupported"). "sockets":
+   * plain Node sockets and dgram in this process. "auto" (default): native
+   * when the vmm-relayd binary is found and its splice probe passes, else
+   * sockets.
    */
   relay?: "auto" | "native" | "sockets";
+  /**
+   * Directory of vmm-relayd's control socket (created 0700). The daemon
+   * passes `<state_dir>/relay`, so a restarted daemon finds the relay (and
+   * its connections) again. Default: a fresh temporary directory, removed by
+   * close().
+   */
+  relayDir?: string;
   /**
    * Relay processes of the native relay (each its own epoll loop and fd
    * table; TCP listeners are SO_REUSEPORT per process). Default: the number
@@ -40,6 +53,17 @@ export interface ForwardServiceOptions {
   udpIdleMs?: number;
   /** UDP sessions per rule; datagrams from further clients are dropped. Default 1024. */
   maxUdpSessionsPerRule?: number;
+  /**
+   * For tests: a data path used for userspace rules instead of the real one
+   * (to make a relay fail where a real one cannot be made to).
+   */
+  userspacePath?: DataPath;
+}
+
+/** Where rules of one path go live. */
+export interface DataPath {
+  /** Makes `rule` of `owner` live; throws (and leaves nothing behind) on failure. */
+  open(owner: string, rule: ForwardRule): Promise<RuleRelay>;
 }
 
 interface Entry {
@@ -48,25 +72,30 @@ interface Entry {
   relay: RuleRelay;
 }
 
+type ValidationProblems = { field: string; message: string }[];
+
 function positiveInt(p: ValidationProblems, field: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (!Number.isInteger(v) || v < 1 || v > 2 ** 31 - 1) p.push({ field, message: "must be a positive integer" });
   return v;
 }
-type ValidationProblems = { field: string; message: string }[];
 
+/** The port forwarder: rules by owner, applied as diffs, over vmm-relayd, Node sockets or nftables. */
 export class ForwardService {
+  /** What userspace rules use. */
   readonly relayKind: "native" | "sockets";
   /** Why "auto" fell back to sockets (undefined when native or asked for sockets). */
   readonly fallbackReason: string | undefined;
-  private readonly relaydPath: string | undefined;
-  private readonly relayWorkers: number;
-  private readonly relayPackBelow: number;
-  private relayd: RelayDaemon | undefined;
+  private readonly native: NativeRelays | undefined;
+  private readonly userspace: DataPath;
+  private readonly tempDir: string | undefined;
+  private readonly relayDir: string;
   private readonly limits: RelayLimits;
   private readonly entries = new Map<string, Entry>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Owners that applied since adopt() (pruneAdopted() drops the others' adopted rules). */
+  private claimed: Set<string> | undefined;
 
   constructor(opts: ForwardServiceOptions = {}) {
     const problems: ValidationProblems = [];
@@ -76,28 +105,75 @@ export class ForwardService {
       udpIdleMs: positiveInt(problems, "udpIdleMs", opts.udpIdleMs, 60_000),
       maxUdpSessionsPerRule: positiveInt(problems, "maxUdpSessionsPerRule", opts.maxUdpSessionsPerRule, 1024),
     };
-    this.relayWorkers = positiveInt(problems, "relayWorkers", opts.relayWorkers, Math.min(8, availableParallelism()));
-    if (this.relayWorkers > 64) problems.push({ field: "relayWorkers", message: "must be at most 64" });
-    this.relayPackBelow = positiveInt(problems, "relayPackBelow", opts.relayPackBelow, 1024);
+    const workers = positiveInt(problems, "relayWorkers", opts.relayWorkers, Math.min(8, availableParallelism()));
+    if (workers > 64) problems.push({ field: "relayWorkers", message: "must be at most 64" });
+    const packBelow = positiveInt(problems, "relayPackBelow", opts.relayPackBelow, 1024);
     const mode = opts.relay ?? "auto";
     if (mode !== "auto" && mode !== "native" && mode !== "sockets") {
       problems.push({ field: "relay", message: 'must be "auto", "native" or "sockets"' });
     }
     if (problems.length > 0) throw new ValidationError(problems);
 
-    let path: string | undefined;
+    let bin: string | undefined;
     let reason: string | undefined;
     if (mode !== "sockets") {
       try {
-        path = findRelayd();
+        bin = findRelayd();
       } catch (e) {
         reason = (e as Error).message;
         if (mode === "native") throw new VmmError("unsupported", `native relay unavailable: ${reason}`, { cause: e });
       }
     }
-    this.relaydPath = path;
-    this.relayKind = path ? "native" : "sockets";
+    this.relayKind = bin ? "native" : "sockets";
     this.fallbackReason = mode === "auto" ? reason : undefined;
+    if (!opts.relayDir) this.tempDir = mkdtempSync(join(tmpdir(), "vmm-relay-"));
+    const dir = opts.relayDir ?? this.tempDir!;
+    if (bin) this.native = new NativeRelays({ bin, dir, workers, packBelow }, this.limits, (fn) => this.serialize(fn));
+    this.userspace = opts.userspacePath ?? this.native ?? {
+      open: (_owner, rule) => (rule.protocol === "udp" ? openUdp(rule, this.limits) : openSocketsTcp(rule, this.limits)),
+    };
+    this.relayDir = dir;
+  }
+
+  /**
+   * Takes over the rules that live on without a daemon (a vmm-relayd left
+   * running by the previous vmmd), with their owners and connections. Until
+   * pruneAdopted(), apply() of an owner reconciles its adopted rules as a
+   * diff. Returns how many rules were adopted.
+   */
+  adopt(): Promise<number> {
+    return this.serialize(async () => {
+      let found: AdoptedRule[] = [];
+      if (this.native) {
+        found = await this.native.adopt();
+      } else if (this.tempDir === undefined) {
+        // Sockets now: a relay of an earlier configuration would hold our ports.
+        const r = await RelayDaemon.open({ bin: "", dir: this.relayDir, workers: 1, packBelow: 1 }, false).catch(() => undefined);
+        await r?.shutdown();
+      }
+      for (const a of found) {
+        const key = ruleKey(a.rule);
+        if (this.entries.has(key)) await a.relay.close();
+        else this.entries.set(key, { owner: a.owner, rule: a.rule, relay: a.relay });
+      }
+      this.claimed = new Set();
+      return found.length;
+    });
+  }
+
+  /** Closes adopted rules whose owner did not apply since adopt() (a VM that stopped or went away meanwhile). */
+  pruneAdopted(): Promise<void> {
+    return this.serialize(async () => {
+      const claimed = this.claimed;
+      this.claimed = undefined;
+      if (!claimed) return;
+      for (const [key, e] of [...this.entries]) {
+        if (claimed.has(e.owner)) continue;
+        log("info", "dropping an adopted forward nobody claimed", { owner: e.owner, rule: key });
+        this.entries.delete(key);
+        await e.relay.close();
+      }
+    });
   }
 
   /**
@@ -117,6 +193,7 @@ export class ForwardService {
   /** Closes every rule of `owner` (listeners and connections). Unknown owners are a no-op. */
   remove(owner: string): Promise<void> {
     return this.serialize(async () => {
+      this.claimed?.add(owner);
       for (const [key, e] of [...this.entries]) {
         if (e.owner !== owner) continue;
         this.entries.delete(key);
@@ -130,21 +207,38 @@ export class ForwardService {
     const out: ForwardStatus[] = [];
     for (const e of this.entries.values()) {
       if (owner !== undefined && e.owner !== owner) continue;
-      out.push({ ...e.rule, owner: e.owner, relay: this.relayKind, counters: e.relay.counters() });
+      const broken = e.relay.broken;
+      out.push({ ...e.rule, owner: e.owner, relay: e.relay.kind, counters: e.relay.counters(), ...(broken ? { error: broken } : {}) });
     }
     return out.sort((a, b) => (a.owner === b.owner ? (ruleKey(a) < ruleKey(b) ? -1 : 1) : a.owner < b.owner ? -1 : 1));
   }
 
-  /** Closes every rule; later apply() calls fail with kind "precondition". */
+  /**
+   * Lets go of the data paths that outlive the daemon: vmm-relayd keeps
+   * forwarding (connections included) until the next daemon adopts it.
+   * Rules on Node sockets close. Later apply() calls fail (kind "precondition").
+   */
+  detach(): Promise<void> {
+    return this.serialize(async () => {
+      this.closed = true;
+      for (const [key, e] of [...this.entries]) {
+        if (e.relay.kind !== "sockets") continue;
+        this.entries.delete(key);
+        await e.relay.close();
+      }
+      await this.native?.detach();
+    });
+  }
+
+  /** Closes every rule and stops vmm-relayd; later apply() calls fail with kind "precondition". */
   close(): Promise<void> {
     return this.serialize(async () => {
       this.closed = true;
       const all = [...this.entries.values()];
       this.entries.clear();
-      await Promise.all(all.map((e) => e.relay.close()));
-      const d = this.relayd;
-      this.relayd = undefined;
-      await d?.close();
+      await Promise.all(all.filter((e) => e.relay.kind !== "native").map((e) => e.relay.close()));
+      await this.native?.close();
+      if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
     });
   }
 
@@ -154,8 +248,8 @@ export class ForwardService {
    * tests and benchmarks (fd and memory accounting).
    */
   async dataPathPids(): Promise<number[]> {
-    if (!this.relaydPath) return [process.pid];
-    return this.relayd ? await this.relayd.pids() : [];
+    if (!this.native) return [process.pid];
+    return this.native.pids();
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -164,11 +258,17 @@ export class ForwardService {
     return run;
   }
 
+  private path(rule: ForwardRule): DataPath {
+    if (rule.path === "nat") throw new VmmError("unsupported", "nat forwards are not available in this build");
+    return this.userspace;
+  }
+
   private async doApply(owner: string, input: ForwardRule[]): Promise<void> {
     if (this.closed) throw precondition("forward service is closed");
     if (typeof owner !== "string" || owner.length === 0) {
       throw new ValidationError([{ field: "owner", message: "must be a non-empty string" }]);
     }
+    this.claimed?.add(owner);
     const rules = validateRules(input, "rules");
 
     const wanted = new Map<string, { rule: ForwardRule; index: number }>();
@@ -176,57 +276,62 @@ export class ForwardService {
     // index i of `rules` is index i of `input`.
     rules.forEach((rule, i) => wanted.set(ruleKey(rule), { rule, index: i }));
 
-    for (const [key, { index }] of wanted) {
+    for (const [key, { rule, index }] of wanted) {
       const e = this.entries.get(key);
       if (e && e.owner !== owner) {
         throw new VmmError("exists", `rules[${index}]: ${key} is already forwarded for "${e.owner}"`);
       }
+      for (const other of this.entries.values()) {
+        if (other.owner === owner || (other.rule.path !== "nat" && rule.path !== "nat") || !overlaps(other.rule, rule)) continue;
+        throw new VmmError("exists", `rules[${index}]: ${key} (${rule.path}) takes the packets of ${ruleKey(other.rule)} (${other.rule.path}) of "${other.owner}": a port is either nat or userspace`);
+      }
     }
 
-    const toAdd: { key: string; rule: ForwardRule; index: number }[] = [];
-    const toRetarget: { entry: Entry; rule: ForwardRule }[] = [];
+    const toOpen: { key: string; rule: ForwardRule; index: number }[] = [];
+    const toUpdate: { entry: Entry; rule: ForwardRule }[] = [];
     for (const [key, { rule, index }] of wanted) {
       const e = this.entries.get(key);
-      if (!e) toAdd.push({ key, rule, index });
-      else if (!sameTarget(e.rule, rule)) toRetarget.push({ entry: e, rule });
+      if (!e || e.relay.broken || e.rule.path !== rule.path) toOpen.push({ key, rule, index });
+      else if (!sameSettings(e.rule, rule)) toUpdate.push({ entry: e, rule });
     }
-    const toRemove = [...this.entries].filter(([key, e]) => e.owner === owner && !wanted.has(key));
+    const toClose = [...this.entries].filter(([key, e]) => e.owner === owner && (!wanted.has(key) || toOpen.some((o) => o.key === key)));
 
-    // Bind everything new first; any failure undoes this apply's binds only.
+    // 1. Bind everything new first; any failure undoes this apply's binds only.
     const opened: { key: string; entry: Entry }[] = [];
-    try {
-      for (const { key, rule, index } of toAdd) {
-        try {
-          const relay = await this.open(rule);
-          opened.push({ key, entry: { owner, rule, relay } });
-        } catch (e) {
-          throw hostError(`rules[${index}]: bind ${rule.protocol} ${showAddress(rule.listenAddress, rule.listenPort)}`, e, "unavailable");
-        }
+    const undoOpened = () => Promise.all(opened.map((o) => o.entry.relay.close()));
+    for (const { key, rule, index } of toOpen) {
+      try {
+        opened.push({ key, entry: { owner, rule, relay: await this.path(rule).open(owner, rule) } });
+      } catch (e) {
+        await undoOpened();
+        if (e instanceof VmmError && e.kind !== "internal") throw e;
+        throw hostError(`rules[${index}]: bind ${rule.protocol} ${showAddress(rule.listenAddress, rule.listenPort)}`, e, "unavailable");
       }
-    } catch (e) {
-      await Promise.all(opened.map((o) => o.entry.relay.close()));
-      throw e;
     }
 
-    // Commit: nothing below can fail on bind.
-    for (const { entry, rule } of toRetarget) {
-      await entry.relay.retarget(rule.targetAddress, rule.targetPort);
-      entry.rule = rule;
+    // 2. Updates (new targets, options): a failure restores the earlier ones
+    // (their connections to the new target end) and undoes the binds.
+    const done: { entry: Entry; before: ForwardRule }[] = [];
+    for (const { entry, rule } of toUpdate) {
+      try {
+        await entry.relay.update(rule);
+        done.push({ entry, before: entry.rule });
+        entry.rule = rule;
+      } catch (e) {
+        for (const d of done.reverse()) {
+          await d.entry.relay.update(d.before).catch((err: unknown) => log("error", "restoring a forward's target failed", { owner, error: String(err) }));
+          d.entry.rule = d.before;
+        }
+        await undoOpened();
+        throw hostError(`rules[${wanted.get(ruleKey(rule))!.index}]: retarget ${ruleKey(rule)} to ${showAddress(rule.targetAddress, rule.targetPort)}`, e, "unavailable");
+      }
     }
-    for (const [key, e] of toRemove) {
+
+    // 3. Commit: nothing below fails.
+    for (const [key, e] of toClose) {
       this.entries.delete(key);
       await e.relay.close();
     }
     for (const { key, entry } of opened) this.entries.set(key, entry);
-  }
-
-  private open(rule: ForwardRule): Promise<RuleRelay> {
-    if (this.relaydPath) {
-      // Started with the first rule: a service without rules costs no process.
-      this.relayd ??= new RelayDaemon(this.relaydPath, this.relayWorkers, this.relayPackBelow);
-      return openNativeRule(this.relayd, rule, this.limits);
-    }
-    if (rule.protocol === "udp") return openUdp(rule, this.limits);
-    return openSocketsTcp(rule, this.limits);
   }
 }

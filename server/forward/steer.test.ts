@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
 import { ForwardService } from "./service.js";
-import { Cleanup, connect, echo, fdCountOf, freePort, tcpRule, tcpServer, waitFor } from "./test-util.js";
+import { Cleanup, connect, echo, fdCountOf, freePort, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
 
 describe("vmm-relayd connection steering", () => {
   const cleanup = new Cleanup();

@@ -2,10 +2,11 @@
 // missing or splice(2) does not work. Same semantics as the native relay:
 // half-close propagated (allowHalfOpen + pipe ends the other side's write
 // half only), resets propagated (resetAndDestroy), connect deadline, per-rule
-// connection limit, TCP_NODELAY.
+// connection limit, TCP_NODELAY, PROXY protocol v2 (proxy.ts).
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { zeroCounters, type ForwardCounters, type ForwardRule } from "./rules.js";
 import type { RelayLimits, RuleRelay } from "./relay.js";
+import { proxyV2Header } from "./proxy.js";
 
 interface Pair {
   client: Socket;
@@ -13,8 +14,10 @@ interface Pair {
   done: boolean;
 }
 
+/** Listens for `rule` and relays its connections in this process. */
 export async function openSocketsTcp(rule: ForwardRule, limits: RelayLimits): Promise<RuleRelay> {
   let target = { host: rule.targetAddress, port: rule.targetPort };
+  let proxy = rule.proxyProtocol ?? false;
   const c: ForwardCounters = zeroCounters();
   const pairs = new Set<Pair>();
 
@@ -49,12 +52,24 @@ export async function openSocketsTcp(rule: ForwardRule, limits: RelayLimits): Pr
     let connected = false;
     const timer = setTimeout(() => {
       c.errors++;
+      c.connectFailures++;
+      c.lastConnectError = "ETIMEDOUT";
       guest.destroy();
       reset(client);
     }, limits.connectTimeoutMs);
     guest.once("connect", () => {
       connected = true;
       clearTimeout(timer);
+      if (proxy) {
+        const header = proxyV2Header(client.remoteAddress ?? "", client.remotePort ?? 0, client.localAddress ?? "", client.localPort ?? 0);
+        if (!header) {
+          c.errors++;
+          reset(guest);
+          reset(client);
+          return;
+        }
+        guest.write(header);
+      }
       client.on("data", (b: Buffer) => (c.bytesToGuest += b.length));
       guest.on("data", (b: Buffer) => (c.bytesFromGuest += b.length));
       client.pipe(guest); // client FIN -> guest.end() (SHUT_WR), guest still readable
@@ -66,9 +81,13 @@ export async function openSocketsTcp(rule: ForwardRule, limits: RelayLimits): Pr
       c.errors++;
       reset(guest);
     });
-    guest.once("error", () => {
+    guest.once("error", (e: NodeJS.ErrnoException) => {
       c.errors++;
-      if (!connected) clearTimeout(timer);
+      if (!connected) {
+        clearTimeout(timer);
+        c.connectFailures++;
+        c.lastConnectError = e.code ?? "EIO";
+      }
       reset(client);
     });
     let closes = 0;
@@ -109,10 +128,13 @@ export async function openSocketsTcp(rule: ForwardRule, limits: RelayLimits): Pr
 
   const addr = server.address();
   return {
+    kind: "sockets",
     port: typeof addr === "object" && addr ? addr.port : rule.listenPort,
     counters: () => ({ ...c }),
-    retarget(host, port) {
-      target = { host, port };
+    async update(r) {
+      proxy = r.proxyProtocol ?? false;
+      if (r.targetAddress === target.host && r.targetPort === target.port) return;
+      target = { host: r.targetAddress, port: r.targetPort };
       resetAll();
     },
     async close() {

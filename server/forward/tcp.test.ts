@@ -3,7 +3,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { ForwardService } from "./service.js";
-import { Cleanup, connect, echo, exchange, freePort, neverAccepting, payload, refusingPort, tcpServer, waitFor } from "./test-util.js";
+import { parseProxyV2 } from "./proxy.js";
+import { Cleanup, connect, echo, exchange, freePort, neverAccepting, payload, refusingPort, tcpServer, waitFor } from "../../test/helpers/forward.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -123,7 +124,17 @@ describe.each(["native", "sockets"] as const)("tcp relay: %s", (kind) => {
     expect(r.received.length).toBe(0);
     expect(r.error?.code).toBe("ECONNRESET");
     await waitFor("error counted", () => svc.list()[0]!.counters.errors >= 1);
-    expect(svc.list()[0]!.counters.connectionsActive).toBe(0);
+    expect(svc.list()[0]!.counters).toMatchObject({ connectionsActive: 0, connectFailures: 1, lastConnectError: "ECONNREFUSED" });
+  });
+
+  it("says why guest connects fail: an unreachable guest is not a refusing one", async () => {
+    // The private namespace has no route beyond 127.0.0.0/8: connect() fails at once.
+    const lp = await freePort();
+    await svc.apply("vm-1", [{ protocol: "tcp", listenAddress: "127.0.0.1", listenPort: lp, targetAddress: "10.254.254.254", targetPort: 80 }]);
+    const r = await exchange(lp, Buffer.from("x"));
+    expect(r.error?.code).toBe("ECONNRESET");
+    await waitFor("connect failure counted", () => svc.list()[0]!.counters.connectFailures === 1);
+    expect(svc.list()[0]!.counters).toMatchObject({ errors: 1, lastConnectError: "ENETUNREACH" });
   });
 
   it("gives up connecting after connectTimeoutMs to a guest that never accepts", async () => {
@@ -135,7 +146,29 @@ describe.each(["native", "sockets"] as const)("tcp relay: %s", (kind) => {
     expect(r.error?.code).toBe("ECONNRESET");
     expect(took).toBeGreaterThanOrEqual(450);
     expect(took).toBeLessThan(3000);
-    expect(svc.list()[0]!.counters.errors).toBe(1);
+    expect(svc.list()[0]!.counters).toMatchObject({ errors: 1, connectFailures: 1, lastConnectError: "ETIMEDOUT" });
+  });
+
+  it("sends a PROXY protocol v2 header with the client's address first, and counts only the client's bytes", async () => {
+    const { port } = await tcpServer(echo, cleanup);
+    const lp = await freePort();
+    await svc.apply("vm-1", [
+      { protocol: "tcp", listenAddress: "127.0.0.1", listenPort: lp, targetAddress: "127.0.0.1", targetPort: port, proxyProtocol: true },
+    ]);
+    const c = await connect(lp);
+    cleanup.push(() => c.destroy());
+    const clientPort = c.localPort;
+    const got: Buffer[] = [];
+    c.on("data", (b: Buffer) => got.push(b));
+    c.end("hello");
+    await new Promise<void>((r) => c.once("end", () => r()));
+    const all = Buffer.concat(got);
+    const h = parseProxyV2(all);
+    expect(h).toEqual({ family: "tcp4", srcAddress: "127.0.0.1", srcPort: clientPort, dstAddress: "127.0.0.1", dstPort: lp, length: 28 });
+    expect(all.subarray(h!.length).toString()).toBe("hello");
+    await waitFor("counters", () => svc.list()[0]!.counters.bytesFromGuest === 28 + 5);
+    expect(svc.list()[0]!.counters.bytesToGuest).toBe(5);
+    expect(svc.list()[0]!.proxyProtocol).toBe(true);
   });
 
   it("resets connections beyond maxConnectionsPerRule", async () => {

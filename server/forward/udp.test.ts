@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSocket, type Socket } from "node:dgram";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { Cleanup, fdCountOf, freePort, sleep, waitFor } from "./test-util.js";
+import { Cleanup, fdCountOf, freePort, sleep, waitFor } from "../../test/helpers/forward.js";
 
 const udp = (listenPort: number, targetPort: number): ForwardRule => ({
   protocol: "udp",

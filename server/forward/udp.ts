@@ -18,6 +18,7 @@ interface Session {
 
 const kMaxQueued = 64;
 
+/** Binds `rule`'s UDP port and relays its sessions in this process. */
 export async function openUdp(rule: ForwardRule, limits: RelayLimits): Promise<RuleRelay> {
   let target = { address: rule.targetAddress, port: rule.targetPort };
   const c: ForwardCounters = zeroCounters();
@@ -99,10 +100,12 @@ export async function openUdp(rule: ForwardRule, limits: RelayLimits): Promise<R
   };
 
   return {
+    kind: "sockets",
     port: listener.address().port,
     counters: () => ({ ...c }),
-    retarget(address, port) {
-      target = { address, port };
+    async update(r) {
+      if (r.targetAddress === target.address && r.targetPort === target.port) return;
+      target = { address: r.targetAddress, port: r.targetPort };
       closeAll();
     },
     async close() {

@@ -6,15 +6,15 @@
 // and unix sockets alike.
 import { createServer as createHttp1, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttp2, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
-import { createServer as createNet, type Server as NetServer, type Socket } from "node:net";
-import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
-import { hostError } from "../errors.js";
+import { connect as netConnect, createServer as createNet, type Server as NetServer, type Socket } from "node:net";
+import { chmodSync, lstatSync, statSync, unlinkSync } from "node:fs";
+import { hostError, VmmError } from "../errors.js";
+import { log } from "../log.js";
+import { TrackedConnection, type ConnectionLimits, type Http2SessionLike } from "./connection-policy.js";
 
 type Handler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-/** How long a connection may stay silent before its first bytes. */
-const SNIFF_TIMEOUT_MS = 10_000;
 
 /**
  * Shields the daemon from requests the Connect adapter cannot take: it
@@ -47,44 +47,75 @@ function guard(handler: Handler): Handler {
   };
 }
 
+/**
+ * What a unix socket path holds: nothing, a socket someone answers on, a
+ * socket nobody answers on (left by a process that died), or something else.
+ */
+function probeUnix(path: string): Promise<"absent" | "live" | "stale" | "other"> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return Promise.resolve("absent");
+  }
+  if (!isSocket) return Promise.resolve("other");
+  return new Promise((resolve) => {
+    const c = netConnect(path);
+    c.once("connect", () => {
+      c.destroy();
+      resolve("live");
+    });
+    c.once("error", (e: NodeJS.ErrnoException) => resolve(e.code === "ECONNREFUSED" ? "stale" : e.code === "ENOENT" ? "absent" : "live"));
+  });
+}
+
+/** Serves one handler over HTTP/1.1 and h2c on any number of TCP and unix listeners. */
 export class ApiServer {
   private readonly h1;
   private readonly h2;
   private readonly listeners: NetServer[] = [];
   private readonly sessions = new Set<Http2Session>();
-  private readonly sockets = new Set<Socket>();
-  private unixPaths: string[] = [];
-  private readonly h1Active = new Map<Socket, number>();
-  private readonly h1Sockets = new Set<Socket>();
+  private readonly conns = new Map<Socket, TrackedConnection>();
+  /** Unix sockets we created, with their inode: we unlink only our own. */
+  private unixPaths: { path: string; dev: number; ino: number }[] = [];
+  /** The connection being handed to the HTTP/2 server ('session' fires synchronously). */
+  private handingOver: TrackedConnection | undefined;
   private closing = false;
 
-  constructor(handler: Handler) {
+  constructor(
+    handler: Handler,
+    private readonly limits: ConnectionLimits,
+  ) {
     const safe = guard(handler);
-    this.h1 = createHttp1({ keepAliveTimeout: 65_000 }, safe as (req: IncomingMessage, res: ServerResponse) => void);
+    // keepAliveTimeout 0: Node's own keep-alive timer stays off; the
+    // connection policy closes idle connections (and says why).
+    this.h1 = createHttp1({ keepAliveTimeout: 0 }, safe as (req: IncomingMessage, res: ServerResponse) => void);
     this.h2 = createHttp2({}, safe as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
-    // Requests in flight per HTTP/1.1 connection: the h1 server never
-    // listens itself, so its own idle-connection tracking (and
-    // closeIdleConnections) does not see our sockets.
     this.h1.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      const sock = req.socket;
-      this.h1Active.set(sock, (this.h1Active.get(sock) ?? 0) + 1);
+      const conn = this.conns.get(req.socket);
+      if (!conn) return;
+      conn.onHttp1Request(req, res);
       res.once("close", () => {
-        const n = (this.h1Active.get(sock) ?? 1) - 1;
-        this.h1Active.set(sock, n);
-        if (n === 0 && this.closing) sock.destroy();
+        if (this.closing && conn.inFlight === 0) conn.close("daemon shutting down");
       });
     });
     this.h2.on("session", (s: Http2Session) => {
       this.sessions.add(s);
       s.once("close", () => this.sessions.delete(s));
+      this.handingOver?.startHttp2(s as unknown as Http2SessionLike);
     });
   }
 
-  private route(sock: Socket): void {
-    this.sockets.add(sock);
-    sock.once("close", () => this.sockets.delete(sock));
+  private route(sock: Socket, listener: string): void {
+    if (this.closing || this.conns.size >= this.limits.maxConnections) {
+      log("debug", "connection refused", { listener, reason: this.closing ? "daemon shutting down" : `api.max_connections (${this.limits.maxConnections}) reached` });
+      sock.destroy();
+      return;
+    }
+    const conn = new TrackedConnection(sock, this.limits, listener);
+    this.conns.set(sock, conn);
+    sock.once("close", () => this.conns.delete(sock));
     let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => sock.destroy(), SNIFF_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       const n = Math.min(buf.length, PREFACE.length);
@@ -92,7 +123,6 @@ export class ApiServer {
       // Undecided while the bytes so far are a prefix of the preface (but
       // 3 bytes settle it: no HTTP/1.1 method starts with "PRI").
       if (isH2 && n < 3) return;
-      clearTimeout(timer);
       sock.off("data", onData);
       sock.off("error", onError);
       sock.pause();
@@ -101,21 +131,21 @@ export class ApiServer {
         // The http2 session reads the unshifted bytes itself (on the next
         // tick, via socket.read()); resuming here would emit them as 'data'
         // events nobody consumes.
-        this.h2.emit("connection", sock);
+        this.handingOver = conn;
+        try {
+          this.h2.emit("connection", sock);
+        } finally {
+          this.handingOver = undefined;
+        }
       } else {
-        this.h1Sockets.add(sock);
-        sock.once("close", () => {
-          this.h1Sockets.delete(sock);
-          this.h1Active.delete(sock);
-        });
         this.h1.emit("connection", sock);
+        conn.startHttp1();
         sock.resume();
       }
     };
-    const onError = () => {
-      clearTimeout(timer);
-      sock.destroy();
-    };
+    // Until the protocol is known, an error ends the connection here; after
+    // that the HTTP server handles the socket's errors.
+    const onError = () => sock.destroy();
     sock.on("data", onData);
     sock.on("error", onError);
   }
@@ -131,13 +161,17 @@ export class ApiServer {
     });
   }
 
-  /** Listens on a unix socket with the given mode, replacing a stale socket file. */
+  /**
+   * Listens on a unix socket with the given mode. A socket file already
+   * there is removed only when a connect to it is refused (its daemon is
+   * gone); one that answers belongs to a live server and is left alone.
+   */
   async listenUnix(path: string, mode: number): Promise<void> {
-    if (existsSync(path)) {
-      if (!lstatSync(path).isSocket()) throw hostError(`listen on ${path}`, new Error("path exists and is not a socket"), "unavailable");
-      unlinkSync(path);
-    }
-    const server = createNet((s) => this.route(s));
+    const state = await probeUnix(path);
+    if (state === "other") throw hostError(`listen on ${path}`, new Error("path exists and is not a socket"), "unavailable");
+    if (state === "live") throw new VmmError("unavailable", `listen on ${path} failed: another server is answering on this socket`);
+    if (state === "stale") unlinkSync(path);
+    const server = createNet((s) => this.route(s, path));
     // Create the socket with no access for anyone, then chmod: no window in
     // which other users could connect.
     const old = process.umask(0o777);
@@ -148,16 +182,22 @@ export class ApiServer {
     }
     chmodSync(path, mode);
     this.listeners.push(server);
-    this.unixPaths.push(path);
+    const st = statSync(path);
+    this.unixPaths.push({ path, dev: st.dev, ino: st.ino });
   }
 
   /** Listens on TCP; resolves with the bound port (useful with port 0). */
   async listenTcp(host: string, port: number): Promise<number> {
-    const server = createNet((s) => this.route(s));
+    const server = createNet((s) => this.route(s, `${host.includes(":") ? `[${host}]` : host}:${port}`));
     await this.listen(server, { host, port });
     this.listeners.push(server);
     const addr = server.address();
     return typeof addr === "object" && addr ? addr.port : port;
+  }
+
+  /** Connections open right now (all listeners). */
+  get connectionCount(): number {
+    return this.conns.size;
   }
 
   /**
@@ -168,20 +208,24 @@ export class ApiServer {
   async close(graceMs = 5000): Promise<void> {
     this.closing = true;
     const closed = this.listeners.map((l) => new Promise<void>((r) => l.close(() => r())));
-    // Idle keep-alive connections go now; busy ones when their response ends.
-    for (const sock of this.h1Sockets) if ((this.h1Active.get(sock) ?? 0) === 0) sock.destroy();
+    // Idle and undecided connections go now; busy HTTP/1.1 ones when their
+    // response ends; HTTP/2 sessions get a GOAWAY.
+    for (const c of this.conns.values()) if (c.protocol !== "h2" && c.inFlight === 0) c.close("daemon shutting down");
     for (const s of this.sessions) s.close();
     this.h1.close();
     this.h2.close();
     const deadline = Date.now() + graceMs;
-    while (this.sockets.size > 0 && Date.now() < deadline) {
+    while (this.conns.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 25));
     }
-    for (const s of this.sockets) s.destroy();
+    for (const c of this.conns.values()) c.close("shutdown grace period over");
     await Promise.all(closed);
-    for (const p of this.unixPaths) {
+    for (const u of this.unixPaths) {
+      // Unlink only the socket we created: if the file was replaced (by
+      // another server) it is not ours to remove.
       try {
-        unlinkSync(p);
+        const st = statSync(u.path);
+        if (st.dev === u.dev && st.ino === u.ino) unlinkSync(u.path);
       } catch {
         // already gone
       }

@@ -12,8 +12,7 @@
 // grammar rather than trusting every caller to have got it right.
 import { isIPv4 } from "node:net";
 import { Problems } from "../errors.js";
-import { isValidIfName } from "./addr.js";
-import { normalizeMac } from "./mac.js";
+import { isValidIfName, normalizeMac } from "../check.js";
 
 /** DHCP service of a dnsmasq instance. */
 export interface DnsmasqDhcp {

@@ -11,7 +11,7 @@
 // every field is checked, and a line that does not parse is skipped, never
 // half-used.
 import { isIPv4 } from "node:net";
-import { normalizeMac } from "./mac.js";
+import { normalizeMac } from "../check.js";
 
 /** One IPv4 lease of the file. */
 export interface DnsmasqLease {

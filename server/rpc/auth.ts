@@ -29,7 +29,9 @@ export function authInterceptor(cfg: AuthConfig): Interceptor {
     if (!enabled || OPEN_SERVICES.has(req.service.typeName)) return next(req);
     const header = req.header.get("authorization");
     if (header === null) throw new ConnectError("authorization: missing bearer token", Code.Unauthenticated);
-    const m = /^Bearer ([\x21-\x7e]+)$/.exec(header);
+    // RFC 7235 section 2.1: the scheme is case-insensitive and separated
+    // from the credentials by one or more spaces.
+    const m = /^bearer +([\x21-\x7e]+)$/i.exec(header);
     if (!m) throw new ConnectError('authorization: expected "Bearer <token>"', Code.Unauthenticated);
     const token = m[1]!;
     if (matches(token, cfg.tokens)) return next(req);

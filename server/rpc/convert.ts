@@ -4,11 +4,10 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { NetMode } from "../config/types.js";
-import type { ForwardStatus } from "./forward-view.js";
-import type { NetworkRecord } from "../vmnet/registry.js";
-import type { NetworkStatus, RawNetworkConfig } from "../vmnet/registry.js";
-import type { RawPort, RawVmSpec } from "../vm/validate.js";
-import type { LeaseRecord, VmView, VmStatus as DomainStatus } from "../vm/types.js";
+import type { ForwardStatus } from "../forward/rules.js";
+import type { NetworkRecord, RawNetworkConfig } from "../vmnet/types.js";
+import type { NetworkStatus } from "../vmnet/registry.js";
+import type { LeaseRecord, RawPort, RawVmSpec, VmView, VmStatus as DomainStatus } from "../vm/types.js";
 import type { LeaseState } from "../net/lease-book.js";
 import type { CloudInitSpec } from "../image/spec.js";
 import type { DiskView } from "../image/disks.js";
@@ -104,6 +103,11 @@ const STATUS: Record<DomainStatus, VmStatus> = {
   stopping: VmStatus.STOPPING,
   exited: VmStatus.EXITED,
 };
+
+/** The protobuf enum value of a domain VM status. */
+export function statusToProto(s: DomainStatus): VmStatus {
+  return STATUS[s];
+}
 
 export function forwardToProto(f: ForwardStatus): ForwardInfo {
   return create(ForwardInfoSchema, {

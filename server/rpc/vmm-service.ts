@@ -15,10 +15,10 @@ import {
   WatchEventsResponseSchema,
 } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { cloudInitFromProto, forwardToProto, leaseToProto, imageToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
-import type { ForwardView } from "./forward-view.js";
+import { cloudInitFromProto, forwardToProto, imageToProto, leaseToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
+import type { ForwardView } from "../forward/types.js";
 import { Problems, VmmError } from "../errors.js";
-import { checkId } from "../vm/validate.js";
+import { checkId } from "../check.js";
 import type { ImageCatalog } from "../image/catalog.js";
 
 export interface VmmServiceDeps {
@@ -29,8 +29,8 @@ export interface VmmServiceDeps {
   images: ImageCatalog;
 }
 
-/** Handlers with a module of their own (console-service.ts), joined in daemon.ts. */
-type ElsewhereHandled = "readConsole";
+/** Handlers with a module of their own (console-service.ts, stats-service.ts), joined in daemon.ts. */
+type ElsewhereHandled = "readConsole" | "getVmStats";
 
 export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmService>, ElsewhereHandled> {
   /** Active forwards of a VM: the forwarder's rules, or the native maps of user/passt. */

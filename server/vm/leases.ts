@@ -26,7 +26,7 @@ import { cidrContains, intToIpv4, parseIpv4Cidr } from "../net/addr.js";
 import { MAX_LEASE_FILE_BYTES, parseLeaseFile, type DnsmasqLease } from "../net/dnsmasq-leases.js";
 import { LeaseBook, type Lease, type LeaseState, type NicRef, type Revocation } from "../net/lease-book.js";
 import { LEARNED, verifyOnWire, type Verdict } from "../net/lease-verify.js";
-import { normalizeMac } from "../net/mac.js";
+import { normalizeMac } from "../check.js";
 import { log } from "../log.js";
 
 /** A ReportDhcpLease request in domain terms. */

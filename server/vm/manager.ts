@@ -1,49 +1,25 @@
 // VmManager: the domain object behind VmmService. It owns the VM records
 // (store.ts), serializes operations per VM, records events, and drives the
-// runner (QEMU supervisor) and the forwarder. RPC handlers only convert and
+// runner (runner.ts) and the forwarder. RPC handlers only convert and
 // call it.
-import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { checkId } from "../check.js";
 import type { Config } from "../config/types.js";
-import type { ForwardRule } from "../forward/index.js";
 import { precondition, Problems, VmmError } from "../errors.js";
-import { deriveMac } from "../net/mac.js";
+import type { ForwardRule } from "../forward/rules.js";
+import type { Forwarder } from "../forward/types.js";
 import { hostInterfaceOf } from "../host/addresses.js";
 import type { Wire } from "../host/neighbour.js";
-import type { Lease, NicRef } from "../net/lease-book.js";
-import { LeaseKeeper, type LeaseHost, type LeaseNic, type LeaseReport } from "./leases.js";
-import { checkId, FORWARDED_MODES, validateSpec, validateUpdate, type RawUpdate, type RawVmSpec } from "./validate.js";
-import { VmStore, MAX_EVENTS_KEPT } from "./store.js";
-import type { PortSpec, VmEventRecord, VmRecord, VmRuntime, VmSpec, VmView } from "./types.js";
 import type { ImageCatalog } from "../image/catalog.js";
 import { describeDisks, type DiskView } from "../image/disks.js";
-
-/** What the manager needs of the forward service (server/forward). */
-export interface Forwarder {
-  apply(owner: string, rules: ForwardRule[]): Promise<void>;
-  remove(owner: string): Promise<void>;
-  /** Rules with counters; a growing error count makes the lease keeper re-verify a guest. */
-  list?(): { owner: string; targetAddress: string; counters: { errors: number } }[];
-}
-
-/** A vmnet network as the VM manager needs it: its subnet, bridge and gateway. */
-export interface NetworkInfo {
-  subnet: string;
-  bridge: string;
-  gateway: string;
-}
-
-/** What the manager needs of the QEMU supervisor. */
-export interface VmRunner {
-  /** Boots the VM; resolves once QEMU runs. Calls `onExit` when it exits on its own. */
-  start(view: VmView, onExit: (reason: string) => void): Promise<VmRuntime>;
-  /** Stops the VM (graceful unless force) and releases its host resources. */
-  stop(view: VmView, opts: { force: boolean; timeoutMs: number }): Promise<void>;
-  /** Re-attaches to a VM found running at daemon start; returns false if it is gone. */
-  adopt(view: VmView, onExit: (reason: string) => void): Promise<boolean>;
-  /** Applies new ports to a running VM that maps them natively (user, passt). */
-  updatePorts?(view: VmView, ports: PortSpec[]): Promise<void>;
-}
+import type { Lease, NicRef } from "../net/lease-book.js";
+import { deriveMac } from "../net/mac.js";
+import { pageOf, readPage } from "../page.js";
+import { LeaseKeeper, type LeaseHost, type LeaseNic, type LeaseReport } from "./leases.js";
+import { MAX_EVENTS_KEPT, type VmStore } from "./store.js";
+import type { NetworkLookup, PortSpec, RawUpdate, RawVmSpec, VmEventRecord, VmRecord, VmRunner, VmRuntime, VmSpec, VmView } from "./types.js";
+import { checkRunFiles, FORWARDED_MODES, validateSpec, validateUpdate } from "./validate.js";
 
 /** Filter and page of ListVms. */
 export interface ListQuery {
@@ -65,25 +41,48 @@ interface Entry {
 
 const now = () => new Date().toISOString();
 
+/** What the VM manager stands on; daemon.ts passes the real ones, tests fakes. */
+export interface VmManagerDeps {
+  cfg: Config;
+  store: VmStore;
+  /** Runs guests; undefined without QEMU (records are still served). */
+  runner: VmRunner | undefined;
+  /** Forwards the ports of bridge-like modes; undefined: none. */
+  forwarder: Forwarder | undefined;
+  /** The vmnet networks (existence and subnets); undefined: none. */
+  networks: NetworkLookup | undefined;
+  /** The images directory; undefined: VMs cannot use images. */
+  images?: ImageCatalog;
+  /** Where leases are verified (server/host/neighbour.ts HostWire; a scripted wire in tests). */
+  wire: Wire;
+  /** The forwarder's rules with counters: failing connects make the lease keeper re-verify a guest. */
+  forwardList?: () => { owner: string; targetAddress: string; counters: { errors: number } }[];
+}
+
+/** The domain object behind VmmService; see the file comment. */
 export class VmManager {
   private readonly vms = new Map<string, Entry>();
   private readonly byMac = new Map<string, { id: string; nic: number }>();
+  /** "event" (vmId, VmEventRecord) for every recorded event, plus "removed" events. */
   readonly events = new EventEmitter();
+  private readonly cfg: Config;
+  private readonly store: VmStore;
+  private readonly runner: VmRunner | undefined;
+  private readonly forwarder: Forwarder | undefined;
+  private readonly networks: NetworkLookup | undefined;
+  private readonly images: ImageCatalog | undefined;
+  private readonly forwardList: VmManagerDeps["forwardList"];
 
-  constructor(
-    private readonly cfg: Config,
-    private readonly store: VmStore,
-    private readonly runner: VmRunner | undefined,
-    private readonly forwarder: Forwarder | undefined,
-    /** A vmnet network by id (lease validation and verification). */
-    private readonly network: (networkId: string) => NetworkInfo | undefined,
-    /** The images directory; undefined: VMs cannot use images. */
-    private readonly images: ImageCatalog | undefined,
-    /** Where leases are verified (server/host/neighbour.ts HostWire). */
-    wire: Wire,
-  ) {
+  constructor(d: VmManagerDeps) {
+    this.cfg = d.cfg;
+    this.store = d.store;
+    this.runner = d.runner;
+    this.forwarder = d.forwarder;
+    this.networks = d.networks;
+    this.images = d.images;
+    this.forwardList = d.forwardList;
     this.events.setMaxListeners(0);
-    this.leases = new LeaseKeeper(cfg, this.leaseHost(), wire);
+    this.leases = new LeaseKeeper(d.cfg, this.leaseHost(), d.wire);
   }
 
   /** Leases of every NIC: verified on the wire, one address per NIC per bridge (leases.ts). */
@@ -147,13 +146,7 @@ export class VmManager {
     const p = new Problems();
     q.ids.forEach((id, i) => checkId(p, `ids[${i}]`, id));
     if (q.keyword.length > 256) p.add("keyword", `is ${q.keyword.length} characters; at most 256`);
-    if (q.pageSize > 1000) p.add("page_size", `is ${q.pageSize}; at most 1000`);
-    let offset = 0;
-    if (q.pageToken !== "") {
-      const m = /^o(\d{1,9})$/.exec(Buffer.from(q.pageToken, "base64url").toString());
-      if (!m) p.add("page_token", "is not a token returned by ListVms");
-      else offset = Number(m[1]);
-    }
+    const w = readPage(p, q, "ListVms");
     p.throwIfAny();
     const kw = q.keyword.toLowerCase();
     const all = [...this.vms.values()]
@@ -161,10 +154,8 @@ export class VmManager {
       .filter((e) => (q.names ?? []).length === 0 || q.names!.includes(e.record.spec.name))
       .filter((e) => kw === "" || e.record.id.includes(kw) || e.record.spec.name.toLowerCase().includes(kw))
       .sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt) || a.record.id.localeCompare(b.record.id));
-    const size = q.pageSize === 0 ? 100 : q.pageSize;
-    const page = all.slice(offset, offset + size);
-    const next = offset + size < all.length ? Buffer.from(`o${offset + size}`).toString("base64url") : "";
-    return { vms: page.map((e) => this.view(e)), nextPageToken: next, total: all.length };
+    const page = pageOf(all, w);
+    return { vms: page.items.map((e) => this.view(e)), nextPageToken: page.nextPageToken, total: all.length };
   }
 
   /** Ids of VMs with a NIC on vmnet network `networkId`. */
@@ -213,14 +204,15 @@ export class VmManager {
   async create(rawId: string, raw: RawVmSpec, start: boolean): Promise<VmView> {
     const p = new Problems();
     if (rawId !== "") checkId(p, "id", rawId);
-    p.throwIfAny();
-    const spec = validateSpec(raw, this.cfg);
-    await this.checkImages(spec);
     const id = rawId === "" ? randomUUID() : rawId;
+    if (p.empty) checkRunFiles(p, "id", this.store.files(id));
+    p.throwIfAny();
+    const spec = validateSpec(raw, { cfg: this.cfg });
+    await this.checkImages(spec);
     if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
     this.checkPortConflicts(id, spec.ports, "config.ports");
     for (const [i, nic] of spec.nics.entries()) {
-      if (nic.mode === "vmnet" && this.network(nic.networkId!) === undefined)
+      if (nic.mode === "vmnet" && this.networks?.subnetOf(nic.networkId!) === undefined)
         throw new VmmError("not_found", `config.nics[${i}].network_id: network "${nic.networkId}" not found`);
     }
     const macs = spec.nics.map((_, i) => deriveMac(id, i, this.cfg.networking.macPrefix));
@@ -268,7 +260,7 @@ export class VmManager {
   async update(id: string, u: RawUpdate): Promise<VmView> {
     const e = this.entry(id);
     return this.serialize(id, async () => {
-      const spec = validateUpdate(e.record.spec, u, this.cfg);
+      const spec = validateUpdate(e.record.spec, u, { cfg: this.cfg });
       if (u.updatePorts) this.checkPortConflicts(id, spec.ports, "ports");
       // Ports of NICs QEMU or passt map natively (user, passt) change there
       // first: if that fails, nothing has been written.
@@ -412,7 +404,7 @@ export class VmManager {
         if (e) await this.syncForwards(e);
       },
       hostHolds: (ip) => hostInterfaceOf(ip),
-      forwards: () => this.forwarder?.list?.() ?? [],
+      forwards: () => this.forwardList?.() ?? [],
     };
   }
 
@@ -421,7 +413,7 @@ export class VmManager {
     const n = e.record.spec.nics[i]!;
     const base = { mode: n.mode, mac: e.record.macs[i]!, running: this.isLive(e) };
     if (n.mode === "vmnet") {
-      const net = this.network(n.networkId!);
+      const net = this.networks?.info(n.networkId!);
       return net ? { ...base, domain: net.bridge, subnet: net.subnet, gateway: net.gateway } : base;
     }
     const l2 = n.mode === "bridge" || n.mode === "tap" ? n.bridge : n.mode === "macvtap" ? n.macvtapParent : undefined;

@@ -5,73 +5,16 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { isIPv4 } from "node:net";
+import { checkId } from "../check.js";
 import type { Config } from "../config/types.js";
 import { precondition, Problems, VmmError } from "../errors.js";
-import { cidrContains, cidrToString, intToIpv4, parseIpv4Cidr } from "../net/addr.js";
-import { normalizeMac } from "../net/mac.js";
+import type { HostPrefix } from "../net/host-prefixes.js";
+import type { NetworkAttachment } from "../net/types.js";
+import { pageOf, readPage } from "../page.js";
 import { fsyncDir, mkdirDurable, readJson, sweepTrash, writeFileAtomic, writeJsonAtomic } from "../store/atomic.js";
-import { checkName, ID_RE } from "../vm/validate.js";
+import type { NetworkBackend, NetworkRecord, NetworkSpec, RawNetworkConfig, VmAttachments } from "./types.js";
 import { log } from "../log.js";
-
-export type NetworkMode = "host" | "shared";
-
-export interface NetworkPortForwardSpec {
-  protocol: "tcp" | "udp";
-  listenAddress: string;
-  listenPort: number;
-  internalAddress: string;
-  internalPort: number;
-}
-
-export interface NetworkSpec {
-  mode: NetworkMode;
-  ipv4Subnet: string;
-  ipv6Prefix: string;
-  mtu: number;
-  dhcpEnabled: boolean;
-  dhcpReservations: { mac: string; ipv4: string }[];
-  nat44Enabled: boolean;
-  nat66Enabled: boolean;
-  dnsProxyEnabled: boolean;
-  routerAdvertisementEnabled: boolean;
-  portForwards: NetworkPortForwardSpec[];
-  externalInterface: string;
-}
-
-export interface NetworkRecord {
-  version: 1;
-  id: string;
-  name: string;
-  createdAt: string;
-  spec: NetworkSpec;
-  bridge: string;
-  gateway: string;
-  holders: { id: string; description: string; since: string }[];
-}
-
-/** Raw NetworkConfig from the API; enums named, unknown as "?N"; optionals undefined when unset. */
-export interface RawNetworkConfig {
-  mode: string | undefined;
-  ipv4Subnet: string;
-  ipv6Prefix: string;
-  mtu: number;
-  dhcpEnabled?: boolean;
-  dhcpReservations: { mac: string; ipv4: string }[];
-  nat44Enabled?: boolean;
-  nat66Enabled?: boolean;
-  dnsProxyEnabled?: boolean;
-  routerAdvertisementEnabled?: boolean;
-  portForwards: { protocol: string | undefined; listenAddress: string; listenPort: number; internalAddress: string; internalPort: number }[];
-  externalInterface: string;
-}
-
-/**
- * How a VM's NIC joins a network: through the network's host bridge (the
- * supervisor opens a TAP on it), or through a datagram socket fd the backend
- * relays frames on (macOS vmnet; the caller owns the fd).
- */
-export type NetworkAttachment = { bridge: string } | { fd: number };
+import { gatewayOf, validateNetwork } from "./validate.js";
 
 /** Whether a network is up on the host (GetNetwork reports it). */
 export interface NetworkStatus {
@@ -82,29 +25,26 @@ export interface NetworkStatus {
   since: string;
 }
 
-/** Host side of a network (Linux: bridge + dnsmasq + nftables). */
-export interface NetworkBackend {
-  realize(rec: NetworkRecord): Promise<void>;
-  destroy(rec: NetworkRecord): Promise<void>;
-  /** The network's dnsmasq lease file, when the backend runs one. */
-  leaseFile?(rec: NetworkRecord): string;
-  /** Backends without a host bridge hand out one datagram fd per NIC. */
-  attach?(rec: NetworkRecord, mac: string): number;
-}
-
 const SERIAL_PREFIX = "vmmnet1.";
 
+/**
+ * The networks of this daemon. It knows nothing of VMs: which VMs use a
+ * network is the VM manager's to say, and callers pass it where it matters
+ * (delete), so neither domain object holds the other.
+ */
 export class NetworkRegistry {
   private readonly dir: string;
   private readonly nets = new Map<string, NetworkRecord>();
   private readonly secret: Buffer;
   private readonly statuses = new Map<string, NetworkStatus>();
+  /** Tail of the create/delete chain. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly cfg: Config,
     private readonly backend: NetworkBackend | undefined,
-    /** VM ids attached to a network, from the VM manager. */
-    private readonly attachedVms: (networkId: string) => string[] = () => [],
+    /** Address ranges the host uses; a new network must overlap none. */
+    private readonly hostPrefixes: () => Promise<HostPrefix[]> = async () => [],
   ) {
     this.dir = join(cfg.stateDir, "networks");
     mkdirDurable(this.dir);
@@ -158,6 +98,7 @@ export class NetworkRegistry {
     return out;
   }
 
+  /** IPv4 subnet of network `id`; undefined for an unknown network. */
   subnetOf(id: string): string | undefined {
     return this.nets.get(id)?.spec.ipv4Subnet;
   }
@@ -182,113 +123,44 @@ export class NetworkRegistry {
     return { bridge: rec.bridge };
   }
 
+  /** The network `id`; throws invalid (naming `field`) or not_found. */
   get(id: string, field = "id"): NetworkRecord {
     const p = new Problems();
-    if (id === "") p.add(field, "is required");
-    else if (!ID_RE.test(id)) p.add(field, "must be 1-63 of a-z 0-9 and '-'");
+    checkId(p, field, id);
     p.throwIfAny();
     const rec = this.nets.get(id);
     if (!rec) throw new VmmError("not_found", `${field}: network "${id}" not found`);
     return rec;
   }
 
+  /** One page of networks, oldest first. */
   list(pageSize: number, pageToken: string): { networks: NetworkRecord[]; next: string } {
     const p = new Problems();
-    if (pageSize > 1000) p.add("page_size", `is ${pageSize}; at most 1000`);
-    let offset = 0;
-    if (pageToken !== "") {
-      const m = /^o(\d{1,9})$/.exec(Buffer.from(pageToken, "base64url").toString());
-      if (!m) p.add("page_token", "is not a token returned by ListNetworks");
-      else offset = Number(m[1]);
-    }
+    const w = readPage(p, { pageSize, pageToken }, "ListNetworks");
     p.throwIfAny();
     const all = [...this.nets.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
-    const size = pageSize === 0 ? 100 : pageSize;
-    return {
-      networks: all.slice(offset, offset + size),
-      next: offset + size < all.length ? Buffer.from(`o${offset + size}`).toString("base64url") : "",
-    };
+    const page = pageOf(all, w);
+    return { networks: page.items, next: page.nextPageToken };
   }
 
-  attached(id: string): string[] {
-    return this.attachedVms(id);
+  /** Runs `fn` after every earlier create/delete: validation sees the networks that exist. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
   }
 
-  private allocateSubnet(): string {
-    const pool = parseIpv4Cidr(this.cfg.vmnet.subnetPool)!;
-    const used = new Set([...this.nets.values()].map((n) => n.spec.ipv4Subnet));
-    const count = 2 ** (24 - pool.prefix);
-    for (let i = 0; i < count; i++) {
-      const s = cidrToString({ network: pool.network + i * 256, prefix: 24 });
-      if (!used.has(s)) return s;
-    }
-    throw new VmmError("exhausted", `no free /24 left in vmnet.subnet_pool ${this.cfg.vmnet.subnetPool}`);
-  }
-
-  private validate(name: string, c: RawNetworkConfig): NetworkSpec {
-    const p = new Problems();
-    if (name !== "") checkName(p, "name", name);
-    let mode: NetworkMode = "shared";
-    if (c.mode === "host" || c.mode === "shared") mode = c.mode;
-    else p.add("config.mode", c.mode === undefined ? "is required (NETWORK_MODE_HOST or NETWORK_MODE_SHARED)" : `unknown mode ${c.mode.slice(1)}`);
-    let subnet = c.ipv4Subnet;
-    if (subnet !== "") {
-      const cidr = parseIpv4Cidr(subnet);
-      if (!cidr) p.add("config.ipv4_subnet", `"${subnet.slice(0, 64)}" is not an IPv4 CIDR with zero host bits, e.g. "192.168.64.0/24"`);
-      else if (cidr.prefix < 16 || cidr.prefix > 29) p.add("config.ipv4_subnet", "prefix must be between /16 and /29");
-      else if ([...this.nets.values()].some((n) => n.spec.ipv4Subnet === subnet)) p.add("config.ipv4_subnet", `${subnet} is used by another network`);
-    }
-    if (c.ipv6Prefix !== "" && !/^[0-9a-fA-F:]+\/64$/.test(c.ipv6Prefix)) p.add("config.ipv6_prefix", "must be an IPv6 /64 prefix such as fd00:1::/64");
-    if (c.mtu !== 0 && (c.mtu < 576 || c.mtu > 9000)) p.add("config.mtu", `is ${c.mtu}; must be between 576 and 9000`);
-    const cidr = subnet !== "" ? parseIpv4Cidr(subnet) : null;
-    const seenMac = new Set<string>();
-    c.dhcpReservations.forEach((r, i) => {
-      const mac = normalizeMac(r.mac);
-      if (mac === null) p.add(`config.dhcp_reservations[${i}].mac`, `"${r.mac.slice(0, 64)}" is not a MAC address`);
-      else if (seenMac.has(mac)) p.add(`config.dhcp_reservations[${i}].mac`, `${mac} is reserved twice`);
-      else seenMac.add(mac);
-      if (!isIPv4(r.ipv4)) p.add(`config.dhcp_reservations[${i}].ipv4`, `"${r.ipv4.slice(0, 64)}" is not an IPv4 address`);
-      else if (cidr && !cidrContains(cidr, r.ipv4)) p.add(`config.dhcp_reservations[${i}].ipv4`, `${r.ipv4} is outside ${subnet}`);
+  /** Validates, records and realizes a new network; nothing is left behind when a step fails. */
+  create(name: string, c: RawNetworkConfig): Promise<NetworkRecord> {
+    return this.exclusive(async () => {
+      const host = await this.hostPrefixes();
+      const spec = validateNetwork(name, c, { cfg: this.cfg, existing: [...this.nets.values()], host });
+      return this.createValidated(name, spec);
     });
-    if (mode === "host" && c.nat44Enabled === true) p.add("config.nat44_enabled", "NAT is only available in shared mode");
-    if (mode === "host" && c.nat66Enabled === true) p.add("config.nat66_enabled", "NAT is only available in shared mode");
-    if (c.externalInterface !== "" && !/^[A-Za-z0-9_.-]{1,15}$/.test(c.externalInterface)) p.add("config.external_interface", "is not a valid interface name");
-    if (mode === "host" && c.externalInterface !== "") p.add("config.external_interface", "only applies to shared mode");
-    const forwards: NetworkPortForwardSpec[] = [];
-    c.portForwards.forEach((f, i) => {
-      const at = `config.port_forwards[${i}]`;
-      if (f.protocol !== "tcp" && f.protocol !== "udp") p.add(`${at}.protocol`, "must be PROTOCOL_TCP or PROTOCOL_UDP");
-      const la = f.listenAddress === "" ? "127.0.0.1" : f.listenAddress;
-      if (!this.cfg.forward.allowedListenAddresses.includes(la)) p.add(`${at}.listen_address`, `${la.slice(0, 64)} is not in forward.allowed_listen_addresses`);
-      if (f.listenPort < this.cfg.forward.portMin || f.listenPort > this.cfg.forward.portMax) p.add(`${at}.listen_port`, `is ${f.listenPort}; the configured range is ${this.cfg.forward.portMin}-${this.cfg.forward.portMax}`);
-      if (!isIPv4(f.internalAddress)) p.add(`${at}.internal_address`, `"${f.internalAddress.slice(0, 64)}" is not an IPv4 address`);
-      else if (cidr && !cidrContains(cidr, f.internalAddress)) p.add(`${at}.internal_address`, `${f.internalAddress} is outside ${subnet}`);
-      if (f.internalPort < 1 || f.internalPort > 65535) p.add(`${at}.internal_port`, `is ${f.internalPort}; must be between 1 and 65535`);
-      forwards.push({ protocol: f.protocol as "tcp" | "udp", listenAddress: la, listenPort: f.listenPort, internalAddress: f.internalAddress, internalPort: f.internalPort });
-    });
-    p.throwIfAny();
-    if (subnet === "") subnet = this.allocateSubnet();
-    const shared = mode === "shared";
-    return {
-      mode,
-      ipv4Subnet: subnet,
-      ipv6Prefix: c.ipv6Prefix,
-      mtu: c.mtu === 0 ? 1500 : c.mtu,
-      dhcpEnabled: c.dhcpEnabled ?? true,
-      dhcpReservations: c.dhcpReservations.map((r) => ({ mac: normalizeMac(r.mac)!, ipv4: r.ipv4 })),
-      nat44Enabled: c.nat44Enabled ?? shared,
-      nat66Enabled: c.nat66Enabled ?? (shared && c.ipv6Prefix !== ""),
-      dnsProxyEnabled: c.dnsProxyEnabled ?? false,
-      routerAdvertisementEnabled: c.routerAdvertisementEnabled ?? c.ipv6Prefix !== "",
-      portForwards: forwards,
-      externalInterface: c.externalInterface,
-    };
   }
 
-  async create(name: string, c: RawNetworkConfig): Promise<NetworkRecord> {
-    const spec = this.validate(name, c);
+  private async createValidated(name: string, spec: NetworkSpec): Promise<NetworkRecord> {
     const id = `net-${randomUUID().slice(0, 8)}`;
-    const cidr = parseIpv4Cidr(spec.ipv4Subnet)!;
     const rec: NetworkRecord = {
       version: 1,
       id,
@@ -296,7 +168,7 @@ export class NetworkRegistry {
       createdAt: new Date().toISOString(),
       spec,
       bridge: `${this.cfg.vmnet.bridgePrefix}-${id.slice(4)}`,
-      gateway: intToIpv4(cidr.network + 1),
+      gateway: gatewayOf(spec.ipv4Subnet),
       holders: [],
     };
     // Record first, then the host side: a crash in between leaves a record
@@ -316,9 +188,20 @@ export class NetworkRegistry {
     return rec;
   }
 
-  async delete(id: string, force: boolean): Promise<void> {
+  /**
+   * Destroys network `id`. `vms` says which VMs have a NIC on it (the VM
+   * manager), asked inside the create/delete chain: without `force` a
+   * network in use is refused.
+   */
+  delete(id: string, force: boolean, vms: VmAttachments): Promise<void> {
     const rec = this.get(id);
-    const vms = this.attachedVms(id);
+    return this.exclusive(() => this.deleteRecord(rec, force, vms));
+  }
+
+  private async deleteRecord(rec: NetworkRecord, force: boolean, attachments: VmAttachments): Promise<void> {
+    const id = rec.id;
+    if (!this.nets.has(id)) throw new VmmError("not_found", `id: network "${id}" not found`);
+    const vms = attachments.attachedTo(id);
     if (!force && vms.length > 0) throw precondition(`network "${id}" has attached VMs (${vms.join(", ")}); remove them first or set force`);
     if (!force && rec.holders.length > 0) throw precondition(`network "${id}" has ${rec.holders.length} holder(s); release them first or set force`);
     await this.backend?.destroy(rec);
@@ -328,6 +211,7 @@ export class NetworkRegistry {
     this.statuses.delete(id);
   }
 
+  /** The signed handle another process presents to AcquireNetwork. */
   serialize(rec: NetworkRecord): string {
     const payload = Buffer.from(JSON.stringify({ v: 1, id: rec.id, created: rec.createdAt })).toString("base64url");
     const mac = createHmac("sha256", this.secret).update(payload).digest("base64url");
@@ -339,21 +223,36 @@ export class NetworkRegistry {
     const bad = (why: string) => new VmmError("invalid", `serialization: ${why}`, { problems: [{ field: "serialization", message: why }] });
     if (serialization === "") throw bad("is required");
     if (serialization.length > 1024 || !serialization.startsWith(SERIAL_PREFIX)) throw bad("is not a network serialization of this daemon (version vmmnet1)");
-    const [payload, mac] = serialization.slice(SERIAL_PREFIX.length).split(".");
-    if (!payload || !mac) throw bad("is malformed");
+    // One canonical encoding: exactly two unpadded base64url parts that
+    // re-encode to themselves. Node's decoder forgives padding, stray
+    // characters and the unused low bits of the last character, so without
+    // this check one handle would have many spellings.
+    const parts = serialization.slice(SERIAL_PREFIX.length).split(".");
+    const canonical = (x: string) => /^[A-Za-z0-9_-]+$/.test(x) && Buffer.from(x, "base64url").toString("base64url") === x;
+    if (parts.length !== 2 || !parts.every(canonical)) throw bad("is not in canonical form (vmmnet1.<base64url>.<base64url>, unpadded)");
+    const [payload, mac] = parts as [string, string];
     const want = createHmac("sha256", this.secret).update(payload).digest();
     const got = Buffer.from(mac, "base64url");
     if (got.length !== want.length || !timingSafeEqual(got, want)) throw bad("signature does not verify (tampered with, or issued by another daemon)");
-    const data = JSON.parse(Buffer.from(payload, "base64url").toString()) as { id: string; created: string };
+    let data: { id: string; created: string };
+    try {
+      data = JSON.parse(Buffer.from(payload, "base64url").toString()) as { id: string; created: string };
+    } catch {
+      throw bad("is malformed");
+    }
     const rec = this.nets.get(data.id);
     if (!rec || rec.createdAt !== data.created) throw new VmmError("not_found", `serialization: network "${data.id}" no longer exists`);
     return rec;
   }
 
+  /** Registers a holder of the network named by `serialization`. */
   acquire(serialization: string, description: string): { rec: NetworkRecord; holderId: string } {
     if (description.length > 256 || /[\u0000-\u001f\u007f]/.test(description))
       throw new VmmError("invalid", "holder_description: must be at most 256 characters without control characters", { problems: [{ field: "holder_description", message: "too long or has control characters" }] });
     const rec = this.resolve(serialization);
+    const max = this.cfg.vmnet.maxHoldersPerNetwork;
+    if (rec.holders.length >= max)
+      throw new VmmError("exhausted", `serialization: network "${rec.id}" already has ${rec.holders.length} holders (vmnet.max_holders_per_network = ${max}); release one first`);
     const holderId = randomUUID();
     const next = { ...rec, holders: [...rec.holders, { id: holderId, description, since: new Date().toISOString() }] };
     writeJsonAtomic(join(this.dir, `${rec.id}.json`), next);
@@ -361,6 +260,7 @@ export class NetworkRegistry {
     return { rec: next, holderId };
   }
 
+  /** Removes holder `holderId` of network `networkId`. */
   release(networkId: string, holderId: string): void {
     const rec = this.get(networkId, "network_id");
     if (!rec.holders.some((h) => h.id === holderId)) throw new VmmError("not_found", `holder_id: holder "${holderId.slice(0, 64)}" of network "${networkId}" not found`);

@@ -1,7 +1,7 @@
-// Helpers for the forwarder's tests (no test framework imports, so tsc may
-// compile it with the rest). Everything here is bounded in time and closes
-// what it opens.
-import type { ForwardRule } from "./rules.js";
+// Helpers for the forwarder's tests (server/forward/*.test.ts and the
+// end-to-end forwarding tests). Everything here is bounded in time and
+// closes what it opens.
+import type { ForwardRule } from "../../server/forward/rules.js";
 import { readdirSync } from "node:fs";
 import { createServer, createConnection, type Server, type Socket } from "node:net";
 import { createSocket } from "node:dgram";

@@ -7,11 +7,11 @@
 // is not) would be read as a different command, so names must match a
 // strict pattern, addresses must be IP literals with a prefix length, MACs
 // must be MACs. Names are also limited to IFNAMSIZ-1 = 15 bytes.
-import { runProgram } from "../host/exec.js";
-import { IFNAME_RE } from "./addr.js";
 import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
+import { IFNAME_RE, normalizeMac } from "../check.js";
 import { Problems, VmmError, type ErrorKind } from "../errors.js";
-import { normalizeMac } from "./mac.js";
+import { runProgram } from "./exec.js";
 
 /** The `ip` binary; absolute path to not depend on PATH when set. */
 export const IP_BIN = process.env.VMM_IP_BIN ?? "ip";
@@ -192,4 +192,36 @@ export async function deleteLink(dev: string, opts: RunIpOptions & { ignoreMissi
     if (opts.ignoreMissing && e instanceof VmmError && e.kind === "not_found") return;
     throw e;
   }
+}
+
+/** An address range the host already uses, as text ("10.0.0.5/24", "fd00::/64"). */
+export interface HostRange {
+  /** Address with prefix length, or a route destination (a bare address is one host). */
+  text: string;
+  /** For messages, e.g. "address 10.0.0.5/24 on eth0" or "route 10.96.0.0/12 dev cni0". */
+  what: string;
+}
+
+/**
+ * Every address range the host (this network namespace) uses: each address
+ * with its prefix length, and on Linux the destination of each route in
+ * every table, the default routes left out (they cover everything). Parsed
+ * into prefixes by net/host-prefixes.ts.
+ */
+export async function hostRanges(opts?: RunIpOptions): Promise<HostRange[]> {
+  const out: HostRange[] = [];
+  for (const [ifname, addrs] of Object.entries(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (a.cidr !== null) out.push({ text: a.cidr, what: `address ${a.cidr} on ${ifname}` });
+    }
+  }
+  if (process.platform !== "linux") return out;
+  for (const family of ["-4", "-6"]) {
+    const routes = JSON.parse(await runIp(["-j", family, "route", "show", "table", "all"], opts)) as { dst?: string; dev?: string; type?: string }[];
+    for (const r of routes) {
+      if (r.dst === undefined || r.dst === "default") continue;
+      out.push({ text: r.dst, what: `route ${r.type && r.type !== "unicast" ? `${r.type} ` : ""}${r.dst}${r.dev ? ` dev ${r.dev}` : ""}` });
+    }
+  }
+  return out;
 }

@@ -1,0 +1,211 @@
+#include "engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "steer.h"
+#include "util.h"
+
+namespace relayd {
+
+Engine::Engine() : evs_(512) {
+  // SAFETY: epfd_ is owned by the engine for the life of the process.
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) {
+    perror("vmm-relayd: epoll_create1");
+    exit(1);
+  }
+}
+
+void Engine::Watch(int fd, Tag* tag, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = tag;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int Engine::Wait() {
+  for (;;) {
+    int n = epoll_wait(epfd_, evs_.data(), static_cast<int>(evs_.size()), ComputeTimeout());
+    if (n >= 0) return n;
+    if (errno != EINTR) return -1;
+  }
+}
+
+void Engine::AfterEvents() {
+  RunReady();
+  Expire();
+  ResumeListeners();
+  SweepUdp();
+  Reap();
+}
+
+void Engine::CloseAll() {
+  for (auto& kv : listeners_) CloseListener(kv.second);
+  listeners_.clear();
+  for (auto& kv : udp_) CloseUdp(kv.second);
+  udp_.clear();
+  Reap();
+}
+
+void Engine::AddTcp(uint32_t id, int fd, const RuleSettings& s) {
+  auto* l = new Listener();
+  l->id = id;
+  l->fd = fd;
+  l->tag.owner = l;
+  l->target = s.target;
+  l->connectTimeoutMs = s.limitMs;
+  l->maxConnections = s.max;
+  l->proxy = s.proxy;
+  epoll_event ev{};
+  ev.events = EPOLLIN;  // level-triggered: bounded accept batches
+  ev.data.ptr = &l->tag;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  listeners_[id] = l;
+  if (gProcIndex == 0) Steer(id, fd);  // every process's listener has joined the group
+}
+
+void Engine::AddUdp(uint32_t id, int fd, const RuleSettings& s) {
+  auto* u = new UdpRule();
+  u->id = id;
+  u->fd = fd;
+  u->tag.owner = u;
+  u->target = s.target;
+  u->idleMs = s.limitMs;
+  u->maxSessions = static_cast<size_t>(s.max);
+  u->nextSweep = NowMs() + SweepEvery(u);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &u->tag;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  udp_[id] = u;
+}
+
+static bool SameAddr(const Addr& a, const Addr& b) {
+  return a.len == b.len && KeyOf(a.ss, a.len) == KeyOf(b.ss, b.len);
+}
+
+void Engine::Update(uint32_t id, const RuleSettings& s) {
+  auto it = listeners_.find(id);
+  if (it != listeners_.end()) {
+    Listener* l = it->second;
+    bool moved = !SameAddr(l->target, s.target);
+    l->target = s.target;
+    l->connectTimeoutMs = s.limitMs;
+    l->maxConnections = s.max;
+    l->proxy = s.proxy;
+    if (moved)
+      while (l->head) Abort(l->head, -1);
+  }
+  auto ut = udp_.find(id);
+  if (ut != udp_.end()) {
+    UdpRule* u = ut->second;
+    bool moved = !SameAddr(u->target, s.target);
+    u->target = s.target;
+    u->idleMs = s.limitMs;
+    u->maxSessions = static_cast<size_t>(s.max);
+    if (moved)
+      while (!u->sessions.empty()) EndSession(u->sessions.begin()->second);
+  }
+  Reap();
+}
+
+void Engine::Remove(uint32_t id) {
+  auto it = listeners_.find(id);
+  if (it != listeners_.end()) {
+    CloseListener(it->second);
+    listeners_.erase(it);
+  }
+  auto ut = udp_.find(id);
+  if (ut != udp_.end()) {
+    CloseUdp(ut->second);
+    udp_.erase(ut);
+  }
+  Reap();
+}
+
+int Engine::ComputeTimeout() {
+  if (!ready_.empty()) return 0;
+  uint64_t next = UINT64_MAX;
+  if (!timers_.empty()) next = timers_.begin()->first;
+  for (auto& kv : listeners_)
+    if (kv.second->pausedUntil && kv.second->pausedUntil < next) next = kv.second->pausedUntil;
+  for (auto& kv : udp_)
+    if (!kv.second->sessions.empty() && kv.second->nextSweep < next) next = kv.second->nextSweep;
+  if (next == UINT64_MAX) return -1;
+  uint64_t now = NowMs();
+  return next <= now ? 0 : static_cast<int>(std::min<uint64_t>(next - now, 60000));
+}
+
+void Engine::Dispatch(Tag* t, uint32_t events) {
+  switch (t->kind) {
+    case Kind::kControl:
+      break;
+    case Kind::kListener: {
+      auto* l = static_cast<Listener*>(t->owner);
+      if (!l->dead) Accept(l);
+      break;
+    }
+    case Kind::kClient:
+    case Kind::kGuest: {
+      auto* c = static_cast<Conn*>(t->owner);
+      if (c->dead) break;
+      bool client = t->kind == Kind::kClient;
+      if (c->connecting) {
+        if (!client) FinishConnect(c, events);
+        else if (events & EPOLLERR) Abort(c, c->cfd);  // client reset while we connect
+        else {
+          if (events & (EPOLLRDHUP | EPOLLHUP)) c->up.rdhup = true;
+          if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) c->upReady = true;
+        }
+        break;
+      }
+      if (events & EPOLLERR) {
+        Abort(c, client ? c->cfd : c->gfd);
+        break;
+      }
+      // The side that reported is the source of one direction and the
+      // destination of the other.
+      Dir& src = client ? c->up : c->down;
+      Dir& dst = client ? c->down : c->up;
+      if (events & (EPOLLRDHUP | EPOLLHUP)) src.rdhup = true;
+      if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) Pump(c, client);
+      if (!c->dead && dst.blocked && (events & (EPOLLOUT | EPOLLHUP))) Pump(c, !client);
+      break;
+    }
+    case Kind::kUdpListener:
+      UdpFromClients(static_cast<UdpRule*>(t->owner));
+      break;
+    case Kind::kUdpSession:
+      UdpFromGuest(static_cast<Session*>(t->owner));
+      break;
+  }
+}
+
+void Engine::Reap() {
+  for (Conn* c : deadConns_) delete c;
+  deadConns_.clear();
+  for (Listener* l : deadListeners_) delete l;
+  deadListeners_.clear();
+  for (Session* se : deadSessions_) delete se;
+  deadSessions_.clear();
+  for (UdpRule* u : deadUdp_) delete u;
+  deadUdp_.clear();
+  if (liveConns_ == 0 && !pool_.empty()) {
+    for (Pipe& p : pool_) {
+      close(p.r);
+      close(p.w);
+    }
+    pool_.clear();
+  }
+  if (liveConns_ == 0 && udp_.empty() && !udpBufs_.empty()) {
+    udpBufs_.clear();
+    udpBufs_.shrink_to_fit();
+  }
+}
+
+}  // namespace relayd

@@ -1,0 +1,203 @@
+// The event engine of one relay process: a single-threaded epoll loop over
+// the control channel, TCP listeners and connections (tcp.cc) and UDP rules
+// and sessions (udp.cc). Every relay process (master and workers) runs one.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "addr.h"
+
+namespace relayd {
+
+enum class Kind : uint8_t { kControl, kListener, kClient, kGuest, kUdpListener, kUdpSession };
+
+// epoll's data.ptr of every registered fd: what it is and its owner object.
+struct Tag {
+  Kind kind;
+  void* owner;
+};
+
+struct Pipe {
+  int r = -1;
+  int w = -1;
+  size_t n = 0;
+  bool held() const { return r >= 0; }
+};
+
+// One direction of a connection.
+struct Dir {
+  Pipe pipe;             // splice mode: bytes in flight
+  char* pend = nullptr;  // copy mode: bytes a short send() left over
+  uint32_t off = 0, len = 0;
+  bool splice = false;   // switched after a read filled kBuf
+  bool eof = false;      // EOF read from the source
+  bool shut = false;     // FIN sent to the destination
+  bool rdhup = false;    // the source reported EPOLLRDHUP/EPOLLHUP: read on until EOF
+  bool blocked = false;  // waiting for EPOLLOUT on the destination
+  uint8_t uncounted = 0; // leading bytes of `pend` that are ours (a PROXY header), not the client's
+};
+
+struct Listener;
+
+struct Conn {
+  Listener* l = nullptr;
+  int cfd = -1;
+  int gfd = -1;
+  Tag ctag{Kind::kClient, nullptr};
+  Tag gtag{Kind::kGuest, nullptr};
+  Dir up, down;  // client -> guest, guest -> client
+  bool connecting = true;
+  bool upReady = false;  // the client reported data while we were connecting
+  bool dead = false;
+  bool queued = false;
+  bool hasTimer = false;
+  std::multimap<uint64_t, Conn*>::iterator timer;
+  Conn* prev = nullptr;
+  Conn* next = nullptr;
+};
+
+struct Listener {
+  uint32_t id = 0;
+  int fd = -1;
+  Tag tag{Kind::kListener, nullptr};
+  Addr target;
+  int connectTimeoutMs = 5000;
+  uint64_t maxConnections = 4096;
+  bool proxy = false;  // send a PROXY protocol v2 header first
+  Conn* head = nullptr;
+  uint64_t pausedUntil = 0;
+  bool dead = false;
+};
+
+struct UdpRule;
+
+struct Session {
+  UdpRule* r = nullptr;
+  int fd = -1;
+  Addr client;
+  std::string key;
+  uint64_t last = 0;
+  Tag tag{Kind::kUdpSession, nullptr};
+};
+
+struct UdpRule {
+  uint32_t id = 0;
+  int fd = -1;
+  Tag tag{Kind::kUdpListener, nullptr};
+  Addr target;
+  int idleMs = 60000;
+  size_t maxSessions = 1024;
+  uint64_t nextSweep = 0;
+  std::unordered_map<std::string, Session*> sessions;
+};
+
+// A rule's settings that an update may change.
+struct RuleSettings {
+  Addr target;
+  int limitMs = 0;   // connect timeout (TCP) or idle time (UDP)
+  uint64_t max = 0;  // connections (TCP) or sessions (UDP)
+  bool proxy = false;
+};
+
+class Engine {
+ public:
+  Engine();
+
+  // Polls `fd` for `events` (level-triggered); its events go to Run's
+  // `onControl` with `tag`, whose kind must be Kind::kControl.
+  void Watch(int fd, Tag* tag, uint32_t events);
+
+  // Runs until `onControl(tag, events)` (called for every fd given to
+  // Watch) returns false, then closes every rule.
+  template <typename F>
+  void Run(F onControl) {
+    for (;;) {
+      bool stop = false;
+      int n = Wait();
+      if (n < 0) break;
+      for (int i = 0; i < n; i++) {
+        Tag* t = static_cast<Tag*>(evs_[i].data.ptr);
+        if (t->kind == Kind::kControl) {
+          if (!onControl(t, evs_[i].events)) stop = true;
+        } else {
+          Dispatch(t, evs_[i].events);
+        }
+      }
+      AfterEvents();
+      if (stop) break;
+    }
+    CloseAll();
+  }
+
+  // ---- control operations (same process) ----------------------------------
+
+  // Takes ownership of fd (a listening socket).
+  void AddTcp(uint32_t id, int fd, const RuleSettings& s);
+  // Takes ownership of fd (a bound UDP socket).
+  void AddUdp(uint32_t id, int fd, const RuleSettings& s);
+  // New connections/sessions use `s`; those to an old target are reset.
+  void Update(uint32_t id, const RuleSettings& s);
+  // Closes the rule's listener and every connection or session (RST).
+  void Remove(uint32_t id);
+
+ private:
+  int Wait();
+  void AfterEvents();
+  void CloseAll();
+  int ComputeTimeout();
+  void Dispatch(Tag* t, uint32_t events);
+  void Reap();
+
+  // ---- TCP (tcp.cc) ----
+  void CloseListener(Listener* l);
+  void Accept(Listener* l);
+  void AcceptBatch(Listener* l);
+  void ResumeListeners();
+  void StartConnect(Listener* l, int cfd);
+  void FinishConnect(Conn* c, uint32_t events);
+  void Connected(Conn* c, bool guestReadable);
+  bool QueueProxyHeader(Conn* c, int cfd);
+  void RefuseClient(Conn* c, int err);
+  void Expire();
+  void DropTimer(Conn* c);
+  bool AcquirePipe(Pipe* p);
+  void ReleasePipe(Pipe* p);
+  enum class Sent { kAll, kBlocked, kFailed };
+  Sent Deliver(Dir& d, int dst, uint32_t id, bool upward);
+  void Pump(Conn* c, bool upward);
+  void RunReady();
+  void Abort(Conn* c, int bad);
+  void Close(Conn* c, bool error = false);
+
+  // ---- UDP (udp.cc) ----
+  static int SweepEvery(const UdpRule* u);
+  void CloseUdp(UdpRule* u);
+  void EndSession(Session* se);
+  Session* OpenSession(UdpRule* u, const sockaddr_storage& from, socklen_t fromLen, const std::string& key);
+  void UdpFromClients(UdpRule* u);
+  void UdpFromGuest(Session* se);
+  void SweepUdp();
+
+  int epfd_ = -1;
+  std::vector<epoll_event> evs_;
+  std::unordered_map<uint32_t, Listener*> listeners_;
+  std::unordered_map<uint32_t, UdpRule*> udp_;
+  std::multimap<uint64_t, Conn*> timers_;
+  std::vector<Conn*> ready_;
+  std::vector<Conn*> deadConns_;
+  std::vector<Listener*> deadListeners_;
+  std::vector<Session*> deadSessions_;
+  std::vector<UdpRule*> deadUdp_;
+  std::vector<Pipe> pool_;
+  std::vector<std::vector<char>> udpBufs_;
+  size_t liveConns_ = 0;
+};
+
+}  // namespace relayd

@@ -1,0 +1,218 @@
+// The boundaries of issue "no request gets past the policy", table-driven
+// against a real vmmd in the private namespace: each refused call gets the
+// right Connect code, a message naming the field, and leaves every file of
+// the state directory as it was. Complements bad-input.test.ts (malformed
+// input) with the policy: private, non-overlapping subnets, guest-only
+// reservation and forward addresses, IPv6 prefixes parsed before `ip`,
+// canonical network handles, the holder cap, unique names.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { request } from "node:http";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
+import { snapshot } from "../helpers/snapshot.js";
+import { Lan, sh } from "../helpers/lan.js";
+import { requireNetns } from "../guest/netns.js";
+import { Protocol, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { CreateNetworkRequestSchema } from "../../gen/ts/vmm/v1/network_pb.js";
+
+const ADMIN = "admin-token-policy-0123456789";
+
+let d: DaemonHandle;
+let lan: Lan;
+let nets: Client<typeof NetworkService>;
+let serialization = "";
+let cappedSerialization = "";
+
+const TOML = [
+  "[auth]",
+  `tokens = ["${ADMIN}"]`,
+  "[networking]",
+  'bridge_subnets = { "br-pol" = "10.66.0.0/24" }',
+  "[vmnet]",
+  "max_holders_per_network = 2",
+].join("\n");
+
+/** Logs dnsmasq of a network appends to on its own schedule. */
+const FOREIGN_LOGS = /^state\/networks\/[^/]+\/dnsmasq\.log$|^vmm\.toml$/;
+
+beforeAll(async () => {
+  requireNetns();
+  lan = new Lan();
+  // What "the host already has": an address (and its connected route) and a route.
+  lan.bridge("br-hostpol", "10.55.0.1/24");
+  sh(["ip", "route", "add", "10.56.0.0/16", "dev", "br-hostpol"]);
+  d = await startDaemon({ toml: TOML });
+  nets = client(NetworkService, transport(d, "connect", "tcp", { token: ADMIN }));
+  const net = await nets.createNetwork({ name: "pol-net", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.73.0.0/24", ipv6Prefix: "fd00:73::/64" } });
+  serialization = net.network!.serialization;
+  const capped = await nets.createNetwork({ name: "capped", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.97.0.0/24" } });
+  cappedSerialization = capped.network!.serialization;
+  await nets.acquireNetwork({ serialization: cappedSerialization, holderDescription: "one" });
+  await nets.acquireNetwork({ serialization: cappedSerialization, holderDescription: "two" });
+});
+
+afterAll(async () => {
+  await d?.stop();
+  d?.cleanup();
+  await lan?.close();
+});
+
+type NetInit = MessageInitShape<typeof CreateNetworkRequestSchema>;
+const createNet = (req: NetInit) => () => nets.createNetwork(req);
+const subnet = (ipv4Subnet: string) => createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet } });
+const ipv6 = (ipv6Prefix: string) => createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet: "10.98.0.0/24", ipv6Prefix } });
+const reservations = (r: { mac: string; ipv4: string }[], ipv4Subnet = "10.98.0.0/24") => createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet, dhcpReservations: r } });
+const forward = (internalAddress: string, ipv4Subnet = "10.98.0.0/24") =>
+  createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet, portForwards: [{ protocol: Protocol.TCP, listenPort: 18080, internalAddress, internalPort: 80 }] } });
+const acquire = (s: () => string) => () => nets.acquireNetwork({ serialization: s() });
+
+/** The serialization with its signature's last character's unused low bits changed: decodes to the same bytes. */
+function flipLowBit(s: string): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const last = s[s.length - 1]!;
+  const flipped = alphabet[alphabet.indexOf(last) ^ 1]!;
+  // 32 bytes are 43 characters; the last carries 4 bits and 2 unused ones.
+  expect(Buffer.from(s.slice(s.lastIndexOf(".") + 1, -1) + flipped, "base64url")).toEqual(Buffer.from(s.slice(s.lastIndexOf(".") + 1), "base64url"));
+  return s.slice(0, -1) + flipped;
+}
+
+interface Case {
+  name: string;
+  call: () => Promise<unknown>;
+  code: Code;
+  field: string;
+  /** Text the message must contain besides the field. */
+  mention?: string;
+}
+
+const CASES: Case[] = [
+  // subnets: private, non-overlapping, servable by DHCP
+  { name: "subnet containing another network's (10.73.0.0/16)", call: subnet("10.73.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "network net-" },
+  { name: "subnet inside another network's (10.73.0.128/25)", call: subnet("10.73.0.128/25"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "overlaps 10.73.0.0/24" },
+  { name: "subnet equal to another network's", call: subnet("10.73.0.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet" },
+  { name: "subnet containing the whole pool (192.168.0.0/16)", call: subnet("192.168.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "vmnet.subnet_pool" },
+  { name: "loopback subnet", call: subnet("127.1.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
+  { name: "'this network' subnet", call: subnet("0.0.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
+  { name: "multicast subnet", call: subnet("224.0.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
+  { name: "link-local subnet", call: subnet("169.254.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
+  { name: "reserved subnet", call: subnet("240.0.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
+  { name: "public subnet", call: subnet("8.8.8.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
+  { name: "just outside RFC 6598", call: subnet("100.128.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
+  { name: "subnet of networking.bridge_subnets", call: subnet("10.66.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "networking.bridge_subnets.br-pol" },
+  { name: "subnet of a host address", call: subnet("10.55.0.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "10.55.0.1/24 on br-hostpol" },
+  { name: "subnet of a host route", call: subnet("10.56.7.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "route 10.56.0.0/16" },
+  { name: "prefix too short (/8)", call: subnet("10.0.0.0/8"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "/16 and /29" },
+  { name: "prefix too long for a DHCP range (/30)", call: subnet("10.99.0.0/30"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "/16 and /29" },
+  // reservations
+  {
+    name: "one IP reserved for two MACs",
+    call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.10" }, { mac: "02:00:00:00:00:02", ipv4: "10.98.0.10" }]),
+    code: Code.InvalidArgument,
+    field: "config.dhcp_reservations[1].ipv4",
+    mention: "already reserved",
+  },
+  {
+    name: "one MAC reserved twice",
+    call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.10" }, { mac: "02:00:00:00:00:01", ipv4: "10.98.0.11" }]),
+    code: Code.InvalidArgument,
+    field: "config.dhcp_reservations[1].mac",
+  },
+  { name: "reservation of the gateway", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.1" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "gateway" },
+  { name: "reservation of the broadcast address", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.255" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "broadcast" },
+  { name: "reservation of the network address", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.0" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "network address" },
+  { name: "reservation for the broadcast MAC", call: reservations([{ mac: "ff:ff:ff:ff:ff:ff", ipv4: "10.98.0.10" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].mac", mention: "multicast" },
+  { name: "reservation for a multicast MAC", call: reservations([{ mac: "33:33:00:00:00:01", ipv4: "10.98.0.10" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].mac", mention: "multicast" },
+  { name: "reservation of 8.8.8.8 with the subnet from the pool", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "8.8.8.8" }], ""), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "outside 192.168." },
+  // port forwards
+  { name: "forward to 1.1.1.1 with the subnet from the pool", call: forward("1.1.1.1", ""), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "outside 192.168." },
+  { name: "forward to an address outside the subnet", call: forward("10.99.0.5"), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "outside 10.98.0.0/24" },
+  { name: "forward to the gateway (the host)", call: forward("10.98.0.1"), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "gateway" },
+  { name: "forward to the broadcast address", call: forward("10.98.0.255"), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "broadcast" },
+  // IPv6, parsed before any `ip` call
+  { name: "IPv6 prefix ':::/64'", call: ipv6(":::/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix" },
+  { name: "IPv6 prefix with host bits (fd00:1::1/64)", call: ipv6("fd00:1::1/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "zero host bits" },
+  { name: "IPv6 prefix not a /64", call: ipv6("fd00:1::/48"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "/64" },
+  { name: "global IPv6 prefix", call: ipv6("2001:db8::/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "fc00::/7" },
+  { name: "IPv6 prefix of another network", call: ipv6("fd00:73::/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "network net-" },
+  { name: "IPv6 prefix with a zone", call: ipv6("fd00:1::%lo/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix" },
+  // handles: one canonical encoding
+  { name: "handle with a character appended", call: acquire(() => serialization + "A"), code: Code.InvalidArgument, field: "serialization" },
+  { name: "handle with '==' appended", call: acquire(() => serialization + "=="), code: Code.InvalidArgument, field: "serialization" },
+  { name: "handle with the unused low bit flipped", call: acquire(() => flipLowBit(serialization)), code: Code.InvalidArgument, field: "serialization" },
+  { name: "handle with a third part", call: acquire(() => serialization + ".x"), code: Code.InvalidArgument, field: "serialization" },
+  { name: "handle with a stray character inside", call: acquire(() => `${serialization.slice(0, serialization.lastIndexOf("."))}!${serialization.slice(serialization.lastIndexOf("."))}`), code: Code.InvalidArgument, field: "serialization" },
+  { name: "handle in standard base64", call: acquire(() => serialization.replace(/-/g, "+").replace(/_/g, "/") + (serialization.includes("-") || serialization.includes("_") ? "" : "=")), code: Code.InvalidArgument, field: "serialization" },
+  // holders
+  { name: "a holder over vmnet.max_holders_per_network", call: acquire(() => cappedSerialization), code: Code.ResourceExhausted, field: "serialization", mention: "max_holders_per_network" },
+  // names
+  { name: "network name taken", call: createNet({ name: "pol-net", config: { mode: NetworkMode.HOST } }), code: Code.AlreadyExists, field: "name" },
+];
+
+describe("the policy holds, names the field, and changes nothing on disk", () => {
+  it.each(CASES)("$name", async (c) => {
+    const before = snapshot(d.dir, FOREIGN_LOGS);
+    let err: ConnectError | undefined;
+    try {
+      await c.call();
+    } catch (e) {
+      err = ConnectError.from(e);
+    }
+    expect(err, "the call succeeded").toBeDefined();
+    expect(snapshot(d.dir, FOREIGN_LOGS), "the daemon wrote to its state directory").toEqual(before);
+    const msg = err!.rawMessage;
+    expect(Code[err!.code], msg).toBe(Code[c.code]);
+    expect(msg.split("; ").some((p) => p.startsWith(`${c.field}: `)), `message ${JSON.stringify(msg)} names ${c.field}`).toBe(true);
+    if (c.mention) expect(msg).toContain(c.mention);
+  });
+
+  it("left the networks as they were", async () => {
+    const { networks } = await nets.listNetworks({});
+    expect(networks.map((n) => n.name).sort()).toEqual(["capped", "pol-net"]);
+    expect(networks.find((n) => n.name === "pol-net")!.holderIds).toEqual([]);
+    expect(networks.find((n) => n.name === "capped")!.holderIds).toHaveLength(2);
+  });
+
+  it("accepts the canonical handle and stores the IPv6 prefix canonically", async () => {
+    const r = await nets.acquireNetwork({ serialization, holderDescription: "policy test" });
+    await nets.releaseNetwork({ networkId: r.network!.id, holderId: r.holderId });
+    const created = await nets.createNetwork({ config: { mode: NetworkMode.HOST, ipv4Subnet: "10.98.0.0/24", ipv6Prefix: "FD00:0098:0::/64" } });
+    try {
+      expect(created.network!.config!.ipv6Prefix).toBe("fd00:98::/64");
+    } finally {
+      await nets.deleteNetwork({ id: created.network!.id });
+    }
+  });
+});
+
+describe("Bearer scheme (RFC 7235)", () => {
+  function getMeta(authorization: string): Promise<number> {
+    const i = d.tcp.lastIndexOf(":");
+    return new Promise((resolve, reject) => {
+      const req = request(
+        { host: d.tcp.slice(0, i), port: Number(d.tcp.slice(i + 1)), path: "/vmm.v1.VmmService/GetMeta", method: "POST", headers: { "content-type": "application/json", authorization } },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on("error", reject);
+      req.end("{}");
+    });
+  }
+
+  it.each([`Bearer ${ADMIN}`, `bearer ${ADMIN}`, `BEARER ${ADMIN}`, `Bearer  ${ADMIN}`])("%s is accepted", async (h) => {
+    expect(await getMeta(h)).toBe(200);
+  });
+
+  it.each([`Bearer${ADMIN}`, `Basic ${ADMIN}`, `Bearer ${ADMIN}x`])("%s is refused", async (h) => {
+    expect(await getMeta(h)).toBe(401);
+  });
+
+  it("a VmmService client with a lower-case scheme works end to end", async () => {
+    const c = client(VmmService, transport(d, "connect", "unix"));
+    const meta = await c.getMeta({}, { headers: { authorization: `bearer   ${ADMIN}` } });
+    expect(meta.version).not.toBe("");
+  });
+});
