@@ -92,7 +92,6 @@ beforeAll(async () => {
   writeFileSync(hostsFile, `${deriveMac("lt-a", 0, "")},10.93.0.77\n`, { mode: 0o644 });
   lan.bridge(BR, "10.93.0.1/24");
   lan.bridge(BR2, "10.94.0.1/24");
-  writeFileSync("/etc/qemu/bridge.conf", `allow ${BR}\nallow ${BR2}\n`);
   for (const k of ["lt-a:0", "lt-b:0", "lt-d:0", "lt-c:0", "lt-c:1"]) ports[k] = await freePort();
   const leases1 = join(lan.dir, `dnsmasq-${BR}.leases`);
   const leases2 = join(lan.dir, `dnsmasq-${BR2}.leases`);

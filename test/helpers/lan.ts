@@ -2,7 +2,7 @@
 // namespaces and a dnsmasq DHCP server, each registered on a cleanup stack
 // that runs in reverse order (also when the test fails).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dnsmasqConfig } from "../../server/net/dnsmasq-config.js";
@@ -13,6 +13,20 @@ export function sh(argv: string[]): string {
   return r.stdout;
 }
 
+const BRIDGE_CONF = "/etc/qemu/bridge.conf";
+
+/**
+ * Lets qemu-bridge-helper attach to bridge `name`: adds "allow NAME" to
+ * /etc/qemu/bridge.conf (the namespace's private tmpfs) and returns the undo
+ * that removes just that line. Test files run in parallel and share the
+ * file, so nobody overwrites it.
+ */
+export function allowBridge(name: string): () => void {
+  const lines = () => (existsSync(BRIDGE_CONF) ? readFileSync(BRIDGE_CONF, "utf8").split("\n").filter((l) => l !== "") : []);
+  if (!lines().includes(`allow ${name}`)) appendFileSync(BRIDGE_CONF, `allow ${name}\n`, { mode: 0o644 });
+  return () => writeFileSync(BRIDGE_CONF, lines().filter((l) => l !== `allow ${name}`).map((l) => l + "\n").join(""));
+}
+
 export class Lan {
   private readonly undo: (() => void)[] = [];
   readonly dir = mkdtempSync(join(tmpdir(), "vmm-lan-"));
@@ -21,9 +35,11 @@ export class Lan {
     this.undo.push(() => rmSync(this.dir, { recursive: true, force: true }));
   }
 
+  /** A bridge with address `cidr`, allowed in /etc/qemu/bridge.conf (see allowBridge). */
   bridge(name: string, cidr: string): void {
     sh(["ip", "link", "add", name, "type", "bridge"]);
     this.undo.push(() => spawnSync("ip", ["link", "del", name]));
+    this.undo.push(allowBridge(name));
     sh(["ip", "addr", "add", cidr, "dev", name]);
     sh(["ip", "link", "set", name, "up"]);
   }
