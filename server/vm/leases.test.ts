@@ -35,7 +35,7 @@ class FakeHost implements LeaseHost {
   readonly saved = new Map<string, Lease[]>();
   readonly events: { vm: string; kind: string; message: string }[] = [];
   readonly synced: string[] = [];
-  rules: { owner: string; targetAddress: string; counters: { errors: number } }[] = [];
+  rules: { owner: string; targetAddress: string; counters: { connectFailures: number } }[] = [];
   add(ref: NicRef, mac: string, domain = "br0") {
     this.nics.set(`${ref.vmId}/${ref.nic}`, { ref, mode: "bridge", mac, domain, subnet: "10.0.0.0/24", running: true });
   }
@@ -250,13 +250,13 @@ describe("LeaseKeeper lifecycle", () => {
     const { wire, keeper, host } = setup({ leaseVerifyIntervalSeconds: 3600 });
     wire.holders.set("10.0.0.60", [MAC_A]);
     await keeper.report(report(MAC_A, "10.0.0.60"));
-    host.rules = [{ owner: "a", targetAddress: "10.0.0.60", counters: { errors: 0 } }];
+    host.rules = [{ owner: "a", targetAddress: "10.0.0.60", counters: { connectFailures: 0 } }];
     keeper.start();
-    // Past start()'s own early look (2 s); the watch has seen errors = 0.
+    // Past start()'s own early look (2 s); the watch has seen connectFailures = 0.
     await new Promise((r) => setTimeout(r, 2500));
     expect(keeper.activeIp(A)).toBe("10.0.0.60");
     wire.holders.set("10.0.0.60", ["52:54:00:99:99:99"]);
-    host.rules = [{ owner: "a", targetAddress: "10.0.0.60", counters: { errors: 3 } }];
+    host.rules = [{ owner: "a", targetAddress: "10.0.0.60", counters: { connectFailures: 3 } }];
     // Only the error watch (every 1 s) can notice now: the periodic pass is an hour away.
     await waitUntil(() => keeper.leasesOf("a").length === 0, 1800);
     expect(host.events.find((e) => e.kind === "lease_mismatch")!.message).toContain("lost 10.0.0.60: on br0 it is answered by 52:54:00:99:99:99");

@@ -69,8 +69,8 @@ export interface LeaseHost {
   syncForwards(vmId: string): Promise<void>;
   /** The interface holding `ip` on this host, undefined when none does. */
   hostHolds(ip: string): string | undefined;
-  /** The forwarder's rules with counters (connect failures trigger re-verification). */
-  forwards(): { owner: string; targetAddress: string; counters: { errors: number } }[];
+  /** The forwarder's rules with counters (failed connects to the guest trigger re-verification). */
+  forwards(): { owner: string; targetAddress: string; counters: { connectFailures: number } }[];
 }
 
 /** Probe budget of the report path and start-up: answered within ms, or pending. */
@@ -496,7 +496,7 @@ export class LeaseKeeper {
     );
   }
 
-  /** Connects to a guest failing (a forward's error counter grew): re-verify its lease now. */
+  /** Connects to a guest failing (a forward's connectFailures counter grew): re-verify its lease now. */
   private watchErrors(): void {
     const seen = new Set<string>();
     let byTarget: Map<string, ReturnType<LeaseBook["all"]>[number]> | undefined;
@@ -504,8 +504,8 @@ export class LeaseKeeper {
       const k = `${f.owner} ${f.targetAddress}`;
       seen.add(k);
       const before = this.lastErrors.get(k);
-      this.lastErrors.set(k, f.counters.errors);
-      if (before === undefined || f.counters.errors <= before) continue;
+      this.lastErrors.set(k, f.counters.connectFailures);
+      if (before === undefined || f.counters.connectFailures <= before) continue;
       byTarget ??= new Map(this.book.all().map((x) => [`${x.ref.vmId} ${x.lease.ip}`, x]));
       const hit = byTarget.get(k);
       if (!hit || Date.now() - (this.lastErrorCheck.get(key(hit.ref)) ?? 0) < ERROR_RECHECK_MS) continue;

@@ -56,7 +56,7 @@ export interface VmManagerDeps {
   /** Where leases are verified (server/host/neighbour.ts HostWire; a scripted wire in tests). */
   wire: Wire;
   /** The forwarder's rules with counters: failing connects make the lease keeper re-verify a guest. */
-  forwardList?: () => { owner: string; targetAddress: string; counters: { errors: number } }[];
+  forwardList?: () => { owner: string; targetAddress: string; counters: { connectFailures: number } }[];
 }
 
 /** The domain object behind VmmService; see the file comment. */
