@@ -45,12 +45,10 @@ describe("parseLeaseFile", () => {
     expect(parseLeaseFile(text)).toEqual({ leases, skipped });
   });
 
-  it("reads a file dnsmasq 2.90 wrote", () => {
-    // Captured from a real dnsmasq (lease of the e2e guest, then a second one without hostname).
-    const text = "1767229261 52:54:00:ab:66:1e 10.90.0.101 web 01:52:54:00:ab:66:1e\n1767229300 02:1f:2e:3d:4c:5b 10.90.0.102 * 01:02:1f:2e:3d:4c:5b\n";
-    expect(parseLeaseFile(text).leases.map((l) => [l.mac, l.ip, l.hostname])).toEqual([
-      ["52:54:00:ab:66:1e", "10.90.0.101", "web"],
-      ["02:1f:2e:3d:4c:5b", "10.90.0.102", ""],
-    ]);
+  it("reads a line dnsmasq 2.90 wrote", () => {
+    // Written by dnsmasq 2.90 for the test guest (udhcpc sends its MAC as client id).
+    const text = "1796623693 52:54:00:12:34:56 10.66.0.57 vmm-guest 01:52:54:00:12:34:56\n";
+    expect(parseLeaseFile(text)).toEqual({ leases: [{ expiresUnix: 1796623693, mac: "52:54:00:12:34:56", ip: "10.66.0.57", hostname: "vmm-guest" }], skipped: 0 });
   });
+});
 });
