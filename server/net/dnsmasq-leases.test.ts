@@ -51,4 +51,3 @@ describe("parseLeaseFile", () => {
     expect(parseLeaseFile(text)).toEqual({ leases: [{ expiresUnix: 1796623693, mac: "52:54:00:12:34:56", ip: "10.66.0.57", hostname: "vmm-guest" }], skipped: 0 });
   });
 });
-});
