@@ -8,27 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fillDefaults } from "../config/defaults.js";
 import type { Config } from "../config/types.js";
-import { NUD, type Wire } from "../host/neighbour.js";
+import { NUD } from "../host/neighbour.js";
+import { FakeWire } from "../../test/helpers/fakes.js";
 import type { Lease, NicRef } from "../net/lease-book.js";
 import { LeaseKeeper, type LeaseHost, type LeaseNic, type LeaseReport } from "./leases.js";
 
 const MAC_A = "52:54:00:00:00:0a";
 const MAC_B = "52:54:00:00:00:0b";
 const MAC_A1 = "52:54:00:00:01:0a";
-
-/** The network as the test scripts it: who answers for which address, and the neighbour table. */
-class FakeWire implements Wire {
-  readonly holders = new Map<string, string[]>();
-  readonly table = new Map<string, { mac: string; state: number }>();
-  probes = 0;
-  neighbour(_ifname: string, ip: string) {
-    return this.table.get(ip);
-  }
-  async probe(_ifname: string, ip: string) {
-    this.probes++;
-    return this.holders.get(ip) ?? [];
-  }
-}
 
 class FakeHost implements LeaseHost {
   readonly nics = new Map<string, LeaseNic & { ref: NicRef }>();

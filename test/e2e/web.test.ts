@@ -150,7 +150,13 @@ describe("web console", () => {
     await until(page, "power-off line on the console", async () => ((await console.textContent()) ?? "").includes("VMM-GUEST-POWEROFF"));
     expect(await page.locator(".events").textContent()).toMatch(/stopping.*|stopped/);
     expect(await page.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(42);
-    expect(await page.locator('button[data-action="start"]').count()).toBe(1);
+
+    // Start it again from the page: a new boot, its lines on the console.
+    await page.locator('button[data-action="start"]').click();
+    await until(page, "status running again", async () => (await page.locator("#vm-status").textContent()) === "running", 90_000);
+    await until(page, "the new boot on the console", async () => ((await console.textContent()) ?? "").includes("── new boot "), 90_000);
+    await page.locator('button[data-action="stop"]').click();
+    await until(page, "stopped again", async () => (await page.locator("#vm-status").textContent()) === "stopped", 90_000);
 
     // Networks: create one from the form, then delete it (two clicks).
     const nets = page.locator("ul.net-list");
@@ -186,4 +192,19 @@ describe("web console", () => {
     expect(problems, "console errors in the page").toEqual([]);
     expect(foreign, "requests to other origins").toEqual([]);
   }, 360_000);
+
+  it("asks for no token when the daemon has none", async () => {
+    const open = await startDaemon({});
+    try {
+      const page = await ctx!.newPage();
+      await page.goto(`http://${open.tcp}/ui/`);
+      await page.getByText("No VMs yet.").waitFor();
+      expect(await page.getByRole("button", { name: "Sign in" }).count()).toBe(0);
+      expect(await page.getByRole("button", { name: "Sign out" }).count()).toBe(0);
+      await page.close();
+    } finally {
+      await open.stop();
+      open.cleanup();
+    }
+  });
 });
