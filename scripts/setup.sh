@@ -17,6 +17,16 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup: npm install (from package-lock.json)"
   npm install --no-audit --no-fund --loglevel=error
 fi
+# The unprivileged user QEMU drops to (vmm.toml qemu.user): a guest that
+# escapes QEMU gets this user, not root.
+if ! getent passwd vmm-qemu >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: user vmm-qemu is missing; run as root to create it" >&2
+    exit 1
+  fi
+  echo "setup: useradd vmm-qemu"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmm-qemu
+fi
 bash scripts/build-native.sh
 echo "setup: tsc"
 npx --no-install tsc -p tsconfig.json
