@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { isIPv4 } from "node:net";
-import { checkId, normalizeMac } from "../check.js";
+import { checkId, nameKey, normalizeMac } from "../check.js";
 import type { Config } from "../config/types.js";
 import { precondition, Problems, VmmError } from "../errors.js";
 import type { ForwardRule } from "../forward/rules.js";
@@ -185,6 +185,19 @@ export class VmManager {
     e.runtime = rt;
   }
 
+  /**
+   * Names are handles (the CLI and clients look VMs up by name): a name
+   * belongs to one VM, compared in NFC, and is no other VM's id.
+   */
+  private checkNameFree(id: string, name: string, field: string): void {
+    const key = nameKey(name);
+    for (const [otherId, o] of this.vms) {
+      if (otherId === id) continue;
+      if (nameKey(o.record.spec.name) === key) throw new VmmError("exists", `${field}: VM "${otherId}" is already named "${name}"`);
+      if (otherId === key) throw new VmmError("exists", `${field}: "${name}" is the id of VM "${otherId}" (names and ids are both handles)`);
+    }
+  }
+
   private checkPortConflicts(id: string, ports: PortSpec[], field: string): void {
     for (const [otherId, o] of this.vms) {
       if (otherId === id) continue;
@@ -204,6 +217,10 @@ export class VmManager {
     const spec = validateSpec(raw, { cfg: this.cfg });
     await this.checkImages(spec);
     if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
+    this.checkNameFree(id, spec.name, "config.name");
+    for (const [otherId, o] of this.vms) {
+      if (nameKey(o.record.spec.name) === id) throw new VmmError("exists", `id: "${id}" is the name of VM "${otherId}" (names and ids are both handles)`);
+    }
     this.checkPortConflicts(id, spec.ports, "config.ports");
     for (const [i, nic] of spec.nics.entries()) {
       if (nic.mode === "vmnet" && this.networks?.subnetOf(nic.networkId!) === undefined)
@@ -255,6 +272,7 @@ export class VmManager {
     const e = this.entry(id);
     return this.serialize(id, async () => {
       const spec = validateUpdate(e.record.spec, u, { cfg: this.cfg });
+      if (u.name !== undefined) this.checkNameFree(id, spec.name, "name");
       if (u.updatePorts) this.checkPortConflicts(id, spec.ports, "ports");
       const mode = spec.nics[0]?.mode;
       const forwarded = mode !== undefined && FORWARDED_MODES.includes(mode);
