@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/apt.sh
 bash scripts/setup.sh
-ensure_packages shellcheck
+ensure_packages shellcheck systemd
 bash scripts/setup-guest.sh
 bash scripts/setup-clients.sh
 bash scripts/setup-web.sh
