@@ -186,15 +186,13 @@ export class VmManager {
   }
 
   /**
-   * Names are handles (the CLI and clients look VMs up by name): a name
-   * belongs to one VM, compared in NFC, and is no other VM's id.
+   * Names are handles (the CLI and clients look VMs up by name, an id
+   * winning over a name): a name belongs to one VM, compared in NFC.
    */
   private checkNameFree(id: string, name: string, field: string): void {
     const key = nameKey(name);
     for (const [otherId, o] of this.vms) {
-      if (otherId === id) continue;
-      if (nameKey(o.record.spec.name) === key) throw new VmmError("exists", `${field}: VM "${otherId}" is already named "${name}"`);
-      if (otherId === key) throw new VmmError("exists", `${field}: "${name}" is the id of VM "${otherId}" (names and ids are both handles)`);
+      if (otherId !== id && nameKey(o.record.spec.name) === key) throw new VmmError("exists", `${field}: VM "${otherId}" is already named "${name}"`);
     }
   }
 
@@ -218,9 +216,6 @@ export class VmManager {
     await this.checkImages(spec);
     if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
     this.checkNameFree(id, spec.name, "config.name");
-    for (const [otherId, o] of this.vms) {
-      if (nameKey(o.record.spec.name) === id) throw new VmmError("exists", `id: "${id}" is the name of VM "${otherId}" (names and ids are both handles)`);
-    }
     this.checkPortConflicts(id, spec.ports, "config.ports");
     for (const [i, nic] of spec.nics.entries()) {
       if (nic.mode === "vmnet" && this.networks?.subnetOf(nic.networkId!) === undefined)

@@ -211,7 +211,7 @@ export function validateNetwork(name: string, c: RawNetworkConfig, ctx: NetworkC
   p.throwIfAny();
   if (name !== "") {
     const key = nameKey(name);
-    const same = ctx.existing.find((n) => nameKey(n.name) === key || n.id === key);
+    const same = ctx.existing.find((n) => nameKey(n.name) === key);
     if (same) throw new VmmError("exists", `name: network "${name}" already exists (${same.id})`);
   }
   if (subnetText === "") throw new VmmError("exhausted", `config.ipv4_subnet: no free /24 left in vmnet.subnet_pool ${ctx.cfg.vmnet.subnetPool}; name a subnet`);
