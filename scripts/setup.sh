@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # setup.sh -- everything vmmd needs to run on a fresh Debian 12 machine:
 # runtime packages (QEMU, qemu-img, genisoimage, passt, dnsmasq, iproute2,
-# nftables), npm dependencies (exactly as locked), the native addon and the
-# TypeScript build. Idempotent, and quick when nothing changed: each step is
-# skipped when its output is newer than its inputs. Never modifies tracked
-# files (git status stays clean). Used by scripts/start.sh and scripts/test.sh.
+# nftables), npm dependencies (exactly as locked), the native addon, the
+# TypeScript build and the web console's bundle (dist/web). Idempotent, and
+# quick when nothing changed: each step is skipped when its output is newer
+# than its inputs. Never modifies tracked files (git status stays clean). Used by scripts/start.sh and scripts/test.sh.
 #
 # Prerequisites it cannot install: Node.js 20 or newer with npm (Debian 12's
 # own nodejs is 18), root for apt-get.
@@ -50,6 +50,11 @@ if newer_than dist/.build-stamp server clients gen/ts bench native/*.ts tsconfig
   touch dist/.build-stamp
 else
   echo "setup: TypeScript build up to date"
+fi
+if newer_than dist/web/index.html clients/web clients/cli/format.ts gen/ts node_modules/.package-lock.json; then
+  bash scripts/build-web.sh
+else
+  echo "setup: web console up to date"
 fi
 # The unprivileged user QEMU drops to (vmm.toml qemu.user): a guest that
 # escapes QEMU gets this user, not root.

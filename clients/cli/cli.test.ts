@@ -339,7 +339,7 @@ describe("networks", () => {
     expect(net.config.dhcpReservations).toEqual([{ mac: "52:54:00:12:34:56", ipv4: "192.168.140.10" }]);
     const ls = await run([...url(), "networks"], auth);
     expect(ls.stdout).toMatch(new RegExp(`^${net.id}\\s+n1\\s+host\\s+192\\.168\\.140\\.0/24\\s+192\\.168\\.140\\.1\\s+\\S+\\s+0\\s+0$`, "m"));
-    const info = await run([...unix(), "network", "info", net.id], auth);
+    const info = await run([...unix(), "network", "info", "n1"], auth); // by name
     expect(info.stdout).toMatch(/^DHCP:\s+off$/m);
     expect(info.stdout).toMatch(/^Serialization:\s+\S+$/m);
     const acq = await run([...unix(), "network", "acquire", net.serialization, "--description", "cli test"], auth);

@@ -100,6 +100,17 @@ describe("names and ids", () => {
   });
 });
 
+describe("update: cloud-init", () => {
+  it("--user-data replaces the seed, --no-cloud-init removes it", async () => {
+    expect((await run(["update", "web", "--user-data", "#cloud-config\nhostname: w\n"])).code).toBe(0);
+    expect(JSON.parse((await run(["--json", "info", "web"])).stdout).vm.config.cloudInit).toEqual({ userData: "#cloud-config\nhostname: w\n" });
+    expect((await run(["update", "web", "--no-cloud-init"])).code).toBe(0);
+    expect(JSON.parse((await run(["--json", "info", "web"])).stdout).vm.config.cloudInit).toBeUndefined();
+    const bad = await run(["update", "web", "--user-data", "x", "--no-cloud-init"]);
+    expect(bad.code).toBe(2);
+  });
+});
+
 describe("--json errors", () => {
   it.each<[string[], number, string]>([
     [["info", "ghost"], 1, "not_found"],

@@ -15,6 +15,7 @@ describe("embedded defaults", () => {
     expect(c.networking.forwardServiceEnabled).toBe(false);
     expect(c.auth.tokens).toEqual([]);
     expect(c.metrics.listen).toBe("");
+    expect(c.ui.enabled).toBe(true);
   });
   it("an empty file equals no file", () => {
     expect(parseConfig("", "x.toml", env)).toEqual(loadConfig(undefined, env));
@@ -69,6 +70,7 @@ describe("every problem is reported with its field path", () => {
     ["accel", `[qemu]\naccel = "hvf"`, ["qemu.accel"]],
     ["bad metrics listen", `[metrics]\nlisten = "9464"`, ["metrics.listen: must be \"host:port\""]],
     ["remote metrics listen", `[metrics]\nlisten = "0.0.0.0:9464"`, ["metrics.listen: 0.0.0.0 is not a loopback address"]],
+    ["ui enabled type", `[ui]\nenabled = "yes"`, ["ui.enabled: must be true or false"]],
     ["remote metrics without tokens", `[api]\nallow_remote = true\n[metrics]\nlisten = "0.0.0.0:9464"`, ["metrics.listen: a non-loopback listener requires auth.tokens"]],
   ];
   it.each(cases)("%s", (_name, toml, fields) => {

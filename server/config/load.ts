@@ -63,6 +63,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
   images: { dir: ["dir", "string"] },
   console: { log_max_bytes: ["logMaxBytes", "integer"], log_files: ["logFiles", "integer"] },
   metrics: { listen: ["listen", "string"] },
+  ui: { enabled: ["enabled", "boolean"] },
 };
 
 function checkKind(v: unknown, kind: Kind, path: string, problems: Problems): unknown {

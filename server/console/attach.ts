@@ -17,6 +17,8 @@ import type { VmLookup } from "./source.js";
 export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
 /** Largest input accepted in one write. */
 export const MAX_INPUT_BYTES = 64 * 1024;
+/** Attachments one VM's console may have at once. */
+export const MAX_ATTACHMENTS = 16;
 
 /** One client's view of the console. */
 export interface Attachment {
@@ -55,6 +57,7 @@ export class ConsoleAttacher {
   async attach(id: string): Promise<Attachment> {
     const status = this.vms.get(id).runtime.status;
     if (status !== "running") throw precondition(`VM "${id}" is ${status}; its console can be attached only while it runs`);
+    if ((this.channels.get(id)?.subs.size ?? 0) >= MAX_ATTACHMENTS) throw new VmmError("exhausted", `VM "${id}" has ${MAX_ATTACHMENTS} console attachments already`);
     const ch = this.channel(id);
     const sub: Sub = { queue: [], queued: 0, done: false };
     ch.subs.add(sub);

@@ -50,4 +50,16 @@ describe("operators", () => {
     const v = await run(process.execPath, [VMMD, "--version"]);
     expect(v.out).toBe(`vmmd ${JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version}\n`);
   });
+
+  it("scripts/setup.sh skips every step that is up to date, and leaves git status as it was", async () => {
+    const status = () => run("git", ["status", "--porcelain", "--untracked-files=all"]);
+    const before = (await status()).out;
+    await run("bash", ["scripts/setup.sh"]); // brings everything up to date
+    const again = await run("bash", ["scripts/setup.sh"]);
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/^setup: native addon up to date$/m);
+    expect(again.out).toMatch(/^setup: TypeScript build up to date$/m);
+    expect(again.out).not.toMatch(/npm install|tsc\n/);
+    expect((await status()).out).toBe(before);
+  }, 600_000);
 });
