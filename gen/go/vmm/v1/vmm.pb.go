@@ -265,6 +265,71 @@ func (LeaseAction) EnumDescriptor() ([]byte, []int) {
 	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{3}
 }
 
+// LeaseVerification says whether the network agrees with a reported lease:
+// the daemon believes a lease only once the NIC's MAC answers ARP for the
+// address on the NIC's bridge.
+type LeaseVerification int32
+
+const (
+	LeaseVerification_LEASE_VERIFICATION_UNSPECIFIED LeaseVerification = 0
+	// Reported; the MAC has not answered for the address yet (the guest may
+	// still be configuring it). No forwards point at it; checked again soon.
+	LeaseVerification_LEASE_VERIFICATION_PENDING LeaseVerification = 1
+	// The MAC answers ARP for the address; the NIC's forwards point at it.
+	LeaseVerification_LEASE_VERIFICATION_VERIFIED LeaseVerification = 2
+	// Was verified, then stopped answering: the NIC's forwards are dropped
+	// until the guest answers again.
+	LeaseVerification_LEASE_VERIFICATION_SILENT LeaseVerification = 3
+	// Believed as reported: verification is off
+	// (networking.lease_verification = "off").
+	LeaseVerification_LEASE_VERIFICATION_TRUSTED LeaseVerification = 4
+)
+
+// Enum value maps for LeaseVerification.
+var (
+	LeaseVerification_name = map[int32]string{
+		0: "LEASE_VERIFICATION_UNSPECIFIED",
+		1: "LEASE_VERIFICATION_PENDING",
+		2: "LEASE_VERIFICATION_VERIFIED",
+		3: "LEASE_VERIFICATION_SILENT",
+		4: "LEASE_VERIFICATION_TRUSTED",
+	}
+	LeaseVerification_value = map[string]int32{
+		"LEASE_VERIFICATION_UNSPECIFIED": 0,
+		"LEASE_VERIFICATION_PENDING":     1,
+		"LEASE_VERIFICATION_VERIFIED":    2,
+		"LEASE_VERIFICATION_SILENT":      3,
+		"LEASE_VERIFICATION_TRUSTED":     4,
+	}
+)
+
+func (x LeaseVerification) Enum() *LeaseVerification {
+	p := new(LeaseVerification)
+	*p = x
+	return p
+}
+
+func (x LeaseVerification) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LeaseVerification) Descriptor() protoreflect.EnumDescriptor {
+	return file_vmm_v1_vmm_proto_enumTypes[4].Descriptor()
+}
+
+func (LeaseVerification) Type() protoreflect.EnumType {
+	return &file_vmm_v1_vmm_proto_enumTypes[4]
+}
+
+func (x LeaseVerification) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LeaseVerification.Descriptor instead.
+func (LeaseVerification) EnumDescriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{4}
+}
+
 // PortMapping forwards a host port to a guest port.
 type PortMapping struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -274,7 +339,11 @@ type PortMapping struct {
 	// Host port, 1-65535.
 	HostPort uint32 `protobuf:"varint,3,opt,name=host_port,json=hostPort,proto3" json:"host_port,omitempty"`
 	// Guest port, 1-65535.
-	VmPort        uint32 `protobuf:"varint,4,opt,name=vm_port,json=vmPort,proto3" json:"vm_port,omitempty"`
+	VmPort uint32 `protobuf:"varint,4,opt,name=vm_port,json=vmPort,proto3" json:"vm_port,omitempty"`
+	// NIC whose lease the port forwards to (index into VmConfig.nics).
+	// Omitted (0): the first NIC. A NIC whose mode cannot forward ports
+	// (custom) is refused.
+	NicIndex      uint32 `protobuf:"varint,5,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -333,6 +402,13 @@ func (x *PortMapping) GetHostPort() uint32 {
 func (x *PortMapping) GetVmPort() uint32 {
 	if x != nil {
 		return x.VmPort
+	}
+	return 0
+}
+
+func (x *PortMapping) GetNicIndex() uint32 {
+	if x != nil {
+		return x.NicIndex
 	}
 	return 0
 }
@@ -820,9 +896,16 @@ type Lease struct {
 	// When the lease was last reported.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Interface the DHCP server saw the request on.
-	Interface     string `protobuf:"bytes,5,opt,name=interface,proto3" json:"interface,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Interface string `protobuf:"bytes,5,opt,name=interface,proto3" json:"interface,omitempty"`
+	// Whether the network agrees with the lease (see LeaseVerification).
+	Verification LeaseVerification `protobuf:"varint,6,opt,name=verification,proto3,enum=vmm.v1.LeaseVerification" json:"verification,omitempty"`
+	// When the NIC's MAC last answered for the address. Omitted: never.
+	VerifiedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=verified_at,json=verifiedAt,proto3" json:"verified_at,omitempty"`
+	// What the last verification saw, e.g. "answered ARP on vmmbr0" or
+	// "no ARP answer on vmmbr0 since 2026-01-01T00:00:00Z".
+	VerificationDetail string `protobuf:"bytes,8,opt,name=verification_detail,json=verificationDetail,proto3" json:"verification_detail,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Lease) Reset() {
@@ -886,6 +969,27 @@ func (x *Lease) GetUpdatedAt() *timestamppb.Timestamp {
 func (x *Lease) GetInterface() string {
 	if x != nil {
 		return x.Interface
+	}
+	return ""
+}
+
+func (x *Lease) GetVerification() LeaseVerification {
+	if x != nil {
+		return x.Verification
+	}
+	return LeaseVerification_LEASE_VERIFICATION_UNSPECIFIED
+}
+
+func (x *Lease) GetVerifiedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.VerifiedAt
+	}
+	return nil
+}
+
+func (x *Lease) GetVerificationDetail() string {
+	if x != nil {
+		return x.VerificationDetail
 	}
 	return ""
 }
@@ -1086,7 +1190,9 @@ type ForwardInfo struct {
 	TargetPort    uint32                 `protobuf:"varint,5,opt,name=target_port,json=targetPort,proto3" json:"target_port,omitempty"`
 	Counters      *ForwardCounters       `protobuf:"bytes,6,opt,name=counters,proto3" json:"counters,omitempty"`
 	// How the rule relays: "native", "sockets", "qemu-hostfwd" or "passt".
-	Relay         string `protobuf:"bytes,7,opt,name=relay,proto3" json:"relay,omitempty"`
+	Relay string `protobuf:"bytes,7,opt,name=relay,proto3" json:"relay,omitempty"`
+	// NIC of the VM the rule forwards to (its lease's address is the target).
+	NicIndex      uint32 `protobuf:"varint,8,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1168,6 +1274,13 @@ func (x *ForwardInfo) GetRelay() string {
 		return x.Relay
 	}
 	return ""
+}
+
+func (x *ForwardInfo) GetNicIndex() uint32 {
+	if x != nil {
+		return x.NicIndex
+	}
+	return 0
 }
 
 // VmEvent is something that happened to a VM.
@@ -2300,7 +2413,10 @@ type ReportDhcpLeaseResponse struct {
 	VmId     string `protobuf:"bytes,1,opt,name=vm_id,json=vmId,proto3" json:"vm_id,omitempty"`
 	NicIndex uint32 `protobuf:"varint,2,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
 	// Forwarding rules of the VM after the report.
-	Forwards      []*ForwardInfo `protobuf:"bytes,3,rep,name=forwards,proto3" json:"forwards,omitempty"`
+	Forwards []*ForwardInfo `protobuf:"bytes,3,rep,name=forwards,proto3" json:"forwards,omitempty"`
+	// The NIC's lease as the daemon believes it after the report (its
+	// verification state included). Omitted: the NIC has no lease (a del).
+	Lease         *Lease `protobuf:"bytes,50,opt,name=lease,proto3" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2352,6 +2468,13 @@ func (x *ReportDhcpLeaseResponse) GetNicIndex() uint32 {
 func (x *ReportDhcpLeaseResponse) GetForwards() []*ForwardInfo {
 	if x != nil {
 		return x.Forwards
+	}
+	return nil
+}
+
+func (x *ReportDhcpLeaseResponse) GetLease() *Lease {
+	if x != nil {
+		return x.Lease
 	}
 	return nil
 }
@@ -3394,12 +3517,13 @@ var File_vmm_v1_vmm_proto protoreflect.FileDescriptor
 
 const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\n" +
-	"\x10vmm/v1/vmm.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n" +
+	"\x10vmm/v1/vmm.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x01\n" +
 	"\vPortMapping\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12!\n" +
 	"\fhost_address\x18\x02 \x01(\tR\vhostAddress\x12\x1b\n" +
 	"\thost_port\x18\x03 \x01(\rR\bhostPort\x12\x17\n" +
-	"\avm_port\x18\x04 \x01(\rR\x06vmPort\"\xba\x01\n" +
+	"\avm_port\x18\x04 \x01(\rR\x06vmPort\x12\x1b\n" +
+	"\tnic_index\x18\x05 \x01(\rR\bnicIndex\"\xba\x01\n" +
 	"\tNicConfig\x12*\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x16.vmm.v1.NetworkingModeR\x04mode\x12\x16\n" +
 	"\x06bridge\x18\x02 \x01(\tR\x06bridge\x12%\n" +
@@ -3439,7 +3563,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x16\n" +
 	"\x06format\x18\x03 \x01(\tR\x06format\x12\x14\n" +
 	"\x05image\x18\x04 \x01(\tR\x05image\x12\x19\n" +
-	"\bsize_mib\x18\x05 \x01(\rR\asizeMib\"\xc7\x01\n" +
+	"\bsize_mib\x18\x05 \x01(\rR\asizeMib\"\xf4\x02\n" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x129\n" +
@@ -3447,7 +3571,11 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n" +
 	"\n" +
 	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1c\n" +
-	"\tinterface\x18\x05 \x01(\tR\tinterface\"\xe0\x01\n" +
+	"\tinterface\x18\x05 \x01(\tR\tinterface\x12=\n" +
+	"\fverification\x18\x06 \x01(\x0e2\x19.vmm.v1.LeaseVerificationR\fverification\x12;\n" +
+	"\vverified_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"verifiedAt\x12/\n" +
+	"\x13verification_detail\x18\b \x01(\tR\x12verificationDetail\"\xe0\x01\n" +
 	"\aNicInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12*\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x16.vmm.v1.NetworkingModeR\x04mode\x12\x10\n" +
@@ -3463,7 +3591,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0ebytes_to_guest\x18\x03 \x01(\x04R\fbytesToGuest\x12(\n" +
 	"\x10bytes_from_guest\x18\x04 \x01(\x04R\x0ebytesFromGuest\x12'\n" +
 	"\x0fsessions_active\x18\x05 \x01(\x04R\x0esessionsActive\x12\x16\n" +
-	"\x06errors\x18\x06 \x01(\x04R\x06errors\"\x96\x02\n" +
+	"\x06errors\x18\x06 \x01(\x04R\x06errors\"\xb3\x02\n" +
 	"\vForwardInfo\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12%\n" +
 	"\x0elisten_address\x18\x02 \x01(\tR\rlistenAddress\x12\x1f\n" +
@@ -3473,7 +3601,8 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\vtarget_port\x18\x05 \x01(\rR\n" +
 	"targetPort\x123\n" +
 	"\bcounters\x18\x06 \x01(\v2\x17.vmm.v1.ForwardCountersR\bcounters\x12\x14\n" +
-	"\x05relay\x18\a \x01(\tR\x05relay\"g\n" +
+	"\x05relay\x18\a \x01(\tR\x05relay\x12\x1b\n" +
+	"\tnic_index\x18\b \x01(\rR\bnicIndex\"g\n" +
 	"\aVmEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
@@ -3567,11 +3696,12 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x02ip\x18\x03 \x01(\tR\x02ip\x12\x1a\n" +
 	"\bhostname\x18\x04 \x01(\tR\bhostname\x12!\n" +
 	"\fexpires_unix\x18\x05 \x01(\x03R\vexpiresUnix\x12\x1c\n" +
-	"\tinterface\x18\x06 \x01(\tR\tinterface\"|\n" +
+	"\tinterface\x18\x06 \x01(\tR\tinterface\"\xa1\x01\n" +
 	"\x17ReportDhcpLeaseResponse\x12\x13\n" +
 	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\x12\x1b\n" +
 	"\tnic_index\x18\x02 \x01(\rR\bnicIndex\x12/\n" +
-	"\bforwards\x18\x03 \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\"\x10\n" +
+	"\bforwards\x18\x03 \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\x12#\n" +
+	"\x05lease\x182 \x01(\v2\r.vmm.v1.LeaseR\x05lease\"\x10\n" +
 	"\x0eGetMetaRequest\"\xd7\x03\n" +
 	"\x0fGetMetaResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
@@ -3684,7 +3814,13 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x18LEASE_ACTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LEASE_ACTION_ADD\x10\x01\x12\x14\n" +
 	"\x10LEASE_ACTION_OLD\x10\x02\x12\x14\n" +
-	"\x10LEASE_ACTION_DEL\x10\x032\xb6\a\n" +
+	"\x10LEASE_ACTION_DEL\x10\x03*\xb7\x01\n" +
+	"\x11LeaseVerification\x12\"\n" +
+	"\x1eLEASE_VERIFICATION_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aLEASE_VERIFICATION_PENDING\x10\x01\x12\x1f\n" +
+	"\x1bLEASE_VERIFICATION_VERIFIED\x10\x02\x12\x1d\n" +
+	"\x19LEASE_VERIFICATION_SILENT\x10\x03\x12\x1e\n" +
+	"\x1aLEASE_VERIFICATION_TRUSTED\x10\x042\xb6\a\n" +
 	"\n" +
 	"VmmService\x12=\n" +
 	"\bCreateVm\x12\x17.vmm.v1.CreateVmRequest\x1a\x18.vmm.v1.CreateVmResponse\x12=\n" +
@@ -3718,130 +3854,134 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 	return file_vmm_v1_vmm_proto_rawDescData
 }
 
-var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
 	(VmStatus)(0),                   // 2: vmm.v1.VmStatus
 	(LeaseAction)(0),                // 3: vmm.v1.LeaseAction
-	(*PortMapping)(nil),             // 4: vmm.v1.PortMapping
-	(*NicConfig)(nil),               // 5: vmm.v1.NicConfig
-	(*VmConfig)(nil),                // 6: vmm.v1.VmConfig
-	(*DiskConfig)(nil),              // 7: vmm.v1.DiskConfig
-	(*CloudInit)(nil),               // 8: vmm.v1.CloudInit
-	(*DiskInfo)(nil),                // 9: vmm.v1.DiskInfo
-	(*Lease)(nil),                   // 10: vmm.v1.Lease
-	(*NicInfo)(nil),                 // 11: vmm.v1.NicInfo
-	(*ForwardCounters)(nil),         // 12: vmm.v1.ForwardCounters
-	(*ForwardInfo)(nil),             // 13: vmm.v1.ForwardInfo
-	(*VmEvent)(nil),                 // 14: vmm.v1.VmEvent
-	(*VmInfo)(nil),                  // 15: vmm.v1.VmInfo
-	(*CreateVmRequest)(nil),         // 16: vmm.v1.CreateVmRequest
-	(*CreateVmResponse)(nil),        // 17: vmm.v1.CreateVmResponse
-	(*UpdateVmRequest)(nil),         // 18: vmm.v1.UpdateVmRequest
-	(*UpdateVmResponse)(nil),        // 19: vmm.v1.UpdateVmResponse
-	(*StartVmRequest)(nil),          // 20: vmm.v1.StartVmRequest
-	(*StartVmResponse)(nil),         // 21: vmm.v1.StartVmResponse
-	(*StopVmRequest)(nil),           // 22: vmm.v1.StopVmRequest
-	(*StopVmResponse)(nil),          // 23: vmm.v1.StopVmResponse
-	(*RemoveVmRequest)(nil),         // 24: vmm.v1.RemoveVmRequest
-	(*RemoveVmResponse)(nil),        // 25: vmm.v1.RemoveVmResponse
-	(*ListVmsRequest)(nil),          // 26: vmm.v1.ListVmsRequest
-	(*ListVmsResponse)(nil),         // 27: vmm.v1.ListVmsResponse
-	(*GetInfoRequest)(nil),          // 28: vmm.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),         // 29: vmm.v1.GetInfoResponse
-	(*ReportDhcpLeaseRequest)(nil),  // 30: vmm.v1.ReportDhcpLeaseRequest
-	(*ReportDhcpLeaseResponse)(nil), // 31: vmm.v1.ReportDhcpLeaseResponse
-	(*GetMetaRequest)(nil),          // 32: vmm.v1.GetMetaRequest
-	(*GetMetaResponse)(nil),         // 33: vmm.v1.GetMetaResponse
-	(*WatchEventsRequest)(nil),      // 34: vmm.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),     // 35: vmm.v1.WatchEventsResponse
-	(*AttachConsoleRequest)(nil),    // 36: vmm.v1.AttachConsoleRequest
-	(*AttachConsoleResponse)(nil),   // 37: vmm.v1.AttachConsoleResponse
-	(*ListImagesRequest)(nil),       // 38: vmm.v1.ListImagesRequest
-	(*Image)(nil),                   // 39: vmm.v1.Image
-	(*ListImagesResponse)(nil),      // 40: vmm.v1.ListImagesResponse
-	(*ReadConsoleRequest)(nil),      // 41: vmm.v1.ReadConsoleRequest
-	(*ReadConsoleResponse)(nil),     // 42: vmm.v1.ReadConsoleResponse
-	(*GetVmStatsRequest)(nil),       // 43: vmm.v1.GetVmStatsRequest
-	(*NicStats)(nil),                // 44: vmm.v1.NicStats
-	(*GetVmStatsResponse)(nil),      // 45: vmm.v1.GetVmStatsResponse
-	(*timestamppb.Timestamp)(nil),   // 46: google.protobuf.Timestamp
+	(LeaseVerification)(0),          // 4: vmm.v1.LeaseVerification
+	(*PortMapping)(nil),             // 5: vmm.v1.PortMapping
+	(*NicConfig)(nil),               // 6: vmm.v1.NicConfig
+	(*VmConfig)(nil),                // 7: vmm.v1.VmConfig
+	(*DiskConfig)(nil),              // 8: vmm.v1.DiskConfig
+	(*CloudInit)(nil),               // 9: vmm.v1.CloudInit
+	(*DiskInfo)(nil),                // 10: vmm.v1.DiskInfo
+	(*Lease)(nil),                   // 11: vmm.v1.Lease
+	(*NicInfo)(nil),                 // 12: vmm.v1.NicInfo
+	(*ForwardCounters)(nil),         // 13: vmm.v1.ForwardCounters
+	(*ForwardInfo)(nil),             // 14: vmm.v1.ForwardInfo
+	(*VmEvent)(nil),                 // 15: vmm.v1.VmEvent
+	(*VmInfo)(nil),                  // 16: vmm.v1.VmInfo
+	(*CreateVmRequest)(nil),         // 17: vmm.v1.CreateVmRequest
+	(*CreateVmResponse)(nil),        // 18: vmm.v1.CreateVmResponse
+	(*UpdateVmRequest)(nil),         // 19: vmm.v1.UpdateVmRequest
+	(*UpdateVmResponse)(nil),        // 20: vmm.v1.UpdateVmResponse
+	(*StartVmRequest)(nil),          // 21: vmm.v1.StartVmRequest
+	(*StartVmResponse)(nil),         // 22: vmm.v1.StartVmResponse
+	(*StopVmRequest)(nil),           // 23: vmm.v1.StopVmRequest
+	(*StopVmResponse)(nil),          // 24: vmm.v1.StopVmResponse
+	(*RemoveVmRequest)(nil),         // 25: vmm.v1.RemoveVmRequest
+	(*RemoveVmResponse)(nil),        // 26: vmm.v1.RemoveVmResponse
+	(*ListVmsRequest)(nil),          // 27: vmm.v1.ListVmsRequest
+	(*ListVmsResponse)(nil),         // 28: vmm.v1.ListVmsResponse
+	(*GetInfoRequest)(nil),          // 29: vmm.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),         // 30: vmm.v1.GetInfoResponse
+	(*ReportDhcpLeaseRequest)(nil),  // 31: vmm.v1.ReportDhcpLeaseRequest
+	(*ReportDhcpLeaseResponse)(nil), // 32: vmm.v1.ReportDhcpLeaseResponse
+	(*GetMetaRequest)(nil),          // 33: vmm.v1.GetMetaRequest
+	(*GetMetaResponse)(nil),         // 34: vmm.v1.GetMetaResponse
+	(*WatchEventsRequest)(nil),      // 35: vmm.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),     // 36: vmm.v1.WatchEventsResponse
+	(*AttachConsoleRequest)(nil),    // 37: vmm.v1.AttachConsoleRequest
+	(*AttachConsoleResponse)(nil),   // 38: vmm.v1.AttachConsoleResponse
+	(*ListImagesRequest)(nil),       // 39: vmm.v1.ListImagesRequest
+	(*Image)(nil),                   // 40: vmm.v1.Image
+	(*ListImagesResponse)(nil),      // 41: vmm.v1.ListImagesResponse
+	(*ReadConsoleRequest)(nil),      // 42: vmm.v1.ReadConsoleRequest
+	(*ReadConsoleResponse)(nil),     // 43: vmm.v1.ReadConsoleResponse
+	(*GetVmStatsRequest)(nil),       // 44: vmm.v1.GetVmStatsRequest
+	(*NicStats)(nil),                // 45: vmm.v1.NicStats
+	(*GetVmStatsResponse)(nil),      // 46: vmm.v1.GetVmStatsResponse
+	(*timestamppb.Timestamp)(nil),   // 47: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
 	0,  // 1: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
-	5,  // 2: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
-	4,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
-	7,  // 4: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
-	8,  // 5: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
-	46, // 6: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	46, // 7: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 8: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
-	10, // 9: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
-	1,  // 10: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
-	12, // 11: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	46, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
-	2,  // 13: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	46, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	46, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
-	6,  // 16: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
-	11, // 17: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
-	13, // 18: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
-	14, // 19: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
-	9,  // 20: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
-	6,  // 21: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
-	15, // 22: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	4,  // 23: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
-	8,  // 24: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
-	15, // 25: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	15, // 26: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
-	15, // 27: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
-	15, // 28: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
-	15, // 29: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
-	3,  // 30: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
-	13, // 31: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
-	0,  // 32: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
-	0,  // 33: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
-	14, // 34: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
-	39, // 35: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
-	2,  // 36: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
-	46, // 37: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
-	44, // 38: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
-	16, // 39: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
-	18, // 40: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
-	20, // 41: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
-	22, // 42: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
-	24, // 43: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
-	26, // 44: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
-	28, // 45: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
-	30, // 46: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
-	32, // 47: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
-	34, // 48: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	36, // 49: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
-	38, // 50: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
-	41, // 51: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
-	43, // 52: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
-	17, // 53: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	19, // 54: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	21, // 55: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	23, // 56: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	25, // 57: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	27, // 58: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	29, // 59: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	31, // 60: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	33, // 61: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	35, // 62: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	37, // 63: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
-	40, // 64: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
-	42, // 65: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
-	45, // 66: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
-	53, // [53:67] is the sub-list for method output_type
-	39, // [39:53] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	6,  // 2: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
+	5,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
+	8,  // 4: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
+	9,  // 5: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
+	47, // 6: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 7: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	4,  // 8: vmm.v1.Lease.verification:type_name -> vmm.v1.LeaseVerification
+	47, // 9: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
+	0,  // 10: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
+	11, // 11: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
+	1,  // 12: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
+	13, // 13: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
+	47, // 14: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	2,  // 15: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
+	47, // 16: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	47, // 17: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	7,  // 18: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
+	12, // 19: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
+	14, // 20: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
+	15, // 21: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
+	10, // 22: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
+	7,  // 23: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
+	16, // 24: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	5,  // 25: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
+	9,  // 26: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
+	16, // 27: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	16, // 28: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
+	16, // 29: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
+	16, // 30: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
+	16, // 31: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
+	3,  // 32: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
+	14, // 33: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
+	11, // 34: vmm.v1.ReportDhcpLeaseResponse.lease:type_name -> vmm.v1.Lease
+	0,  // 35: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
+	0,  // 36: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
+	15, // 37: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
+	40, // 38: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
+	2,  // 39: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
+	47, // 40: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
+	45, // 41: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
+	17, // 42: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
+	19, // 43: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
+	21, // 44: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
+	23, // 45: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
+	25, // 46: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
+	27, // 47: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
+	29, // 48: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
+	31, // 49: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
+	33, // 50: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
+	35, // 51: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
+	37, // 52: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
+	39, // 53: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
+	42, // 54: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	44, // 55: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
+	18, // 56: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	20, // 57: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	22, // 58: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	24, // 59: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	26, // 60: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	28, // 61: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	30, // 62: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	32, // 63: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	34, // 64: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	36, // 65: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	38, // 66: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
+	41, // 67: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
+	43, // 68: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	46, // 69: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
+	56, // [56:70] is the sub-list for method output_type
+	42, // [42:56] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_vmm_proto_init() }
@@ -3857,7 +3997,7 @@ func file_vmm_v1_vmm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
