@@ -31,6 +31,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     accel: ["accel", "string"],
     bridge_helper: ["bridgeHelper", "string"],
     stop_timeout_seconds: ["stopTimeoutSeconds", "integer"],
+    user: ["user", "string"],
   },
   networking: {
     default_mode: ["defaultMode", "string"],
@@ -41,6 +42,9 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     allowed_bridges: ["allowedBridges", "string[]"],
     allowed_macvtap_parents: ["allowedMacvtapParents", "string[]"],
     bridge_subnets: ["bridgeSubnets", "string-map"],
+    bridge_lease_files: ["bridgeLeaseFiles", "string-map"],
+    lease_verification: ["leaseVerification", "string"],
+    lease_verify_interval_seconds: ["leaseVerifyIntervalSeconds", "integer"],
     forward_service_enabled: ["forwardServiceEnabled", "boolean"],
     passt_binary: ["passtBinary", "string"],
     passt_interface: ["passtInterface", "string"],

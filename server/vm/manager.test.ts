@@ -2,7 +2,7 @@
 // temporary directory: lifecycle, events, leases -> forwards, paging,
 // failure paths. (Real QEMU: test/e2e/lifecycle.test.ts.)
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { FakeForwarder, FakeRunner, tempStateDir, testConfig } from "../../test/helpers/fakes.js";
+import { FakeForwarder, FakeRunner, FakeWire, tempStateDir, testConfig } from "../../test/helpers/fakes.js";
 import type { PartialConfig } from "../config/defaults.js";
 import { VmmError } from "../errors.js";
 import { VmManager } from "./manager.js";
@@ -19,13 +19,15 @@ function manager(over: PartialConfig = {}): VmManager {
     ...over,
     networking: { allowedModes: ["user", "bridge", "vmnet", "custom"], forwardServiceEnabled: true, bridgeSubnets: { vmmbr0: "10.60.0.0/24" }, ...over.networking },
   });
-  return new VmManager({ cfg, store: new VmStore(state.dir), runner, forwarder: fwd, networks: { subnetOf: (id) => subnets.get(id) } });
+  const networks = { subnetOf: (id: string) => subnets.get(id), info: (id: string) => (subnets.has(id) ? { subnet: subnets.get(id)!, bridge: `vmnet-${id}`, gateway: "10.70.0.1" } : undefined) };
+  // A network whose wire confirms every lease (verification: leases.test.ts).
+  return new VmManager({ cfg, store: new VmStore(state.dir), runner, forwarder: fwd, networks, wire: new FakeWire(true) });
 }
 
 const nic = (mode: string, over: Partial<RawNic> = {}): RawNic => ({ mode, bridge: "", macvtapParent: "", networkId: "", customNetdev: "", ...over });
-const port = (hostPort: number, vmPort = 80): RawPort => ({ protocol: "tcp", hostAddress: "", hostPort, vmPort });
+const port = (hostPort: number, vmPort = 80, nicIndex = 0): RawPort => ({ protocol: "tcp", hostAddress: "", hostPort, vmPort, nicIndex });
 function spec(over: Partial<RawVmSpec> = {}): RawVmSpec {
-  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, ...over };
+  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, labels: {}, ...over };
 }
 const kinds = (m: VmManager, id: string) => m.get(id, 200).events.map((e) => e.kind);
 
@@ -114,8 +116,18 @@ describe("VmManager input", () => {
     const m = manager();
     await m.create("a", spec({ ports: [port(8080)] }), false);
     await expect(m.create("a", spec(), false)).rejects.toMatchObject({ kind: "exists" });
-    await expect(m.create("b", spec({ ports: [port(8080)] }), false)).rejects.toMatchObject({ kind: "exists", message: expect.stringContaining("config.ports") });
-    await expect(m.create("c", spec({ nics: [nic("vmnet", { networkId: "net-x" })] }), false)).rejects.toMatchObject({ kind: "not_found" });
+    await expect(m.create("b", spec({ name: "b", ports: [port(8080)] }), false)).rejects.toMatchObject({ kind: "exists", message: expect.stringContaining("config.ports") });
+    await expect(m.create("c", spec({ name: "c", nics: [nic("vmnet", { networkId: "net-x" })] }), false)).rejects.toMatchObject({ kind: "not_found" });
+  });
+
+  it("refuses a name another VM has (compared in NFC), at create and rename", async () => {
+    const m = manager();
+    await m.create("a", spec({ name: "café" }), false);
+    await m.create("b", spec({ name: "bistro" }), false);
+    await expect(m.create("c", spec({ name: "cafe\u0301" }), false)).rejects.toMatchObject({ kind: "exists", message: 'config.name: VM "a" is already named "cafe\u0301"' });
+    await expect(m.update("b", { name: "café", updatePorts: false, ports: [] })).rejects.toMatchObject({ kind: "exists", message: expect.stringMatching(/^name: VM "a"/) });
+    // Keeping one's own name is no conflict.
+    await expect(m.update("a", { name: "café", updatePorts: false, ports: [] })).resolves.toBeDefined();
   });
 
   it("refuses an id whose run sockets would not fit the unix path limit", async () => {
@@ -140,6 +152,17 @@ describe("VmManager input", () => {
     const last = m.list({ ids: [], keyword: "", pageSize: 2, pageToken: second.nextPageToken });
     expect(last.nextPageToken).toBe("");
     expect(() => m.list({ ids: [], keyword: "", pageSize: 0, pageToken: "bogus" })).toThrow(/page_token/);
+  });
+
+  it("filters ListVms by label selector, pages the matches, and refuses a bad selector", async () => {
+    const m = manager();
+    for (let i = 0; i < 4; i++) await m.create(`vm-${i}`, spec({ name: `vm ${i}`, labels: { node: i % 2 === 0 ? "a" : "b" } }), false);
+    const q = { ids: [], keyword: "", pageSize: 1, pageToken: "", labelSelector: "node=a" };
+    const first = m.list(q);
+    expect(first.vms.map((v) => v.record.id)).toEqual(["vm-0"]);
+    expect(first.total).toBe(2);
+    expect(m.list({ ...q, pageToken: first.nextPageToken }).vms.map((v) => v.record.id)).toEqual(["vm-2"]);
+    expect(() => m.list({ ...q, labelSelector: "node in (a)" })).toThrow(/label_selector/);
   });
 
   it("UpdateVm of forwarded ports restores the record when the forwarder refuses", async () => {
@@ -193,7 +216,7 @@ describe("VmManager leases", () => {
 
   it("checks vmnet leases against the network's subnet", async () => {
     const m = manager();
-    await m.create("web", spec({ nics: [nic("vmnet", { networkId: "net-a" })] }), false);
+    await m.create("web", spec({ nics: [nic("vmnet", { networkId: "net-a" })] }), true);
     const mac = m.get("web").record.macs[0]!;
     await expect(m.reportLease({ action: "add", mac, ip: "10.70.0.9", hostname: "", expiresUnix: 0, interface: "" })).resolves.toMatchObject({ vmId: "web" });
     await expect(m.reportLease({ action: "add", mac, ip: "10.60.0.9", hostname: "", expiresUnix: 0, interface: "" })).rejects.toMatchObject({ kind: "invalid" });

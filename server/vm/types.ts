@@ -4,18 +4,21 @@
 // interfaces through which the VM manager reaches the floors it does not own
 // (the QEMU runner, the vmnet networks, the forwarder: daemon.ts wires them).
 import type { NetMode } from "../config/types.js";
+import type { Lease } from "../net/lease-book.js";
 import type { CloudInitSpec, ExtraDisk, ImageSpecFields } from "../image/spec.js";
 import type { NetworkAttachment } from "../net/types.js";
 
 /** Transport protocol of a port mapping. */
 export type Protocol = "tcp" | "udp";
 
-/** A validated port mapping: host address:port -> guest port of NIC 0. */
+/** A validated port mapping: host address:port -> guest port of one NIC. */
 export interface PortSpec {
   protocol: Protocol;
   hostAddress: string;
   hostPort: number;
   vmPort: number;
+  /** NIC whose lease (or netdev) the port goes to; absent in records written before ports named NICs: 0. */
+  nicIndex?: number;
 }
 
 /** A validated NIC: its mode and the one option that mode takes. */
@@ -43,6 +46,8 @@ export interface VmSpec extends ImageSpecFields {
   nics: NicSpec[];
   ports: PortSpec[];
   autoRestart: boolean;
+  /** Labels (labels.ts); absent: none (records written before labels existed have none). */
+  labels?: Record<string, string>;
 }
 
 /** Lifecycle state of a VM. */
@@ -74,16 +79,8 @@ export interface VmRuntime {
   passtStartTime?: number;
 }
 
-/** leases.json entries: the last lease reported for a NIC. */
-export interface LeaseRecord {
-  nic: number;
-  ip: string;
-  hostname: string;
-  /** ISO time; absent: infinite. */
-  expiresAt?: string;
-  updatedAt: string;
-  interface: string;
-}
+/** leases.json entries: each NIC's lease and what the wire says of it (server/net/lease-book.ts). */
+export type LeaseRecord = Lease;
 
 /** One entry of a VM's event log (events.jsonl). */
 export interface VmEventRecord {
@@ -108,6 +105,8 @@ export interface RawPort {
   hostAddress: string;
   hostPort: number;
   vmPort: number;
+  /** NIC the port goes to (0 when omitted). */
+  nicIndex: number;
 }
 
 /** A NIC as it arrives from the API; unset strings are "", an unknown mode "?N". */
@@ -136,6 +135,7 @@ export interface RawVmSpec {
   disks: ExtraDisk[];
   /** undefined: no seed drive. */
   cloudInit: CloudInitSpec | undefined;
+  labels: Record<string, string>;
 }
 
 /** UpdateVm's patch: undefined fields are left unchanged. */
@@ -151,6 +151,8 @@ export interface RawUpdate {
   ports: RawPort[];
   /** undefined: unchanged; all fields empty: remove the seed drive. */
   cloudInit?: CloudInitSpec;
+  /** undefined: unchanged; otherwise the complete new label set ({}: none). */
+  labels?: Record<string, string>;
 }
 
 // ----- what the VM floor needs of others -------------------------------------
@@ -171,6 +173,8 @@ export interface VmRunner {
 export interface NetworkLookup {
   /** IPv4 subnet of network `networkId`; undefined when there is no such network. */
   subnetOf(networkId: string): string | undefined;
+  /** Subnet, bridge and gateway of network `networkId` (lease validation and verification). */
+  info(networkId: string): { subnet: string; bridge: string; gateway: string } | undefined;
 }
 
 /** What the runner needs of the vmnet networks: how a NIC joins one. */

@@ -24,7 +24,7 @@ const cfg: Config = fillDefaults({
 const nic = (over: Partial<RawNic>): RawNic => ({ mode: undefined, bridge: "", macvtapParent: "", networkId: "", customNetdev: "", ...over });
 
 function raw(over: Partial<RawVmSpec> = {}): RawVmSpec {
-  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, ...over };
+  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, labels: {}, ...over };
 }
 
 /** The error validateSpec throws for `r` (fails the test when it accepts). */
@@ -48,7 +48,7 @@ describe("validateSpec", () => {
     expect(validateSpec(raw(), { cfg }).nics).toEqual([{ mode: "user" }]);
   });
 
-  const tcp = (hostAddress: string, hostPort = 8080) => ({ protocol: "tcp", hostAddress, hostPort, vmPort: 80 });
+  const tcp = (hostAddress: string, hostPort = 8080, nicIndex = 0) => ({ protocol: "tcp", hostAddress, hostPort, vmPort: 80, nicIndex });
   const invalid: { name: string; over: Partial<RawVmSpec>; field: string }[] = [
     { name: "an empty name", over: { name: "" }, field: "config.name" },
     { name: "a name with a newline", over: { name: "a\nb" }, field: "config.name" },
@@ -83,6 +83,8 @@ describe("validateSpec", () => {
     { name: "IPv6 on user networking (slirp)", over: { ports: [tcp("::1")] }, field: "config.ports[0].host_address" },
     { name: "host port 0", over: { ports: [tcp("127.0.0.1", 0)] }, field: "config.ports[0].host_port" },
     { name: "a duplicate host port", over: { ports: [tcp("127.0.0.1"), tcp("")] }, field: "config.ports[1].host_port" },
+    { name: "a port on a NIC the VM does not have", over: { ports: [tcp("127.0.0.1", 8080, 1)] }, field: "config.ports[0].nic_index" },
+    { name: "a negative NIC index", over: { ports: [tcp("127.0.0.1", 8080, -1)] }, field: "config.ports[0].nic_index" },
   ];
 
   it.each(invalid)("refuses $name as invalid, naming $field", ({ over, field }) => {
@@ -94,6 +96,12 @@ describe("validateSpec", () => {
   it("accepts IPv6 host addresses where the mode can listen on them", () => {
     const s = validateSpec(raw({ nics: [nic({ mode: "passt" })], ports: [tcp("::1")] }), { cfg });
     expect(s.ports[0]!.hostAddress).toBe("::1");
+  });
+
+  it("keeps labels, and only when there are some", () => {
+    expect(validateSpec(raw({ labels: { "vmm.dev/node": "host-a" } }), { cfg }).labels).toEqual({ "vmm.dev/node": "host-a" });
+    expect(validateSpec(raw(), { cfg })).not.toHaveProperty("labels");
+    expect(refusal(raw({ labels: { "bad key": "v" } })).problems.map((p) => p.field)).toEqual(['config.labels["bad key"]']);
   });
 
   it("reports every problem at once", () => {
@@ -108,6 +116,14 @@ describe("validateSpec", () => {
     const e = refusal(raw(over), c);
     expect(e.kind).toBe("permission");
     expect(e.message).toContain(text);
+  });
+
+  it("a port names its NIC: the second NIC's mode decides", () => {
+    const s = validateSpec(raw({ nics: [nic({ mode: "user" }), nic({ mode: "tap" })], ports: [tcp("127.0.0.1", 8080, 1), tcp("127.0.0.1", 8081, 0)] }), { cfg });
+    expect(s.ports.map((p) => p.nicIndex)).toEqual([1, 0]);
+    const e = refusal(raw({ nics: [nic({ mode: "user" }), nic({ mode: "custom", customNetdev: "socket,listen=:1" })], ports: [tcp("127.0.0.1", 8080, 1)] }));
+    expect(e.kind).toBe("precondition");
+    expect(e.message).toBe("config.ports[0]: nics[1] uses custom networking, which cannot honour port mappings; forward inside the netdev instead");
   });
 
   it.each([
@@ -129,6 +145,7 @@ describe("validateUpdate", () => {
     { name: "0 MiB", u: { memoryMib: 0 }, field: "memory_mib" },
     { name: "a control character in the name", u: { name: "a\u0007b" }, field: "name" },
     { name: "a newline in the cmdline", u: { cmdline: "a\nb" }, field: "cmdline" },
+    { name: "a label value with a space", u: { labels: { app: "a b" } }, field: 'labels.labels["app"]' },
   ])("refuses $name, naming $field", ({ u, field }) => {
     try {
       validateUpdate(spec, { ...update, ...u }, { cfg });
@@ -136,6 +153,14 @@ describe("validateUpdate", () => {
     } catch (e) {
       expect((e as VmmError).problems.map((p) => p.field)).toEqual([field]);
     }
+  });
+
+  it("replaces the label set; an empty set removes every label", () => {
+    const labelled = validateUpdate(spec, { ...update, labels: { a: "1", b: "2" } }, { cfg });
+    expect(labelled.labels).toEqual({ a: "1", b: "2" });
+    expect(validateUpdate(labelled, { ...update, labels: { c: "3" } }, { cfg }).labels).toEqual({ c: "3" });
+    expect(validateUpdate(labelled, { ...update, labels: {} }, { cfg })).not.toHaveProperty("labels");
+    expect(validateUpdate(labelled, { ...update, memoryMib: 512 }, { cfg }).labels).toEqual({ a: "1", b: "2" });
   });
 
   it("leaves unset fields unchanged", () => {

@@ -30,6 +30,7 @@ import { MAX_VCPUS, MEMORY_MIB } from "../contract.js";
 import { NET_MODES } from "../config/types.js";
 import { Problems, VmmError } from "../errors.js";
 import { checkCloudInit, checkDisks, isEmptyCloudInit } from "../image/spec.js";
+import { checkLabels } from "./labels.js";
 import type { RunFiles } from "./store.js";
 import type { NicSpec, PortSpec, Protocol, RawNic, RawPort, RawUpdate, RawVmSpec, VmSpec } from "./types.js";
 
@@ -196,12 +197,16 @@ function checkNic(f: Findings, at: string, index: number, raw: RawNic, cfg: Conf
   return nic;
 }
 
-function checkPort(p: Problems, at: string, r: RawPort, mode: NetMode | undefined, cfg: Config): PortSpec | undefined {
+function checkPort(p: Problems, at: string, r: RawPort, modes: readonly (NetMode | undefined)[], cfg: Config): PortSpec | undefined {
   let ok = true;
   const bad = (field: string, message: string) => {
     p.add(`${at}.${field}`, message);
     ok = false;
   };
+  // The port goes to the NIC it names (undefined mode: that NIC is invalid, reported there).
+  const mode = modes[r.nicIndex];
+  if (!Number.isInteger(r.nicIndex) || r.nicIndex < 0 || r.nicIndex >= modes.length)
+    bad("nic_index", `is ${r.nicIndex}; the VM has ${modes.length} NIC${modes.length === 1 ? "" : "s"} (0-${modes.length - 1})`);
   if (r.protocol !== "tcp" && r.protocol !== "udp") {
     bad("protocol", r.protocol === undefined ? "is required (PROTOCOL_TCP or PROTOCOL_UDP)" : `unknown protocol ${r.protocol.slice(1)}`);
   }
@@ -215,14 +220,15 @@ function checkPort(p: Problems, at: string, r: RawPort, mode: NetMode | undefine
   else if (r.hostPort < cfg.forward.portMin || r.hostPort > cfg.forward.portMax)
     bad("host_port", `is ${r.hostPort}; the configured range is ${cfg.forward.portMin}-${cfg.forward.portMax}`);
   if (!Number.isInteger(r.vmPort) || r.vmPort < 1 || r.vmPort > 65535) bad("vm_port", `is ${r.vmPort}; must be between 1 and 65535`);
-  return ok ? { protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort } : undefined;
+  return ok ? { protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort, nicIndex: r.nicIndex } : undefined;
 }
 
 /**
- * Checks the ports of a VM whose NIC 0 has `mode` (ports go to NIC 0) and
- * returns them normalized (host address filled in).
+ * Checks the ports of a VM whose NICs have `modes` (each port goes to the
+ * NIC it names) and returns them normalized (host address filled in). A
+ * port on a NIC whose mode cannot honour it is refused, naming the NIC.
  */
-function checkPorts(f: Findings, prefix: string, raw: RawPort[], mode: NetMode | undefined, cfg: Config): PortSpec[] {
+function checkPorts(f: Findings, prefix: string, raw: RawPort[], modes: readonly (NetMode | undefined)[], cfg: Config): PortSpec[] {
   const ports: PortSpec[] = [];
   if (raw.length > MAX_PORTS) {
     f.invalid.add(prefix, `has ${raw.length} entries; at most ${MAX_PORTS}`);
@@ -230,7 +236,7 @@ function checkPorts(f: Findings, prefix: string, raw: RawPort[], mode: NetMode |
   }
   const seen = new Map<string, number>();
   raw.forEach((r, i) => {
-    const port = checkPort(f.invalid, `${prefix}[${i}]`, r, mode, cfg);
+    const port = checkPort(f.invalid, `${prefix}[${i}]`, r, modes, cfg);
     if (!port) return;
     const key = `${port.protocol}/${port.hostAddress}/${port.hostPort}`;
     const prev = seen.get(key);
@@ -238,11 +244,14 @@ function checkPorts(f: Findings, prefix: string, raw: RawPort[], mode: NetMode |
     seen.set(key, i);
     ports.push(port);
   });
-  if (ports.length > 0 && mode === "custom") {
-    f.precondition = `${prefix}: a custom netdev cannot honour port mappings; forward inside the netdev instead`;
-  } else if (ports.length > 0 && mode !== undefined && FORWARDED_MODES.includes(mode) && !cfg.networking.forwardServiceEnabled) {
-    f.precondition = `${prefix}: ${mode} networking maps ports through the forward service, which is disabled (set networking.forward_service_enabled = true in vmm.toml)`;
-  }
+  const refusals: string[] = [];
+  raw.forEach((r, i) => {
+    const mode = modes[r.nicIndex];
+    if (mode === "custom") refusals.push(`${prefix}[${i}]: nics[${r.nicIndex}] uses custom networking, which cannot honour port mappings; forward inside the netdev instead`);
+    else if (mode !== undefined && FORWARDED_MODES.includes(mode) && !cfg.networking.forwardServiceEnabled)
+      refusals.push(`${prefix}[${i}]: nics[${r.nicIndex}] uses ${mode} networking, which maps ports through the forward service, disabled (set networking.forward_service_enabled = true in vmm.toml)`);
+  });
+  if (refusals.length > 0) f.precondition = refusals.join("; ");
   return ports;
 }
 
@@ -261,14 +270,18 @@ export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "conf
   checkOptionalPath(p, `${prefix}disk`, raw.disk);
   checkCmdline(p, `${prefix}cmdline`, raw.cmdline);
   let nics: NicSpec[] = [];
+  let modes: (NetMode | undefined)[] = [];
   if (raw.nics.length > MAX_NICS) p.add(`${prefix}nics`, `has ${raw.nics.length} entries; at most ${MAX_NICS}`);
   else {
     const rawNics = raw.nics.length === 0 ? [NO_NIC] : raw.nics;
-    nics = rawNics.map((n, i) => checkNic(f, `${prefix}nics[${i}]`, i, n, cfg)).filter((n): n is NicSpec => n !== undefined);
+    const checked = rawNics.map((n, i) => checkNic(f, `${prefix}nics[${i}]`, i, n, cfg));
+    nics = checked.filter((n): n is NicSpec => n !== undefined);
+    modes = checked.map((n) => n?.mode);
   }
-  const ports = checkPorts(f, `${prefix}ports`, raw.ports, nics[0]?.mode, cfg);
+  const ports = checkPorts(f, `${prefix}ports`, raw.ports, modes, cfg);
   checkDisks(p, prefix, raw.image, raw.imageSizeMib, raw.disks);
   if (raw.cloudInit) checkCloudInit(p, `${prefix}cloud_init.`, raw.cloudInit);
+  checkLabels(p, `${prefix}labels`, raw.labels);
   f.throwIfAny();
   return {
     name: raw.name,
@@ -285,6 +298,7 @@ export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "conf
     ...(raw.image !== "" ? { image: raw.image, imageSizeMib: raw.imageSizeMib } : {}),
     ...(raw.disks.length > 0 ? { disks: raw.disks.map((d) => ({ image: d.image, sizeMib: d.sizeMib })) } : {}),
     ...(raw.cloudInit ? { cloudInit: raw.cloudInit } : {}),
+    ...(Object.keys(raw.labels).length > 0 ? { labels: { ...raw.labels } } : {}),
   };
 }
 
@@ -300,8 +314,9 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, ctx: VmInputContext):
   if (u.cmdline !== undefined) checkCmdline(p, "cmdline", u.cmdline);
   let ports = spec.ports;
   if (!u.updatePorts && u.ports.length > 0) p.add("ports", "is set but update_ports is false; set update_ports to replace the ports");
-  if (u.updatePorts) ports = checkPorts(f, "ports", u.ports, spec.nics[0]?.mode, ctx.cfg);
+  if (u.updatePorts) ports = checkPorts(f, "ports", u.ports, spec.nics.map((n) => n.mode), ctx.cfg);
   if (u.cloudInit) checkCloudInit(p, "cloud_init.", u.cloudInit);
+  if (u.labels) checkLabels(p, "labels.labels", u.labels);
   f.throwIfAny();
   const next: VmSpec = {
     ...spec,
@@ -316,6 +331,8 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, ctx: VmInputContext):
   };
   if (u.cloudInit && isEmptyCloudInit(u.cloudInit)) delete next.cloudInit;
   else if (u.cloudInit) next.cloudInit = u.cloudInit;
+  if (u.labels && Object.keys(u.labels).length === 0) delete next.labels;
+  else if (u.labels) next.labels = { ...u.labels };
   return next;
 }
 

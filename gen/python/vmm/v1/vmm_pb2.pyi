@@ -42,6 +42,14 @@ class LeaseAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEASE_ACTION_ADD: _ClassVar[LeaseAction]
     LEASE_ACTION_OLD: _ClassVar[LeaseAction]
     LEASE_ACTION_DEL: _ClassVar[LeaseAction]
+
+class LeaseVerification(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LEASE_VERIFICATION_UNSPECIFIED: _ClassVar[LeaseVerification]
+    LEASE_VERIFICATION_PENDING: _ClassVar[LeaseVerification]
+    LEASE_VERIFICATION_VERIFIED: _ClassVar[LeaseVerification]
+    LEASE_VERIFICATION_SILENT: _ClassVar[LeaseVerification]
+    LEASE_VERIFICATION_TRUSTED: _ClassVar[LeaseVerification]
 NETWORKING_MODE_UNSPECIFIED: NetworkingMode
 NETWORKING_MODE_USER: NetworkingMode
 NETWORKING_MODE_PASST: NetworkingMode
@@ -63,18 +71,25 @@ LEASE_ACTION_UNSPECIFIED: LeaseAction
 LEASE_ACTION_ADD: LeaseAction
 LEASE_ACTION_OLD: LeaseAction
 LEASE_ACTION_DEL: LeaseAction
+LEASE_VERIFICATION_UNSPECIFIED: LeaseVerification
+LEASE_VERIFICATION_PENDING: LeaseVerification
+LEASE_VERIFICATION_VERIFIED: LeaseVerification
+LEASE_VERIFICATION_SILENT: LeaseVerification
+LEASE_VERIFICATION_TRUSTED: LeaseVerification
 
 class PortMapping(_message.Message):
-    __slots__ = ("protocol", "host_address", "host_port", "vm_port")
+    __slots__ = ("protocol", "host_address", "host_port", "vm_port", "nic_index")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     HOST_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HOST_PORT_FIELD_NUMBER: _ClassVar[int]
     VM_PORT_FIELD_NUMBER: _ClassVar[int]
+    NIC_INDEX_FIELD_NUMBER: _ClassVar[int]
     protocol: Protocol
     host_address: str
     host_port: int
     vm_port: int
-    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., host_address: _Optional[str] = ..., host_port: _Optional[int] = ..., vm_port: _Optional[int] = ...) -> None: ...
+    nic_index: int
+    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., host_address: _Optional[str] = ..., host_port: _Optional[int] = ..., vm_port: _Optional[int] = ..., nic_index: _Optional[int] = ...) -> None: ...
 
 class NicConfig(_message.Message):
     __slots__ = ("mode", "bridge", "macvtap_parent", "network_id", "custom_netdev")
@@ -91,7 +106,14 @@ class NicConfig(_message.Message):
     def __init__(self, mode: _Optional[_Union[NetworkingMode, str]] = ..., bridge: _Optional[str] = ..., macvtap_parent: _Optional[str] = ..., network_id: _Optional[str] = ..., custom_netdev: _Optional[str] = ...) -> None: ...
 
 class VmConfig(_message.Message):
-    __slots__ = ("name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "disk", "nics", "ports", "auto_restart", "image", "image_size_mib", "disks", "cloud_init")
+    __slots__ = ("name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "disk", "nics", "ports", "auto_restart", "image", "image_size_mib", "disks", "cloud_init", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +128,7 @@ class VmConfig(_message.Message):
     IMAGE_SIZE_MIB_FIELD_NUMBER: _ClassVar[int]
     DISKS_FIELD_NUMBER: _ClassVar[int]
     CLOUD_INIT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     vcpus: int
     memory_mib: int
@@ -120,7 +143,8 @@ class VmConfig(_message.Message):
     image_size_mib: int
     disks: _containers.RepeatedCompositeFieldContainer[DiskConfig]
     cloud_init: CloudInit
-    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., disk: _Optional[str] = ..., nics: _Optional[_Iterable[_Union[NicConfig, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., auto_restart: _Optional[bool] = ..., image: _Optional[str] = ..., image_size_mib: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[DiskConfig, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., disk: _Optional[str] = ..., nics: _Optional[_Iterable[_Union[NicConfig, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., auto_restart: _Optional[bool] = ..., image: _Optional[str] = ..., image_size_mib: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[DiskConfig, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class DiskConfig(_message.Message):
     __slots__ = ("image", "size_mib")
@@ -157,18 +181,24 @@ class DiskInfo(_message.Message):
     def __init__(self, index: _Optional[int] = ..., path: _Optional[str] = ..., format: _Optional[str] = ..., image: _Optional[str] = ..., size_mib: _Optional[int] = ...) -> None: ...
 
 class Lease(_message.Message):
-    __slots__ = ("ip", "hostname", "expires_at", "updated_at", "interface")
+    __slots__ = ("ip", "hostname", "expires_at", "updated_at", "interface", "verification", "verified_at", "verification_detail")
     IP_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_DETAIL_FIELD_NUMBER: _ClassVar[int]
     ip: str
     hostname: str
     expires_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     interface: str
-    def __init__(self, ip: _Optional[str] = ..., hostname: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interface: _Optional[str] = ...) -> None: ...
+    verification: LeaseVerification
+    verified_at: _timestamp_pb2.Timestamp
+    verification_detail: str
+    def __init__(self, ip: _Optional[str] = ..., hostname: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interface: _Optional[str] = ..., verification: _Optional[_Union[LeaseVerification, str]] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verification_detail: _Optional[str] = ...) -> None: ...
 
 class NicInfo(_message.Message):
     __slots__ = ("index", "mode", "mac", "bridge", "host_interface", "network_id", "lease")
@@ -205,7 +235,7 @@ class ForwardCounters(_message.Message):
     def __init__(self, connections_active: _Optional[int] = ..., connections_total: _Optional[int] = ..., bytes_to_guest: _Optional[int] = ..., bytes_from_guest: _Optional[int] = ..., sessions_active: _Optional[int] = ..., errors: _Optional[int] = ...) -> None: ...
 
 class ForwardInfo(_message.Message):
-    __slots__ = ("protocol", "listen_address", "listen_port", "target_address", "target_port", "counters", "relay")
+    __slots__ = ("protocol", "listen_address", "listen_port", "target_address", "target_port", "counters", "relay", "nic_index")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     LISTEN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     LISTEN_PORT_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +243,7 @@ class ForwardInfo(_message.Message):
     TARGET_PORT_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     RELAY_FIELD_NUMBER: _ClassVar[int]
+    NIC_INDEX_FIELD_NUMBER: _ClassVar[int]
     protocol: Protocol
     listen_address: str
     listen_port: int
@@ -220,7 +251,8 @@ class ForwardInfo(_message.Message):
     target_port: int
     counters: ForwardCounters
     relay: str
-    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., listen_address: _Optional[str] = ..., listen_port: _Optional[int] = ..., target_address: _Optional[str] = ..., target_port: _Optional[int] = ..., counters: _Optional[_Union[ForwardCounters, _Mapping]] = ..., relay: _Optional[str] = ...) -> None: ...
+    nic_index: int
+    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., listen_address: _Optional[str] = ..., listen_port: _Optional[int] = ..., target_address: _Optional[str] = ..., target_port: _Optional[int] = ..., counters: _Optional[_Union[ForwardCounters, _Mapping]] = ..., relay: _Optional[str] = ..., nic_index: _Optional[int] = ...) -> None: ...
 
 class VmEvent(_message.Message):
     __slots__ = ("time", "kind", "message")
@@ -279,7 +311,7 @@ class CreateVmResponse(_message.Message):
     def __init__(self, vm: _Optional[_Union[VmInfo, _Mapping]] = ...) -> None: ...
 
 class UpdateVmRequest(_message.Message):
-    __slots__ = ("id", "name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "auto_restart", "update_ports", "ports", "cloud_init")
+    __slots__ = ("id", "name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "auto_restart", "update_ports", "ports", "cloud_init", "labels")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +323,7 @@ class UpdateVmRequest(_message.Message):
     UPDATE_PORTS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     CLOUD_INIT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     vcpus: int
@@ -302,7 +335,21 @@ class UpdateVmRequest(_message.Message):
     update_ports: bool
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
     cloud_init: CloudInit
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., auto_restart: _Optional[bool] = ..., update_ports: _Optional[bool] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ...) -> None: ...
+    labels: VmLabels
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., auto_restart: _Optional[bool] = ..., update_ports: _Optional[bool] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ..., labels: _Optional[_Union[VmLabels, _Mapping]] = ...) -> None: ...
+
+class VmLabels(_message.Message):
+    __slots__ = ("labels",)
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UpdateVmResponse(_message.Message):
     __slots__ = ("vm",)
@@ -351,20 +398,22 @@ class RemoveVmResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ListVmsRequest(_message.Message):
-    __slots__ = ("ids", "keyword", "page_size", "page_token", "brief", "names")
+    __slots__ = ("ids", "keyword", "page_size", "page_token", "brief", "names", "label_selector")
     IDS_FIELD_NUMBER: _ClassVar[int]
     KEYWORD_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     BRIEF_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     keyword: str
     page_size: int
     page_token: str
     brief: bool
     names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., keyword: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., brief: _Optional[bool] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+    label_selector: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., keyword: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., brief: _Optional[bool] = ..., names: _Optional[_Iterable[str]] = ..., label_selector: _Optional[str] = ...) -> None: ...
 
 class ListVmsResponse(_message.Message):
     __slots__ = ("vms", "next_page_token", "total_size")
@@ -407,21 +456,23 @@ class ReportDhcpLeaseRequest(_message.Message):
     def __init__(self, action: _Optional[_Union[LeaseAction, str]] = ..., mac: _Optional[str] = ..., ip: _Optional[str] = ..., hostname: _Optional[str] = ..., expires_unix: _Optional[int] = ..., interface: _Optional[str] = ...) -> None: ...
 
 class ReportDhcpLeaseResponse(_message.Message):
-    __slots__ = ("vm_id", "nic_index", "forwards")
+    __slots__ = ("vm_id", "nic_index", "forwards", "lease")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     NIC_INDEX_FIELD_NUMBER: _ClassVar[int]
     FORWARDS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     nic_index: int
     forwards: _containers.RepeatedCompositeFieldContainer[ForwardInfo]
-    def __init__(self, vm_id: _Optional[str] = ..., nic_index: _Optional[int] = ..., forwards: _Optional[_Iterable[_Union[ForwardInfo, _Mapping]]] = ...) -> None: ...
+    lease: Lease
+    def __init__(self, vm_id: _Optional[str] = ..., nic_index: _Optional[int] = ..., forwards: _Optional[_Iterable[_Union[ForwardInfo, _Mapping]]] = ..., lease: _Optional[_Union[Lease, _Mapping]] = ...) -> None: ...
 
 class GetMetaRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetMetaResponse(_message.Message):
-    __slots__ = ("version", "qemu_version", "networking_modes", "default_networking_mode", "forward_service_enabled", "forward_relay", "platform", "auth_required", "accel", "accel_reason", "images_dir")
+    __slots__ = ("version", "qemu_version", "networking_modes", "default_networking_mode", "forward_service_enabled", "forward_relay", "platform", "auth_required", "accel", "accel_reason", "images_dir", "host_cpus", "host_memory_bytes", "bridges")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     QEMU_VERSION_FIELD_NUMBER: _ClassVar[int]
     NETWORKING_MODES_FIELD_NUMBER: _ClassVar[int]
@@ -433,6 +484,9 @@ class GetMetaResponse(_message.Message):
     ACCEL_FIELD_NUMBER: _ClassVar[int]
     ACCEL_REASON_FIELD_NUMBER: _ClassVar[int]
     IMAGES_DIR_FIELD_NUMBER: _ClassVar[int]
+    HOST_CPUS_FIELD_NUMBER: _ClassVar[int]
+    HOST_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BRIDGES_FIELD_NUMBER: _ClassVar[int]
     version: str
     qemu_version: str
     networking_modes: _containers.RepeatedScalarFieldContainer[NetworkingMode]
@@ -444,7 +498,10 @@ class GetMetaResponse(_message.Message):
     accel: str
     accel_reason: str
     images_dir: str
-    def __init__(self, version: _Optional[str] = ..., qemu_version: _Optional[str] = ..., networking_modes: _Optional[_Iterable[_Union[NetworkingMode, str]]] = ..., default_networking_mode: _Optional[_Union[NetworkingMode, str]] = ..., forward_service_enabled: _Optional[bool] = ..., forward_relay: _Optional[str] = ..., platform: _Optional[str] = ..., auth_required: _Optional[bool] = ..., accel: _Optional[str] = ..., accel_reason: _Optional[str] = ..., images_dir: _Optional[str] = ...) -> None: ...
+    host_cpus: int
+    host_memory_bytes: int
+    bridges: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[str] = ..., qemu_version: _Optional[str] = ..., networking_modes: _Optional[_Iterable[_Union[NetworkingMode, str]]] = ..., default_networking_mode: _Optional[_Union[NetworkingMode, str]] = ..., forward_service_enabled: _Optional[bool] = ..., forward_relay: _Optional[str] = ..., platform: _Optional[str] = ..., auth_required: _Optional[bool] = ..., accel: _Optional[str] = ..., accel_reason: _Optional[str] = ..., images_dir: _Optional[str] = ..., host_cpus: _Optional[int] = ..., host_memory_bytes: _Optional[int] = ..., bridges: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("vm_id",)
