@@ -198,7 +198,7 @@ async function main(): Promise<void> {
     new Promise<void>((ok, fail) => {
       const c = spawn(HOOK, args, { stdio: ["ignore", "ignore", "pipe"], env: { PATH: process.env.PATH, VMM_SOCKET: socket, DNSMASQ_INTERFACE: BR } });
       let err = "";
-      c.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+      c.stderr.on("data", (b: Buffer) => (err += b.toString()));
       c.once("exit", (code) => (code === 0 ? ok() : fail(new Error(`hook ${args[0]} failed: ${err}`))));
     });
   /** One round: del (untimed), then add; ms until the rule is live and until the report returned. */

@@ -26,7 +26,7 @@ import { fileURLToPath } from "node:url";
 import { spawnSync } from "node:child_process";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { NetworkingMode, Protocol, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
+import { LeaseVerification, NetworkingMode, Protocol, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { dnsmasqConfig } from "../server/net/dnsmasq-config.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -113,7 +113,7 @@ forward_service_enabled = true
     const vmmd = spawn(process.execPath, [VMMD, "--config", cfg], { stdio: ["ignore", "pipe", "ignore"] });
     procs.push(vmmd);
     await new Promise<void>((ok, fail) => {
-      createInterface({ input: vmmd.stdout! }).once("line", () => ok());
+      createInterface({ input: vmmd.stdout }).once("line", () => ok());
       vmmd.once("exit", (c) => fail(new Error(`vmmd exited ${c}`)));
     });
     const conf = join(dir, "dnsmasq.conf");
@@ -163,7 +163,7 @@ forward_service_enabled = true
       const t1 = performance.now();
       const tDiscover = when(() => dnsSince().includes(`DHCPDISCOVER(${BR}) ${mac}`), 60_000);
       const tAck = when(() => new RegExp(`DHCPACK\\(${BR}\\) \\S+ ${mac}`).test(dnsSince()), 60_000);
-      const tLease = when(async () => (await vmm.getInfo({ id })).vm!.nics[0]!.lease?.verification === 2, 60_000);
+      const tLease = when(async () => (await vmm.getInfo({ id })).vm!.nics[0]!.lease?.verification === LeaseVerification.VERIFIED, 60_000);
       const tAnswer = when(async () => (await get(`http://127.0.0.1:${PORT}/`).catch(() => "")).includes(id), 60_000);
       const [d, a, l, ans] = await Promise.all([tDiscover, tAck, tLease, tAnswer]);
       rows.rpc!.push(t1 - t0);

@@ -110,7 +110,7 @@ describe("dnsmasqConfig", () => {
   ])("refuses $name, naming $field", ({ c, field }) => {
     let err: unknown;
     try {
-      dnsmasqConfig(c as DnsmasqConfig);
+      dnsmasqConfig(c);
     } catch (e) {
       err = e;
     }

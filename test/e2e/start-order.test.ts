@@ -76,8 +76,8 @@ describe("start order", () => {
     expect(failed.error).toContain("config.external_interface: vmso-up0 does not exist");
     expect(failed.stateChangedAt).toBeDefined();
     expect((await nets().getNetwork({ id: host.id })).network!.state).toBe(NetworkState.READY);
-    expect(d!.stderr()).toMatch(/"msg":"network failed to come up".*"network":"/);
-    const health = client(Health, transport(d!, "connect", "unix"));
+    expect(d.stderr()).toMatch(/"msg":"network failed to come up".*"network":"/);
+    const health = client(Health, transport(d, "connect", "unix"));
     expect((await health.check({ service: "" })).status).toBe(Status.SERVING);
     expect((await vmm().getInfo({ id: "so-vm" })).vm!.nics[0]!.lease).toBeUndefined();
   }, 120_000);

@@ -62,7 +62,7 @@ export class ControlPlane {
       await cp.boot(o.timing ?? { nodeGraceSeconds: 40, evictAfterSeconds: 300 });
     } catch (e) {
       await cp.stop();
-      throw new Error(`${(e as Error).message}\n${cp.logTails()}`);
+      throw new Error(`${(e as Error).message}\n${cp.logTails()}`, { cause: e });
     }
     return cp;
   }
@@ -132,6 +132,7 @@ export class ControlPlane {
   }
 
   /** kubectl ... -o json, parsed. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kubernetes objects, read by tests as JSON.parse gives them
   json<T = any>(args: string[]): T {
     return JSON.parse(this.kubectl([...args, "-o", "json"])) as T;
   }
@@ -202,7 +203,7 @@ current-context: fleet
 function httpOk(url: string, token?: string): Promise<boolean> {
   return new Promise((resolveOk) => {
     const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    const mod = url.startsWith("https:") ? request : (httpRequest as typeof request);
+    const mod = url.startsWith("https:") ? request : httpRequest;
     const req = mod(url, { rejectUnauthorized: false, timeout: 2000, headers }, (res) => {
       res.resume();
       resolveOk(res.statusCode === 200);

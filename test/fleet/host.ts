@@ -31,7 +31,7 @@ export async function buildKubelet(dir: string): Promise<string> {
     env: { ...process.env, GOPROXY: "off" },
   });
   let err = "";
-  proc.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+  proc.stderr.on("data", (b: Buffer) => (err += b.toString()));
   const timer = setTimeout(() => proc.kill("SIGKILL"), 600_000);
   const code = await new Promise<number | null>((r) => proc.once("exit", r));
   clearTimeout(timer);
