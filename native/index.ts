@@ -22,8 +22,13 @@ export interface NativeLinux extends NativeCommon {
   readonly platform: "linux";
 }
 
+/**
+ * The addon surface of the platform this build targets (only Linux builds today; see
+ * native/vmnet.ts for darwin).
+ */
 export type Native = NativeLinux;
 
+/** The addon could not be loaded; `tried` lists every candidate path with why it failed. */
 export class NativeLoadError extends Error {
   constructor(readonly tried: readonly { path: string; error: string }[]) {
     super(
@@ -51,6 +56,10 @@ export function nativeCandidates(): string[] {
   return [...new Set(out)];
 }
 
+/**
+ * The addon, loaded once from the first candidate path that works (VMM_NATIVE_ADDON first); throws
+ * NativeLoadError listing every attempt.
+ */
 export function loadNative(): Native {
   if (cached) return cached;
   const require = createRequire(import.meta.url);

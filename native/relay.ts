@@ -27,6 +27,10 @@ const kSlotBytes = 64;
 /** A unix socket path must fit sockaddr_un.sun_path (108 bytes with its NUL). */
 const kSunPathMax = 107;
 
+/**
+ * Counters of one rule as vmm-relayd keeps them in its shared-memory slot (native/relayd/slots.h);
+ * byte counts are totals since the rule was added.
+ */
 export interface RelayCounters {
   /** TCP connections open now (UDP: always 0, see sessionsActive). */
   connectionsActive: number;

@@ -10,17 +10,23 @@
 // exactly as long as QEMU holds it.
 import { loadNative } from "./index.js";
 
+/** How openTap configures the TAP (TUNSETIFF flags). */
 export interface OpenTapOptions {
   /** IFF_VNET_HDR: frames carry a virtio-net header (QEMU `vnet_hdr=on`); also enables checksum/TSO offloads. */
   vnetHdr: boolean;
 }
 
+/** An open TAP: the caller owns `fd` and closes it with closeFd() once QEMU has its copy. */
 export interface TapFd {
   fd: number;
   /** The interface's name (the kernel's choice when "" was asked). */
   name: string;
 }
 
+/**
+ * An open macvtap character device: the caller owns `fd` and closes it with closeFd() once QEMU has
+ * its copy.
+ */
 export interface MacvtapFd {
   fd: number;
   /** /dev/tapN, N being the macvtap's ifindex. */

@@ -6,6 +6,10 @@ import { loadNative } from "./index.js";
 /** An opaque vmnet_network_ref held by the addon. */
 export type VmnetNetworkHandle = { readonly __vmnet: unique symbol };
 
+/**
+ * The vmnet_network_configuration the addon builds (subnet and mask as dotted quads, MTU in bytes);
+ * mirrors a network's spec.
+ */
 export interface VmnetCreateConfig {
   mode: "host" | "shared";
   subnet: string;
@@ -35,6 +39,7 @@ interface VmnetNative {
   vmnetRelease(n: VmnetNetworkHandle): void;
 }
 
+/** The addon's vmnet surface; throws on any platform but macOS, where it is the only one built. */
 export function vmnetNative(): VmnetNative {
   const n = loadNative() as unknown as VmnetNative & { platform: string };
   if (n.platform !== "darwin") throw new Error(`vmnet.framework is only available on macOS (this addon is built for ${n.platform})`);

@@ -3,8 +3,8 @@
 # has proto/ + TypeScript type check (daemon, tests, web console; the strict
 # options are in tsconfig.json) + ESLint with warnings as errors
 # (eslint.config.js) + the layering check of the daemon's floors
-# (docs/architecture.md) + shellcheck of every script. test/README.md says
-# what each step checks.
+# (docs/architecture.md) + a doc comment on every export (check-docs.mjs) +
+# shellcheck of every script. test/README.md says what each step checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node_modules/.bin/buf lint
@@ -17,6 +17,7 @@ npx --no-install tsc -p tsconfig.test.json --noEmit
 npx --no-install tsc -p clients/web/tsconfig.json --noEmit
 npx --no-install eslint --max-warnings 0 .
 node scripts/check-layers.mjs
+node scripts/check-docs.mjs
 if command -v shellcheck >/dev/null; then
   git ls-files '*.sh' .ci/run | xargs shellcheck -x -S warning
 else

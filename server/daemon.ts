@@ -56,6 +56,10 @@ function bundledHook(): string {
   return candidates.find((c) => existsSync(c)) ?? candidates[0]!;
 }
 
+/**
+ * A running daemon: where it listens, what the host offers, and stop() (graceful; guests and the
+ * relay outlive it).
+ */
 export interface Daemon {
   readonly socket: string;
   /** "host:port" actually bound, "" without a TCP listener. */
@@ -76,6 +80,11 @@ function nativeAvailable(): boolean {
   }
 }
 
+/**
+ * Takes the state directory's lock, then builds and starts everything from `cfg` (config -> state
+ * -> domain objects -> services -> listeners). Resolves once the listeners accept; throws, having
+ * released what it took, when a step fails.
+ */
 export async function startDaemon(cfg: Config): Promise<Daemon> {
   // Before anything else: the state dir's lock. A second daemon on the
   // same directory stops here, having changed nothing.

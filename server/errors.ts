@@ -3,6 +3,7 @@
 // the one place that maps kinds to Connect codes. A message names the field,
 // syscall or program that failed.
 
+/** What went wrong, in domain terms; server/rpc/errors.ts maps each kind to one Connect code. */
 export type ErrorKind =
   /** Bad input; `problems` names each offending field. */
   | "invalid"
@@ -31,6 +32,10 @@ export interface FieldProblem {
   message: string;
 }
 
+/**
+ * The daemon's error: a kind, a message naming the field, syscall or program, the `cause`, and
+ * field problems for bad input.
+ */
 export class VmmError extends Error {
   readonly kind: ErrorKind;
   readonly problems: readonly FieldProblem[];
@@ -65,6 +70,7 @@ export class Problems {
   }
 }
 
+/** A VmmError for a valid request made in the wrong state (Connect: failed_precondition). */
 export const precondition = (msg: string) => new VmmError("precondition", msg);
 
 /**

@@ -16,4 +16,5 @@ function read(): string {
   return "0.0.0-unknown";
 }
 
+/** The daemon's version from package.json ("0.0.0-unknown" when none is found). */
 export const VERSION = read();

@@ -13,8 +13,13 @@ import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { UsageError } from "./errors.js";
 
+/**
+ * Where the daemon listens: a unix socket path (absolute) or an http(s) URL without a trailing
+ * slash.
+ */
 export type Endpoint = { kind: "socket"; path: string } | { kind: "url"; url: string };
 
+/** The global connection flags as commander parsed them; unset flags are undefined. */
 export interface ConnectionFlags {
   socket?: string;
   url?: string;
@@ -22,6 +27,10 @@ export interface ConnectionFlags {
   tokenFile?: string;
 }
 
+/**
+ * The daemon's endpoint from flags, then environment, then the daemon's default socket (precedence
+ * at the top of this file); a usage error for a bad or contradictory value.
+ */
 export function resolveEndpoint(f: ConnectionFlags, env: NodeJS.ProcessEnv, cwd: string): Endpoint {
   if (f.url !== undefined && f.socket !== undefined) throw new UsageError("--url and --socket are mutually exclusive");
   if (f.url !== undefined) return { kind: "url", url: checkUrl("--url", f.url) };
@@ -51,6 +60,10 @@ function checkSocket(source: string, v: string, cwd: string): string {
 /** Token characters the daemon accepts (RFC 6750 b64token is stricter; the daemon takes visible ASCII). */
 const TOKEN_RE = /^[\x21-\x7e]+$/;
 
+/**
+ * The bearer token from --token, --token-file or VMM_TOKEN (undefined: send no authorization
+ * header); a usage error naming the source when the token could not travel in a header.
+ */
 export function resolveToken(f: ConnectionFlags, env: NodeJS.ProcessEnv, readFile: (p: string) => string = (p) => readFileSync(p, "utf8")): string | undefined {
   if (f.token !== undefined && f.tokenFile !== undefined) throw new UsageError("--token and --token-file are mutually exclusive");
   let token: string | undefined;
@@ -76,6 +89,7 @@ export function resolveToken(f: ConnectionFlags, env: NodeJS.ProcessEnv, readFil
   return token;
 }
 
+/** The endpoint as error messages show it: the URL, or `unix:PATH`. */
 export function describeEndpoint(e: Endpoint): string {
   return e.kind === "url" ? e.url : `unix:${e.path}`;
 }

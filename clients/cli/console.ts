@@ -5,6 +5,7 @@ import type { Terminal } from "./session.js";
 
 /** Ctrl-] (GS, 0x1d). */
 export const DETACH_KEY = 0x1d;
+/** How the detach key is named in what `vmm-cli console` prints. */
 export const DETACH_KEY_NAME = "Ctrl-]";
 
 /** The bytes before the detach key, and whether it was pressed. Pure. */

@@ -3,6 +3,7 @@
 // `vmm-cli: <code>: <message>`, the code in Connect's snake_case form.
 import { Code, ConnectError } from "@connectrpc/connect";
 
+/** A bad flag or value, found before any RPC; printed without a code, exit status 2. */
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);

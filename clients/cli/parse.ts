@@ -9,8 +9,10 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { NET_MODES, type NetMode } from "../../server/config/types.js";
 
+/** Transport protocols of a `--port` flag, as typed on the command line. */
 export type ProtocolName = "tcp" | "udp";
 
+/** One parsed `--port [ADDR:]HOST:VM[/udp]` flag. */
 export interface PortSpec {
   protocol: ProtocolName;
   /** "" means the daemon's default (127.0.0.1). */
@@ -19,17 +21,22 @@ export interface PortSpec {
   vmPort: number;
 }
 
-export const NIC_MODES = NET_MODES;
-export type NicModeName = NetMode;
-
+/**
+ * One parsed `--net MODE[:ARG]` flag; the fields other than `mode` are "" unless the mode takes
+ * them.
+ */
 export interface NicSpec {
-  mode: NicModeName;
+  mode: NetMode;
   bridge: string;
   macvtapParent: string;
   networkId: string;
   customNetdev: string;
 }
 
+/**
+ * A parse result: the value, or every problem found (each naming the flag and the value) so one run
+ * reports them all.
+ */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
@@ -105,10 +112,10 @@ export function parseNet(spec: string, flag = "--net"): Parsed<NicSpec> {
   const parts = rest.split(",");
   const modeText = parts.shift()!;
   const mode = modeText.toLowerCase();
-  if (!(NIC_MODES as readonly string[]).includes(mode)) {
-    problems.push(`${flag} ${quote(spec)}: mode ${quote(modeText)} must be one of ${NIC_MODES.join(", ")}`);
+  if (!(NET_MODES as readonly string[]).includes(mode)) {
+    problems.push(`${flag} ${quote(spec)}: mode ${quote(modeText)} must be one of ${NET_MODES.join(", ")}`);
   }
-  const nic: NicSpec = { mode: mode as NicModeName, bridge: "", macvtapParent: "", networkId: "", customNetdev: netdev ?? "" };
+  const nic: NicSpec = { mode: mode as NetMode, bridge: "", macvtapParent: "", networkId: "", customNetdev: netdev ?? "" };
   const seen = new Set<string>(netdev !== undefined ? ["netdev"] : []);
   for (const part of parts) {
     const eq = part.indexOf("=");
@@ -126,7 +133,7 @@ export function parseNet(spec: string, flag = "--net"): Parsed<NicSpec> {
   }
   if (netdev === "") problems.push(`${flag} ${quote(spec)}: netdev= needs a value`);
   // Options that the mode ignores are almost certainly a mistake.
-  const allowed: Record<NicModeName, string[]> = {
+  const allowed: Record<NetMode, string[]> = {
     user: [],
     passt: [],
     bridge: ["bridge"],

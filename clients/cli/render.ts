@@ -6,8 +6,14 @@ import { NetworkMode, type Network } from "../../gen/ts/vmm/v1/network_pb.js";
 import { enumName, formatBytes, formatExpiry, formatPortMapping, formatTime, formatUptime, hostPort } from "./format.js";
 import { renderFields, renderTable, sanitize } from "./table.js";
 
+/** A VM status as tables print it (RUNNING -> running). */
 export const statusName = (s: VmStatus) => enumName(VmStatus, s);
+/**
+ * A NIC's networking mode as tables print it; UNSPECIFIED prints "default" (the daemon's default
+ * mode).
+ */
 export const modeName = (m: NetworkingMode) => (m === NetworkingMode.UNSPECIFIED ? "default" : enumName(NetworkingMode, m));
+/** A port's protocol as tables print it (tcp, udp). */
 export const protoName = (p: Protocol) => enumName(Protocol, p);
 const isRunning = (v: VmInfo) => v.status === VmStatus.RUNNING || v.status === VmStatus.STOPPING;
 
@@ -66,6 +72,7 @@ export function renderForwards(entries: readonly { vmId: string; vmName?: string
   return renderTable(["VM", ...FORWARD_HEADER], entries.map((e) => [e.vmName ?? e.vmId, ...forwardRow(e.forward)]), { maxWidth: TABLE_WIDTH, shrink: [0] });
 }
 
+/** One line of `vmm-cli leases`: a NIC and the VM it belongs to (vmName when the VM has one). */
 export interface LeaseRow {
   vmId: string;
   vmName?: string;
@@ -142,6 +149,7 @@ export function renderEvent(vmId: string, ev: VmEvent | undefined): string {
   return `${t}  ${sanitize(vmId)}  ${sanitize(k)}  ${sanitize(m)}\n`;
 }
 
+/** `meta`: version, QEMU, accelerator, modes and forwarding of the daemon, one field per line. */
 export function renderMeta(m: GetMetaResponse): string {
   return renderFields([
     ["Version", m.version],
@@ -156,6 +164,7 @@ export function renderMeta(m: GetMetaResponse): string {
   ]);
 }
 
+/** A vmnet network's mode as tables print it (host, shared). */
 export const networkModeName = (m: NetworkMode) => enumName(NetworkMode, m);
 
 /** `networks`: ID NAME MODE SUBNET GATEWAY BRIDGE VMS HOLDERS. */

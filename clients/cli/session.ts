@@ -66,6 +66,10 @@ export const optUint = (flag: string, v: string | undefined, min: number, max: n
 /** Commander collector for repeatable flags. */
 export const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/**
+ * One vmm-cli run: the resolved connection (clients created on first use, so `--help` never
+ * connects), --json, and the process's I/O.
+ */
 export class Session {
   private vmmClient?: Client<typeof VmmService>;
   private streamClient?: Client<typeof VmmService>;

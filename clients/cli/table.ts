@@ -3,6 +3,7 @@
 // splittable with awk; control characters in cells are escaped so that a VM
 // name or event message cannot forge extra rows or move the cursor.
 
+/** Layout options of renderTable; every field has a default. */
 export interface TableOptions {
   /** Column separator. Default: three spaces. */
   gap?: string;

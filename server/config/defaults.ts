@@ -11,6 +11,10 @@ export type PartialConfig = {
   [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> : Config[K];
 };
 
+/**
+ * state_dir when vmm.toml leaves it unset: $VMM_STATE_DIR, else ./.vmm of the working directory,
+ * made absolute.
+ */
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.VMM_STATE_DIR ?? join(process.cwd(), ".vmm"));
 }
@@ -20,6 +24,10 @@ export function defaultBridgeLeaseFile(bridge: string): string {
   return `/var/lib/vmm/bridge-${bridge}/dnsmasq.leases`;
 }
 
+/**
+ * A complete Config from what vmm.toml held: every unset value gets its default (precedence at the
+ * top of this file). Never throws; validateConfig judges the result.
+ */
 export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.env): Config {
   // A state_dir from vmm.toml is taken as written (validate insists on an
   // absolute path); the environment and built-in defaults are resolved.

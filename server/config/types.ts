@@ -1,9 +1,15 @@
 // vmm.toml as types. Leaf modules depend on these types only; loading,
 // defaults and validation live in load.ts, defaults.ts and validate.ts.
 
+/**
+ * A NIC's networking mode: how its frames reach the host (QEMU slirp, passt, a bridge, a TAP or
+ * macvtap the daemon opens, a vmnet network, or a verbatim netdev).
+ */
 export type NetMode = "user" | "passt" | "bridge" | "tap" | "macvtap" | "vmnet" | "custom";
+/** Every NetMode, in the order messages and `--help` list them. */
 export const NET_MODES: readonly NetMode[] = ["user", "passt", "bridge", "tap", "macvtap", "vmnet", "custom"];
 
+/** `[api]`: where the API listens and how long a connection may dawdle. */
 export interface ApiConfig {
   /** Unix socket path; "" disables the unix listener. */
   socket: string;
@@ -23,6 +29,10 @@ export interface ApiConfig {
   idleTimeoutSeconds: number;
 }
 
+/**
+ * `[auth]`: bearer tokens; both lists empty turns authentication off (the socket's mode is then the
+ * access control).
+ */
 export interface AuthConfig {
   /** Bearer tokens that may call every RPC. Empty with leaseTokens empty: no auth. */
   tokens: string[];
@@ -30,6 +40,7 @@ export interface AuthConfig {
   leaseTokens: string[];
 }
 
+/** `[qemu]`: the QEMU binary, accelerator, bridge helper and the user guests run as. */
 export interface QemuConfig {
   binary: string;
   /** "auto" (kvm when /dev/kvm is usable, else tcg), "tcg", "kvm", or "kvm:tcg" (same as auto). */
@@ -44,6 +55,7 @@ export interface QemuConfig {
   user: string;
 }
 
+/** `[networking]`: default and allowed NIC modes, bridges, lease checking, passt. */
 export interface NetworkingConfig {
   defaultMode: NetMode;
   /** 0-3 bytes, "52:54:00" form; "" for none. */
@@ -87,6 +99,7 @@ export interface NetworkingConfig {
   passtGateway: string;
 }
 
+/** `[forward]`: the port forwarder's data path, allowed ports and addresses, and its limits. */
 export interface ForwardConfig {
   /** "auto" (native splice when available), "native" or "sockets". */
   relay: "auto" | "native" | "sockets";
@@ -101,6 +114,7 @@ export interface ForwardConfig {
   maxUdpSessionsPerRule: number;
 }
 
+/** `[vmnet]`: the networks CreateNetwork makes (subnet pool, bridge names, DHCP hook, holders). */
 export interface VmnetConfig {
   /** Pool that networks without a subnet get a /24 from. */
   subnetPool: string;
@@ -112,11 +126,13 @@ export interface VmnetConfig {
   maxHoldersPerNetwork: number;
 }
 
+/** `[images]`: where VM images are found. */
 export interface ImagesConfig {
   /** Directory of images (<dir>/<name>/disk.qcow2|disk.raw, vmlinuz, initrd, cmdline). */
   dir: string;
 }
 
+/** `[console]`: rotation of each VM's serial log. */
 export interface ConsoleConfig {
   /** A VM's serial log is rotated when it grows past this many bytes. */
   logMaxBytes: number;
@@ -124,6 +140,7 @@ export interface ConsoleConfig {
   logFiles: number;
 }
 
+/** `[metrics]`: the optional metrics-only listener. */
 export interface MetricsConfig {
   /**
    * "host:port" of a listener serving only GET /metrics (for a Prometheus
@@ -133,11 +150,16 @@ export interface MetricsConfig {
   listen: string;
 }
 
+/** `[ui]`: the web console. */
 export interface UiConfig {
   /** Serve the web console under /ui/ on the API listeners. */
   enabled: boolean;
 }
 
+/**
+ * vmm.toml, filled: every value set (fillDefaults) and checked (validateConfig). Field names are
+ * the TOML keys in camelCase.
+ */
 export interface Config {
   /** Directory of all daemon state (VM records, networks, sockets). */
   stateDir: string;

@@ -14,6 +14,10 @@ import { NET_MODES, type Config } from "./types.js";
 const MAC_PREFIX = /^$|^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,2}$/;
 const TOKEN = /^[\x21-\x7e]{16,512}$/;
 
+/**
+ * Throws a ValidationError listing every problem of `c`, each with its vmm.toml path (`api.tcp`,
+ * `networking.bridge_subnets.br0`, ...); returns when there is none.
+ */
 export function validateConfig(c: Config): void {
   const p = new Problems();
   // VM run files (QMP and passt sockets, serial log) below state_dir reach

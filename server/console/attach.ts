@@ -45,6 +45,10 @@ interface Channel {
   ready: Promise<void>;
 }
 
+/**
+ * Interactive console attachments: one connection to a VM's console socket, shared by up to
+ * MAX_ATTACHMENTS clients; each gets the output from its attach on and may type.
+ */
 export class ConsoleAttacher {
   private readonly channels = new Map<string, Channel>();
 

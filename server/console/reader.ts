@@ -27,13 +27,20 @@ export interface ConsoleChunk {
   firstOffset: number;
 }
 
+/** Bytes per message when a ReadConsole request leaves max_chunk_bytes at 0. */
 export const DEFAULT_CHUNK_BYTES = 65_536;
+/** The largest max_chunk_bytes a ReadConsole request may ask for (1 MiB). */
 export const MAX_CHUNK_BYTES = 1_048_576;
+/**
+ * The largest tail_lines a ReadConsole request may ask for: finding the start reads the log
+ * backwards, so this bounds the work.
+ */
 export const MAX_TAIL_LINES = 100_000;
 /** Console streams open at once; each holds a file descriptor and a watch. */
 export const MAX_READERS = 256;
 const INSTANCE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
+/** Tuning of ConsoleReader; tests shorten the timers. Every field has a default. */
 export interface ConsoleReaderOptions {
   /** Re-check interval while following, in case a change notification is missed. */
   pollMs?: number;

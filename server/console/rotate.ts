@@ -18,6 +18,10 @@ import { closeSync, copyFileSync, existsSync, openSync, readFileSync, readSync, 
 import { join } from "node:path";
 import { writeJsonAtomic } from "../store/atomic.js";
 
+/**
+ * File name of a VM's live serial log in its directory (QEMU appends to it; rotated copies are
+ * serial.log.1 ...).
+ */
 export const SERIAL_LOG = "serial.log";
 const STATE = "serial.rotation.json";
 

@@ -35,6 +35,10 @@ export interface BootState {
   settled: boolean;
 }
 
+/**
+ * What ConsoleReader needs of the VM side: which boot is current, that boot's log, and change
+ * notifications.
+ */
 export interface ConsoleSource {
   /** The VM's current boot; throws VmmError "not_found" for unknown VMs. */
   current(id: string): BootState;

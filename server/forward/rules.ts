@@ -3,6 +3,7 @@ import type { RelayCounters } from "../../native/relay.js";
 import { isIPv4, isIPv6 } from "node:net";
 import { Problems } from "../errors.js";
 
+/** Transport protocol of a forwarding rule. */
 export type ForwardProtocol = "tcp" | "udp";
 
 /**
@@ -36,6 +37,10 @@ export type ForwardCounters = RelayCounters;
 /** What carries a rule's bytes: vmm-relayd, Node sockets, or the kernel (nftables). */
 export type RelayKind = "native" | "sockets" | "nat";
 
+/**
+ * A rule as the forwarder runs it: its owner (a VM or network id), what carries it, its live
+ * counters and, when it is down, why.
+ */
 export interface ForwardStatus extends ForwardRule {
   owner: string;
   relay: RelayKind;
@@ -44,6 +49,7 @@ export interface ForwardStatus extends ForwardRule {
   error?: string;
 }
 
+/** Fresh counters for a rule that has carried nothing yet. */
 export const zeroCounters = (): ForwardCounters => ({
   connectionsActive: 0,
   connectionsTotal: 0,
@@ -60,6 +66,7 @@ export function ruleKey(r: Pick<ForwardRule, "protocol" | "listenAddress" | "lis
   return `${r.protocol} ${showAddress(r.listenAddress, r.listenPort)}`;
 }
 
+/** `address:port`, with an IPv6 address in brackets, as messages and rule keys show it. */
 export function showAddress(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }

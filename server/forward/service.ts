@@ -15,6 +15,7 @@ import { NativeRelays } from "./native-relay.js";
 import { openSocketsTcp } from "./tcp-sockets.js";
 import { openUdp } from "./udp.js";
 
+/** How ForwardService relays; every field has a default, and the daemon fills them from `[forward]`. */
 export interface ForwardServiceOptions {
   /**
    * Userspace data path. "native": vmm-relayd, processes of their own (TCP

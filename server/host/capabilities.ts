@@ -5,6 +5,10 @@ import { accessSync, constants } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
 import type { Config, NetMode } from "../config/types.js";
 
+/**
+ * What this host can run, probed once at start (GetMeta reports it): QEMU and passt paths ("" when
+ * missing), the bridge helper, the addon, root, the modes that follow.
+ */
 export interface Capabilities {
   qemuVersion: string;
   qemuPath: string;
@@ -78,6 +82,10 @@ function run(file: string, args: string[]): Promise<string> {
   });
 }
 
+/**
+ * Probes the programs `cfg` names, the addon (`nativeAvailable`) and KVM; never throws: what is
+ * missing is reported as missing.
+ */
 export async function probeCapabilities(cfg: Config, nativeAvailable: boolean): Promise<Capabilities> {
   const qemuPath = findProgram(cfg.qemu.binary);
   const out = qemuPath ? await run(qemuPath, ["--version"]) : "";

@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import { hostError, type ErrorKind } from "../errors.js";
 
+/** Options of runProgram; every field has a default. */
 export interface RunOptions {
   /** Written to the program's stdin (then closed). */
   input?: string;

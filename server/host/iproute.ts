@@ -91,6 +91,7 @@ export const ipArgv = {
   },
 };
 
+/** Options of runIp and the helpers built on it. */
 export interface RunIpOptions {
   /** Kill `ip` after this long (default 10 s). */
   timeoutMs?: number;
@@ -127,6 +128,7 @@ export async function createBridge(name: string, cidr?: string, opts?: RunIpOpti
   }
 }
 
+/** Brings link `dev` up (`ip link set dev DEV up`). */
 export const setLinkUp = (dev: string, opts?: RunIpOptions) => runIp(ipArgv.setUp(dev), opts).then(() => undefined);
 /** Adds `dev` to bridge `bridge` and brings it up. */
 export async function addToBridge(dev: string, bridge: string, opts?: RunIpOptions): Promise<void> {

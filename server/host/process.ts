@@ -26,6 +26,10 @@ import { VmmError, hostError } from "../errors.js";
 /** The first fd number a child sees for fds passed after stdin/out/err (extraFds[0]). */
 export const FIRST_INHERITED_FD = 3;
 
+/**
+ * A long-lived child (QEMU, passt, dnsmasq, vmm-relayd) that outlives the daemon: its own session,
+ * output to a file, fds handed over.
+ */
 export interface SpawnDetachedOptions {
   /** argv[0] is the program (absolute path or found in PATH); no shell is involved. */
   argv: string[];

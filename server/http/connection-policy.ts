@@ -194,6 +194,10 @@ export interface Http2SessionLike {
   close(): void;
   destroy(): void;
 }
+/**
+ * The parts of Http2Stream the policy uses: whether a request has a body, its timer, and closing it
+ * with an RST_STREAM code.
+ */
 export interface Http2StreamLike {
   readonly endAfterHeaders: boolean;
   setTimeout(ms: number, fn?: () => void): unknown;

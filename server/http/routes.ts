@@ -60,6 +60,10 @@ export function metricsHandler(render: () => Promise<string>, contentType: strin
   };
 }
 
+/**
+ * Plain-HTTP handlers served beside the RPCs on the API listeners; an absent one leaves its path to
+ * the RPC handler.
+ */
 export interface ExtraRoutes {
   metrics?: NodeHandler;
   ui?: NodeHandler;

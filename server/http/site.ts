@@ -15,6 +15,10 @@ import { httpAuthorizer, metricsHandler, withExtraRoutes } from "./routes.js";
 import { defaultUiDir, uiHandler } from "./static.js";
 import type { NodeHandler } from "./adapter.js";
 
+/**
+ * The plain-HTTP side of the daemon: the metrics registry and its API interceptor, the /metrics and
+ * /ui handlers around the RPC handler, and the metrics-only listener.
+ */
 export class Site {
   readonly metrics: Metrics;
   /** Counts API calls; goes first in the interceptor list (outside auth). */

@@ -23,6 +23,10 @@ export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 /** The longest cmdline file accepted (the kernel's own limit is smaller on most arches). */
 export const MAX_CMDLINE_BYTES = 4096;
 
+/**
+ * Formats of an image's disk (disk.qcow2 or disk.raw); QEMU is always told which, never left to
+ * guess.
+ */
 export type DiskFormat = "qcow2" | "raw";
 
 /** One image as found on disk. Paths are absolute and inside the images directory. */

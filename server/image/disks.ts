@@ -16,6 +16,10 @@ import { VmmError } from "../errors.js";
 import type { ImageCatalog, DiskFormat, ImageEntry } from "./catalog.js";
 import type { ExtraDisk } from "./spec.js";
 
+/**
+ * Kernel command line when neither the VM nor its image gives one: the serial console, which the
+ * console features read.
+ */
 export const DEFAULT_CMDLINE = "console=ttyS0";
 
 /** One disk as QEMU will open it. */

@@ -33,11 +33,15 @@ export interface ImageSpecFields {
   cloudInit?: CloudInitSpec;
 }
 
+/** Extra disks one VM may have. */
 export const MAX_DISKS = 8;
 /** 16 TiB: larger virtual sizes are almost surely a unit mistake. */
 export const MAX_DISK_MIB = 16 * 1024 * 1024;
+/** Largest cloud-init user_data, in bytes (256 KiB). */
 export const MAX_USER_DATA = 256 * 1024;
+/** Largest cloud-init network_config, in bytes (64 KiB). */
 export const MAX_NETWORK_CONFIG = 64 * 1024;
+/** Most ssh_authorized_keys entries one cloud-init seed may carry. */
 export const MAX_SSH_KEYS = 32;
 const MAX_SSH_KEY = 16 * 1024;
 

@@ -52,6 +52,10 @@ function leaseNetwork(nic: VmView["record"]["spec"]["nics"][number]): { kind: st
   return undefined;
 }
 
+/**
+ * The /metrics registry: VM, forward, lease and relay gauges read from a snapshot taken before each
+ * scrape, plus the API counters the interceptor feeds.
+ */
 export class Metrics {
   readonly registry = new Registry();
   private snap: Snapshot = { vms: [], forwards: [], relayProcesses: 0 };

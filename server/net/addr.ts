@@ -1,17 +1,23 @@
 // IPv4/IPv6 address and CIDR helpers (pure).
 import { isIP, isIPv4 } from "node:net";
 
+/**
+ * An IPv4 prefix with integer arithmetic: network address as an unsigned 32-bit number and the
+ * prefix length.
+ */
 export interface Ipv4Cidr {
   /** Network address as an unsigned 32-bit integer. */
   network: number;
   prefix: number;
 }
 
+/** A dotted quad as an unsigned 32-bit integer; null for anything but an IPv4 literal. */
 export function ipv4ToInt(ip: string): number | null {
   if (!isIPv4(ip)) return null;
   return ip.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
 }
 
+/** An unsigned 32-bit integer as a dotted quad. */
 export function intToIpv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
@@ -42,12 +48,14 @@ export function parseIpv4Cidr(s: string): Ipv4Cidr | null {
   return { network: base, prefix };
 }
 
+/** Whether IPv4 literal `ip` lies in `c` (false for a non-IPv4 `ip`). */
 export function cidrContains(c: Ipv4Cidr, ip: string): boolean {
   const n = ipv4ToInt(ip);
   if (n === null) return false;
   return ((n & prefixMask(c.prefix)) >>> 0) === c.network;
 }
 
+/** `c` in CIDR notation ("10.0.0.0/24"). */
 export function cidrToString(c: Ipv4Cidr): string {
   return `${intToIpv4(c.network)}/${c.prefix}`;
 }
@@ -63,6 +71,7 @@ export function parseHostPort(s: string): { host: string; port: number } | null 
   return { host, port };
 }
 
+/** Whether `host` is a loopback name or address: localhost, ::1 or 127.0.0.0/8. */
 export function isLoopback(host: string): boolean {
   if (host === "localhost" || host === "::1") return true;
   return isIPv4(host) && host.startsWith("127.");

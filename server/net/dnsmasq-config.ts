@@ -35,6 +35,10 @@ export interface DnsmasqDhcp {
   script?: string;
 }
 
+/**
+ * Everything one dnsmasq instance is told, for dnsmasqConfig to write out; the files are the
+ * instance's own (never /dev/null).
+ */
 export interface DnsmasqConfig {
   /** Who wrote the file, for its first line ("vmmd for network net-1"). */
   writer: string;

@@ -4,6 +4,7 @@
 // its error text would surface as an internal error.
 import { isIPv6 } from "node:net";
 
+/** An IPv6 prefix as a 128-bit integer and a prefix length. */
 export interface Ipv6Cidr {
   /** Network address; host bits zero. */
   network: bigint;
@@ -68,6 +69,7 @@ export function parseIpv6Cidr(s: string): Ipv6Cidr | null {
   return { network: addr, prefix };
 }
 
+/** `c` in its canonical text form ("fd00:1::/64"). */
 export function ipv6CidrToString(c: Ipv6Cidr): string {
   return `${formatIpv6(c.network)}/${c.prefix}`;
 }

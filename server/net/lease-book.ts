@@ -64,6 +64,11 @@ interface Slot {
   generation: number;
 }
 
+/**
+ * The leases of every NIC in memory, indexed by NIC and by address per domain (bridge or network),
+ * so one address belongs to one NIC per domain. Generations tell a stale verification from a
+ * current one.
+ */
 export class LeaseBook {
   private readonly slots = new Map<string, Slot>();
   /** domain+ip -> NIC keys holding a lease of it (pending ones may share). */

@@ -23,6 +23,7 @@ export type Verdict =
   /** The host cannot tell (no privilege, no interface, no addon). */
   | { result: "unverifiable"; reason: string };
 
+/** How hard verifyOnWire looks before it concludes. */
 export interface VerifyOptions {
   /**
    * Neighbour states (NUD bits) that settle the question when the entry

@@ -22,6 +22,7 @@ import { dirname } from "node:path";
 import { IFNAME_RE, normalizeMac, pathProblem, UNIX_PATH_MAX } from "../check.js";
 import { Problems, hostError } from "../errors.js";
 
+/** One forwarded port of a passt guest; becomes one `--tcp-ports`/`--udp-ports` argument. */
 export interface PasstPortSpec {
   protocol: "tcp" | "udp";
   /** IP literal to bind on the host; unset: every address. */
@@ -30,6 +31,7 @@ export interface PasstPortSpec {
   guestPort: number;
 }
 
+/** Everything buildPasstArgv puts on passt's command line. */
 export interface PasstOptions {
   /** Unix socket QEMU connects to; its directory must be writable by `runAs`. */
   socketPath: string;

@@ -23,6 +23,10 @@ function matches(token: string, list: string[]): boolean {
   return hit;
 }
 
+/**
+ * The bearer-token check of every RPC (token kinds at the top of this file); a pass-through when
+ * `cfg` lists no token.
+ */
 export function authInterceptor(cfg: AuthConfig): Interceptor {
   const enabled = cfg.tokens.length > 0 || cfg.leaseTokens.length > 0;
   return (next) => async (req) => {

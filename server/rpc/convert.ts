@@ -43,20 +43,27 @@ function modeFromProto(m: NetworkingMode): string | undefined {
   return modeName(m) ?? `?${m}`;
 }
 
+/** A proto Protocol as the validator takes it: undefined when unset, "?N" when unknown. */
 export function protocolFromProto(p: Protocol): string | undefined {
   if (p === Protocol.TCP) return "tcp";
   if (p === Protocol.UDP) return "udp";
   return p === Protocol.UNSPECIFIED ? undefined : `?${p}`;
 }
 
+/** The proto enum value of a validated protocol. */
 export function protocolToProto(p: "tcp" | "udp"): Protocol {
   return p === "tcp" ? Protocol.TCP : Protocol.UDP;
 }
 
+/** PortMappings as raw input for the VM validator (enums converted, nothing checked). */
 export function portsFromProto(ports: PortMapping[]): RawPort[] {
   return ports.map((p) => ({ protocol: protocolFromProto(p.protocol), hostAddress: p.hostAddress, hostPort: p.hostPort, vmPort: p.vmPort, nicIndex: p.nicIndex }));
 }
 
+/**
+ * A VmConfig as raw input for the VM validator: unset fields become "", 0 or undefined, enums
+ * become names; nothing is checked here.
+ */
 export function specFromProto(c: VmConfig | undefined): RawVmSpec {
   return {
     name: c?.name ?? "",
@@ -102,6 +109,7 @@ export function statusToProto(s: DomainStatus): VmStatus {
   return STATUS[s];
 }
 
+/** A forwarder rule with its live counters as a ForwardInfo. */
 export function forwardToProto(f: ForwardStatus): ForwardInfo {
   return create(ForwardInfoSchema, {
     protocol: protocolToProto(f.protocol),
@@ -121,6 +129,7 @@ export function forwardToProto(f: ForwardStatus): ForwardInfo {
   });
 }
 
+/** A catalog entry as an Image; what the entry lacks is "" (a broken image carries its `problem`). */
 export function imageToProto(e: ImageEntry): Image {
   return create(ImageSchema, {
     name: e.name,
@@ -134,6 +143,10 @@ export function imageToProto(e: ImageEntry): Image {
   });
 }
 
+/**
+ * A VM record and its runtime state as a VmInfo; `brief` leaves out the configuration, NICs'
+ * leases, forwards and events (ListVms brief).
+ */
 export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardInfo[]; disks?: DiskView[] }): VmInfo {
   const { record: r, runtime: rt } = v;
   const running = rt.status === "running" || rt.status === "stopping";
@@ -197,6 +210,7 @@ const VERIFICATION: Record<LeaseState, LeaseVerification> = {
   trusted: LeaseVerification.TRUSTED,
 };
 
+/** A stored lease as a Lease, with its verification state. */
 export function leaseToProto(l: LeaseRecord): Lease {
   return create(LeaseSchema, {
     ip: l.ip,
@@ -211,6 +225,10 @@ export function leaseToProto(l: LeaseRecord): Lease {
   });
 }
 
+/**
+ * A NetworkConfig as raw input for the network validator: an unset mode is undefined, an unknown
+ * one "?N"; nothing is checked here.
+ */
 export function networkConfigFromProto(c: NetworkConfig | undefined): RawNetworkConfig {
   const mode = c?.mode ?? NetworkMode.UNSPECIFIED;
   return {
@@ -241,6 +259,10 @@ const NETWORK_STATE: Record<NetworkStatus["state"], NetworkState> = {
   failed: NetworkState.FAILED,
 };
 
+/**
+ * A network record as a Network, with its serialization (the handle other processes acquire it by),
+ * attached VMs and readiness.
+ */
 export function networkToProto(n: NetworkRecord, serialization: string, attached: string[], status: NetworkStatus): Network {
   const s = n.spec;
   return create(NetworkSchema, {

@@ -6,6 +6,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { EventEmitter } from "node:events";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/ts/grpc/health/v1/health_pb.js";
 
+/**
+ * Serving status of grpc.health.v1: for the whole server ("") and each name in `services`;
+ * `changes` emits on every change, for Watch.
+ */
 export class HealthState {
   private serving: boolean;
   readonly changes = new EventEmitter();
@@ -30,6 +34,10 @@ export class HealthState {
   }
 }
 
+/**
+ * Serves grpc.health.v1 Check and Watch on `router` from `state`; an unknown service name is
+ * not_found.
+ */
 export function registerHealth(router: ConnectRouter, state: HealthState): void {
   router.service(Health, {
     async check(req) {

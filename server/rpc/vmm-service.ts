@@ -22,6 +22,7 @@ import { Problems } from "../errors.js";
 import { checkId } from "../check.js";
 import type { ImageCatalog } from "../image/catalog.js";
 
+/** The domain objects VmmService's handlers call; `forwards` is undefined while forwarding is off. */
 export interface VmmServiceDeps {
   cfg: Config;
   vms: VmManager;
@@ -33,6 +34,10 @@ export interface VmmServiceDeps {
 /** Handlers with a module of their own (console-service.ts, attach-service.ts, stats-service.ts), joined in daemon.ts. */
 type ElsewhereHandled = "readConsole" | "attachConsole" | "getVmStats";
 
+/**
+ * VmmService's handlers: each validates its request, calls the VM manager (or the catalog, or the
+ * forwarder) and converts the answer.
+ */
 export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmService>, ElsewhereHandled> {
   /** Active forwards of a VM: the forwarder's rules, or the native maps of user/passt. */
   const forwardsOf = (v: VmView): ForwardInfo[] => {

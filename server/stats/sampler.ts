@@ -48,6 +48,7 @@ export interface VmSample {
   };
 }
 
+/** Where and over which window VmStatsSampler measures; every field has a default. */
 export interface SamplerOptions {
   /** Root of the proc filesystem (tests point it at a fixture tree). */
   procRoot?: string;
@@ -64,6 +65,10 @@ export interface SamplerOptions {
  */
 const GUEST_RX_IS_HOST_TX: Partial<Record<NetMode, boolean>> = { bridge: true, tap: true, vmnet: true, macvtap: false };
 
+/**
+ * Per-VM resource samples from /proc: CPU % over the window since the previous reading, memory, and
+ * the traffic of each NIC's host interface.
+ */
 export class VmStatsSampler {
   private readonly proc: string;
   private readonly minWindowMs: number;

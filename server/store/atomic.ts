@@ -6,8 +6,13 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmS
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
+/**
+ * Prefix of the temporary files writeFileAtomic renames into place; a crash can leave one behind,
+ * and readers skip them.
+ */
 export const TMP_PREFIX = ".tmp-";
 
+/** Makes `dir`'s entries (a rename, a new file) durable. */
 export function fsyncDir(dir: string): void {
   const fd = openSync(dir, "r");
   try {
@@ -17,6 +22,10 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/**
+ * Replaces `path` with `data` so a crash at any instant leaves the old or the new content (temp
+ * file, fsync, rename, fsync the directory); a new file gets `mode`.
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
   const dir = dirname(path);
   const tmp = join(dir, `${TMP_PREFIX}${basename(path)}.${randomBytes(4).toString("hex")}`);
@@ -36,10 +45,12 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   fsyncDir(dir);
 }
 
+/** writeFileAtomic of `value` as indented JSON with a final newline. */
 export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
 }
 
+/** Parses the JSON file at `path` as T, unchecked: callers validate what they read. */
 export function readJson<T>(path: string): T {
   return JSON.parse(readFileSync(path, "utf8")) as T;
 }

@@ -99,6 +99,11 @@ const now = () => new Date().toISOString();
 /** Whether a lease drives forwards (stored leases from before verification existed count as verified). */
 export const isBelieved = (l: Lease): boolean => l.state === undefined || l.state === "verified" || l.state === "trusted";
 
+/**
+ * Each NIC's lease, believed only once the wire agrees: checks reports against the NIC's subnet and
+ * its MAC's ARP answers, re-verifies in the background, and tells the VM manager when a believed
+ * address changes.
+ */
 export class LeaseKeeper {
   private readonly book = new LeaseBook();
   private readonly timers = new Map<string, NodeJS.Timeout>();

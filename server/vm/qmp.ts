@@ -14,12 +14,14 @@ import { connect, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { VmmError, hostError } from "../errors.js";
 
+/** An asynchronous QMP message (SHUTDOWN, STOP, RESET, ...). */
 export interface QmpEvent {
   event: string;
   data?: Record<string, unknown>;
   timestamp?: { seconds: number; microseconds: number };
 }
 
+/** The first message QEMU sends on a QMP connection, with its version. */
 export interface QmpGreeting {
   QMP: { version: { qemu: { major: number; minor: number; micro: number }; package: string }; capabilities: string[] };
 }
@@ -36,6 +38,7 @@ export class QmpError extends VmmError {
   }
 }
 
+/** Bounds of connecting and of each command; every field has a default. */
 export interface QmpConnectOptions {
   /** Give up connecting after this long (default 10 s). */
   timeoutMs?: number;
@@ -47,6 +50,7 @@ export interface QmpConnectOptions {
   commandTimeoutMs?: number;
 }
 
+/** The answer of `query-status`. */
 export interface QmpStatus {
   status: string;
   running: boolean;

@@ -26,6 +26,10 @@ export function vmnetErrorKind(status: number): VmmError["kind"] {
   }
 }
 
+/**
+ * vmnet networks over vmnet.framework (macOS 26): the daemon holds each vmnet_network_ref and
+ * attaches guests through datagram socket fds.
+ */
 export class DarwinNetworkBackend implements NetworkBackend {
   private readonly nets = new Map<string, VmnetNetworkHandle>();
 

@@ -28,6 +28,10 @@ import { log } from "../log.js";
 import { cidrSize, intToIpv4, netmaskOf, parseIpv4Cidr } from "../net/addr.js";
 import type { NetworkBackend, NetworkRecord } from "./types.js";
 
+/**
+ * What the Linux backend needs: where networks keep their files, how dnsmasq's lease hook reaches
+ * the daemon, the forwarder for port rules.
+ */
 export interface LinuxBackendOptions {
   stateDir: string;
   /** Path of clients/dnsmasq-hook/vmm-dhcp-hook. */
@@ -47,6 +51,10 @@ async function defaultRouteDevice(): Promise<string> {
   return /\bdev (\S+)/.exec(out)?.[1] ?? "";
 }
 
+/**
+ * vmnet networks on Linux: a bridge each, dnsmasq for DHCP (its hook reports leases), nftables
+ * NAT44 in shared mode, port rules through the forwarder.
+ */
 export class LinuxNetworkBackend implements NetworkBackend {
   constructor(private readonly o: LinuxBackendOptions) {}
 

@@ -22,8 +22,11 @@ import type { NetworkMode, NetworkPortForwardSpec, NetworkRecord, NetworkSpec, R
 
 /** Shortest and longest prefix of a network's IPv4 subnet: /29 leaves 5 guest addresses. */
 export const MIN_PREFIX = 16;
+/** Longest prefix of a network's IPv4 subnet (see MIN_PREFIX). */
 export const MAX_PREFIX = 29;
+/** DHCP reservations one network may have. */
 export const MAX_RESERVATIONS = 1024;
+/** Port forwarding rules one network may have. */
 export const MAX_PORT_FORWARDS = 1024;
 
 /** What a new network must not collide with. */

@@ -25,6 +25,10 @@ import { collect, must, mustAll, optUint, type Session } from "../session.js";
 import { readFileSync } from "node:fs";
 import { MAX_EVENTS, NETWORKING_MODES, STOP_TIMEOUT_SECONDS } from "../../../server/contract.js";
 
+/**
+ * A `--port` flag's parsed value as the PortMapping the daemon takes (the host address stays "" for
+ * the daemon's default).
+ */
 export const toPortMapping = (p: PortSpec): MessageInitShape<typeof PortMappingSchema> => ({
   protocol: p.protocol === "tcp" ? Protocol.TCP : Protocol.UDP,
   hostAddress: p.hostAddress,
