@@ -43,6 +43,7 @@ beforeAll(async () => {
     tcp: false,
     toml: `
 [networking]
+allowed_modes = ["user", "passt", "bridge", "tap", "macvtap", "vmnet", "custom"]
 bridge = "${BR}"
 macvtap_parent = "${PARENT}"
 passt_interface = "vmmstub0"
