@@ -14,6 +14,7 @@ import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager } from "./vm/manager.js";
 import { linuxNicHost } from "./vm/nic/host-linux.js";
+import { runAsSyntax } from "./vm/qemu-argv.js";
 import { QemuRunner } from "./vm/runner.js";
 import { ImageCatalog } from "./image/catalog.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
@@ -156,6 +157,8 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
           files: (id) => store.files(id),
           images,
           accel: caps.accel,
+          // Guests are not root: QEMU drops to qemu.user once set up.
+          ...(caps.root ? { runAs: { user: cfg.qemu.user, syntax: runAsSyntax(caps.qemuVersion) } } : {}),
           nicHost: linuxNicHost({
             bridgeHelper: cfg.qemu.bridgeHelper,
             passtBinary: n.passtBinary,
