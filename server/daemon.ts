@@ -236,6 +236,8 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
       const hp = parseHostPort(cfg.api.tcp)!;
       const port = await api.listenTcp(hp.host, hp.port);
       tcp = hp.host.includes(":") ? `[${hp.host}]:${port}` : `${hp.host}:${port}`;
+      if (cfg.auth.tokens.length === 0)
+        log("warn", "api.tcp without auth.tokens: every local user, and every user-mode or passt guest (they reach the host's loopback), can call the API as admin", { tcp });
       if (cfg.api.socket === "") writeFileAtomic(hookConf, `VMM_URL=http://${tcp}\n`);
     }
     metricsAddress = await site.listen();
