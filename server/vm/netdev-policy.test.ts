@@ -13,7 +13,7 @@ const cfg = fillDefaults({ stateDir: "/x", networking: { allowedModes: ["user", 
 
 function outcome(netdev: string, c = cfg): string {
   const raw: RawVmSpec = {
-    name: "x", vcpus: 0, memoryMib: 0, kernel: "", initrd: "", cmdline: "", disk: "", ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined,
+    name: "x", vcpus: 0, memoryMib: 0, kernel: "", initrd: "", cmdline: "", disk: "", ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, labels: {},
     nics: [{ mode: "custom", bridge: "", macvtapParent: "", networkId: "", customNetdev: netdev }],
   };
   try {
