@@ -15,7 +15,7 @@
 //   lease -> answering    rule live, guest httpd up, first GET through the forward
 //
 // Run inside the private namespace, after `npm run build`:
-//   scripts/in-netns.sh node dist/bench/start.js      (BENCH_START_ROUNDS, default 5)
+//   scripts/in-netns.sh npm run bench:start      (BENCH_START_ROUNDS, default 5)
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
