@@ -4,7 +4,7 @@
 // call it.
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { checkId } from "../check.js";
+import { checkId, nameKey } from "../check.js";
 import type { Config } from "../config/types.js";
 import { DEFAULT_EVENTS, MAX_EVENTS, STOP_TIMEOUT_SECONDS } from "../contract.js";
 import { precondition, Problems, VmmError } from "../errors.js";
@@ -21,6 +21,7 @@ import { LeaseKeeper, type LeaseHost, type LeaseNic, type LeaseReport } from "./
 import { MAX_EVENTS_KEPT, type VmStore } from "./store.js";
 import type { NetworkLookup, PortSpec, RawUpdate, RawVmSpec, VmEventRecord, VmRecord, VmRunner, VmRuntime, VmSpec, VmView } from "./types.js";
 import { checkRunFiles, FORWARDED_MODES, validateSpec, validateUpdate } from "./validate.js";
+import { matches, parseSelector } from "./labels.js";
 
 /** Filter and page of ListVms. */
 export interface ListQuery {
@@ -28,6 +29,8 @@ export interface ListQuery {
   /** Only VMs with one of these exact names; empty: no filter. */
   names?: string[];
   keyword: string;
+  /** Label selector (labels.ts); "": no filter. */
+  labelSelector?: string;
   pageSize: number;
   pageToken: string;
 }
@@ -148,12 +151,14 @@ export class VmManager {
     q.ids.forEach((id, i) => checkId(p, `ids[${i}]`, id));
     if (q.keyword.length > 256) p.add("keyword", `is ${q.keyword.length} characters; at most 256`);
     const w = readPage(p, q, "ListVms");
+    const selector = parseSelector(p, "label_selector", q.labelSelector ?? "");
     p.throwIfAny();
     const kw = q.keyword.toLowerCase();
     const all = [...this.vms.values()]
       .filter((e) => q.ids.length === 0 || q.ids.includes(e.record.id))
       .filter((e) => (q.names ?? []).length === 0 || q.names!.includes(e.record.spec.name))
       .filter((e) => kw === "" || e.record.id.includes(kw) || e.record.spec.name.toLowerCase().includes(kw))
+      .filter((e) => matches(e.record.spec.labels ?? {}, selector!))
       .sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt) || a.record.id.localeCompare(b.record.id));
     const page = pageOf(all, w);
     return { vms: page.items.map((e) => this.view(e)), nextPageToken: page.nextPageToken, total: all.length };
@@ -192,6 +197,17 @@ export class VmManager {
     e.runtime = rt;
   }
 
+  /**
+   * Names are handles (the CLI and clients look VMs up by name, an id
+   * winning over a name): a name belongs to one VM, compared in NFC.
+   */
+  private checkNameFree(id: string, name: string, field: string): void {
+    const key = nameKey(name);
+    for (const [otherId, o] of this.vms) {
+      if (otherId !== id && nameKey(o.record.spec.name) === key) throw new VmmError("exists", `${field}: VM "${otherId}" is already named "${name}"`);
+    }
+  }
+
   private checkPortConflicts(id: string, ports: PortSpec[], field: string): void {
     for (const [otherId, o] of this.vms) {
       if (otherId === id) continue;
@@ -211,6 +227,7 @@ export class VmManager {
     const spec = validateSpec(raw, { cfg: this.cfg });
     await this.checkImages(spec);
     if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
+    this.checkNameFree(id, spec.name, "config.name");
     this.checkPortConflicts(id, spec.ports, "config.ports");
     for (const [i, nic] of spec.nics.entries()) {
       if (nic.mode === "vmnet" && this.networks?.subnetOf(nic.networkId!) === undefined)
@@ -262,6 +279,7 @@ export class VmManager {
     const e = this.entry(id);
     return this.serialize(id, async () => {
       const spec = validateUpdate(e.record.spec, u, { cfg: this.cfg });
+      if (u.name !== undefined) this.checkNameFree(id, spec.name, "name");
       if (u.updatePorts) this.checkPortConflicts(id, spec.ports, "ports");
       // Ports of NICs QEMU or passt map natively (user, passt) change there
       // first: if that fails, nothing has been written.
