@@ -209,7 +209,7 @@ forward_service_enabled = true
             ["lease applied (seen by /init's 0.1 s poll)", "lease"],
             ["httpd up (READY)", "ready"],
           ] as const
-        ).map(([name, k]) => (steps[k] ? `| ${name} | ${ms(pct(steps[k]!, 50))} | ${ms(Math.max(...steps[k]!))} |` : `| ${name} | - | - |`)),
+        ).map(([name, k]) => (steps[k] ? `| ${name} | ${ms(pct(steps[k], 50))} | ${ms(Math.max(...steps[k]))} |` : `| ${name} | - | - |`)),
         "",
       ].join("\n"),
     );

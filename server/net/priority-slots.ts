@@ -1,7 +1,9 @@
-// A counting semaphore with a budget per priority: work of one priority
-// never waits for a slot of another. The lease keeper runs ARP probes
-// through it: a report's probe never queues behind background
-// re-verification, and neither can take every libuv worker thread.
+/**
+ * A counting semaphore with a budget per priority: work of one priority
+ * never waits for a slot of another. The lease keeper runs ARP probes
+ * through it: a report's probe never queues behind background
+ * re-verification, and neither can take every libuv worker thread.
+ */
 export class PrioritySlots<P extends string> {
   private readonly running: Record<string, number> = {};
   private readonly waiting: Record<string, (() => void)[]> = {};

@@ -91,6 +91,7 @@ export function runAsSyntax(qemuVersion: string): RunAs["syntax"] {
   return major > 9 || (major === 9 && minor >= 1) ? "run-with" : "runas";
 }
 
+/** Everything buildQemuArgv turns into QEMU's argv; values are trusted as validated (see the top of this file). */
 export interface QemuSpec {
   /** VM name, `-name`; [A-Za-z0-9_.-], 1-64 chars. */
   name: string;
