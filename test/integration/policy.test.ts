@@ -2,9 +2,14 @@
 // against a real vmmd in the private namespace: each refused call gets the
 // right Connect code, a message naming the field, and leaves every file of
 // the state directory as it was. Complements bad-input.test.ts (malformed
-// input) with the policy: private, non-overlapping subnets, guest-only
-// reservation and forward addresses, IPv6 prefixes parsed before `ip`,
-// canonical network handles, the holder cap, unique names.
+// input, one rule set for VM input) with the policy: private,
+// non-overlapping subnets, guest-only reservation and forward addresses,
+// IPv6 prefixes parsed before `ip`, canonical network handles, the holder
+// cap, custom netdevs held to an allow-list, lease reports that never name
+// the subnet's network or broadcast address nor the host, names without
+// invisible characters and unique, and the Bearer scheme of RFC 7235.
+// (Stalled connections, the state dir lock and the hook's token have files
+// of their own: connections, state-lock and hook-token.test.ts.)
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { request } from "node:http";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
@@ -12,12 +17,13 @@ import { client, startDaemon, transport, type DaemonHandle } from "../helpers/da
 import { snapshot } from "../helpers/snapshot.js";
 import { Lan, sh } from "../helpers/lan.js";
 import { requireNetns } from "../guest/netns.js";
-import { NetworkingMode, Protocol, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { LeaseAction, NetworkingMode, Protocol, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateNetworkRequestSchema } from "../../gen/ts/vmm/v1/network_pb.js";
 
 const ADMIN = "admin-token-policy-0123456789";
+const LEASE = "lease-token-policy-0123456789";
 
 let d: DaemonHandle;
 let lan: Lan;
@@ -25,13 +31,16 @@ let nets: Client<typeof NetworkService>;
 let vms: Client<typeof VmmService>;
 let serialization = "";
 let cappedSerialization = "";
+let bridgedMac = "";
 
 const TOML = [
   "[auth]",
   `tokens = ["${ADMIN}"]`,
+  `lease_tokens = ["${LEASE}"]`,
   "[networking]",
   'bridge_subnets = { "br-pol" = "10.66.0.0/24" }',
-  'allowed_modes = ["user", "custom"]',
+  'allowed_modes = ["user", "bridge", "custom"]',
+  'bridge = "br-pol"',
   "[forward]",
   "port_min = 2000",
   "[vmnet]",
@@ -46,12 +55,15 @@ beforeAll(async () => {
   lan = new Lan();
   // What "the host already has": an address (and its connected route) and a route.
   lan.bridge("br-hostpol", "10.55.0.1/24");
+  // The bridge of bridge-mode NICs; the host holds its first address.
+  lan.bridge("br-pol", "10.66.0.1/24");
   sh(["ip", "route", "add", "10.56.0.0/16", "dev", "br-hostpol"]);
   d = await startDaemon({ toml: TOML });
   nets = client(NetworkService, transport(d, "connect", "tcp", { token: ADMIN }));
   vms = client(VmmService, transport(d, "connect", "tcp", { token: ADMIN }));
   await vms.createVm({ id: "web-1", config: { name: "web" } });
   await vms.createVm({ id: "db-1", config: { name: "café" } });
+  bridgedMac = (await vms.createVm({ id: "br-1", config: { name: "bridged", nics: [{ mode: NetworkingMode.BRIDGE }] } })).vm!.nics[0]!.mac;
   const net = await nets.createNetwork({ name: "pol-net", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.73.0.0/24", ipv6Prefix: "fd00:73::/64" } });
   serialization = net.network!.serialization;
   const capped = await nets.createNetwork({ name: "capped", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.97.0.0/24" } });
@@ -77,6 +89,9 @@ const acquire = (s: () => string) => () => nets.acquireNetwork({ serialization: 
 const vmNamed = (name: string, id = "") => () => vms.createVm({ id, config: { name } });
 const custom = (customNetdev: string) => () => vms.createVm({ config: { name: "custom", nics: [{ mode: NetworkingMode.CUSTOM, customNetdev }] } });
 const NETDEV = "config.nics[0].custom_netdev";
+/** A lease report with the hook's (lease) token. */
+const lease = (ip: string) => () =>
+  client(VmmService, transport(d, "connect", "tcp", { token: LEASE })).reportDhcpLease({ action: LeaseAction.ADD, mac: bridgedMac, ip });
 
 /** The serialization with its signature's last character's unused low bits changed: decodes to the same bytes. */
 function flipLowBit(s: string): string {
@@ -172,6 +187,11 @@ const CASES: Case[] = [
   { name: "custom option without a value", call: custom("user,restrict"), code: Code.InvalidArgument, field: NETDEV, mention: "key=value" },
   { name: "custom malformed hostfwd", call: custom("user,hostfwd=tcp:127.0.0.1:x-:22"), code: Code.InvalidArgument, field: NETDEV, mention: "hostfwd" },
   { name: "custom netdev without a type", call: custom(",script=/bin/sh"), code: Code.InvalidArgument, field: NETDEV },
+  // leases never name the subnet's network or broadcast address, nor an address the host holds
+  { name: "lease of the subnet's network address", call: lease("10.66.0.0"), code: Code.InvalidArgument, field: "ip", mention: "network address" },
+  { name: "lease of the subnet's broadcast address", call: lease("10.66.0.255"), code: Code.InvalidArgument, field: "ip", mention: "broadcast address" },
+  { name: "lease of the host's own address on the bridge", call: lease("10.66.0.1"), code: Code.InvalidArgument, field: "ip", mention: "address of this host" },
+  { name: "lease outside the bridge's subnet", call: lease("10.67.0.5"), code: Code.InvalidArgument, field: "ip", mention: "outside 10.66.0.0/24" },
   // names: no invisible or reordering characters, one VM / network per name
   { name: "VM name with U+202E (right-to-left override)", call: vmNamed("invoice\u202Egpj.exe"), code: Code.InvalidArgument, field: "config.name", mention: "U+202E" },
   { name: "VM name with U+200B (zero-width space)", call: vmNamed("web\u200B"), code: Code.InvalidArgument, field: "config.name", mention: "U+200B" },
@@ -208,7 +228,7 @@ describe("the policy holds, names the field, and changes nothing on disk", () =>
 
   it("left the VMs as they were; a VM may keep its own name", async () => {
     const { vms: list } = await vms.listVms({});
-    expect(list.map((v) => `${v.id}=${v.name}`).sort()).toEqual(["db-1=café", "web-1=web"]);
+    expect(list.map((v) => `${v.id}=${v.name}`).sort()).toEqual(["br-1=bridged", "db-1=café", "web-1=web"]);
     const same = await vms.updateVm({ id: "web-1", name: "web" });
     expect(same.vm!.name).toBe("web");
   });
