@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # setup.sh -- everything vmmd needs to run on a fresh Debian 12 machine:
-# runtime packages (QEMU, passt, dnsmasq, iproute2, nftables), npm
+# runtime packages (QEMU, passt, dnsmasq, iproute2, nftables, conntrack), npm
 # dependencies (exactly as locked), the native addon and the TypeScript build.
 # Idempotent. Used by scripts/start.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/apt.sh
 
-ensure_packages qemu-system-x86 qemu-utils genisoimage passt dnsmasq-base iproute2 nftables python3 make g++
+ensure_packages qemu-system-x86 qemu-utils genisoimage passt dnsmasq-base iproute2 nftables conntrack python3 make g++
 
 # `npm install` against the committed lock rather than `npm ci`: the registry
 # reachable here lacks the other platforms' optional packages (rollup's
