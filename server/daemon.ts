@@ -22,6 +22,11 @@ import { loadNative } from "../native/index.js";
 import { vmmService } from "./rpc/vmm-service.js";
 import { networkService } from "./rpc/network-service.js";
 import { consoleService } from "./rpc/console-service.js";
+import { statsService } from "./rpc/stats-service.js";
+import { VmStatsSampler } from "./stats/sampler.js";
+import { allVms } from "./metrics/metrics.js";
+import { Site } from "./http/site.js";
+import { VERSION } from "./version.js";
 import { ConsoleReader } from "./console/reader.js";
 import { SerialFileSource } from "./console/source.js";
 import { registerReflection } from "./rpc/reflection.js";
@@ -47,6 +52,8 @@ export interface Daemon {
   readonly socket: string;
   /** "host:port" actually bound, "" without a TCP listener. */
   readonly tcp: string;
+  /** "host:port" of the metrics-only listener, "" without one. */
+  readonly metrics: string;
   readonly caps: Capabilities;
   stop(): Promise<void>;
 }
@@ -142,32 +149,36 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
   leaseTimer.unref();
 
+  const sampler = new VmStatsSampler();
   const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles) };
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles), ...statsService({ get: (id) => vms!.get(id), sampler }) };
     router.service(VmmService, vmmImpl);
     router.service(NetworkService, networkService(networks));
     registerHealth(router, health);
     registerReflection(router, [file_vmm_v1_vmm, file_vmm_v1_network, file_grpc_health_v1_health], services);
   };
+  const authorize = authInterceptor(auth);
+  const site = new Site(cfg, { version: VERSION, qemuVersion: caps.qemuVersion, vms: () => allVms(vms!), sampler, forwards, consoleStreams: () => consoles.active }, authorize);
   const handler = createHandler({
     routes,
-    interceptors: [errorInterceptor, authInterceptor(auth)],
+    interceptors: [site.interceptor, errorInterceptor, authorize],
     // Bounded request size: a VM config is small; this stops memory abuse.
     readMaxBytes: 4 * 1024 * 1024,
     // Refuse unknown JSON fields and enum names instead of silently dropping
     // them (a typo'd mode must not create a VM in the default mode).
     jsonOptions: { ignoreUnknownFields: false },
   });
-  const api = new ApiServer(handler, {
+  const api = new ApiServer(site.wrap(handler), {
     maxConnections: cfg.api.maxConnections,
     headerTimeoutMs: cfg.api.headerTimeoutSeconds * 1000,
     bodyTimeoutMs: cfg.api.bodyTimeoutSeconds * 1000,
     idleTimeoutMs: cfg.api.idleTimeoutSeconds * 1000,
   });
   let tcp = "";
+  let metricsAddress = "";
   try {
     if (cfg.api.socket !== "") await api.listenUnix(cfg.api.socket, cfg.api.socketMode);
     if (cfg.api.tcp !== "") {
@@ -175,7 +186,9 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
       const port = await api.listenTcp(hp.host, hp.port);
       tcp = hp.host.includes(":") ? `[${hp.host}]:${port}` : `${hp.host}:${port}`;
     }
+    metricsAddress = await site.listen();
   } catch (e) {
+    await site.close();
     await api.close(0);
     await forwards.detach();
     throw e;
@@ -183,10 +196,12 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   return {
     socket: cfg.api.socket,
     tcp,
+    metrics: metricsAddress,
     caps,
     async stop() {
       health.shutdown();
       clearInterval(leaseTimer);
+      await site.close();
       await api.close();
       await vms!.drain();
       // Guests keep running, and so does forwarding (vmm-relayd, nftables

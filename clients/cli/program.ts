@@ -44,6 +44,7 @@ import { UsageError, describeError } from "./errors.js";
 import { parseAll, parseBool, parseNet, parsePort, parseReservation, parseUint, type NicModeName, type Parsed } from "./parse.js";
 import { renderEvent, renderForwards, renderLeases, renderMeta, renderNetwork, renderNetworkList, renderVmInfo, renderVmList, statusName, type LeaseRow } from "./render.js";
 import { formatPortMapping } from "./format.js";
+import { registerTopCommand } from "./commands/top.js";
 
 /** What a run needs from the outside world; tests may pass their own. */
 export interface Io {
@@ -362,6 +363,8 @@ export function buildProgram(io: Io): { program: Command; session: Session } {
         throw e;
       }
     });
+
+  registerTopCommand(program, s);
 
   // ----- networks ---------------------------------------------------------------
 

@@ -80,5 +80,8 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       logMaxBytes: p.console?.logMaxBytes ?? 1024 * 1024,
       logFiles: p.console?.logFiles ?? 1,
     },
+    metrics: {
+      listen: p.metrics?.listen ?? "",
+    },
   };
 }

@@ -14,6 +14,7 @@ describe("embedded defaults", () => {
     expect(c.networking.defaultMode).toBe("user");
     expect(c.networking.forwardServiceEnabled).toBe(false);
     expect(c.auth.tokens).toEqual([]);
+    expect(c.metrics.listen).toBe("");
   });
   it("an empty file equals no file", () => {
     expect(parseConfig("", "x.toml", env)).toEqual(loadConfig(undefined, env));
@@ -66,6 +67,9 @@ describe("every problem is reported with its field path", () => {
     ["port range", `[forward]\nport_min = 2000\nport_max = 1000`, ["forward.port_min"]],
     ["relative state dir", `state_dir = "rel"`, ["state_dir: must be an absolute path"]],
     ["accel", `[qemu]\naccel = "hvf"`, ["qemu.accel"]],
+    ["bad metrics listen", `[metrics]\nlisten = "9464"`, ["metrics.listen: must be \"host:port\""]],
+    ["remote metrics listen", `[metrics]\nlisten = "0.0.0.0:9464"`, ["metrics.listen: 0.0.0.0 is not a loopback address"]],
+    ["remote metrics without tokens", `[api]\nallow_remote = true\n[metrics]\nlisten = "0.0.0.0:9464"`, ["metrics.listen: a non-loopback listener requires auth.tokens"]],
   ];
   it.each(cases)("%s", (_name, toml, fields) => {
     let err: unknown;

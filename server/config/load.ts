@@ -60,6 +60,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
   vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"], dhcp_hook: ["dhcpHook", "string"], max_holders_per_network: ["maxHoldersPerNetwork", "integer"] },
   images: { dir: ["dir", "string"] },
   console: { log_max_bytes: ["logMaxBytes", "integer"], log_files: ["logFiles", "integer"] },
+  metrics: { listen: ["listen", "string"] },
 };
 
 function checkKind(v: unknown, kind: Kind, path: string, problems: Problems): unknown {

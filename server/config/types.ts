@@ -106,6 +106,15 @@ export interface ConsoleConfig {
   logFiles: number;
 }
 
+export interface MetricsConfig {
+  /**
+   * "host:port" of a listener serving only GET /metrics (for a Prometheus
+   * that cannot reach the API socket); "" disables it. /metrics is on the
+   * API listeners regardless. Both need an admin token when auth is on.
+   */
+  listen: string;
+}
+
 export interface Config {
   /** Directory of all daemon state (VM records, networks, sockets). */
   stateDir: string;
@@ -117,4 +126,5 @@ export interface Config {
   vmnet: VmnetConfig;
   images: ImagesConfig;
   console: ConsoleConfig;
+  metrics: MetricsConfig;
 }

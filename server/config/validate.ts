@@ -103,5 +103,13 @@ export function validateConfig(c: Config): void {
   if (!Number.isInteger(c.console.logMaxBytes) || c.console.logMaxBytes < 4096 || c.console.logMaxBytes > 1 << 30)
     p.add("console.log_max_bytes", "must be between 4096 and 1073741824");
   if (!Number.isInteger(c.console.logFiles) || c.console.logFiles < 0 || c.console.logFiles > 10) p.add("console.log_files", "must be between 0 and 10");
+  if (c.metrics.listen !== "") {
+    const hp = parseHostPort(c.metrics.listen);
+    if (!hp) p.add("metrics.listen", 'must be "host:port" (e.g. "127.0.0.1:9464")');
+    else if (!isLoopback(hp.host) && !c.api.allowRemote)
+      p.add("metrics.listen", `${hp.host} is not a loopback address; set api.allow_remote = true to listen on it`);
+    else if (!isLoopback(hp.host) && c.auth.tokens.length === 0)
+      p.add("metrics.listen", "a non-loopback listener requires auth.tokens");
+  }
   p.throwIfAny();
 }

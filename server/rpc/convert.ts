@@ -101,6 +101,11 @@ const STATUS: Record<DomainStatus, VmStatus> = {
   exited: VmStatus.EXITED,
 };
 
+/** The protobuf enum value of a domain VM status. */
+export function statusToProto(s: DomainStatus): VmStatus {
+  return STATUS[s];
+}
+
 export function forwardToProto(f: ForwardStatus): ForwardInfo {
   return create(ForwardInfoSchema, {
     protocol: protocolToProto(f.protocol),

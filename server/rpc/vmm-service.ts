@@ -29,8 +29,8 @@ export interface VmmServiceDeps {
   images: ImageCatalog;
 }
 
-/** Handlers with a module of their own (console-service.ts), joined in daemon.ts. */
-type ElsewhereHandled = "readConsole";
+/** Handlers with a module of their own (console-service.ts, stats-service.ts), joined in daemon.ts. */
+type ElsewhereHandled = "readConsole" | "getVmStats";
 
 export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmService>, ElsewhereHandled> {
   /** Active forwards of a VM: the forwarder's rules, or the native maps of user/passt. */

@@ -145,6 +145,11 @@ describe.each(COMBOS.map((c, i) => ({ ...c, i })))("every RPC over $name", ({ pr
     };
     expect((await codeOf(drain())).code).toBe(Code.NotFound);
 
+    // GetVmStats of a stopped VM: its status, no sample.
+    const stats = await vms.getVmStats({ id: vmId });
+    expect(stats).toMatchObject({ id: vmId, status: VmStatus.STOPPED, instanceId: "", cpuSeconds: 0 });
+    expect(stats.sampledAt).toBeUndefined();
+
     const ip = `10.88.${i}.10`;
     const lease = await vms.reportDhcpLease({ action: LeaseAction.ADD, mac, ip, hostname: `h-${tag}` });
     expect(lease.vmId).toBe(vmId);

@@ -3109,6 +3109,285 @@ func (x *ReadConsoleResponse) GetFirstOffset() uint64 {
 	return 0
 }
 
+type GetVmStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The VM.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVmStatsRequest) Reset() {
+	*x = GetVmStatsRequest{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVmStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVmStatsRequest) ProtoMessage() {}
+
+func (x *GetVmStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVmStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetVmStatsRequest) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetVmStatsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// NicStats are the traffic counters of one NIC, as the guest sees them:
+// `rx` is what the guest received, `tx` what it sent.
+type NicStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Host interface the counters are read from (the TAP or macvtap of the
+	// NIC). Empty: the NIC has no host interface of its own (user, passt,
+	// custom modes) and no counters.
+	HostInterface string `protobuf:"bytes,2,opt,name=host_interface,json=hostInterface,proto3" json:"host_interface,omitempty"`
+	RxBytes       uint64 `protobuf:"varint,3,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	RxPackets     uint64 `protobuf:"varint,4,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
+	TxBytes       uint64 `protobuf:"varint,5,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	TxPackets     uint64 `protobuf:"varint,6,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NicStats) Reset() {
+	*x = NicStats{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NicStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NicStats) ProtoMessage() {}
+
+func (x *NicStats) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NicStats.ProtoReflect.Descriptor instead.
+func (*NicStats) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *NicStats) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *NicStats) GetHostInterface() string {
+	if x != nil {
+		return x.HostInterface
+	}
+	return ""
+}
+
+func (x *NicStats) GetRxBytes() uint64 {
+	if x != nil {
+		return x.RxBytes
+	}
+	return 0
+}
+
+func (x *NicStats) GetRxPackets() uint64 {
+	if x != nil {
+		return x.RxPackets
+	}
+	return 0
+}
+
+func (x *NicStats) GetTxBytes() uint64 {
+	if x != nil {
+		return x.TxBytes
+	}
+	return 0
+}
+
+func (x *NicStats) GetTxPackets() uint64 {
+	if x != nil {
+		return x.TxPackets
+	}
+	return 0
+}
+
+type GetVmStatsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status VmStatus               `protobuf:"varint,2,opt,name=status,proto3,enum=vmm.v1.VmStatus" json:"status,omitempty"`
+	// The boot the sample belongs to.
+	InstanceId string `protobuf:"bytes,3,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// When the sample was taken. Omitted: not running, no sample.
+	SampledAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=sampled_at,json=sampledAt,proto3" json:"sampled_at,omitempty"`
+	// CPU use of the QEMU process (vCPU and I/O threads) over the last
+	// `cpu_window_seconds` before sampled_at, in percent of one host CPU:
+	// two busy host CPUs read 200.
+	CpuPercent float64 `protobuf:"fixed64,5,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	// Length of the window cpu_percent was measured over (0.5 s or more: the
+	// time since the previous sample of this VM, or a fresh 0.5 s window).
+	CpuWindowSeconds float64 `protobuf:"fixed64,6,opt,name=cpu_window_seconds,json=cpuWindowSeconds,proto3" json:"cpu_window_seconds,omitempty"`
+	// CPU time the QEMU process used since it started (user + system).
+	CpuSeconds float64 `protobuf:"fixed64,7,opt,name=cpu_seconds,json=cpuSeconds,proto3" json:"cpu_seconds,omitempty"`
+	// Resident memory of the QEMU process (guest RAM it touched, plus
+	// QEMU's own).
+	MemoryRssBytes uint64 `protobuf:"varint,8,opt,name=memory_rss_bytes,json=memoryRssBytes,proto3" json:"memory_rss_bytes,omitempty"`
+	// Guest RAM as configured (memory_mib).
+	MemoryConfiguredBytes uint64 `protobuf:"varint,9,opt,name=memory_configured_bytes,json=memoryConfiguredBytes,proto3" json:"memory_configured_bytes,omitempty"`
+	UptimeSeconds         uint64 `protobuf:"varint,10,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
+	// One entry per NIC, in NIC order.
+	Nics []*NicStats `protobuf:"bytes,11,rep,name=nics,proto3" json:"nics,omitempty"`
+	// Threads of the QEMU process.
+	Threads       uint32 `protobuf:"varint,12,opt,name=threads,proto3" json:"threads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVmStatsResponse) Reset() {
+	*x = GetVmStatsResponse{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVmStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVmStatsResponse) ProtoMessage() {}
+
+func (x *GetVmStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVmStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetVmStatsResponse) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GetVmStatsResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetVmStatsResponse) GetStatus() VmStatus {
+	if x != nil {
+		return x.Status
+	}
+	return VmStatus_VM_STATUS_UNSPECIFIED
+}
+
+func (x *GetVmStatsResponse) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *GetVmStatsResponse) GetSampledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SampledAt
+	}
+	return nil
+}
+
+func (x *GetVmStatsResponse) GetCpuPercent() float64 {
+	if x != nil {
+		return x.CpuPercent
+	}
+	return 0
+}
+
+func (x *GetVmStatsResponse) GetCpuWindowSeconds() float64 {
+	if x != nil {
+		return x.CpuWindowSeconds
+	}
+	return 0
+}
+
+func (x *GetVmStatsResponse) GetCpuSeconds() float64 {
+	if x != nil {
+		return x.CpuSeconds
+	}
+	return 0
+}
+
+func (x *GetVmStatsResponse) GetMemoryRssBytes() uint64 {
+	if x != nil {
+		return x.MemoryRssBytes
+	}
+	return 0
+}
+
+func (x *GetVmStatsResponse) GetMemoryConfiguredBytes() uint64 {
+	if x != nil {
+		return x.MemoryConfiguredBytes
+	}
+	return 0
+}
+
+func (x *GetVmStatsResponse) GetUptimeSeconds() uint64 {
+	if x != nil {
+		return x.UptimeSeconds
+	}
+	return 0
+}
+
+func (x *GetVmStatsResponse) GetNics() []*NicStats {
+	if x != nil {
+		return x.Nics
+	}
+	return nil
+}
+
+func (x *GetVmStatsResponse) GetThreads() uint32 {
+	if x != nil {
+		return x.Threads
+	}
+	return 0
+}
+
 var File_vmm_v1_vmm_proto protoreflect.FileDescriptor
 
 const file_vmm_v1_vmm_proto_rawDesc = "" +
@@ -3349,7 +3628,36 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"instanceId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12!\n" +
-	"\ffirst_offset\x18\x04 \x01(\x04R\vfirstOffset*\xef\x01\n" +
+	"\ffirst_offset\x18\x04 \x01(\x04R\vfirstOffset\"#\n" +
+	"\x11GetVmStatsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xbb\x01\n" +
+	"\bNicStats\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12%\n" +
+	"\x0ehost_interface\x18\x02 \x01(\tR\rhostInterface\x12\x19\n" +
+	"\brx_bytes\x18\x03 \x01(\x04R\arxBytes\x12\x1d\n" +
+	"\n" +
+	"rx_packets\x18\x04 \x01(\x04R\trxPackets\x12\x19\n" +
+	"\btx_bytes\x18\x05 \x01(\x04R\atxBytes\x12\x1d\n" +
+	"\n" +
+	"tx_packets\x18\x06 \x01(\x04R\ttxPackets\"\xe3\x03\n" +
+	"\x12GetVmStatsResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x10.vmm.v1.VmStatusR\x06status\x12\x1f\n" +
+	"\vinstance_id\x18\x03 \x01(\tR\n" +
+	"instanceId\x129\n" +
+	"\n" +
+	"sampled_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tsampledAt\x12\x1f\n" +
+	"\vcpu_percent\x18\x05 \x01(\x01R\n" +
+	"cpuPercent\x12,\n" +
+	"\x12cpu_window_seconds\x18\x06 \x01(\x01R\x10cpuWindowSeconds\x12\x1f\n" +
+	"\vcpu_seconds\x18\a \x01(\x01R\n" +
+	"cpuSeconds\x12(\n" +
+	"\x10memory_rss_bytes\x18\b \x01(\x04R\x0ememoryRssBytes\x126\n" +
+	"\x17memory_configured_bytes\x18\t \x01(\x04R\x15memoryConfiguredBytes\x12%\n" +
+	"\x0euptime_seconds\x18\n" +
+	" \x01(\x04R\ruptimeSeconds\x12$\n" +
+	"\x04nics\x18\v \x03(\v2\x10.vmm.v1.NicStatsR\x04nics\x12\x18\n" +
+	"\athreads\x18\f \x01(\rR\athreads*\xef\x01\n" +
 	"\x0eNetworkingMode\x12\x1f\n" +
 	"\x1bNETWORKING_MODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14NETWORKING_MODE_USER\x10\x01\x12\x19\n" +
@@ -3374,7 +3682,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x18LEASE_ACTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LEASE_ACTION_ADD\x10\x01\x12\x14\n" +
 	"\x10LEASE_ACTION_OLD\x10\x02\x12\x14\n" +
-	"\x10LEASE_ACTION_DEL\x10\x032\xf1\x06\n" +
+	"\x10LEASE_ACTION_DEL\x10\x032\xb6\a\n" +
 	"\n" +
 	"VmmService\x12=\n" +
 	"\bCreateVm\x12\x17.vmm.v1.CreateVmRequest\x1a\x18.vmm.v1.CreateVmResponse\x12=\n" +
@@ -3390,7 +3698,9 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\rAttachConsole\x12\x1c.vmm.v1.AttachConsoleRequest\x1a\x1d.vmm.v1.AttachConsoleResponse(\x010\x01\x12C\n" +
 	"\n" +
 	"ListImages\x12\x19.vmm.v1.ListImagesRequest\x1a\x1a.vmm.v1.ListImagesResponse\x12H\n" +
-	"\vReadConsole\x12\x1a.vmm.v1.ReadConsoleRequest\x1a\x1b.vmm.v1.ReadConsoleResponse0\x01Bp\n" +
+	"\vReadConsole\x12\x1a.vmm.v1.ReadConsoleRequest\x1a\x1b.vmm.v1.ReadConsoleResponse0\x01\x12C\n" +
+	"\n" +
+	"GetVmStats\x12\x19.vmm.v1.GetVmStatsRequest\x1a\x1a.vmm.v1.GetVmStatsResponseBp\n" +
 	"\n" +
 	"com.vmm.v1B\bVmmProtoP\x01Z\x1fvmm.dev/vmm/gen/go/vmm/v1;vmmv1\xa2\x02\x03VXX\xaa\x02\x06Vmm.V1\xca\x02\x06Vmm\\V1\xe2\x02\x12Vmm\\V1\\GPBMetadata\xea\x02\aVmm::V1b\x06proto3"
 
@@ -3407,7 +3717,7 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 }
 
 var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
@@ -3452,7 +3762,10 @@ var file_vmm_v1_vmm_proto_goTypes = []any{
 	(*ListImagesResponse)(nil),      // 40: vmm.v1.ListImagesResponse
 	(*ReadConsoleRequest)(nil),      // 41: vmm.v1.ReadConsoleRequest
 	(*ReadConsoleResponse)(nil),     // 42: vmm.v1.ReadConsoleResponse
-	(*timestamppb.Timestamp)(nil),   // 43: google.protobuf.Timestamp
+	(*GetVmStatsRequest)(nil),       // 43: vmm.v1.GetVmStatsRequest
+	(*NicStats)(nil),                // 44: vmm.v1.NicStats
+	(*GetVmStatsResponse)(nil),      // 45: vmm.v1.GetVmStatsResponse
+	(*timestamppb.Timestamp)(nil),   // 46: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
@@ -3461,16 +3774,16 @@ var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	4,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
 	7,  // 4: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
 	8,  // 5: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
-	43, // 6: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	43, // 7: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	46, // 6: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	46, // 7: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
 	10, // 9: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
 	1,  // 10: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
 	12, // 11: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	43, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	46, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
 	2,  // 13: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	43, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	43, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	46, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	46, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
 	6,  // 16: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
 	11, // 17: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
 	13, // 18: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
@@ -3491,37 +3804,42 @@ var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	0,  // 33: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
 	14, // 34: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
 	39, // 35: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
-	16, // 36: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
-	18, // 37: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
-	20, // 38: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
-	22, // 39: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
-	24, // 40: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
-	26, // 41: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
-	28, // 42: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
-	30, // 43: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
-	32, // 44: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
-	34, // 45: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	36, // 46: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
-	38, // 47: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
-	41, // 48: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
-	17, // 49: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	19, // 50: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	21, // 51: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	23, // 52: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	25, // 53: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	27, // 54: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	29, // 55: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	31, // 56: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	33, // 57: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	35, // 58: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	37, // 59: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
-	40, // 60: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
-	42, // 61: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
-	49, // [49:62] is the sub-list for method output_type
-	36, // [36:49] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	2,  // 36: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
+	46, // 37: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
+	44, // 38: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
+	16, // 39: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
+	18, // 40: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
+	20, // 41: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
+	22, // 42: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
+	24, // 43: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
+	26, // 44: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
+	28, // 45: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
+	30, // 46: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
+	32, // 47: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
+	34, // 48: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
+	36, // 49: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
+	38, // 50: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
+	41, // 51: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	43, // 52: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
+	17, // 53: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	19, // 54: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	21, // 55: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	23, // 56: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	25, // 57: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	27, // 58: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	29, // 59: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	31, // 60: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	33, // 61: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	35, // 62: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	37, // 63: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
+	40, // 64: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
+	42, // 65: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	45, // 66: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
+	53, // [53:67] is the sub-list for method output_type
+	39, // [39:53] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_vmm_proto_init() }
@@ -3538,7 +3856,7 @@ func file_vmm_v1_vmm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   39,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

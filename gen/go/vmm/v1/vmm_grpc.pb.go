@@ -32,6 +32,7 @@ const (
 	VmmService_AttachConsole_FullMethodName   = "/vmm.v1.VmmService/AttachConsole"
 	VmmService_ListImages_FullMethodName      = "/vmm.v1.VmmService/ListImages"
 	VmmService_ReadConsole_FullMethodName     = "/vmm.v1.VmmService/ReadConsole"
+	VmmService_GetVmStats_FullMethodName      = "/vmm.v1.VmmService/GetVmStats"
 )
 
 // VmmServiceClient is the client API for VmmService service.
@@ -86,6 +87,11 @@ type VmmServiceClient interface {
 	// writes it, moves on to the next boot (offset 0) when the VM restarts,
 	// and ends when the client cancels or the VM is removed.
 	ReadConsole(ctx context.Context, in *ReadConsoleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadConsoleResponse], error)
+	// GetVmStats samples a VM's resource use: CPU and memory of its QEMU
+	// process (from /proc) and traffic per NIC (from the NIC's host
+	// interface). A VM that is not running has no sample: only its id,
+	// status and instance_id are set.
+	GetVmStats(ctx context.Context, in *GetVmStatsRequest, opts ...grpc.CallOption) (*GetVmStatsResponse, error)
 }
 
 type vmmServiceClient struct {
@@ -247,6 +253,16 @@ func (c *vmmServiceClient) ReadConsole(ctx context.Context, in *ReadConsoleReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VmmService_ReadConsoleClient = grpc.ServerStreamingClient[ReadConsoleResponse]
 
+func (c *vmmServiceClient) GetVmStats(ctx context.Context, in *GetVmStatsRequest, opts ...grpc.CallOption) (*GetVmStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetVmStatsResponse)
+	err := c.cc.Invoke(ctx, VmmService_GetVmStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VmmServiceServer is the server API for VmmService service.
 // All implementations must embed UnimplementedVmmServiceServer
 // for forward compatibility.
@@ -299,6 +315,11 @@ type VmmServiceServer interface {
 	// writes it, moves on to the next boot (offset 0) when the VM restarts,
 	// and ends when the client cancels or the VM is removed.
 	ReadConsole(*ReadConsoleRequest, grpc.ServerStreamingServer[ReadConsoleResponse]) error
+	// GetVmStats samples a VM's resource use: CPU and memory of its QEMU
+	// process (from /proc) and traffic per NIC (from the NIC's host
+	// interface). A VM that is not running has no sample: only its id,
+	// status and instance_id are set.
+	GetVmStats(context.Context, *GetVmStatsRequest) (*GetVmStatsResponse, error)
 	mustEmbedUnimplementedVmmServiceServer()
 }
 
@@ -347,6 +368,9 @@ func (UnimplementedVmmServiceServer) ListImages(context.Context, *ListImagesRequ
 }
 func (UnimplementedVmmServiceServer) ReadConsole(*ReadConsoleRequest, grpc.ServerStreamingServer[ReadConsoleResponse]) error {
 	return status.Error(codes.Unimplemented, "method ReadConsole not implemented")
+}
+func (UnimplementedVmmServiceServer) GetVmStats(context.Context, *GetVmStatsRequest) (*GetVmStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetVmStats not implemented")
 }
 func (UnimplementedVmmServiceServer) mustEmbedUnimplementedVmmServiceServer() {}
 func (UnimplementedVmmServiceServer) testEmbeddedByValue()                    {}
@@ -578,6 +602,24 @@ func _VmmService_ReadConsole_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VmmService_ReadConsoleServer = grpc.ServerStreamingServer[ReadConsoleResponse]
 
+func _VmmService_GetVmStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetVmStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VmmServiceServer).GetVmStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VmmService_GetVmStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VmmServiceServer).GetVmStats(ctx, req.(*GetVmStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // VmmService_ServiceDesc is the grpc.ServiceDesc for VmmService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -624,6 +666,10 @@ var VmmService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListImages",
 			Handler:    _VmmService_ListImages_Handler,
+		},
+		{
+			MethodName: "GetVmStats",
+			Handler:    _VmmService_GetVmStats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

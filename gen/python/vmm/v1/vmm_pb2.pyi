@@ -535,3 +535,53 @@ class ReadConsoleResponse(_message.Message):
     data: bytes
     first_offset: int
     def __init__(self, instance_id: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., first_offset: _Optional[int] = ...) -> None: ...
+
+class GetVmStatsRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class NicStats(_message.Message):
+    __slots__ = ("index", "host_interface", "rx_bytes", "rx_packets", "tx_bytes", "tx_packets")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    HOST_INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    RX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RX_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    TX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TX_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    host_interface: str
+    rx_bytes: int
+    rx_packets: int
+    tx_bytes: int
+    tx_packets: int
+    def __init__(self, index: _Optional[int] = ..., host_interface: _Optional[str] = ..., rx_bytes: _Optional[int] = ..., rx_packets: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., tx_packets: _Optional[int] = ...) -> None: ...
+
+class GetVmStatsResponse(_message.Message):
+    __slots__ = ("id", "status", "instance_id", "sampled_at", "cpu_percent", "cpu_window_seconds", "cpu_seconds", "memory_rss_bytes", "memory_configured_bytes", "uptime_seconds", "nics", "threads")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_AT_FIELD_NUMBER: _ClassVar[int]
+    CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    CPU_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_CONFIGURED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    NICS_FIELD_NUMBER: _ClassVar[int]
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: VmStatus
+    instance_id: str
+    sampled_at: _timestamp_pb2.Timestamp
+    cpu_percent: float
+    cpu_window_seconds: float
+    cpu_seconds: float
+    memory_rss_bytes: int
+    memory_configured_bytes: int
+    uptime_seconds: int
+    nics: _containers.RepeatedCompositeFieldContainer[NicStats]
+    threads: int
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[VmStatus, str]] = ..., instance_id: _Optional[str] = ..., sampled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., cpu_window_seconds: _Optional[float] = ..., cpu_seconds: _Optional[float] = ..., memory_rss_bytes: _Optional[int] = ..., memory_configured_bytes: _Optional[int] = ..., uptime_seconds: _Optional[int] = ..., nics: _Optional[_Iterable[_Union[NicStats, _Mapping]]] = ..., threads: _Optional[int] = ...) -> None: ...

@@ -101,6 +101,11 @@ class VmmServiceStub:
                 request_serializer=vmm_dot_v1_dot_vmm__pb2.ReadConsoleRequest.SerializeToString,
                 response_deserializer=vmm_dot_v1_dot_vmm__pb2.ReadConsoleResponse.FromString,
                 _registered_method=True)
+        self.GetVmStats = channel.unary_unary(
+                '/vmm.v1.VmmService/GetVmStats',
+                request_serializer=vmm_dot_v1_dot_vmm__pb2.GetVmStatsRequest.SerializeToString,
+                response_deserializer=vmm_dot_v1_dot_vmm__pb2.GetVmStatsResponse.FromString,
+                _registered_method=True)
 
 
 class VmmServiceServicer:
@@ -218,6 +223,16 @@ class VmmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetVmStats(self, request, context):
+        """GetVmStats samples a VM's resource use: CPU and memory of its QEMU
+        process (from /proc) and traffic per NIC (from the NIC's host
+        interface). A VM that is not running has no sample: only its id,
+        status and instance_id are set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VmmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -285,6 +300,11 @@ def add_VmmServiceServicer_to_server(servicer, server):
                     servicer.ReadConsole,
                     request_deserializer=vmm_dot_v1_dot_vmm__pb2.ReadConsoleRequest.FromString,
                     response_serializer=vmm_dot_v1_dot_vmm__pb2.ReadConsoleResponse.SerializeToString,
+            ),
+            'GetVmStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVmStats,
+                    request_deserializer=vmm_dot_v1_dot_vmm__pb2.GetVmStatsRequest.FromString,
+                    response_serializer=vmm_dot_v1_dot_vmm__pb2.GetVmStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -640,6 +660,33 @@ class VmmService:
             '/vmm.v1.VmmService/ReadConsole',
             vmm_dot_v1_dot_vmm__pb2.ReadConsoleRequest.SerializeToString,
             vmm_dot_v1_dot_vmm__pb2.ReadConsoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVmStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vmm.v1.VmmService/GetVmStats',
+            vmm_dot_v1_dot_vmm__pb2.GetVmStatsRequest.SerializeToString,
+            vmm_dot_v1_dot_vmm__pb2.GetVmStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,8 @@ const (
 	VmmServiceListImagesProcedure = "/vmm.v1.VmmService/ListImages"
 	// VmmServiceReadConsoleProcedure is the fully-qualified name of the VmmService's ReadConsole RPC.
 	VmmServiceReadConsoleProcedure = "/vmm.v1.VmmService/ReadConsole"
+	// VmmServiceGetVmStatsProcedure is the fully-qualified name of the VmmService's GetVmStats RPC.
+	VmmServiceGetVmStatsProcedure = "/vmm.v1.VmmService/GetVmStats"
 )
 
 // VmmServiceClient is a client for the vmm.v1.VmmService service.
@@ -110,6 +112,11 @@ type VmmServiceClient interface {
 	// writes it, moves on to the next boot (offset 0) when the VM restarts,
 	// and ends when the client cancels or the VM is removed.
 	ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest]) (*connect.ServerStreamForClient[v1.ReadConsoleResponse], error)
+	// GetVmStats samples a VM's resource use: CPU and memory of its QEMU
+	// process (from /proc) and traffic per NIC (from the NIC's host
+	// interface). A VM that is not running has no sample: only its id,
+	// status and instance_id are set.
+	GetVmStats(context.Context, *connect.Request[v1.GetVmStatsRequest]) (*connect.Response[v1.GetVmStatsResponse], error)
 }
 
 // NewVmmServiceClient constructs a client for the vmm.v1.VmmService service. By default, it uses
@@ -201,6 +208,12 @@ func NewVmmServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vmmServiceMethods.ByName("ReadConsole")),
 			connect.WithClientOptions(opts...),
 		),
+		getVmStats: connect.NewClient[v1.GetVmStatsRequest, v1.GetVmStatsResponse](
+			httpClient,
+			baseURL+VmmServiceGetVmStatsProcedure,
+			connect.WithSchema(vmmServiceMethods.ByName("GetVmStats")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -219,6 +232,7 @@ type vmmServiceClient struct {
 	attachConsole   *connect.Client[v1.AttachConsoleRequest, v1.AttachConsoleResponse]
 	listImages      *connect.Client[v1.ListImagesRequest, v1.ListImagesResponse]
 	readConsole     *connect.Client[v1.ReadConsoleRequest, v1.ReadConsoleResponse]
+	getVmStats      *connect.Client[v1.GetVmStatsRequest, v1.GetVmStatsResponse]
 }
 
 // CreateVm calls vmm.v1.VmmService.CreateVm.
@@ -286,6 +300,11 @@ func (c *vmmServiceClient) ReadConsole(ctx context.Context, req *connect.Request
 	return c.readConsole.CallServerStream(ctx, req)
 }
 
+// GetVmStats calls vmm.v1.VmmService.GetVmStats.
+func (c *vmmServiceClient) GetVmStats(ctx context.Context, req *connect.Request[v1.GetVmStatsRequest]) (*connect.Response[v1.GetVmStatsResponse], error) {
+	return c.getVmStats.CallUnary(ctx, req)
+}
+
 // VmmServiceHandler is an implementation of the vmm.v1.VmmService service.
 type VmmServiceHandler interface {
 	// CreateVm stores a new VM record (and starts it when `start` is set).
@@ -333,6 +352,11 @@ type VmmServiceHandler interface {
 	// writes it, moves on to the next boot (offset 0) when the VM restarts,
 	// and ends when the client cancels or the VM is removed.
 	ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest], *connect.ServerStream[v1.ReadConsoleResponse]) error
+	// GetVmStats samples a VM's resource use: CPU and memory of its QEMU
+	// process (from /proc) and traffic per NIC (from the NIC's host
+	// interface). A VM that is not running has no sample: only its id,
+	// status and instance_id are set.
+	GetVmStats(context.Context, *connect.Request[v1.GetVmStatsRequest]) (*connect.Response[v1.GetVmStatsResponse], error)
 }
 
 // NewVmmServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -420,6 +444,12 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vmmServiceMethods.ByName("ReadConsole")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vmmServiceGetVmStatsHandler := connect.NewUnaryHandler(
+		VmmServiceGetVmStatsProcedure,
+		svc.GetVmStats,
+		connect.WithSchema(vmmServiceMethods.ByName("GetVmStats")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/vmm.v1.VmmService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case VmmServiceCreateVmProcedure:
@@ -448,6 +478,8 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 			vmmServiceListImagesHandler.ServeHTTP(w, r)
 		case VmmServiceReadConsoleProcedure:
 			vmmServiceReadConsoleHandler.ServeHTTP(w, r)
+		case VmmServiceGetVmStatsProcedure:
+			vmmServiceGetVmStatsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -507,4 +539,8 @@ func (UnimplementedVmmServiceHandler) ListImages(context.Context, *connect.Reque
 
 func (UnimplementedVmmServiceHandler) ReadConsole(context.Context, *connect.Request[v1.ReadConsoleRequest], *connect.ServerStream[v1.ReadConsoleResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.ReadConsole is not implemented"))
+}
+
+func (UnimplementedVmmServiceHandler) GetVmStats(context.Context, *connect.Request[v1.GetVmStatsRequest]) (*connect.Response[v1.GetVmStatsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("vmm.v1.VmmService.GetVmStats is not implemented"))
 }

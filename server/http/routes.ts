@@ -1,0 +1,73 @@
+// The plain-HTTP endpoints next to the RPC routes on every API listener:
+// GET /metrics (Prometheus text format, admin token when auth is on).
+// Everything else goes to the Connect handler.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { Code, ConnectError, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
+import { log } from "../log.js";
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+type NodeHandler = (req: Req, res: Res) => void;
+
+/**
+ * Checks an HTTP request's Authorization header with the RPC auth
+ * interceptor, so tokens follow one set of rules: an admin token passes, a
+ * lease token is refused like on any RPC but ReportDhcpLease, and with auth
+ * off everything passes. Resolves with the refusal, or undefined.
+ */
+export function httpAuthorizer(auth: Interceptor, what: string): (req: Req) => Promise<ConnectError | undefined> {
+  const pass = auth(async () => ({}) as never);
+  return async (req) => {
+    const header = new Headers();
+    const value = req.headers.authorization;
+    if (typeof value === "string") header.set("authorization", value);
+    try {
+      // The interceptor reads the service and method names and the headers only.
+      await pass({ service: { typeName: "vmm.http" }, method: { name: what }, header } as unknown as UnaryRequest);
+      return undefined;
+    } catch (e) {
+      return ConnectError.from(e);
+    }
+  };
+}
+
+/** GET/HEAD /metrics: authorize, render, answer. */
+export function metricsHandler(render: () => Promise<string>, contentType: string, authorize: (req: Req) => Promise<ConnectError | undefined>): NodeHandler {
+  return (req, res) => {
+    const r = res as ServerResponse;
+    const text = (status: number, body: string, extra: Record<string, string> = {}) => {
+      r.writeHead(status, { "content-type": "text/plain; charset=utf-8", ...extra });
+      r.end(body);
+    };
+    if (req.method !== "GET" && req.method !== "HEAD") return text(405, "method not allowed\n", { allow: "GET, HEAD" });
+    void (async () => {
+      const refused = await authorize(req);
+      if (refused) {
+        const status = refused.code === Code.PermissionDenied ? 403 : 401;
+        return text(status, `${refused.rawMessage}\n`, status === 401 ? { "www-authenticate": 'Bearer realm="vmmd"' } : {});
+      }
+      const body = await render();
+      r.writeHead(200, { "content-type": contentType, "cache-control": "no-store" });
+      if (req.method === "HEAD") r.end();
+      else r.end(body);
+    })().catch((e: unknown) => {
+      log("error", "rendering /metrics failed", { error: String(e) });
+      if (!r.headersSent) text(500, "rendering metrics failed\n");
+      else r.destroy();
+    });
+  };
+}
+
+export interface ExtraRoutes {
+  metrics?: NodeHandler;
+}
+
+/** Dispatches /metrics to its handler, the rest to `rpc`. */
+export function withExtraRoutes(rpc: NodeHandler, extra: ExtraRoutes): NodeHandler {
+  return (req, res) => {
+    const path = (req.url ?? "/").split("?", 1)[0]!;
+    if (path === "/metrics" && extra.metrics) return extra.metrics(req, res);
+    return rpc(req, res);
+  };
+}
