@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { useNetnsSysfs, uniq } from "../test/guest/netns.js";
-import { addToBridge, createBridge, createMacvtap, deleteLink, ipArgv, runIp } from "../server/net/iproute.js";
+import { addToBridge, createBridge, createMacvtap, deleteLink, ipArgv, runIp } from "../server/host/iproute.js";
 import { closeFd, openMacvtap, openTap } from "./tap.js";
 
 // linux/if_tun.h

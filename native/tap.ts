@@ -4,9 +4,8 @@
 // Fd ownership: every fd returned here belongs to the caller, who must
 // release it with closeFd(). To give one to QEMU, list it in the `stdio`
 // array of child_process.spawn after stdin/stdout/stderr: the entry at index
-// 3 becomes the child's fd 3, index 4 fd 4, and so on (server/vm/process.ts
-// spawnDetached({ extraFds }) does that; server/vm/qemu-argv.ts
-// FIRST_INHERITED_FD is 3). The child gets its own dup2()'d copy, so close
+// 3 becomes the child's fd 3, index 4 fd 4, and so on (server/host/process.ts
+// spawnDetached({ extraFds }) does that; its FIRST_INHERITED_FD is 3). The child gets its own dup2()'d copy, so close
 // the daemon's copy right after the spawn: a non-persistent TAP then lives
 // exactly as long as QEMU holds it.
 import { loadNative } from "./index.js";

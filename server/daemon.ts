@@ -13,7 +13,8 @@ import { LinuxNetworkBackend } from "./vmnet/linux.js";
 import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager } from "./vm/manager.js";
-import { QemuRunner } from "./vm/supervisor.js";
+import { linuxNicHost } from "./vm/nic/host-linux.js";
+import { QemuRunner } from "./vm/runner.js";
 import { ImageCatalog } from "./image/catalog.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
@@ -35,7 +36,7 @@ import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
 import { createHandler } from "./http/adapter.js";
 import { parseHostPort } from "./net/addr.js";
-import { hostPrefixes } from "./net/iproute.js";
+import { hostPrefixes } from "./net/host-prefixes.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
@@ -121,8 +122,10 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
       : process.platform === "darwin"
         ? new DarwinNetworkBackend()
         : undefined;
-  let vms: VmManager | undefined;
-  const networks = new NetworkRegistry(cfg, backend, (id) => vms?.attachedTo(id) ?? [], () => hostPrefixes());
+  // The floors meet here, through explicit interfaces: the networks know
+  // nothing of VMs; the VM side reaches them as a NetworkLookup (manager)
+  // and a NetworkAttacher (runner); the forwarder serves both.
+  const networks = new NetworkRegistry(cfg, backend, () => hostPrefixes());
   const store = new VmStore(cfg.stateDir);
   const images = new ImageCatalog(cfg.images.dir);
   log("info", "accelerator", { accel: caps.accel, reason: caps.accelReason });
@@ -132,21 +135,25 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     caps.qemuPath !== ""
       ? new QemuRunner({
           cfg,
-          vmDir: (id) => store.dir(id),
-          networkAttachment: (id, mac) => networks.attachment(id, mac),
+          files: (id) => store.files(id),
           images,
           accel: caps.accel,
-          ...(n.passtInterface !== ""
-            ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
-            : {}),
+          nicHost: linuxNicHost({
+            bridgeHelper: cfg.qemu.bridgeHelper,
+            passtBinary: n.passtBinary,
+            networks,
+            ...(n.passtInterface !== ""
+              ? { passtHost: { interface: n.passtInterface, address: n.passtAddress, prefixLength: n.passtPrefixLength, gateway: n.passtGateway } }
+              : {}),
+          }),
         })
       : undefined;
-  vms = new VmManager(cfg, store, runner, forwards, (id) => networks.subnetOf(id), images);
+  const vms = new VmManager({ cfg, store, runner, forwarder: forwards, networks, images });
   await networks.init();
   await vms.init();
   // Every owner that still wants forwards has applied them by now.
   await forwards.pruneAdopted();
-  const leaseTimer = setInterval(() => void vms!.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
+  const leaseTimer = setInterval(() => void vms.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
   leaseTimer.unref();
 
   const sampler = new VmStatsSampler();
@@ -154,14 +161,14 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms: vms!, forwards, caps, images }), ...consoleService(consoles), ...statsService({ get: (id) => vms!.get(id), sampler }) };
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms, forwards, caps, images }), ...consoleService(consoles), ...statsService({ get: (id) => vms.get(id), sampler }) };
     router.service(VmmService, vmmImpl);
-    router.service(NetworkService, networkService(networks));
+    router.service(NetworkService, networkService({ networks, vms }));
     registerHealth(router, health);
     registerReflection(router, [file_vmm_v1_vmm, file_vmm_v1_network, file_grpc_health_v1_health], services);
   };
   const authorize = authInterceptor(auth);
-  const site = new Site(cfg, { version: VERSION, qemuVersion: caps.qemuVersion, vms: () => allVms(vms!), sampler, forwards, consoleStreams: () => consoles.active }, authorize);
+  const site = new Site(cfg, { version: VERSION, qemuVersion: caps.qemuVersion, vms: () => allVms(vms), sampler, forwards, consoleStreams: () => consoles.active }, authorize);
   const handler = createHandler({
     routes,
     interceptors: [site.interceptor, errorInterceptor, authorize],
@@ -203,11 +210,11 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
       clearInterval(leaseTimer);
       await site.close();
       await api.close();
-      await vms!.drain();
+      await vms.drain();
       // Guests keep running, and so does forwarding (vmm-relayd, nftables
       // rules): the next daemon adopts it. Only rules on Node sockets stop.
       await forwards.detach();
-      if (runner instanceof QemuRunner) runner.close();
+      runner?.close();
       lock.release();
     },
   };

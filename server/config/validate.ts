@@ -5,7 +5,8 @@
 // strict character sets rather than merely "non-empty".
 import { isAbsolute } from "node:path";
 import { Problems } from "../errors.js";
-import { isLoopback, isPrivateIpv4Cidr, isValidIfName, parseHostPort, parseIpv4Cidr, PRIVATE_IPV4 } from "../net/addr.js";
+import { isValidIfName, pathProblem, UNIX_PATH_MAX } from "../check.js";
+import { isLoopback, isPrivateIpv4Cidr, parseHostPort, parseIpv4Cidr, PRIVATE_IPV4 } from "../net/addr.js";
 import { isIP } from "node:net";
 import { NET_MODES, type Config } from "./types.js";
 
@@ -14,10 +15,13 @@ const TOKEN = /^[\x21-\x7e]{16,512}$/;
 
 export function validateConfig(c: Config): void {
   const p = new Problems();
-  if (!isAbsolute(c.stateDir)) p.add("state_dir", "must be an absolute path");
+  // VM run files (QMP and passt sockets, serial log) below state_dir reach
+  // QEMU option values, where a comma or white space would inject options.
+  const stateDirProblem = pathProblem(c.stateDir);
+  if (stateDirProblem !== undefined) p.add("state_dir", stateDirProblem);
 
   if (c.api.socket !== "" && !isAbsolute(c.api.socket)) p.add("api.socket", "must be an absolute path or empty");
-  if (c.api.socket.length > 107) p.add("api.socket", "is longer than a unix socket path may be (107 bytes)");
+  if (Buffer.byteLength(c.api.socket) > UNIX_PATH_MAX) p.add("api.socket", `is longer than a unix socket path may be (${UNIX_PATH_MAX} bytes)`);
   if (c.api.socketMode < 0 || c.api.socketMode > 0o777) p.add("api.socket_mode", "must be between 0000 and 0777");
   if (c.api.tcp !== "") {
     const hp = parseHostPort(c.api.tcp);

@@ -4,7 +4,7 @@
 // request, picks the starting point and moves through boots.
 import { setTimeout as sleep } from "node:timers/promises";
 import { Problems, VmmError } from "../errors.js";
-import { checkId } from "../vm/validate.js";
+import { checkId } from "../check.js";
 import type { BootLog, ConsoleSource } from "./source.js";
 
 /** A ReadConsole request in domain terms (numbers already range-checked by type). */

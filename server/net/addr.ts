@@ -16,6 +16,21 @@ export function intToIpv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
 
+/** The netmask of an IPv4 prefix length as an unsigned 32-bit integer (/24 -> 0xffffff00). */
+export function prefixMask(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+/** The dotted netmask of an IPv4 prefix length (/24 -> "255.255.255.0"). */
+export function netmaskOf(prefix: number): string {
+  return intToIpv4(prefixMask(prefix));
+}
+
+/** Number of addresses in an IPv4 prefix, network and broadcast included. */
+export function cidrSize(c: Ipv4Cidr): number {
+  return 2 ** (32 - c.prefix);
+}
+
 /** Parses "10.0.0.0/24"; host bits must be zero. Returns null when invalid. */
 export function parseIpv4Cidr(s: string): Ipv4Cidr | null {
   const m = /^([0-9.]+)\/(\d{1,2})$/.exec(s);
@@ -23,16 +38,14 @@ export function parseIpv4Cidr(s: string): Ipv4Cidr | null {
   const base = ipv4ToInt(m[1]!);
   const prefix = Number(m[2]);
   if (base === null || prefix > 32) return null;
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  if ((base & ~mask) >>> 0 !== 0) return null;
+  if ((base & ~prefixMask(prefix)) >>> 0 !== 0) return null;
   return { network: base, prefix };
 }
 
 export function cidrContains(c: Ipv4Cidr, ip: string): boolean {
   const n = ipv4ToInt(ip);
   if (n === null) return false;
-  const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
-  return ((n & mask) >>> 0) === c.network;
+  return ((n & prefixMask(c.prefix)) >>> 0) === c.network;
 }
 
 export function cidrToString(c: Ipv4Cidr): string {
@@ -55,21 +68,9 @@ export function isLoopback(host: string): boolean {
   return isIPv4(host) && host.startsWith("127.");
 }
 
-/**
- * Linux interface names: 1-15 bytes (IFNAMSIZ - 1) of [A-Za-z0-9_.-],
- * starting with a letter or digit. Names reach `ip` argv, QEMU option values,
- * dnsmasq config and nftables rules; anything else could inject options or
- * config lines, and a leading "-" would read as an option.
- */
-export const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
-
-export function isValidIfName(s: string): boolean {
-  return IFNAME_RE.test(s);
-}
-
 /** The last address of `c` (the broadcast address of a subnet). */
 export function cidrLast(c: Ipv4Cidr): number {
-  return c.network + 2 ** (32 - c.prefix) - 1;
+  return c.network + cidrSize(c) - 1;
 }
 
 /** True when `a` and `b` share at least one address. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "../errors.js";
-import { deriveMac, isMulticastMac, normalizeMac, parseMacPrefix } from "./mac.js";
+import { deriveMac, parseMacPrefix } from "./mac.js";
+import { isMulticastMac, normalizeMac } from "../check.js";
 
 describe("deriveMac", () => {
   it.each([

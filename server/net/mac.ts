@@ -51,22 +51,6 @@ export function parseMacPrefix(s: string, field = "mac_prefix"): number[] {
   return parts.map((p) => parseInt(p, 16));
 }
 
-/**
- * Canonical form (lower case, ":") of a MAC written in any case with ":" or
- * "-" separators; null when `s` is not a MAC.
- */
-export function normalizeMac(s: string): string | null {
-  const parts = s.split(/[:-]/);
-  if (parts.length !== 6 || !parts.every((p) => HEX_BYTE.test(p)) || !sameSeparators(s)) return null;
-  return parts.map((p) => p.toLowerCase()).join(":");
-}
-
-/** True when the MAC (canonical or not) has the multicast bit set. */
-export function isMulticastMac(mac: string): boolean {
-  const n = normalizeMac(mac);
-  return n !== null && (parseInt(n.slice(0, 2), 16) & 0x01) === 0x01;
-}
-
 function sameSeparators(s: string): boolean {
   return !(s.includes(":") && s.includes("-"));
 }

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Cleanup, startProcess, workDir } from "../../test/guest/harness.js";
 import { useNetnsSysfs } from "../../test/guest/netns.js";
-import { waitUntil } from "../vm/process.js";
+import { waitUntil } from "../host/process.js";
 import { buildPasstArgv, passtPortSpec, preparePasstRuntimeDir, type PasstOptions, type PasstPortSpec } from "./passt.js";
 
 const base: PasstOptions = { socketPath: "/run/vm-1/passt/passt.sock", ports: [] };

@@ -17,12 +17,10 @@
 // path. preparePasstRuntimeDir() creates a directory owned by that user,
 // mode 0700, that no one else can write.
 import { chownSync, chmodSync, lstatSync, mkdirSync, readFileSync } from "node:fs";
-import { IFNAME_RE } from "./addr.js";
 import { isIP, isIPv4 } from "node:net";
 import { dirname } from "node:path";
+import { IFNAME_RE, normalizeMac, pathProblem, UNIX_PATH_MAX } from "../check.js";
 import { Problems, hostError } from "../errors.js";
-import { normalizeMac } from "./mac.js";
-import { pathProblem } from "../vm/qemu-argv.js";
 
 export interface PasstPortSpec {
   protocol: "tcp" | "udp";
@@ -69,7 +67,7 @@ function validate(o: PasstOptions): void {
     const m = pathProblem(v ?? "", max);
     if (m) p.add(field, m);
   };
-  pathCheck("socket_path", o.socketPath, 107);
+  pathCheck("socket_path", o.socketPath, UNIX_PATH_MAX);
   if (o.pidFile !== undefined) pathCheck("pid_file", o.pidFile);
   if (o.logFile !== undefined) pathCheck("log_file", o.logFile);
   if (o.runAs !== undefined && !USER_RE.test(o.runAs)) p.add("run_as", `must be a user[:group] name or uid[:gid], got "${o.runAs}"`);

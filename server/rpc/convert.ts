@@ -4,11 +4,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { NetMode } from "../config/types.js";
-import type { ForwardStatus } from "./forward-view.js";
-import type { NetworkRecord } from "../vmnet/registry.js";
-import type { RawNetworkConfig } from "../vmnet/registry.js";
-import type { RawPort, RawVmSpec } from "../vm/validate.js";
-import type { VmView, VmStatus as DomainStatus } from "../vm/types.js";
+import type { ForwardStatus } from "../forward/rules.js";
+import type { NetworkRecord, RawNetworkConfig } from "../vmnet/types.js";
+import type { RawPort, RawVmSpec, VmView, VmStatus as DomainStatus } from "../vm/types.js";
 import type { CloudInitSpec } from "../image/spec.js";
 import type { DiskView } from "../image/disks.js";
 import type { ImageEntry } from "../image/catalog.js";

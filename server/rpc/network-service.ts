@@ -1,11 +1,21 @@
 // NetworkService handlers: convert, call the network registry, convert back.
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { NetworkRegistry } from "../vmnet/registry.js";
 import { NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
+import type { NetworkRegistry } from "../vmnet/registry.js";
+import type { NetworkRecord, VmAttachments } from "../vmnet/types.js";
 import { networkConfigFromProto, networkToProto } from "./convert.js";
 
-export function networkService(reg: NetworkRegistry): ServiceImpl<typeof NetworkService> {
-  const view = (rec: ReturnType<NetworkRegistry["get"]>) => networkToProto(rec, reg.serialize(rec), reg.attached(rec.id));
+/** What NetworkService stands on. */
+export interface NetworkServiceDeps {
+  networks: NetworkRegistry;
+  /** Which VMs use a network (the VM manager). */
+  vms: VmAttachments;
+}
+
+/** The NetworkService handlers. */
+export function networkService(d: NetworkServiceDeps): ServiceImpl<typeof NetworkService> {
+  const reg = d.networks;
+  const view = (rec: NetworkRecord) => networkToProto(rec, reg.serialize(rec), d.vms.attachedTo(rec.id));
   return {
     async createNetwork(req) {
       return { network: view(await reg.create(req.name, networkConfigFromProto(req.config))) };
@@ -18,7 +28,7 @@ export function networkService(reg: NetworkRegistry): ServiceImpl<typeof Network
       return { networks: r.networks.map(view), nextPageToken: r.next };
     },
     async deleteNetwork(req) {
-      await reg.delete(req.id, req.force);
+      await reg.delete(req.id, req.force, d.vms);
       return {};
     },
     async acquireNetwork(req) {

@@ -4,7 +4,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Problems } from "../errors.js";
 import type { VmStatsSampler } from "../stats/sampler.js";
-import { checkId } from "../vm/validate.js";
+import { checkId } from "../check.js";
 import type { VmView } from "../vm/types.js";
 import { GetVmStatsResponseSchema, type VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { statusToProto } from "./convert.js";

@@ -16,9 +16,9 @@ import {
 } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { cloudInitFromProto, forwardToProto, imageToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
-import type { ForwardView } from "./forward-view.js";
+import type { ForwardView } from "../forward/types.js";
 import { Problems, VmmError } from "../errors.js";
-import { checkId } from "../vm/validate.js";
+import { checkId } from "../check.js";
 import type { ImageCatalog } from "../image/catalog.js";
 
 export interface VmmServiceDeps {

@@ -1,38 +1,23 @@
 // VmManager: the domain object behind VmmService. It owns the VM records
 // (store.ts), serializes operations per VM, records events, and drives the
-// runner (QEMU supervisor) and the forwarder. RPC handlers only convert and
+// runner (runner.ts) and the forwarder. RPC handlers only convert and
 // call it.
-import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
-import type { Config } from "../config/types.js";
-import type { ForwardRule } from "../forward/index.js";
-import { precondition, Problems, VmmError } from "../errors.js";
-import { cidrContains, parseIpv4Cidr } from "../net/addr.js";
-import { deriveMac, normalizeMac } from "../net/mac.js";
-import { checkId, FORWARDED_MODES, validateSpec, validateUpdate, type RawUpdate, type RawVmSpec } from "./validate.js";
-import { VmStore, MAX_EVENTS_KEPT } from "./store.js";
-import type { LeaseRecord, PortSpec, VmEventRecord, VmRecord, VmRuntime, VmSpec, VmView } from "./types.js";
+import { EventEmitter } from "node:events";
 import { isIPv4 } from "node:net";
+import { checkId, normalizeMac } from "../check.js";
+import type { Config } from "../config/types.js";
+import { precondition, Problems, VmmError } from "../errors.js";
+import type { ForwardRule } from "../forward/rules.js";
+import type { Forwarder } from "../forward/types.js";
 import type { ImageCatalog } from "../image/catalog.js";
 import { describeDisks, type DiskView } from "../image/disks.js";
-
-/** What the manager needs of the forward service (server/forward). */
-export interface Forwarder {
-  apply(owner: string, rules: ForwardRule[]): Promise<void>;
-  remove(owner: string): Promise<void>;
-}
-
-/** What the manager needs of the QEMU supervisor. */
-export interface VmRunner {
-  /** Boots the VM; resolves once QEMU runs. Calls `onExit` when it exits on its own. */
-  start(view: VmView, onExit: (reason: string) => void): Promise<VmRuntime>;
-  /** Stops the VM (graceful unless force) and releases its host resources. */
-  stop(view: VmView, opts: { force: boolean; timeoutMs: number }): Promise<void>;
-  /** Re-attaches to a VM found running at daemon start; returns false if it is gone. */
-  adopt(view: VmView, onExit: (reason: string) => void): Promise<boolean>;
-  /** Applies new ports to a running VM that maps them natively (user, passt). */
-  updatePorts?(view: VmView, ports: PortSpec[]): Promise<void>;
-}
+import { cidrContains, parseIpv4Cidr } from "../net/addr.js";
+import { deriveMac } from "../net/mac.js";
+import { pageOf, readPage } from "../page.js";
+import { MAX_EVENTS_KEPT, type VmStore } from "./store.js";
+import type { LeaseRecord, NetworkLookup, PortSpec, RawUpdate, RawVmSpec, VmEventRecord, VmRecord, VmRunner, VmRuntime, VmSpec, VmView } from "./types.js";
+import { checkRunFiles, FORWARDED_MODES, validateSpec, validateUpdate } from "./validate.js";
 
 /** Filter and page of ListVms. */
 export interface ListQuery {
@@ -64,21 +49,40 @@ interface Entry {
 
 const now = () => new Date().toISOString();
 
+/** What the VM manager stands on; daemon.ts passes the real ones, tests fakes. */
+export interface VmManagerDeps {
+  cfg: Config;
+  store: VmStore;
+  /** Runs guests; undefined without QEMU (records are still served). */
+  runner: VmRunner | undefined;
+  /** Forwards the ports of bridge-like modes; undefined: none. */
+  forwarder: Forwarder | undefined;
+  /** The vmnet networks (existence and subnets); undefined: none. */
+  networks: NetworkLookup | undefined;
+  /** The images directory; undefined: VMs cannot use images. */
+  images?: ImageCatalog;
+}
+
+/** The domain object behind VmmService; see the file comment. */
 export class VmManager {
   private readonly vms = new Map<string, Entry>();
   private readonly byMac = new Map<string, { id: string; nic: number }>();
+  /** "event" (vmId, VmEventRecord) for every recorded event, plus "removed" events. */
   readonly events = new EventEmitter();
+  private readonly cfg: Config;
+  private readonly store: VmStore;
+  private readonly runner: VmRunner | undefined;
+  private readonly forwarder: Forwarder | undefined;
+  private readonly networks: NetworkLookup | undefined;
+  private readonly images: ImageCatalog | undefined;
 
-  constructor(
-    private readonly cfg: Config,
-    private readonly store: VmStore,
-    private readonly runner: VmRunner | undefined,
-    private readonly forwarder: Forwarder | undefined,
-    /** Subnet of a vmnet network by id, for lease validation. */
-    private readonly networkSubnet: (networkId: string) => string | undefined = () => undefined,
-    /** The images directory; undefined: VMs cannot use images. */
-    private readonly images?: ImageCatalog,
-  ) {
+  constructor(d: VmManagerDeps) {
+    this.cfg = d.cfg;
+    this.store = d.store;
+    this.runner = d.runner;
+    this.forwarder = d.forwarder;
+    this.networks = d.networks;
+    this.images = d.images;
     this.events.setMaxListeners(0);
   }
 
@@ -136,13 +140,7 @@ export class VmManager {
     const p = new Problems();
     q.ids.forEach((id, i) => checkId(p, `ids[${i}]`, id));
     if (q.keyword.length > 256) p.add("keyword", `is ${q.keyword.length} characters; at most 256`);
-    if (q.pageSize > 1000) p.add("page_size", `is ${q.pageSize}; at most 1000`);
-    let offset = 0;
-    if (q.pageToken !== "") {
-      const m = /^o(\d{1,9})$/.exec(Buffer.from(q.pageToken, "base64url").toString());
-      if (!m) p.add("page_token", "is not a token returned by ListVms");
-      else offset = Number(m[1]);
-    }
+    const w = readPage(p, q, "ListVms");
     p.throwIfAny();
     const kw = q.keyword.toLowerCase();
     const all = [...this.vms.values()]
@@ -150,10 +148,8 @@ export class VmManager {
       .filter((e) => (q.names ?? []).length === 0 || q.names!.includes(e.record.spec.name))
       .filter((e) => kw === "" || e.record.id.includes(kw) || e.record.spec.name.toLowerCase().includes(kw))
       .sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt) || a.record.id.localeCompare(b.record.id));
-    const size = q.pageSize === 0 ? 100 : q.pageSize;
-    const page = all.slice(offset, offset + size);
-    const next = offset + size < all.length ? Buffer.from(`o${offset + size}`).toString("base64url") : "";
-    return { vms: page.map((e) => this.view(e)), nextPageToken: next, total: all.length };
+    const page = pageOf(all, w);
+    return { vms: page.items.map((e) => this.view(e)), nextPageToken: page.nextPageToken, total: all.length };
   }
 
   /** Ids of VMs with a NIC on vmnet network `networkId`. */
@@ -202,14 +198,15 @@ export class VmManager {
   async create(rawId: string, raw: RawVmSpec, start: boolean): Promise<VmView> {
     const p = new Problems();
     if (rawId !== "") checkId(p, "id", rawId);
-    p.throwIfAny();
-    const spec = validateSpec(raw, this.cfg);
-    await this.checkImages(spec);
     const id = rawId === "" ? randomUUID() : rawId;
+    if (p.empty) checkRunFiles(p, "id", this.store.files(id));
+    p.throwIfAny();
+    const spec = validateSpec(raw, { cfg: this.cfg });
+    await this.checkImages(spec);
     if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
     this.checkPortConflicts(id, spec.ports, "config.ports");
     for (const [i, nic] of spec.nics.entries()) {
-      if (nic.mode === "vmnet" && this.networkSubnet(nic.networkId!) === undefined)
+      if (nic.mode === "vmnet" && this.networks?.subnetOf(nic.networkId!) === undefined)
         throw new VmmError("not_found", `config.nics[${i}].network_id: network "${nic.networkId}" not found`);
     }
     const macs = spec.nics.map((_, i) => deriveMac(id, i, this.cfg.networking.macPrefix));
@@ -257,7 +254,7 @@ export class VmManager {
   async update(id: string, u: RawUpdate): Promise<VmView> {
     const e = this.entry(id);
     return this.serialize(id, async () => {
-      const spec = validateUpdate(e.record.spec, u, this.cfg);
+      const spec = validateUpdate(e.record.spec, u, { cfg: this.cfg });
       if (u.updatePorts) this.checkPortConflicts(id, spec.ports, "ports");
       const mode = spec.nics[0]?.mode;
       const forwarded = mode !== undefined && FORWARDED_MODES.includes(mode);
@@ -373,7 +370,7 @@ export class VmManager {
 
   private subnetOf(e: Entry, nic: number): string | undefined {
     const n = e.record.spec.nics[nic]!;
-    if (n.mode === "vmnet") return this.networkSubnet(n.networkId!);
+    if (n.mode === "vmnet") return this.networks?.subnetOf(n.networkId!);
     if (n.mode === "bridge" || n.mode === "tap") return this.cfg.networking.bridgeSubnets[n.bridge!];
     if (n.mode === "macvtap") return this.cfg.networking.bridgeSubnets[n.macvtapParent!];
     return undefined;

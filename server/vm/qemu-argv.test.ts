@@ -1,5 +1,6 @@
+// The QEMU argv builder, table-driven. It trusts its input: what it must
+// never receive is refused by the one VM input validator (validate.test.ts).
 import { describe, expect, it } from "vitest";
-import { ValidationError } from "../errors.js";
 import { buildQemuArgv, type NicSpec, type QemuSpec } from "./qemu-argv.js";
 
 const MAC = "52:54:00:12:34:56";
@@ -23,16 +24,6 @@ function spec(over: Partial<QemuSpec> = {}): QemuSpec {
 /** The value following each occurrence of `flag`. */
 function values(argv: string[], flag: string): string[] {
   return argv.flatMap((a, i) => (a === flag ? [argv[i + 1]!] : []));
-}
-
-function problems(s: QemuSpec): { field: string; message: string }[] {
-  try {
-    buildQemuArgv(s);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ValidationError);
-    return [...(e as ValidationError).problems];
-  }
-  throw new Error("expected a ValidationError");
 }
 
 describe("buildQemuArgv: machine", () => {
@@ -152,97 +143,5 @@ describe("buildQemuArgv: NICs", () => {
       "virtio-net-pci,netdev=net1,mac=52:54:00:aa:bb:02,romfile=",
       "virtio-net-pci,netdev=net2,mac=52:54:00:aa:bb:03,romfile=",
     ]);
-  });
-});
-
-describe("buildQemuArgv: refusals", () => {
-  const cases: { name: string; over: Partial<QemuSpec>; field: string }[] = [
-    { name: "comma in the name", over: { name: "vm,process=x" }, field: "name" },
-    { name: "empty name", over: { name: "" }, field: "name" },
-    { name: "bad accel", over: { accel: "hvf" as never }, field: "accel" },
-    { name: "zero memory", over: { memoryMiB: 0 }, field: "memory_mib" },
-    { name: "fractional cpus", over: { cpus: 1.5 }, field: "cpus" },
-    { name: "relative kernel", over: { kernel: "vmlinuz" }, field: "kernel" },
-    { name: "comma in initrd", over: { initrd: "/g/a,b" }, field: "initrd" },
-    { name: "newline in append", over: { append: "quiet\ninit=/bin/sh" }, field: "append" },
-    { name: "comma in the disk path", over: { disks: [{ path: "/d/a.img,format=qcow2", format: "raw" }] }, field: "disks[0].path" },
-    { name: "bad disk format", over: { disks: [{ path: "/d/a", format: "vmdk" as never }] }, field: "disks[0].format" },
-    { name: "comma in the console socket", over: { consoleSocket: "/run/c,server=off" }, field: "console_socket" },
-    { name: "no kernel and no disk", over: { kernel: undefined }, field: "kernel" },
-    { name: "comma in the serial path", over: { serialPath: "/run/x,append=on" }, field: "serial_path" },
-    { name: "comma in the QMP socket", over: { qmpSocket: "/run/q.sock,server=off" }, field: "qmp_socket" },
-    { name: "QMP socket too long", over: { qmpSocket: "/" + "q".repeat(120) }, field: "qmp_socket" },
-    { name: "newline in the pid file", over: { pidFile: "/run/p\n" }, field: "pid_file" },
-    { name: "space in a path", over: { kernel: "/g/vm linuz" }, field: "kernel" },
-    { name: "bad MAC", over: { nics: [{ mode: "user", mac: "52:54:00:12:34" }] }, field: "nics[0].mac" },
-    { name: "multicast MAC", over: { nics: [{ mode: "user", mac: "01:00:5e:00:00:01" }] }, field: "nics[0].mac" },
-    {
-      name: "duplicate MAC",
-      over: { nics: [{ mode: "user", mac: MAC }, { mode: "user", mac: MAC.toUpperCase() }] },
-      field: "nics[1].mac",
-    },
-    {
-      name: "hostfwd address injection",
-      over: { nics: [{ mode: "user", mac: MAC, forwards: [{ protocol: "tcp", hostAddress: "127.0.0.1,hostfwd=tcp::22-:22", hostPort: 1, guestPort: 1 }] }] },
-      field: "nics[0].forwards[0].host_address",
-    },
-    {
-      name: "hostfwd IPv6 (unsupported by slirp in 7.2)",
-      over: { nics: [{ mode: "user", mac: MAC, forwards: [{ protocol: "tcp", hostAddress: "::1", hostPort: 1, guestPort: 1 }] }] },
-      field: "nics[0].forwards[0].host_address",
-    },
-    {
-      name: "hostfwd port out of range",
-      over: { nics: [{ mode: "user", mac: MAC, forwards: [{ protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 70000, guestPort: 1 }] }] },
-      field: "nics[0].forwards[0].host_port",
-    },
-    {
-      name: "hostfwd duplicate host port",
-      over: {
-        nics: [
-          {
-            mode: "user",
-            mac: MAC,
-            forwards: [
-              { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 80, guestPort: 1 },
-              { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 80, guestPort: 2 },
-            ],
-          },
-        ],
-      },
-      field: "nics[0].forwards[1].host_port",
-    },
-    {
-      name: "hostfwd bad protocol",
-      over: { nics: [{ mode: "user", mac: MAC, forwards: [{ protocol: "sctp" as never, hostAddress: "127.0.0.1", hostPort: 1, guestPort: 1 }] }] },
-      field: "nics[0].forwards[0].protocol",
-    },
-    { name: "passt socket with comma", over: { nics: [{ mode: "passt", mac: MAC, socketPath: "/p,server=on" }] }, field: "nics[0].socket_path" },
-    { name: "bridge name injection", over: { nics: [{ mode: "bridge", mac: MAC, bridge: "br0,helper=/tmp/evil" }] }, field: "nics[0].bridge" },
-    { name: "bridge name too long", over: { nics: [{ mode: "bridge", mac: MAC, bridge: "b".repeat(16) }] }, field: "nics[0].bridge" },
-    { name: "relative helper", over: { nics: [{ mode: "bridge", mac: MAC, bridge: "br0", helper: "helper" }] }, field: "nics[0].helper" },
-    { name: "tap fd of stderr", over: { nics: [{ mode: "tap", mac: MAC, fd: 2 }] }, field: "nics[0].fd" },
-    { name: "dgram fd of stdout", over: { nics: [{ mode: "dgram", mac: MAC, fd: 1 }] }, field: "nics[0].fd" },
-    { name: "tap fd not an integer", over: { nics: [{ mode: "macvtap", mac: MAC, fd: 3.5 }] }, field: "nics[0].fd" },
-    {
-      name: "tap fd shared",
-      over: { nics: [{ mode: "tap", mac: MAC, fd: 3 }, { mode: "vmnet", mac: "52:54:00:00:00:02", fd: 3 }] },
-      field: "nics[1].fd",
-    },
-    { name: "custom with id", over: { nics: [{ mode: "custom", mac: MAC, netdev: "socket,id=x,listen=:1" }] }, field: "nics[0].netdev" },
-    { name: "custom with newline", over: { nics: [{ mode: "custom", mac: MAC, netdev: "socket,listen=:1\n" }] }, field: "nics[0].netdev" },
-    { name: "custom without type", over: { nics: [{ mode: "custom", mac: MAC, netdev: ",listen=:1" }] }, field: "nics[0].netdev" },
-    { name: "unknown mode", over: { nics: [{ mode: "vde", mac: MAC } as never] }, field: "nics[0].mode" },
-  ];
-
-  it.each(cases)("refuses $name", ({ over, field }) => {
-    expect(problems(spec(over)).map((p) => p.field)).toContain(field);
-  });
-
-  it("reports every problem at once", () => {
-    const fields = problems(spec({ name: "a,b", kernel: "rel", nics: [{ mode: "bridge", mac: "x", bridge: "a,b" }] })).map(
-      (p) => p.field,
-    );
-    expect(fields).toEqual(["name", "kernel", "nics[0].mac", "nics[0].bridge"]);
   });
 });

@@ -1,26 +1,15 @@
 // The QEMU command line of a VM, built by a pure function (no I/O) so that
 // every mode can be tested table-driven without QEMU.
 //
-// Why every value is validated before it lands in the argv: QEMU parses most
-// option values as `key=value,key=value` lists (QemuOpts / keyval). A comma
-// inside a value ends it and starts a new key, so a bridge name like
-// "br0,helper=/tmp/evil" or a socket path "/run/x,server=off" would inject
-// sub-options -- e.g. make QEMU run another helper as root, or open a
-// different file. QEMU's own escape (doubling the comma) differs between
-// parsers, so we refuse commas outright instead of escaping. A newline or
-// NUL has no business in any value and would corrupt logs and the kernel
-// command line, so control characters are refused too. We spawn without a
-// shell, so whitespace cannot split arguments; it is still refused in names
-// and paths, where it is never legitimate for us. The same reasoning as
-// lima's networks/validate.go.
-import { isIPv4 } from "node:net";
-import { Problems } from "../errors.js";
-import { isMulticastMac, normalizeMac } from "../net/mac.js";
-import { IFNAME_RE, isValidIfName } from "../net/addr.js";
+// The builder trusts its input: every value that reaches it was checked by
+// the one rule set for VM input (validate.ts: names, paths, netdev grammar,
+// ports) or by config validation (state_dir, under which the socket and log
+// paths live), or was made by the daemon itself (MACs, fd numbers). Why
+// those rules are as strict as they are -- QEMU reads most option values as
+// `key=value,...` lists, so a comma injects sub-options -- is written there.
+import { normalizeMac } from "../check.js";
 
-/** The first fd number a child sees for fds passed after stdin/out/err (see process.ts). */
-export const FIRST_INHERITED_FD = 3;
-
+/** How QEMU runs guest code. */
 export type Accel = "tcg" | "kvm";
 
 /** A host -> guest forward of user-mode networking (slirp `hostfwd`). */
@@ -38,6 +27,7 @@ interface NicBase {
   mac: string;
 }
 
+/** One guest NIC as QEMU sees it: the netdev backend and its MAC. */
 export type NicSpec =
   /** QEMU slirp. `restrict` cuts the guest off from everything but hostfwd. */
   | (NicBase & { mode: "user"; forwards?: HostForward[]; restrict?: boolean })
@@ -47,8 +37,8 @@ export type NicSpec =
   | (NicBase & { mode: "bridge"; bridge: string; helper?: string })
   /**
    * A TAP (tap, vmnet) or /dev/tapN (macvtap) fd opened by the daemon. `fd`
-   * is the number QEMU sees (FIRST_INHERITED_FD + position in the extra fds
-   * passed by process.ts), not the daemon's own fd number. For macvtap the
+   * is the number QEMU sees (childFdOf(position in the extra fds passed by
+   * host/process.ts)), not the daemon's own fd number. For macvtap the
    * MAC must equal the macvtap interface's MAC. There is no vnet_hdr=
    * in the argv: QEMU 7.2 refuses `vnet_hdr=` together with `fd=` ("... are invalid
    * with fd=") and reads IFF_VNET_HDR from the fd itself (TUNGETIFF).
@@ -75,14 +65,14 @@ export type NicSpec =
    */
   | (NicBase & { mode: "custom"; netdev: string });
 
-export type NicMode = NicSpec["mode"];
-
+/** A guest disk image. */
 export interface DiskSpec {
   path: string;
   format: "raw" | "qcow2";
   readOnly?: boolean;
 }
 
+/** Everything the argv of one VM is built from. */
 export interface QemuSpec {
   /** VM name, `-name`; [A-Za-z0-9_.-], 1-64 chars. */
   name: string;
@@ -111,120 +101,6 @@ export interface QemuSpec {
   /** Exit instead of rebooting when the guest reboots. */
   noReboot?: boolean;
   nics: NicSpec[];
-}
-
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-// Linux interface names: at most IFNAMSIZ-1 = 15 bytes; we allow the portable subset.
-// sun_path is 108 bytes including the terminating NUL.
-const MAX_UNIX_PATH = 107;
-// Any ASCII control character (C0 and DEL).
-const CONTROL_RE = /[\u0000-\u001f\u007f]/;
-
-/** True when `s` is an interface name we accept (also for bridges). */
-export { isValidIfName };
-
-/**
- * Checks an absolute path that will sit inside a QEMU option value: no
- * comma (sub-option injection), no control characters, no whitespace.
- * Returns the problem or undefined.
- */
-export function pathProblem(p: string, maxLen?: number): string | undefined {
-  if (p === "") return "must be set";
-  if (!p.startsWith("/")) return `must be an absolute path, got "${p}"`;
-  if (p.includes(",")) return "must not contain ',' (QEMU would read the rest as sub-options)";
-  if (CONTROL_RE.test(p)) return "must not contain control characters";
-  if (/\s/.test(p)) return "must not contain whitespace";
-  if (maxLen !== undefined && Buffer.byteLength(p) > maxLen) return `must be at most ${maxLen} bytes (unix socket path limit)`;
-  return undefined;
-}
-
-function checkPath(problems: Problems, field: string, p: string | undefined, maxLen?: number): void {
-  const msg = pathProblem(p ?? "", maxLen);
-  if (msg) problems.add(field, msg);
-}
-
-function checkInt(problems: Problems, field: string, v: number, min: number, max: number): void {
-  if (!Number.isInteger(v) || v < min || v > max) problems.add(field, `must be an integer in ${min}..${max}, got ${v}`);
-}
-
-function validate(spec: QemuSpec): void {
-  const problems = new Problems();
-  if (!NAME_RE.test(spec.name)) problems.add("name", `must match ${NAME_RE.source}, got "${spec.name}"`);
-  if (spec.accel !== "tcg" && spec.accel !== "kvm") problems.add("accel", `must be "tcg" or "kvm", got "${String(spec.accel)}"`);
-  checkInt(problems, "memory_mib", spec.memoryMiB, 16, 1 << 20);
-  checkInt(problems, "cpus", spec.cpus, 1, 255);
-  if (spec.kernel !== undefined) checkPath(problems, "kernel", spec.kernel);
-  else if ((spec.disks ?? []).length === 0) problems.add("kernel", "must be set when there is no disk to boot from");
-  if (spec.initrd !== undefined) checkPath(problems, "initrd", spec.initrd);
-  if (spec.kernel === undefined && spec.initrd !== undefined) problems.add("initrd", "needs a kernel");
-  if (spec.append !== undefined && CONTROL_RE.test(spec.append)) {
-    problems.add("append", "must not contain control characters (newlines would end the kernel command line)");
-  }
-  (spec.disks ?? []).forEach((d, i) => {
-    checkPath(problems, `disks[${i}].path`, d.path);
-    if (d.format !== "raw" && d.format !== "qcow2") problems.add(`disks[${i}].format`, `must be "raw" or "qcow2", got "${String(d.format)}"`);
-  });
-  checkPath(problems, "serial_path", spec.serialPath);
-  if (spec.consoleSocket !== undefined) checkPath(problems, "console_socket", spec.consoleSocket, MAX_UNIX_PATH);
-  checkPath(problems, "qmp_socket", spec.qmpSocket, MAX_UNIX_PATH);
-  if (spec.pidFile !== undefined) checkPath(problems, "pid_file", spec.pidFile);
-
-  const fds = new Map<number, number>();
-  const macs = new Map<string, number>();
-  spec.nics.forEach((nic, i) => {
-    const f = `nics[${i}]`;
-    const mac = normalizeMac(nic.mac ?? "");
-    if (mac === null) problems.add(`${f}.mac`, `must be a MAC like 52:54:00:12:34:56, got "${nic.mac}"`);
-    else if (isMulticastMac(mac)) problems.add(`${f}.mac`, `must be a unicast MAC, got "${nic.mac}"`);
-    else if (macs.has(mac)) problems.add(`${f}.mac`, `duplicates nics[${macs.get(mac)}].mac`);
-    else macs.set(mac, i);
-    switch (nic.mode) {
-      case "user": {
-        const seen = new Set<string>();
-        (nic.forwards ?? []).forEach((fw, j) => {
-          const ff = `${f}.forwards[${j}]`;
-          if (fw.protocol !== "tcp" && fw.protocol !== "udp") problems.add(`${ff}.protocol`, `must be "tcp" or "udp", got "${String(fw.protocol)}"`);
-          // slirp in QEMU 7.2 forwards IPv4 only; an IPv4 literal also cannot inject.
-          if (!isIPv4(fw.hostAddress)) problems.add(`${ff}.host_address`, `must be an IPv4 address, got "${fw.hostAddress}"`);
-          checkInt(problems, `${ff}.host_port`, fw.hostPort, 1, 65535);
-          checkInt(problems, `${ff}.guest_port`, fw.guestPort, 1, 65535);
-          const key = `${fw.protocol}:${fw.hostAddress}:${fw.hostPort}`;
-          if (seen.has(key)) problems.add(`${ff}.host_port`, `${key} is forwarded twice`);
-          seen.add(key);
-        });
-        break;
-      }
-      case "passt":
-        checkPath(problems, `${f}.socket_path`, nic.socketPath, MAX_UNIX_PATH);
-        break;
-      case "bridge":
-        if (!isValidIfName(nic.bridge ?? "")) problems.add(`${f}.bridge`, `must be an interface name (${IFNAME_RE.source}), got "${nic.bridge}"`);
-        if (nic.helper !== undefined) checkPath(problems, `${f}.helper`, nic.helper);
-        break;
-      case "tap":
-      case "macvtap":
-      case "vmnet":
-      case "dgram":
-        if (!Number.isInteger(nic.fd) || nic.fd < FIRST_INHERITED_FD || nic.fd > 1023) {
-          problems.add(`${f}.fd`, `must be an inherited fd number (${FIRST_INHERITED_FD}..1023), got ${nic.fd}`);
-        } else if (fds.has(nic.fd)) {
-          problems.add(`${f}.fd`, `fd ${nic.fd} is already used by nics[${fds.get(nic.fd)}]`);
-        } else {
-          fds.set(nic.fd, i);
-        }
-        break;
-      case "custom": {
-        const v = nic.netdev ?? "";
-        if (!/^[a-z][a-z0-9-]*(,|$)/.test(v)) problems.add(`${f}.netdev`, `must start with a netdev type like "socket,", got "${v}"`);
-        if (CONTROL_RE.test(v)) problems.add(`${f}.netdev`, "must not contain control characters");
-        if (/(^|,)id=/.test(v)) problems.add(`${f}.netdev`, "must not set id= (the id is assigned per NIC)");
-        break;
-      }
-      default:
-        problems.add(`${f}.mode`, `unknown networking mode "${String((nic as { mode: unknown }).mode)}"`);
-    }
-  });
-  problems.throwIfAny();
 }
 
 function netdevValue(nic: NicSpec, id: string): string {
@@ -259,12 +135,8 @@ function netdevValue(nic: NicSpec, id: string): string {
   }
 }
 
-/**
- * Everything after the QEMU binary. Throws a ValidationError naming every
- * bad field (snake_case, as in the API) at once.
- */
+/** Everything after the QEMU binary, for a validated spec (see the file comment). */
 export function buildQemuArgv(spec: QemuSpec): string[] {
-  validate(spec);
   const a: string[] = [];
   a.push("-name", spec.name);
   if (spec.accel === "kvm") a.push("-accel", "kvm", "-cpu", "host");

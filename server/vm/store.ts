@@ -3,7 +3,8 @@
 //   runtime.json  last known process state (VmRuntime)
 //   leases.json   last lease per NIC (LeaseRecord[])
 //   events.jsonl  append-only event log (a torn last line is ignored)
-//   serial.log, qmp.sock, ...  run files
+//   serial.log, qmp.sock, console.sock, seed.iso, qemu.log, passt/, passt.log
+//                 run files (runFiles)
 // Records are created by renaming a fully written temp directory into place
 // and removed by renaming to trash first (store/atomic.ts), so a kill -9 at
 // any instant leaves each VM either fully present or fully absent.
@@ -13,8 +14,45 @@ import { fsyncDir, mkdirDurable, readJson, removeDirDurable, sweepTrash, TMP_PRE
 import { VmmError } from "../errors.js";
 import type { LeaseRecord, VmEventRecord, VmRecord, VmRuntime } from "./types.js";
 
+/** Events kept per VM (on disk and in GetInfo's max_events). */
 export const MAX_EVENTS_KEPT = 200;
 
+/** Paths of the files a running VM uses, below its record directory. */
+export interface RunFiles {
+  dir: string;
+  /** QMP unix socket (QEMU listens). */
+  qmp: string;
+  /** Guest serial console output. */
+  serial: string;
+  /** Unix socket carrying the serial console both ways (QEMU listens). */
+  console: string;
+  /** cloud-init NoCloud seed drive, rebuilt at every start. */
+  seed: string;
+  /** QEMU's stdout and stderr. */
+  qemuLog: string;
+  /** passt's unix socket; its directory belongs to the user passt runs as. */
+  passtSock: string;
+  /** passt's stdout and stderr. */
+  passtLog: string;
+  passtPid: string;
+}
+
+/** The run files of the VM whose record directory is `dir` (pure). */
+export function runFiles(dir: string): RunFiles {
+  return {
+    dir,
+    qmp: join(dir, "qmp.sock"),
+    serial: join(dir, "serial.log"),
+    console: join(dir, "console.sock"),
+    seed: join(dir, "seed.iso"),
+    qemuLog: join(dir, "qemu.log"),
+    passtSock: join(dir, "passt", "passt.sock"),
+    passtLog: join(dir, "passt.log"),
+    passtPid: join(dir, "passt", "passt.pid"),
+  };
+}
+
+/** The VM records on disk; see the file comment for the layout and crash safety. */
 export class VmStore {
   readonly root: string;
 
@@ -26,8 +64,14 @@ export class VmStore {
     sweepTrash(this.root);
   }
 
+  /** Record directory of VM `id`. */
   dir(id: string): string {
     return join(this.root, id);
+  }
+
+  /** Run files of VM `id`. */
+  files(id: string): RunFiles {
+    return runFiles(this.dir(id));
   }
 
   ids(): string[] {

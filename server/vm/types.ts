@@ -1,10 +1,16 @@
 // Domain types of a VM, independent of the protobuf contract (server/rpc
-// converts). These are what the daemon persists, see store.ts.
+// converts): the raw input the one validator (validate.ts) reads, the
+// validated spec and records the daemon persists (store.ts), and the
+// interfaces through which the VM manager reaches the floors it does not own
+// (the QEMU runner, the vmnet networks, the forwarder: daemon.ts wires them).
 import type { NetMode } from "../config/types.js";
-import type { ImageSpecFields } from "../image/spec.js";
+import type { CloudInitSpec, ExtraDisk, ImageSpecFields } from "../image/spec.js";
+import type { NetworkAttachment } from "../net/types.js";
 
+/** Transport protocol of a port mapping. */
 export type Protocol = "tcp" | "udp";
 
+/** A validated port mapping: host address:port -> guest port of NIC 0. */
 export interface PortSpec {
   protocol: Protocol;
   hostAddress: string;
@@ -12,6 +18,7 @@ export interface PortSpec {
   vmPort: number;
 }
 
+/** A validated NIC: its mode and the one option that mode takes. */
 export interface NicSpec {
   mode: NetMode;
   /** bridge and tap modes (resolved to the default bridge at creation). */
@@ -21,7 +28,10 @@ export interface NicSpec {
   customNetdev?: string;
 }
 
-/** The desired configuration; image, disks and cloud-init fields come from ImageSpecFields. */
+/**
+ * A validated VM configuration, defaults filled in (vm.json `spec`); the
+ * image, disks and cloud-init fields come from ImageSpecFields.
+ */
 export interface VmSpec extends ImageSpecFields {
   name: string;
   vcpus: number;
@@ -35,6 +45,7 @@ export interface VmSpec extends ImageSpecFields {
   autoRestart: boolean;
 }
 
+/** Lifecycle state of a VM. */
 export type VmStatus = "stopped" | "starting" | "running" | "stopping" | "exited";
 
 /** vm.json: identity and desired configuration. */
@@ -47,7 +58,7 @@ export interface VmRecord {
   macs: string[];
 }
 
-/** runtime.json: what the supervisor last knew about the QEMU process. */
+/** runtime.json: what the runner last knew about the QEMU process. */
 export interface VmRuntime {
   version: 1;
   status: VmStatus;
@@ -74,6 +85,7 @@ export interface LeaseRecord {
   interface: string;
 }
 
+/** One entry of a VM's event log (events.jsonl). */
 export interface VmEventRecord {
   time: string;
   kind: string;
@@ -86,4 +98,83 @@ export interface VmView {
   runtime: VmRuntime;
   leases: LeaseRecord[];
   events: VmEventRecord[];
+}
+
+// ----- raw input ------------------------------------------------------------
+
+/** A port mapping as it arrives from the API; an unknown protocol enum as "?N". */
+export interface RawPort {
+  protocol: string | undefined;
+  hostAddress: string;
+  hostPort: number;
+  vmPort: number;
+}
+
+/** A NIC as it arrives from the API; unset strings are "", an unknown mode "?N". */
+export interface RawNic {
+  mode: string | undefined;
+  bridge: string;
+  macvtapParent: string;
+  networkId: string;
+  customNetdev: string;
+}
+
+/** CreateVm's config as it arrives from the API (proto3 zero values for unset fields). */
+export interface RawVmSpec {
+  name: string;
+  vcpus: number;
+  memoryMib: number;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  disk: string;
+  nics: RawNic[];
+  ports: RawPort[];
+  autoRestart: boolean;
+  image: string;
+  imageSizeMib: number;
+  disks: ExtraDisk[];
+  /** undefined: no seed drive. */
+  cloudInit: CloudInitSpec | undefined;
+}
+
+/** UpdateVm's patch: undefined fields are left unchanged. */
+export interface RawUpdate {
+  name?: string;
+  vcpus?: number;
+  memoryMib?: number;
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  autoRestart?: boolean;
+  updatePorts: boolean;
+  ports: RawPort[];
+  /** undefined: unchanged; all fields empty: remove the seed drive. */
+  cloudInit?: CloudInitSpec;
+}
+
+// ----- what the VM floor needs of others -------------------------------------
+
+/** What the manager needs of the QEMU runner (runner.ts; fakes in tests). */
+export interface VmRunner {
+  /** Boots the VM; resolves once QEMU runs. Calls `onExit` when it exits on its own. */
+  start(view: VmView, onExit: (reason: string) => void): Promise<VmRuntime>;
+  /** Stops the VM (graceful unless force) and releases its host resources. */
+  stop(view: VmView, opts: { force: boolean; timeoutMs: number }): Promise<void>;
+  /** Re-attaches to a VM found running at daemon start; returns false if it is gone. */
+  adopt(view: VmView, onExit: (reason: string) => void): Promise<boolean>;
+  /** Applies new ports to a running VM that maps them natively (user, passt). */
+  updatePorts?(view: VmView, ports: PortSpec[]): Promise<void>;
+}
+
+/** What the manager needs of the vmnet networks: their subnets (lease checks, existence). */
+export interface NetworkLookup {
+  /** IPv4 subnet of network `networkId`; undefined when there is no such network. */
+  subnetOf(networkId: string): string | undefined;
+}
+
+/** What the runner needs of the vmnet networks: how a NIC joins one. */
+export interface NetworkAttacher {
+  /** How NIC `mac` joins network `networkId`; undefined when there is no such network. */
+  attachment(networkId: string, mac: string): NetworkAttachment | undefined;
 }

@@ -1,236 +1,287 @@
-// Validation of CreateVm/UpdateVm input against the schema and the policy in
-// vmm.toml. Every problem is reported at once, with the protobuf field path
-// the caller used ("config.ports[1].host_port"), so a client can point at it.
+// The one rule set for VM input. CreateVm and UpdateVm run it at the API
+// boundary; everything downstream (the QEMU and passt argv builders, the NIC
+// preparers) trusts the VmSpec it returns. Every problem is reported at
+// once, with the protobuf field path the caller used
+// ("config.ports[1].host_port"), so a client can point at it.
 //
-// Why strict: names, paths and netdev strings end up in QEMU's argv, where a
-// comma starts a new option and a newline or control character corrupts logs
-// and serial output; interface names end up in `ip` argv and dnsmasq config.
-import { isIP } from "node:net";
+// Why strict: names, paths and netdev strings end up in QEMU's argv, where
+// QEMU parses most option values as `key=value,key=value` lists: a comma
+// inside a value ends it and starts a new key (a path "/k,readonly=off" or a
+// netdev ",script=/bin/sh" injects sub-options), and QEMU's own escape
+// (doubling the comma) differs between its parsers, so commas are refused
+// rather than escaped. A newline or other control character has no business
+// in any value and would corrupt logs and the kernel command line. We spawn
+// without a shell, so white space cannot split arguments; it is still
+// refused in paths, where it is never legitimate for us. Interface names end
+// up in `ip` argv and dnsmasq config. (The same reasoning as lima's
+// networks/validate.go.)
+//
+// To extend: a rule for a field goes into the check function of that field
+// (checkNic's table MODE_RULES for a NIC mode, checkCustomNetdev for the
+// netdev grammar and its policy, check.ts for names shared with networks,
+// image/spec.ts for images, disks and cloud-init).
+// Field problems are `invalid`; refusals by vmm.toml policy are collected
+// apart and thrown as `permission`; a valid request the configuration
+// cannot serve is `precondition`.
+import { isIP, isIPv4 } from "node:net";
+import { checkName, checkPath, CONTROL_RE, ID_RE, isValidIfName, UNIX_PATH_MAX } from "../check.js";
 import type { Config, NetMode } from "../config/types.js";
 import { NET_MODES } from "../config/types.js";
 import { Problems, VmmError } from "../errors.js";
-import { isValidIfName } from "../net/addr.js";
-import type { NicSpec, PortSpec, Protocol, VmSpec } from "./types.js";
-import { checkCloudInit, checkDisks, isEmptyCloudInit, type CloudInitSpec, type ExtraDisk } from "../image/spec.js";
+import { checkCloudInit, checkDisks, isEmptyCloudInit } from "../image/spec.js";
+import type { RunFiles } from "./store.js";
+import type { NicSpec, PortSpec, Protocol, RawNic, RawPort, RawUpdate, RawVmSpec, VmSpec } from "./types.js";
 
+/** NICs per VM. */
 export const MAX_NICS = 8;
+/** Port mappings per VM. */
 export const MAX_PORTS = 1024;
-export const MAX_PATH = 4096;
+/** Kernel command line, bytes. */
 export const MAX_CMDLINE = 4096;
-export const MAX_NAME = 63;
+/** A custom netdev value, bytes. */
+export const MAX_NETDEV = 1024;
+/** vCPUs per VM. */
+export const MAX_VCPUS = 64;
+/** Guest memory bounds, MiB. */
+export const MIN_MEMORY_MIB = 32;
+export const MAX_MEMORY_MIB = 1024 * 1024;
 
-/** Raw input as it arrives from the API; enums already named, unknown ones as "?N". */
-export interface RawPort {
-  protocol: string | undefined;
-  hostAddress: string;
-  hostPort: number;
-  vmPort: number;
-}
-export interface RawNic {
-  mode: string | undefined;
-  bridge: string;
-  macvtapParent: string;
-  networkId: string;
-  customNetdev: string;
-}
-export interface RawVmSpec {
-  name: string;
-  vcpus: number;
-  memoryMib: number;
-  kernel: string;
-  initrd: string;
-  cmdline: string;
-  disk: string;
-  nics: RawNic[];
-  ports: RawPort[];
-  autoRestart: boolean;
-  image: string;
-  imageSizeMib: number;
-  disks: ExtraDisk[];
-  /** undefined: no seed drive. */
-  cloudInit: CloudInitSpec | undefined;
-}
-
-export const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-
-export function checkId(p: Problems, field: string, id: string): void {
-  if (id === "") p.add(field, "is required");
-  else if (id.length > 63) p.add(field, `is ${id.length} characters; at most 63`);
-  else if (!ID_RE.test(id)) p.add(field, "must be 1-63 of a-z 0-9 and '-', starting with a letter or digit");
-}
-
-export function checkName(p: Problems, field: string, name: string): void {
-  if (name.length === 0) p.add(field, "is required");
-  else if ([...name].length > MAX_NAME) p.add(field, `is ${[...name].length} characters; at most ${MAX_NAME}`);
-  else if (CONTROL.test(name)) p.add(field, "must not contain control characters");
-  else if (name.trim() !== name) p.add(field, "must not start or end with white space");
-}
-
-function checkPath(p: Problems, field: string, v: string, required: boolean): void {
-  if (v === "") {
-    if (required) p.add(field, "is required");
-    return;
-  }
-  if (v.length > MAX_PATH) p.add(field, `is ${v.length} bytes; at most ${MAX_PATH}`);
-  else if (!v.startsWith("/")) p.add(field, "must be an absolute path");
-  else if (CONTROL.test(v) || v.includes(",")) p.add(field, "must not contain commas or control characters");
-}
-
-function checkCmdline(p: Problems, field: string, v: string): void {
-  if (v.length > MAX_CMDLINE) p.add(field, `is ${v.length} bytes; at most ${MAX_CMDLINE}`);
-  else if (CONTROL.test(v)) p.add(field, "must not contain control characters");
-}
-
-const MIN_MEMORY = 32;
-const MAX_MEMORY = 1024 * 1024;
-
-function checkResources(p: Problems, prefix: string, vcpus: number, memoryMib: number): void {
-  if (vcpus > 64) p.add(`${prefix}vcpus`, `is ${vcpus}; at most 64`);
-  if (memoryMib !== 0 && (memoryMib < MIN_MEMORY || memoryMib > MAX_MEMORY))
-    p.add(`${prefix}memory_mib`, `is ${memoryMib}; must be between ${MIN_MEMORY} and ${MAX_MEMORY}`);
-}
+/** Defaults of a CreateVm config's unset fields. */
+export const VM_DEFAULTS = { vcpus: 1, memoryMib: 256, cmdline: "console=ttyS0" } as const;
 
 /** Modes whose ports the daemon forwards itself (needs forward_service_enabled). */
 export const FORWARDED_MODES: readonly NetMode[] = ["bridge", "tap", "macvtap", "vmnet"];
 
-/**
- * Validates ports. `mode` is NIC 0's mode (ports go to NIC 0). Returns the
- * normalized ports; problems are added to `p`. Policy refusals (mode cannot
- * honour ports) are returned as `precondition` for the caller to throw after
- * field problems.
- */
-export function checkPorts(p: Problems, prefix: string, raw: RawPort[], mode: NetMode | undefined, cfg: Config): { ports: PortSpec[]; precondition?: string } {
-  const ports: PortSpec[] = [];
-  if (raw.length > MAX_PORTS) {
-    p.add(prefix, `has ${raw.length} entries; at most ${MAX_PORTS}`);
-    return { ports };
-  }
-  const seen = new Map<string, number>();
-  raw.forEach((r, i) => {
-    const f = `${prefix}[${i}]`;
-    let ok = true;
-    if (r.protocol !== "tcp" && r.protocol !== "udp") {
-      p.add(`${f}.protocol`, r.protocol === undefined ? "is required (PROTOCOL_TCP or PROTOCOL_UDP)" : `unknown protocol ${r.protocol.slice(1)}`);
-      ok = false;
-    }
-    const addr = r.hostAddress === "" ? "127.0.0.1" : r.hostAddress;
-    if (isIP(addr) === 0) {
-      p.add(`${f}.host_address`, `"${addr.slice(0, 64)}" is not an IP address`);
-      ok = false;
-    } else if (!cfg.forward.allowedListenAddresses.includes(addr)) {
-      p.add(`${f}.host_address`, `${addr} is not in forward.allowed_listen_addresses (${cfg.forward.allowedListenAddresses.join(", ")})`);
-      ok = false;
-    }
-    if (!Number.isInteger(r.hostPort) || r.hostPort < 1 || r.hostPort > 65535) {
-      p.add(`${f}.host_port`, `is ${r.hostPort}; must be between 1 and 65535`);
-      ok = false;
-    } else if (r.hostPort < cfg.forward.portMin || r.hostPort > cfg.forward.portMax) {
-      p.add(`${f}.host_port`, `is ${r.hostPort}; the configured range is ${cfg.forward.portMin}-${cfg.forward.portMax}`);
-      ok = false;
-    }
-    if (!Number.isInteger(r.vmPort) || r.vmPort < 1 || r.vmPort > 65535) {
-      p.add(`${f}.vm_port`, `is ${r.vmPort}; must be between 1 and 65535`);
-      ok = false;
-    }
-    if (!ok) return;
-    const key = `${r.protocol}/${addr}/${r.hostPort}`;
-    const prev = seen.get(key);
-    if (prev !== undefined) {
-      p.add(`${f}.host_port`, `duplicates ${prefix}[${prev}] (${r.protocol} ${addr}:${r.hostPort})`);
-      return;
-    }
-    seen.set(key, i);
-    ports.push({ protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort });
-  });
-  let precondition: string | undefined;
-  if (ports.length > 0 && mode !== undefined) {
-    if (mode === "custom") {
-      precondition = `${prefix}: a custom netdev cannot honour port mappings; forward inside the netdev instead`;
-    } else if (FORWARDED_MODES.includes(mode) && !cfg.networking.forwardServiceEnabled) {
-      precondition = `${prefix}: ${mode} networking maps ports through the forward service, which is disabled (set networking.forward_service_enabled = true in vmm.toml)`;
-    }
-  }
-  return { ports, precondition };
+/** What the rules read besides the input itself. */
+export interface VmInputContext {
+  cfg: Config;
 }
 
-function checkNic(p: Problems, perm: string[], f: string, r: RawNic, cfg: Config): NicSpec | undefined {
+/** Problems of one input: field problems, policy refusals, and an unserviceable request. */
+class Findings {
+  readonly invalid = new Problems();
+  readonly denied: string[] = [];
+  precondition: string | undefined;
+
+  /** Throws invalid, then permission, then precondition: the first kind that has findings. */
+  throwIfAny(): void {
+    this.invalid.throwIfAny();
+    if (this.denied.length > 0) throw new VmmError("permission", this.denied.join("; "));
+    if (this.precondition !== undefined) throw new VmmError("precondition", this.precondition);
+  }
+}
+
+function checkOptionalPath(p: Problems, field: string, v: string): void {
+  if (v !== "") checkPath(p, field, v);
+}
+
+function checkCmdline(p: Problems, field: string, v: string): void {
+  const bytes = Buffer.byteLength(v);
+  if (bytes > MAX_CMDLINE) p.add(field, `is ${bytes} bytes; at most ${MAX_CMDLINE}`);
+  else if (CONTROL_RE.test(v)) p.add(field, "must not contain control characters (a newline would end the kernel command line)");
+}
+
+function checkVcpus(p: Problems, field: string, v: number, allowZero: boolean): void {
+  if (!Number.isInteger(v) || v < (allowZero ? 0 : 1) || v > MAX_VCPUS) p.add(field, `is ${v}; must be between 1 and ${MAX_VCPUS}`);
+}
+
+function checkMemory(p: Problems, field: string, v: number, allowZero: boolean): void {
+  if (allowZero && v === 0) return;
+  if (!Number.isInteger(v) || v < MIN_MEMORY_MIB || v > MAX_MEMORY_MIB) p.add(field, `is ${v}; must be between ${MIN_MEMORY_MIB} and ${MAX_MEMORY_MIB}`);
+}
+
+/** A custom netdev value split into its type and its options, as QEMU's QemuOpts reads it. */
+export interface ParsedNetdev {
+  type: string;
+  options: { key: string; value: string | undefined }[];
+}
+
+const NETDEV_TYPE_RE = /^[a-z][a-z0-9-]*$/;
+
+/**
+ * Parses `TYPE[,KEY[=VALUE]]...`. Returns the problem instead when the value
+ * does not start with a netdev type (",script=/bin/sh", "User,x"), has an
+ * empty option (",,", QEMU's comma escape, is refused: see the file comment)
+ * or carries control characters.
+ */
+export function parseNetdev(v: string): ParsedNetdev | string {
+  if (CONTROL_RE.test(v)) return "must not contain control characters";
+  const [type, ...rest] = v.split(",");
+  if (!NETDEV_TYPE_RE.test(type!)) return `must start with a netdev type of a-z 0-9 '-' such as "socket", got "${type!.slice(0, 32)}"`;
+  const options: ParsedNetdev["options"] = [];
+  for (const o of rest) {
+    if (o === "") return "must not contain an empty option (',,' or a trailing ',')";
+    const eq = o.indexOf("=");
+    options.push(eq < 0 ? { key: o, value: undefined } : { key: o.slice(0, eq), value: o.slice(eq + 1) });
+  }
+  return { type: type!, options };
+}
+
+/** The custom netdev grammar (and, later, its policy): see parseNetdev. */
+function checkCustomNetdev(f: Findings, field: string, v: string): void {
+  if (v === "") return f.invalid.add(field, "is required for custom mode");
+  const bytes = Buffer.byteLength(v);
+  if (bytes > MAX_NETDEV) return f.invalid.add(field, `is ${bytes} bytes; at most ${MAX_NETDEV}`);
+  const parsed = parseNetdev(v);
+  if (typeof parsed === "string") return f.invalid.add(field, parsed);
+  if (parsed.options.some((o) => o.key === "id")) f.invalid.add(field, "must not set id= (the daemon names the netdev)");
+}
+
+/** One NIC being checked: where it is, what arrived, what it resolves to. */
+interface NicCheck {
+  f: Findings;
+  /** Field path of the NIC, e.g. "config.nics[1]". */
+  at: string;
+  index: number;
+  raw: RawNic;
+  nic: NicSpec;
+  cfg: Config;
+}
+
+/** The per-mode rules; each fills in the NIC's one option. */
+const MODE_RULES: Record<NetMode, (c: NicCheck) => void> = {
+  user() {},
+  passt({ f, at, index }) {
+    // passt serves one socket per VM, bound to NIC 0's ports.
+    if (index !== 0) f.invalid.add(`${at}.mode`, "passt is only available on the first NIC");
+  },
+  bridge: checkBridge,
+  tap: checkBridge,
+  macvtap({ f, at, raw, nic, cfg }) {
+    const n = cfg.networking;
+    const parent = raw.macvtapParent === "" ? n.macvtapParent : raw.macvtapParent;
+    if (parent === "") f.invalid.add(`${at}.macvtap_parent`, "is required (no networking.macvtap_parent configured)");
+    else if (!isValidIfName(parent)) f.invalid.add(`${at}.macvtap_parent`, "must be a valid interface name (1-15 of A-Z a-z 0-9 _ . -)");
+    else if (parent !== n.macvtapParent && !n.allowedMacvtapParents.includes(parent))
+      f.denied.push(`${at}.macvtap_parent: ${parent} is not in networking.allowed_macvtap_parents`);
+    nic.macvtapParent = parent;
+  },
+  vmnet({ f, at, raw, nic }) {
+    if (raw.networkId === "") f.invalid.add(`${at}.network_id`, "is required for vmnet mode");
+    else if (!ID_RE.test(raw.networkId)) f.invalid.add(`${at}.network_id`, "is not a valid network id");
+    nic.networkId = raw.networkId;
+  },
+  custom({ f, at, raw, nic }) {
+    checkCustomNetdev(f, `${at}.custom_netdev`, raw.customNetdev);
+    nic.customNetdev = raw.customNetdev;
+  },
+};
+
+function checkBridge({ f, at, raw, nic, cfg }: NicCheck): void {
+  const n = cfg.networking;
+  const br = raw.bridge === "" ? n.bridge : raw.bridge;
+  if (!isValidIfName(br)) f.invalid.add(`${at}.bridge`, "must be a valid interface name (1-15 of A-Z a-z 0-9 _ . -)");
+  else if (br !== n.bridge && !n.allowedBridges.includes(br)) f.denied.push(`${at}.bridge: bridge ${br} is not in networking.allowed_bridges`);
+  nic.bridge = br;
+}
+
+/** The option fields of a NIC and the modes they apply to. */
+const MODE_FIELDS: { field: string; value: (r: RawNic) => string; modes: readonly NetMode[] }[] = [
+  { field: "bridge", value: (r) => r.bridge, modes: ["bridge", "tap"] },
+  { field: "macvtap_parent", value: (r) => r.macvtapParent, modes: ["macvtap"] },
+  { field: "network_id", value: (r) => r.networkId, modes: ["vmnet"] },
+  { field: "custom_netdev", value: (r) => r.customNetdev, modes: ["custom"] },
+];
+
+function checkNic(f: Findings, at: string, index: number, raw: RawNic, cfg: Config): NicSpec | undefined {
   let mode: NetMode;
-  if (r.mode === undefined) mode = cfg.networking.defaultMode;
-  else if ((NET_MODES as readonly string[]).includes(r.mode)) mode = r.mode as NetMode;
+  if (raw.mode === undefined) mode = cfg.networking.defaultMode;
+  else if ((NET_MODES as readonly string[]).includes(raw.mode)) mode = raw.mode as NetMode;
   else {
-    p.add(`${f}.mode`, `unknown networking mode ${r.mode.replace(/^\?/, "")}`);
+    f.invalid.add(`${at}.mode`, `unknown networking mode ${raw.mode.replace(/^\?/, "")}`);
     return undefined;
   }
-  const n = cfg.networking;
-  if (!n.allowedModes.includes(mode)) perm.push(`${f}.mode: ${mode} networking is not in networking.allowed_modes`);
-  const nic: NicSpec = { mode };
-  const onlyFor = (field: string, v: string, modes: NetMode[]) => {
-    if (v !== "" && !modes.includes(mode)) p.add(`${f}.${field}`, `only applies to ${modes.join("/")} mode, not ${mode}`);
-  };
-  onlyFor("bridge", r.bridge, ["bridge", "tap"]);
-  onlyFor("macvtap_parent", r.macvtapParent, ["macvtap"]);
-  onlyFor("network_id", r.networkId, ["vmnet"]);
-  onlyFor("custom_netdev", r.customNetdev, ["custom"]);
-  if (mode === "bridge" || mode === "tap") {
-    const br = r.bridge === "" ? n.bridge : r.bridge;
-    if (!isValidIfName(br)) p.add(`${f}.bridge`, "must be a valid interface name (1-15 of A-Z a-z 0-9 _ . -)");
-    else if (br !== n.bridge && !n.allowedBridges.includes(br)) perm.push(`${f}.bridge: bridge ${br} is not in networking.allowed_bridges`);
-    nic.bridge = br;
-  } else if (mode === "macvtap") {
-    const parent = r.macvtapParent === "" ? n.macvtapParent : r.macvtapParent;
-    if (parent === "") p.add(`${f}.macvtap_parent`, "is required (no networking.macvtap_parent configured)");
-    else if (!isValidIfName(parent)) p.add(`${f}.macvtap_parent`, "must be a valid interface name");
-    else if (parent !== n.macvtapParent && !n.allowedMacvtapParents.includes(parent))
-      perm.push(`${f}.macvtap_parent: ${parent} is not in networking.allowed_macvtap_parents`);
-    nic.macvtapParent = parent;
-  } else if (mode === "vmnet") {
-    if (r.networkId === "") p.add(`${f}.network_id`, "is required for vmnet mode");
-    else if (!ID_RE.test(r.networkId)) p.add(`${f}.network_id`, "is not a valid network id");
-    nic.networkId = r.networkId;
-  } else if (mode === "custom") {
-    if (r.customNetdev === "") p.add(`${f}.custom_netdev`, "is required for custom mode");
-    else if (r.customNetdev.length > 1024 || CONTROL.test(r.customNetdev)) p.add(`${f}.custom_netdev`, "must be at most 1024 bytes without control characters");
-    else if (/(^|,)id=/.test(r.customNetdev)) p.add(`${f}.custom_netdev`, "must not set id= (the daemon names the netdev)");
-    nic.customNetdev = r.customNetdev;
+  if (!cfg.networking.allowedModes.includes(mode)) f.denied.push(`${at}.mode: ${mode} networking is not in networking.allowed_modes`);
+  for (const o of MODE_FIELDS) {
+    if (o.value(raw) !== "" && !o.modes.includes(mode)) f.invalid.add(`${at}.${o.field}`, `only applies to ${o.modes.join("/")} mode, not ${mode}`);
   }
+  const nic: NicSpec = { mode };
+  MODE_RULES[mode]({ f, at, index, raw, nic, cfg });
   return nic;
 }
 
-function throwAll(p: Problems, perm: string[], precondition: string | undefined): void {
-  p.throwIfAny();
-  if (perm.length > 0) throw new VmmError("permission", perm.join("; "));
-  if (precondition) throw new VmmError("precondition", precondition);
+function checkPort(p: Problems, at: string, r: RawPort, mode: NetMode | undefined, cfg: Config): PortSpec | undefined {
+  let ok = true;
+  const bad = (field: string, message: string) => {
+    p.add(`${at}.${field}`, message);
+    ok = false;
+  };
+  if (r.protocol !== "tcp" && r.protocol !== "udp") {
+    bad("protocol", r.protocol === undefined ? "is required (PROTOCOL_TCP or PROTOCOL_UDP)" : `unknown protocol ${r.protocol.slice(1)}`);
+  }
+  const addr = r.hostAddress === "" ? "127.0.0.1" : r.hostAddress;
+  if (isIP(addr) === 0) bad("host_address", `"${addr.slice(0, 64)}" is not an IP address`);
+  else if (!cfg.forward.allowedListenAddresses.includes(addr))
+    bad("host_address", `${addr} is not in forward.allowed_listen_addresses (${cfg.forward.allowedListenAddresses.join(", ")})`);
+  // QEMU's slirp (user mode) forwards from IPv4 host addresses only.
+  else if (mode === "user" && !isIPv4(addr)) bad("host_address", `${addr}: user networking forwards from IPv4 addresses only`);
+  if (!Number.isInteger(r.hostPort) || r.hostPort < 1 || r.hostPort > 65535) bad("host_port", `is ${r.hostPort}; must be between 1 and 65535`);
+  else if (r.hostPort < cfg.forward.portMin || r.hostPort > cfg.forward.portMax)
+    bad("host_port", `is ${r.hostPort}; the configured range is ${cfg.forward.portMin}-${cfg.forward.portMax}`);
+  if (!Number.isInteger(r.vmPort) || r.vmPort < 1 || r.vmPort > 65535) bad("vm_port", `is ${r.vmPort}; must be between 1 and 65535`);
+  return ok ? { protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort } : undefined;
 }
 
+/**
+ * Checks the ports of a VM whose NIC 0 has `mode` (ports go to NIC 0) and
+ * returns them normalized (host address filled in).
+ */
+function checkPorts(f: Findings, prefix: string, raw: RawPort[], mode: NetMode | undefined, cfg: Config): PortSpec[] {
+  const ports: PortSpec[] = [];
+  if (raw.length > MAX_PORTS) {
+    f.invalid.add(prefix, `has ${raw.length} entries; at most ${MAX_PORTS}`);
+    return ports;
+  }
+  const seen = new Map<string, number>();
+  raw.forEach((r, i) => {
+    const port = checkPort(f.invalid, `${prefix}[${i}]`, r, mode, cfg);
+    if (!port) return;
+    const key = `${port.protocol}/${port.hostAddress}/${port.hostPort}`;
+    const prev = seen.get(key);
+    if (prev !== undefined) return f.invalid.add(`${prefix}[${i}].host_port`, `duplicates ${prefix}[${prev}] (${port.protocol} ${port.hostAddress}:${port.hostPort})`);
+    seen.set(key, i);
+    ports.push(port);
+  });
+  if (ports.length > 0 && mode === "custom") {
+    f.precondition = `${prefix}: a custom netdev cannot honour port mappings; forward inside the netdev instead`;
+  } else if (ports.length > 0 && mode !== undefined && FORWARDED_MODES.includes(mode) && !cfg.networking.forwardServiceEnabled) {
+    f.precondition = `${prefix}: ${mode} networking maps ports through the forward service, which is disabled (set networking.forward_service_enabled = true in vmm.toml)`;
+  }
+  return ports;
+}
+
+const NO_NIC: RawNic = { mode: undefined, bridge: "", macvtapParent: "", networkId: "", customNetdev: "" };
+
 /** Validates a CreateVm config; returns the resolved spec or throws with every problem. */
-export function validateSpec(raw: RawVmSpec, cfg: Config, prefix = "config."): VmSpec {
-  const p = new Problems();
-  const perm: string[] = [];
+export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "config."): VmSpec {
+  const { cfg } = ctx;
+  const f = new Findings();
+  const p = f.invalid;
   checkName(p, `${prefix}name`, raw.name);
-  checkResources(p, prefix, raw.vcpus, raw.memoryMib);
-  checkPath(p, `${prefix}kernel`, raw.kernel, false);
-  checkPath(p, `${prefix}initrd`, raw.initrd, false);
-  checkPath(p, `${prefix}disk`, raw.disk, false);
+  checkVcpus(p, `${prefix}vcpus`, raw.vcpus, true);
+  checkMemory(p, `${prefix}memory_mib`, raw.memoryMib, true);
+  checkOptionalPath(p, `${prefix}kernel`, raw.kernel);
+  checkOptionalPath(p, `${prefix}initrd`, raw.initrd);
+  checkOptionalPath(p, `${prefix}disk`, raw.disk);
   checkCmdline(p, `${prefix}cmdline`, raw.cmdline);
   let nics: NicSpec[] = [];
   if (raw.nics.length > MAX_NICS) p.add(`${prefix}nics`, `has ${raw.nics.length} entries; at most ${MAX_NICS}`);
   else {
-    const rawNics = raw.nics.length === 0 ? [{ mode: undefined, bridge: "", macvtapParent: "", networkId: "", customNetdev: "" }] : raw.nics;
-    nics = rawNics.map((n, i) => checkNic(p, perm, `${prefix}nics[${i}]`, n, cfg)).filter((n): n is NicSpec => n !== undefined);
+    const rawNics = raw.nics.length === 0 ? [NO_NIC] : raw.nics;
+    nics = rawNics.map((n, i) => checkNic(f, `${prefix}nics[${i}]`, i, n, cfg)).filter((n): n is NicSpec => n !== undefined);
   }
-  const { ports, precondition } = checkPorts(p, `${prefix}ports`, raw.ports, nics[0]?.mode, cfg);
+  const ports = checkPorts(f, `${prefix}ports`, raw.ports, nics[0]?.mode, cfg);
   checkDisks(p, prefix, raw.image, raw.imageSizeMib, raw.disks);
   if (raw.cloudInit) checkCloudInit(p, `${prefix}cloud_init.`, raw.cloudInit);
-  throwAll(p, perm, precondition);
+  f.throwIfAny();
   return {
     name: raw.name,
-    vcpus: raw.vcpus === 0 ? 1 : raw.vcpus,
-    memoryMib: raw.memoryMib === 0 ? 256 : raw.memoryMib,
+    vcpus: raw.vcpus === 0 ? VM_DEFAULTS.vcpus : raw.vcpus,
+    memoryMib: raw.memoryMib === 0 ? VM_DEFAULTS.memoryMib : raw.memoryMib,
     kernel: raw.kernel,
     initrd: raw.initrd,
     // With an image, an unset cmdline means the image's (resolved at start).
-    cmdline: raw.cmdline === "" && raw.image === "" ? "console=ttyS0" : raw.cmdline,
+    cmdline: raw.cmdline === "" && raw.image === "" ? VM_DEFAULTS.cmdline : raw.cmdline,
     disk: raw.disk,
     nics,
     ports,
@@ -241,36 +292,21 @@ export function validateSpec(raw: RawVmSpec, cfg: Config, prefix = "config."): V
   };
 }
 
-export interface RawUpdate {
-  name?: string;
-  vcpus?: number;
-  memoryMib?: number;
-  kernel?: string;
-  initrd?: string;
-  cmdline?: string;
-  autoRestart?: boolean;
-  /** undefined: unchanged; all fields empty: remove the seed drive. */
-  cloudInit?: CloudInitSpec;
-  updatePorts: boolean;
-  ports: RawPort[];
-}
-
 /** Applies an UpdateVm patch to `spec` (undefined fields: unchanged); throws with every problem. */
-export function validateUpdate(spec: VmSpec, u: RawUpdate, cfg: Config): VmSpec {
-  const p = new Problems();
+export function validateUpdate(spec: VmSpec, u: RawUpdate, ctx: VmInputContext): VmSpec {
+  const f = new Findings();
+  const p = f.invalid;
   if (u.name !== undefined) checkName(p, "name", u.name);
-  checkResources(p, "", u.vcpus ?? 0, u.memoryMib ?? 0);
-  if (u.vcpus === 0) p.add("vcpus", "must be between 1 and 64");
-  if (u.memoryMib === 0) p.add("memory_mib", `must be between ${MIN_MEMORY} and ${MAX_MEMORY}`);
-  if (u.kernel !== undefined) checkPath(p, "kernel", u.kernel, false);
-  if (u.initrd !== undefined) checkPath(p, "initrd", u.initrd, false);
+  if (u.vcpus !== undefined) checkVcpus(p, "vcpus", u.vcpus, false);
+  if (u.memoryMib !== undefined) checkMemory(p, "memory_mib", u.memoryMib, false);
+  if (u.kernel !== undefined) checkOptionalPath(p, "kernel", u.kernel);
+  if (u.initrd !== undefined) checkOptionalPath(p, "initrd", u.initrd);
   if (u.cmdline !== undefined) checkCmdline(p, "cmdline", u.cmdline);
   let ports = spec.ports;
-  let precondition: string | undefined;
   if (!u.updatePorts && u.ports.length > 0) p.add("ports", "is set but update_ports is false; set update_ports to replace the ports");
-  if (u.updatePorts) ({ ports, precondition } = checkPorts(p, "ports", u.ports, spec.nics[0]?.mode, cfg));
+  if (u.updatePorts) ports = checkPorts(f, "ports", u.ports, spec.nics[0]?.mode, ctx.cfg);
   if (u.cloudInit) checkCloudInit(p, "cloud_init.", u.cloudInit);
-  throwAll(p, [], precondition);
+  f.throwIfAny();
   const next: VmSpec = {
     ...spec,
     name: u.name ?? spec.name,
@@ -285,4 +321,19 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, cfg: Config): VmSpec 
   if (u.cloudInit && isEmptyCloudInit(u.cloudInit)) delete next.cloudInit;
   else if (u.cloudInit) next.cloudInit = u.cloudInit;
   return next;
+}
+
+/**
+ * Adds a problem for `field` (the VM id) when a run file of the VM would
+ * not fit QEMU's and passt's option values: its sockets must stay within
+ * the unix socket path limit, which a long state_dir plus a long id exceed.
+ */
+export function checkRunFiles(p: Problems, field: string, files: RunFiles): void {
+  for (const path of [files.qmp, files.console, files.passtSock]) {
+    const bytes = Buffer.byteLength(path);
+    if (bytes > UNIX_PATH_MAX) {
+      p.add(field, `is too long for this state_dir: ${path} is ${bytes} bytes, over the ${UNIX_PATH_MAX}-byte unix socket path limit`);
+      return;
+    }
+  }
 }

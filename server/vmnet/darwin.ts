@@ -5,9 +5,9 @@
 // XPC serialization never leaves the daemon. UNVERIFIED (cannot be built or
 // run on Linux): see docs/vmnet.md.
 import { VmmError } from "../errors.js";
-import { intToIpv4, parseIpv4Cidr } from "../net/addr.js";
+import { intToIpv4, netmaskOf, parseIpv4Cidr } from "../net/addr.js";
 import { vmnetNative, type VmnetError, type VmnetNetworkHandle } from "../../native/vmnet.js";
-import type { NetworkBackend, NetworkRecord } from "./registry.js";
+import type { NetworkBackend, NetworkRecord } from "./types.js";
 
 /** vmnet_return_t -> domain error kind (server/rpc/errors.ts maps kinds to codes). */
 export function vmnetErrorKind(status: number): VmmError["kind"] {
@@ -37,7 +37,7 @@ export class DarwinNetworkBackend implements NetworkBackend {
       const handle = vmnetNative().vmnetCreate({
         mode: s.mode,
         subnet: intToIpv4(cidr.network),
-        mask: intToIpv4((0xffffffff << (32 - cidr.prefix)) >>> 0),
+        mask: netmaskOf(cidr.prefix),
         ...(s.ipv6Prefix !== "" ? { ipv6Prefix: s.ipv6Prefix.split("/")[0]! } : {}),
         mtu: s.mtu,
         dhcp: s.dhcpEnabled,

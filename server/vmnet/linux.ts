@@ -10,21 +10,22 @@
 //     host; in shared mode, NAT44 (and NAT66) out of the external interface;
 //     in host mode nothing is routed to or from the bridge;
 //   * network-level port rules in the forwarder (owner "network:<id>").
-// Each VM NIC on the network is a TAP the supervisor opens and enslaves.
+// Each VM NIC on the network is a TAP the VM runner opens and enslaves
+// (server/vm/nic/vmnet.ts).
 //
 // Names and addresses reach `ip` argv, dnsmasq config lines and nftables
 // rules; all were validated by the registry (interface names, CIDRs, MACs,
 // IPs), and bridge/table names are generated from the network id.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { runProgram } from "../host/exec.js";
 import { join } from "node:path";
 import { precondition } from "../errors.js";
-import { intToIpv4, parseIpv4Cidr } from "../net/addr.js";
-import { createBridge, deleteLink, linkExists, runIp, setLinkUp } from "../net/iproute.js";
-import { isAlive, isOurProcess, processRef, readPidFile, spawnDetached, stopProcess, tailOfLog, waitUntil } from "../vm/process.js";
+import type { Forwarder } from "../forward/types.js";
+import { createBridge, deleteLink, linkExists, runIp, setLinkUp } from "../host/iproute.js";
+import { deleteTable, loadRuleset } from "../host/nft.js";
+import { isAlive, isOurProcess, processRef, readPidFile, spawnDetached, stopProcess, tailOfLog, waitUntil } from "../host/process.js";
 import { log } from "../log.js";
-import type { NetworkBackend, NetworkRecord } from "./registry.js";
-import type { Forwarder } from "../vm/manager.js";
+import { cidrSize, intToIpv4, netmaskOf, parseIpv4Cidr } from "../net/addr.js";
+import type { NetworkBackend, NetworkRecord } from "./types.js";
 
 export interface LinuxBackendOptions {
   stateDir: string;
@@ -57,8 +58,8 @@ export class LinuxNetworkBackend implements NetworkBackend {
   static dnsmasqConf(rec: NetworkRecord, f: { pid: string; leases: string; log: string }, hook: string): string {
     const s = rec.spec;
     const cidr = parseIpv4Cidr(s.ipv4Subnet)!;
-    const size = 2 ** (32 - cidr.prefix);
-    const mask = intToIpv4((0xffffffff << (32 - cidr.prefix)) >>> 0);
+    const size = cidrSize(cidr);
+    const mask = netmaskOf(cidr.prefix);
     const lines = [
       `# Written by vmmd for network ${rec.id}. DHCP${s.dnsProxyEnabled ? " and DNS" : ""} on ${rec.bridge} only.`,
       `interface=${rec.bridge}`,
@@ -118,9 +119,7 @@ export class LinuxNetworkBackend implements NetworkBackend {
 
   private async deleteTables(rec: NetworkRecord): Promise<void> {
     const t = tableOf(rec);
-    for (const [family, name] of [["inet", t], ["ip", `${t}_nat`], ["ip6", `${t}_nat6`]] as const) {
-      await runProgram(["nft", "delete", "table", family, name]).catch(() => undefined); // absent: fine
-    }
+    for (const [family, name] of [["inet", t], ["ip", `${t}_nat`], ["ip6", `${t}_nat6`]] as const) await deleteTable(family, name);
   }
 
   private async dnsmasqRunning(rec: NetworkRecord): Promise<boolean> {
@@ -148,7 +147,7 @@ export class LinuxNetworkBackend implements NetworkBackend {
     }
     // nftables: replace the network's tables as a whole.
     await this.deleteTables(rec);
-    await runProgram(["nft", "-f", "-"], { input: LinuxNetworkBackend.nftRules(rec, external) });
+    await loadRuleset(LinuxNetworkBackend.nftRules(rec, external));
     if (s.mode === "shared" && external !== "") {
       // Routing is a per-namespace switch; shared networks need it on.
       writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");

@@ -5,82 +5,23 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { checkId } from "../check.js";
 import type { Config } from "../config/types.js";
 import { precondition, Problems, VmmError } from "../errors.js";
-import type { HostPrefix } from "../net/iproute.js";
+import type { HostPrefix } from "../net/host-prefixes.js";
+import type { NetworkAttachment } from "../net/types.js";
+import { pageOf, readPage } from "../page.js";
 import { fsyncDir, mkdirDurable, readJson, sweepTrash, writeFileAtomic, writeJsonAtomic } from "../store/atomic.js";
-import { ID_RE } from "../vm/validate.js";
+import type { NetworkBackend, NetworkRecord, NetworkSpec, RawNetworkConfig, VmAttachments } from "./types.js";
 import { gatewayOf, validateNetwork } from "./validate.js";
-
-export type NetworkMode = "host" | "shared";
-
-export interface NetworkPortForwardSpec {
-  protocol: "tcp" | "udp";
-  listenAddress: string;
-  listenPort: number;
-  internalAddress: string;
-  internalPort: number;
-}
-
-export interface NetworkSpec {
-  mode: NetworkMode;
-  ipv4Subnet: string;
-  ipv6Prefix: string;
-  mtu: number;
-  dhcpEnabled: boolean;
-  dhcpReservations: { mac: string; ipv4: string }[];
-  nat44Enabled: boolean;
-  nat66Enabled: boolean;
-  dnsProxyEnabled: boolean;
-  routerAdvertisementEnabled: boolean;
-  portForwards: NetworkPortForwardSpec[];
-  externalInterface: string;
-}
-
-export interface NetworkRecord {
-  version: 1;
-  id: string;
-  name: string;
-  createdAt: string;
-  spec: NetworkSpec;
-  bridge: string;
-  gateway: string;
-  holders: { id: string; description: string; since: string }[];
-}
-
-/** Raw NetworkConfig from the API; enums named, unknown as "?N"; optionals undefined when unset. */
-export interface RawNetworkConfig {
-  mode: string | undefined;
-  ipv4Subnet: string;
-  ipv6Prefix: string;
-  mtu: number;
-  dhcpEnabled?: boolean;
-  dhcpReservations: { mac: string; ipv4: string }[];
-  nat44Enabled?: boolean;
-  nat66Enabled?: boolean;
-  dnsProxyEnabled?: boolean;
-  routerAdvertisementEnabled?: boolean;
-  portForwards: { protocol: string | undefined; listenAddress: string; listenPort: number; internalAddress: string; internalPort: number }[];
-  externalInterface: string;
-}
-
-/**
- * How a VM's NIC joins a network: through the network's host bridge (the
- * supervisor opens a TAP on it), or through a datagram socket fd the backend
- * relays frames on (macOS vmnet; the caller owns the fd).
- */
-export type NetworkAttachment = { bridge: string } | { fd: number };
-
-/** Host side of a network (Linux: bridge + dnsmasq + nftables). */
-export interface NetworkBackend {
-  realize(rec: NetworkRecord): Promise<void>;
-  destroy(rec: NetworkRecord): Promise<void>;
-  /** Backends without a host bridge hand out one datagram fd per NIC. */
-  attach?(rec: NetworkRecord, mac: string): number;
-}
 
 const SERIAL_PREFIX = "vmmnet1.";
 
+/**
+ * The networks of this daemon. It knows nothing of VMs: which VMs use a
+ * network is the VM manager's to say, and callers pass it where it matters
+ * (delete), so neither domain object holds the other.
+ */
 export class NetworkRegistry {
   private readonly dir: string;
   private readonly nets = new Map<string, NetworkRecord>();
@@ -91,8 +32,6 @@ export class NetworkRegistry {
   constructor(
     private readonly cfg: Config,
     private readonly backend: NetworkBackend | undefined,
-    /** VM ids attached to a network, from the VM manager. */
-    private readonly attachedVms: (networkId: string) => string[] = () => [],
     /** Address ranges the host uses; a new network must overlap none. */
     private readonly hostPrefixes: () => Promise<HostPrefix[]> = async () => [],
   ) {
@@ -114,6 +53,7 @@ export class NetworkRegistry {
     for (const rec of this.nets.values()) await this.backend?.realize(rec);
   }
 
+  /** IPv4 subnet of network `id`; undefined for an unknown network. */
   subnetOf(id: string): string | undefined {
     return this.nets.get(id)?.spec.ipv4Subnet;
   }
@@ -126,36 +66,24 @@ export class NetworkRegistry {
     return { bridge: rec.bridge };
   }
 
+  /** The network `id`; throws invalid (naming `field`) or not_found. */
   get(id: string, field = "id"): NetworkRecord {
     const p = new Problems();
-    if (id === "") p.add(field, "is required");
-    else if (!ID_RE.test(id)) p.add(field, "must be 1-63 of a-z 0-9 and '-'");
+    checkId(p, field, id);
     p.throwIfAny();
     const rec = this.nets.get(id);
     if (!rec) throw new VmmError("not_found", `${field}: network "${id}" not found`);
     return rec;
   }
 
+  /** One page of networks, oldest first. */
   list(pageSize: number, pageToken: string): { networks: NetworkRecord[]; next: string } {
     const p = new Problems();
-    if (pageSize > 1000) p.add("page_size", `is ${pageSize}; at most 1000`);
-    let offset = 0;
-    if (pageToken !== "") {
-      const m = /^o(\d{1,9})$/.exec(Buffer.from(pageToken, "base64url").toString());
-      if (!m) p.add("page_token", "is not a token returned by ListNetworks");
-      else offset = Number(m[1]);
-    }
+    const w = readPage(p, { pageSize, pageToken }, "ListNetworks");
     p.throwIfAny();
     const all = [...this.nets.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
-    const size = pageSize === 0 ? 100 : pageSize;
-    return {
-      networks: all.slice(offset, offset + size),
-      next: offset + size < all.length ? Buffer.from(`o${offset + size}`).toString("base64url") : "",
-    };
-  }
-
-  attached(id: string): string[] {
-    return this.attachedVms(id);
+    const page = pageOf(all, w);
+    return { networks: page.items, next: page.nextPageToken };
   }
 
   /** Runs `fn` after every earlier create/delete: validation sees the networks that exist. */
@@ -165,6 +93,7 @@ export class NetworkRegistry {
     return next;
   }
 
+  /** Validates, records and realizes a new network; nothing is left behind when a step fails. */
   create(name: string, c: RawNetworkConfig): Promise<NetworkRecord> {
     return this.exclusive(async () => {
       const host = await this.hostPrefixes();
@@ -202,15 +131,20 @@ export class NetworkRegistry {
     return rec;
   }
 
-  delete(id: string, force: boolean): Promise<void> {
+  /**
+   * Destroys network `id`. `vms` says which VMs have a NIC on it (the VM
+   * manager), asked inside the create/delete chain: without `force` a
+   * network in use is refused.
+   */
+  delete(id: string, force: boolean, vms: VmAttachments): Promise<void> {
     const rec = this.get(id);
-    return this.exclusive(() => this.deleteRecord(rec, force));
+    return this.exclusive(() => this.deleteRecord(rec, force, vms));
   }
 
-  private async deleteRecord(rec: NetworkRecord, force: boolean): Promise<void> {
+  private async deleteRecord(rec: NetworkRecord, force: boolean, attachments: VmAttachments): Promise<void> {
     const id = rec.id;
     if (!this.nets.has(id)) throw new VmmError("not_found", `id: network "${id}" not found`);
-    const vms = this.attachedVms(id);
+    const vms = attachments.attachedTo(id);
     if (!force && vms.length > 0) throw precondition(`network "${id}" has attached VMs (${vms.join(", ")}); remove them first or set force`);
     if (!force && rec.holders.length > 0) throw precondition(`network "${id}" has ${rec.holders.length} holder(s); release them first or set force`);
     await this.backend?.destroy(rec);
@@ -219,6 +153,7 @@ export class NetworkRegistry {
     this.nets.delete(id);
   }
 
+  /** The signed handle another process presents to AcquireNetwork. */
   serialize(rec: NetworkRecord): string {
     const payload = Buffer.from(JSON.stringify({ v: 1, id: rec.id, created: rec.createdAt })).toString("base64url");
     const mac = createHmac("sha256", this.secret).update(payload).digest("base64url");
@@ -252,6 +187,7 @@ export class NetworkRegistry {
     return rec;
   }
 
+  /** Registers a holder of the network named by `serialization`. */
   acquire(serialization: string, description: string): { rec: NetworkRecord; holderId: string } {
     if (description.length > 256 || /[\u0000-\u001f\u007f]/.test(description))
       throw new VmmError("invalid", "holder_description: must be at most 256 characters without control characters", { problems: [{ field: "holder_description", message: "too long or has control characters" }] });
@@ -266,6 +202,7 @@ export class NetworkRegistry {
     return { rec: next, holderId };
   }
 
+  /** Removes holder `holderId` of network `networkId`. */
   release(networkId: string, holderId: string): void {
     const rec = this.get(networkId, "network_id");
     if (!rec.holders.some((h) => h.id === holderId)) throw new VmmError("not_found", `holder_id: holder "${holderId.slice(0, 64)}" of network "${networkId}" not found`);

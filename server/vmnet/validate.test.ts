@@ -4,10 +4,10 @@
 import { describe, expect, it } from "vitest";
 import { fillDefaults } from "../config/defaults.js";
 import { ValidationError, VmmError } from "../errors.js";
-import type { HostPrefix } from "../net/iproute.js";
+import type { HostPrefix } from "../net/host-prefixes.js";
 import { parseIpv4Cidr } from "../net/addr.js";
 import { parseIpv6Cidr } from "../net/ipv6.js";
-import type { NetworkRecord, RawNetworkConfig } from "./registry.js";
+import type { NetworkRecord, RawNetworkConfig } from "./types.js";
 import { allocateSubnet, validateNetwork, type NetworkContext } from "./validate.js";
 
 const cfg = fillDefaults({ stateDir: "/x", networking: { bridgeSubnets: { vmmbr0: "10.20.0.0/24" } } });

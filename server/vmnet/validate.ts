@@ -15,11 +15,10 @@ import { isIPv4 } from "node:net";
 import type { Config } from "../config/types.js";
 import { Problems, VmmError } from "../errors.js";
 import { cidrLast, cidrsOverlap, cidrToString, cidrWithin, intToIpv4, ipv4ToInt, isPrivateIpv4Cidr, parseIpv4Cidr, PRIVATE_IPV4, type Ipv4Cidr } from "../net/addr.js";
-import type { HostPrefix } from "../net/iproute.js";
+import type { HostPrefix } from "../net/host-prefixes.js";
 import { ipv6CidrToString, ipv6Overlap, parseIpv6Cidr, ULA, type Ipv6Cidr } from "../net/ipv6.js";
-import { isMulticastMac, normalizeMac } from "../net/mac.js";
-import { checkName } from "../vm/validate.js";
-import type { NetworkMode, NetworkPortForwardSpec, NetworkRecord, NetworkSpec, RawNetworkConfig } from "./registry.js";
+import { checkName, isMulticastMac, normalizeMac } from "../check.js";
+import type { NetworkMode, NetworkPortForwardSpec, NetworkRecord, NetworkSpec, RawNetworkConfig } from "./types.js";
 
 /** Shortest and longest prefix of a network's IPv4 subnet: /29 leaves 5 guest addresses. */
 export const MIN_PREFIX = 16;
@@ -32,7 +31,7 @@ export interface NetworkContext {
   cfg: Config;
   /** Networks that exist now. */
   existing: readonly NetworkRecord[];
-  /** Address ranges the host uses (server/net/iproute.ts hostPrefixes). */
+  /** Address ranges the host uses (server/net/host-prefixes.ts hostPrefixes). */
   host: readonly HostPrefix[];
 }
 

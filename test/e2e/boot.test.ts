@@ -13,9 +13,9 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { deriveMac } from "../../server/net/mac.js";
 import { buildPasstArgv, preparePasstRuntimeDir } from "../../server/net/passt.js";
-import { addToBridge, createBridge, createMacvtap, deleteLink, ipArgv, runIp } from "../../server/net/iproute.js";
+import { addToBridge, createBridge, createMacvtap, deleteLink, ipArgv, runIp } from "../../server/host/iproute.js";
 import { closeFd, openMacvtap, openTap } from "../../native/tap.js";
-import { childFdOf, isAlive, waitUntil } from "../../server/vm/process.js";
+import { childFdOf, isAlive, waitUntil } from "../../server/host/process.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { useNetnsSysfs, uniq } from "../guest/netns.js";
 import {

@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { buildQemuArgv } from "../../server/vm/qemu-argv.js";
-import { childFdOf, stopProcess, processRef } from "../../server/vm/process.js";
+import { childFdOf, stopProcess, processRef } from "../../server/host/process.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { Cleanup, QEMU_BIN, workDir } from "../guest/harness.js";
 

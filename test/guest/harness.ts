@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildQemuArgv, type NicSpec, type QemuSpec } from "../../server/vm/qemu-argv.js";
 import { QmpClient } from "../../server/vm/qmp.js";
-import { isAlive, spawnDetached, stopProcess, waitForExit, waitUntil, type ProcessRef } from "../../server/vm/process.js";
+import { isAlive, spawnDetached, stopProcess, waitForExit, waitUntil, type ProcessRef } from "../../server/host/process.js";
 import { guestInitrd, guestKernel } from "./paths.js";
 import { runProgram } from "../../server/host/exec.js";
 

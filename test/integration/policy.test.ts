@@ -45,7 +45,7 @@ beforeAll(async () => {
   sh(["ip", "route", "add", "10.56.0.0/16", "dev", "br-hostpol"]);
   d = await startDaemon({ toml: TOML });
   nets = client(NetworkService, transport(d, "connect", "tcp", { token: ADMIN }));
-  const net = await nets.createNetwork({ name: "pol-net", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.96.0.0/24", ipv6Prefix: "fd00:96::/64" } });
+  const net = await nets.createNetwork({ name: "pol-net", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.73.0.0/24", ipv6Prefix: "fd00:73::/64" } });
   serialization = net.network!.serialization;
   const capped = await nets.createNetwork({ name: "capped", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.97.0.0/24" } });
   cappedSerialization = capped.network!.serialization;
@@ -89,9 +89,9 @@ interface Case {
 
 const CASES: Case[] = [
   // subnets: private, non-overlapping, servable by DHCP
-  { name: "subnet containing another network's (10.96.0.0/16)", call: subnet("10.96.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "network net-" },
-  { name: "subnet inside another network's (10.96.0.128/25)", call: subnet("10.96.0.128/25"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "overlaps 10.96.0.0/24" },
-  { name: "subnet equal to another network's", call: subnet("10.96.0.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet" },
+  { name: "subnet containing another network's (10.73.0.0/16)", call: subnet("10.73.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "network net-" },
+  { name: "subnet inside another network's (10.73.0.128/25)", call: subnet("10.73.0.128/25"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "overlaps 10.73.0.0/24" },
+  { name: "subnet equal to another network's", call: subnet("10.73.0.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet" },
   { name: "subnet containing the whole pool (192.168.0.0/16)", call: subnet("192.168.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "vmnet.subnet_pool" },
   { name: "loopback subnet", call: subnet("127.1.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
   { name: "'this network' subnet", call: subnet("0.0.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
@@ -135,7 +135,7 @@ const CASES: Case[] = [
   { name: "IPv6 prefix with host bits (fd00:1::1/64)", call: ipv6("fd00:1::1/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "zero host bits" },
   { name: "IPv6 prefix not a /64", call: ipv6("fd00:1::/48"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "/64" },
   { name: "global IPv6 prefix", call: ipv6("2001:db8::/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "fc00::/7" },
-  { name: "IPv6 prefix of another network", call: ipv6("fd00:96::/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "network net-" },
+  { name: "IPv6 prefix of another network", call: ipv6("fd00:73::/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "network net-" },
   { name: "IPv6 prefix with a zone", call: ipv6("fd00:1::%lo/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix" },
   // handles: one canonical encoding
   { name: "handle with a character appended", call: acquire(() => serialization + "A"), code: Code.InvalidArgument, field: "serialization" },

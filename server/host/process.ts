@@ -15,14 +15,16 @@
 //
 // Passing fds (TAP, macvtap): spawn's `stdio` array maps index i to the
 // child's fd i, so extraFds[k] becomes the child's fd 3+k
-// (FIRST_INHERITED_FD in qemu-argv.ts). The child gets a dup2()'d copy; the
-// caller keeps ownership of its own fd and should close it after the spawn.
+// (FIRST_INHERITED_FD). The child gets a dup2()'d copy; the caller keeps
+// ownership of its own fd and should close it after the spawn.
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { VmmError, hostError } from "../errors.js";
-import { FIRST_INHERITED_FD } from "./qemu-argv.js";
+
+/** The first fd number a child sees for fds passed after stdin/out/err (extraFds[0]). */
+export const FIRST_INHERITED_FD = 3;
 
 export interface SpawnDetachedOptions {
   /** argv[0] is the program (absolute path or found in PATH); no shell is involved. */

@@ -7,13 +7,11 @@
 // is not) would be read as a different command, so names must match a
 // strict pattern, addresses must be IP literals with a prefix length, MACs
 // must be MACs. Names are also limited to IFNAMSIZ-1 = 15 bytes.
-import { runProgram } from "../host/exec.js";
-import { IFNAME_RE, ipv4ToInt, type Ipv4Cidr } from "./addr.js";
-import { parseIpv6, type Ipv6Cidr } from "./ipv6.js";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
+import { IFNAME_RE, normalizeMac } from "../check.js";
 import { Problems, VmmError, type ErrorKind } from "../errors.js";
-import { normalizeMac } from "./mac.js";
+import { runProgram } from "./exec.js";
 
 /** The `ip` binary; absolute path to not depend on PATH when set. */
 export const IP_BIN = process.env.VMM_IP_BIN ?? "ip";
@@ -196,39 +194,25 @@ export async function deleteLink(dev: string, opts: RunIpOptions & { ignoreMissi
   }
 }
 
-/** An address range the host already uses: the subnet of one of its addresses, or a route's destination. */
-export type HostPrefix = ({ family: 4; cidr: Ipv4Cidr } | { family: 6; cidr: Ipv6Cidr }) & {
+/** An address range the host already uses, as text ("10.0.0.5/24", "fd00::/64"). */
+export interface HostRange {
+  /** Address with prefix length, or a route destination (a bare address is one host). */
+  text: string;
   /** For messages, e.g. "address 10.0.0.5/24 on eth0" or "route 10.96.0.0/12 dev cni0". */
   what: string;
-};
-
-/** "a.b.c.d[/n]" or "x::y[/n]" with host bits masked off; undefined when unparsable. */
-function toPrefix(text: string): { family: 4; cidr: Ipv4Cidr } | { family: 6; cidr: Ipv6Cidr } | undefined {
-  const [addr = "", len] = text.split("/");
-  if (isIP(addr) === 4) {
-    const prefix = len === undefined ? 32 : Number(len);
-    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-    return { family: 4, cidr: { network: (ipv4ToInt(addr)! & mask) >>> 0, prefix } };
-  }
-  const n = parseIpv6(addr);
-  if (n === null) return undefined;
-  const prefix = len === undefined ? 128 : Number(len);
-  const host = prefix === 128 ? 0n : (1n << BigInt(128 - prefix)) - 1n;
-  return { family: 6, cidr: { network: n & ~host, prefix } };
 }
 
 /**
- * Every address range the host (this network namespace) uses: the subnet
- * of each address, and on Linux the destination of each route in every
- * table, the default routes left out (they cover everything). A network
- * whose subnet overlaps one of these would shadow it.
+ * Every address range the host (this network namespace) uses: each address
+ * with its prefix length, and on Linux the destination of each route in
+ * every table, the default routes left out (they cover everything). Parsed
+ * into prefixes by net/host-prefixes.ts.
  */
-export async function hostPrefixes(opts?: RunIpOptions): Promise<HostPrefix[]> {
-  const out: HostPrefix[] = [];
+export async function hostRanges(opts?: RunIpOptions): Promise<HostRange[]> {
+  const out: HostRange[] = [];
   for (const [ifname, addrs] of Object.entries(networkInterfaces())) {
     for (const a of addrs ?? []) {
-      const p = a.cidr === null ? undefined : toPrefix(a.cidr);
-      if (p) out.push({ ...p, what: `address ${a.cidr} on ${ifname}` });
+      if (a.cidr !== null) out.push({ text: a.cidr, what: `address ${a.cidr} on ${ifname}` });
     }
   }
   if (process.platform !== "linux") return out;
@@ -236,8 +220,7 @@ export async function hostPrefixes(opts?: RunIpOptions): Promise<HostPrefix[]> {
     const routes = JSON.parse(await runIp(["-j", family, "route", "show", "table", "all"], opts)) as { dst?: string; dev?: string; type?: string }[];
     for (const r of routes) {
       if (r.dst === undefined || r.dst === "default") continue;
-      const p = toPrefix(r.dst);
-      if (p && p.cidr.prefix > 0) out.push({ ...p, what: `route ${r.type && r.type !== "unicast" ? `${r.type} ` : ""}${r.dst}${r.dev ? ` dev ${r.dev}` : ""}` });
+      out.push({ text: r.dst, what: `route ${r.type && r.type !== "unicast" ? `${r.type} ` : ""}${r.dst}${r.dev ? ` dev ${r.dev}` : ""}` });
     }
   }
   return out;
