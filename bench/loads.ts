@@ -20,7 +20,7 @@ const toUs = (v: string, unit: string) => Number(v) * (unit === "us" ? 1 : unit 
  * forwarded connection that the backend closes after its answer. `prefix`:
  * e.g. taskset.
  */
-export function wrk(host: string, port: number, conns: number, close: boolean, prefix: string[] = []): { rps: number; p50: number; p99: number; errors: string } {
+export function wrk(host: string, port: number, conns: number, close: boolean, prefix: string[] = []): { rps: number; requests: number; p50: number; p99: number; errors: string } {
   const argv = [...prefix, "wrk", "-t1", `-c${conns}`, `-d${SECS}s`, "--latency"];
   if (close) argv.push("-H", "Connection: close");
   argv.push(`http://${host}:${port}/`);
@@ -31,7 +31,8 @@ export function wrk(host: string, port: number, conns: number, close: boolean, p
     return m ? toUs(m[1]!, m[2]!) : NaN;
   };
   const errs = /Non-2xx or 3xx responses: (\d+)|Socket errors: .*/.exec(out);
-  return { rps, p50: pct("50"), p99: pct("99"), errors: errs ? errs[0] : "" };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+  return { rps, requests, p50: pct("50"), p99: pct("99"), errors: errs ? errs[0] : "" };
 }
 
 /** UDP round trips/s with 16 requests in flight; `lost`: requests resent after 200 ms. */

@@ -38,7 +38,9 @@ interface Row {
   cps1?: number;
   cps32?: number;
   cps128?: number;
+  cpuConn?: number;
   ka?: number;
+  cpuReq?: number;
   p50?: number;
   p99?: number;
   udp?: number;
@@ -46,7 +48,7 @@ interface Row {
   rssIdle?: number;
   notes: string[];
 }
-const numeric = ["tcp1", "tcp4", "cpuGb", "cps1", "cps32", "cps128", "ka", "p50", "p99", "udp", "rss", "rssIdle"] as const;
+const numeric = ["tcp1", "tcp4", "cpuGb", "cps1", "cps32", "cps128", "cpuConn", "ka", "cpuReq", "p50", "p99", "udp", "rss", "rssIdle"] as const;
 
 function median(xs: number[]): number | undefined {
   const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
@@ -100,16 +102,20 @@ async function measure(peer: Peer, base: number, bins: { udp: string }, backend:
     log(`${peer.name}: connections per second`);
     for (const [c, k] of [[1, "cps1"], [32, "cps32"], [128, "cps128"]] as const) {
       await tryit(`conn/s c=${c}`, () => {
+        const c0 = cpuSeconds(r.pids());
         const w = wrk(h, r.ports.http, c, true);
         if (w.errors) row.notes.push(`conn/s c=${c}: ${w.errors}`);
         row[k] = w.rps;
+        if (c === 32 && relay && !peer.skip?.cpu) row.cpuConn = ((cpuSeconds(r.pids()) - c0) / w.requests) * 1e6;
       });
     }
     log(`${peer.name}: keep-alive`);
     await tryit("keep-alive", () => {
+      const c0 = cpuSeconds(r.pids());
       const w = wrk(h, r.ports.http, 32, false);
       if (w.errors) row.notes.push(`keep-alive: ${w.errors}`);
       row.ka = w.rps;
+      if (relay && !peer.skip?.cpu) row.cpuReq = ((cpuSeconds(r.pids()) - c0) / w.requests) * 1e6;
     });
     log(`${peer.name}: latency (pinned)`);
     await tryit("latency", () => {
@@ -242,22 +248,23 @@ async function main(): Promise<void> {
   const d = rows[0]!;
   const splice = rows.find((r) => r.name === "splice relay (C)");
   const lines = [
-    `| relay | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | CPU s/GB | conn/s, 1 client | conn/s, 32 clients | conn/s, 128 clients | keep-alive req/s (32 conns) | p50 µs (1 conn, pinned) | p99 µs (1 conn, pinned) | UDP round trips/s | RSS MB | RSS MB, ${IDLE_CONNS} idle conns |`,
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    `| relay | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | CPU s/GB | conn/s, 1 client | conn/s, 32 clients | conn/s, 128 clients | CPU µs/conn | keep-alive req/s (32 conns) | CPU µs/req | p50 µs (1 conn, pinned) | p99 µs (1 conn, pinned) | UDP round trips/s | RSS MB | RSS MB, ${IDLE_CONNS} idle conns |`,
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
     const skip = chosen.find((p) => p.name === r.name)?.skip ?? {};
     const na = (k: keyof typeof skip, s: string) => (skip[k] ? "n/a" : s);
     lines.push(
-      `| ${r.name} | ${fmt(r.tcp1, d.tcp1, 1)} | ${fmt(r.tcp4, d.tcp4, 1)} | ${na("cpu", fmt(r.cpuGb, splice?.cpuGb, 2))} | ${fmt(r.cps1, d.cps1, 0)} | ${fmt(r.cps32, d.cps32, 0)} | ${fmt(r.cps128, d.cps128, 0)} | ${fmt(r.ka, d.ka, 0)} | ${fmt(r.p50, d.p50, 0)} | ${fmt(r.p99, d.p99, 0)} | ${na("udp", fmt(r.udp, d.udp, 0))} | ${na("rss", fmt(r.rss, undefined, 1))} | ${na("idle", fmt(r.rssIdle, undefined, 1))} |`,
+      `| ${r.name} | ${fmt(r.tcp1, d.tcp1, 1)} | ${fmt(r.tcp4, d.tcp4, 1)} | ${na("cpu", fmt(r.cpuGb, splice?.cpuGb, 2))} | ${fmt(r.cps1, d.cps1, 0)} | ${fmt(r.cps32, d.cps32, 0)} | ${fmt(r.cps128, d.cps128, 0)} | ${na("cpu", fmt(r.cpuConn, splice?.cpuConn, 1))} | ${fmt(r.ka, d.ka, 0)} | ${na("cpu", fmt(r.cpuReq, splice?.cpuReq, 1))} | ${fmt(r.p50, d.p50, 0)} | ${fmt(r.p99, d.p99, 0)} | ${na("udp", fmt(r.udp, d.udp, 0))} | ${na("rss", fmt(r.rss, undefined, 1))} | ${na("idle", fmt(r.rssIdle, undefined, 1))} |`,
     );
   }
   process.stdout.write(
     `${lines.join("\n")}\n\n` +
       `${SECS} s per figure, median of ${RUNS} interleaved round(s). Clients on 127.0.0.1 of this namespace, backends in namespace ${NS} ` +
       `(${GUEST_IP}, behind a veth); "direct" connects to the backends without a relay. Ratios: to direct (throughput: higher is better; latency: lower ` +
-      `is better), CPU to the plain C splice relay (lower is better). CPU s/GB: CPU time (user + system) of the relay's whole process tree during ` +
-      `the two iperf3 runs, per GB they moved. conn/s: wrk with "Connection: close" (every request a new forwarded connection, closed after one ` +
+      `is better), CPU to the plain C splice relay (lower is better). CPU: time (user + system) of the relay's whole process tree: per GB during ` +
+      `the two iperf3 runs, per connection during the 32-client conn/s run, per request during the keep-alive run (these hold up on a ` +
+      `busy machine, where rates and latencies do not). conn/s: wrk with "Connection: close" (every request a new forwarded connection, closed after one ` +
       `answer) at 1, 32 and 128 concurrent clients. Latency: wrk with one keep-alive connection, the relay's processes pinned to CPU ${RELAY_CPU}, ` +
       `wrk and the backend to CPU ${LOAD_CPU}. RSS: VmRSS of the processes carrying the bytes (vmm: the vmm-relayd processes, not the Node process ` +
       `controlling them). Load average at the start: ${loadStart}; at the end: ${load()}.\n`,

@@ -96,6 +96,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     // vmm-relayd outlives the daemon (kill -9, restart, upgrade): the next
     // daemon finds it through this directory and adopts its rules.
     relayDir: join(cfg.stateDir, "relay"),
+    defaultPath: cfg.forward.defaultPath,
   });
   const adopted = await forwards.adopt();
   if (adopted > 0) log("info", "forwarding carried on through the restart", { rules: adopted });

@@ -54,6 +54,8 @@ export interface ForwardServiceOptions {
   udpIdleMs?: number;
   /** UDP sessions per rule; datagrams from further clients are dropped. Default 1024. */
   maxUdpSessionsPerRule?: number;
+  /** Path of rules that name none. Default "userspace". */
+  defaultPath?: "userspace" | "nat";
   /**
    * nftables table of nat rules (`inet <name>`). Default: `vmmfwd_` and a
    * hash of the relay directory, so every daemon (state dir) has its own.
@@ -104,6 +106,7 @@ export class ForwardService {
   private readonly tempDir: string | undefined;
   private readonly relayDir: string;
   private readonly limits: RelayLimits;
+  private readonly defaultPath: "userspace" | "nat";
   private readonly entries = new Map<string, Entry>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -122,6 +125,8 @@ export class ForwardService {
     if (workers > 64) problems.push({ field: "relayWorkers", message: "must be at most 64" });
     const packBelow = positiveInt(problems, "relayPackBelow", opts.relayPackBelow, 1024);
     const mode = opts.relay ?? "auto";
+    this.defaultPath = opts.defaultPath ?? "userspace";
+    if (this.defaultPath !== "userspace" && this.defaultPath !== "nat") problems.push({ field: "defaultPath", message: 'must be "userspace" or "nat"' });
     if (mode !== "auto" && mode !== "native" && mode !== "sockets") {
       problems.push({ field: "relay", message: 'must be "auto", "native" or "sockets"' });
     }
@@ -285,7 +290,7 @@ export class ForwardService {
       throw new ValidationError([{ field: "owner", message: "must be a non-empty string" }]);
     }
     this.claimed?.add(owner);
-    const rules = validateRules(input, "rules");
+    const rules = validateRules(input, "rules", this.defaultPath);
 
     const wanted = new Map<string, { rule: ForwardRule; index: number }>();
     // validateRules keeps order and drops nothing once it did not throw, so

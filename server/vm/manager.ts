@@ -445,6 +445,9 @@ export class VmManager {
       listenPort: p.hostPort,
       targetAddress: lease.ip,
       targetPort: p.vmPort,
+      // Unset: the forward service's default path.
+      ...(p.path ? { path: p.path } : {}),
+      ...(p.proxyProtocol ? { proxyProtocol: true } : {}),
     }));
   }
 

@@ -16,6 +16,10 @@ export interface PortSpec {
   hostAddress: string;
   hostPort: number;
   vmPort: number;
+  /** Forwarded modes: "userspace" or "nat"; absent: the daemon's `[forward] default_path` when the rule is applied. */
+  path?: "userspace" | "nat";
+  /** Forwarded modes, userspace TCP: a PROXY protocol v2 header first. */
+  proxyProtocol?: boolean;
 }
 
 /** A validated NIC: its mode and the one option that mode takes. */
@@ -108,6 +112,9 @@ export interface RawPort {
   hostAddress: string;
   hostPort: number;
   vmPort: number;
+  /** "userspace", "nat", undefined (the daemon's default) or "?N" (an unknown enum value). */
+  path: string | undefined;
+  proxyProtocol: boolean;
 }
 
 /** A NIC as it arrives from the API; unset strings are "", an unknown mode "?N". */

@@ -181,7 +181,15 @@ export class LinuxNetworkBackend implements NetworkBackend {
     }
     await this.o.forwards.apply(
       `network:${rec.id}`,
-      s.portForwards.map((p) => ({ protocol: p.protocol, listenAddress: p.listenAddress, listenPort: p.listenPort, targetAddress: p.internalAddress, targetPort: p.internalPort })),
+      s.portForwards.map((p) => ({
+        protocol: p.protocol,
+        listenAddress: p.listenAddress,
+        listenPort: p.listenPort,
+        targetAddress: p.internalAddress,
+        targetPort: p.internalPort,
+        ...(p.path ? { path: p.path } : {}),
+        ...(p.proxyProtocol ? { proxyProtocol: true } : {}),
+      })),
     );
   }
 

@@ -137,8 +137,13 @@ type NetworkPortForward struct {
 	// Address inside the network's IPv4 subnet.
 	InternalAddress string `protobuf:"bytes,4,opt,name=internal_address,json=internalAddress,proto3" json:"internal_address,omitempty"`
 	InternalPort    uint32 `protobuf:"varint,5,opt,name=internal_port,json=internalPort,proto3" json:"internal_port,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How the port is forwarded. Omitted: the daemon's default.
+	Path ForwardPath `protobuf:"varint,6,opt,name=path,proto3,enum=vmm.v1.ForwardPath" json:"path,omitempty"`
+	// Send a PROXY protocol v2 header to the internal address first
+	// (userspace TCP only). Omitted: false.
+	ProxyProtocol bool `protobuf:"varint,7,opt,name=proxy_protocol,json=proxyProtocol,proto3" json:"proxy_protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NetworkPortForward) Reset() {
@@ -204,6 +209,20 @@ func (x *NetworkPortForward) GetInternalPort() uint32 {
 		return x.InternalPort
 	}
 	return 0
+}
+
+func (x *NetworkPortForward) GetPath() ForwardPath {
+	if x != nil {
+		return x.Path
+	}
+	return ForwardPath_FORWARD_PATH_UNSPECIFIED
+}
+
+func (x *NetworkPortForward) GetProxyProtocol() bool {
+	if x != nil {
+		return x.ProxyProtocol
+	}
+	return false
 }
 
 // NetworkConfig mirrors vmnet_network_configuration_ref.
@@ -1047,14 +1066,16 @@ const file_vmm_v1_network_proto_rawDesc = "" +
 	"\x14vmm/v1/network.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x10vmm/v1/vmm.proto\"7\n" +
 	"\x0fDhcpReservation\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x12\n" +
-	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\"\xda\x01\n" +
+	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\"\xaa\x02\n" +
 	"\x12NetworkPortForward\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12%\n" +
 	"\x0elisten_address\x18\x02 \x01(\tR\rlistenAddress\x12\x1f\n" +
 	"\vlisten_port\x18\x03 \x01(\rR\n" +
 	"listenPort\x12)\n" +
 	"\x10internal_address\x18\x04 \x01(\tR\x0finternalAddress\x12#\n" +
-	"\rinternal_port\x18\x05 \x01(\rR\finternalPort\"\xa2\x05\n" +
+	"\rinternal_port\x18\x05 \x01(\rR\finternalPort\x12'\n" +
+	"\x04path\x18\x06 \x01(\x0e2\x13.vmm.v1.ForwardPathR\x04path\x12%\n" +
+	"\x0eproxy_protocol\x18\a \x01(\bR\rproxyProtocol\"\xa2\x05\n" +
 	"\rNetworkConfig\x12'\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x13.vmm.v1.NetworkModeR\x04mode\x12\x1f\n" +
 	"\vipv4_subnet\x18\x02 \x01(\tR\n" +
@@ -1167,37 +1188,39 @@ var file_vmm_v1_network_proto_goTypes = []any{
 	(*ReleaseNetworkRequest)(nil),  // 15: vmm.v1.ReleaseNetworkRequest
 	(*ReleaseNetworkResponse)(nil), // 16: vmm.v1.ReleaseNetworkResponse
 	(Protocol)(0),                  // 17: vmm.v1.Protocol
-	(*timestamppb.Timestamp)(nil),  // 18: google.protobuf.Timestamp
+	(ForwardPath)(0),               // 18: vmm.v1.ForwardPath
+	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
 }
 var file_vmm_v1_network_proto_depIdxs = []int32{
 	17, // 0: vmm.v1.NetworkPortForward.protocol:type_name -> vmm.v1.Protocol
-	0,  // 1: vmm.v1.NetworkConfig.mode:type_name -> vmm.v1.NetworkMode
-	1,  // 2: vmm.v1.NetworkConfig.dhcp_reservations:type_name -> vmm.v1.DhcpReservation
-	2,  // 3: vmm.v1.NetworkConfig.port_forwards:type_name -> vmm.v1.NetworkPortForward
-	3,  // 4: vmm.v1.Network.config:type_name -> vmm.v1.NetworkConfig
-	18, // 5: vmm.v1.Network.created_at:type_name -> google.protobuf.Timestamp
-	3,  // 6: vmm.v1.CreateNetworkRequest.config:type_name -> vmm.v1.NetworkConfig
-	4,  // 7: vmm.v1.CreateNetworkResponse.network:type_name -> vmm.v1.Network
-	4,  // 8: vmm.v1.GetNetworkResponse.network:type_name -> vmm.v1.Network
-	4,  // 9: vmm.v1.ListNetworksResponse.networks:type_name -> vmm.v1.Network
-	4,  // 10: vmm.v1.AcquireNetworkResponse.network:type_name -> vmm.v1.Network
-	5,  // 11: vmm.v1.NetworkService.CreateNetwork:input_type -> vmm.v1.CreateNetworkRequest
-	7,  // 12: vmm.v1.NetworkService.GetNetwork:input_type -> vmm.v1.GetNetworkRequest
-	9,  // 13: vmm.v1.NetworkService.ListNetworks:input_type -> vmm.v1.ListNetworksRequest
-	11, // 14: vmm.v1.NetworkService.DeleteNetwork:input_type -> vmm.v1.DeleteNetworkRequest
-	13, // 15: vmm.v1.NetworkService.AcquireNetwork:input_type -> vmm.v1.AcquireNetworkRequest
-	15, // 16: vmm.v1.NetworkService.ReleaseNetwork:input_type -> vmm.v1.ReleaseNetworkRequest
-	6,  // 17: vmm.v1.NetworkService.CreateNetwork:output_type -> vmm.v1.CreateNetworkResponse
-	8,  // 18: vmm.v1.NetworkService.GetNetwork:output_type -> vmm.v1.GetNetworkResponse
-	10, // 19: vmm.v1.NetworkService.ListNetworks:output_type -> vmm.v1.ListNetworksResponse
-	12, // 20: vmm.v1.NetworkService.DeleteNetwork:output_type -> vmm.v1.DeleteNetworkResponse
-	14, // 21: vmm.v1.NetworkService.AcquireNetwork:output_type -> vmm.v1.AcquireNetworkResponse
-	16, // 22: vmm.v1.NetworkService.ReleaseNetwork:output_type -> vmm.v1.ReleaseNetworkResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	18, // 1: vmm.v1.NetworkPortForward.path:type_name -> vmm.v1.ForwardPath
+	0,  // 2: vmm.v1.NetworkConfig.mode:type_name -> vmm.v1.NetworkMode
+	1,  // 3: vmm.v1.NetworkConfig.dhcp_reservations:type_name -> vmm.v1.DhcpReservation
+	2,  // 4: vmm.v1.NetworkConfig.port_forwards:type_name -> vmm.v1.NetworkPortForward
+	3,  // 5: vmm.v1.Network.config:type_name -> vmm.v1.NetworkConfig
+	19, // 6: vmm.v1.Network.created_at:type_name -> google.protobuf.Timestamp
+	3,  // 7: vmm.v1.CreateNetworkRequest.config:type_name -> vmm.v1.NetworkConfig
+	4,  // 8: vmm.v1.CreateNetworkResponse.network:type_name -> vmm.v1.Network
+	4,  // 9: vmm.v1.GetNetworkResponse.network:type_name -> vmm.v1.Network
+	4,  // 10: vmm.v1.ListNetworksResponse.networks:type_name -> vmm.v1.Network
+	4,  // 11: vmm.v1.AcquireNetworkResponse.network:type_name -> vmm.v1.Network
+	5,  // 12: vmm.v1.NetworkService.CreateNetwork:input_type -> vmm.v1.CreateNetworkRequest
+	7,  // 13: vmm.v1.NetworkService.GetNetwork:input_type -> vmm.v1.GetNetworkRequest
+	9,  // 14: vmm.v1.NetworkService.ListNetworks:input_type -> vmm.v1.ListNetworksRequest
+	11, // 15: vmm.v1.NetworkService.DeleteNetwork:input_type -> vmm.v1.DeleteNetworkRequest
+	13, // 16: vmm.v1.NetworkService.AcquireNetwork:input_type -> vmm.v1.AcquireNetworkRequest
+	15, // 17: vmm.v1.NetworkService.ReleaseNetwork:input_type -> vmm.v1.ReleaseNetworkRequest
+	6,  // 18: vmm.v1.NetworkService.CreateNetwork:output_type -> vmm.v1.CreateNetworkResponse
+	8,  // 19: vmm.v1.NetworkService.GetNetwork:output_type -> vmm.v1.GetNetworkResponse
+	10, // 20: vmm.v1.NetworkService.ListNetworks:output_type -> vmm.v1.ListNetworksResponse
+	12, // 21: vmm.v1.NetworkService.DeleteNetwork:output_type -> vmm.v1.DeleteNetworkResponse
+	14, // 22: vmm.v1.NetworkService.AcquireNetwork:output_type -> vmm.v1.AcquireNetworkResponse
+	16, // 23: vmm.v1.NetworkService.ReleaseNetwork:output_type -> vmm.v1.ReleaseNetworkResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_network_proto_init() }

@@ -146,6 +146,62 @@ func (Protocol) EnumDescriptor() ([]byte, []int) {
 	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{1}
 }
 
+// ForwardPath is how a forwarded port's packets reach the guest
+// (docs/forwarding.md).
+type ForwardPath int32
+
+const (
+	// The daemon's default (`[forward] default_path`).
+	ForwardPath_FORWARD_PATH_UNSPECIFIED ForwardPath = 0
+	// vmm-relayd accepts and relays: any listen address, PROXY protocol,
+	// exact connection counters; the guest sees the host as its peer.
+	ForwardPath_FORWARD_PATH_USERSPACE ForwardPath = 1
+	// An nftables DNAT rule: the guest sees the client's own address; no
+	// process touches the bytes. Not on ::1.
+	ForwardPath_FORWARD_PATH_NAT ForwardPath = 2
+)
+
+// Enum value maps for ForwardPath.
+var (
+	ForwardPath_name = map[int32]string{
+		0: "FORWARD_PATH_UNSPECIFIED",
+		1: "FORWARD_PATH_USERSPACE",
+		2: "FORWARD_PATH_NAT",
+	}
+	ForwardPath_value = map[string]int32{
+		"FORWARD_PATH_UNSPECIFIED": 0,
+		"FORWARD_PATH_USERSPACE":   1,
+		"FORWARD_PATH_NAT":         2,
+	}
+)
+
+func (x ForwardPath) Enum() *ForwardPath {
+	p := new(ForwardPath)
+	*p = x
+	return p
+}
+
+func (x ForwardPath) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ForwardPath) Descriptor() protoreflect.EnumDescriptor {
+	return file_vmm_v1_vmm_proto_enumTypes[2].Descriptor()
+}
+
+func (ForwardPath) Type() protoreflect.EnumType {
+	return &file_vmm_v1_vmm_proto_enumTypes[2]
+}
+
+func (x ForwardPath) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ForwardPath.Descriptor instead.
+func (ForwardPath) EnumDescriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{2}
+}
+
 // VmStatus is the observed state of a VM.
 type VmStatus int32
 
@@ -193,11 +249,11 @@ func (x VmStatus) String() string {
 }
 
 func (VmStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_vmm_v1_vmm_proto_enumTypes[2].Descriptor()
+	return file_vmm_v1_vmm_proto_enumTypes[3].Descriptor()
 }
 
 func (VmStatus) Type() protoreflect.EnumType {
-	return &file_vmm_v1_vmm_proto_enumTypes[2]
+	return &file_vmm_v1_vmm_proto_enumTypes[3]
 }
 
 func (x VmStatus) Number() protoreflect.EnumNumber {
@@ -206,7 +262,7 @@ func (x VmStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use VmStatus.Descriptor instead.
 func (VmStatus) EnumDescriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{2}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{3}
 }
 
 // LeaseAction is the dnsmasq dhcp-script action.
@@ -249,11 +305,11 @@ func (x LeaseAction) String() string {
 }
 
 func (LeaseAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_vmm_v1_vmm_proto_enumTypes[3].Descriptor()
+	return file_vmm_v1_vmm_proto_enumTypes[4].Descriptor()
 }
 
 func (LeaseAction) Type() protoreflect.EnumType {
-	return &file_vmm_v1_vmm_proto_enumTypes[3]
+	return &file_vmm_v1_vmm_proto_enumTypes[4]
 }
 
 func (x LeaseAction) Number() protoreflect.EnumNumber {
@@ -262,7 +318,7 @@ func (x LeaseAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LeaseAction.Descriptor instead.
 func (LeaseAction) EnumDescriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{3}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{4}
 }
 
 // PortMapping forwards a host port to a guest port.
@@ -274,7 +330,14 @@ type PortMapping struct {
 	// Host port, 1-65535.
 	HostPort uint32 `protobuf:"varint,3,opt,name=host_port,json=hostPort,proto3" json:"host_port,omitempty"`
 	// Guest port, 1-65535.
-	VmPort        uint32 `protobuf:"varint,4,opt,name=vm_port,json=vmPort,proto3" json:"vm_port,omitempty"`
+	VmPort uint32 `protobuf:"varint,4,opt,name=vm_port,json=vmPort,proto3" json:"vm_port,omitempty"`
+	// How the port is forwarded (bridge, tap, macvtap and vmnet modes).
+	// Omitted: the daemon's default.
+	Path ForwardPath `protobuf:"varint,6,opt,name=path,proto3,enum=vmm.v1.ForwardPath" json:"path,omitempty"`
+	// Send a PROXY protocol v2 header (the client's address) to the guest
+	// before the client's bytes: userspace TCP ports of forwarded modes only.
+	// Omitted: false.
+	ProxyProtocol bool `protobuf:"varint,7,opt,name=proxy_protocol,json=proxyProtocol,proto3" json:"proxy_protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -335,6 +398,20 @@ func (x *PortMapping) GetVmPort() uint32 {
 		return x.VmPort
 	}
 	return 0
+}
+
+func (x *PortMapping) GetPath() ForwardPath {
+	if x != nil {
+		return x.Path
+	}
+	return ForwardPath_FORWARD_PATH_UNSPECIFIED
+}
+
+func (x *PortMapping) GetProxyProtocol() bool {
+	if x != nil {
+		return x.ProxyProtocol
+	}
+	return false
 }
 
 // NicConfig describes one network interface of a VM.
@@ -1085,8 +1162,20 @@ type ForwardInfo struct {
 	TargetAddress string                 `protobuf:"bytes,4,opt,name=target_address,json=targetAddress,proto3" json:"target_address,omitempty"`
 	TargetPort    uint32                 `protobuf:"varint,5,opt,name=target_port,json=targetPort,proto3" json:"target_port,omitempty"`
 	Counters      *ForwardCounters       `protobuf:"bytes,6,opt,name=counters,proto3" json:"counters,omitempty"`
-	// How the rule relays: "native", "sockets", "qemu-hostfwd" or "passt".
-	Relay         string `protobuf:"bytes,7,opt,name=relay,proto3" json:"relay,omitempty"`
+	// How the rule relays: "native", "sockets", "nat", "qemu-hostfwd" or "passt".
+	Relay string `protobuf:"bytes,7,opt,name=relay,proto3" json:"relay,omitempty"`
+	// The guest gets a PROXY protocol v2 header first.
+	ProxyProtocol bool `protobuf:"varint,9,opt,name=proxy_protocol,json=proxyProtocol,proto3" json:"proxy_protocol,omitempty"`
+	// Guest connects that were refused, unreachable or timed out (userspace
+	// TCP; also counted in counters.errors).
+	ConnectFailures uint64 `protobuf:"varint,10,opt,name=connect_failures,json=connectFailures,proto3" json:"connect_failures,omitempty"`
+	// errno name of the last failed guest connect ("ECONNREFUSED",
+	// "EHOSTUNREACH", "ETIMEDOUT", ...). Empty: none failed.
+	LastConnectError string `protobuf:"bytes,11,opt,name=last_connect_error,json=lastConnectError,proto3" json:"last_connect_error,omitempty"`
+	// Why the rule does not forward right now (e.g. its port was taken while
+	// the relay restarted; the VM's next port update binds it again). Empty:
+	// it forwards.
+	Error         string `protobuf:"bytes,50,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1166,6 +1255,34 @@ func (x *ForwardInfo) GetCounters() *ForwardCounters {
 func (x *ForwardInfo) GetRelay() string {
 	if x != nil {
 		return x.Relay
+	}
+	return ""
+}
+
+func (x *ForwardInfo) GetProxyProtocol() bool {
+	if x != nil {
+		return x.ProxyProtocol
+	}
+	return false
+}
+
+func (x *ForwardInfo) GetConnectFailures() uint64 {
+	if x != nil {
+		return x.ConnectFailures
+	}
+	return 0
+}
+
+func (x *ForwardInfo) GetLastConnectError() string {
+	if x != nil {
+		return x.LastConnectError
+	}
+	return ""
+}
+
+func (x *ForwardInfo) GetError() string {
+	if x != nil {
+		return x.Error
 	}
 	return ""
 }
@@ -3392,12 +3509,14 @@ var File_vmm_v1_vmm_proto protoreflect.FileDescriptor
 
 const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\n" +
-	"\x10vmm/v1/vmm.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n" +
+	"\x10vmm/v1/vmm.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n" +
 	"\vPortMapping\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12!\n" +
 	"\fhost_address\x18\x02 \x01(\tR\vhostAddress\x12\x1b\n" +
 	"\thost_port\x18\x03 \x01(\rR\bhostPort\x12\x17\n" +
-	"\avm_port\x18\x04 \x01(\rR\x06vmPort\"\xba\x01\n" +
+	"\avm_port\x18\x04 \x01(\rR\x06vmPort\x12'\n" +
+	"\x04path\x18\x06 \x01(\x0e2\x13.vmm.v1.ForwardPathR\x04path\x12%\n" +
+	"\x0eproxy_protocol\x18\a \x01(\bR\rproxyProtocol\"\xba\x01\n" +
 	"\tNicConfig\x12*\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x16.vmm.v1.NetworkingModeR\x04mode\x12\x16\n" +
 	"\x06bridge\x18\x02 \x01(\tR\x06bridge\x12%\n" +
@@ -3461,7 +3580,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0ebytes_to_guest\x18\x03 \x01(\x04R\fbytesToGuest\x12(\n" +
 	"\x10bytes_from_guest\x18\x04 \x01(\x04R\x0ebytesFromGuest\x12'\n" +
 	"\x0fsessions_active\x18\x05 \x01(\x04R\x0esessionsActive\x12\x16\n" +
-	"\x06errors\x18\x06 \x01(\x04R\x06errors\"\x96\x02\n" +
+	"\x06errors\x18\x06 \x01(\x04R\x06errors\"\xac\x03\n" +
 	"\vForwardInfo\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12%\n" +
 	"\x0elisten_address\x18\x02 \x01(\tR\rlistenAddress\x12\x1f\n" +
@@ -3471,7 +3590,12 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\vtarget_port\x18\x05 \x01(\rR\n" +
 	"targetPort\x123\n" +
 	"\bcounters\x18\x06 \x01(\v2\x17.vmm.v1.ForwardCountersR\bcounters\x12\x14\n" +
-	"\x05relay\x18\a \x01(\tR\x05relay\"g\n" +
+	"\x05relay\x18\a \x01(\tR\x05relay\x12%\n" +
+	"\x0eproxy_protocol\x18\t \x01(\bR\rproxyProtocol\x12)\n" +
+	"\x10connect_failures\x18\n" +
+	" \x01(\x04R\x0fconnectFailures\x12,\n" +
+	"\x12last_connect_error\x18\v \x01(\tR\x10lastConnectError\x12\x14\n" +
+	"\x05error\x182 \x01(\tR\x05error\"g\n" +
 	"\aVmEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
@@ -3670,7 +3794,11 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x01\x12\x10\n" +
-	"\fPROTOCOL_UDP\x10\x02*\x99\x01\n" +
+	"\fPROTOCOL_UDP\x10\x02*]\n" +
+	"\vForwardPath\x12\x1c\n" +
+	"\x18FORWARD_PATH_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16FORWARD_PATH_USERSPACE\x10\x01\x12\x14\n" +
+	"\x10FORWARD_PATH_NAT\x10\x02*\x99\x01\n" +
 	"\bVmStatus\x12\x19\n" +
 	"\x15VM_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11VM_STATUS_STOPPED\x10\x01\x12\x16\n" +
@@ -3716,130 +3844,132 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 	return file_vmm_v1_vmm_proto_rawDescData
 }
 
-var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
-	(VmStatus)(0),                   // 2: vmm.v1.VmStatus
-	(LeaseAction)(0),                // 3: vmm.v1.LeaseAction
-	(*PortMapping)(nil),             // 4: vmm.v1.PortMapping
-	(*NicConfig)(nil),               // 5: vmm.v1.NicConfig
-	(*VmConfig)(nil),                // 6: vmm.v1.VmConfig
-	(*DiskConfig)(nil),              // 7: vmm.v1.DiskConfig
-	(*CloudInit)(nil),               // 8: vmm.v1.CloudInit
-	(*DiskInfo)(nil),                // 9: vmm.v1.DiskInfo
-	(*Lease)(nil),                   // 10: vmm.v1.Lease
-	(*NicInfo)(nil),                 // 11: vmm.v1.NicInfo
-	(*ForwardCounters)(nil),         // 12: vmm.v1.ForwardCounters
-	(*ForwardInfo)(nil),             // 13: vmm.v1.ForwardInfo
-	(*VmEvent)(nil),                 // 14: vmm.v1.VmEvent
-	(*VmInfo)(nil),                  // 15: vmm.v1.VmInfo
-	(*CreateVmRequest)(nil),         // 16: vmm.v1.CreateVmRequest
-	(*CreateVmResponse)(nil),        // 17: vmm.v1.CreateVmResponse
-	(*UpdateVmRequest)(nil),         // 18: vmm.v1.UpdateVmRequest
-	(*UpdateVmResponse)(nil),        // 19: vmm.v1.UpdateVmResponse
-	(*StartVmRequest)(nil),          // 20: vmm.v1.StartVmRequest
-	(*StartVmResponse)(nil),         // 21: vmm.v1.StartVmResponse
-	(*StopVmRequest)(nil),           // 22: vmm.v1.StopVmRequest
-	(*StopVmResponse)(nil),          // 23: vmm.v1.StopVmResponse
-	(*RemoveVmRequest)(nil),         // 24: vmm.v1.RemoveVmRequest
-	(*RemoveVmResponse)(nil),        // 25: vmm.v1.RemoveVmResponse
-	(*ListVmsRequest)(nil),          // 26: vmm.v1.ListVmsRequest
-	(*ListVmsResponse)(nil),         // 27: vmm.v1.ListVmsResponse
-	(*GetInfoRequest)(nil),          // 28: vmm.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),         // 29: vmm.v1.GetInfoResponse
-	(*ReportDhcpLeaseRequest)(nil),  // 30: vmm.v1.ReportDhcpLeaseRequest
-	(*ReportDhcpLeaseResponse)(nil), // 31: vmm.v1.ReportDhcpLeaseResponse
-	(*GetMetaRequest)(nil),          // 32: vmm.v1.GetMetaRequest
-	(*GetMetaResponse)(nil),         // 33: vmm.v1.GetMetaResponse
-	(*WatchEventsRequest)(nil),      // 34: vmm.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),     // 35: vmm.v1.WatchEventsResponse
-	(*AttachConsoleRequest)(nil),    // 36: vmm.v1.AttachConsoleRequest
-	(*AttachConsoleResponse)(nil),   // 37: vmm.v1.AttachConsoleResponse
-	(*ListImagesRequest)(nil),       // 38: vmm.v1.ListImagesRequest
-	(*Image)(nil),                   // 39: vmm.v1.Image
-	(*ListImagesResponse)(nil),      // 40: vmm.v1.ListImagesResponse
-	(*ReadConsoleRequest)(nil),      // 41: vmm.v1.ReadConsoleRequest
-	(*ReadConsoleResponse)(nil),     // 42: vmm.v1.ReadConsoleResponse
-	(*GetVmStatsRequest)(nil),       // 43: vmm.v1.GetVmStatsRequest
-	(*NicStats)(nil),                // 44: vmm.v1.NicStats
-	(*GetVmStatsResponse)(nil),      // 45: vmm.v1.GetVmStatsResponse
-	(*timestamppb.Timestamp)(nil),   // 46: google.protobuf.Timestamp
+	(ForwardPath)(0),                // 2: vmm.v1.ForwardPath
+	(VmStatus)(0),                   // 3: vmm.v1.VmStatus
+	(LeaseAction)(0),                // 4: vmm.v1.LeaseAction
+	(*PortMapping)(nil),             // 5: vmm.v1.PortMapping
+	(*NicConfig)(nil),               // 6: vmm.v1.NicConfig
+	(*VmConfig)(nil),                // 7: vmm.v1.VmConfig
+	(*DiskConfig)(nil),              // 8: vmm.v1.DiskConfig
+	(*CloudInit)(nil),               // 9: vmm.v1.CloudInit
+	(*DiskInfo)(nil),                // 10: vmm.v1.DiskInfo
+	(*Lease)(nil),                   // 11: vmm.v1.Lease
+	(*NicInfo)(nil),                 // 12: vmm.v1.NicInfo
+	(*ForwardCounters)(nil),         // 13: vmm.v1.ForwardCounters
+	(*ForwardInfo)(nil),             // 14: vmm.v1.ForwardInfo
+	(*VmEvent)(nil),                 // 15: vmm.v1.VmEvent
+	(*VmInfo)(nil),                  // 16: vmm.v1.VmInfo
+	(*CreateVmRequest)(nil),         // 17: vmm.v1.CreateVmRequest
+	(*CreateVmResponse)(nil),        // 18: vmm.v1.CreateVmResponse
+	(*UpdateVmRequest)(nil),         // 19: vmm.v1.UpdateVmRequest
+	(*UpdateVmResponse)(nil),        // 20: vmm.v1.UpdateVmResponse
+	(*StartVmRequest)(nil),          // 21: vmm.v1.StartVmRequest
+	(*StartVmResponse)(nil),         // 22: vmm.v1.StartVmResponse
+	(*StopVmRequest)(nil),           // 23: vmm.v1.StopVmRequest
+	(*StopVmResponse)(nil),          // 24: vmm.v1.StopVmResponse
+	(*RemoveVmRequest)(nil),         // 25: vmm.v1.RemoveVmRequest
+	(*RemoveVmResponse)(nil),        // 26: vmm.v1.RemoveVmResponse
+	(*ListVmsRequest)(nil),          // 27: vmm.v1.ListVmsRequest
+	(*ListVmsResponse)(nil),         // 28: vmm.v1.ListVmsResponse
+	(*GetInfoRequest)(nil),          // 29: vmm.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),         // 30: vmm.v1.GetInfoResponse
+	(*ReportDhcpLeaseRequest)(nil),  // 31: vmm.v1.ReportDhcpLeaseRequest
+	(*ReportDhcpLeaseResponse)(nil), // 32: vmm.v1.ReportDhcpLeaseResponse
+	(*GetMetaRequest)(nil),          // 33: vmm.v1.GetMetaRequest
+	(*GetMetaResponse)(nil),         // 34: vmm.v1.GetMetaResponse
+	(*WatchEventsRequest)(nil),      // 35: vmm.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),     // 36: vmm.v1.WatchEventsResponse
+	(*AttachConsoleRequest)(nil),    // 37: vmm.v1.AttachConsoleRequest
+	(*AttachConsoleResponse)(nil),   // 38: vmm.v1.AttachConsoleResponse
+	(*ListImagesRequest)(nil),       // 39: vmm.v1.ListImagesRequest
+	(*Image)(nil),                   // 40: vmm.v1.Image
+	(*ListImagesResponse)(nil),      // 41: vmm.v1.ListImagesResponse
+	(*ReadConsoleRequest)(nil),      // 42: vmm.v1.ReadConsoleRequest
+	(*ReadConsoleResponse)(nil),     // 43: vmm.v1.ReadConsoleResponse
+	(*GetVmStatsRequest)(nil),       // 44: vmm.v1.GetVmStatsRequest
+	(*NicStats)(nil),                // 45: vmm.v1.NicStats
+	(*GetVmStatsResponse)(nil),      // 46: vmm.v1.GetVmStatsResponse
+	(*timestamppb.Timestamp)(nil),   // 47: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
-	0,  // 1: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
-	5,  // 2: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
-	4,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
-	7,  // 4: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
-	8,  // 5: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
-	46, // 6: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	46, // 7: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 8: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
-	10, // 9: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
-	1,  // 10: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
-	12, // 11: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	46, // 12: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
-	2,  // 13: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	46, // 14: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	46, // 15: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
-	6,  // 16: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
-	11, // 17: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
-	13, // 18: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
-	14, // 19: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
-	9,  // 20: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
-	6,  // 21: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
-	15, // 22: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	4,  // 23: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
-	8,  // 24: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
-	15, // 25: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	15, // 26: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
-	15, // 27: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
-	15, // 28: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
-	15, // 29: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
-	3,  // 30: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
-	13, // 31: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
-	0,  // 32: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
-	0,  // 33: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
-	14, // 34: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
-	39, // 35: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
-	2,  // 36: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
-	46, // 37: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
-	44, // 38: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
-	16, // 39: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
-	18, // 40: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
-	20, // 41: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
-	22, // 42: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
-	24, // 43: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
-	26, // 44: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
-	28, // 45: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
-	30, // 46: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
-	32, // 47: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
-	34, // 48: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	36, // 49: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
-	38, // 50: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
-	41, // 51: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
-	43, // 52: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
-	17, // 53: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	19, // 54: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	21, // 55: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	23, // 56: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	25, // 57: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	27, // 58: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	29, // 59: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	31, // 60: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	33, // 61: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	35, // 62: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	37, // 63: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
-	40, // 64: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
-	42, // 65: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
-	45, // 66: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
-	53, // [53:67] is the sub-list for method output_type
-	39, // [39:53] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	2,  // 1: vmm.v1.PortMapping.path:type_name -> vmm.v1.ForwardPath
+	0,  // 2: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
+	6,  // 3: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
+	5,  // 4: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
+	8,  // 5: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
+	9,  // 6: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
+	47, // 7: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 8: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 9: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
+	11, // 10: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
+	1,  // 11: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
+	13, // 12: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
+	47, // 13: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 14: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
+	47, // 15: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	47, // 16: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	7,  // 17: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
+	12, // 18: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
+	14, // 19: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
+	15, // 20: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
+	10, // 21: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
+	7,  // 22: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
+	16, // 23: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	5,  // 24: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
+	9,  // 25: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
+	16, // 26: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	16, // 27: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
+	16, // 28: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
+	16, // 29: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
+	16, // 30: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
+	4,  // 31: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
+	14, // 32: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
+	0,  // 33: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
+	0,  // 34: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
+	15, // 35: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
+	40, // 36: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
+	3,  // 37: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
+	47, // 38: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
+	45, // 39: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
+	17, // 40: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
+	19, // 41: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
+	21, // 42: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
+	23, // 43: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
+	25, // 44: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
+	27, // 45: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
+	29, // 46: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
+	31, // 47: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
+	33, // 48: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
+	35, // 49: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
+	37, // 50: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
+	39, // 51: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
+	42, // 52: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	44, // 53: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
+	18, // 54: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	20, // 55: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	22, // 56: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	24, // 57: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	26, // 58: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	28, // 59: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	30, // 60: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	32, // 61: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	34, // 62: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	36, // 63: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	38, // 64: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
+	41, // 65: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
+	43, // 66: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	46, // 67: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
+	54, // [54:68] is the sub-list for method output_type
+	40, // [40:54] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_vmm_proto_init() }
@@ -3855,7 +3985,7 @@ func file_vmm_v1_vmm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
