@@ -2,10 +2,11 @@
 # Runs a command inside a private network + mount namespace with only `lo`
 # up and no route out: every bridge, TAP, macvtap, dnsmasq, nftables rule and
 # guest a test creates lives and dies there, and nothing can reach beyond
-# 127.0.0.0/8 and the namespace's own interfaces. /etc/qemu and /run/netns
-# get private tmpfs mounts so tests may write bridge.conf and name
-# namespaces without touching the host's. When the command exits the
-# namespace (and anything left in it) is gone.
+# 127.0.0.0/8 and the namespace's own interfaces. /etc/qemu gets a
+# private tmpfs mount so tests may write bridge.conf without touching the
+# host's. Named namespaces (`ip netns add`) live under a private tmpfs on
+# /run/netns, so their names never meet another run's or the host's. When
+# the command exits the namespace (and anything left in it) is gone.
 #
 #   scripts/in-netns.sh npx vitest run test/e2e
 set -euo pipefail
@@ -20,8 +21,6 @@ fi
 ip link set lo up
 mkdir -p /etc/qemu
 mount -t tmpfs -o mode=0755 vmm-etc-qemu /etc/qemu
-# `ip netns add` pins namespaces under /run/netns: a private tmpfs there, so
-# a test's namespaces leave no files in the host's /run.
 mkdir -p /run/netns
 mount -t tmpfs -o mode=0755 vmm-run-netns /run/netns
 # sysfs shows the namespace of whoever mounted it: remount it so

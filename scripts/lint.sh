@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lint.sh -- buf lint (STANDARD) + buf breaking against the last commit that
-# has proto/ + TypeScript type check + the layering check of the daemon's
-# floors (docs/architecture.md) + shellcheck of every script.
+# has proto/ + TypeScript type check (daemon, tests, web console) + the
+# layering check of the daemon's floors (docs/architecture.md) + shellcheck
+# of every script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node_modules/.bin/buf lint
@@ -11,6 +12,7 @@ if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:proto 2
 fi
 npx --no-install tsc -p tsconfig.json --noEmit
 npx --no-install tsc -p tsconfig.test.json --noEmit
+npx --no-install tsc -p clients/web/tsconfig.json --noEmit
 node scripts/check-layers.mjs
 if command -v shellcheck >/dev/null; then
   git ls-files '*.sh' .ci/run | xargs shellcheck -x -S warning

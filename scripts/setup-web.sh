@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# setup-web.sh -- what the metrics tests need besides the daemon
-# (test/e2e/metrics.test.ts): Prometheus and promtool (Debian's prometheus
-# package); the tests start their own Prometheus inside the private
-# namespace.
+# setup-web.sh -- what the metrics and web console tests need besides the
+# daemon (test/e2e/metrics.test.ts, test/e2e/web.test.ts):
+#
+#   * Prometheus and promtool (Debian's prometheus package); the tests start
+#     their own Prometheus inside the private namespace
+#   * Chromium (Debian's chromium package), driven by playwright-core from
+#     node_modules with executablePath /usr/bin/chromium; a font for
+#     readable screenshots
 #
 # Idempotent; run as root.
 set -euo pipefail
@@ -21,9 +25,10 @@ if [ "$(id -u)" = 0 ] && [ ! -e "$policy" ]; then
 fi
 cleanup() { if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
-ensure_packages prometheus
+ensure_packages prometheus chromium fonts-dejavu-core
 
-for prog in /usr/bin/prometheus /usr/bin/promtool; do
+for prog in /usr/bin/prometheus /usr/bin/promtool /usr/bin/chromium; do
   [ -x "$prog" ] || { echo "setup-web: $prog missing after install" >&2; exit 1; }
 done
-echo "setup-web: ok ($(/usr/bin/prometheus --version 2>&1 | head -1))"
+[ -f node_modules/playwright-core/package.json ] || { echo "setup-web: node_modules/playwright-core missing (scripts/setup.sh installs it)" >&2; exit 1; }
+echo "setup-web: ok ($(/usr/bin/prometheus --version 2>&1 | head -1); $(/usr/bin/chromium --version 2>/dev/null))"

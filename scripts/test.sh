@@ -4,7 +4,7 @@
 #   1. setup: runtime packages, npm install, native addon, tsc (scripts/setup.sh);
 #      guest kernel + initramfs and e2e packages (scripts/setup-guest.sh);
 #      Go tools, Python venv, Go module cache (scripts/setup-clients.sh);
-#      Prometheus (scripts/setup-web.sh)
+#      Prometheus and Chromium (scripts/setup-web.sh)
 #   2. lint + generated-code drift check
 #   3. every vitest suite (unit, integration with a real vmmd and real Go /
 #      Python / grpcurl / buf / curl clients, e2e with real QEMU guests) inside
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/apt.sh
 bash scripts/setup.sh
-ensure_packages shellcheck
+ensure_packages shellcheck systemd
 bash scripts/setup-guest.sh
 bash scripts/setup-clients.sh
 bash scripts/setup-web.sh

@@ -29,6 +29,10 @@ import { allVms } from "./metrics/metrics.js";
 import { Site } from "./http/site.js";
 import { VERSION } from "./version.js";
 import { ConsoleReader } from "./console/reader.js";
+import { ConsoleAttacher } from "./console/attach.js";
+import { attachService } from "./rpc/attach-service.js";
+import { rotateSerialLog } from "./console/rotate.js";
+import { VmmError } from "./errors.js";
 import { SerialFileSource } from "./console/source.js";
 import { registerReflection } from "./rpc/reflection.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
@@ -159,10 +163,24 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
 
   const sampler = new VmStatsSampler();
   const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
+  const attacher = new ConsoleAttacher(vms, (id) => store.dir(id));
+  // Serial logs are capped: rotated past [console] log_max_bytes (console/rotate.ts).
+  const rotateTimer = setInterval(() => {
+    for (const id of store.ids()) {
+      try {
+        const rt = vms.get(id, 1).runtime;
+        if (rt.status === "running" || rt.status === "stopping") rotateSerialLog(store.dir(id), rt.instanceId, cfg.console.logMaxBytes, cfg.console.logFiles);
+      } catch (e) {
+        // A VM removed meanwhile is not_found; anything else is worth a line.
+        if (!(e instanceof VmmError && e.kind === "not_found")) log("warn", "serial log rotation failed", { vm: id, error: String(e) });
+      }
+    }
+  }, 1000);
+  rotateTimer.unref();
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
   const health = new HealthState(services);
   const routes = (router: ConnectRouter) => {
-    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms, forwards, caps, images }), ...consoleService(consoles), ...statsService({ get: (id) => vms.get(id), sampler }) };
+    const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms, forwards, caps, images }), ...consoleService(consoles), ...attachService(attacher), ...statsService({ get: (id) => vms.get(id), sampler }) };
     router.service(VmmService, vmmImpl);
     router.service(NetworkService, networkService({ networks, vms }));
     registerHealth(router, health);
@@ -209,6 +227,8 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     async stop() {
       health.shutdown();
       clearInterval(leaseTimer);
+      attacher.close();
+      clearInterval(rotateTimer);
       await site.close();
       await api.close();
       await vms.drain();

@@ -3,12 +3,12 @@
 //
 //   vmmd [--config vmm.toml]     run (no file: the embedded defaults)
 //   vmmd --check-config FILE     validate a config file and exit
-//   vmmd --print-config [FILE]   print the effective configuration as JSON
+//   vmmd --print-config [FILE]   print the effective configuration as vmm.toml
 //
 // Once listening it prints one JSON line on stdout:
 //   {"ready":true,"pid":123,"socket":"/path/vmmd.sock","tcp":"127.0.0.1:8080","version":"0.1.0"}
 import { parseArgs } from "node:util";
-import { loadConfig } from "./config/load.js";
+import { loadConfig, toToml } from "./config/load.js";
 import { startDaemon } from "./daemon.js";
 import { log } from "./log.js";
 import { VmmError } from "./errors.js";
@@ -39,7 +39,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (values["print-config"]) {
-    process.stdout.write(JSON.stringify({ ...cfg, auth: { tokens: cfg.auth.tokens.map(() => "***"), leaseTokens: cfg.auth.leaseTokens.map(() => "***") } }, null, 2) + "\n");
+    process.stdout.write(toToml(cfg));
     return 0;
   }
   const d = await startDaemon(cfg);

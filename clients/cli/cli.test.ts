@@ -121,7 +121,7 @@ describe("usage errors exit 2 without calling the daemon", () => {
     [["lsvm", "--page-size", "0"], /--page-size "0": must be an integer 1-1000/],
     [["lsvm", "--bogus"], /^vmm-cli: unknown option '--bogus'/],
     [["network", "create", "--mode", "weird"], /option '--mode <mode>' argument 'weird' is invalid/],
-    [["info"], /missing required argument 'id'/],
+    [["info"], /missing required argument 'vm'/],
     [["frobnicate"], /unknown command 'frobnicate'/],
     [["--url", "http://127.0.0.1:1", "meta"], /^vmm-cli: --url and --socket are mutually exclusive$/m],
   ])("%j", async (args, re) => {
@@ -165,12 +165,12 @@ describe("VM lifecycle", () => {
     const r = await run([...unix(), "lsvm"], auth);
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
-    expect(lines[0]!.split(/\s{2,}/)).toEqual(["ID", "NAME", "STATUS", "UPTIME", "IP", "MODE", "PORTS"]);
-    expect(lines[1]).toMatch(/^web\s+web server\s+stopped\s+-\s+-\s+user\s+127\.0\.0\.1:18080->80\/tcp,127\.0\.0\.1:15353->53\/udp$/);
-    expect(lines[2]).toMatch(/^br\s+br\s+stopped\s+-\s+-\s+bridge\s+-$/);
-    const v = await run([...url(), "ls", "-v"], auth);
+    expect(lines[0]!.split(/\s{2,}/)).toEqual(["NAME", "ID", "STATUS", "UPTIME", "IP", "PORTS"]);
+    expect(lines[1]).toMatch(/^web server\s+web\s+stopped\s+-\s+-\s+127\.0\.0\.1:18080->80\/tcp,127\.0\.0\.1:15353->53\/udp$/);
+    expect(lines[2]).toMatch(/^br\s+br\s+stopped\s+-\s+-\s+-$/);
+    const v = await run([...url(), "ls", "-o", "wide"], auth);
     const vl = v.stdout.trimEnd().split("\n");
-    expect(vl[0]!.split(/\s{2,}/)).toEqual(["ID", "NAME", "STATUS", "UPTIME", "IP", "MODE", "PORTS", "INSTANCE_ID", "MAC"]);
+    expect(vl[0]!.split(/\s{2,}/)).toEqual(["ID", "NAME", "STATUS", "UPTIME", "IP", "MODE", "PORTS", "IMAGE", "INSTANCE_ID", "MAC"]);
     expect(vl[1]).toMatch(/\s(-|\S+)\s+([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
   });
 
@@ -251,7 +251,7 @@ describe("VM lifecycle", () => {
     const j = JSON.parse((await run([...unix(), "--json", "leases"], auth)).stdout);
     expect(j.leases).toEqual([{ vmId: "br", nicIndex: 0, mac, lease: expect.objectContaining({ ip: "10.77.0.5", hostname: "brhost" }) }]);
     const ls = await run([...unix(), "lsvm", "br"], auth);
-    expect(ls.stdout).toMatch(/^br\s+br\s+stopped\s+-\s+10\.77\.0\.5\s+bridge/m);
+    expect(ls.stdout).toMatch(/^br\s+br\s+stopped\s+-\s+10\.77\.0\.5\s+-$/m);
   });
 
   it("forwards prints the table (empty: no VM runs)", async () => {
@@ -295,7 +295,7 @@ describe("VM lifecycle", () => {
     expect(r.stderr).toMatch(/^vmm-cli: not_found: /);
     await run([...unix(), "create", "tmp", "--id", "tmp"], auth);
     const j = await run([...unix(), "--json", "rm", "tmp"], auth);
-    expect(JSON.parse(j.stdout)).toEqual({});
+    expect(JSON.parse(j.stdout)).toEqual({ id: "tmp" });
   });
 });
 
@@ -306,7 +306,7 @@ describe("a running guest (test/guest, user networking)", () => {
     expect(c.stdout).toBe("guest\n");
     try {
       const ls = await run([...unix(), "lsvm", "-v", "guest"], auth);
-      expect(ls.stdout).toMatch(/^guest\s+guest\s+running\s+\d+s\s+-\s+user\s+127\.0\.0\.1:18090->80\/tcp,127\.0\.0\.1:18091->53\/udp\s+[0-9a-f-]{36}\s+([0-9a-f]{2}:){5}[0-9a-f]{2}$/m);
+      expect(ls.stdout).toMatch(/^guest\s+guest\s+running\s+\d+s\s+-\s+user\s+127\.0\.0\.1:18090->80\/tcp,127\.0\.0\.1:18091->53\/udp\s+-\s+[0-9a-f-]{36}\s+([0-9a-f]{2}:){5}[0-9a-f]{2}$/m);
       const info = await run([...url(), "info", "guest"], auth);
       expect(info.stdout).toMatch(/^PID:\s+\d+$/m);
       expect(info.stdout).toMatch(/^Events:\n(.*\n)*\s+\S+Z\s+started\s/m);
@@ -319,7 +319,7 @@ describe("a running guest (test/guest, user networking)", () => {
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/^vmm-cli: failed_precondition: VM "guest" is running/);
       const stop = await run([...unix(), "stop", "guest", "--force"], auth);
-      expect(stop.stdout).toMatch(/^guest: (stopped|exited)\n$/);
+      expect(stop.stdout).toMatch(/^guest \(guest\): (stopped|exited)\n$/);
       const again = await run([...unix(), "--json", "start", "guest"], auth);
       expect(JSON.parse(again.stdout).vm.status).toBe("VM_STATUS_RUNNING");
     } finally {
@@ -339,7 +339,7 @@ describe("networks", () => {
     expect(net.config.dhcpReservations).toEqual([{ mac: "52:54:00:12:34:56", ipv4: "192.168.140.10" }]);
     const ls = await run([...url(), "networks"], auth);
     expect(ls.stdout).toMatch(new RegExp(`^${net.id}\\s+n1\\s+host\\s+192\\.168\\.140\\.0/24\\s+192\\.168\\.140\\.1\\s+\\S+\\s+0\\s+0$`, "m"));
-    const info = await run([...unix(), "network", "info", net.id], auth);
+    const info = await run([...unix(), "network", "info", "n1"], auth); // by name
     expect(info.stdout).toMatch(/^DHCP:\s+off$/m);
     expect(info.stdout).toMatch(/^Serialization:\s+\S+$/m);
     const acq = await run([...unix(), "network", "acquire", net.serialization, "--description", "cli test"], auth);

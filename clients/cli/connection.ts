@@ -7,6 +7,7 @@
 //             $VMM_STATE_DIR/vmmd.sock, ./.vmm/vmmd.sock (the daemon's defaults)
 //   token:    --token, --token-file, VMM_TOKEN; none means no header
 import { join, resolve } from "node:path";
+import { connect as netConnect } from "node:net";
 import { readFileSync } from "node:fs";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -79,14 +80,23 @@ export function describeEndpoint(e: Endpoint): string {
   return e.kind === "url" ? e.url : `unix:${e.path}`;
 }
 
-/** Connect protocol over HTTP/1.1, to a unix socket or a URL. */
-export function createTransport(e: Endpoint, token: string | undefined): Transport {
+/**
+ * Connect protocol to a unix socket or a URL: HTTP/1.1, or HTTP/2 (h2c)
+ * with `http2`, which bidirectional streams need.
+ */
+export function createTransport(e: Endpoint, token: string | undefined, http2 = false): Transport {
   const interceptors: Interceptor[] = [];
   if (token !== undefined) {
     interceptors.push((next) => (req) => {
       req.header.set("authorization", `Bearer ${token}`);
       return next(req);
     });
+  }
+  if (http2) {
+    // connect-node's HTTP/2 session manager passes nodeOptions to
+    // http2.connect, whose createConnection reaches a unix socket.
+    const nodeOptions = e.kind === "socket" ? ({ createConnection: () => netConnect(e.path) } as Record<string, unknown>) : {};
+    return createConnectTransport({ baseUrl: e.kind === "url" ? e.url : "http://localhost", httpVersion: "2", interceptors, nodeOptions });
   }
   if (e.kind === "url") return createConnectTransport({ baseUrl: e.url, httpVersion: "1.1", interceptors });
   // The host name is ignored over a unix socket; it only fills the Host header.

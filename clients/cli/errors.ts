@@ -10,6 +10,21 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * A command that failed after talking to the daemon, with a message of its
+ * own (e.g. "created VM x but it did not start: ..."); exit 1. `extra` is
+ * added to the --json form of the error.
+ */
+export class VmFailure extends Error {
+  readonly extra: Record<string, unknown>;
+  constructor(message: string, opts: { cause?: unknown } & Record<string, unknown> = {}) {
+    const { cause, ...extra } = opts;
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = "VmFailure";
+    this.extra = extra;
+  }
+}
+
 /** Code.FailedPrecondition -> "failed_precondition" (the Connect wire name). */
 export function codeName(c: Code): string {
   const n = Code[c];
@@ -34,9 +49,27 @@ function errnoCodes(e: unknown): string[] {
 const UNREACHABLE = new Set(["ENOENT", "ECONNREFUSED", "ENOTSOCK", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"]);
 const FORBIDDEN = new Set(["EACCES", "EPERM"]);
 
+/**
+ * The --json form of an error: the Connect error JSON shape
+ * ({"code": "not_found", "message": "..."}), plus what VmFailure adds.
+ */
+export function errorJson(e: unknown, endpoint?: string): { code: string; message: string } & Record<string, unknown> {
+  if (e instanceof VmFailure) {
+    const inner = e.cause !== undefined ? errorJson(e.cause, endpoint) : { code: "unknown" };
+    return { code: inner.code, message: e.message, ...e.extra };
+  }
+  const d = describeError(e, endpoint);
+  const text = d.text.replace(/^vmm-cli: /, "").replace(/\n$/, "");
+  if (e instanceof UsageError) return { code: "invalid_argument", message: text };
+  const m = /^([a-z_]+): ([\s\S]*)$/.exec(text);
+  if (e instanceof ConnectError && m) return { code: m[1]!, message: m[2]! };
+  return { code: "unknown", message: text };
+}
+
 /** The stderr text and exit code for anything thrown by a command. Never a stack trace. */
 export function describeError(e: unknown, endpoint?: string): { text: string; exitCode: number } {
   if (e instanceof UsageError) return { text: `vmm-cli: ${e.message}\n`, exitCode: 2 };
+  if (e instanceof VmFailure) return { text: `vmm-cli: ${e.message}\n`, exitCode: 1 };
   if (e instanceof ConnectError) {
     let msg = e.rawMessage;
     let code = e.code;

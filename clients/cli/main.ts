@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // vmm-cli: command-line client of vmmd. See docs/cli.md.
 import { run } from "./program.js";
+import { processTerminal } from "./console.js";
 
 const ctl = new AbortController();
 process.once("SIGINT", () => ctl.abort());
@@ -17,6 +18,7 @@ const code = await run(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
   signal: ctl.signal,
+  tty: processTerminal(),
 });
 // Exit once stdout is flushed; keep-alive sockets must not hold the process.
 if (process.stdout.writableLength > 0) process.stdout.once("drain", () => process.exit(code));

@@ -179,3 +179,50 @@ export function parseAll<T>(values: readonly string[], f: (v: string) => Parsed<
   }
   return problems.length > 0 ? fail(problems) : ok(out);
 }
+
+const UNITS: Record<string, number> = { "": 1, M: 1, MB: 1, MIB: 1, G: 1024, GB: 1024, GIB: 1024, T: 1024 * 1024, TB: 1024 * 1024, TIB: 1024 * 1024 };
+
+/** A disk size in MiB: "512M", "10G", "1T" (binary units; a bare number is MiB). */
+export function parseSize(flag: string, v: string): Parsed<number> {
+  const m = /^([0-9]+)\s*([A-Za-z]*)$/.exec(v);
+  const unit = m ? UNITS[m[2]!.toUpperCase()] : undefined;
+  if (!m || unit === undefined) return fail([`${flag} ${quote(v)}: expected a size such as 512M, 10G or 1T`]);
+  const mib = Number(m[1]) * unit;
+  if (!Number.isSafeInteger(mib) || mib < 1 || mib > 16 * 1024 * 1024) return fail([`${flag} ${quote(v)}: must be between 1M and 16T`]);
+  return ok(mib);
+}
+
+/** `--add-disk`: SIZE (a blank disk) or IMAGE[:SIZE] (an overlay of an image). */
+export function parseDisk(spec: string, flag = "--add-disk"): Parsed<{ image: string; sizeMib: number }> {
+  if (/^[0-9]+\s*[A-Za-z]*$/.test(spec) && !spec.includes(":")) {
+    const size = parseSize(flag, spec);
+    if (size.ok) return ok({ image: "", sizeMib: size.value });
+    if (/^[0-9]+[MGT]?i?B?$/i.test(spec)) return size;
+  }
+  const colon = spec.lastIndexOf(":");
+  const image = colon < 0 ? spec : spec.slice(0, colon);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(image)) return fail([`${flag} ${quote(spec)}: expected SIZE (e.g. 20G) or IMAGE[:SIZE] with an image name of A-Z a-z 0-9 . _ -`]);
+  if (colon < 0) return ok({ image, sizeMib: 0 });
+  const size = parseSize(flag, spec.slice(colon + 1));
+  return size.ok ? ok({ image, sizeMib: size.value }) : size;
+}
+
+/** `network create --forward`: PROTO[:LISTEN_ADDR]:LISTEN_PORT:ADDR:PORT. */
+export function parseNetworkForward(spec: string, flag = "--forward"): Parsed<{ protocol: ProtocolName; listenAddress: string; listenPort: number; internalAddress: string; internalPort: number }> {
+  const m = /^([^:]*):(?:(\[[^\]]*\]|[0-9.]+):)?([^:]*):([0-9.]+):([^:]*)$/.exec(spec);
+  if (!m) return fail([`${flag} ${quote(spec)}: expected PROTO[:LISTEN_ADDR]:LISTEN_PORT:ADDR:PORT, e.g. tcp:8080:192.168.140.10:80`]);
+  const [, proto, rawAddr, lport, addr, iport] = m as unknown as [string, string, string | undefined, string, string, string];
+  const problems: string[] = [];
+  const protocol = proto.toLowerCase();
+  if (protocol !== "tcp" && protocol !== "udp") problems.push(`${flag} ${quote(spec)}: protocol ${quote(proto)} must be tcp or udp`);
+  let listenAddress = "";
+  if (rawAddr !== undefined) {
+    listenAddress = rawAddr.startsWith("[") ? rawAddr.slice(1, -1) : rawAddr;
+    if (rawAddr.startsWith("[") ? !isIPv6(listenAddress) : !isIPv4(listenAddress)) problems.push(`${flag} ${quote(spec)}: listen address ${quote(rawAddr)} must be an IPv4 address or a bracketed IPv6 address`);
+  }
+  if (!isIPv4(addr)) problems.push(`${flag} ${quote(spec)}: ${quote(addr)} is not an IPv4 address`);
+  const listenPort = port(flag, spec, "listen port", lport, problems);
+  const internalPort = port(flag, spec, "port", iport, problems);
+  if (problems.length > 0) return fail(problems);
+  return ok({ protocol: protocol as ProtocolName, listenAddress, listenPort, internalAddress: addr, internalPort });
+}

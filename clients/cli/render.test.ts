@@ -30,16 +30,33 @@ describe("renderVmList", () => {
   it("plain", () => {
     expect(renderVmList([running, stopped], false)).toBe(
       [
-        "ID    NAME   STATUS    UPTIME   IP         MODE   PORTS",
-        "web   web    running   1h02m    10.0.0.5   tap    127.0.0.1:8080->80/tcp",
-        "db    db     stopped   -        -          user   -",
+        "NAME   ID    STATUS    UPTIME   IP         PORTS",
+        "web    web   running   1h02m    10.0.0.5   127.0.0.1:8080->80/tcp",
+        "db     db    stopped   -        -          -",
         "",
       ].join("\n"),
     );
   });
-  it("verbose adds INSTANCE_ID and MAC", () => {
+  it("fits 100 columns: long names and port lists are cut, ids never", () => {
+    const id = "0b4f5bd2-9a57-4b8e-9e0a-8d3b1c0f4a21";
+    const long = create(VmInfoSchema, {
+      status: VmStatus.RUNNING,
+      uptimeSeconds: 5n,
+      id,
+      name: "a very long name for a virtual machine that nobody would type twice",
+      config: { ports: Array.from({ length: 6 }, (_, i) => ({ protocol: Protocol.TCP, hostAddress: "127.0.0.1", hostPort: 8080 + i, vmPort: 80 + i })) },
+    });
+    const lines = renderVmList([long], false).trimEnd().split("\n");
+    for (const l of lines) expect([...l].length).toBeLessThanOrEqual(100);
+    expect(lines[1]).toContain(id);
+    expect(lines[1]).toMatch(/^a very .*…\s/);
+    expect(lines[1]).toMatch(/ 127\.0\.0\.1:80\S*…$/);
+    // -o wide keeps everything.
+    expect(renderVmList([long], true)).toContain(long.name);
+  });
+  it("wide: every column", () => {
     const lines = renderVmList([running, stopped], true).split("\n");
-    expect(lines[0]).toMatch(/PORTS\s+INSTANCE_ID\s+MAC$/);
+    expect(lines[0]!.split(/\s{2,}/)).toEqual(["ID", "NAME", "STATUS", "UPTIME", "IP", "MODE", "PORTS", "IMAGE", "INSTANCE_ID", "MAC"]);
     expect(lines[1]).toMatch(/i-1\s+52:54:00:00:00:01$/);
     expect(lines[2]).toMatch(/-\s+52:54:00:00:00:02$/);
   });

@@ -1,7 +1,7 @@
 // Human renderings of daemon responses. Pure: messages (and "now") in, text
 // out, so the layouts are unit-tested without a daemon. docs/cli.md shows
 // each of them.
-import { NetworkingMode, Protocol, VmStatus, type ForwardInfo, type GetMetaResponse, type NicInfo, type VmEvent, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { NetworkingMode, Protocol, VmStatus, type ForwardInfo, type GetMetaResponse, type Image, type NicInfo, type VmEvent, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, type Network } from "../../gen/ts/vmm/v1/network_pb.js";
 import { enumName, formatBytes, formatExpiry, formatPortMapping, formatTime, formatUptime, hostPort } from "./format.js";
 import { renderFields, renderTable, sanitize } from "./table.js";
@@ -16,17 +16,31 @@ function ports(v: VmInfo): string {
   return ps.map((p) => formatPortMapping({ protocol: protoName(p.protocol), hostAddress: p.hostAddress, hostPort: p.hostPort, vmPort: p.vmPort })).join(",");
 }
 
-/** `lsvm`: ID NAME STATUS UPTIME IP MODE PORTS, plus INSTANCE_ID and MAC when verbose. */
-export function renderVmList(vms: readonly VmInfo[], verbose: boolean): string {
-  const header = ["ID", "NAME", "STATUS", "UPTIME", "IP", "MODE", "PORTS"];
-  if (verbose) header.push("INSTANCE_ID", "MAC");
-  const rows = vms.map((v) => {
-    const nic0 = v.nics.find((n) => n.index === 0);
-    const row = [v.id, v.name, statusName(v.status), formatUptime(v.uptimeSeconds, isRunning(v)), nic0?.lease?.ip, v.nics.map((n) => modeName(n.mode)).join(","), ports(v)];
-    if (verbose) row.push(v.instanceId, v.nics.map((n) => n.mac).join(","));
-    return row;
-  });
-  return renderTable(header, rows);
+/** Terminal width the default tables fit in. */
+export const TABLE_WIDTH = 100;
+
+/**
+ * `lsvm`: NAME ID STATUS UPTIME IP PORTS, fitted into 100 columns (NAME and
+ * PORTS shortened, never the ID); `wide`: every column, nothing shortened:
+ * ID NAME STATUS UPTIME IP MODE PORTS IMAGE INSTANCE_ID MAC.
+ */
+export function renderVmList(vms: readonly VmInfo[], wide: boolean): string {
+  const ip = (v: VmInfo) => v.nics.find((n) => n.index === 0)?.lease?.ip;
+  if (!wide) {
+    const rows = vms.map((v) => [v.name, v.id, statusName(v.status), formatUptime(v.uptimeSeconds, isRunning(v)), ip(v), ports(v)]);
+    return renderTable(["NAME", "ID", "STATUS", "UPTIME", "IP", "PORTS"], rows, { maxWidth: TABLE_WIDTH, shrink: [0, 5] });
+  }
+  const rows = vms.map((v) => [v.id, v.name, statusName(v.status), formatUptime(v.uptimeSeconds, isRunning(v)), ip(v), v.nics.map((n) => modeName(n.mode)).join(","), ports(v), v.config?.image, v.instanceId, v.nics.map((n) => n.mac).join(",")]);
+  return renderTable(["ID", "NAME", "STATUS", "UPTIME", "IP", "MODE", "PORTS", "IMAGE", "INSTANCE_ID", "MAC"], rows);
+}
+
+/** `images`: NAME FORMAT SIZE KERNEL INITRD PROBLEM (SIZE of the disk's file). */
+export function renderImages(images: readonly Image[]): string {
+  return renderTable(
+    ["NAME", "FORMAT", "SIZE", "KERNEL", "INITRD", "PROBLEM"],
+    images.map((i) => [i.name, i.diskFormat, i.disk === "" ? undefined : formatBytes(i.diskFileBytes), i.kernel === "" ? "no" : "yes", i.initrd === "" ? "no" : "yes", i.problem]),
+    { maxWidth: TABLE_WIDTH, shrink: [0, 5] },
+  );
 }
 
 function forwardRow(f: ForwardInfo): (string | bigint)[] {
@@ -47,21 +61,23 @@ function forwardRow(f: ForwardInfo): (string | bigint)[] {
 
 const FORWARD_HEADER = ["PROTO", "LISTEN", "TARGET", "RELAY", "ACTIVE", "TOTAL", "BYTES_IN", "BYTES_OUT", "ERRORS"];
 
-/** `forwards`: one row per rule. ACTIVE is connections (TCP) or sessions (UDP). */
-export function renderForwards(entries: readonly { vmId: string; forward: ForwardInfo }[]): string {
-  return renderTable(["VM", ...FORWARD_HEADER], entries.map((e) => [e.vmId, ...forwardRow(e.forward)]));
+/** `forwards`: one row per rule (VM: the name, else the id). ACTIVE is connections (TCP) or sessions (UDP). */
+export function renderForwards(entries: readonly { vmId: string; vmName?: string; forward: ForwardInfo }[]): string {
+  return renderTable(["VM", ...FORWARD_HEADER], entries.map((e) => [e.vmName ?? e.vmId, ...forwardRow(e.forward)]), { maxWidth: TABLE_WIDTH, shrink: [0] });
 }
 
 export interface LeaseRow {
   vmId: string;
+  vmName?: string;
   nic: NicInfo;
 }
 
-/** `leases`: VM NIC MAC IP HOSTNAME EXPIRES. */
+/** `leases`: VM NIC MAC IP HOSTNAME EXPIRES (VM: the name, else the id), fitted into 100 columns. */
 export function renderLeases(rows: readonly LeaseRow[], now: Date): string {
   return renderTable(
     ["VM", "NIC", "MAC", "IP", "HOSTNAME", "EXPIRES"],
-    rows.map(({ vmId, nic }) => [vmId, nic.index, nic.mac, nic.lease?.ip, nic.lease?.hostname, nic.lease ? formatExpiry(nic.lease.expiresAt, now) : undefined]),
+    rows.map(({ vmId, vmName, nic }) => [vmName ?? vmId, nic.index, nic.mac, nic.lease?.ip, nic.lease?.hostname, nic.lease ? formatExpiry(nic.lease.expiresAt, now) : undefined]),
+    { maxWidth: TABLE_WIDTH, shrink: [0, 4] },
   );
 }
 
@@ -91,13 +107,19 @@ export function renderVmInfo(v: VmInfo, now: Date): string {
         ["Memory", c.memoryMib === 0 ? "256 MiB (default)" : `${c.memoryMib} MiB`],
         ["Kernel", c.kernel],
         ["Initrd", c.initrd],
-        ["Cmdline", c.cmdline === "" ? "console=ttyS0 (default)" : c.cmdline],
+        ["Cmdline", c.cmdline === "" ? (c.image !== "" ? "(the image's)" : "console=ttyS0 (default)") : c.cmdline],
+        ["Image", c.image === "" ? undefined : c.imageSizeMib > 0 ? `${c.image} (${c.imageSizeMib} MiB)` : c.image],
         ["Disk", c.disk],
+        ["Cloud-init", c.cloudInit ? [c.cloudInit.hostname && `hostname ${c.cloudInit.hostname}`, `${c.cloudInit.sshAuthorizedKeys.length} SSH key(s)`, `user-data ${Buffer.byteLength(c.cloudInit.userData)} bytes`, c.cloudInit.networkConfig && "network-config"].filter(Boolean).join(", ") : "-"],
         ["Auto-restart", c.autoRestart ? "yes" : "no"],
         ["Ports", ports(v)],
       ],
       "  ",
     );
+  }
+  if (v.disks.length > 0) {
+    out += "Disks:\n";
+    out += renderTable(["INDEX", "FORMAT", "SIZE", "IMAGE", "PATH"], v.disks.map((d) => [d.index, d.format, d.sizeMib === 0 ? undefined : `${d.sizeMib} MiB`, d.image, d.path]), { indent: "  " });
   }
   out += "NICs:\n";
   out += v.nics.length === 0
@@ -125,6 +147,8 @@ export function renderMeta(m: GetMetaResponse): string {
     ["Version", m.version],
     ["QEMU", m.qemuVersion === "" ? "not found" : m.qemuVersion],
     ["Platform", m.platform],
+    ["Accelerator", m.accel === "" ? undefined : `${m.accel} (${m.accelReason})`],
+    ["Images", m.imagesDir],
     ["Modes", m.networkingModes.map(modeName).join(", ")],
     ["Default mode", modeName(m.defaultNetworkingMode)],
     ["Forward service", m.forwardServiceEnabled ? `enabled (relay ${m.forwardRelay || "-"})` : "disabled"],

@@ -8,6 +8,22 @@ export interface TableOptions {
   gap?: string;
   /** Prefix of every line (for nested tables in `info`). Default: none. */
   indent?: string;
+  /**
+   * Fit lines into this many columns by shortening the `shrink` columns
+   * (cells cut with "…"), widest first, down to 8 characters each.
+   * Default: no limit.
+   */
+  maxWidth?: number;
+  /** Indexes of columns that may be shortened. */
+  shrink?: readonly number[];
+}
+
+const MIN_SHRUNK = 8;
+
+/** Cuts `s` to `w` code points, the last one an ellipsis. */
+function cut(s: string, w: number): string {
+  const cps = [...s];
+  return cps.length <= w ? s : cps.slice(0, w - 1).join("") + "…";
 }
 
 /** Escapes C0/C1 control characters and DEL as \n, \t or \xNN. */
@@ -32,6 +48,16 @@ export function renderTable(header: readonly string[], rows: readonly (readonly 
   const indent = opts.indent ?? "";
   const cells = rows.map((r) => header.map((_, i) => cell(r[i])));
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => [...r[i]!].length)));
+  if (opts.maxWidth !== undefined) {
+    const total = () => indent.length + widths.reduce((a, b) => a + b, 0) + gap.length * (widths.length - 1);
+    for (let over = total() - opts.maxWidth; over > 0; over--) {
+      const candidates = (opts.shrink ?? []).filter((i) => widths[i]! > Math.max(MIN_SHRUNK, header[i]!.length));
+      if (candidates.length === 0) break;
+      const widest = candidates.reduce((a, b) => (widths[b]! > widths[a]! ? b : a));
+      widths[widest]!--;
+    }
+    for (const r of cells) for (const i of opts.shrink ?? []) r[i] = cut(r[i]!, widths[i]!);
+  }
   const line = (r: readonly string[]) =>
     indent +
     r

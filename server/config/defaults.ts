@@ -84,5 +84,8 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
     metrics: {
       listen: p.metrics?.listen ?? "",
     },
+    ui: {
+      enabled: p.ui?.enabled ?? true,
+    },
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig, parseConfig } from "./load.js";
+import { loadConfig, parseConfig, toToml } from "./load.js";
 import { ValidationError, VmmError } from "../errors.js";
 
 const env = { VMM_STATE_DIR: "/var/lib/vmm-test" };
@@ -15,6 +15,7 @@ describe("embedded defaults", () => {
     expect(c.networking.forwardServiceEnabled).toBe(false);
     expect(c.auth.tokens).toEqual([]);
     expect(c.metrics.listen).toBe("");
+    expect(c.ui.enabled).toBe(true);
   });
   it("an empty file equals no file", () => {
     expect(parseConfig("", "x.toml", env)).toEqual(loadConfig(undefined, env));
@@ -69,6 +70,7 @@ describe("every problem is reported with its field path", () => {
     ["accel", `[qemu]\naccel = "hvf"`, ["qemu.accel"]],
     ["bad metrics listen", `[metrics]\nlisten = "9464"`, ["metrics.listen: must be \"host:port\""]],
     ["remote metrics listen", `[metrics]\nlisten = "0.0.0.0:9464"`, ["metrics.listen: 0.0.0.0 is not a loopback address"]],
+    ["ui enabled type", `[ui]\nenabled = "yes"`, ["ui.enabled: must be true or false"]],
     ["remote metrics without tokens", `[api]\nallow_remote = true\n[metrics]\nlisten = "0.0.0.0:9464"`, ["metrics.listen: a non-loopback listener requires auth.tokens"]],
   ];
   it.each(cases)("%s", (_name, toml, fields) => {
@@ -95,5 +97,35 @@ describe("every problem is reported with its field path", () => {
 
   it("names the line of a TOML syntax error", () => {
     expect(() => parseConfig(`[api\n`, "x.toml", env)).toThrow(/x\.toml: not valid TOML \(line 1/);
+  });
+});
+
+describe("several kinds of problems in one file", () => {
+  it("an unknown key does not hide the value errors of the same file", () => {
+    let err: unknown;
+    try {
+      parseConfig(`bogus = 1\n[qemu]\naccel = "hvf"\nstop_timeout_seconds = "x"\n[networking]\nmac_prefix = "zz"\n[images]\ndir = "rel"\n`, "x.toml", env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).problems.map((p) => p.field).sort()).toEqual(["bogus", "images.dir", "networking.mac_prefix", "qemu.accel", "qemu.stop_timeout_seconds"]);
+  });
+});
+
+describe("toToml (--print-config)", () => {
+  it("prints TOML that loads back to the same configuration; tokens left out", () => {
+    const c = parseConfig(
+      `state_dir = "/s"\n[api]\nsocket_mode = "0660"\ntcp = "127.0.0.1:8080"\n[auth]\ntokens = ["0123456789abcdef0123"]\n[networking]\nbridge_subnets = { "br0" = "10.20.0.0/24" }\nmac_prefix = "52:54:00"\n[console]\nlog_files = 3\n`,
+      "x.toml",
+      env,
+    );
+    const text = toToml(c);
+    expect(text).toMatch(/^# auth.tokens: 1 token\(s\), not shown$/m);
+    expect(text).not.toContain("0123456789abcdef0123");
+    expect(text).toMatch(/^socket_mode = "0660"$/m);
+    const back = parseConfig(text, "printed.toml", env);
+    expect({ ...back, auth: c.auth }).toEqual(c);
+    expect(toToml(loadConfig(undefined, env))).toMatch(/^state_dir = "\/var\/lib\/vmm-test"$/m);
   });
 });

@@ -3,10 +3,11 @@
 // config, fill defaults, validate. The daemon runs with no file at all on the
 // embedded defaults (defaults.ts).
 import { readFileSync } from "node:fs";
-import { parse, TomlError } from "smol-toml";
-import { Problems, VmmError } from "../errors.js";
+import { parse, stringify, TomlError } from "smol-toml";
+import { Problems, ValidationError, VmmError } from "../errors.js";
 import { fillDefaults, type PartialConfig } from "./defaults.js";
 import type { Config } from "./types.js";
+export type { Config };
 import { validateConfig } from "./validate.js";
 
 type Kind = "string" | "boolean" | "integer" | "string[]" | "string-map" | "mode-int";
@@ -62,6 +63,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
   images: { dir: ["dir", "string"] },
   console: { log_max_bytes: ["logMaxBytes", "integer"], log_files: ["logFiles", "integer"] },
   metrics: { listen: ["listen", "string"] },
+  ui: { enabled: ["enabled", "boolean"] },
 };
 
 function checkKind(v: unknown, kind: Kind, path: string, problems: Problems): unknown {
@@ -134,10 +136,44 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   }
   const problems = new Problems();
   const partial = fromToml(doc, problems);
-  problems.throwIfAny();
+  // Values of the wrong type were left out (their defaults apply), so the
+  // rest can still be validated: one run reports unknown keys, wrong types
+  // and bad values together.
   const config = fillDefaults(partial, env);
-  validateConfig(config);
+  try {
+    validateConfig(config);
+  } catch (e) {
+    if (!(e instanceof ValidationError)) throw e;
+    for (const q of e.problems) problems.add(q.field, q.message);
+  }
+  problems.throwIfAny();
   return config;
+}
+
+/**
+ * The effective configuration as vmm.toml text that loads back to the same
+ * configuration (vmmd --print-config). Tokens are left out, with a comment
+ * saying how many there are: they are secrets.
+ */
+export function toToml(c: Config): string {
+  const doc: Record<string, unknown> = {};
+  const notes: string[] = [];
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    const from = (section === "" ? c : (c as unknown as Record<string, Record<string, unknown>>)[section]) as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const [key, [prop, kind]] of Object.entries(keys)) {
+      const v = from[prop];
+      if (section === "auth") {
+        const n = (v as string[]).length;
+        if (n > 0) notes.push(`# auth.${key}: ${n} token(s), not shown`);
+        continue;
+      }
+      out[key] = kind === "mode-int" ? (v as number).toString(8).padStart(4, "0") : v;
+    }
+    if (section === "") Object.assign(doc, out);
+    else if (Object.keys(out).length > 0) doc[section] = out;
+  }
+  return (notes.length > 0 ? notes.join("\n") + "\n" : "") + stringify(doc) + "\n";
 }
 
 /** Loads `path`, or the embedded defaults when `path` is undefined. */

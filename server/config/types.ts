@@ -117,6 +117,11 @@ export interface MetricsConfig {
   listen: string;
 }
 
+export interface UiConfig {
+  /** Serve the web console under /ui/ on the API listeners. */
+  enabled: boolean;
+}
+
 export interface Config {
   /** Directory of all daemon state (VM records, networks, sockets). */
   stateDir: string;
@@ -129,4 +134,5 @@ export interface Config {
   images: ImagesConfig;
   console: ConsoleConfig;
   metrics: MetricsConfig;
+  ui: UiConfig;
 }

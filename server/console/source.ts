@@ -13,6 +13,7 @@ import { join } from "node:path";
 import type { EventEmitter } from "node:events";
 import { hostError } from "../errors.js";
 import type { VmView } from "../vm/types.js";
+import { readSegments, rotatedSegments } from "./rotate.js";
 
 /** The console output of one boot, open for reading. */
 export interface BootLog {
@@ -59,9 +60,11 @@ export interface VmLookup {
 }
 
 /**
- * Today's layout: QEMU writes the serial console of the current boot to
- * <vm dir>/serial.log, which the supervisor removes before every start, so
- * the file holds exactly the current boot's output from offset 0.
+ * QEMU appends the serial console of the current boot to <vm dir>/serial.log,
+ * which the supervisor removes before every start. When the log is capped
+ * (rotate.ts), the front of the boot's output has moved to serial.log.1,
+ * .2, ... or is gone: serial.log's first byte is at the offset the rotation
+ * state records, and the copies cover the bytes before it.
  */
 export class SerialFileSource implements ConsoleSource {
   /**
@@ -110,14 +113,21 @@ export class SerialFileSource implements ConsoleSource {
     }
     this.lastFile.set(id, { file, instanceId });
     let closed = false;
+    const dir = this.vmDir(id);
     return {
       instanceId,
-      first: () => 0,
-      end: () => fstatSync(fd).size,
+      first: () => {
+        const r = rotatedSegments(dir, instanceId);
+        return r.segments[0]?.start ?? r.base;
+      },
+      end: () => rotatedSegments(dir, instanceId).base + fstatSync(fd).size,
       read(offset, max) {
-        const buf = Buffer.allocUnsafe(max);
-        const n = readSync(fd, buf, 0, max, offset);
-        return buf.subarray(0, n);
+        const r = rotatedSegments(dir, instanceId);
+        const old = offset < r.base ? readSegments(r.segments, offset, Math.min(max, r.base - offset)) : Buffer.alloc(0);
+        if (offset + old.length < r.base || old.length === max) return old;
+        const buf = Buffer.allocUnsafe(max - old.length);
+        const n = readSync(fd, buf, 0, buf.length, offset + old.length - r.base);
+        return old.length === 0 ? buf.subarray(0, n) : Buffer.concat([old, buf.subarray(0, n)]);
       },
       close() {
         if (closed) return;

@@ -1,6 +1,7 @@
 // The plain-HTTP endpoints next to the RPC routes on every API listener:
-// GET /metrics (Prometheus text format, admin token when auth is on).
-// Everything else goes to the Connect handler.
+// GET /metrics (Prometheus text format, admin token when auth is on) and the
+// web console under /ui/ ("/" redirects there). Everything else goes to the
+// Connect handler.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
@@ -61,13 +62,19 @@ export function metricsHandler(render: () => Promise<string>, contentType: strin
 
 export interface ExtraRoutes {
   metrics?: NodeHandler;
+  ui?: NodeHandler;
 }
 
-/** Dispatches /metrics to its handler, the rest to `rpc`. */
+/** Dispatches /metrics and /ui to their handlers, the rest to `rpc`. */
 export function withExtraRoutes(rpc: NodeHandler, extra: ExtraRoutes): NodeHandler {
   return (req, res) => {
     const path = (req.url ?? "/").split("?", 1)[0]!;
     if (path === "/metrics" && extra.metrics) return extra.metrics(req, res);
+    if ((path === "/ui" || path.startsWith("/ui/")) && extra.ui) return extra.ui(req, res);
+    if (path === "/" && extra.ui && (req.method === "GET" || req.method === "HEAD")) {
+      (res as ServerResponse).writeHead(308, { location: "/ui/", "content-type": "text/plain; charset=utf-8" });
+      return res.end("see /ui/\n");
+    }
     return rpc(req, res);
   };
 }

@@ -1,13 +1,18 @@
 // The daemon's plain-HTTP side, wired in one place: the API-call metrics
-// interceptor, /metrics on the API listeners, and the optional metrics-only
-// listener (metrics.listen).
+// interceptor, /metrics and the web console (/ui/) on the API listeners,
+// and the optional metrics-only listener (metrics.listen).
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Interceptor } from "@connectrpc/connect";
 import type { Config } from "../config/types.js";
+import { log } from "../log.js";
 import { parseHostPort } from "../net/addr.js";
 import { metricsInterceptor } from "../metrics/api.js";
 import { listenMetrics, type MetricsListener } from "../metrics/listener.js";
 import { Metrics, type MetricsSources } from "../metrics/metrics.js";
 import { httpAuthorizer, metricsHandler, withExtraRoutes } from "./routes.js";
+import { defaultUiDir, uiHandler } from "./static.js";
 import type { NodeHandler } from "./adapter.js";
 
 export class Site {
@@ -15,6 +20,7 @@ export class Site {
   /** Counts API calls; goes first in the interceptor list (outside auth). */
   readonly interceptor: Interceptor;
   private readonly scrape: NodeHandler;
+  private readonly ui: NodeHandler | undefined;
   private listener: MetricsListener | undefined;
 
   constructor(
@@ -26,11 +32,16 @@ export class Site {
     this.metrics = new Metrics(sources);
     this.interceptor = metricsInterceptor(this.metrics);
     this.scrape = metricsHandler(() => this.metrics.render(), this.metrics.contentType, httpAuthorizer(auth, "Metrics"));
+    if (cfg.ui.enabled) {
+      const dir = defaultUiDir(dirname(fileURLToPath(import.meta.url)));
+      if (!existsSync(join(dir, "index.html"))) log("warn", "web console not built; /ui/ answers 404 (scripts/build-web.sh builds it)", { dir });
+      this.ui = uiHandler(dir);
+    }
   }
 
-  /** The API listeners' handler: /metrics and the RPC routes. */
+  /** The API listeners' handler: /metrics, /ui/ and the RPC routes. */
   wrap(rpc: NodeHandler): NodeHandler {
-    return withExtraRoutes(rpc, { metrics: this.scrape });
+    return withExtraRoutes(rpc, { metrics: this.scrape, ...(this.ui ? { ui: this.ui } : {}) });
   }
 
   /** Starts the metrics-only listener if configured; resolves with its "host:port" or "". */

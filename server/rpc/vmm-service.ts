@@ -17,7 +17,7 @@ import {
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { cloudInitFromProto, forwardToProto, imageToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
 import type { ForwardView } from "../forward/types.js";
-import { Problems, VmmError } from "../errors.js";
+import { Problems } from "../errors.js";
 import { checkId } from "../check.js";
 import type { ImageCatalog } from "../image/catalog.js";
 
@@ -29,8 +29,8 @@ export interface VmmServiceDeps {
   images: ImageCatalog;
 }
 
-/** Handlers with a module of their own (console-service.ts, stats-service.ts), joined in daemon.ts. */
-type ElsewhereHandled = "readConsole" | "getVmStats";
+/** Handlers with a module of their own (console-service.ts, attach-service.ts, stats-service.ts), joined in daemon.ts. */
+type ElsewhereHandled = "readConsole" | "attachConsole" | "getVmStats";
 
 export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmService>, ElsewhereHandled> {
   /** Active forwards of a VM: the forwarder's rules, or the native maps of user/passt. */
@@ -123,10 +123,7 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
     async listImages() {
       return { images: d.images.list().map(imageToProto) };
     },
-    // eslint-disable-next-line require-yield
-    async *attachConsole() {
-      throw new VmmError("unsupported", "AttachConsole is not implemented yet");
-    },
+
     async *watchEvents(req, ctx) {
       if (req.vmId !== "") {
         const p = new Problems();

@@ -184,6 +184,10 @@ function as(token: string) {
 }
 
 const createVm = (req: MessageInitShape<typeof CreateVmRequestSchema>) => vms.createVm(req);
+/** Reads a server stream to its end (its error is the call's error). */
+const drain = async (stream: AsyncIterable<unknown>) => {
+  for await (const _ of stream) void _;
+};
 const withName = (name: string) => createVm({ config: { name } });
 type ConfigInit = NonNullable<MessageInitShape<typeof CreateVmRequestSchema>["config"]>;
 const withPorts = (ports: { protocol?: Protocol; hostPort: number; vmPort: number; hostAddress?: string }[], extra: { nics?: ConfigInit["nics"] } = {}) =>
@@ -416,6 +420,12 @@ const CASES: Case[] = [
   },
   { name: "GetNetwork with a bad id", call: () => nets.getNetwork({ id: "Net_1" }), code: Code.InvalidArgument, field: "id" },
   { name: "ReleaseNetwork of an unknown holder", call: () => nets.releaseNetwork({ networkId, holderId: "no-such-holder" }), code: Code.NotFound, field: "holder_id" },
+  { name: "ReadConsole of an unknown VM", call: () => drain(vms.readConsole({ id: "no-such-vm" })), code: Code.NotFound, field: "id" },
+  { name: "ReadConsole with offset and tail_lines", call: () => drain(vms.readConsole({ id: "no-such-vm", offset: 0n, tailLines: 5 })), code: Code.InvalidArgument, field: "tail_lines" },
+  { name: "ReadConsole with a 2 MiB chunk", call: () => drain(vms.readConsole({ id: "no-such-vm", maxChunkBytes: 2 << 20 })), code: Code.InvalidArgument, field: "max_chunk_bytes" },
+  { name: "ReadConsole with a bad instance id", call: () => drain(vms.readConsole({ id: "no-such-vm", instanceId: "a b" })), code: Code.InvalidArgument, field: "instance_id" },
+  { name: "GetVmStats with a bad id", call: () => vms.getVmStats({ id: "Bad Id" }), code: Code.InvalidArgument, field: "id" },
+  { name: "GetVmStats of an unknown VM", call: () => vms.getVmStats({ id: "no-such-vm" }), code: Code.NotFound, field: "id" },
   // authentication
   { name: "wrong token", call: () => as("wrong-token-0123456789abc").vms.listVms({}), code: Code.Unauthenticated, field: "authorization" },
   { name: "missing token", call: () => client(VmmService, transport(d, "connect", "tcp")).listVms({}), code: Code.Unauthenticated, field: "authorization" },

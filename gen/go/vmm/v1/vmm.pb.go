@@ -2757,7 +2757,9 @@ type AttachConsoleRequest struct {
 	// The VM to attach to; set in the first request only.
 	VmId string `protobuf:"bytes,1,opt,name=vm_id,json=vmId,proto3" json:"vm_id,omitempty"`
 	// Bytes typed into the serial console, as they are (a terminal's raw
-	// keystrokes), at most 64 KiB per message.
+	// keystrokes), at most 64 KiB per message. Empty: nothing typed; a client
+	// sends one every few seconds while idle, because the daemon resets a
+	// request stream that carries nothing for [api] body_timeout_seconds.
 	Input         []byte `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1388,7 +1388,9 @@ export type AttachConsoleRequest = Message<"vmm.v1.AttachConsoleRequest"> & {
 
   /**
    * Bytes typed into the serial console, as they are (a terminal's raw
-   * keystrokes), at most 64 KiB per message.
+   * keystrokes), at most 64 KiB per message. Empty: nothing typed; a client
+   * sends one every few seconds while idle, because the daemon resets a
+   * request stream that carries nothing for [api] body_timeout_seconds.
    *
    * @generated from field: bytes input = 2;
    */
