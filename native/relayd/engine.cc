@@ -112,7 +112,8 @@ void Engine::Update(uint32_t id, const RuleSettings& s) {
     if (moved)
       while (!u->sessions.empty()) EndSession(u->sessions.begin()->second);
   }
-  Reap();
+  // No Reap() here: a control command runs inside an event batch, whose
+  // later events may still name the objects just closed (AfterEvents reaps).
 }
 
 void Engine::Remove(uint32_t id) {
@@ -126,7 +127,6 @@ void Engine::Remove(uint32_t id) {
     CloseUdp(ut->second);
     udp_.erase(ut);
   }
-  Reap();
 }
 
 int Engine::ComputeTimeout() {

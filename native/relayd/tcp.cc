@@ -173,6 +173,10 @@ void Engine::StartConnect(Listener* l, int cfd) {
 void Engine::FinishConnect(Conn* c, uint32_t events) {
   // Writable without error or hangup: the handshake is done (no syscall).
   if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
+    // A guest that answered and closed at once (data and FIN with the
+    // handshake): this edge is the only one the FIN gets, so the direction
+    // must read on to EOF, or the client never sees the end.
+    if (events & EPOLLRDHUP) c->down.rdhup = true;
     Connected(c, (events & (EPOLLIN | EPOLLRDHUP)) != 0);
     return;
   }
