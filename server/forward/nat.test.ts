@@ -52,11 +52,9 @@ describe("nat forwards", () => {
   const procs: ChildProcess[] = [];
   const guestPort = 7080;
   const otherPort = 7081;
-  let forwardBefore = "0";
 
   beforeAll(async () => {
     if (process.env.VMM_IN_NETNS !== "1") throw new Error("run inside scripts/in-netns.sh");
-    forwardBefore = readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim();
     for (const [ns, host, peer, hostIp, peerIp] of [
       ["natguest", "nh0", "nh1", "10.71.0.1", "10.71.0.2"],
       ["natclient", "nc0", "nc1", "10.72.0.1", "10.72.0.2"],
@@ -84,7 +82,6 @@ describe("nat forwards", () => {
     for (const p of procs) p.kill("SIGKILL");
     spawnSync("ip", ["netns", "del", "natguest"]);
     spawnSync("ip", ["netns", "del", "natclient"]);
-    writeFileSync("/proc/sys/net/ipv4/ip_forward", forwardBefore);
   });
 
   /** First line from a TCP connection (to `host:port`, from namespace `ns` or here), then closes. */
@@ -122,7 +119,7 @@ describe("nat forwards", () => {
       await svc.remove("vm-1");
       expect(readFileSync("/proc/sys/net/ipv4/conf/nh0/route_localnet", "utf8").trim()).toBe("0");
       expect(ourTable(svc).status).not.toBe(0); // the table went with its last rule
-      expect(sh(["nft", "list", "ruleset"])).not.toMatch(/vmmfwd_/);
+      expect(sh(["nft", "list", "ruleset"])).not.toMatch(new RegExp(`${svc.natTable}\\b`));
     } finally {
       await svc.close();
     }
@@ -185,11 +182,16 @@ describe("nat forwards", () => {
       // ::1 is refused; forwarding off refuses remote-facing rules.
       const v6 = await svc.apply("vm-5", [rule("::1", p + 2, "fd00::5", 80)]).catch((e: unknown) => e);
       expect((v6 as ValidationError).problems[0]).toMatchObject({ field: "rules[0].path" });
-      writeFileSync("/proc/sys/net/ipv4/ip_forward", "0");
-      const off = await svc.apply("vm-6", [rule("0.0.0.0", p + 3, "10.71.0.2", guestPort)]).catch((e: unknown) => e);
-      expect((off as VmmError).kind).toBe("precondition");
-      expect((off as VmmError).message).toMatch(/ip_forward is 0/);
       expect(svc.list().map((s) => s.owner)).toEqual(["vm-1"]);
+      // Forwarding off (a fresh namespace's default: this one's switch is
+      // shared with every test running beside this one) refuses remote-facing rules.
+      const off = spawnSync("unshare", ["--net", process.execPath, "--input-type=module", "-e",
+        `import { ForwardService } from ${JSON.stringify(new URL("../../dist/server/forward/service.js", import.meta.url).pathname)};
+         const svc = new ForwardService({ relay: "sockets" });
+         const e = await svc.apply("vm", [{ protocol: "tcp", listenAddress: "0.0.0.0", listenPort: 9, targetAddress: "10.71.0.2", targetPort: 80, path: "nat" }]).catch((e) => e);
+         console.log(e.kind + " " + e.message); await svc.close();`,
+      ], { encoding: "utf8", timeout: 20_000 });
+      expect(off.stdout.trim(), off.stderr).toMatch(/^precondition nat forward of tcp 0\.0\.0\.0:9: .*ip_forward is 0/);
     } finally {
       await svc.close();
     }
