@@ -14,24 +14,13 @@ export interface UndoStep {
 export class CleanupStack {
   private readonly steps: UndoStep[] = [];
 
-  /** Registers the step that undoes something just created. */
-  push(what: string, run: () => unknown): void {
-    this.steps.push({ what, run });
-  }
-
-  /** Moves every step of `other` on top of this stack (in its order); `other` ends empty. */
-  adopt(other: CleanupStack): void {
-    this.steps.push(...other.steps.splice(0));
-  }
-
-  /** Number of steps not yet run. */
-  get size(): number {
-    return this.steps.length;
-  }
-
-  /** What each pending step undoes, oldest first. */
-  pending(): string[] {
-    return this.steps.map((s) => s.what);
+  /** Registers the step that undoes something just created; `what` names it in failures. */
+  push(what: string, run: () => unknown): void;
+  /** Registers an unnamed step (failures name it by its position). */
+  push(run: () => unknown): void;
+  push(whatOrRun: string | (() => unknown), run?: () => unknown): void {
+    if (typeof whatOrRun === "string") this.steps.push({ what: whatOrRun, run: run! });
+    else this.steps.push({ what: `cleanup step ${this.steps.length + 1}`, run: whatOrRun });
   }
 
   /** Runs every step, newest first; resolves with "what: error" for each step that failed. */

@@ -3,7 +3,7 @@
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { Config } from "./config/types.js";
 import { mkdirDurable } from "./store/atomic.js";
-import { chmodSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -102,6 +102,9 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     relayDir: join(cfg.stateDir, "relay"),
     defaultPath: cfg.forward.defaultPath,
   });
+  if (forwards.fallbackReason !== undefined) {
+    log("warn", "native relay unavailable; forwarding through sockets in the daemon", { reason: forwards.fallbackReason });
+  }
   const adopted = await forwards.adopt();
   if (adopted > 0) log("info", "forwarding carried on through the restart", { rules: adopted });
   // The hook of per-network dnsmasq instances authenticates with a lease
@@ -113,13 +116,20 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     if (!existsSync(hookTokenFile)) writeFileAtomic(hookTokenFile, randomBytes(32).toString("hex") + "\n");
     auth.leaseTokens = [...cfg.auth.leaseTokens, readFileSync(hookTokenFile, "utf8").trim()];
   }
+  // Without a unix socket the hook reaches the daemon over TCP, at the port
+  // actually bound (api.tcp may ask for port 0), known only once the
+  // listener is up. So the URL goes into a file the hook reads at every call
+  // (VMM_HOOK_CONF), written after listening; a file of an earlier run is
+  // removed first, so a report never goes to a port someone else holds now.
+  const hookConf = join(cfg.stateDir, "dhcp-hook.conf");
+  rmSync(hookConf, { force: true });
   const backend =
     process.platform === "linux"
       ? new LinuxNetworkBackend({
           stateDir: cfg.stateDir,
           hook: cfg.vmnet.dhcpHook !== "" ? cfg.vmnet.dhcpHook : bundledHook(),
           hookEnv: {
-            ...(cfg.api.socket !== "" ? { VMM_SOCKET: cfg.api.socket } : { VMM_URL: `http://${cfg.api.tcp}` }),
+            ...(cfg.api.socket !== "" ? { VMM_SOCKET: cfg.api.socket } : { VMM_HOOK_CONF: hookConf }),
             ...(hookTokenFile ? { VMM_LEASE_TOKEN_FILE: hookTokenFile } : {}),
           },
           forwards,
@@ -211,6 +221,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
       const hp = parseHostPort(cfg.api.tcp)!;
       const port = await api.listenTcp(hp.host, hp.port);
       tcp = hp.host.includes(":") ? `[${hp.host}]:${port}` : `${hp.host}:${port}`;
+      if (cfg.api.socket === "") writeFileAtomic(hookConf, `VMM_URL=http://${tcp}\n`);
     }
     metricsAddress = await site.listen();
   } catch (e) {

@@ -2,12 +2,11 @@
 // default, at most MAX_PAGE_SIZE) and an opaque page token that encodes the
 // offset of the next page. A token only means something to the list that
 // issued it; anything else is refused as invalid input naming the field.
+import { MAX_PAGE_SIZE } from "./contract.js";
 import type { Problems } from "./errors.js";
 
 /** Page size when the request leaves it 0. */
 export const DEFAULT_PAGE_SIZE = 100;
-/** Largest page a request may ask for. */
-export const MAX_PAGE_SIZE = 1000;
 
 /** A page request as it arrives (proto fields page_size, page_token). */
 export interface PageRequest {

@@ -119,6 +119,10 @@ describe("usage errors exit 2 without calling the daemon", () => {
     [["update-ports", "web"], /update-ports needs --port \(repeatable\) or --clear/],
     [["update", "web", "--auto-restart", "maybe"], /--auto-restart "maybe": must be true or false/],
     [["lsvm", "--page-size", "0"], /--page-size "0": must be an integer 1-1000/],
+    // The daemon's own bounds (server/contract.ts): max_events 1-200, timeout_seconds 1-3600.
+    [["info", "web", "--events", "201"], /--events "201": must be an integer 1-200/],
+    [["stop", "web", "--timeout", "0"], /--timeout "0": must be an integer 1-3600/],
+    [["stop", "web", "--timeout", "3601"], /--timeout "3601": must be an integer 1-3600/],
     [["lsvm", "--bogus"], /^vmm-cli: unknown option '--bogus'/],
     [["network", "create", "--mode", "weird"], /option '--mode <mode>' argument 'weird' is invalid/],
     [["info"], /missing required argument 'vm'/],

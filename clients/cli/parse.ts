@@ -7,6 +7,7 @@
 // and the user should see which flag was wrong in their own terms (flag and
 // value), not the proto field path.
 import { isIPv4, isIPv6 } from "node:net";
+import { NET_MODES, type NetMode } from "../../server/config/types.js";
 
 export type ProtocolName = "tcp" | "udp";
 
@@ -18,8 +19,8 @@ export interface PortSpec {
   vmPort: number;
 }
 
-export const NIC_MODES = ["user", "passt", "bridge", "tap", "macvtap", "vmnet", "custom"] as const;
-export type NicModeName = (typeof NIC_MODES)[number];
+export const NIC_MODES = NET_MODES;
+export type NicModeName = NetMode;
 
 export interface NicSpec {
   mode: NicModeName;

@@ -6,6 +6,7 @@
 import { isAbsolute } from "node:path";
 import { Problems } from "../errors.js";
 import { isValidIfName, pathProblem, UNIX_PATH_MAX } from "../check.js";
+import { STOP_TIMEOUT_SECONDS } from "../contract.js";
 import { isLoopback, isPrivateIpv4Cidr, parseHostPort, parseIpv4Cidr, PRIVATE_IPV4 } from "../net/addr.js";
 import { isIP } from "node:net";
 import { NET_MODES, type Config } from "./types.js";
@@ -50,8 +51,9 @@ export function validateConfig(c: Config): void {
   if (!/^(auto|tcg|kvm|kvm:tcg)$/.test(c.qemu.accel)) p.add("qemu.accel", 'must be "auto", "tcg", "kvm" or "kvm:tcg"');
   if (c.qemu.binary === "" || /[\s,]/.test(c.qemu.binary)) p.add("qemu.binary", "must be a program name or path without spaces");
   if (!isAbsolute(c.qemu.bridgeHelper)) p.add("qemu.bridge_helper", "must be an absolute path");
-  if (c.qemu.stopTimeoutSeconds < 1 || c.qemu.stopTimeoutSeconds > 3600)
-    p.add("qemu.stop_timeout_seconds", "must be between 1 and 3600");
+  const stop = STOP_TIMEOUT_SECONDS;
+  if (c.qemu.stopTimeoutSeconds < stop.min || c.qemu.stopTimeoutSeconds > stop.max)
+    p.add("qemu.stop_timeout_seconds", `must be between ${stop.min} and ${stop.max}`);
 
   const n = c.networking;
   if (!NET_MODES.includes(n.defaultMode)) p.add("networking.default_mode", `must be one of ${NET_MODES.join(", ")}`);

@@ -5,7 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createConnection } from "node:net";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { tcpRule, Cleanup, echo, exchange, fdCount, fdCountOf, freePort, refusingPort, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { tcpRule, echo, exchange, fdCount, fdCountOf, refusingPort, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { CleanupStack } from "../cleanup.js";
+import { freePort } from "../../test/helpers/net.js";
 
 const tcp = tcpRule;
 
@@ -24,9 +26,9 @@ function resetting(port: number): Promise<void> {
 }
 
 describe.each(["native", "sockets"] as const)("fd accounting (%s)", (kind) => {
-  let cleanup: Cleanup;
+  let cleanup: CleanupStack;
   beforeEach(() => {
-    cleanup = new Cleanup();
+    cleanup = new CleanupStack();
   });
   afterEach(() => cleanup.run());
 

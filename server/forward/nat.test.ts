@@ -11,7 +11,8 @@ import { ForwardService } from "./service.js";
 import { localnetLines, natCounterLines, natRuleLines, natTableLines, parseNatTable } from "./nat.js";
 import type { ForwardRule } from "./rules.js";
 import { VmmError, ValidationError } from "../errors.js";
-import { freePort, waitFor } from "../../test/helpers/forward.js";
+import { waitFor } from "../../test/helpers/forward.js";
+import { freePort } from "../../test/helpers/net.js";
 
 const rule = (listenAddress: string, listenPort: number, targetAddress: string, targetPort: number, protocol: "tcp" | "udp" = "tcp"): ForwardRule => ({
   protocol,

@@ -3,7 +3,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { parseProxyV2, proxyV2Header } from "./proxy.js";
 import { ForwardService } from "./service.js";
-import { Cleanup, connect, freePort } from "../../test/helpers/forward.js";
+import { connect } from "../../test/helpers/forward.js";
+import { CleanupStack } from "../cleanup.js";
+import { freePort } from "../../test/helpers/net.js";
 import { createServer, type Socket } from "node:net";
 
 describe("proxyV2Header", () => {
@@ -34,7 +36,7 @@ describe("proxyV2Header", () => {
 });
 
 describe.each(["native", "sockets"] as const)("PROXY v2 over IPv6 (%s)", (kind) => {
-  const cleanup = new Cleanup();
+  const cleanup = new CleanupStack();
   afterEach(() => cleanup.run());
 
   it("names the IPv6 client", async () => {

@@ -5,7 +5,9 @@ import { VmmError, ValidationError } from "../errors.js";
 import { ForwardService } from "./service.js";
 import { zeroCounters, type ForwardRule } from "./rules.js";
 import type { RuleRelay } from "./relay.js";
-import { tcpRule, Cleanup, connect, echo, freePort, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { tcpRule, connect, echo, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { CleanupStack } from "../cleanup.js";
+import { freePort } from "../../test/helpers/net.js";
 
 const tcp = tcpRule;
 
@@ -26,10 +28,10 @@ function closedPromise(s: import("node:net").Socket): Promise<void> {
 }
 
 describe.each(["native", "sockets"] as const)("ForwardService (%s)", (kind) => {
-  let cleanup: Cleanup;
+  let cleanup: CleanupStack;
   let svc: ForwardService;
   beforeEach(() => {
-    cleanup = new Cleanup();
+    cleanup = new CleanupStack();
     svc = new ForwardService({ relay: kind });
     cleanup.push(() => svc.close());
   });
@@ -167,7 +169,7 @@ describe("ForwardService options", () => {
     expect(() => new ForwardService({ connectTimeoutMs: 0, udpIdleMs: 1.5 })).toThrow(/connectTimeoutMs.*udpIdleMs/);
   });
   it("counts active connections synchronously", async () => {
-    const cleanup = new Cleanup();
+    const cleanup = new CleanupStack();
     try {
       const svc = new ForwardService({ relay: "native" });
       cleanup.push(() => svc.close());

@@ -5,10 +5,12 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
 import { ForwardService } from "./service.js";
-import { Cleanup, connect, echo, fdCountOf, freePort, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, echo, fdCountOf, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { CleanupStack } from "../cleanup.js";
+import { freePort } from "../../test/helpers/net.js";
 
 describe("vmm-relayd connection steering", () => {
-  const cleanup = new Cleanup();
+  const cleanup = new CleanupStack();
   afterEach(() => cleanup.run());
 
   it("packs connections into the first process below the threshold, then fills the next, then spreads", async () => {

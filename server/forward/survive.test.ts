@@ -13,7 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ForwardService } from "./service.js";
 import { findRelayd } from "../../native/relay.js";
-import { Cleanup, connect, echo, exchange, freePort, neverAccepting, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, echo, exchange, neverAccepting, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { CleanupStack } from "../cleanup.js";
+import { freePort } from "../../test/helpers/net.js";
 
 /** Round trip of one line over an open connection. */
 function ping(s: Socket, msg: string): Promise<string> {
@@ -60,10 +62,10 @@ function rawControl(path: string): Promise<{ sock: Socket; next: () => Promise<s
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(spawnSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" }).stdout);
 
 describe("vmm-relayd survives its controller", () => {
-  let cleanup: Cleanup;
+  let cleanup: CleanupStack;
   let dir: string;
   beforeEach(() => {
-    cleanup = new Cleanup();
+    cleanup = new CleanupStack();
     dir = mkdtempSync(join(tmpdir(), "vmm-relay-test-"));
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   });

@@ -4,15 +4,17 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { ForwardService } from "./service.js";
 import { parseProxyV2 } from "./proxy.js";
-import { Cleanup, connect, echo, exchange, freePort, neverAccepting, payload, refusingPort, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, echo, exchange, neverAccepting, payload, refusingPort, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { CleanupStack } from "../cleanup.js";
+import { freePort } from "../../test/helpers/net.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 describe.each(["native", "sockets"] as const)("tcp relay: %s", (kind) => {
-  let cleanup: Cleanup;
+  let cleanup: CleanupStack;
   let svc: ForwardService;
   beforeEach(() => {
-    cleanup = new Cleanup();
+    cleanup = new CleanupStack();
     svc = new ForwardService({ relay: kind, connectTimeoutMs: 500 });
     cleanup.push(() => svc.close());
   });

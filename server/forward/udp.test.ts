@@ -4,7 +4,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSocket, type Socket } from "node:dgram";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { Cleanup, fdCountOf, freePort, sleep, waitFor } from "../../test/helpers/forward.js";
+import { fdCountOf, sleep, waitFor } from "../../test/helpers/forward.js";
+import { CleanupStack } from "../cleanup.js";
+import { freePort } from "../../test/helpers/net.js";
 
 const udp = (listenPort: number, targetPort: number): ForwardRule => ({
   protocol: "udp",
@@ -14,14 +16,14 @@ const udp = (listenPort: number, targetPort: number): ForwardRule => ({
   targetPort,
 });
 
-async function bound(cleanup: Cleanup, address = "127.0.0.1"): Promise<Socket> {
+async function bound(cleanup: CleanupStack, address = "127.0.0.1"): Promise<Socket> {
   const s = createSocket("udp4");
   await new Promise<void>((r) => s.bind(0, address, () => r()));
   cleanup.push(() => new Promise<void>((r) => s.close(() => r())));
   return s;
 }
 
-async function echoServer(cleanup: Cleanup): Promise<number> {
+async function echoServer(cleanup: CleanupStack): Promise<number> {
   const s = await bound(cleanup);
   s.on("message", (m, r) => s.send(m, r.port, r.address));
   return s.address().port;
@@ -41,9 +43,9 @@ async function ask(s: Socket, port: number, msg: string, ms = 300): Promise<stri
 }
 
 describe.each(["native", "sockets"] as const)("udp forwarding (%s)", (kind) => {
-  let cleanup: Cleanup;
+  let cleanup: CleanupStack;
   beforeEach(() => {
-    cleanup = new Cleanup();
+    cleanup = new CleanupStack();
   });
   afterEach(() => cleanup.run());
 

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { ValidationError } from "../errors.js";
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { Cleanup, startProcess, workDir } from "../../test/guest/harness.js";
+import { startProcess, workDir } from "../../test/guest/harness.js";
+import { CleanupStack } from "../cleanup.js";
 import { useNetnsSysfs } from "../../test/guest/netns.js";
 import { waitUntil } from "../host/process.js";
 import { buildPasstArgv, passtPortSpec, preparePasstRuntimeDir, type PasstOptions, type PasstPortSpec } from "./passt.js";
@@ -123,7 +124,7 @@ describe("buildPasstArgv", () => {
 describe("real passt with 1,000 forwards (private namespace)", () => {
   it("binds every port and its socket", async () => {
     useNetnsSysfs();
-    const cleanup = new Cleanup();
+    const cleanup = new CleanupStack();
     try {
       const dir = workDir("passt1000");
       cleanup.push(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
@@ -154,7 +155,7 @@ describe("real passt with 1,000 forwards (private namespace)", () => {
       const ok = await waitUntil(() => existsSync(socketPath) && listening() === 1000, 10_000);
       expect(ok, `passt: socket ${existsSync(socketPath)}, ${listening()} ports; ${existsSync(out) ? readFileSync(out, "utf8") : ""}`).toBe(true);
     } finally {
-      await cleanup.run();
+      await cleanup.runOrThrow();
     }
   });
 });

@@ -4,6 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { NetMode } from "../config/types.js";
+import { modeName, NETWORKING_MODES } from "../contract.js";
 import type { ForwardStatus } from "../forward/rules.js";
 import type { NetworkRecord, RawNetworkConfig } from "../vmnet/types.js";
 import type { RawPort, RawVmSpec, VmView, VmStatus as DomainStatus } from "../vm/types.js";
@@ -27,24 +28,15 @@ import {
 } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, NetworkSchema, type Network, type NetworkConfig } from "../../gen/ts/vmm/v1/network_pb.js";
 
-const MODE_TO_DOMAIN: Record<number, NetMode> = {
-  [NetworkingMode.USER]: "user",
-  [NetworkingMode.PASST]: "passt",
-  [NetworkingMode.BRIDGE]: "bridge",
-  [NetworkingMode.TAP]: "tap",
-  [NetworkingMode.MACVTAP]: "macvtap",
-  [NetworkingMode.VMNET]: "vmnet",
-  [NetworkingMode.CUSTOM]: "custom",
-};
-const MODE_TO_PROTO = Object.fromEntries(Object.entries(MODE_TO_DOMAIN).map(([k, v]) => [v, Number(k)])) as Record<NetMode, NetworkingMode>;
-
+/** The proto enum value of a networking mode. */
 export function modeToProto(m: NetMode): NetworkingMode {
-  return MODE_TO_PROTO[m];
+  return NETWORKING_MODES[m];
 }
 
+/** A NIC mode as the validator takes it: undefined when unset, "?N" when unknown. */
 function modeFromProto(m: NetworkingMode): string | undefined {
   if (m === NetworkingMode.UNSPECIFIED) return undefined;
-  return MODE_TO_DOMAIN[m] ?? `?${m}`;
+  return modeName(m) ?? `?${m}`;
 }
 
 export function protocolFromProto(p: Protocol): string | undefined {
@@ -185,7 +177,7 @@ export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardIn
           disk: r.spec.disk,
           autoRestart: r.spec.autoRestart,
           nics: r.spec.nics.map((n) => ({
-            mode: MODE_TO_PROTO[n.mode],
+            mode: modeToProto(n.mode),
             bridge: n.bridge ?? "",
             macvtapParent: n.macvtapParent ?? "",
             networkId: n.networkId ?? "",
@@ -209,7 +201,7 @@ export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardIn
       const lease = v.leases.find((l) => l.nic === i);
       return {
         index: i,
-        mode: MODE_TO_PROTO[n.mode],
+        mode: modeToProto(n.mode),
         mac: r.macs[i] ?? "",
         bridge: n.bridge ?? "",
         hostInterface: running ? (rt.hostInterfaces?.[i] ?? "") : "",

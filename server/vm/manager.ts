@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import { isIPv4 } from "node:net";
 import { checkId, normalizeMac } from "../check.js";
 import type { Config } from "../config/types.js";
+import { DEFAULT_EVENTS, MAX_EVENTS, STOP_TIMEOUT_SECONDS } from "../contract.js";
 import { precondition, Problems, VmmError } from "../errors.js";
 import type { ForwardRule } from "../forward/rules.js";
 import type { Forwarder } from "../forward/types.js";
@@ -127,13 +128,13 @@ export class VmManager {
     return e;
   }
 
-  view(e: Entry, maxEvents = 20): VmView {
+  view(e: Entry, maxEvents = DEFAULT_EVENTS): VmView {
     return { record: e.record, runtime: e.runtime, leases: e.leases, events: e.events.slice(-maxEvents) };
   }
 
-  get(id: string, maxEvents = 20): VmView {
-    if (maxEvents > MAX_EVENTS_KEPT) throw new VmmError("invalid", `max_events: is ${maxEvents}; at most ${MAX_EVENTS_KEPT}`, { problems: [{ field: "max_events", message: `at most ${MAX_EVENTS_KEPT}` }] });
-    return this.view(this.entry(id), maxEvents === 0 ? 20 : maxEvents);
+  get(id: string, maxEvents = DEFAULT_EVENTS): VmView {
+    if (maxEvents > MAX_EVENTS) throw new VmmError("invalid", `max_events: is ${maxEvents}; at most ${MAX_EVENTS}`, { problems: [{ field: "max_events", message: `at most ${MAX_EVENTS}` }] });
+    return this.view(this.entry(id), maxEvents === 0 ? DEFAULT_EVENTS : maxEvents);
   }
 
   list(q: ListQuery): { vms: VmView[]; nextPageToken: string; total: number } {
@@ -317,8 +318,11 @@ export class VmManager {
 
   async stop(id: string, force: boolean, timeoutSeconds: number | undefined): Promise<VmView> {
     const e = this.entry(id);
-    if (timeoutSeconds !== undefined && (timeoutSeconds < 1 || timeoutSeconds > 3600))
-      throw new VmmError("invalid", `timeout_seconds: is ${timeoutSeconds}; must be between 1 and 3600`, { problems: [{ field: "timeout_seconds", message: "must be between 1 and 3600" }] });
+    const bounds = STOP_TIMEOUT_SECONDS;
+    if (timeoutSeconds !== undefined && (timeoutSeconds < bounds.min || timeoutSeconds > bounds.max)) {
+      const message = `must be between ${bounds.min} and ${bounds.max}`;
+      throw new VmmError("invalid", `timeout_seconds: is ${timeoutSeconds}; ${message}`, { problems: [{ field: "timeout_seconds", message }] });
+    }
     return this.serialize(id, async () => {
       if (!this.isLive(e)) throw precondition(`VM "${id}" is not running (status ${e.runtime.status})`);
       await this.halt(e, force, (timeoutSeconds ?? this.cfg.qemu.stopTimeoutSeconds) * 1000);
@@ -327,10 +331,21 @@ export class VmManager {
   }
 
   private async halt(e: Entry, force: boolean, timeoutMs: number): Promise<void> {
-    this.setRuntime(e, { ...e.runtime, status: "stopping" });
+    const was = e.runtime;
+    this.setRuntime(e, { ...was, status: "stopping" });
     this.event(e, "stopping", force ? "killing QEMU" : `powering down (timeout ${timeoutMs / 1000} s)`);
-    await this.forwarder?.remove(e.record.id);
-    await this.runner!.stop(this.view(e), { force, timeoutMs });
+    try {
+      await this.forwarder?.remove(e.record.id);
+      await this.runner!.stop(this.view(e), { force, timeoutMs });
+    } catch (err) {
+      // The runner could not end QEMU: it still runs, and the VM says so
+      // (with its forwards back), so StopVm can be retried -- never a VM
+      // stuck in "stopping" that only a forced RemoveVm recovers.
+      this.setRuntime(e, was);
+      this.event(e, "stop_failed", (err as Error).message);
+      await this.syncForwards(e).catch((why) => this.event(e, "forward_failed", `restoring forwards: ${(why as Error).message}`));
+      throw err;
+    }
     this.setRuntime(e, { version: 1, status: "stopped", instanceId: e.runtime.instanceId });
     this.event(e, "stopped", "stopped");
   }

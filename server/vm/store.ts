@@ -11,11 +11,12 @@
 import { appendFileSync, chmodSync, existsSync, mkdirSync, openSync, closeSync, fsyncSync, readdirSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { fsyncDir, mkdirDurable, readJson, removeDirDurable, sweepTrash, TMP_PREFIX, writeJsonAtomic } from "../store/atomic.js";
+import { MAX_EVENTS } from "../contract.js";
 import { VmmError } from "../errors.js";
 import type { LeaseRecord, VmEventRecord, VmRecord, VmRuntime } from "./types.js";
 
-/** Events kept per VM (on disk and in GetInfo's max_events). */
-export const MAX_EVENTS_KEPT = 200;
+/** Events kept per VM (on disk and in memory): as many as GetInfo may ask for. */
+export const MAX_EVENTS_KEPT = MAX_EVENTS;
 
 /** Paths of the files a running VM uses, below its record directory. */
 export interface RunFiles {

@@ -26,6 +26,7 @@
 import { isIP, isIPv4 } from "node:net";
 import { checkName, checkPath, CONTROL_RE, ID_RE, isValidIfName, UNIX_PATH_MAX } from "../check.js";
 import type { Config, NetMode } from "../config/types.js";
+import { MAX_VCPUS, MEMORY_MIB } from "../contract.js";
 import { NET_MODES } from "../config/types.js";
 import { Problems, VmmError } from "../errors.js";
 import { checkCloudInit, checkDisks, isEmptyCloudInit } from "../image/spec.js";
@@ -41,11 +42,6 @@ export const MAX_PORTS = 1024;
 export const MAX_CMDLINE = 4096;
 /** A custom netdev value, bytes. */
 export const MAX_NETDEV = 1024;
-/** vCPUs per VM. */
-export const MAX_VCPUS = 64;
-/** Guest memory bounds, MiB. */
-export const MIN_MEMORY_MIB = 32;
-export const MAX_MEMORY_MIB = 1024 * 1024;
 
 /** Defaults of a CreateVm config's unset fields. */
 export const VM_DEFAULTS = { vcpus: 1, memoryMib: 256, cmdline: "console=ttyS0" } as const;
@@ -88,7 +84,7 @@ function checkVcpus(p: Problems, field: string, v: number, allowZero: boolean): 
 
 function checkMemory(p: Problems, field: string, v: number, allowZero: boolean): void {
   if (allowZero && v === 0) return;
-  if (!Number.isInteger(v) || v < MIN_MEMORY_MIB || v > MAX_MEMORY_MIB) p.add(field, `is ${v}; must be between ${MIN_MEMORY_MIB} and ${MAX_MEMORY_MIB}`);
+  if (!Number.isInteger(v) || v < MEMORY_MIB.min || v > MEMORY_MIB.max) p.add(field, `is ${v}; must be between ${MEMORY_MIB.min} and ${MEMORY_MIB.max}`);
 }
 
 /** A custom netdev value split into its type and its options, as QEMU's QemuOpts reads it. */

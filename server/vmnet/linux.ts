@@ -31,8 +31,8 @@ export interface LinuxBackendOptions {
   stateDir: string;
   /** Path of clients/dnsmasq-hook/vmm-dhcp-hook. */
   hook: string;
-  /** How the hook reaches the daemon. */
-  hookEnv: { VMM_SOCKET?: string; VMM_URL?: string; VMM_LEASE_TOKEN_FILE?: string };
+  /** How the hook reaches the daemon (VMM_HOOK_CONF: a file of KEY=value lines it reads at every call). */
+  hookEnv: { VMM_SOCKET?: string; VMM_URL?: string; VMM_HOOK_CONF?: string; VMM_LEASE_TOKEN_FILE?: string };
   dnsmasq?: string;
   /** Network-level port rules. */
   forwards: Forwarder;

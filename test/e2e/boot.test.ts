@@ -18,9 +18,9 @@ import { closeFd, openMacvtap, openTap } from "../../native/tap.js";
 import { childFdOf, isAlive, waitUntil } from "../../server/host/process.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { useNetnsSysfs, uniq } from "../guest/netns.js";
+import { CleanupStack } from "../../server/cleanup.js";
 import {
   bootGuest,
-  Cleanup,
   freePort,
   httpGet,
   powerdownGuest,
@@ -77,7 +77,7 @@ describe("guest boot (QEMU TCG, private namespace)", () => {
   });
 
   it("user mode: static address, hostfwd on 127.0.0.1", async () => {
-    const cleanup = new Cleanup();
+    const cleanup = new CleanupStack();
     try {
       const http = await freePort();
       const echo = await freePort();
@@ -104,12 +104,12 @@ describe("guest boot (QEMU TCG, private namespace)", () => {
       expect(await tcpEcho("127.0.0.1", echo, "ping-user\n")).toBe("ping-user\n");
       await expectGracefulShutdown(g);
     } finally {
-      await cleanup.run();
+      await cleanup.runOrThrow();
     }
   });
 
   it("passt mode: DHCP from passt, port mapping on 127.0.0.1", async () => {
-    const cleanup = new Cleanup();
+    const cleanup = new CleanupStack();
     try {
       const http = await freePort();
       const echo = await freePort();
@@ -139,14 +139,14 @@ describe("guest boot (QEMU TCG, private namespace)", () => {
       expect(await tcpEcho("127.0.0.1", echo, "ping-passt\n")).toBe("ping-passt\n");
       await expectGracefulShutdown(g);
     } finally {
-      await cleanup.run();
+      await cleanup.runOrThrow();
     }
   });
 
   describe("on a bridge with dnsmasq", () => {
     const br = `vbr${uniq()}`;
     const net = "10.91.0";
-    const shared = new Cleanup();
+    const shared = new CleanupStack();
     let leaseFile = "";
 
     beforeAll(async () => {
@@ -155,12 +155,12 @@ describe("guest boot (QEMU TCG, private namespace)", () => {
       const d = await startDnsmasq(shared, { dir, iface: br, rangeStart: `${net}.50`, rangeEnd: `${net}.150` });
       leaseFile = d.leaseFile;
     });
-    afterAll(() => shared.run());
+    afterAll(() => shared.runOrThrow());
 
     const leasedTo = (mac: string) => readFileSync(leaseFile, "utf8").split("\n").find((l) => l.split(" ")[1] === mac);
 
     it("tap mode: the daemon's TAP fd on the bridge, guest gets a lease", async () => {
-      const cleanup = new Cleanup();
+      const cleanup = new CleanupStack();
       try {
         const id = `tap-${uniq()}`;
         const mac = deriveMac(id, 0, MAC_PREFIX);
@@ -187,12 +187,12 @@ describe("guest boot (QEMU TCG, private namespace)", () => {
         // Not persistent: the TAP goes away with QEMU's fd.
         expect(await waitUntil(() => !existsSync(`/sys/class/net/${tap.name}`), 3000)).toBe(true);
       } finally {
-        await cleanup.run();
+        await cleanup.runOrThrow();
       }
     });
 
     it("bridge mode: qemu-bridge-helper with /etc/qemu/bridge.conf (namespace tmpfs)", async () => {
-      const cleanup = new Cleanup();
+      const cleanup = new CleanupStack();
       try {
         // Only inside the namespace, where /etc/qemu is a private tmpfs.
         const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n");
@@ -212,13 +212,13 @@ describe("guest boot (QEMU TCG, private namespace)", () => {
         expect(await tcpEcho(g.ip, 8081, "ping-bridge\n")).toBe("ping-bridge\n");
         await expectGracefulShutdown(g);
       } finally {
-        await cleanup.run();
+        await cleanup.runOrThrow();
       }
     });
   });
 
   it("macvtap mode: on a veth whose peer lives in a second namespace", async () => {
-    const cleanup = new Cleanup();
+    const cleanup = new CleanupStack();
     try {
       const s = uniq();
       const vh = `vh${s}`;
@@ -261,7 +261,7 @@ describe("guest boot (QEMU TCG, private namespace)", () => {
       expect(echoed).toBe("ping-macvtap\n");
       await expectGracefulShutdown(g);
     } finally {
-      await cleanup.run();
+      await cleanup.runOrThrow();
     }
   });
 

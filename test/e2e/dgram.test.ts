@@ -13,14 +13,15 @@ import { createInterface } from "node:readline";
 import { buildQemuArgv } from "../../server/vm/qemu-argv.js";
 import { childFdOf, stopProcess, processRef } from "../../server/host/process.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
-import { Cleanup, QEMU_BIN, workDir } from "../guest/harness.js";
+import { QEMU_BIN, workDir } from "../guest/harness.js";
+import { CleanupStack } from "../../server/cleanup.js";
 
 const PEER = join(import.meta.dirname, "..", "guest", "dgram-peer.py");
 const MAC = "52:54:00:d6:00:01";
 
 describe("-netdev dgram over an inherited socketpair fd", () => {
-  const cleanup = new Cleanup();
-  afterEach(() => cleanup.run());
+  const cleanup = new CleanupStack();
+  afterEach(() => cleanup.runOrThrow());
 
   it("carries the guest's frames, one per datagram", async () => {
     const dir = workDir("dgram");

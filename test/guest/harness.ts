@@ -1,6 +1,6 @@
 // Test harness for booting the test guest (scripts/setup-guest.sh) with the
 // daemon's own building blocks: qemu-argv, process, qmp. Everything it
-// starts is registered on a Cleanup stack (LIFO, like lima's onClose) so a
+// starts is registered on a CleanupStack (server/cleanup.ts: LIFO, like lima's onClose) so a
 // failing test still removes its interfaces and processes.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
 import { createConnection } from "node:net";
@@ -11,28 +11,9 @@ import { QmpClient } from "../../server/vm/qmp.js";
 import { isAlive, spawnDetached, stopProcess, waitForExit, waitUntil, type ProcessRef } from "../../server/host/process.js";
 import { guestInitrd, guestKernel } from "./paths.js";
 import { runProgram } from "../../server/host/exec.js";
+import type { CleanupStack } from "../../server/cleanup.js";
 
 export const QEMU_BIN = process.env.VMM_QEMU ?? "qemu-system-x86_64";
-
-/** LIFO cleanup; every step runs even if one fails, errors are collected. */
-export class Cleanup {
-  private readonly steps: { what: string; fn: () => unknown }[] = [];
-  push(what: string, fn: () => unknown): void {
-    this.steps.push({ what, fn });
-  }
-  async run(): Promise<void> {
-    const errors: string[] = [];
-    while (this.steps.length > 0) {
-      const s = this.steps.pop()!;
-      try {
-        await s.fn();
-      } catch (e) {
-        errors.push(`${s.what}: ${(e as Error).message}`);
-      }
-    }
-    if (errors.length > 0) throw new Error(`cleanup failed:\n  ${errors.join("\n  ")}`);
-  }
-}
 
 /** A fresh work dir searchable by others (passt runs as nobody below it). */
 export function workDir(prefix: string): string {
@@ -42,7 +23,7 @@ export function workDir(prefix: string): string {
 }
 
 /** Starts a detached process and registers a bounded stop on `cleanup`. */
-export async function startProcess(cleanup: Cleanup, what: string, argv: string[], logFile: string, extraFds?: number[]): Promise<ProcessRef> {
+export async function startProcess(cleanup: CleanupStack, what: string, argv: string[], logFile: string, extraFds?: number[]): Promise<ProcessRef> {
   const ref = await spawnDetached({ argv, logFile, extraFds });
   cleanup.push(`stop ${what} (pid ${ref.pid})`, () => stopProcess(ref, { graceMs: 3000 }));
   return ref;
@@ -73,7 +54,7 @@ export interface BootOptions {
 }
 
 /** Boots the test guest and waits (bounded) for its VMM-GUEST-READY line. */
-export async function bootGuest(cleanup: Cleanup, o: BootOptions): Promise<Guest> {
+export async function bootGuest(cleanup: CleanupStack, o: BootOptions): Promise<Guest> {
   const serialPath = join(o.dir, `${o.name}.serial`);
   const qmpSocket = join(o.dir, `${o.name}.qmp`);
   const logFile = join(o.dir, `${o.name}.qemu.log`);
@@ -185,7 +166,7 @@ export interface Dnsmasq {
  * runs it in another namespace (nsenter).
  */
 export async function startDnsmasq(
-  cleanup: Cleanup,
+  cleanup: CleanupStack,
   o: { dir: string; iface: string; rangeStart: string; rangeEnd: string; wrapper?: string[] },
 ): Promise<Dnsmasq> {
   const conf = join(o.dir, `dnsmasq-${o.iface}.conf`);

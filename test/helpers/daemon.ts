@@ -39,10 +39,13 @@ export interface StartOptions {
   dir?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Another build's main.js to run instead of dist/server/main.js. */
+  vmmd?: string;
 }
 
 export async function startDaemon(opts: StartOptions = {}): Promise<DaemonHandle> {
-  if (!existsSync(VMMD)) throw new Error(`${VMMD} missing: run \`npm run build\` (scripts/test.sh does)`);
+  const vmmd = opts.vmmd ?? VMMD;
+  if (!existsSync(vmmd)) throw new Error(`${vmmd} missing: run \`npm run build\` (scripts/test.sh does)`);
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "vmmd-test-"));
   // Traversable by others, as a real state directory's parent is: passt
   // runs as nobody and must reach its socket below the state directory.
@@ -54,7 +57,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<DaemonHandle
   if (!/^\[api\]/m.test(toml)) toml += `\n[api]\nsocket = ${JSON.stringify(socket)}\ntcp = ${JSON.stringify(opts.tcp === false ? "" : "127.0.0.1:0")}\n`;
   const cfgPath = join(dir, "vmm.toml");
   writeFileSync(cfgPath, toml);
-  const proc = spawn(process.execPath, [VMMD, "--config", cfgPath], {
+  const proc = spawn(process.execPath, [vmmd, "--config", cfgPath], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...opts.env },
   });

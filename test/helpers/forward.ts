@@ -1,10 +1,10 @@
 // Helpers for the forwarder's tests (server/forward/*.test.ts and the
 // end-to-end forwarding tests). Everything here is bounded in time and
 // closes what it opens.
+import type { CleanupStack } from "../../server/cleanup.js";
 import type { ForwardRule } from "../../server/forward/rules.js";
 import { readdirSync } from "node:fs";
 import { createServer, createConnection, type Server, type Socket } from "node:net";
-import { createSocket } from "node:dgram";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 
@@ -25,42 +25,8 @@ export async function waitFor(what: string, cond: () => boolean, ms = 5000): Pro
   }
 }
 
-/** A port that was free a moment ago (the test namespace has no other users). */
-export async function freePort(proto: "tcp" | "udp" = "tcp", host = "127.0.0.1"): Promise<number> {
-  if (proto === "udp") {
-    const s = createSocket("udp4");
-    await new Promise<void>((r) => s.bind(0, host, () => r()));
-    const p = s.address().port;
-    await new Promise<void>((r) => s.close(() => r()));
-    return p;
-  }
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, host, () => r()));
-  const p = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return p;
-}
-
-/** LIFO cleanup stack: run() closes everything even if some closers throw. */
-export class Cleanup {
-  private stack: (() => unknown)[] = [];
-  push(fn: () => unknown): void {
-    this.stack.push(fn);
-  }
-  async run(): Promise<void> {
-    while (this.stack.length > 0) {
-      const fn = this.stack.pop()!;
-      try {
-        await fn();
-      } catch {
-        // keep closing the rest
-      }
-    }
-  }
-}
-
 /** A TCP server on 127.0.0.1:0 whose sockets all get destroyed on close. */
-export async function tcpServer(onConn: (s: Socket) => void, cleanup: Cleanup): Promise<{ server: Server; port: number }> {
+export async function tcpServer(onConn: (s: Socket) => void, cleanup: CleanupStack): Promise<{ server: Server; port: number }> {
   const socks = new Set<Socket>();
   const server = createServer({ allowHalfOpen: true }, (s) => {
     socks.add(s);
@@ -90,7 +56,7 @@ export async function tcpServer(onConn: (s: Socket) => void, cleanup: Cleanup): 
  * connecting from port P to port P on the same address connects to itself
  * (TCP simultaneous open) instead of being refused.
  */
-export async function refusingPort(cleanup: Cleanup): Promise<number> {
+export async function refusingPort(cleanup: CleanupStack): Promise<number> {
   const { port } = await tcpServer(() => {}, cleanup);
   const s = await new Promise<Socket>((resolve, reject) => {
     // localAddress makes Node bind() the socket (port 0: the kernel's choice) before connecting.
@@ -157,7 +123,7 @@ export const payload = (n: number): Buffer => randomBytes(n);
  * pre-filled by the helper itself), so a connect to it hangs deterministically:
  * the kernel drops SYNs to a listener whose accept queue is full.
  */
-export async function neverAccepting(cleanup: Cleanup): Promise<number> {
+export async function neverAccepting(cleanup: CleanupStack): Promise<number> {
   const script = [
     "import socket, sys",
     "l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(0)",

@@ -1,5 +1,7 @@
-// Small network helpers for tests: loopback-only HTTP GET, free ports, waits.
+// Small network helpers for tests: loopback-only HTTP GET, free ports, waits,
+// process lookups.
 import { request } from "node:http";
+import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
 import { readdirSync, readFileSync } from "node:fs";
 
@@ -19,12 +21,21 @@ export function httpGet(url: string, timeoutMs = 3000): Promise<string> {
   });
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
+/** A port free on `host` right now (TCP by default, or UDP). */
+export function freePort(proto: "tcp" | "udp" = "tcp", host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
+    if (proto === "udp") {
+      const u = createSocket(host.includes(":") ? "udp6" : "udp4");
+      u.once("error", reject);
+      u.bind(0, host, () => {
+        const port = u.address().port;
+        u.close(() => resolve(port));
+      });
+      return;
+    }
     const s = createServer();
     s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
+    s.listen(0, host, () => {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
     });

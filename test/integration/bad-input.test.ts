@@ -446,9 +446,11 @@ const CASES: Case[] = [
       const full = toBinary(CreateVmRequestSchema, create(CreateVmRequestSchema, { id: "trunc", config: { name: "truncated request body" } }));
       return post("/vmm.v1.VmmService/CreateVm", { "content-type": "application/proto", authorization: `Bearer ${ADMIN}` }, Buffer.from(full.subarray(0, full.length - 5)));
     },
-    code: Code.InvalidArgument,
-    status: 400,
-    mention: "request body: parse binary",
+    // gRPC's status-code table: a request proto that fails to parse is
+    // INTERNAL; connect-es answers so in every protocol (docs/api.md).
+    code: Code.Internal,
+    status: 500,
+    mention: "parse binary",
   },
   ...(["application/grpc", "application/grpc-web+proto"] as const).map((ct) => ({
     name: `truncated protobuf message over ${ct}`,
@@ -456,7 +458,7 @@ const CASES: Case[] = [
       const full = toBinary(CreateVmRequestSchema, create(CreateVmRequestSchema, { id: "trunc", config: { name: "truncated request body" } }));
       return postEnveloped("/vmm.v1.VmmService/CreateVm", ct, full.subarray(0, full.length - 5));
     },
-    code: Code.InvalidArgument,
+    code: Code.Internal,
     mention: "parse binary",
   })),
   {

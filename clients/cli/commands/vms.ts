@@ -7,7 +7,6 @@ import {
   CreateVmResponseSchema,
   GetInfoResponseSchema,
   ListVmsResponseSchema,
-  NetworkingMode,
   NicConfigSchema,
   PortMappingSchema,
   Protocol,
@@ -19,21 +18,12 @@ import {
 } from "../../../gen/ts/vmm/v1/vmm_pb.js";
 import { errorJson, UsageError, VmFailure } from "../errors.js";
 import { formatPortMapping } from "../format.js";
-import { parseAll, parseBool, parseDisk, parseNet, parsePort, parseSize, type NicModeName, type Parsed, type PortSpec } from "../parse.js";
+import { parseAll, parseBool, parseDisk, parseNet, parsePort, parseSize, type Parsed, type PortSpec } from "../parse.js";
 import { renderVmInfo, renderVmList, statusName } from "../render.js";
 import { resolveVm } from "../resolve.js";
 import { collect, must, mustAll, optUint, type Session } from "../session.js";
 import { readFileSync } from "node:fs";
-
-const MODE_TO_PROTO: Record<NicModeName, NetworkingMode> = {
-  user: NetworkingMode.USER,
-  passt: NetworkingMode.PASST,
-  bridge: NetworkingMode.BRIDGE,
-  tap: NetworkingMode.TAP,
-  macvtap: NetworkingMode.MACVTAP,
-  vmnet: NetworkingMode.VMNET,
-  custom: NetworkingMode.CUSTOM,
-};
+import { MAX_EVENTS, NETWORKING_MODES, STOP_TIMEOUT_SECONDS } from "../../../server/contract.js";
 
 export const toPortMapping = (p: PortSpec): MessageInitShape<typeof PortMappingSchema> => ({
   protocol: p.protocol === "tcp" ? Protocol.TCP : Protocol.UDP,
@@ -109,7 +99,7 @@ export function registerVmCommands(program: Command, s: Session): void {
     .argument("<vm>", "VM id or name")
     .option("--events <n>", "recent events to show (daemon default 20)")
     .action(async (handle: string, o: { events?: string }) => {
-      const maxEvents = must(optUint("--events", o.events, 1, 10000));
+      const maxEvents = must(optUint("--events", o.events, 1, MAX_EVENTS));
       const r = await s.vmm().getInfo({ id: await resolveVm(s, handle), maxEvents: maxEvents ?? 0 });
       s.print(GetInfoResponseSchema, r, () => renderVmInfo(r.vm!, new Date()));
     });
@@ -148,7 +138,7 @@ export function registerVmCommands(program: Command, s: Session): void {
       const disks = parseAll((o.addDisk as string[] | undefined) ?? [], (v) => parseDisk(v));
       mustAll(vcpus, memory, imageSize, nets, ports, disks);
       if (str("imageSize") !== undefined && str("image") === undefined) throw new UsageError("--image-size needs --image");
-      const nics: MessageInitShape<typeof NicConfigSchema>[] = must(nets).map((n) => ({ mode: MODE_TO_PROTO[n.mode], bridge: n.bridge, macvtapParent: n.macvtapParent, networkId: n.networkId, customNetdev: n.customNetdev }));
+      const nics: MessageInitShape<typeof NicConfigSchema>[] = must(nets).map((n) => ({ mode: NETWORKING_MODES[n.mode], bridge: n.bridge, macvtapParent: n.macvtapParent, networkId: n.networkId, customNetdev: n.customNetdev }));
       const keys = ((o.sshKey as string[] | undefined) ?? []).flatMap((k) => textOrFile("--ssh-key", k).split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#")));
       // The daemon refuses duplicate names too; asking first gives the id of the VM in the way.
       const same = await s.vmm().listVms({ names: [name], brief: true, pageSize: 1 });
@@ -269,7 +259,7 @@ export function registerVmCommands(program: Command, s: Session): void {
       .description("stop VMs (ACPI power-off, then kill after the timeout); prints NAME (ID): STATUS for each")
       .argument("<vms...>", "VM ids or names"),
   ).action(async (handles: string[], o: { force?: boolean; timeout?: string }) => {
-    const timeout = must(optUint("--timeout", o.timeout, 0, 86400));
+    const timeout = must(optUint("--timeout", o.timeout, STOP_TIMEOUT_SECONDS.min, STOP_TIMEOUT_SECONDS.max));
     await forEachVm(s, handles, async (id) => {
       const r = await s.vmm().stopVm({ id, force: o.force === true, ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}) });
       return { json: toJson(StopVmResponseSchema, r), line: vmLine(r.vm) };
@@ -282,7 +272,7 @@ export function registerVmCommands(program: Command, s: Session): void {
       .description("stop VMs that run, then start them; prints NAME (ID): STATUS for each")
       .argument("<vms...>", "VM ids or names"),
   ).action(async (handles: string[], o: { force?: boolean; timeout?: string }) => {
-    const timeout = must(optUint("--timeout", o.timeout, 0, 86400));
+    const timeout = must(optUint("--timeout", o.timeout, STOP_TIMEOUT_SECONDS.min, STOP_TIMEOUT_SECONDS.max));
     await forEachVm(s, handles, async (id) => {
       const { vm } = await s.vmm().getInfo({ id, maxEvents: 1 });
       if (vm && statusName(vm.status) !== "stopped" && statusName(vm.status) !== "exited") {

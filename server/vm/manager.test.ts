@@ -1,0 +1,214 @@
+// VmManager with a fake runner and forwarder over a real store in a
+// temporary directory: lifecycle, events, leases -> forwards, paging,
+// failure paths. (Real QEMU: test/e2e/lifecycle.test.ts.)
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FakeForwarder, FakeRunner, tempStateDir, testConfig } from "../../test/helpers/fakes.js";
+import type { PartialConfig } from "../config/defaults.js";
+import { VmmError } from "../errors.js";
+import { VmManager } from "./manager.js";
+import { VmStore } from "./store.js";
+import type { RawNic, RawPort, RawVmSpec } from "./types.js";
+
+let state: ReturnType<typeof tempStateDir>;
+let runner: FakeRunner;
+let fwd: FakeForwarder;
+const subnets = new Map<string, string>([["net-a", "10.70.0.0/24"]]);
+
+function manager(over: PartialConfig = {}): VmManager {
+  const cfg = testConfig(state.dir, {
+    ...over,
+    networking: { allowedModes: ["user", "bridge", "vmnet", "custom"], forwardServiceEnabled: true, bridgeSubnets: { vmmbr0: "10.60.0.0/24" }, ...over.networking },
+  });
+  return new VmManager({ cfg, store: new VmStore(state.dir), runner, forwarder: fwd, networks: { subnetOf: (id) => subnets.get(id) } });
+}
+
+const nic = (mode: string, over: Partial<RawNic> = {}): RawNic => ({ mode, bridge: "", macvtapParent: "", networkId: "", customNetdev: "", ...over });
+const port = (hostPort: number, vmPort = 80): RawPort => ({ protocol: "tcp", hostAddress: "", hostPort, vmPort, path: undefined, proxyProtocol: false });
+function spec(over: Partial<RawVmSpec> = {}): RawVmSpec {
+  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, ...over };
+}
+const kinds = (m: VmManager, id: string) => m.get(id, 200).events.map((e) => e.kind);
+
+beforeEach(() => {
+  state = tempStateDir();
+  runner = new FakeRunner();
+  fwd = new FakeForwarder();
+});
+afterEach(() => state.remove());
+
+describe("VmManager lifecycle", () => {
+  it("creates, starts, stops and removes a VM, recording each step", async () => {
+    const m = manager();
+    const v = await m.create("web", spec(), false);
+    expect(v.runtime.status).toBe("stopped");
+    expect(v.record.macs).toHaveLength(1);
+    expect((await m.start("web")).runtime.status).toBe("running");
+    expect((await m.stop("web", false, 5)).runtime.status).toBe("stopped");
+    expect(kinds(m, "web")).toEqual(["created", "starting", "started", "stopping", "stopped"]);
+    await m.remove("web", false);
+    expect(() => m.get("web")).toThrow(/not found/);
+    expect(runner.calls).toEqual(["start web", "stop web"]);
+  });
+
+  it("a StopVm whose runner throws leaves the VM running (not stopping), and can be retried", async () => {
+    const m = manager();
+    await m.create("web", spec({ nics: [nic("bridge")], ports: [port(8080)] }), true);
+    await m.reportLease({ action: "add", mac: m.get("web").record.macs[0]!, ip: "10.60.0.5", hostname: "", expiresUnix: 0, interface: "" });
+    runner.failStop = new VmmError("internal", "QEMU pid 1000 did not exit after SIGKILL");
+    await expect(m.stop("web", true, undefined)).rejects.toThrow(/did not exit/);
+    expect(m.get("web").runtime.status).toBe("running");
+    expect(kinds(m, "web")).toContain("stop_failed");
+    expect(fwd.rules.get("web")).toHaveLength(1); // forwards restored
+    runner.failStop = undefined;
+    expect((await m.stop("web", true, undefined)).runtime.status).toBe("stopped");
+    expect(fwd.rules.has("web")).toBe(false);
+  });
+
+  it("a failed start leaves the VM stopped and says why", async () => {
+    const m = manager();
+    await m.create("web", spec(), false);
+    runner.failStart = new VmmError("precondition", "QEMU did not start: no kernel");
+    await expect(m.start("web")).rejects.toThrow(/no kernel/);
+    expect(m.get("web").runtime.status).toBe("stopped");
+    expect(m.get("web").events.at(-1)).toMatchObject({ kind: "start_failed", message: "QEMU did not start: no kernel" });
+  });
+
+  it("a guest exiting on its own is exited, loses its forwards, and restarts with auto_restart", async () => {
+    const m = manager();
+    await m.create("web", spec({ autoRestart: true, nics: [nic("bridge")], ports: [port(8080)] }), true);
+    await m.reportLease({ action: "add", mac: m.get("web").record.macs[0]!, ip: "10.60.0.5", hostname: "", expiresUnix: 0, interface: "" });
+    runner.exit("web");
+    await m.drain();
+    await new Promise((r) => setImmediate(r));
+    await m.drain();
+    expect(kinds(m, "web")).toEqual(expect.arrayContaining(["exited", "auto_restart"]));
+    expect(runner.calls.filter((c) => c === "start web")).toHaveLength(2);
+    expect(m.get("web").runtime.status).toBe("running");
+  });
+
+  it("re-adopts running guests at init and marks vanished ones exited", async () => {
+    const m1 = manager();
+    await m1.create("alive", spec(), true);
+    await m1.create("gone", spec({ name: "gone" }), true);
+    runner = new FakeRunner();
+    runner.alive.add("alive");
+    const m2 = manager();
+    await m2.init();
+    expect(m2.get("alive").runtime.status).toBe("running");
+    expect(m2.get("gone").runtime.status).toBe("exited");
+    expect(kinds(m2, "alive").at(-1)).toBe("adopted");
+  });
+
+  it("refuses to start a VM without a kernel, and a running VM twice", async () => {
+    const m = manager();
+    await m.create("web", spec({ kernel: "" }), false);
+    await expect(m.start("web")).rejects.toMatchObject({ kind: "precondition" });
+    await m.update("web", { kernel: "/g/vmlinuz", updatePorts: false, ports: [] });
+    await m.start("web");
+    await expect(m.start("web")).rejects.toMatchObject({ kind: "precondition" });
+  });
+});
+
+describe("VmManager input", () => {
+  it("refuses an existing id, a taken host port and an unknown network", async () => {
+    const m = manager();
+    await m.create("a", spec({ ports: [port(8080)] }), false);
+    await expect(m.create("a", spec(), false)).rejects.toMatchObject({ kind: "exists" });
+    await expect(m.create("b", spec({ ports: [port(8080)] }), false)).rejects.toMatchObject({ kind: "exists", message: expect.stringContaining("config.ports") });
+    await expect(m.create("c", spec({ nics: [nic("vmnet", { networkId: "net-x" })] }), false)).rejects.toMatchObject({ kind: "not_found" });
+  });
+
+  it("refuses an id whose run sockets would not fit the unix path limit", async () => {
+    const m = manager();
+    const id = "v".repeat(63);
+    const p = m.create(id, spec(), false);
+    if (state.dir.length + "/vms/".length + id.length + "/passt/passt.sock".length > 107) {
+      await expect(p).rejects.toMatchObject({ kind: "invalid", message: expect.stringContaining("id: is too long") });
+    } else {
+      await expect(p).resolves.toBeDefined();
+    }
+  });
+
+  it("pages ListVms with tokens and refuses a forged token", async () => {
+    const m = manager();
+    for (let i = 0; i < 5; i++) await m.create(`vm-${i}`, spec({ name: `vm ${i}` }), false);
+    const first = m.list({ ids: [], keyword: "", pageSize: 2, pageToken: "" });
+    expect(first.vms.map((v) => v.record.id)).toEqual(["vm-0", "vm-1"]);
+    expect(first.total).toBe(5);
+    const second = m.list({ ids: [], keyword: "", pageSize: 2, pageToken: first.nextPageToken });
+    expect(second.vms.map((v) => v.record.id)).toEqual(["vm-2", "vm-3"]);
+    const last = m.list({ ids: [], keyword: "", pageSize: 2, pageToken: second.nextPageToken });
+    expect(last.nextPageToken).toBe("");
+    expect(() => m.list({ ids: [], keyword: "", pageSize: 0, pageToken: "bogus" })).toThrow(/page_token/);
+  });
+
+  it("UpdateVm of forwarded ports restores the record when the forwarder refuses", async () => {
+    const m = manager();
+    await m.create("web", spec({ nics: [nic("bridge")], ports: [port(8080)] }), true);
+    await m.reportLease({ action: "add", mac: m.get("web").record.macs[0]!, ip: "10.60.0.5", hostname: "", expiresUnix: 0, interface: "" });
+    fwd.failApply = new VmmError("unavailable", "rules[0]: bind tcp 127.0.0.1:9090 failed");
+    await expect(m.update("web", { updatePorts: true, ports: [port(9090)] })).rejects.toMatchObject({ kind: "unavailable" });
+    expect(m.get("web").record.spec.ports.map((p) => p.hostPort)).toEqual([8080]);
+    expect(new VmStore(state.dir).loadRecord("web").spec.ports.map((p) => p.hostPort)).toEqual([8080]);
+  });
+
+  it("UpdateVm of a running user-mode VM changes the ports in QEMU first", async () => {
+    const m = manager();
+    await m.create("web", spec({ ports: [port(8080)] }), true);
+    runner.failUpdatePorts = new VmmError("unavailable", "ports: QEMU refused");
+    await expect(m.update("web", { updatePorts: true, ports: [port(9090)] })).rejects.toMatchObject({ kind: "unavailable" });
+    expect(m.get("web").record.spec.ports.map((p) => p.hostPort)).toEqual([8080]);
+    runner.failUpdatePorts = undefined;
+    await m.update("web", { updatePorts: true, ports: [port(9090)] });
+    expect(runner.calls).toContain("updatePorts web 1");
+    expect(m.get("web").record.spec.ports.map((p) => p.hostPort)).toEqual([9090]);
+  });
+});
+
+describe("VmManager leases", () => {
+  it("points forwards at the leased IP, follows a new lease, drops them on del", async () => {
+    const m = manager();
+    await m.create("web", spec({ nics: [nic("bridge")], ports: [port(8080, 80)] }), true);
+    const mac = m.get("web").record.macs[0]!;
+    const r = await m.reportLease({ action: "add", mac: mac.toUpperCase(), ip: "10.60.0.5", hostname: "web", expiresUnix: 0, interface: "vmmbr0" });
+    expect(r).toMatchObject({ vmId: "web", nic: 0 });
+    expect(fwd.rules.get("web")).toEqual([{ protocol: "tcp", listenAddress: "127.0.0.1", listenPort: 8080, targetAddress: "10.60.0.5", targetPort: 80 }]);
+    await m.reportLease({ action: "old", mac, ip: "10.60.0.6", hostname: "web", expiresUnix: 0, interface: "vmmbr0" });
+    expect(fwd.rules.get("web")![0]!.targetAddress).toBe("10.60.0.6");
+    await m.reportLease({ action: "del", mac, ip: "10.60.0.5", hostname: "", expiresUnix: 0, interface: "" }); // not its address: no change
+    expect(fwd.rules.get("web")![0]!.targetAddress).toBe("10.60.0.6");
+    await m.reportLease({ action: "del", mac, ip: "10.60.0.6", hostname: "", expiresUnix: 0, interface: "" });
+    expect(fwd.rules.has("web")).toBe(false);
+  });
+
+  it("refuses leases outside the subnet, for unknown MACs and for modes without leases", async () => {
+    const m = manager();
+    await m.create("web", spec({ nics: [nic("bridge")] }), false);
+    await m.create("usr", spec({ name: "usr" }), false);
+    const mac = m.get("web").record.macs[0]!;
+    await expect(m.reportLease({ action: "add", mac, ip: "10.61.0.5", hostname: "", expiresUnix: 0, interface: "" })).rejects.toMatchObject({ kind: "invalid" });
+    await expect(m.reportLease({ action: "add", mac: "02:00:00:00:00:99", ip: "10.60.0.5", hostname: "", expiresUnix: 0, interface: "" })).rejects.toMatchObject({ kind: "not_found" });
+    await expect(m.reportLease({ action: "add", mac: m.get("usr").record.macs[0]!, ip: "10.60.0.5", hostname: "", expiresUnix: 0, interface: "" })).rejects.toMatchObject({ kind: "precondition" });
+  });
+
+  it("checks vmnet leases against the network's subnet", async () => {
+    const m = manager();
+    await m.create("web", spec({ nics: [nic("vmnet", { networkId: "net-a" })] }), false);
+    const mac = m.get("web").record.macs[0]!;
+    await expect(m.reportLease({ action: "add", mac, ip: "10.70.0.9", hostname: "", expiresUnix: 0, interface: "" })).resolves.toMatchObject({ vmId: "web" });
+    await expect(m.reportLease({ action: "add", mac, ip: "10.60.0.9", hostname: "", expiresUnix: 0, interface: "" })).rejects.toMatchObject({ kind: "invalid" });
+    expect(m.attachedTo("net-a")).toEqual(["web"]);
+  });
+
+  it("expires leases and their forwards", async () => {
+    const m = manager();
+    await m.create("web", spec({ nics: [nic("bridge")], ports: [port(8080)] }), true);
+    const mac = m.get("web").record.macs[0]!;
+    await m.reportLease({ action: "add", mac, ip: "10.60.0.5", hostname: "", expiresUnix: Math.floor(Date.now() / 1000) + 1, interface: "" });
+    expect(fwd.rules.has("web")).toBe(true);
+    await new Promise((r) => setTimeout(r, 1100));
+    await m.expireLeases();
+    expect(fwd.rules.has("web")).toBe(false);
+    expect(m.get("web").leases).toEqual([]);
+  });
+});

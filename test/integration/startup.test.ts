@@ -1,0 +1,66 @@
+// What a starting daemon tells and wires: why forwarding fell back to
+// sockets (logged), and how the DHCP hook of vmnet networks reaches a
+// daemon that listens on TCP only, on a port it picked itself.
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
+import { NetworkingMode, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { CleanupStack } from "../../server/cleanup.js";
+import { requireNetns } from "../guest/netns.js";
+import { client, ROOT, startDaemon, transport } from "../helpers/daemon.js";
+
+const cleanup = new CleanupStack();
+afterEach(() => cleanup.runOrThrow());
+
+describe("daemon start", () => {
+  it("logs why the forwarder fell back to sockets", async () => {
+    // A copy of the build without vmm-relayd beside it (native/build is not
+    // part of dist; the addon is named by VMM_NATIVE_ADDON): relay "auto"
+    // must fall back, and say why.
+    const copy = mkdtempSync(join(tmpdir(), "vmmd-norelay-"));
+    cleanup.push(`remove ${copy}`, () => rmSync(copy, { recursive: true, force: true }));
+    cpSync(join(ROOT, "dist"), join(copy, "dist"), { recursive: true });
+    symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"));
+    const env: NodeJS.ProcessEnv = { ...process.env, VMM_NATIVE_ADDON: join(ROOT, "native", "build", "Release", "vmm_native.node") };
+    delete env.VMM_RELAYD;
+    const d = await startDaemon({ vmmd: join(copy, "dist", "server", "main.js"), env: env as Record<string, string>, toml: '[forward]\nrelay = "auto"\n' });
+    cleanup.push("stop vmmd", async () => {
+      await d.stop();
+      d.cleanup();
+    });
+    const meta = await client(VmmService, transport(d, "connect", "unix")).getMeta({});
+    expect(meta.forwardRelay).toBe("sockets");
+    const line = d.stderr().split("\n").find((l) => l.includes("native relay unavailable"));
+    expect(line, d.stderr()).toBeDefined();
+    expect(JSON.parse(line!)).toMatchObject({ level: "warn", reason: expect.stringContaining("vmm-relayd unavailable") });
+  });
+
+  it("points the DHCP hook at the TCP port actually bound when there is no socket", async () => {
+    requireNetns();
+    const d = await startDaemon({ toml: '[api]\nsocket = ""\ntcp = "127.0.0.1:0"\n' });
+    cleanup.push("stop vmmd", async () => {
+      await d.stop();
+      d.cleanup();
+    });
+    expect(d.socket).toBe("");
+    const t = transport(d, "connect", "tcp");
+    const net = (await client(NetworkService, t).createNetwork({ name: "hooked", config: { mode: NetworkMode.HOST, ipv4Subnet: "192.168.210.0/24" } })).network!;
+    cleanup.push("delete network", () => client(NetworkService, t).deleteNetwork({ id: net.id, force: true }));
+    const vm = (await client(VmmService, t).createVm({ id: "hooked", config: { name: "hooked", nics: [{ mode: NetworkingMode.VMNET, networkId: net.id }] } })).vm!;
+    // Run the hook exactly as the network's dnsmasq would: with its environment.
+    const pid = readFileSync(join(d.stateDir, "networks", net.id, "dnsmasq.pid"), "utf8").trim();
+    const env = Object.fromEntries(
+      readFileSync(`/proc/${pid}/environ`, "utf8")
+        .split("\0")
+        .filter((kv) => kv.includes("="))
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+    );
+    const hook = spawnSync(join(ROOT, "clients", "dnsmasq-hook", "vmm-dhcp-hook"), ["add", vm.nics[0]!.mac, "192.168.210.77", "hooked"], { env, encoding: "utf8", timeout: 15_000 });
+    expect(hook.status, hook.stderr).toBe(0);
+    const info = await client(VmmService, t).getInfo({ id: "hooked" });
+    expect(info.vm!.nics[0]!.lease?.ip).toBe("192.168.210.77");
+  });
+});
