@@ -129,24 +129,17 @@ NFT
   fi
 }
 
+# The dnsmasq config comes from the project's one generator (the same the
+# daemon uses for vmnet networks and the tests use): it needs the built
+# checkout (npm run build).
+GEN=$ROOT/dist/server/net/dnsmasq-config-cli.js
 dnsmasq_conf() {
-  cat <<CONF
-# Written by setup-bridge.sh for bridge $BR: DHCP only, on $BR only.
-interface=$BR
-bind-interfaces
-except-interface=lo
-port=0
-no-resolv
-no-hosts
-dhcp-authoritative
-dhcp-range=$RANGE,12h
-dhcp-option=option:router,$ADDR
-dhcp-leasefile=$RUN_DIR/dnsmasq.leases
-dhcp-script=$HOOK
-pid-file=$PIDFILE
-log-facility=$RUN_DIR/dnsmasq.log
-log-dhcp
-CONF
+  [ -f "$GEN" ] || die "$GEN is missing: build the checkout first (npm run build)"
+  command -v node >/dev/null || die "node is not on PATH (needed for the dnsmasq config generator)"
+  node "$GEN" --writer "setup-bridge.sh for bridge $BR" --interface "$BR" \
+    --range-start "${RANGE%,*}" --range-end "${RANGE#*,}" --netmask "$(int2ip "$MASK")" \
+    --router "$ADDR" --script "$HOOK" \
+    --lease-file "$RUN_DIR/dnsmasq.leases" --pid-file "$PIDFILE" --log-file "$RUN_DIR/dnsmasq.log"
 }
 
 hook_conf() {
@@ -169,7 +162,8 @@ do_setup() {
     if [ "$DRY" = 1 ]; then echo "+ append 'allow $BR' to $BRIDGE_CONF"; else mkdir -p "$(dirname "$BRIDGE_CONF")"; echo "allow $BR" >> "$BRIDGE_CONF"; fi
   fi
   run mkdir -p "$RUN_DIR"
-  dnsmasq_conf | write "$DNSMASQ_CONF" 0644
+  conf=$(dnsmasq_conf) || exit 2
+  printf '%s\n' "$conf" | write "$DNSMASQ_CONF" 0644
   hook_conf | write "$HOOK_CONF" 0644
   if ! dnsmasq_running; then
     # VMM_HOOK_CONF tells the hook where its settings are.

@@ -39,7 +39,9 @@ import { HealthState, registerHealth } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
 import { createHandler } from "./http/adapter.js";
-import { parseHostPort } from "./net/addr.js";
+import { cidrContains, parseHostPort, parseIpv4Cidr } from "./net/addr.js";
+import { HostWire } from "./host/neighbour.js";
+import { readinessGate } from "./rpc/ready.js";
 import { hostPrefixes } from "./net/host-prefixes.js";
 import { log } from "./log.js";
 import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
@@ -163,13 +165,19 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
           }),
         })
       : undefined;
-  const vms = new VmManager({ cfg, store, runner, forwarder: forwards, networks, images });
-  await networks.init();
-  await vms.init();
-  // Every owner that still wants forwards has applied them by now.
-  await forwards.pruneAdopted();
-  const leaseTimer = setInterval(() => void vms.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
-  leaseTimer.unref();
+  // Leases are verified where the guests are: ARP probes speak from the
+  // bridge's own address in the NIC's subnet.
+  const wire = new HostWire((ifname, ip) => {
+    const subnet = cfg.networking.bridgeSubnets[ifname] ?? networks.subnetOfBridge(ifname);
+    const cidr = subnet === undefined ? null : parseIpv4Cidr(subnet);
+    return cidr === null || cidrContains(cidr, ip);
+  });
+  if (cfg.networking.leaseVerification === "arp" && (!caps.nativeAddon || !caps.root))
+    log("warn", "lease verification needs the native addon and root (CAP_NET_RAW) for ARP probes; leases the neighbour table does not confirm stay pending", {
+      nativeAddon: caps.nativeAddon,
+      root: caps.root,
+    });
+  const vms = new VmManager({ cfg, store, runner, forwarder: forwards, networks, images, wire, forwardList: () => forwards.list() });
 
   const sampler = new VmStatsSampler();
   const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
@@ -188,7 +196,10 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   }, 1000);
   rotateTimer.unref();
   const services = [VmmService.typeName, NetworkService.typeName, "grpc.health.v1.Health"];
-  const health = new HealthState(services);
+  // NOT_SERVING until the daemon has converged (below).
+  const health = new HealthState(services, false);
+  let markReady!: () => void;
+  const converged = new Promise<void>((resolve) => (markReady = resolve));
   const routes = (router: ConnectRouter) => {
     const vmmImpl: ServiceImpl<typeof VmmService> = { ...vmmService({ cfg, vms, forwards, caps, images }), ...consoleService(consoles), ...attachService(attacher), ...statsService({ get: (id) => vms.get(id), sampler }) };
     router.service(VmmService, vmmImpl);
@@ -200,7 +211,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   const site = new Site(cfg, { version: VERSION, qemuVersion: caps.qemuVersion, vms: () => allVms(vms), sampler, forwards, consoleStreams: () => consoles.active }, authorize);
   const handler = createHandler({
     routes,
-    interceptors: [site.interceptor, errorInterceptor, authorize],
+    interceptors: [site.interceptor, errorInterceptor, authorize, readinessGate(converged)],
     // Bounded request size: a VM config is small; this stops memory abuse.
     readMaxBytes: 4 * 1024 * 1024,
     // Refuse unknown JSON fields and enum names instead of silently dropping
@@ -230,6 +241,31 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     await forwards.detach();
     throw e;
   }
+  // Listening first: dnsmasq instances that networks (re)start replay their
+  // leases to the hook at once, and those calls wait at the gate instead of
+  // failing. Then converge: networks (a failure is logged and reported by
+  // GetNetwork, not fatal), guests re-adopted with their leases, dnsmasq's
+  // lease file of every bridge read; only then are calls served.
+  let leaseTimer: NodeJS.Timeout | undefined;
+  try {
+    await networks.init();
+    await vms.init();
+    const files = [...Object.entries(cfg.networking.bridgeLeaseFiles).map(([bridge, file]) => ({ bridge, file })), ...networks.leaseFiles()];
+    for (const { bridge, file } of files) await vms.leases.reconcile(bridge, file);
+    // Every owner that still wants forwards has applied them by now.
+    await forwards.pruneAdopted();
+    vms.leases.start();
+    leaseTimer = setInterval(() => void vms.expireLeases().catch((e) => log("error", "lease expiry failed", { error: String(e) })), 5000);
+    leaseTimer.unref();
+  } catch (e) {
+    vms.leases.close();
+    await site.close();
+    await api.close(0);
+    await forwards.detach();
+    throw e;
+  }
+  markReady();
+  health.ready();
   return {
     socket: cfg.api.socket,
     tcp,
@@ -238,6 +274,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     async stop() {
       health.shutdown();
       clearInterval(leaseTimer);
+      vms.leases.close();
       attacher.close();
       clearInterval(rotateTimer);
       await site.close();

@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vmm::InitLock(env, exports);
 #if defined(__linux__)
   vmm::InitTap(env, exports);
+  vmm::InitNeigh(env, exports);
   exports.Set("platform", Napi::String::New(env, "linux"));
 #elif defined(__APPLE__)
   vmm::InitVmnet(env, exports);

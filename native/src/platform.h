@@ -8,6 +8,8 @@ void InitLock(Napi::Env env, Napi::Object exports);
 #if defined(__linux__)
 // src/linux/tap.cc: openTap, openMacvtap, ...
 void InitTap(Napi::Env env, Napi::Object exports);
+// src/linux/neigh.cc: neighbourGet, arpExchange (lease verification).
+void InitNeigh(Napi::Env env, Napi::Object exports);
 #elif defined(__APPLE__)
 // src/darwin/vmnet.cc: vmnet.framework networks.
 void InitVmnet(Napi::Env env, Napi::Object exports);

@@ -15,6 +15,11 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.VMM_STATE_DIR ?? join(process.cwd(), ".vmm"));
 }
 
+/** Where scripts/setup-bridge.sh's dnsmasq keeps the leases of `bridge`. */
+export function defaultBridgeLeaseFile(bridge: string): string {
+  return `/var/lib/vmm/bridge-${bridge}/dnsmasq.leases`;
+}
+
 export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.env): Config {
   // A state_dir from vmm.toml is taken as written (validate insists on an
   // absolute path); the environment and built-in defaults are resolved.
@@ -52,6 +57,12 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       allowedBridges: n.allowedBridges ?? [],
       allowedMacvtapParents: n.allowedMacvtapParents ?? [],
       bridgeSubnets: n.bridgeSubnets ?? {},
+      bridgeLeaseFiles: {
+        ...Object.fromEntries(Object.keys(n.bridgeSubnets ?? {}).map((b) => [b, defaultBridgeLeaseFile(b)])),
+        ...n.bridgeLeaseFiles,
+      },
+      leaseVerification: n.leaseVerification ?? "arp",
+      leaseVerifyIntervalSeconds: n.leaseVerifyIntervalSeconds ?? 30,
       forwardServiceEnabled: n.forwardServiceEnabled ?? false,
       passtBinary: n.passtBinary ?? "passt",
       passtInterface: n.passtInterface ?? "",

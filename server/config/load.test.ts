@@ -44,8 +44,16 @@ port_min = 1
     expect(c.networking.macPrefix).toBe("52:54:00");
     expect(c.networking.forwardServiceEnabled).toBe(true);
     expect(c.networking.bridgeSubnets).toEqual({ br0: "10.20.0.0/24" });
+    // Every bridge with a subnet gets setup-bridge.sh's lease file unless one is named.
+    expect(c.networking.bridgeLeaseFiles).toEqual({ br0: "/var/lib/vmm/bridge-br0/dnsmasq.leases" });
+    expect(c.networking.leaseVerification).toBe("arp");
+    expect(c.networking.leaseVerifyIntervalSeconds).toBe(30);
     expect(c.forward.portMin).toBe(1);
     expect(c.forward.portMax).toBe(65535);
+  });
+  it("a named lease file wins over the default", () => {
+    const c = parseConfig(`[networking]\nbridge_subnets = { "br0" = "10.20.0.0/24" }\nbridge_lease_files = { "br0" = "/run/br0.leases" }\n`, "x.toml", env);
+    expect(c.networking.bridgeLeaseFiles).toEqual({ br0: "/run/br0.leases" });
   });
 });
 
@@ -63,6 +71,10 @@ describe("every problem is reported with its field path", () => {
     ["bad allowed mode", `[networking]\nallowed_modes = ["user", "x"]`, ["networking.allowed_modes[1]"]],
     ["bad bridge", `[networking]\nbridge = "br 0"`, ["networking.bridge"]],
     ["bad subnet", `[networking]\nbridge_subnets = { "br0" = "10.0.0.1/24" }`, ["networking.bridge_subnets.br0"]],
+    ["lease file of a bridge without subnet", `[networking]\nbridge_lease_files = { "br9" = "/x.leases" }`, ["networking.bridge_lease_files.br9: bridge br9 has no subnet"]],
+    ["relative lease file", `[networking]\nbridge_subnets = { "br0" = "10.0.0.0/24" }\nbridge_lease_files = { "br0" = "x.leases" }`, ["networking.bridge_lease_files.br0: must be an absolute path"]],
+    ["lease verification", `[networking]\nlease_verification = "trust"`, ["networking.lease_verification"]],
+    ["verify interval", `[networking]\nlease_verify_interval_seconds = 0`, ["networking.lease_verify_interval_seconds"]],
     ["short token", `[auth]\ntokens = ["short"]`, ["auth.tokens[0]"]],
     ["lease tokens alone", `[auth]\nlease_tokens = ["0123456789abcdef0"]`, ["auth.tokens"]],
     ["port range", `[forward]\nport_min = 2000\nport_max = 1000`, ["forward.port_min"]],

@@ -55,6 +55,19 @@ export interface NetworkingConfig {
   allowedMacvtapParents: string[];
   /** Subnet (CIDR) of each bridge: lease reports must fall inside it. */
   bridgeSubnets: Record<string, string>;
+  /**
+   * dnsmasq lease file of each bridge, read at start so leases converge
+   * without the hook. Default for every bridge in bridgeSubnets:
+   * /var/lib/vmm/bridge-<bridge>/dnsmasq.leases (scripts/setup-bridge.sh's).
+   */
+  bridgeLeaseFiles: Record<string, string>;
+  /**
+   * "arp": a lease is believed once the NIC's MAC answers ARP for it on the
+   * NIC's bridge (neighbour table or probe). "off": believed as reported.
+   */
+  leaseVerification: "arp" | "off";
+  /** Seconds between re-verifications of every believed lease. */
+  leaseVerifyIntervalSeconds: number;
   /** Must be set explicitly to forward ports of bridge/tap/macvtap/vmnet guests. */
   forwardServiceEnabled: boolean;
   passtBinary: string;

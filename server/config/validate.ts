@@ -74,6 +74,13 @@ export function validateConfig(c: Config): void {
     if (!isValidIfName(br)) p.add(`networking.bridge_subnets.${br}`, "key must be a valid interface name");
     if (!parseIpv4Cidr(cidr)) p.add(`networking.bridge_subnets.${br}`, `"${cidr}" is not an IPv4 CIDR such as "10.20.0.0/24"`);
   }
+  for (const [br, path] of Object.entries(n.bridgeLeaseFiles)) {
+    if (!isValidIfName(br)) p.add(`networking.bridge_lease_files.${br}`, "key must be a valid interface name");
+    else if (n.bridgeSubnets[br] === undefined) p.add(`networking.bridge_lease_files.${br}`, `bridge ${br} has no subnet in networking.bridge_subnets`);
+    if (!isAbsolute(path) || /[\u0000-\u001f]/.test(path)) p.add(`networking.bridge_lease_files.${br}`, "must be an absolute path");
+  }
+  if (n.leaseVerification !== "arp" && n.leaseVerification !== "off") p.add("networking.lease_verification", 'must be "arp" or "off"');
+  if (!(n.leaseVerifyIntervalSeconds >= 1 && n.leaseVerifyIntervalSeconds <= 3600)) p.add("networking.lease_verify_interval_seconds", "must be between 1 and 3600");
   if (n.passtBinary === "" || /\s/.test(n.passtBinary)) p.add("networking.passt_binary", "must be a program name or path");
 
   const passtSet = [n.passtInterface !== "", n.passtAddress !== "", n.passtPrefixLength !== 0, n.passtGateway !== ""];

@@ -7,13 +7,17 @@ import type { NetMode } from "../config/types.js";
 import { modeName, NETWORKING_MODES } from "../contract.js";
 import type { ForwardStatus } from "../forward/rules.js";
 import type { NetworkRecord, RawNetworkConfig } from "../vmnet/types.js";
-import type { RawPort, RawVmSpec, VmView, VmStatus as DomainStatus } from "../vm/types.js";
+import type { NetworkStatus } from "../vmnet/registry.js";
+import type { LeaseRecord, RawPort, RawVmSpec, VmView, VmStatus as DomainStatus } from "../vm/types.js";
+import type { LeaseState } from "../net/lease-book.js";
 import type { CloudInitSpec } from "../image/spec.js";
 import type { DiskView } from "../image/disks.js";
 import type { ImageEntry } from "../image/catalog.js";
 import {
   ForwardInfoSchema,
   ForwardPath,
+  LeaseSchema,
+  LeaseVerification,
   NetworkingMode,
   Protocol,
   VmInfoSchema,
@@ -22,11 +26,12 @@ import {
   type CloudInit,
   type ForwardInfo,
   type Image,
+  type Lease,
   type PortMapping,
   type VmConfig,
   type VmInfo,
 } from "../../gen/ts/vmm/v1/vmm_pb.js";
-import { NetworkMode, NetworkSchema, type Network, type NetworkConfig } from "../../gen/ts/vmm/v1/network_pb.js";
+import { NetworkMode, NetworkSchema, NetworkState, type Network, type NetworkConfig } from "../../gen/ts/vmm/v1/network_pb.js";
 
 /** The proto enum value of a networking mode. */
 export function modeToProto(m: NetMode): NetworkingMode {
@@ -67,6 +72,7 @@ export function portsFromProto(ports: PortMapping[]): RawPort[] {
     hostAddress: p.hostAddress,
     hostPort: p.hostPort,
     vmPort: p.vmPort,
+    nicIndex: p.nicIndex,
     path: pathFromProto(p.path),
     proxyProtocol: p.proxyProtocol,
   }));
@@ -188,6 +194,7 @@ export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardIn
             hostAddress: p.hostAddress,
             hostPort: p.hostPort,
             vmPort: p.vmPort,
+            nicIndex: p.nicIndex ?? 0,
             path: pathToProto(p.path),
             proxyProtocol: p.proxyProtocol ?? false,
           })),
@@ -206,19 +213,32 @@ export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardIn
         bridge: n.bridge ?? "",
         hostInterface: running ? (rt.hostInterfaces?.[i] ?? "") : "",
         networkId: n.networkId ?? "",
-        lease: lease
-          ? {
-              ip: lease.ip,
-              hostname: lease.hostname,
-              interface: lease.interface,
-              updatedAt: timestampFromDate(new Date(lease.updatedAt)),
-              expiresAt: lease.expiresAt ? timestampFromDate(new Date(lease.expiresAt)) : undefined,
-            }
-          : undefined,
+        lease: lease ? leaseToProto(lease) : undefined,
       };
     }),
     forwards: opts.brief ? [] : opts.forwards,
     events: opts.brief ? [] : v.events.map((e) => ({ time: timestampFromDate(new Date(e.time)), kind: e.kind, message: e.message })),
+  });
+}
+
+const VERIFICATION: Record<LeaseState, LeaseVerification> = {
+  pending: LeaseVerification.PENDING,
+  verified: LeaseVerification.VERIFIED,
+  silent: LeaseVerification.SILENT,
+  trusted: LeaseVerification.TRUSTED,
+};
+
+export function leaseToProto(l: LeaseRecord): Lease {
+  return create(LeaseSchema, {
+    ip: l.ip,
+    hostname: l.hostname,
+    interface: l.interface,
+    updatedAt: timestampFromDate(new Date(l.updatedAt)),
+    expiresAt: l.expiresAt ? timestampFromDate(new Date(l.expiresAt)) : undefined,
+    // Records written before verification existed were believed as reported.
+    verification: VERIFICATION[l.state ?? "verified"],
+    verifiedAt: l.verifiedAt ? timestampFromDate(new Date(l.verifiedAt)) : undefined,
+    verificationDetail: l.detail ?? "",
   });
 }
 
@@ -248,9 +268,18 @@ export function networkConfigFromProto(c: NetworkConfig | undefined): RawNetwork
   };
 }
 
-export function networkToProto(n: NetworkRecord, serialization: string, attached: string[]): Network {
+const NETWORK_STATE: Record<NetworkStatus["state"], NetworkState> = {
+  starting: NetworkState.STARTING,
+  ready: NetworkState.READY,
+  failed: NetworkState.FAILED,
+};
+
+export function networkToProto(n: NetworkRecord, serialization: string, attached: string[], status: NetworkStatus): Network {
   const s = n.spec;
   return create(NetworkSchema, {
+    state: NETWORK_STATE[status.state],
+    error: status.error,
+    stateChangedAt: status.since ? timestampFromDate(new Date(status.since)) : undefined,
     id: n.id,
     name: n.name,
     serialization,

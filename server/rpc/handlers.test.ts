@@ -7,7 +7,7 @@ import { Code, ConnectError, createClient, createRouterTransport, type Client } 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import { LeaseAction, NetworkingMode, Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
-import { FakeForwarder, FakeRunner, tempStateDir, testConfig } from "../../test/helpers/fakes.js";
+import { FakeForwarder, FakeRunner, FakeWire, tempStateDir, testConfig } from "../../test/helpers/fakes.js";
 import { VmmError } from "../errors.js";
 import type { Capabilities } from "../host/capabilities.js";
 import { ImageCatalog } from "../image/catalog.js";
@@ -46,7 +46,7 @@ beforeEach(() => {
   backend = new FakeBackend();
   const cfg = testConfig(state.dir, { networking: { allowedModes: ["user", "bridge", "vmnet"], forwardServiceEnabled: true, bridgeSubnets: { vmmbr0: "10.60.0.0/24" } } });
   const networks = new NetworkRegistry(cfg, backend);
-  const vms = new VmManager({ cfg, store: new VmStore(state.dir), runner, forwarder: fwd, networks });
+  const vms = new VmManager({ cfg, store: new VmStore(state.dir), runner, forwarder: fwd, networks, wire: new FakeWire(true) });
   const transport = createRouterTransport(
     (router) => {
       router.service(VmmService, vmmService({ cfg, vms, forwards: fwd, caps: CAPS, images: new ImageCatalog(`${state.dir}/images`) }));

@@ -1,14 +1,25 @@
-// grpc.health.v1: SERVING for the whole server ("") and each served
-// service; NOT_SERVING once shutdown has begun.
+// grpc.health.v1: NOT_SERVING while the daemon starts (it listens before it
+// has converged), SERVING for the whole server ("") and each served service
+// once it is ready, NOT_SERVING again once shutdown has begun.
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EventEmitter } from "node:events";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/ts/grpc/health/v1/health_pb.js";
 
 export class HealthState {
-  private serving = true;
+  private serving: boolean;
   readonly changes = new EventEmitter();
-  constructor(readonly services: string[]) {}
+  constructor(
+    readonly services: string[],
+    /** false: NOT_SERVING until ready() (a daemon still starting). */
+    serving = true,
+  ) {
+    this.serving = serving;
+  }
+  ready(): void {
+    this.serving = true;
+    this.changes.emit("change");
+  }
   status(service: string): Status | undefined {
     if (service !== "" && !this.services.includes(service)) return undefined;
     return this.serving ? Status.SERVING : Status.NOT_SERVING;

@@ -15,7 +15,7 @@ export interface NetworkServiceDeps {
 /** The NetworkService handlers. */
 export function networkService(d: NetworkServiceDeps): ServiceImpl<typeof NetworkService> {
   const reg = d.networks;
-  const view = (rec: NetworkRecord) => networkToProto(rec, reg.serialize(rec), d.vms.attachedTo(rec.id));
+  const view = (rec: NetworkRecord) => networkToProto(rec, reg.serialize(rec), d.vms.attachedTo(rec.id), reg.status(rec.id));
   return {
     async createNetwork(req) {
       return { network: view(await reg.create(req.name, networkConfigFromProto(req.config))) };

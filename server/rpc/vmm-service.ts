@@ -15,7 +15,7 @@ import {
   WatchEventsResponseSchema,
 } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { cloudInitFromProto, forwardToProto, imageToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
+import { cloudInitFromProto, forwardToProto, imageToProto, leaseToProto, modeToProto, portsFromProto, protocolToProto, specFromProto, vmToProto } from "./convert.js";
 import type { ForwardView } from "../forward/types.js";
 import { Problems } from "../errors.js";
 import { checkId } from "../check.js";
@@ -35,9 +35,14 @@ type ElsewhereHandled = "readConsole" | "attachConsole" | "getVmStats";
 export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmService>, ElsewhereHandled> {
   /** Active forwards of a VM: the forwarder's rules, or the native maps of user/passt. */
   const forwardsOf = (v: VmView): ForwardInfo[] => {
-    const mode = v.record.spec.nics[0]?.mode;
-    if ((mode === "user" || mode === "passt") && v.runtime.status === "running") {
-      return v.record.spec.ports.map((p) =>
+    const { nics, ports } = v.record.spec;
+    const nicOf = (protocol: string, address: string, port: number) =>
+      ports.find((p) => p.protocol === protocol && p.hostAddress === address && p.hostPort === port)?.nicIndex ?? 0;
+    // Ports of user/passt NICs are mapped by QEMU or passt themselves.
+    const native = v.runtime.status !== "running" ? [] : ports.flatMap((p) => {
+      const mode = nics[p.nicIndex ?? 0]?.mode;
+      if (mode !== "user" && mode !== "passt") return [];
+      return [
         create(ForwardInfoSchema, {
           protocol: protocolToProto(p.protocol),
           listenAddress: p.hostAddress,
@@ -45,10 +50,16 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
           targetAddress: mode === "user" ? "guest (slirp)" : "guest (passt)",
           targetPort: p.vmPort,
           relay: mode === "user" ? "qemu-hostfwd" : "passt",
+          nicIndex: p.nicIndex ?? 0,
         }),
-      );
-    }
-    return (d.forwards?.list(v.record.id) ?? []).map(forwardToProto);
+      ];
+    });
+    const relayed = (d.forwards?.list(v.record.id) ?? []).map((f) => {
+      const m = forwardToProto(f);
+      m.nicIndex = nicOf(f.protocol, f.listenAddress, f.listenPort);
+      return m;
+    });
+    return [...native, ...relayed];
   };
   const info = (v: VmView, brief = false) => vmToProto(v, { brief, forwards: brief ? [] : forwardsOf(v), disks: brief ? [] : d.vms.disks(v) });
 
@@ -103,7 +114,7 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
         expiresUnix: Number(req.expiresUnix),
         interface: req.interface,
       });
-      return { vmId: r.vmId, nicIndex: r.nic, forwards: forwardsOf(r.view) };
+      return { vmId: r.vmId, nicIndex: r.nic, forwards: forwardsOf(r.view), lease: r.lease ? leaseToProto(r.lease) : undefined };
     },
     async getMeta() {
       return {

@@ -2,7 +2,7 @@
 // temporary directory: lifecycle, events, leases -> forwards, paging,
 // failure paths. (Real QEMU: test/e2e/lifecycle.test.ts.)
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { FakeForwarder, FakeRunner, tempStateDir, testConfig } from "../../test/helpers/fakes.js";
+import { FakeForwarder, FakeRunner, FakeWire, tempStateDir, testConfig } from "../../test/helpers/fakes.js";
 import type { PartialConfig } from "../config/defaults.js";
 import { VmmError } from "../errors.js";
 import { VmManager } from "./manager.js";
@@ -19,11 +19,13 @@ function manager(over: PartialConfig = {}): VmManager {
     ...over,
     networking: { allowedModes: ["user", "bridge", "vmnet", "custom"], forwardServiceEnabled: true, bridgeSubnets: { vmmbr0: "10.60.0.0/24" }, ...over.networking },
   });
-  return new VmManager({ cfg, store: new VmStore(state.dir), runner, forwarder: fwd, networks: { subnetOf: (id) => subnets.get(id) } });
+  const networks = { subnetOf: (id: string) => subnets.get(id), info: (id: string) => (subnets.has(id) ? { subnet: subnets.get(id)!, bridge: `vmnet-${id}`, gateway: "10.70.0.1" } : undefined) };
+  // A network whose wire confirms every lease (verification: leases.test.ts).
+  return new VmManager({ cfg, store: new VmStore(state.dir), runner, forwarder: fwd, networks, wire: new FakeWire(true) });
 }
 
 const nic = (mode: string, over: Partial<RawNic> = {}): RawNic => ({ mode, bridge: "", macvtapParent: "", networkId: "", customNetdev: "", ...over });
-const port = (hostPort: number, vmPort = 80): RawPort => ({ protocol: "tcp", hostAddress: "", hostPort, vmPort, path: undefined, proxyProtocol: false });
+const port = (hostPort: number, vmPort = 80, nicIndex = 0): RawPort => ({ protocol: "tcp", hostAddress: "", hostPort, vmPort, nicIndex, path: undefined, proxyProtocol: false });
 function spec(over: Partial<RawVmSpec> = {}): RawVmSpec {
   return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, ...over };
 }
@@ -193,7 +195,7 @@ describe("VmManager leases", () => {
 
   it("checks vmnet leases against the network's subnet", async () => {
     const m = manager();
-    await m.create("web", spec({ nics: [nic("vmnet", { networkId: "net-a" })] }), false);
+    await m.create("web", spec({ nics: [nic("vmnet", { networkId: "net-a" })] }), true);
     const mac = m.get("web").record.macs[0]!;
     await expect(m.reportLease({ action: "add", mac, ip: "10.70.0.9", hostname: "", expiresUnix: 0, interface: "" })).resolves.toMatchObject({ vmId: "web" });
     await expect(m.reportLease({ action: "add", mac, ip: "10.60.0.9", hostname: "", expiresUnix: 0, interface: "" })).rejects.toMatchObject({ kind: "invalid" });

@@ -4,20 +4,22 @@
 // call it.
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { isIPv4 } from "node:net";
-import { checkId, normalizeMac } from "../check.js";
+import { checkId } from "../check.js";
 import type { Config } from "../config/types.js";
 import { DEFAULT_EVENTS, MAX_EVENTS, STOP_TIMEOUT_SECONDS } from "../contract.js";
 import { precondition, Problems, VmmError } from "../errors.js";
 import type { ForwardRule } from "../forward/rules.js";
 import type { Forwarder } from "../forward/types.js";
+import { hostInterfaceOf } from "../host/addresses.js";
+import type { Wire } from "../host/neighbour.js";
 import type { ImageCatalog } from "../image/catalog.js";
 import { describeDisks, type DiskView } from "../image/disks.js";
-import { cidrContains, parseIpv4Cidr } from "../net/addr.js";
+import type { Lease, NicRef } from "../net/lease-book.js";
 import { deriveMac } from "../net/mac.js";
 import { pageOf, readPage } from "../page.js";
+import { LeaseKeeper, type LeaseHost, type LeaseNic, type LeaseReport } from "./leases.js";
 import { MAX_EVENTS_KEPT, type VmStore } from "./store.js";
-import type { LeaseRecord, NetworkLookup, PortSpec, RawUpdate, RawVmSpec, VmEventRecord, VmRecord, VmRunner, VmRuntime, VmSpec, VmView } from "./types.js";
+import type { NetworkLookup, PortSpec, RawUpdate, RawVmSpec, VmEventRecord, VmRecord, VmRunner, VmRuntime, VmSpec, VmView } from "./types.js";
 import { checkRunFiles, FORWARDED_MODES, validateSpec, validateUpdate } from "./validate.js";
 
 /** Filter and page of ListVms. */
@@ -30,19 +32,9 @@ export interface ListQuery {
   pageToken: string;
 }
 
-export interface LeaseReport {
-  action: "add" | "old" | "del";
-  mac: string;
-  ip: string;
-  hostname: string;
-  expiresUnix: number;
-  interface: string;
-}
-
 interface Entry {
   record: VmRecord;
   runtime: VmRuntime;
-  leases: LeaseRecord[];
   events: VmEventRecord[];
   /** Tail of the per-VM operation chain. */
   lock: Promise<unknown>;
@@ -62,6 +54,10 @@ export interface VmManagerDeps {
   networks: NetworkLookup | undefined;
   /** The images directory; undefined: VMs cannot use images. */
   images?: ImageCatalog;
+  /** Where leases are verified (server/host/neighbour.ts HostWire; a scripted wire in tests). */
+  wire: Wire;
+  /** The forwarder's rules with counters: failing connects make the lease keeper re-verify a guest. */
+  forwardList?: () => { owner: string; targetAddress: string; counters: { connectFailures: number } }[];
 }
 
 /** The domain object behind VmmService; see the file comment. */
@@ -76,6 +72,7 @@ export class VmManager {
   private readonly forwarder: Forwarder | undefined;
   private readonly networks: NetworkLookup | undefined;
   private readonly images: ImageCatalog | undefined;
+  private readonly forwardList: VmManagerDeps["forwardList"];
 
   constructor(d: VmManagerDeps) {
     this.cfg = d.cfg;
@@ -84,8 +81,13 @@ export class VmManager {
     this.forwarder = d.forwarder;
     this.networks = d.networks;
     this.images = d.images;
+    this.forwardList = d.forwardList;
     this.events.setMaxListeners(0);
+    this.leases = new LeaseKeeper(d.cfg, this.leaseHost(), d.wire);
   }
+
+  /** Leases of every NIC: verified on the wire, one address per NIC per bridge (leases.ts). */
+  readonly leases: LeaseKeeper;
 
   /** Loads every record from disk; re-adopts running guests; restores forwarding. */
   async init(): Promise<void> {
@@ -93,7 +95,6 @@ export class VmManager {
       const e: Entry = {
         record: this.store.loadRecord(id),
         runtime: this.store.loadRuntime(id),
-        leases: this.store.loadLeases(id),
         events: this.store.loadEvents(id),
         lock: Promise.resolve(),
       };
@@ -108,13 +109,18 @@ export class VmManager {
         if (alive) {
           this.setRuntime(e, { ...e.runtime, status: "running" });
           this.event(e, "adopted", `daemon restarted; re-adopted QEMU pid ${e.runtime.pid}`);
+          // A restart of the daemon keeps the leases of a guest that kept running.
+          this.leases.load(id, this.store.loadLeases(id));
           await this.syncForwards(e);
         } else {
           this.setRuntime(e, { version: 1, status: "exited", instanceId: e.runtime.instanceId });
           this.event(e, "exited", "QEMU was gone when the daemon restarted");
+          this.leases.endVm(id, "QEMU was gone when the daemon restarted");
         }
       }),
     ));
+    // Leases end with the guest: a VM that is not running holds none.
+    for (const [id, e] of this.vms) if (!this.isLive(e) && this.store.loadLeases(id).length > 0) this.store.saveLeases(id, []);
   }
 
   // ----- queries ------------------------------------------------------------
@@ -129,7 +135,7 @@ export class VmManager {
   }
 
   view(e: Entry, maxEvents = DEFAULT_EVENTS): VmView {
-    return { record: e.record, runtime: e.runtime, leases: e.leases, events: e.events.slice(-maxEvents) };
+    return { record: e.record, runtime: e.runtime, leases: this.leases.leasesOf(e.record.id), events: e.events.slice(-maxEvents) };
   }
 
   get(id: string, maxEvents = DEFAULT_EVENTS): VmView {
@@ -219,7 +225,7 @@ export class VmManager {
     const runtime: VmRuntime = { version: 1, status: "stopped", instanceId: "" };
     const ev = { time: now(), kind: "created", message: `created "${spec.name}"` };
     this.store.create(record, runtime, ev);
-    const e: Entry = { record, runtime, leases: [], events: [ev], lock: Promise.resolve() };
+    const e: Entry = { record, runtime, events: [ev], lock: Promise.resolve() };
     this.vms.set(id, e);
     macs.forEach((m, i) => this.byMac.set(m, { id, nic: i }));
     this.events.emit("event", id, ev);
@@ -257,11 +263,10 @@ export class VmManager {
     return this.serialize(id, async () => {
       const spec = validateUpdate(e.record.spec, u, { cfg: this.cfg });
       if (u.updatePorts) this.checkPortConflicts(id, spec.ports, "ports");
-      const mode = spec.nics[0]?.mode;
-      const forwarded = mode !== undefined && FORWARDED_MODES.includes(mode);
-      // Ports a running VM maps natively (user, passt) change in QEMU first:
-      // if that fails, nothing has been written.
-      if (u.updatePorts && this.isLive(e) && !forwarded && this.runner?.updatePorts) {
+      // Ports of NICs QEMU or passt map natively (user, passt) change there
+      // first: if that fails, nothing has been written.
+      const native = (ports: PortSpec[]) => ports.some((p) => !FORWARDED_MODES.includes(spec.nics[p.nicIndex ?? 0]!.mode));
+      if (u.updatePorts && this.isLive(e) && this.runner?.updatePorts && (native(spec.ports) || native(e.record.spec.ports))) {
         await this.runner.updatePorts(this.view(e), spec.ports);
       }
       const previous = e.record;
@@ -270,7 +275,7 @@ export class VmManager {
       e.record = rec;
       const changed = Object.keys(u).filter((k) => k !== "ports" && k !== "updatePorts" && (u as unknown as Record<string, unknown>)[k] !== undefined);
       if (u.updatePorts) changed.push("ports");
-      if (u.updatePorts && this.isLive(e) && forwarded) {
+      if (u.updatePorts && this.isLive(e)) {
         try {
           await this.syncForwards(e);
         } catch (err) {
@@ -347,6 +352,7 @@ export class VmManager {
       throw err;
     }
     this.setRuntime(e, { version: 1, status: "stopped", instanceId: e.runtime.instanceId });
+    this.leases.endVm(e.record.id, "stopped");
     this.event(e, "stopped", "stopped");
   }
 
@@ -358,6 +364,7 @@ export class VmManager {
         await this.halt(e, true, 0);
       }
       await this.forwarder?.remove(id);
+      this.leases.forget(id);
       this.store.remove(id);
       this.vms.delete(id);
       e.record.macs.forEach((m) => this.byMac.delete(m));
@@ -373,6 +380,7 @@ export class VmManager {
       if (e.runtime.status === "stopping" || e.runtime.status === "stopped") return;
       await this.forwarder?.remove(id).catch(() => undefined);
       this.setRuntime(e, { version: 1, status: "exited", instanceId: e.runtime.instanceId });
+      this.leases.endVm(id, "exited");
       this.event(e, "exited", reason);
       if (e.record.spec.autoRestart && this.vms.has(id)) {
         this.event(e, "auto_restart", "restarting after exit (auto_restart)");
@@ -383,87 +391,83 @@ export class VmManager {
 
   // ----- leases and forwarding ----------------------------------------------
 
-  private subnetOf(e: Entry, nic: number): string | undefined {
-    const n = e.record.spec.nics[nic]!;
-    if (n.mode === "vmnet") return this.networks?.subnetOf(n.networkId!);
-    if (n.mode === "bridge" || n.mode === "tap") return this.cfg.networking.bridgeSubnets[n.bridge!];
-    if (n.mode === "macvtap") return this.cfg.networking.bridgeSubnets[n.macvtapParent!];
-    return undefined;
+  /** The VM side of the lease keeper. */
+  private leaseHost(): LeaseHost {
+    const entryOf = (ref: NicRef) => this.vms.get(ref.vmId);
+    return {
+      nicOfMac: (mac) => {
+        const o = this.byMac.get(mac);
+        return o && { vmId: o.id, nic: o.nic };
+      },
+      nic: (ref) => {
+        const e = entryOf(ref);
+        return e && this.leaseNic(e, ref.nic);
+      },
+      nicsOn: (domain) =>
+        [...this.vms.values()].filter((e) => this.isLive(e)).flatMap((e) =>
+          e.record.spec.nics.flatMap((_, i) => (this.leaseNic(e, i).domain === domain ? [{ vmId: e.record.id, nic: i }] : [])),
+        ),
+      saveLeases: (vmId, leases) => {
+        if (this.vms.has(vmId)) this.store.saveLeases(vmId, leases);
+      },
+      event: (vmId, kind, message) => {
+        const e = this.vms.get(vmId);
+        if (e) this.event(e, kind, message);
+      },
+      syncForwards: async (vmId) => {
+        const e = this.vms.get(vmId);
+        if (e) await this.syncForwards(e);
+      },
+      hostHolds: (ip) => hostInterfaceOf(ip),
+      forwards: () => this.forwardList?.() ?? [],
+    };
   }
 
-  async reportLease(r: LeaseReport): Promise<{ vmId: string; nic: number; view: VmView }> {
-    const p = new Problems();
-    const mac = normalizeMac(r.mac);
-    if (r.mac === "") p.add("mac", "is required");
-    else if (mac === null) p.add("mac", `"${r.mac.slice(0, 64)}" is not a MAC address`);
-    if (r.ip === "") p.add("ip", "is required");
-    else if (!isIPv4(r.ip)) p.add("ip", `"${r.ip.slice(0, 64)}" is not an IPv4 address`);
-    if (r.hostname.length > 253 || /[^A-Za-z0-9._-]/.test(r.hostname)) p.add("hostname", "must be at most 253 of A-Z a-z 0-9 . _ -");
-    if (r.interface !== "" && !/^[A-Za-z0-9_.-]{1,15}$/.test(r.interface)) p.add("interface", "is not a valid interface name");
-    if (r.expiresUnix < 0 || r.expiresUnix > 253402300799) p.add("expires_unix", `is ${r.expiresUnix}; must be 0 (infinite) or seconds since the epoch`);
-    p.throwIfAny();
-    const owner = this.byMac.get(mac!);
-    if (!owner) throw new VmmError("not_found", `mac: no VM has MAC ${mac}`);
-    const e = this.vms.get(owner.id)!;
-    const nicSpec = e.record.spec.nics[owner.nic]!;
-    const subnet = this.subnetOf(e, owner.nic);
-    if (subnet === undefined) {
-      if (nicSpec.mode === "bridge" || nicSpec.mode === "tap" || nicSpec.mode === "macvtap")
-        throw precondition(`mac: VM "${owner.id}" nics[${owner.nic}] is on ${nicSpec.bridge ?? nicSpec.macvtapParent}, which has no subnet in networking.bridge_subnets; lease reports for it are refused`);
-      throw precondition(`mac: VM "${owner.id}" nics[${owner.nic}] uses ${nicSpec.mode} networking, which takes no DHCP lease reports`);
+  /** NIC `i` of a VM as the lease keeper sees it: where its address lives and is verified. */
+  private leaseNic(e: Entry, i: number): LeaseNic {
+    const n = e.record.spec.nics[i]!;
+    const base = { mode: n.mode, mac: e.record.macs[i]!, running: this.isLive(e) };
+    if (n.mode === "vmnet") {
+      const net = this.networks?.info(n.networkId!);
+      return net ? { ...base, domain: net.bridge, subnet: net.subnet, gateway: net.gateway } : base;
     }
-    if (!cidrContains(parseIpv4Cidr(subnet)!, r.ip)) throw new VmmError("invalid", `ip: ${r.ip} is outside ${subnet}, the subnet of VM "${owner.id}" nics[${owner.nic}]`, { problems: [{ field: "ip", message: `outside ${subnet}` }] });
-    return this.serialize(owner.id, async () => {
-      let leases = e.leases.filter((l) => l.nic !== owner.nic);
-      if (r.action === "del") {
-        const had = e.leases.find((l) => l.nic === owner.nic);
-        // A del for an address the VM no longer holds changes nothing.
-        if (had && had.ip !== r.ip) leases = e.leases;
-        else this.event(e, "lease", `nics[${owner.nic}] released ${r.ip}`);
-      } else {
-        leases.push({
-          nic: owner.nic,
-          ip: r.ip,
-          hostname: r.hostname,
-          ...(r.expiresUnix > 0 ? { expiresAt: new Date(r.expiresUnix * 1000).toISOString() } : {}),
-          updatedAt: now(),
-          interface: r.interface,
-        });
-        leases.sort((a, b) => a.nic - b.nic);
-        this.event(e, "lease", `nics[${owner.nic}] ${r.action === "add" ? "leased" : "renewed"} ${r.ip}${r.hostname ? ` (${r.hostname})` : ""}`);
-      }
-      this.store.saveLeases(owner.id, leases);
-      e.leases = leases;
-      await this.syncForwards(e);
-      return { vmId: owner.id, nic: owner.nic, view: this.view(e) };
-    });
+    const l2 = n.mode === "bridge" || n.mode === "tap" ? n.bridge : n.mode === "macvtap" ? n.macvtapParent : undefined;
+    if (l2 === undefined) return base;
+    const subnet = this.cfg.networking.bridgeSubnets[l2];
+    return subnet === undefined ? { ...base, domain: l2 } : { ...base, domain: l2, subnet };
   }
 
-  /** The current lease of NIC 0 if it has not expired. */
-  private liveLease(e: Entry): LeaseRecord | undefined {
-    const l = e.leases.find((x) => x.nic === 0);
-    if (!l) return undefined;
-    if (l.expiresAt && Date.parse(l.expiresAt) <= Date.now()) return undefined;
-    return l;
+  /** Applies a ReportDhcpLease (see LeaseKeeper.report). */
+  async reportLease(r: LeaseReport): Promise<{ vmId: string; nic: number; lease: Lease | undefined; view: VmView }> {
+    const { ref, lease } = await this.leases.report(r);
+    return { vmId: ref.vmId, nic: ref.nic, lease, view: this.view(this.vms.get(ref.vmId)!) };
   }
 
-  /** Desired forwarding rules of a VM: its ports to NIC 0's leased IP, only while running. */
+  /**
+   * Desired forwarding rules of a VM, only while it runs: each port to the
+   * believed lease of its NIC (ports of user/passt NICs are QEMU's and
+   * passt's own).
+   */
   forwardRules(e: Entry): ForwardRule[] {
-    const mode = e.record.spec.nics[0]?.mode;
-    if (!mode || !FORWARDED_MODES.includes(mode) || !this.cfg.networking.forwardServiceEnabled) return [];
-    if (e.runtime.status !== "running") return [];
-    const lease = this.liveLease(e);
-    if (!lease) return [];
-    return e.record.spec.ports.map((p) => ({
-      protocol: p.protocol,
-      listenAddress: p.hostAddress,
-      listenPort: p.hostPort,
-      targetAddress: lease.ip,
-      targetPort: p.vmPort,
-      // Unset: the forward service's default path.
-      ...(p.path ? { path: p.path } : {}),
-      ...(p.proxyProtocol ? { proxyProtocol: true } : {}),
-    }));
+    if (!this.cfg.networking.forwardServiceEnabled || e.runtime.status !== "running") return [];
+    const nics = e.record.spec.nics;
+    return e.record.spec.ports.flatMap((p) => {
+      const nic = p.nicIndex ?? 0;
+      const mode = nics[nic]?.mode;
+      if (!mode || !FORWARDED_MODES.includes(mode)) return [];
+      const ip = this.leases.activeIp({ vmId: e.record.id, nic });
+      if (ip === undefined) return [];
+      return [{
+        protocol: p.protocol,
+        listenAddress: p.hostAddress,
+        listenPort: p.hostPort,
+        targetAddress: ip,
+        targetPort: p.vmPort,
+        // Unset: the forward service's default path.
+        ...(p.path ? { path: p.path } : {}),
+        ...(p.proxyProtocol ? { proxyProtocol: true } : {}),
+      }];
+    });
   }
 
   private async syncForwards(e: Entry): Promise<void> {
@@ -473,16 +477,7 @@ export class VmManager {
 
   /** Drops forwards of leases that expired since they were reported. */
   async expireLeases(): Promise<void> {
-    for (const [id, e] of this.vms) {
-      const expired = e.leases.filter((l) => l.expiresAt && Date.parse(l.expiresAt) <= Date.now());
-      if (expired.length === 0) continue;
-      await this.serialize(id, async () => {
-        e.leases = e.leases.filter((l) => !expired.includes(l));
-        this.store.saveLeases(id, e.leases);
-        for (const l of expired) this.event(e, "lease", `nics[${l.nic}] lease of ${l.ip} expired`);
-        await this.syncForwards(e);
-      });
-    }
+    await this.leases.expire();
   }
 
   /** Waits for every queued operation; used at shutdown. */

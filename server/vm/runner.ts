@@ -150,7 +150,7 @@ export class QemuRunner implements VmRunner {
     const hostInterfaces: string[] = [];
     let passt: ProcessRef | undefined;
     for (const [index, nic] of r.spec.nics.entries()) {
-      const ctx = { vmId: r.id, index, mac: r.macs[index]!, nic, ports: index === 0 ? r.spec.ports : [], firstChildFd: childFdOf(fds.length), files: f };
+      const ctx = { vmId: r.id, index, mac: r.macs[index]!, nic, ports: r.spec.ports.filter((p) => (p.nicIndex ?? 0) === index), firstChildFd: childFdOf(fds.length), files: f };
       const done = await NIC_PREPARERS[nic.mode](ctx, this.o.nicHost);
       if (done.undo) cleanup.push(done.undo.what, done.undo.run);
       fds.push(...done.fds);
@@ -288,15 +288,22 @@ export class QemuRunner implements VmRunner {
     return true;
   }
 
-  /** Live port changes: user mode through QMP hostfwd_add/remove; passt cannot. */
+  /**
+   * Live port changes of user and passt NICs (the forwarder handles the
+   * others): user mode through QMP hostfwd_add/remove on the NIC's netdev;
+   * passt cannot change its ports while it runs.
+   */
   async updatePorts(view: VmView, ports: PortSpec[]): Promise<void> {
-    const mode = view.record.spec.nics[0]?.mode;
-    if (mode === "passt") throw precondition("ports: passt maps ports when it starts; stop the VM to change them");
-    if (mode !== "user") return;
+    const nics = view.record.spec.nics;
+    const modeOf = (p: PortSpec) => nics[p.nicIndex ?? 0]?.mode;
+    const key = (p: PortSpec) => `${p.protocol}:${p.hostAddress}:${p.hostPort}:${p.nicIndex ?? 0}`;
+    const passtPorts = (list: PortSpec[]) => list.filter((p) => modeOf(p) === "passt").map((p) => `${key(p)}-${p.vmPort}`).sort().join(",");
+    if (passtPorts(ports) !== passtPorts(view.record.spec.ports)) throw precondition("ports: passt maps ports when it starts; stop the VM to change them");
+    const user = (list: PortSpec[]) => list.filter((p) => modeOf(p) === "user");
+    if (user(ports).length === 0 && user(view.record.spec.ports).length === 0) return;
     const f = this.o.files(view.record.id);
-    const key = (p: PortSpec) => `${p.protocol}:${p.hostAddress}:${p.hostPort}`;
-    const old = new Map(view.record.spec.ports.map((p) => [key(p), p]));
-    const next = new Map(ports.map((p) => [key(p), p]));
+    const old = new Map(user(view.record.spec.ports).map((p) => [key(p), p]));
+    const next = new Map(user(ports).map((p) => [key(p), p]));
     const qmp = await QmpClient.connect(f.qmp, { timeoutMs: 5000 });
     try {
       const hmp = async (cmd: string) => {
@@ -308,11 +315,11 @@ export class QemuRunner implements VmRunner {
       };
       for (const [k, p] of old) {
         const n = next.get(k);
-        if (!n || n.vmPort !== p.vmPort) await hmp(`hostfwd_remove net0 ${p.protocol}:${p.hostAddress}:${p.hostPort}`);
+        if (!n || n.vmPort !== p.vmPort) await hmp(`hostfwd_remove net${p.nicIndex ?? 0} ${p.protocol}:${p.hostAddress}:${p.hostPort}`);
       }
       for (const [k, p] of next) {
         const o = old.get(k);
-        if (!o || o.vmPort !== p.vmPort) await hmp(`hostfwd_add net0 ${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.vmPort}`);
+        if (!o || o.vmPort !== p.vmPort) await hmp(`hostfwd_add net${p.nicIndex ?? 0} ${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.vmPort}`);
       }
     } finally {
       qmp.close();

@@ -4,18 +4,21 @@
 // interfaces through which the VM manager reaches the floors it does not own
 // (the QEMU runner, the vmnet networks, the forwarder: daemon.ts wires them).
 import type { NetMode } from "../config/types.js";
+import type { Lease } from "../net/lease-book.js";
 import type { CloudInitSpec, ExtraDisk, ImageSpecFields } from "../image/spec.js";
 import type { NetworkAttachment } from "../net/types.js";
 
 /** Transport protocol of a port mapping. */
 export type Protocol = "tcp" | "udp";
 
-/** A validated port mapping: host address:port -> guest port of NIC 0. */
+/** A validated port mapping: host address:port -> guest port of one NIC. */
 export interface PortSpec {
   protocol: Protocol;
   hostAddress: string;
   hostPort: number;
   vmPort: number;
+  /** NIC whose lease (or netdev) the port goes to; absent in records written before ports named NICs: 0. */
+  nicIndex?: number;
   /** Forwarded modes: "userspace" or "nat"; absent: the daemon's `[forward] default_path` when the rule is applied. */
   path?: "userspace" | "nat";
   /** Forwarded modes, userspace TCP: a PROXY protocol v2 header first. */
@@ -78,16 +81,8 @@ export interface VmRuntime {
   passtStartTime?: number;
 }
 
-/** leases.json entries: the last lease reported for a NIC. */
-export interface LeaseRecord {
-  nic: number;
-  ip: string;
-  hostname: string;
-  /** ISO time; absent: infinite. */
-  expiresAt?: string;
-  updatedAt: string;
-  interface: string;
-}
+/** leases.json entries: each NIC's lease and what the wire says of it (server/net/lease-book.ts). */
+export type LeaseRecord = Lease;
 
 /** One entry of a VM's event log (events.jsonl). */
 export interface VmEventRecord {
@@ -112,6 +107,8 @@ export interface RawPort {
   hostAddress: string;
   hostPort: number;
   vmPort: number;
+  /** NIC the port goes to (0 when omitted). */
+  nicIndex: number;
   /** "userspace", "nat", undefined (the daemon's default) or "?N" (an unknown enum value). */
   path: string | undefined;
   proxyProtocol: boolean;
@@ -178,6 +175,8 @@ export interface VmRunner {
 export interface NetworkLookup {
   /** IPv4 subnet of network `networkId`; undefined when there is no such network. */
   subnetOf(networkId: string): string | undefined;
+  /** Subnet, bridge and gateway of network `networkId` (lease validation and verification). */
+  info(networkId: string): { subnet: string; bridge: string; gateway: string } | undefined;
 }
 
 /** What the runner needs of the vmnet networks: how a NIC joins one. */

@@ -48,7 +48,7 @@ describe("validateSpec", () => {
     expect(validateSpec(raw(), { cfg }).nics).toEqual([{ mode: "user" }]);
   });
 
-  const tcp = (hostAddress: string, hostPort = 8080) => ({ protocol: "tcp", hostAddress, hostPort, vmPort: 80, path: undefined as string | undefined, proxyProtocol: false });
+  const tcp = (hostAddress: string, hostPort = 8080, nicIndex = 0) => ({ protocol: "tcp", hostAddress, hostPort, vmPort: 80, nicIndex, path: undefined as string | undefined, proxyProtocol: false });
   const bridged = [nic({ mode: "bridge" })];
   const invalid: { name: string; over: Partial<RawVmSpec>; field: string }[] = [
     { name: "an empty name", over: { name: "" }, field: "config.name" },
@@ -84,6 +84,8 @@ describe("validateSpec", () => {
     { name: "IPv6 on user networking (slirp)", over: { ports: [tcp("::1")] }, field: "config.ports[0].host_address" },
     { name: "host port 0", over: { ports: [tcp("127.0.0.1", 0)] }, field: "config.ports[0].host_port" },
     { name: "a duplicate host port", over: { ports: [tcp("127.0.0.1"), tcp("")] }, field: "config.ports[1].host_port" },
+    { name: "a port on a NIC the VM does not have", over: { ports: [tcp("127.0.0.1", 8080, 1)] }, field: "config.ports[0].nic_index" },
+    { name: "a negative NIC index", over: { ports: [tcp("127.0.0.1", 8080, -1)] }, field: "config.ports[0].nic_index" },
     { name: "a path on user networking", over: { ports: [{ ...tcp("127.0.0.1"), path: "nat" }] }, field: "config.ports[0].path" },
     { name: "PROXY on user networking", over: { ports: [{ ...tcp("127.0.0.1"), proxyProtocol: true }] }, field: "config.ports[0].proxy_protocol" },
     { name: "an unknown path", over: { nics: bridged, ports: [{ ...tcp("127.0.0.1"), path: "?7" }] }, field: "config.ports[0].path" },
@@ -132,6 +134,14 @@ describe("validateSpec", () => {
     const e = refusal(raw(over), c);
     expect(e.kind).toBe("permission");
     expect(e.message).toContain(text);
+  });
+
+  it("a port names its NIC: the second NIC's mode decides", () => {
+    const s = validateSpec(raw({ nics: [nic({ mode: "user" }), nic({ mode: "tap" })], ports: [tcp("127.0.0.1", 8080, 1), tcp("127.0.0.1", 8081, 0)] }), { cfg });
+    expect(s.ports.map((p) => p.nicIndex)).toEqual([1, 0]);
+    const e = refusal(raw({ nics: [nic({ mode: "user" }), nic({ mode: "custom", customNetdev: "socket,listen=:1" })], ports: [tcp("127.0.0.1", 8080, 1)] }));
+    expect(e.kind).toBe("precondition");
+    expect(e.message).toBe("config.ports[0]: nics[1] uses custom networking, which cannot honour port mappings; forward inside the netdev instead");
   });
 
   it.each([

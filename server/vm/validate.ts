@@ -197,12 +197,16 @@ function checkNic(f: Findings, at: string, index: number, raw: RawNic, cfg: Conf
   return nic;
 }
 
-function checkPort(p: Problems, at: string, r: RawPort, mode: NetMode | undefined, cfg: Config): PortSpec | undefined {
+function checkPort(p: Problems, at: string, r: RawPort, modes: readonly (NetMode | undefined)[], cfg: Config): PortSpec | undefined {
   let ok = true;
   const bad = (field: string, message: string) => {
     p.add(`${at}.${field}`, message);
     ok = false;
   };
+  // The port goes to the NIC it names (undefined mode: that NIC is invalid, reported there).
+  const mode = modes[r.nicIndex];
+  if (!Number.isInteger(r.nicIndex) || r.nicIndex < 0 || r.nicIndex >= modes.length)
+    bad("nic_index", `is ${r.nicIndex}; the VM has ${modes.length} NIC${modes.length === 1 ? "" : "s"} (0-${modes.length - 1})`);
   if (r.protocol !== "tcp" && r.protocol !== "udp") {
     bad("protocol", r.protocol === undefined ? "is required (PROTOCOL_TCP or PROTOCOL_UDP)" : `unknown protocol ${r.protocol.slice(1)}`);
   }
@@ -223,17 +227,18 @@ function checkPort(p: Problems, at: string, r: RawPort, mode: NetMode | undefine
   const before = p.list.length;
   if (forwarded) checkPathOptions(p, at, { protocol: r.protocol, listenAddress: addr, addressField: "host_address", path: r.path, proxyProtocol: r.proxyProtocol }, cfg.forward.defaultPath);
   if (!ok || p.list.length > before) return undefined;
-  const port: PortSpec = { protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort };
+  const port: PortSpec = { protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort, nicIndex: r.nicIndex };
   if (r.path === "userspace" || r.path === "nat") port.path = r.path;
   if (r.proxyProtocol) port.proxyProtocol = true;
   return port;
 }
 
 /**
- * Checks the ports of a VM whose NIC 0 has `mode` (ports go to NIC 0) and
- * returns them normalized (host address filled in).
+ * Checks the ports of a VM whose NICs have `modes` (each port goes to the
+ * NIC it names) and returns them normalized (host address filled in). A
+ * port on a NIC whose mode cannot honour it is refused, naming the NIC.
  */
-function checkPorts(f: Findings, prefix: string, raw: RawPort[], mode: NetMode | undefined, cfg: Config): PortSpec[] {
+function checkPorts(f: Findings, prefix: string, raw: RawPort[], modes: readonly (NetMode | undefined)[], cfg: Config): PortSpec[] {
   const ports: PortSpec[] = [];
   if (raw.length > MAX_PORTS) {
     f.invalid.add(prefix, `has ${raw.length} entries; at most ${MAX_PORTS}`);
@@ -242,7 +247,7 @@ function checkPorts(f: Findings, prefix: string, raw: RawPort[], mode: NetMode |
   const seen = new Map<string, number>();
   const indexOf = new Map<PortSpec, number>();
   raw.forEach((r, i) => {
-    const port = checkPort(f.invalid, `${prefix}[${i}]`, r, mode, cfg);
+    const port = checkPort(f.invalid, `${prefix}[${i}]`, r, modes, cfg);
     if (!port) return;
     const key = `${port.protocol}/${port.hostAddress}/${port.hostPort}`;
     const prev = seen.get(key);
@@ -258,11 +263,14 @@ function checkPorts(f: Findings, prefix: string, raw: RawPort[], mode: NetMode |
     indexOf.set(port, i);
     ports.push(port);
   });
-  if (ports.length > 0 && mode === "custom") {
-    f.precondition = `${prefix}: a custom netdev cannot honour port mappings; forward inside the netdev instead`;
-  } else if (ports.length > 0 && mode !== undefined && FORWARDED_MODES.includes(mode) && !cfg.networking.forwardServiceEnabled) {
-    f.precondition = `${prefix}: ${mode} networking maps ports through the forward service, which is disabled (set networking.forward_service_enabled = true in vmm.toml)`;
-  }
+  const refusals: string[] = [];
+  raw.forEach((r, i) => {
+    const mode = modes[r.nicIndex];
+    if (mode === "custom") refusals.push(`${prefix}[${i}]: nics[${r.nicIndex}] uses custom networking, which cannot honour port mappings; forward inside the netdev instead`);
+    else if (mode !== undefined && FORWARDED_MODES.includes(mode) && !cfg.networking.forwardServiceEnabled)
+      refusals.push(`${prefix}[${i}]: nics[${r.nicIndex}] uses ${mode} networking, which maps ports through the forward service, disabled (set networking.forward_service_enabled = true in vmm.toml)`);
+  });
+  if (refusals.length > 0) f.precondition = refusals.join("; ");
   return ports;
 }
 
@@ -281,12 +289,15 @@ export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "conf
   checkOptionalPath(p, `${prefix}disk`, raw.disk);
   checkCmdline(p, `${prefix}cmdline`, raw.cmdline);
   let nics: NicSpec[] = [];
+  let modes: (NetMode | undefined)[] = [];
   if (raw.nics.length > MAX_NICS) p.add(`${prefix}nics`, `has ${raw.nics.length} entries; at most ${MAX_NICS}`);
   else {
     const rawNics = raw.nics.length === 0 ? [NO_NIC] : raw.nics;
-    nics = rawNics.map((n, i) => checkNic(f, `${prefix}nics[${i}]`, i, n, cfg)).filter((n): n is NicSpec => n !== undefined);
+    const checked = rawNics.map((n, i) => checkNic(f, `${prefix}nics[${i}]`, i, n, cfg));
+    nics = checked.filter((n): n is NicSpec => n !== undefined);
+    modes = checked.map((n) => n?.mode);
   }
-  const ports = checkPorts(f, `${prefix}ports`, raw.ports, nics[0]?.mode, cfg);
+  const ports = checkPorts(f, `${prefix}ports`, raw.ports, modes, cfg);
   checkDisks(p, prefix, raw.image, raw.imageSizeMib, raw.disks);
   if (raw.cloudInit) checkCloudInit(p, `${prefix}cloud_init.`, raw.cloudInit);
   f.throwIfAny();
@@ -320,7 +331,7 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, ctx: VmInputContext):
   if (u.cmdline !== undefined) checkCmdline(p, "cmdline", u.cmdline);
   let ports = spec.ports;
   if (!u.updatePorts && u.ports.length > 0) p.add("ports", "is set but update_ports is false; set update_ports to replace the ports");
-  if (u.updatePorts) ports = checkPorts(f, "ports", u.ports, spec.nics[0]?.mode, ctx.cfg);
+  if (u.updatePorts) ports = checkPorts(f, "ports", u.ports, spec.nics.map((n) => n.mode), ctx.cfg);
   if (u.cloudInit) checkCloudInit(p, "cloud_init.", u.cloudInit);
   f.throwIfAny();
   const next: VmSpec = {

@@ -20,6 +20,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { precondition } from "../errors.js";
 import type { Forwarder } from "../forward/types.js";
+import { dnsmasqConfig } from "../net/dnsmasq-config.js";
 import { createBridge, deleteLink, linkExists, runIp, setLinkUp } from "../host/iproute.js";
 import { deleteTable, loadRuleset } from "../host/nft.js";
 import { isAlive, isOurProcess, processRef, readPidFile, spawnDetached, stopProcess, tailOfLog, waitUntil } from "../host/process.js";
@@ -54,40 +55,38 @@ export class LinuxNetworkBackend implements NetworkBackend {
     return { dir, conf: join(dir, "dnsmasq.conf"), pid: join(dir, "dnsmasq.pid"), leases: join(dir, "dnsmasq.leases"), log: join(dir, "dnsmasq.log"), hookLog: join(dir, "dhcp-hook.log") };
   }
 
-  /** dnsmasq.conf of the network (pure). */
+  leaseFile(rec: NetworkRecord): string {
+    return this.files(rec).leases;
+  }
+
+  /** dnsmasq.conf of the network (pure; the project's one generator, server/net/dnsmasq-config.ts). */
   static dnsmasqConf(rec: NetworkRecord, f: { pid: string; leases: string; log: string }, hook: string): string {
     const s = rec.spec;
     const cidr = parseIpv4Cidr(s.ipv4Subnet)!;
     const size = cidrSize(cidr);
-    const mask = netmaskOf(cidr.prefix);
-    const lines = [
-      `# Written by vmmd for network ${rec.id}. DHCP${s.dnsProxyEnabled ? " and DNS" : ""} on ${rec.bridge} only.`,
-      `interface=${rec.bridge}`,
-      "bind-interfaces",
-      "except-interface=lo",
-      s.dnsProxyEnabled ? "port=53" : "port=0",
-      "no-hosts",
-      `dhcp-leasefile=${f.leases}`,
-      `pid-file=${f.pid}`,
-      `log-facility=${f.log}`,
-      "log-dhcp",
-    ];
-    if (!s.dnsProxyEnabled) lines.push("no-resolv");
-    if (s.dhcpEnabled) {
-      lines.push(
-        "dhcp-authoritative",
-        // No ICMP probe of an address before offering it: saves ~3 s a lease.
-        "no-ping",
-        `dhcp-range=${intToIpv4(cidr.network + 2)},${intToIpv4(cidr.network + size - 2)},${mask},12h`,
-        `dhcp-option=option:router,${rec.gateway}`,
-        `dhcp-script=${hook}`,
-      );
-      if (s.mtu !== 1500) lines.push(`dhcp-option=option:mtu,${s.mtu}`);
-      if (s.dnsProxyEnabled) lines.push(`dhcp-option=option:dns-server,${rec.gateway}`);
-      for (const r of s.dhcpReservations) lines.push(`dhcp-host=${r.mac},${r.ipv4}`);
-    }
-    if (s.ipv6Prefix !== "" && s.routerAdvertisementEnabled) lines.push("enable-ra", `dhcp-range=::,constructor:${rec.bridge},ra-only,64,12h`);
-    return lines.join("\n") + "\n";
+    return dnsmasqConfig({
+      writer: `vmmd for network ${rec.id}`,
+      interface: rec.bridge,
+      dns: s.dnsProxyEnabled,
+      ...(s.dhcpEnabled
+        ? {
+            dhcp: {
+              rangeStart: intToIpv4(cidr.network + 2),
+              rangeEnd: intToIpv4(cidr.network + size - 2),
+              netmask: netmaskOf(cidr.prefix),
+              router: rec.gateway,
+              mtu: s.mtu,
+              ...(s.dnsProxyEnabled ? { dnsServer: rec.gateway } : {}),
+              reservations: s.dhcpReservations.map((r) => ({ mac: r.mac, ip: r.ipv4 })),
+              script: hook,
+            },
+          }
+        : {}),
+      routerAdvertisements: s.ipv6Prefix !== "" && s.routerAdvertisementEnabled,
+      leaseFile: f.leases,
+      pidFile: f.pid,
+      logFile: f.log,
+    });
   }
 
   /** nftables rules of the network (pure). */

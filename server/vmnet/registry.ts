@@ -13,7 +13,17 @@ import type { NetworkAttachment } from "../net/types.js";
 import { pageOf, readPage } from "../page.js";
 import { fsyncDir, mkdirDurable, readJson, sweepTrash, writeFileAtomic, writeJsonAtomic } from "../store/atomic.js";
 import type { NetworkBackend, NetworkRecord, NetworkSpec, RawNetworkConfig, VmAttachments } from "./types.js";
+import { log } from "../log.js";
 import { gatewayOf, validateNetwork } from "./validate.js";
+
+/** Whether a network is up on the host (GetNetwork reports it). */
+export interface NetworkStatus {
+  state: "starting" | "ready" | "failed";
+  /** Why it is not ready; "" when it is. */
+  error: string;
+  /** ISO time of the last change. */
+  since: string;
+}
 
 const SERIAL_PREFIX = "vmmnet1.";
 
@@ -26,6 +36,7 @@ export class NetworkRegistry {
   private readonly dir: string;
   private readonly nets = new Map<string, NetworkRecord>();
   private readonly secret: Buffer;
+  private readonly statuses = new Map<string, NetworkStatus>();
   /** Tail of the create/delete chain. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -49,13 +60,59 @@ export class NetworkRegistry {
   }
 
   /** Re-realizes every network on the host (after a daemon restart). */
+  /**
+   * Re-realizes every network on the host (after a daemon restart). One
+   * network that fails does not stop the others or the daemon: it is
+   * logged and reported as failed (status()).
+   */
   async init(): Promise<void> {
-    for (const rec of this.nets.values()) await this.backend?.realize(rec);
+    for (const rec of this.nets.values()) {
+      this.setStatus(rec.id, "starting", "");
+      try {
+        await this.backend?.realize(rec);
+        this.setStatus(rec.id, "ready", "");
+      } catch (e) {
+        const why = (e as Error).message;
+        this.setStatus(rec.id, "failed", why);
+        log("error", "network failed to come up", { network: rec.id, bridge: rec.bridge, error: why });
+      }
+    }
+  }
+
+  private setStatus(id: string, state: NetworkStatus["state"], error: string): void {
+    this.statuses.set(id, { state, error, since: new Date().toISOString() });
+  }
+
+  /** Whether network `id` is up (ready unless its start-up failed). */
+  status(id: string): NetworkStatus {
+    return this.statuses.get(id) ?? { state: "ready", error: "", since: this.nets.get(id)?.createdAt ?? "" };
+  }
+
+  /** Lease files of the networks that are up, by bridge (the daemon reconciles leases from them at start). */
+  leaseFiles(): { bridge: string; file: string }[] {
+    const out: { bridge: string; file: string }[] = [];
+    for (const rec of this.nets.values()) {
+      const file = this.backend?.leaseFile?.(rec);
+      if (file !== undefined && this.status(rec.id).state === "ready" && rec.spec.dhcpEnabled) out.push({ bridge: rec.bridge, file });
+    }
+    return out;
   }
 
   /** IPv4 subnet of network `id`; undefined for an unknown network. */
   subnetOf(id: string): string | undefined {
     return this.nets.get(id)?.spec.ipv4Subnet;
+  }
+
+  /** Subnet of the network whose bridge is `bridge`. */
+  subnetOfBridge(bridge: string): string | undefined {
+    for (const rec of this.nets.values()) if (rec.bridge === bridge) return rec.spec.ipv4Subnet;
+    return undefined;
+  }
+
+  /** Subnet, bridge and gateway of network `id`, for the VMs on it; undefined for an unknown network. */
+  info(id: string): { subnet: string; bridge: string; gateway: string } | undefined {
+    const rec = this.nets.get(id);
+    return rec && { subnet: rec.spec.ipv4Subnet, bridge: rec.bridge, gateway: rec.gateway };
   }
 
   /** How a NIC with `mac` joins network `id`; undefined for an unknown network. */
@@ -151,6 +208,7 @@ export class NetworkRegistry {
     rmSync(join(this.dir, `${id}.json`));
     fsyncDir(this.dir);
     this.nets.delete(id);
+    this.statuses.delete(id);
   }
 
   /** The signed handle another process presents to AcquireNetwork. */

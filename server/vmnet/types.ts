@@ -79,6 +79,8 @@ export interface NetworkBackend {
   destroy(rec: NetworkRecord): Promise<void>;
   /** Backends without a host bridge hand out one datagram fd per NIC. */
   attach?(rec: NetworkRecord, mac: string): number;
+  /** The network's dnsmasq lease file, when the backend runs one (the daemon reconciles leases from it at start). */
+  leaseFile?(rec: NetworkRecord): string;
 }
 
 /** Which VMs use a network (the VM manager answers; the registry never holds it). */

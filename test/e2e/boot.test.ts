@@ -9,7 +9,8 @@
 // with -m 256, and each ends with a graceful ACPI shutdown over QMP that must
 // end QEMU within 10 s.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { allowBridge } from "../helpers/lan.js";
 import { join } from "node:path";
 import { deriveMac } from "../../server/net/mac.js";
 import { buildPasstArgv, preparePasstRuntimeDir } from "../../server/net/passt.js";
@@ -201,8 +202,7 @@ describe("guest boot (QEMU TCG, private namespace)", () => {
           "/etc/qemu must be the namespace's private tmpfs (scripts/in-netns.sh)",
         ).toBe(true);
         mkdirSync("/etc/qemu", { recursive: true });
-        writeFileSync("/etc/qemu/bridge.conf", `allow ${br}\n`, { mode: 0o644 });
-        cleanup.push("remove bridge.conf", () => writeFileSync("/etc/qemu/bridge.conf", ""));
+        cleanup.push("remove the bridge.conf line", allowBridge(br));
         const id = `brg-${uniq()}`;
         const mac = deriveMac(id, 0, MAC_PREFIX);
         const g = await bootGuest(cleanup, { name: id, dir, nics: [{ mode: "bridge", mac, bridge: br, helper: BRIDGE_HELPER }] });

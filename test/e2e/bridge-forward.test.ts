@@ -70,7 +70,6 @@ beforeAll(async () => {
   tokenFile = join(dir, "lease.token");
   writeFileSync(tokenFile, LEASE + "\n", { mode: 0o600 });
   lan.bridge(BR, "10.90.0.1/24");
-  writeFileSync("/etc/qemu/bridge.conf", `allow ${BR}\n`);
   toml = `
 [auth]
 tokens = ["${ADMIN}"]

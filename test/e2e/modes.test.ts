@@ -5,7 +5,7 @@
 // (macvtap from a peer namespace: the parent's own namespace cannot reach a
 // macvtap guest). RemoveVm must leave no TAP, macvtap, passt or socket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
@@ -39,8 +39,6 @@ beforeAll(async () => {
   // passt needs a host interface with an address (there is no default
   // route here); a port-less bridge serves (no dummy module on this kernel).
   lan.bridge("vmmstub0", "10.99.0.1/24");
-  // qemu-bridge-helper's ACL; /etc/qemu is a private tmpfs in this namespace.
-  writeFileSync("/etc/qemu/bridge.conf", `allow ${BR}\n`);
   d = await startDaemon({
     tcp: false,
     toml: `

@@ -41,7 +41,8 @@ describe("setup-bridge.sh", () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(`+ ip link add ${BR} type bridge`);
     expect(r.stdout).toContain("+ ip addr add 10.91.0.1/24 dev vmbr-sb");
-    expect(r.stdout).toContain("dhcp-range=10.91.0.50,10.91.0.200,12h");
+    expect(r.stdout).toContain("dhcp-range=10.91.0.50,10.91.0.200,255.255.255.0,12h");
+    expect(r.stdout).toContain("no-ping");
     expect(r.stdout).toContain('iifname "vmbr-sb" udp dport { 67, 53 } accept');
     expect(r.stdout).toContain('ip saddr 10.91.0.0/24 oifname "vmuplink0" masquerade');
     expect(exists(BR)).toBe(false);

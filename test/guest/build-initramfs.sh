@@ -15,7 +15,9 @@
 #   1. mounts proc/sys/devtmpfs, installs the busybox applets
 #   2. insmods the modules in dependency order (lib/modules/load-order)
 #   3. brings up lo and every ethN; eth0 gets DHCP (udhcpc -s our script,
-#      sending the hostname) or, with vmm.dhcp=0, vmm.ip=<cidr> vmm.gw=<ip>
+#      sending the hostname) or, with vmm.dhcp=0, vmm.ip=<cidr> vmm.gw=<ip>;
+#      every further ethN gets DHCP in the background (address only: the
+#      default route and the reported IP stay eth0's)
 #   4. httpd on :8080 (page: hostname, IP, MAC; /cgi-bin/peer: the client's
 #      address as the guest sees it), TCP echo on :8081
 #   5. prints "VMM-GUEST-READY ip=<ip> mac=<mac>" on the console (ttyS0)
@@ -112,6 +114,8 @@ case "$1" in
   deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
     ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
+    # Further NICs only get their address.
+    [ "$interface" = eth0 ] || exit 0
     if [ -n "$router" ]; then
       ip route del default 2>/dev/null
       for r in $router; do ip route add default via "$r" dev "$interface"; break; done
@@ -232,6 +236,10 @@ else
   udhcpc -s /etc/udhcpc/default.script -i eth0 -x hostname:"$HN" -t 20 -T 1 -b -p /tmp/udhcpc.pid
   for i in $(seq 1 300); do [ -s /tmp/lease-ip ] && break; sleep 0.1; done
 fi
+for d in /sys/class/net/eth*; do
+  n=$(basename "$d")
+  [ "$n" = eth0 ] || [ ! -e "$d" ] || udhcpc -s /etc/udhcpc/default.script -i "$n" -x hostname:"$HN" -t 20 -T 1 -b -p "/tmp/udhcpc-$n.pid" >/dev/null 2>&1
+done
 IP=$(cat /tmp/lease-ip 2>/dev/null || echo none)
 echo "hello from $HN ip=$IP mac=$MAC" > /www/index.html
 httpd -p 8080 -h /www

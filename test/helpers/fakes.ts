@@ -11,6 +11,7 @@ import type { Config } from "../../server/config/types.js";
 import { VmmError } from "../../server/errors.js";
 import { zeroCounters, type ForwardRule, type ForwardStatus } from "../../server/forward/rules.js";
 import type { Forwarder, ForwardView } from "../../server/forward/types.js";
+import type { Wire } from "../../server/host/neighbour.js";
 import type { ProcessRef } from "../../server/host/process.js";
 import type { NetworkAttachment } from "../../server/net/types.js";
 import type { NicHost } from "../../server/vm/nic/types.js";
@@ -167,5 +168,26 @@ export class FakeNicHost implements NicHost {
   networkAttachment(networkId: string, mac: string) {
     this.calls.push(`networkAttachment ${networkId} ${mac}`);
     return this.attachment;
+  }
+}
+
+/**
+ * The network as lease verification sees it (server/host/neighbour.ts
+ * Wire): `table` is the kernel's neighbour table, `holders` who answers an
+ * ARP probe for an address. An address without holders is answered by the
+ * MAC asked about when `agree` (a network that confirms every report), by
+ * nobody otherwise.
+ */
+export class FakeWire implements Wire {
+  readonly table = new Map<string, { mac: string; state: number }>();
+  readonly holders = new Map<string, string[]>();
+  probes = 0;
+  constructor(private readonly agree = false) {}
+  neighbour(_ifname: string, ip: string): { mac: string; state: number } | undefined {
+    return this.table.get(ip);
+  }
+  async probe(_ifname: string, ip: string, mac: string): Promise<string[]> {
+    this.probes++;
+    return this.holders.get(ip) ?? (this.agree ? [mac] : []);
   }
 }

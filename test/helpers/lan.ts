@@ -2,14 +2,29 @@
 // namespaces and a dnsmasq DHCP server, each registered on a cleanup stack
 // that runs in reverse order (also when the test fails).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { dnsmasqConfig } from "../../server/net/dnsmasq-config.js";
 
 export function sh(argv: string[]): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 15_000 });
   if (r.status !== 0) throw new Error(`${argv.join(" ")} failed (${r.status}): ${r.stderr || r.error?.message}`);
   return r.stdout;
+}
+
+const BRIDGE_CONF = "/etc/qemu/bridge.conf";
+
+/**
+ * Lets qemu-bridge-helper attach to bridge `name`: adds "allow NAME" to
+ * /etc/qemu/bridge.conf (the namespace's private tmpfs) and returns the undo
+ * that removes just that line. Test files run in parallel and share the
+ * file, so nobody overwrites it.
+ */
+export function allowBridge(name: string): () => void {
+  const lines = () => (existsSync(BRIDGE_CONF) ? readFileSync(BRIDGE_CONF, "utf8").split("\n").filter((l) => l !== "") : []);
+  if (!lines().includes(`allow ${name}`)) appendFileSync(BRIDGE_CONF, `allow ${name}\n`, { mode: 0o644 });
+  return () => writeFileSync(BRIDGE_CONF, lines().filter((l) => l !== `allow ${name}`).map((l) => l + "\n").join(""));
 }
 
 export class Lan {
@@ -20,9 +35,11 @@ export class Lan {
     this.undo.push(() => rmSync(this.dir, { recursive: true, force: true }));
   }
 
+  /** A bridge with address `cidr`, allowed in /etc/qemu/bridge.conf (see allowBridge). */
   bridge(name: string, cidr: string): void {
     sh(["ip", "link", "add", name, "type", "bridge"]);
     this.undo.push(() => spawnSync("ip", ["link", "del", name]));
+    this.undo.push(allowBridge(name));
     sh(["ip", "addr", "add", cidr, "dev", name]);
     sh(["ip", "link", "set", name, "up"]);
   }
@@ -43,21 +60,29 @@ export class Lan {
   }
 
   /**
-   * dnsmasq serving DHCP only (`--port=0`) on `iface`, optionally inside
-   * `netns`, with its own pid/lease/log files (never /dev/null).
+   * dnsmasq serving DHCP only (`port=0`) on `iface`, optionally inside
+   * `netns`, with its own pid/lease/log files (never /dev/null). Its config
+   * comes from the project's one generator (server/net/dnsmasq-config.ts),
+   * like the daemon's and setup-bridge.sh's.
    */
-  dnsmasq(o: { iface: string; range: [string, string]; netns?: string; hook?: string; extra?: string[]; env?: Record<string, string> }): { leases: string; log: string; proc: ChildProcess } {
+  dnsmasq(o: { iface: string; range: [string, string]; netmask?: string; netns?: string; hook?: string; extra?: string[]; env?: Record<string, string> }): { leases: string; log: string; pid: string; conf: string; proc: ChildProcess } {
     const conf = join(this.dir, `dnsmasq-${o.iface}.conf`);
-    writeFileSync(conf, "");
     const leases = join(this.dir, `dnsmasq-${o.iface}.leases`);
     const log = join(this.dir, `dnsmasq-${o.iface}.log`);
-    const args = [
-      "--keep-in-foreground", `--conf-file=${conf}`, `--interface=${o.iface}`, "--bind-interfaces", "--except-interface=lo",
-      `--dhcp-range=${o.range[0]},${o.range[1]},12h`, "--dhcp-authoritative", "--no-resolv", "--no-hosts", "--port=0",
-      `--dhcp-leasefile=${leases}`, `--pid-file=${join(this.dir, `dnsmasq-${o.iface}.pid`)}`, "--log-dhcp", `--log-facility=${log}`, "--no-ping",
-      ...(o.hook ? [`--dhcp-script=${o.hook}`] : []),
-      ...(o.extra ?? []),
-    ];
+    const pid = join(this.dir, `dnsmasq-${o.iface}.pid`);
+    writeFileSync(
+      conf,
+      dnsmasqConfig({
+        writer: "the test LAN",
+        interface: o.iface,
+        dns: false,
+        dhcp: { rangeStart: o.range[0], rangeEnd: o.range[1], netmask: o.netmask ?? "255.255.255.0", ...(o.hook ? { script: o.hook } : {}) },
+        leaseFile: leases,
+        pidFile: pid,
+        logFile: log,
+      }),
+    );
+    const args = ["--keep-in-foreground", `--conf-file=${conf}`, ...(o.extra ?? [])];
     const argv = o.netns ? ["ip", "netns", "exec", o.netns, "dnsmasq", ...args] : ["dnsmasq", ...args];
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...o.env } });
     let err = "";
@@ -68,7 +93,7 @@ export class Lan {
     proc.once("exit", (code) => {
       if (code !== 0 && code !== null) process.stderr.write(`dnsmasq on ${o.iface} exited ${code}: ${err}\n`);
     });
-    return { leases, log, proc };
+    return { leases, log, pid, conf, proc };
   }
 
   /** A long-running helper process (killed at close). */

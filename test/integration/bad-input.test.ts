@@ -277,13 +277,13 @@ const CASES: Case[] = [
     name: "port maps on a custom netdev",
     call: () => withPorts([{ hostPort: 6006, vmPort: 22 }], { nics: [{ mode: NetworkingMode.CUSTOM, customNetdev: "user" }] }),
     code: Code.FailedPrecondition,
-    field: "config.ports",
+    field: "config.ports[0]",
   },
   {
     name: "port maps on bridge mode with forwarding disabled",
     call: () => withPorts([{ hostPort: 6007, vmPort: 22 }], { nics: [{ mode: NetworkingMode.BRIDGE }] }),
     code: Code.FailedPrecondition,
-    field: "config.ports",
+    field: "config.ports[0]",
   },
   { name: "mode not in allowed_modes", call: () => createVm({ config: { name: "x", nics: [{ mode: NetworkingMode.TAP }] } }), code: Code.PermissionDenied, field: "config.nics[0].mode" },
   {
@@ -360,7 +360,7 @@ const CASES: Case[] = [
     name: "UpdateVm ports of a bridge VM with forwarding disabled",
     call: () => vms.updateVm({ id: "bridged", updatePorts: true, ports: [{ protocol: Protocol.TCP, hostPort: 6011, vmPort: 22 }] }),
     code: Code.FailedPrecondition,
-    field: "ports",
+    field: "ports[0]",
   },
   // ListVms / ListNetworks
   { name: "ListVms bad page_token", call: () => vms.listVms({ pageToken: "not-a-token" }), code: Code.InvalidArgument, field: "page_token" },

@@ -151,11 +151,12 @@ describe.each(COMBOS.map((c, i) => ({ ...c, i })))("every RPC over $name", ({ pr
     expect(stats.sampledAt).toBeUndefined();
 
     const ip = `10.88.${i}.10`;
-    const lease = await vms.reportDhcpLease({ action: LeaseAction.ADD, mac, ip, hostname: `h-${tag}` });
-    expect(lease.vmId).toBe(vmId);
-    expect(lease.nicIndex).toBe(0);
-    expect(lease.forwards).toEqual([]); // not running: nothing forwarded yet
-    expect((await vms.getInfo({ id: vmId })).vm!.nics[0]!.lease).toMatchObject({ ip, hostname: `h-${tag}` });
+    // A VM that does not run holds no lease: the report is refused, by name.
+    const refused = await vms.reportDhcpLease({ action: LeaseAction.ADD, mac, ip, hostname: `h-${tag}` }).catch((e: unknown) => ConnectError.from(e));
+    expect(refused).toBeInstanceOf(ConnectError);
+    expect((refused as ConnectError).code).toBe(Code.FailedPrecondition);
+    expect((refused as ConnectError).rawMessage).toBe(`mac: VM "${vmId}" is not running; its leases begin when it runs`);
+    expect((await vms.getInfo({ id: vmId })).vm!.nics[0]!.lease).toBeUndefined();
 
     // WatchEvents: subscribe; the first message says so; create a VM; its
     // "created" event arrives.

@@ -124,22 +124,6 @@ int OpenMacvtap(int ifindex, std::string* path, SysError* e) {
 
 namespace {
 
-const char* ErrnoName(int err) {
-  const char* n = strerrorname_np(err);
-  return n != nullptr ? n : "EUNKNOWN";
-}
-
-// An Error whose message names the syscall and errno, like Node's own:
-// "ioctl(TUNSETIFF) on /dev/net/tun failed: EPERM (Operation not permitted)".
-Napi::Error SysErrorToJs(Napi::Env env, const tap::SysError& e) {
-  std::string msg = e.call + " failed: " + ErrnoName(e.err) + " (" + strerror(e.err) + ")";
-  Napi::Error err = Napi::Error::New(env, msg);
-  err.Set("code", Napi::String::New(env, ErrnoName(e.err)));
-  err.Set("errno", Napi::Number::New(env, e.err));
-  err.Set("syscall", Napi::String::New(env, e.call));
-  return err;
-}
-
 Napi::Value OpenTapJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* usage = "Usage: openTap(name: string, opts: { vnetHdr: boolean; multiQueue?: boolean })";

@@ -3,14 +3,12 @@
 #pragma once
 #include <string>
 
+#include "sys_error.h"
+
 namespace vmm {
 namespace tap {
 
-// A failed syscall: `call` names it ("ioctl(TUNSETIFF)"), `err` is errno.
-struct SysError {
-  std::string call;
-  int err;
-};
+using SysError = ::vmm::SysError;
 
 // Opens /dev/net/tun and attaches it to TAP interface `name` ("" lets the
 // kernel pick tapN), creating the interface when it does not exist. The fd

@@ -1,5 +1,5 @@
 // passt mode: a passt process per VM, serving QEMU over a unix socket in the
-// VM's run directory and mapping NIC 0's ports (validation keeps passt on
+// VM's run directory and mapping the NIC's ports (validation keeps passt on
 // NIC 0). Undo: stop that process.
 import type { NicPreparer } from "./types.js";
 

@@ -15,13 +15,13 @@ import type { NicSpec, PortSpec } from "../types.js";
 /** Everything a preparer knows about the NIC it prepares. */
 export interface NicContext {
   vmId: string;
-  /** Position of the NIC (0 is the one that maps ports). */
+  /** Position of the NIC among the VM's NICs. */
   index: number;
   /** Its deterministic MAC. */
   mac: string;
   /** Its validated spec (validate.ts). */
   nic: NicSpec;
-  /** The VM's ports when index is 0, else []. */
+  /** The VM's ports that name this NIC (nic_index). */
   ports: readonly PortSpec[];
   /** The number QEMU will see for the first fd this NIC passes (childFdOf(fds passed so far)). */
   firstChildFd: number;

@@ -1,4 +1,4 @@
-// user mode: QEMU's own slirp; NIC 0's ports become hostfwd rules. Nothing
+// user mode: QEMU's own slirp; the NIC's ports become hostfwd rules. Nothing
 // is created on the host.
 import type { NicPreparer } from "./types.js";
 

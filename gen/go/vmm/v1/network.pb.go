@@ -74,6 +74,62 @@ func (NetworkMode) EnumDescriptor() ([]byte, []int) {
 	return file_vmm_v1_network_proto_rawDescGZIP(), []int{0}
 }
 
+// NetworkState is whether a network is realized on the host.
+type NetworkState int32
+
+const (
+	NetworkState_NETWORK_STATE_UNSPECIFIED NetworkState = 0
+	// Being brought up (daemon start).
+	NetworkState_NETWORK_STATE_STARTING NetworkState = 1
+	// Bridge, DHCP server, rules and forwards are up.
+	NetworkState_NETWORK_STATE_READY NetworkState = 2
+	// Bringing it up failed; `error` says why.
+	NetworkState_NETWORK_STATE_FAILED NetworkState = 3
+)
+
+// Enum value maps for NetworkState.
+var (
+	NetworkState_name = map[int32]string{
+		0: "NETWORK_STATE_UNSPECIFIED",
+		1: "NETWORK_STATE_STARTING",
+		2: "NETWORK_STATE_READY",
+		3: "NETWORK_STATE_FAILED",
+	}
+	NetworkState_value = map[string]int32{
+		"NETWORK_STATE_UNSPECIFIED": 0,
+		"NETWORK_STATE_STARTING":    1,
+		"NETWORK_STATE_READY":       2,
+		"NETWORK_STATE_FAILED":      3,
+	}
+)
+
+func (x NetworkState) Enum() *NetworkState {
+	p := new(NetworkState)
+	*p = x
+	return p
+}
+
+func (x NetworkState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NetworkState) Descriptor() protoreflect.EnumDescriptor {
+	return file_vmm_v1_network_proto_enumTypes[1].Descriptor()
+}
+
+func (NetworkState) Type() protoreflect.EnumType {
+	return &file_vmm_v1_network_proto_enumTypes[1]
+}
+
+func (x NetworkState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NetworkState.Descriptor instead.
+func (NetworkState) EnumDescriptor() ([]byte, []int) {
+	return file_vmm_v1_network_proto_rawDescGZIP(), []int{1}
+}
+
 // DhcpReservation pins an IPv4 address to a MAC.
 type DhcpReservation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -385,9 +441,17 @@ type Network struct {
 	HolderIds []string               `protobuf:"bytes,7,rep,name=holder_ids,json=holderIds,proto3" json:"holder_ids,omitempty"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Gateway (first host) address of the IPv4 subnet.
-	Ipv4Gateway   string `protobuf:"bytes,9,opt,name=ipv4_gateway,json=ipv4Gateway,proto3" json:"ipv4_gateway,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Ipv4Gateway string `protobuf:"bytes,9,opt,name=ipv4_gateway,json=ipv4Gateway,proto3" json:"ipv4_gateway,omitempty"`
+	// Whether the network is up on the host. A network that fails to come up
+	// when the daemon starts does not stop the daemon: it is FAILED, with
+	// the reason in `error`, and retried at the next start.
+	State NetworkState `protobuf:"varint,10,opt,name=state,proto3,enum=vmm.v1.NetworkState" json:"state,omitempty"`
+	// Why the network is not READY. Empty when it is.
+	Error string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	// When `state` last changed.
+	StateChangedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=state_changed_at,json=stateChangedAt,proto3" json:"state_changed_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Network) Reset() {
@@ -481,6 +545,27 @@ func (x *Network) GetIpv4Gateway() string {
 		return x.Ipv4Gateway
 	}
 	return ""
+}
+
+func (x *Network) GetState() NetworkState {
+	if x != nil {
+		return x.State
+	}
+	return NetworkState_NETWORK_STATE_UNSPECIFIED
+}
+
+func (x *Network) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Network) GetStateChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StateChangedAt
+	}
+	return nil
 }
 
 type CreateNetworkRequest struct {
@@ -1096,7 +1181,7 @@ const file_vmm_v1_network_proto_rawDesc = "" +
 	"\x0e_nat44_enabledB\x10\n" +
 	"\x0e_nat66_enabledB\x14\n" +
 	"\x12_dns_proxy_enabledB\x1f\n" +
-	"\x1d_router_advertisement_enabled\"\xbf\x02\n" +
+	"\x1d_router_advertisement_enabled\"\xc7\x03\n" +
 	"\aNetwork\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12-\n" +
@@ -1108,7 +1193,11 @@ const file_vmm_v1_network_proto_rawDesc = "" +
 	"holder_ids\x18\a \x03(\tR\tholderIds\x129\n" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12!\n" +
-	"\fipv4_gateway\x18\t \x01(\tR\vipv4Gateway\"Y\n" +
+	"\fipv4_gateway\x18\t \x01(\tR\vipv4Gateway\x12*\n" +
+	"\x05state\x18\n" +
+	" \x01(\x0e2\x14.vmm.v1.NetworkStateR\x05state\x12\x14\n" +
+	"\x05error\x18\v \x01(\tR\x05error\x12D\n" +
+	"\x10state_changed_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0estateChangedAt\"Y\n" +
 	"\x14CreateNetworkRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06config\x18\x02 \x01(\v2\x15.vmm.v1.NetworkConfigR\x06config\"B\n" +
@@ -1143,7 +1232,12 @@ const file_vmm_v1_network_proto_rawDesc = "" +
 	"\vNetworkMode\x12\x1c\n" +
 	"\x18NETWORK_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11NETWORK_MODE_HOST\x10\x01\x12\x17\n" +
-	"\x13NETWORK_MODE_SHARED\x10\x022\xde\x03\n" +
+	"\x13NETWORK_MODE_SHARED\x10\x02*|\n" +
+	"\fNetworkState\x12\x1d\n" +
+	"\x19NETWORK_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16NETWORK_STATE_STARTING\x10\x01\x12\x17\n" +
+	"\x13NETWORK_STATE_READY\x10\x02\x12\x18\n" +
+	"\x14NETWORK_STATE_FAILED\x10\x032\xde\x03\n" +
 	"\x0eNetworkService\x12L\n" +
 	"\rCreateNetwork\x12\x1c.vmm.v1.CreateNetworkRequest\x1a\x1d.vmm.v1.CreateNetworkResponse\x12C\n" +
 	"\n" +
@@ -1167,60 +1261,63 @@ func file_vmm_v1_network_proto_rawDescGZIP() []byte {
 	return file_vmm_v1_network_proto_rawDescData
 }
 
-var file_vmm_v1_network_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_vmm_v1_network_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_vmm_v1_network_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_vmm_v1_network_proto_goTypes = []any{
 	(NetworkMode)(0),               // 0: vmm.v1.NetworkMode
-	(*DhcpReservation)(nil),        // 1: vmm.v1.DhcpReservation
-	(*NetworkPortForward)(nil),     // 2: vmm.v1.NetworkPortForward
-	(*NetworkConfig)(nil),          // 3: vmm.v1.NetworkConfig
-	(*Network)(nil),                // 4: vmm.v1.Network
-	(*CreateNetworkRequest)(nil),   // 5: vmm.v1.CreateNetworkRequest
-	(*CreateNetworkResponse)(nil),  // 6: vmm.v1.CreateNetworkResponse
-	(*GetNetworkRequest)(nil),      // 7: vmm.v1.GetNetworkRequest
-	(*GetNetworkResponse)(nil),     // 8: vmm.v1.GetNetworkResponse
-	(*ListNetworksRequest)(nil),    // 9: vmm.v1.ListNetworksRequest
-	(*ListNetworksResponse)(nil),   // 10: vmm.v1.ListNetworksResponse
-	(*DeleteNetworkRequest)(nil),   // 11: vmm.v1.DeleteNetworkRequest
-	(*DeleteNetworkResponse)(nil),  // 12: vmm.v1.DeleteNetworkResponse
-	(*AcquireNetworkRequest)(nil),  // 13: vmm.v1.AcquireNetworkRequest
-	(*AcquireNetworkResponse)(nil), // 14: vmm.v1.AcquireNetworkResponse
-	(*ReleaseNetworkRequest)(nil),  // 15: vmm.v1.ReleaseNetworkRequest
-	(*ReleaseNetworkResponse)(nil), // 16: vmm.v1.ReleaseNetworkResponse
-	(Protocol)(0),                  // 17: vmm.v1.Protocol
-	(ForwardPath)(0),               // 18: vmm.v1.ForwardPath
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
+	(NetworkState)(0),              // 1: vmm.v1.NetworkState
+	(*DhcpReservation)(nil),        // 2: vmm.v1.DhcpReservation
+	(*NetworkPortForward)(nil),     // 3: vmm.v1.NetworkPortForward
+	(*NetworkConfig)(nil),          // 4: vmm.v1.NetworkConfig
+	(*Network)(nil),                // 5: vmm.v1.Network
+	(*CreateNetworkRequest)(nil),   // 6: vmm.v1.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil),  // 7: vmm.v1.CreateNetworkResponse
+	(*GetNetworkRequest)(nil),      // 8: vmm.v1.GetNetworkRequest
+	(*GetNetworkResponse)(nil),     // 9: vmm.v1.GetNetworkResponse
+	(*ListNetworksRequest)(nil),    // 10: vmm.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),   // 11: vmm.v1.ListNetworksResponse
+	(*DeleteNetworkRequest)(nil),   // 12: vmm.v1.DeleteNetworkRequest
+	(*DeleteNetworkResponse)(nil),  // 13: vmm.v1.DeleteNetworkResponse
+	(*AcquireNetworkRequest)(nil),  // 14: vmm.v1.AcquireNetworkRequest
+	(*AcquireNetworkResponse)(nil), // 15: vmm.v1.AcquireNetworkResponse
+	(*ReleaseNetworkRequest)(nil),  // 16: vmm.v1.ReleaseNetworkRequest
+	(*ReleaseNetworkResponse)(nil), // 17: vmm.v1.ReleaseNetworkResponse
+	(Protocol)(0),                  // 18: vmm.v1.Protocol
+	(ForwardPath)(0),               // 19: vmm.v1.ForwardPath
+	(*timestamppb.Timestamp)(nil),  // 20: google.protobuf.Timestamp
 }
 var file_vmm_v1_network_proto_depIdxs = []int32{
-	17, // 0: vmm.v1.NetworkPortForward.protocol:type_name -> vmm.v1.Protocol
-	18, // 1: vmm.v1.NetworkPortForward.path:type_name -> vmm.v1.ForwardPath
+	18, // 0: vmm.v1.NetworkPortForward.protocol:type_name -> vmm.v1.Protocol
+	19, // 1: vmm.v1.NetworkPortForward.path:type_name -> vmm.v1.ForwardPath
 	0,  // 2: vmm.v1.NetworkConfig.mode:type_name -> vmm.v1.NetworkMode
-	1,  // 3: vmm.v1.NetworkConfig.dhcp_reservations:type_name -> vmm.v1.DhcpReservation
-	2,  // 4: vmm.v1.NetworkConfig.port_forwards:type_name -> vmm.v1.NetworkPortForward
-	3,  // 5: vmm.v1.Network.config:type_name -> vmm.v1.NetworkConfig
-	19, // 6: vmm.v1.Network.created_at:type_name -> google.protobuf.Timestamp
-	3,  // 7: vmm.v1.CreateNetworkRequest.config:type_name -> vmm.v1.NetworkConfig
-	4,  // 8: vmm.v1.CreateNetworkResponse.network:type_name -> vmm.v1.Network
-	4,  // 9: vmm.v1.GetNetworkResponse.network:type_name -> vmm.v1.Network
-	4,  // 10: vmm.v1.ListNetworksResponse.networks:type_name -> vmm.v1.Network
-	4,  // 11: vmm.v1.AcquireNetworkResponse.network:type_name -> vmm.v1.Network
-	5,  // 12: vmm.v1.NetworkService.CreateNetwork:input_type -> vmm.v1.CreateNetworkRequest
-	7,  // 13: vmm.v1.NetworkService.GetNetwork:input_type -> vmm.v1.GetNetworkRequest
-	9,  // 14: vmm.v1.NetworkService.ListNetworks:input_type -> vmm.v1.ListNetworksRequest
-	11, // 15: vmm.v1.NetworkService.DeleteNetwork:input_type -> vmm.v1.DeleteNetworkRequest
-	13, // 16: vmm.v1.NetworkService.AcquireNetwork:input_type -> vmm.v1.AcquireNetworkRequest
-	15, // 17: vmm.v1.NetworkService.ReleaseNetwork:input_type -> vmm.v1.ReleaseNetworkRequest
-	6,  // 18: vmm.v1.NetworkService.CreateNetwork:output_type -> vmm.v1.CreateNetworkResponse
-	8,  // 19: vmm.v1.NetworkService.GetNetwork:output_type -> vmm.v1.GetNetworkResponse
-	10, // 20: vmm.v1.NetworkService.ListNetworks:output_type -> vmm.v1.ListNetworksResponse
-	12, // 21: vmm.v1.NetworkService.DeleteNetwork:output_type -> vmm.v1.DeleteNetworkResponse
-	14, // 22: vmm.v1.NetworkService.AcquireNetwork:output_type -> vmm.v1.AcquireNetworkResponse
-	16, // 23: vmm.v1.NetworkService.ReleaseNetwork:output_type -> vmm.v1.ReleaseNetworkResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	2,  // 3: vmm.v1.NetworkConfig.dhcp_reservations:type_name -> vmm.v1.DhcpReservation
+	3,  // 4: vmm.v1.NetworkConfig.port_forwards:type_name -> vmm.v1.NetworkPortForward
+	4,  // 5: vmm.v1.Network.config:type_name -> vmm.v1.NetworkConfig
+	20, // 6: vmm.v1.Network.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 7: vmm.v1.Network.state:type_name -> vmm.v1.NetworkState
+	20, // 8: vmm.v1.Network.state_changed_at:type_name -> google.protobuf.Timestamp
+	4,  // 9: vmm.v1.CreateNetworkRequest.config:type_name -> vmm.v1.NetworkConfig
+	5,  // 10: vmm.v1.CreateNetworkResponse.network:type_name -> vmm.v1.Network
+	5,  // 11: vmm.v1.GetNetworkResponse.network:type_name -> vmm.v1.Network
+	5,  // 12: vmm.v1.ListNetworksResponse.networks:type_name -> vmm.v1.Network
+	5,  // 13: vmm.v1.AcquireNetworkResponse.network:type_name -> vmm.v1.Network
+	6,  // 14: vmm.v1.NetworkService.CreateNetwork:input_type -> vmm.v1.CreateNetworkRequest
+	8,  // 15: vmm.v1.NetworkService.GetNetwork:input_type -> vmm.v1.GetNetworkRequest
+	10, // 16: vmm.v1.NetworkService.ListNetworks:input_type -> vmm.v1.ListNetworksRequest
+	12, // 17: vmm.v1.NetworkService.DeleteNetwork:input_type -> vmm.v1.DeleteNetworkRequest
+	14, // 18: vmm.v1.NetworkService.AcquireNetwork:input_type -> vmm.v1.AcquireNetworkRequest
+	16, // 19: vmm.v1.NetworkService.ReleaseNetwork:input_type -> vmm.v1.ReleaseNetworkRequest
+	7,  // 20: vmm.v1.NetworkService.CreateNetwork:output_type -> vmm.v1.CreateNetworkResponse
+	9,  // 21: vmm.v1.NetworkService.GetNetwork:output_type -> vmm.v1.GetNetworkResponse
+	11, // 22: vmm.v1.NetworkService.ListNetworks:output_type -> vmm.v1.ListNetworksResponse
+	13, // 23: vmm.v1.NetworkService.DeleteNetwork:output_type -> vmm.v1.DeleteNetworkResponse
+	15, // 24: vmm.v1.NetworkService.AcquireNetwork:output_type -> vmm.v1.AcquireNetworkResponse
+	17, // 25: vmm.v1.NetworkService.ReleaseNetwork:output_type -> vmm.v1.ReleaseNetworkResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_network_proto_init() }
@@ -1235,7 +1332,7 @@ func file_vmm_v1_network_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_network_proto_rawDesc), len(file_vmm_v1_network_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -321,6 +321,71 @@ func (LeaseAction) EnumDescriptor() ([]byte, []int) {
 	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{4}
 }
 
+// LeaseVerification says whether the network agrees with a reported lease:
+// the daemon believes a lease only once the NIC's MAC answers ARP for the
+// address on the NIC's bridge.
+type LeaseVerification int32
+
+const (
+	LeaseVerification_LEASE_VERIFICATION_UNSPECIFIED LeaseVerification = 0
+	// Reported; the MAC has not answered for the address yet (the guest may
+	// still be configuring it). No forwards point at it; checked again soon.
+	LeaseVerification_LEASE_VERIFICATION_PENDING LeaseVerification = 1
+	// The MAC answers ARP for the address; the NIC's forwards point at it.
+	LeaseVerification_LEASE_VERIFICATION_VERIFIED LeaseVerification = 2
+	// Was verified, then stopped answering: the NIC's forwards are dropped
+	// until the guest answers again.
+	LeaseVerification_LEASE_VERIFICATION_SILENT LeaseVerification = 3
+	// Believed as reported: verification is off
+	// (networking.lease_verification = "off").
+	LeaseVerification_LEASE_VERIFICATION_TRUSTED LeaseVerification = 4
+)
+
+// Enum value maps for LeaseVerification.
+var (
+	LeaseVerification_name = map[int32]string{
+		0: "LEASE_VERIFICATION_UNSPECIFIED",
+		1: "LEASE_VERIFICATION_PENDING",
+		2: "LEASE_VERIFICATION_VERIFIED",
+		3: "LEASE_VERIFICATION_SILENT",
+		4: "LEASE_VERIFICATION_TRUSTED",
+	}
+	LeaseVerification_value = map[string]int32{
+		"LEASE_VERIFICATION_UNSPECIFIED": 0,
+		"LEASE_VERIFICATION_PENDING":     1,
+		"LEASE_VERIFICATION_VERIFIED":    2,
+		"LEASE_VERIFICATION_SILENT":      3,
+		"LEASE_VERIFICATION_TRUSTED":     4,
+	}
+)
+
+func (x LeaseVerification) Enum() *LeaseVerification {
+	p := new(LeaseVerification)
+	*p = x
+	return p
+}
+
+func (x LeaseVerification) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LeaseVerification) Descriptor() protoreflect.EnumDescriptor {
+	return file_vmm_v1_vmm_proto_enumTypes[5].Descriptor()
+}
+
+func (LeaseVerification) Type() protoreflect.EnumType {
+	return &file_vmm_v1_vmm_proto_enumTypes[5]
+}
+
+func (x LeaseVerification) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LeaseVerification.Descriptor instead.
+func (LeaseVerification) EnumDescriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{5}
+}
+
 // PortMapping forwards a host port to a guest port.
 type PortMapping struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -331,6 +396,10 @@ type PortMapping struct {
 	HostPort uint32 `protobuf:"varint,3,opt,name=host_port,json=hostPort,proto3" json:"host_port,omitempty"`
 	// Guest port, 1-65535.
 	VmPort uint32 `protobuf:"varint,4,opt,name=vm_port,json=vmPort,proto3" json:"vm_port,omitempty"`
+	// NIC whose lease the port forwards to (index into VmConfig.nics).
+	// Omitted (0): the first NIC. A NIC whose mode cannot forward ports
+	// (custom) is refused.
+	NicIndex uint32 `protobuf:"varint,5,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
 	// How the port is forwarded (bridge, tap, macvtap and vmnet modes).
 	// Omitted: the daemon's default.
 	Path ForwardPath `protobuf:"varint,6,opt,name=path,proto3,enum=vmm.v1.ForwardPath" json:"path,omitempty"`
@@ -396,6 +465,13 @@ func (x *PortMapping) GetHostPort() uint32 {
 func (x *PortMapping) GetVmPort() uint32 {
 	if x != nil {
 		return x.VmPort
+	}
+	return 0
+}
+
+func (x *PortMapping) GetNicIndex() uint32 {
+	if x != nil {
+		return x.NicIndex
 	}
 	return 0
 }
@@ -897,9 +973,16 @@ type Lease struct {
 	// When the lease was last reported.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Interface the DHCP server saw the request on.
-	Interface     string `protobuf:"bytes,5,opt,name=interface,proto3" json:"interface,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Interface string `protobuf:"bytes,5,opt,name=interface,proto3" json:"interface,omitempty"`
+	// Whether the network agrees with the lease (see LeaseVerification).
+	Verification LeaseVerification `protobuf:"varint,6,opt,name=verification,proto3,enum=vmm.v1.LeaseVerification" json:"verification,omitempty"`
+	// When the NIC's MAC last answered for the address. Omitted: never.
+	VerifiedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=verified_at,json=verifiedAt,proto3" json:"verified_at,omitempty"`
+	// What the last verification saw, e.g. "answered ARP on vmmbr0" or
+	// "no ARP answer on vmmbr0 since 2026-01-01T00:00:00Z".
+	VerificationDetail string `protobuf:"bytes,8,opt,name=verification_detail,json=verificationDetail,proto3" json:"verification_detail,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Lease) Reset() {
@@ -963,6 +1046,27 @@ func (x *Lease) GetUpdatedAt() *timestamppb.Timestamp {
 func (x *Lease) GetInterface() string {
 	if x != nil {
 		return x.Interface
+	}
+	return ""
+}
+
+func (x *Lease) GetVerification() LeaseVerification {
+	if x != nil {
+		return x.Verification
+	}
+	return LeaseVerification_LEASE_VERIFICATION_UNSPECIFIED
+}
+
+func (x *Lease) GetVerifiedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.VerifiedAt
+	}
+	return nil
+}
+
+func (x *Lease) GetVerificationDetail() string {
+	if x != nil {
+		return x.VerificationDetail
 	}
 	return ""
 }
@@ -1164,6 +1268,8 @@ type ForwardInfo struct {
 	Counters      *ForwardCounters       `protobuf:"bytes,6,opt,name=counters,proto3" json:"counters,omitempty"`
 	// How the rule relays: "native", "sockets", "nat", "qemu-hostfwd" or "passt".
 	Relay string `protobuf:"bytes,7,opt,name=relay,proto3" json:"relay,omitempty"`
+	// NIC of the VM the rule forwards to (its lease's address is the target).
+	NicIndex uint32 `protobuf:"varint,8,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
 	// The guest gets a PROXY protocol v2 header first.
 	ProxyProtocol bool `protobuf:"varint,9,opt,name=proxy_protocol,json=proxyProtocol,proto3" json:"proxy_protocol,omitempty"`
 	// Guest connects that were refused, unreachable or timed out (userspace
@@ -1257,6 +1363,13 @@ func (x *ForwardInfo) GetRelay() string {
 		return x.Relay
 	}
 	return ""
+}
+
+func (x *ForwardInfo) GetNicIndex() uint32 {
+	if x != nil {
+		return x.NicIndex
+	}
+	return 0
 }
 
 func (x *ForwardInfo) GetProxyProtocol() bool {
@@ -2417,7 +2530,10 @@ type ReportDhcpLeaseResponse struct {
 	VmId     string `protobuf:"bytes,1,opt,name=vm_id,json=vmId,proto3" json:"vm_id,omitempty"`
 	NicIndex uint32 `protobuf:"varint,2,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
 	// Forwarding rules of the VM after the report.
-	Forwards      []*ForwardInfo `protobuf:"bytes,3,rep,name=forwards,proto3" json:"forwards,omitempty"`
+	Forwards []*ForwardInfo `protobuf:"bytes,3,rep,name=forwards,proto3" json:"forwards,omitempty"`
+	// The NIC's lease as the daemon believes it after the report (its
+	// verification state included). Omitted: the NIC has no lease (a del).
+	Lease         *Lease `protobuf:"bytes,50,opt,name=lease,proto3" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2469,6 +2585,13 @@ func (x *ReportDhcpLeaseResponse) GetNicIndex() uint32 {
 func (x *ReportDhcpLeaseResponse) GetForwards() []*ForwardInfo {
 	if x != nil {
 		return x.Forwards
+	}
+	return nil
+}
+
+func (x *ReportDhcpLeaseResponse) GetLease() *Lease {
+	if x != nil {
+		return x.Lease
 	}
 	return nil
 }
@@ -3511,12 +3634,13 @@ var File_vmm_v1_vmm_proto protoreflect.FileDescriptor
 
 const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\n" +
-	"\x10vmm/v1/vmm.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n" +
+	"\x10vmm/v1/vmm.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x02\n" +
 	"\vPortMapping\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12!\n" +
 	"\fhost_address\x18\x02 \x01(\tR\vhostAddress\x12\x1b\n" +
 	"\thost_port\x18\x03 \x01(\rR\bhostPort\x12\x17\n" +
-	"\avm_port\x18\x04 \x01(\rR\x06vmPort\x12'\n" +
+	"\avm_port\x18\x04 \x01(\rR\x06vmPort\x12\x1b\n" +
+	"\tnic_index\x18\x05 \x01(\rR\bnicIndex\x12'\n" +
 	"\x04path\x18\x06 \x01(\x0e2\x13.vmm.v1.ForwardPathR\x04path\x12%\n" +
 	"\x0eproxy_protocol\x18\a \x01(\bR\rproxyProtocol\"\xba\x01\n" +
 	"\tNicConfig\x12*\n" +
@@ -3558,7 +3682,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x16\n" +
 	"\x06format\x18\x03 \x01(\tR\x06format\x12\x14\n" +
 	"\x05image\x18\x04 \x01(\tR\x05image\x12\x19\n" +
-	"\bsize_mib\x18\x05 \x01(\rR\asizeMib\"\xc7\x01\n" +
+	"\bsize_mib\x18\x05 \x01(\rR\asizeMib\"\xf4\x02\n" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x129\n" +
@@ -3566,7 +3690,11 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n" +
 	"\n" +
 	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1c\n" +
-	"\tinterface\x18\x05 \x01(\tR\tinterface\"\xe0\x01\n" +
+	"\tinterface\x18\x05 \x01(\tR\tinterface\x12=\n" +
+	"\fverification\x18\x06 \x01(\x0e2\x19.vmm.v1.LeaseVerificationR\fverification\x12;\n" +
+	"\vverified_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"verifiedAt\x12/\n" +
+	"\x13verification_detail\x18\b \x01(\tR\x12verificationDetail\"\xe0\x01\n" +
 	"\aNicInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12*\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x16.vmm.v1.NetworkingModeR\x04mode\x12\x10\n" +
@@ -3582,7 +3710,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0ebytes_to_guest\x18\x03 \x01(\x04R\fbytesToGuest\x12(\n" +
 	"\x10bytes_from_guest\x18\x04 \x01(\x04R\x0ebytesFromGuest\x12'\n" +
 	"\x0fsessions_active\x18\x05 \x01(\x04R\x0esessionsActive\x12\x16\n" +
-	"\x06errors\x18\x06 \x01(\x04R\x06errors\"\xac\x03\n" +
+	"\x06errors\x18\x06 \x01(\x04R\x06errors\"\xc9\x03\n" +
 	"\vForwardInfo\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12%\n" +
 	"\x0elisten_address\x18\x02 \x01(\tR\rlistenAddress\x12\x1f\n" +
@@ -3592,7 +3720,8 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\vtarget_port\x18\x05 \x01(\rR\n" +
 	"targetPort\x123\n" +
 	"\bcounters\x18\x06 \x01(\v2\x17.vmm.v1.ForwardCountersR\bcounters\x12\x14\n" +
-	"\x05relay\x18\a \x01(\tR\x05relay\x12%\n" +
+	"\x05relay\x18\a \x01(\tR\x05relay\x12\x1b\n" +
+	"\tnic_index\x18\b \x01(\rR\bnicIndex\x12%\n" +
 	"\x0eproxy_protocol\x18\t \x01(\bR\rproxyProtocol\x12)\n" +
 	"\x10connect_failures\x18\n" +
 	" \x01(\x04R\x0fconnectFailures\x12,\n" +
@@ -3691,11 +3820,12 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x02ip\x18\x03 \x01(\tR\x02ip\x12\x1a\n" +
 	"\bhostname\x18\x04 \x01(\tR\bhostname\x12!\n" +
 	"\fexpires_unix\x18\x05 \x01(\x03R\vexpiresUnix\x12\x1c\n" +
-	"\tinterface\x18\x06 \x01(\tR\tinterface\"|\n" +
+	"\tinterface\x18\x06 \x01(\tR\tinterface\"\xa1\x01\n" +
 	"\x17ReportDhcpLeaseResponse\x12\x13\n" +
 	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\x12\x1b\n" +
 	"\tnic_index\x18\x02 \x01(\rR\bnicIndex\x12/\n" +
-	"\bforwards\x18\x03 \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\"\x10\n" +
+	"\bforwards\x18\x03 \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\x12#\n" +
+	"\x05lease\x182 \x01(\v2\r.vmm.v1.LeaseR\x05lease\"\x10\n" +
 	"\x0eGetMetaRequest\"\xd7\x03\n" +
 	"\x0fGetMetaResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
@@ -3812,7 +3942,13 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x18LEASE_ACTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LEASE_ACTION_ADD\x10\x01\x12\x14\n" +
 	"\x10LEASE_ACTION_OLD\x10\x02\x12\x14\n" +
-	"\x10LEASE_ACTION_DEL\x10\x032\xb6\a\n" +
+	"\x10LEASE_ACTION_DEL\x10\x03*\xb7\x01\n" +
+	"\x11LeaseVerification\x12\"\n" +
+	"\x1eLEASE_VERIFICATION_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aLEASE_VERIFICATION_PENDING\x10\x01\x12\x1f\n" +
+	"\x1bLEASE_VERIFICATION_VERIFIED\x10\x02\x12\x1d\n" +
+	"\x19LEASE_VERIFICATION_SILENT\x10\x03\x12\x1e\n" +
+	"\x1aLEASE_VERIFICATION_TRUSTED\x10\x042\xb6\a\n" +
 	"\n" +
 	"VmmService\x12=\n" +
 	"\bCreateVm\x12\x17.vmm.v1.CreateVmRequest\x1a\x18.vmm.v1.CreateVmResponse\x12=\n" +
@@ -3846,7 +3982,7 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 	return file_vmm_v1_vmm_proto_rawDescData
 }
 
-var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
@@ -3854,124 +3990,128 @@ var file_vmm_v1_vmm_proto_goTypes = []any{
 	(ForwardPath)(0),                // 2: vmm.v1.ForwardPath
 	(VmStatus)(0),                   // 3: vmm.v1.VmStatus
 	(LeaseAction)(0),                // 4: vmm.v1.LeaseAction
-	(*PortMapping)(nil),             // 5: vmm.v1.PortMapping
-	(*NicConfig)(nil),               // 6: vmm.v1.NicConfig
-	(*VmConfig)(nil),                // 7: vmm.v1.VmConfig
-	(*DiskConfig)(nil),              // 8: vmm.v1.DiskConfig
-	(*CloudInit)(nil),               // 9: vmm.v1.CloudInit
-	(*DiskInfo)(nil),                // 10: vmm.v1.DiskInfo
-	(*Lease)(nil),                   // 11: vmm.v1.Lease
-	(*NicInfo)(nil),                 // 12: vmm.v1.NicInfo
-	(*ForwardCounters)(nil),         // 13: vmm.v1.ForwardCounters
-	(*ForwardInfo)(nil),             // 14: vmm.v1.ForwardInfo
-	(*VmEvent)(nil),                 // 15: vmm.v1.VmEvent
-	(*VmInfo)(nil),                  // 16: vmm.v1.VmInfo
-	(*CreateVmRequest)(nil),         // 17: vmm.v1.CreateVmRequest
-	(*CreateVmResponse)(nil),        // 18: vmm.v1.CreateVmResponse
-	(*UpdateVmRequest)(nil),         // 19: vmm.v1.UpdateVmRequest
-	(*UpdateVmResponse)(nil),        // 20: vmm.v1.UpdateVmResponse
-	(*StartVmRequest)(nil),          // 21: vmm.v1.StartVmRequest
-	(*StartVmResponse)(nil),         // 22: vmm.v1.StartVmResponse
-	(*StopVmRequest)(nil),           // 23: vmm.v1.StopVmRequest
-	(*StopVmResponse)(nil),          // 24: vmm.v1.StopVmResponse
-	(*RemoveVmRequest)(nil),         // 25: vmm.v1.RemoveVmRequest
-	(*RemoveVmResponse)(nil),        // 26: vmm.v1.RemoveVmResponse
-	(*ListVmsRequest)(nil),          // 27: vmm.v1.ListVmsRequest
-	(*ListVmsResponse)(nil),         // 28: vmm.v1.ListVmsResponse
-	(*GetInfoRequest)(nil),          // 29: vmm.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),         // 30: vmm.v1.GetInfoResponse
-	(*ReportDhcpLeaseRequest)(nil),  // 31: vmm.v1.ReportDhcpLeaseRequest
-	(*ReportDhcpLeaseResponse)(nil), // 32: vmm.v1.ReportDhcpLeaseResponse
-	(*GetMetaRequest)(nil),          // 33: vmm.v1.GetMetaRequest
-	(*GetMetaResponse)(nil),         // 34: vmm.v1.GetMetaResponse
-	(*WatchEventsRequest)(nil),      // 35: vmm.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),     // 36: vmm.v1.WatchEventsResponse
-	(*AttachConsoleRequest)(nil),    // 37: vmm.v1.AttachConsoleRequest
-	(*AttachConsoleResponse)(nil),   // 38: vmm.v1.AttachConsoleResponse
-	(*ListImagesRequest)(nil),       // 39: vmm.v1.ListImagesRequest
-	(*Image)(nil),                   // 40: vmm.v1.Image
-	(*ListImagesResponse)(nil),      // 41: vmm.v1.ListImagesResponse
-	(*ReadConsoleRequest)(nil),      // 42: vmm.v1.ReadConsoleRequest
-	(*ReadConsoleResponse)(nil),     // 43: vmm.v1.ReadConsoleResponse
-	(*GetVmStatsRequest)(nil),       // 44: vmm.v1.GetVmStatsRequest
-	(*NicStats)(nil),                // 45: vmm.v1.NicStats
-	(*GetVmStatsResponse)(nil),      // 46: vmm.v1.GetVmStatsResponse
-	(*timestamppb.Timestamp)(nil),   // 47: google.protobuf.Timestamp
+	(LeaseVerification)(0),          // 5: vmm.v1.LeaseVerification
+	(*PortMapping)(nil),             // 6: vmm.v1.PortMapping
+	(*NicConfig)(nil),               // 7: vmm.v1.NicConfig
+	(*VmConfig)(nil),                // 8: vmm.v1.VmConfig
+	(*DiskConfig)(nil),              // 9: vmm.v1.DiskConfig
+	(*CloudInit)(nil),               // 10: vmm.v1.CloudInit
+	(*DiskInfo)(nil),                // 11: vmm.v1.DiskInfo
+	(*Lease)(nil),                   // 12: vmm.v1.Lease
+	(*NicInfo)(nil),                 // 13: vmm.v1.NicInfo
+	(*ForwardCounters)(nil),         // 14: vmm.v1.ForwardCounters
+	(*ForwardInfo)(nil),             // 15: vmm.v1.ForwardInfo
+	(*VmEvent)(nil),                 // 16: vmm.v1.VmEvent
+	(*VmInfo)(nil),                  // 17: vmm.v1.VmInfo
+	(*CreateVmRequest)(nil),         // 18: vmm.v1.CreateVmRequest
+	(*CreateVmResponse)(nil),        // 19: vmm.v1.CreateVmResponse
+	(*UpdateVmRequest)(nil),         // 20: vmm.v1.UpdateVmRequest
+	(*UpdateVmResponse)(nil),        // 21: vmm.v1.UpdateVmResponse
+	(*StartVmRequest)(nil),          // 22: vmm.v1.StartVmRequest
+	(*StartVmResponse)(nil),         // 23: vmm.v1.StartVmResponse
+	(*StopVmRequest)(nil),           // 24: vmm.v1.StopVmRequest
+	(*StopVmResponse)(nil),          // 25: vmm.v1.StopVmResponse
+	(*RemoveVmRequest)(nil),         // 26: vmm.v1.RemoveVmRequest
+	(*RemoveVmResponse)(nil),        // 27: vmm.v1.RemoveVmResponse
+	(*ListVmsRequest)(nil),          // 28: vmm.v1.ListVmsRequest
+	(*ListVmsResponse)(nil),         // 29: vmm.v1.ListVmsResponse
+	(*GetInfoRequest)(nil),          // 30: vmm.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),         // 31: vmm.v1.GetInfoResponse
+	(*ReportDhcpLeaseRequest)(nil),  // 32: vmm.v1.ReportDhcpLeaseRequest
+	(*ReportDhcpLeaseResponse)(nil), // 33: vmm.v1.ReportDhcpLeaseResponse
+	(*GetMetaRequest)(nil),          // 34: vmm.v1.GetMetaRequest
+	(*GetMetaResponse)(nil),         // 35: vmm.v1.GetMetaResponse
+	(*WatchEventsRequest)(nil),      // 36: vmm.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),     // 37: vmm.v1.WatchEventsResponse
+	(*AttachConsoleRequest)(nil),    // 38: vmm.v1.AttachConsoleRequest
+	(*AttachConsoleResponse)(nil),   // 39: vmm.v1.AttachConsoleResponse
+	(*ListImagesRequest)(nil),       // 40: vmm.v1.ListImagesRequest
+	(*Image)(nil),                   // 41: vmm.v1.Image
+	(*ListImagesResponse)(nil),      // 42: vmm.v1.ListImagesResponse
+	(*ReadConsoleRequest)(nil),      // 43: vmm.v1.ReadConsoleRequest
+	(*ReadConsoleResponse)(nil),     // 44: vmm.v1.ReadConsoleResponse
+	(*GetVmStatsRequest)(nil),       // 45: vmm.v1.GetVmStatsRequest
+	(*NicStats)(nil),                // 46: vmm.v1.NicStats
+	(*GetVmStatsResponse)(nil),      // 47: vmm.v1.GetVmStatsResponse
+	(*timestamppb.Timestamp)(nil),   // 48: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
 	2,  // 1: vmm.v1.PortMapping.path:type_name -> vmm.v1.ForwardPath
 	0,  // 2: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
-	6,  // 3: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
-	5,  // 4: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
-	8,  // 5: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
-	9,  // 6: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
-	47, // 7: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	47, // 8: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 9: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
-	11, // 10: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
-	1,  // 11: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
-	13, // 12: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	47, // 13: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 14: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	47, // 15: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	47, // 16: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
-	7,  // 17: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
-	12, // 18: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
-	14, // 19: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
-	15, // 20: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
-	10, // 21: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
-	7,  // 22: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
-	16, // 23: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	5,  // 24: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
-	9,  // 25: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
-	16, // 26: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	16, // 27: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
-	16, // 28: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
-	16, // 29: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
-	16, // 30: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
-	4,  // 31: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
-	14, // 32: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
-	0,  // 33: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
-	0,  // 34: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
-	15, // 35: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
-	40, // 36: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
-	3,  // 37: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
-	47, // 38: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
-	45, // 39: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
-	17, // 40: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
-	19, // 41: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
-	21, // 42: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
-	23, // 43: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
-	25, // 44: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
-	27, // 45: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
-	29, // 46: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
-	31, // 47: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
-	33, // 48: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
-	35, // 49: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	37, // 50: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
-	39, // 51: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
-	42, // 52: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
-	44, // 53: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
-	18, // 54: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	20, // 55: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	22, // 56: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	24, // 57: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	26, // 58: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	28, // 59: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	30, // 60: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	32, // 61: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	34, // 62: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	36, // 63: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	38, // 64: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
-	41, // 65: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
-	43, // 66: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
-	46, // 67: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
-	54, // [54:68] is the sub-list for method output_type
-	40, // [40:54] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	7,  // 3: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
+	6,  // 4: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
+	9,  // 5: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
+	10, // 6: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
+	48, // 7: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	48, // 8: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 9: vmm.v1.Lease.verification:type_name -> vmm.v1.LeaseVerification
+	48, // 10: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
+	0,  // 11: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
+	12, // 12: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
+	1,  // 13: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
+	14, // 14: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
+	48, // 15: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 16: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
+	48, // 17: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	48, // 18: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	8,  // 19: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
+	13, // 20: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
+	15, // 21: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
+	16, // 22: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
+	11, // 23: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
+	8,  // 24: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
+	17, // 25: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	6,  // 26: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
+	10, // 27: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
+	17, // 28: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	17, // 29: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
+	17, // 30: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
+	17, // 31: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
+	17, // 32: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
+	4,  // 33: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
+	15, // 34: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
+	12, // 35: vmm.v1.ReportDhcpLeaseResponse.lease:type_name -> vmm.v1.Lease
+	0,  // 36: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
+	0,  // 37: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
+	16, // 38: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
+	41, // 39: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
+	3,  // 40: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
+	48, // 41: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
+	46, // 42: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
+	18, // 43: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
+	20, // 44: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
+	22, // 45: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
+	24, // 46: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
+	26, // 47: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
+	28, // 48: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
+	30, // 49: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
+	32, // 50: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
+	34, // 51: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
+	36, // 52: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
+	38, // 53: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
+	40, // 54: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
+	43, // 55: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	45, // 56: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
+	19, // 57: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	21, // 58: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	23, // 59: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	25, // 60: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	27, // 61: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	29, // 62: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	31, // 63: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	33, // 64: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	35, // 65: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	37, // 66: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	39, // 67: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
+	42, // 68: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
+	44, // 69: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	47, // 70: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
+	57, // [57:71] is the sub-list for method output_type
+	43, // [43:57] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_vmm_proto_init() }
@@ -3987,7 +4127,7 @@ func file_vmm_v1_vmm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -16,9 +16,20 @@ class NetworkMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NETWORK_MODE_UNSPECIFIED: _ClassVar[NetworkMode]
     NETWORK_MODE_HOST: _ClassVar[NetworkMode]
     NETWORK_MODE_SHARED: _ClassVar[NetworkMode]
+
+class NetworkState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NETWORK_STATE_UNSPECIFIED: _ClassVar[NetworkState]
+    NETWORK_STATE_STARTING: _ClassVar[NetworkState]
+    NETWORK_STATE_READY: _ClassVar[NetworkState]
+    NETWORK_STATE_FAILED: _ClassVar[NetworkState]
 NETWORK_MODE_UNSPECIFIED: NetworkMode
 NETWORK_MODE_HOST: NetworkMode
 NETWORK_MODE_SHARED: NetworkMode
+NETWORK_STATE_UNSPECIFIED: NetworkState
+NETWORK_STATE_STARTING: NetworkState
+NETWORK_STATE_READY: NetworkState
+NETWORK_STATE_FAILED: NetworkState
 
 class DhcpReservation(_message.Message):
     __slots__ = ("mac", "ipv4")
@@ -75,7 +86,7 @@ class NetworkConfig(_message.Message):
     def __init__(self, mode: _Optional[_Union[NetworkMode, str]] = ..., ipv4_subnet: _Optional[str] = ..., ipv6_prefix: _Optional[str] = ..., mtu: _Optional[int] = ..., dhcp_enabled: _Optional[bool] = ..., dhcp_reservations: _Optional[_Iterable[_Union[DhcpReservation, _Mapping]]] = ..., nat44_enabled: _Optional[bool] = ..., nat66_enabled: _Optional[bool] = ..., dns_proxy_enabled: _Optional[bool] = ..., router_advertisement_enabled: _Optional[bool] = ..., port_forwards: _Optional[_Iterable[_Union[NetworkPortForward, _Mapping]]] = ..., external_interface: _Optional[str] = ...) -> None: ...
 
 class Network(_message.Message):
-    __slots__ = ("id", "name", "config", "serialization", "bridge", "attached_vm_ids", "holder_ids", "created_at", "ipv4_gateway")
+    __slots__ = ("id", "name", "config", "serialization", "bridge", "attached_vm_ids", "holder_ids", "created_at", "ipv4_gateway", "state", "error", "state_changed_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +96,9 @@ class Network(_message.Message):
     HOLDER_IDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     IPV4_GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    STATE_CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     config: NetworkConfig
@@ -94,7 +108,10 @@ class Network(_message.Message):
     holder_ids: _containers.RepeatedScalarFieldContainer[str]
     created_at: _timestamp_pb2.Timestamp
     ipv4_gateway: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., config: _Optional[_Union[NetworkConfig, _Mapping]] = ..., serialization: _Optional[str] = ..., bridge: _Optional[str] = ..., attached_vm_ids: _Optional[_Iterable[str]] = ..., holder_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ipv4_gateway: _Optional[str] = ...) -> None: ...
+    state: NetworkState
+    error: str
+    state_changed_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., config: _Optional[_Union[NetworkConfig, _Mapping]] = ..., serialization: _Optional[str] = ..., bridge: _Optional[str] = ..., attached_vm_ids: _Optional[_Iterable[str]] = ..., holder_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ipv4_gateway: _Optional[str] = ..., state: _Optional[_Union[NetworkState, str]] = ..., error: _Optional[str] = ..., state_changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateNetworkRequest(_message.Message):
     __slots__ = ("name", "config")

@@ -48,6 +48,14 @@ class LeaseAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEASE_ACTION_ADD: _ClassVar[LeaseAction]
     LEASE_ACTION_OLD: _ClassVar[LeaseAction]
     LEASE_ACTION_DEL: _ClassVar[LeaseAction]
+
+class LeaseVerification(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LEASE_VERIFICATION_UNSPECIFIED: _ClassVar[LeaseVerification]
+    LEASE_VERIFICATION_PENDING: _ClassVar[LeaseVerification]
+    LEASE_VERIFICATION_VERIFIED: _ClassVar[LeaseVerification]
+    LEASE_VERIFICATION_SILENT: _ClassVar[LeaseVerification]
+    LEASE_VERIFICATION_TRUSTED: _ClassVar[LeaseVerification]
 NETWORKING_MODE_UNSPECIFIED: NetworkingMode
 NETWORKING_MODE_USER: NetworkingMode
 NETWORKING_MODE_PASST: NetworkingMode
@@ -72,22 +80,29 @@ LEASE_ACTION_UNSPECIFIED: LeaseAction
 LEASE_ACTION_ADD: LeaseAction
 LEASE_ACTION_OLD: LeaseAction
 LEASE_ACTION_DEL: LeaseAction
+LEASE_VERIFICATION_UNSPECIFIED: LeaseVerification
+LEASE_VERIFICATION_PENDING: LeaseVerification
+LEASE_VERIFICATION_VERIFIED: LeaseVerification
+LEASE_VERIFICATION_SILENT: LeaseVerification
+LEASE_VERIFICATION_TRUSTED: LeaseVerification
 
 class PortMapping(_message.Message):
-    __slots__ = ("protocol", "host_address", "host_port", "vm_port", "path", "proxy_protocol")
+    __slots__ = ("protocol", "host_address", "host_port", "vm_port", "nic_index", "path", "proxy_protocol")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     HOST_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HOST_PORT_FIELD_NUMBER: _ClassVar[int]
     VM_PORT_FIELD_NUMBER: _ClassVar[int]
+    NIC_INDEX_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     PROXY_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     protocol: Protocol
     host_address: str
     host_port: int
     vm_port: int
+    nic_index: int
     path: ForwardPath
     proxy_protocol: bool
-    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., host_address: _Optional[str] = ..., host_port: _Optional[int] = ..., vm_port: _Optional[int] = ..., path: _Optional[_Union[ForwardPath, str]] = ..., proxy_protocol: _Optional[bool] = ...) -> None: ...
+    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., host_address: _Optional[str] = ..., host_port: _Optional[int] = ..., vm_port: _Optional[int] = ..., nic_index: _Optional[int] = ..., path: _Optional[_Union[ForwardPath, str]] = ..., proxy_protocol: _Optional[bool] = ...) -> None: ...
 
 class NicConfig(_message.Message):
     __slots__ = ("mode", "bridge", "macvtap_parent", "network_id", "custom_netdev")
@@ -170,18 +185,24 @@ class DiskInfo(_message.Message):
     def __init__(self, index: _Optional[int] = ..., path: _Optional[str] = ..., format: _Optional[str] = ..., image: _Optional[str] = ..., size_mib: _Optional[int] = ...) -> None: ...
 
 class Lease(_message.Message):
-    __slots__ = ("ip", "hostname", "expires_at", "updated_at", "interface")
+    __slots__ = ("ip", "hostname", "expires_at", "updated_at", "interface", "verification", "verified_at", "verification_detail")
     IP_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_DETAIL_FIELD_NUMBER: _ClassVar[int]
     ip: str
     hostname: str
     expires_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     interface: str
-    def __init__(self, ip: _Optional[str] = ..., hostname: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interface: _Optional[str] = ...) -> None: ...
+    verification: LeaseVerification
+    verified_at: _timestamp_pb2.Timestamp
+    verification_detail: str
+    def __init__(self, ip: _Optional[str] = ..., hostname: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interface: _Optional[str] = ..., verification: _Optional[_Union[LeaseVerification, str]] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verification_detail: _Optional[str] = ...) -> None: ...
 
 class NicInfo(_message.Message):
     __slots__ = ("index", "mode", "mac", "bridge", "host_interface", "network_id", "lease")
@@ -218,7 +239,7 @@ class ForwardCounters(_message.Message):
     def __init__(self, connections_active: _Optional[int] = ..., connections_total: _Optional[int] = ..., bytes_to_guest: _Optional[int] = ..., bytes_from_guest: _Optional[int] = ..., sessions_active: _Optional[int] = ..., errors: _Optional[int] = ...) -> None: ...
 
 class ForwardInfo(_message.Message):
-    __slots__ = ("protocol", "listen_address", "listen_port", "target_address", "target_port", "counters", "relay", "proxy_protocol", "connect_failures", "last_connect_error", "error")
+    __slots__ = ("protocol", "listen_address", "listen_port", "target_address", "target_port", "counters", "relay", "nic_index", "proxy_protocol", "connect_failures", "last_connect_error", "error")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     LISTEN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     LISTEN_PORT_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +247,7 @@ class ForwardInfo(_message.Message):
     TARGET_PORT_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     RELAY_FIELD_NUMBER: _ClassVar[int]
+    NIC_INDEX_FIELD_NUMBER: _ClassVar[int]
     PROXY_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     CONNECT_FAILURES_FIELD_NUMBER: _ClassVar[int]
     LAST_CONNECT_ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -237,11 +259,12 @@ class ForwardInfo(_message.Message):
     target_port: int
     counters: ForwardCounters
     relay: str
+    nic_index: int
     proxy_protocol: bool
     connect_failures: int
     last_connect_error: str
     error: str
-    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., listen_address: _Optional[str] = ..., listen_port: _Optional[int] = ..., target_address: _Optional[str] = ..., target_port: _Optional[int] = ..., counters: _Optional[_Union[ForwardCounters, _Mapping]] = ..., relay: _Optional[str] = ..., proxy_protocol: _Optional[bool] = ..., connect_failures: _Optional[int] = ..., last_connect_error: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., listen_address: _Optional[str] = ..., listen_port: _Optional[int] = ..., target_address: _Optional[str] = ..., target_port: _Optional[int] = ..., counters: _Optional[_Union[ForwardCounters, _Mapping]] = ..., relay: _Optional[str] = ..., nic_index: _Optional[int] = ..., proxy_protocol: _Optional[bool] = ..., connect_failures: _Optional[int] = ..., last_connect_error: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class VmEvent(_message.Message):
     __slots__ = ("time", "kind", "message")
@@ -428,14 +451,16 @@ class ReportDhcpLeaseRequest(_message.Message):
     def __init__(self, action: _Optional[_Union[LeaseAction, str]] = ..., mac: _Optional[str] = ..., ip: _Optional[str] = ..., hostname: _Optional[str] = ..., expires_unix: _Optional[int] = ..., interface: _Optional[str] = ...) -> None: ...
 
 class ReportDhcpLeaseResponse(_message.Message):
-    __slots__ = ("vm_id", "nic_index", "forwards")
+    __slots__ = ("vm_id", "nic_index", "forwards", "lease")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     NIC_INDEX_FIELD_NUMBER: _ClassVar[int]
     FORWARDS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     nic_index: int
     forwards: _containers.RepeatedCompositeFieldContainer[ForwardInfo]
-    def __init__(self, vm_id: _Optional[str] = ..., nic_index: _Optional[int] = ..., forwards: _Optional[_Iterable[_Union[ForwardInfo, _Mapping]]] = ...) -> None: ...
+    lease: Lease
+    def __init__(self, vm_id: _Optional[str] = ..., nic_index: _Optional[int] = ..., forwards: _Optional[_Iterable[_Union[ForwardInfo, _Mapping]]] = ..., lease: _Optional[_Union[Lease, _Mapping]] = ...) -> None: ...
 
 class GetMetaRequest(_message.Message):
     __slots__ = ()

@@ -1,0 +1,83 @@
+// The neighbour table and ARP probes against a real bridge in the private
+// namespace: a peer namespace behind a veth port plays the guest (its kernel
+// answers ARP for its address with its MAC).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { waitFor } from "../test/helpers/net.js";
+import { requireNetns, uniq } from "../test/guest/netns.js";
+import { HostWire, NUD } from "../server/host/neighbour.js";
+import { verifyOnWire } from "../server/net/lease-verify.js";
+import { arpExchange, neighbourGet } from "./neigh.js";
+
+const s = uniq();
+const BR = `nbr${s}`;
+const PEER = `vmm-neigh-${s}`;
+const GUEST_MAC = "52:54:00:4e:00:01";
+const GUEST_IP = "10.77.0.57";
+
+function sh(...argv: string[]): void {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);
+}
+
+describe("neighbour table and ARP probes (private namespace)", () => {
+  const wire = new HostWire();
+
+  beforeAll(() => {
+    requireNetns();
+    sh("ip", "link", "add", BR, "type", "bridge");
+    sh("ip", "addr", "add", "10.77.0.1/24", "dev", BR);
+    sh("ip", "link", "set", BR, "up");
+    sh("ip", "netns", "add", PEER);
+    sh("ip", "link", "add", `nva${s}`, "type", "veth", "peer", "name", `nvb${s}`);
+    sh("ip", "link", "set", `nva${s}`, "master", BR, "up");
+    sh("ip", "link", "set", `nvb${s}`, "netns", PEER);
+    sh("ip", "-n", PEER, "link", "set", `nvb${s}`, "address", GUEST_MAC);
+    sh("ip", "-n", PEER, "addr", "add", `${GUEST_IP}/24`, "dev", `nvb${s}`);
+    sh("ip", "-n", PEER, "link", "set", `nvb${s}`, "up");
+  });
+  afterAll(() => {
+    spawnSync("ip", ["netns", "del", PEER]);
+    spawnSync("ip", ["link", "del", BR]);
+  });
+
+  it("a probe from the bridge is answered by the guest's MAC, early", async () => {
+    const t0 = performance.now();
+    expect(await wire.probe(BR, GUEST_IP, GUEST_MAC, 2000)).toEqual([GUEST_MAC]);
+    expect(performance.now() - t0).toBeLessThan(1000); // returned on the answer, not at the timeout
+  });
+
+  it("a probe for an address nobody holds gets no answer within its timeout", async () => {
+    expect(await wire.probe(BR, "10.77.0.99", GUEST_MAC, 200)).toEqual([]);
+  });
+
+  it("the neighbour table: none, then the guest's MAC once traffic resolved it", async () => {
+    expect(wire.neighbour(BR, "10.77.0.98")).toBeUndefined();
+    // One datagram makes the kernel resolve the address (ARP from the bridge).
+    const sock = createSocket("udp4");
+    await new Promise<void>((r) => sock.send("x", 9, GUEST_IP, () => r()));
+    sock.close();
+    const n = await waitFor(async () => {
+      const e = wire.neighbour(BR, GUEST_IP);
+      return e && e.mac !== "" ? e : Promise.reject(new Error("not resolved yet"));
+    }, 3000, 20);
+    expect(n.mac).toBe(GUEST_MAC);
+    expect(n.state & (NUD.REACHABLE | NUD.STALE | NUD.DELAY)).not.toBe(0);
+  });
+
+  it("verification: the guest's MAC is believed, another MAC is a mismatch naming who answers", async () => {
+    const o = { trustNeighbour: 0, attempts: 2, probeTimeoutMs: 200 };
+    expect(await verifyOnWire(wire, BR, GUEST_IP, GUEST_MAC, o)).toEqual({ result: "verified", via: "arp", others: [] });
+    expect(await verifyOnWire(wire, BR, GUEST_IP, "52:54:00:4e:00:02", o)).toEqual({ result: "mismatch", answeredBy: [GUEST_MAC] });
+    expect(await verifyOnWire(wire, BR, "10.77.0.97", GUEST_MAC, o)).toEqual({ result: "silent" });
+  });
+
+  it("errors name the call: unknown interface, bad arguments", async () => {
+    expect(() => neighbourGet("nosuchif0", Buffer.from([10, 0, 0, 1]))).toThrow(/if_nametoindex\(nosuchif0\) failed: ENODEV/);
+    expect(() => neighbourGet(BR, Buffer.from([10, 0, 0]))).toThrow(/^Usage: neighbourGet/);
+    expect(() => arpExchange(BR, Buffer.alloc(10), null, 100)).toThrow(/^Usage: arpExchange/);
+    expect(() => arpExchange(BR, Buffer.alloc(42), Buffer.alloc(3), 100)).toThrow(/^Usage: arpExchange/);
+    expect(() => arpExchange(BR, Buffer.alloc(42), null, 0)).toThrow(/^Usage: arpExchange/);
+  });
+});

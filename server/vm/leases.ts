@@ -1,0 +1,532 @@
+// LeaseKeeper: the VM manager's lease handling. A DHCP lease is believed
+// only when the network agrees (server/net/lease-verify.ts); one address
+// belongs to one NIC per bridge (server/net/lease-book.ts); leases live only
+// while their VM runs; dnsmasq's lease file is read at start so the daemon
+// converges on what the DHCP server believes.
+//
+// Paths into the keeper:
+//   report()     ReportDhcpLease (the dnsmasq hook): validated, verified on
+//                the wire, then applied; a report the wire contradicts is
+//                refused and an event names who answers instead.
+//   reconcile()  daemon start: dnsmasq's lease file of a bridge.
+//   endVm()      the VM stopped or exited: its leases end.
+//   timers       pending leases are re-checked with backoff; every believed
+//                lease is re-verified every lease_verify_interval_seconds,
+//                and at once when its forwards' connects start failing; a
+//                guest that stopped answering loses its forwards.
+// The book changes synchronously; forwards are re-applied, then leases.json
+// of each VM touched is written, so a kill -9 at any point leaves leases
+// that a restart re-applies or reconciles away from dnsmasq's lease file.
+import { readFileSync, statSync } from "node:fs";
+import { isIPv4 } from "node:net";
+import type { Config } from "../config/types.js";
+import { precondition, Problems, VmmError } from "../errors.js";
+import { NUD, type Wire } from "../host/neighbour.js";
+import { cidrContains, intToIpv4, parseIpv4Cidr } from "../net/addr.js";
+import { MAX_LEASE_FILE_BYTES, parseLeaseFile, type DnsmasqLease } from "../net/dnsmasq-leases.js";
+import { LeaseBook, type Lease, type LeaseState, type NicRef, type Revocation } from "../net/lease-book.js";
+import { LEARNED, verifyOnWire, type Verdict } from "../net/lease-verify.js";
+import { normalizeMac } from "../check.js";
+import { log } from "../log.js";
+
+/** A ReportDhcpLease request in domain terms. */
+export interface LeaseReport {
+  action: "add" | "old" | "del";
+  mac: string;
+  ip: string;
+  hostname: string;
+  expiresUnix: number;
+  interface: string;
+}
+
+/** What the keeper needs to know of one NIC. */
+export interface LeaseNic {
+  mode: string;
+  mac: string;
+  /**
+   * Host interface where the NIC's address is verified and unique: the
+   * bridge (bridge, tap, vmnet) or the macvtap parent. Undefined: the mode
+   * takes no lease reports (user, passt, custom).
+   */
+  domain?: string;
+  /** Subnet (CIDR) reports must fall in; undefined: none configured. */
+  subnet?: string;
+  /** The subnet's gateway when the daemon knows it (vmnet). */
+  gateway?: string;
+  /** The VM is starting or running: leases exist only then. */
+  running: boolean;
+}
+
+/** The VM side, implemented by the VM manager. */
+export interface LeaseHost {
+  nicOfMac(mac: string): NicRef | undefined;
+  nic(ref: NicRef): LeaseNic | undefined;
+  /** NICs of running VMs whose domain is `domain`. */
+  nicsOn(domain: string): NicRef[];
+  saveLeases(vmId: string, leases: Lease[]): void;
+  event(vmId: string, kind: string, message: string): void;
+  /** Re-applies the VM's forwards from the keeper's believed leases. */
+  syncForwards(vmId: string): Promise<void>;
+  /** The interface holding `ip` on this host, undefined when none does. */
+  hostHolds(ip: string): string | undefined;
+  /** The forwarder's rules with counters (failed connects to the guest trigger re-verification). */
+  forwards(): { owner: string; targetAddress: string; counters: { connectFailures: number } }[];
+}
+
+/** Probe budget of the report path and start-up: answered within ms, or pending. */
+const REPORT_PROBE = { attempts: 2, probeTimeoutMs: 150 };
+/** Re-verification: a busy guest gets more time before it counts as silent. */
+const REVERIFY_PROBE = { attempts: 3, probeTimeoutMs: 300 };
+/** Checks of a pending lease after its report (ms); then the periodic pass takes over. */
+const PENDING_BACKOFF = [250, 500, 1000, 2000, 4000, 8000];
+/** A lease believed from a neighbour entry the kernel did not just confirm is probed this soon. */
+const CONFIRM_AFTER_MS = 2000;
+/** How often forwards' error counters are looked at, and how rarely one NIC is re-checked for them. */
+const ERROR_WATCH_MS = 1000;
+const ERROR_RECHECK_MS = 5000;
+/**
+ * Probes in flight at once, by priority: a report (or start-up) waits for
+ * no background re-verification. Each holds a libuv worker thread while it
+ * waits for answers, and the pool has four.
+ */
+const MAX_PROBES = { report: 2, background: 1 } as const;
+type Priority = keyof typeof MAX_PROBES;
+
+const key = (r: NicRef) => `${r.vmId}/${r.nic}`;
+const nicName = (r: NicRef) => `nics[${r.nic}]`;
+const now = () => new Date().toISOString();
+
+/** Whether a lease drives forwards (stored leases from before verification existed count as verified). */
+export const isBelieved = (l: Lease): boolean => l.state === undefined || l.state === "verified" || l.state === "trusted";
+
+export class LeaseKeeper {
+  private readonly book = new LeaseBook();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly lastErrors = new Map<string, number>();
+  private readonly lastErrorCheck = new Map<string, number>();
+  private readonly reportSeq = new Map<string, number>();
+  private seq = 0;
+  private readonly probing: Record<Priority, number> = { report: 0, background: 0 };
+  private readonly probeQueue: Record<Priority, (() => void)[]> = { report: [], background: [] };
+  private periodic: NodeJS.Timeout | undefined;
+  private errorWatch: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly host: LeaseHost,
+    private readonly wire: Wire,
+  ) {}
+
+  // ----- queries ------------------------------------------------------------
+
+  /** Every lease of VM `vmId` (all states), by NIC. */
+  leasesOf(vmId: string): Lease[] {
+    return this.book.leasesOf(vmId);
+  }
+
+  /** The address forwards of NIC `ref` point at: its lease when believed and unexpired. */
+  activeIp(ref: NicRef): string | undefined {
+    const l = this.book.get(ref)?.lease;
+    if (!l || !isBelieved(l)) return undefined;
+    if (l.expiresAt !== undefined && Date.parse(l.expiresAt) <= Date.now()) return undefined;
+    return l.ip;
+  }
+
+  // ----- lifecycle ----------------------------------------------------------
+
+  /** Loads a running VM's stored leases (daemon start). A lease another NIC already verified is dropped. */
+  load(vmId: string, leases: Lease[]): void {
+    let dropped = false;
+    for (const l of leases) {
+      const ref = { vmId, nic: l.nic };
+      const nic = this.host.nic(ref);
+      if (!nic?.domain || !this.book.load(ref, nic.domain, l)) {
+        dropped = true;
+        this.host.event(vmId, "lease", `${nicName(ref)}: stored lease of ${l.ip} dropped at start (${nic?.domain ? "another NIC holds it" : "the NIC takes no leases"})`);
+      }
+    }
+    if (dropped) this.host.saveLeases(vmId, this.book.leasesOf(vmId));
+  }
+
+  /** Starts the periodic re-verification and the connect-failure watch. */
+  start(): void {
+    if (this.cfg.networking.leaseVerification === "off") return;
+    this.periodic = setInterval(() => void this.reverifyAll(), this.cfg.networking.leaseVerifyIntervalSeconds * 1000);
+    this.periodic.unref();
+    this.errorWatch = setInterval(() => this.watchErrors(), ERROR_WATCH_MS);
+    this.errorWatch.unref();
+    // Leases kept across a restart were verified by the previous daemon: look again soon.
+    for (const { ref, generation } of this.book.all()) this.schedule(ref, generation, CONFIRM_AFTER_MS);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.periodic);
+    clearInterval(this.errorWatch);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  /** VM `vmId` stopped or exited: its leases end (persisted; no forwards re-applied: the caller removed them). */
+  endVm(vmId: string, why: string): void {
+    const ended = this.book.dropVm(vmId);
+    this.clearTimers(vmId);
+    this.host.saveLeases(vmId, []);
+    if (ended.length > 0) this.host.event(vmId, "lease", `leases ended (${why}): ${ended.map((l) => `nics[${l.nic}] ${l.ip}`).join(", ")}`);
+  }
+
+  /** VM `vmId` was removed: forget it (nothing persisted: its directory is gone). */
+  forget(vmId: string): void {
+    this.book.dropVm(vmId);
+    this.clearTimers(vmId);
+  }
+
+  /** Drops leases that expired (their forwards go with them). */
+  async expire(): Promise<void> {
+    const vms = new Set<string>();
+    for (const ref of this.book.expired(Date.now())) {
+      const l = this.book.drop(ref)!;
+      this.host.event(ref.vmId, "lease", `${nicName(ref)} lease of ${l.ip} expired`);
+      vms.add(ref.vmId);
+    }
+    await this.persistAndSync([...vms]);
+  }
+
+  // ----- reports ------------------------------------------------------------
+
+  /**
+   * Applies a lease report. Throws "invalid" naming the field, "not_found"
+   * for a MAC of no VM, "precondition" for a NIC that takes no reports, a
+   * VM that is not running, or a report the wire contradicts (nothing
+   * changes then, and an event on the VM names the mismatch).
+   */
+  async report(r: LeaseReport): Promise<{ ref: NicRef; lease: Lease | undefined }> {
+    const { ref, nic, mac } = this.check(r);
+    const k = key(ref);
+    if (r.action === "del") {
+      const cur = this.book.get(ref);
+      // A del for an address the NIC no longer holds changes nothing.
+      if (cur && cur.lease.ip === r.ip) {
+        this.reportSeq.set(k, ++this.seq);
+        this.book.drop(ref);
+        this.host.event(ref.vmId, "lease", `${nicName(ref)} released ${r.ip}`);
+        await this.persistAndSync([ref.vmId]);
+      }
+      return { ref, lease: this.book.get(ref)?.lease };
+    }
+    if (!nic.running) throw precondition(`mac: VM "${ref.vmId}" is not running; its leases begin when it runs`);
+    const mySeq = ++this.seq;
+    this.reportSeq.set(k, mySeq);
+    const verdict = await this.verify(nic.domain!, r.ip, mac, LEARNED, REPORT_PROBE, "report");
+    // Superseded while we looked (a newer report or a del), or the VM stopped.
+    if (this.reportSeq.get(k) !== mySeq || !this.host.nic(ref)?.running) return { ref, lease: this.book.get(ref)?.lease };
+    const lease = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed");
+    return { ref, lease };
+  }
+
+  /** Validates a report against the NIC it names; returns the NIC. */
+  private check(r: LeaseReport): { ref: NicRef; nic: LeaseNic; mac: string } {
+    const p = new Problems();
+    const mac = normalizeMac(r.mac);
+    if (r.mac === "") p.add("mac", "is required");
+    else if (mac === null) p.add("mac", `"${r.mac.slice(0, 64)}" is not a MAC address`);
+    if (r.ip === "") p.add("ip", "is required");
+    else if (!isIPv4(r.ip)) p.add("ip", `"${r.ip.slice(0, 64)}" is not an IPv4 address`);
+    if (r.hostname.length > 253 || /[^A-Za-z0-9._-]/.test(r.hostname)) p.add("hostname", "must be at most 253 of A-Z a-z 0-9 . _ -");
+    if (r.interface !== "" && !/^[A-Za-z0-9_.-]{1,15}$/.test(r.interface)) p.add("interface", "is not a valid interface name");
+    if (!Number.isInteger(r.expiresUnix) || r.expiresUnix < 0 || r.expiresUnix > 253402300799) p.add("expires_unix", `is ${r.expiresUnix}; must be 0 (infinite) or seconds since the epoch`);
+    p.throwIfAny();
+    const ref = this.host.nicOfMac(mac!);
+    if (!ref) throw new VmmError("not_found", `mac: no VM has MAC ${mac}`);
+    const nic = this.host.nic(ref)!;
+    const at = `VM "${ref.vmId}" ${nicName(ref)}`;
+    if (nic.domain === undefined) throw precondition(`mac: ${at} uses ${nic.mode} networking, which takes no DHCP lease reports`);
+    if (nic.subnet === undefined) throw precondition(`mac: ${at} is on ${nic.domain}, which has no subnet in networking.bridge_subnets; lease reports for it are refused`);
+    const cidr = parseIpv4Cidr(nic.subnet)!;
+    const bad = (why: string) => new VmmError("invalid", `ip: ${r.ip} ${why}`, { problems: [{ field: "ip", message: why }] });
+    if (!cidrContains(cidr, r.ip)) throw bad(`is outside ${nic.subnet}, the subnet of ${at}`);
+    if (cidr.prefix <= 30) {
+      if (r.ip === intToIpv4(cidr.network)) throw bad(`is the network address of ${nic.subnet}`);
+      if (r.ip === intToIpv4(cidr.network + 2 ** (32 - cidr.prefix) - 1)) throw bad(`is the broadcast address of ${nic.subnet}`);
+    }
+    if (nic.gateway === r.ip) throw bad(`is the gateway of ${nic.subnet}`);
+    const held = this.host.hostHolds(r.ip);
+    if (held !== undefined) throw bad(`is an address of this host (${held})`);
+    return { ref, nic, mac: mac! };
+  }
+
+  /** Applies a verdict on a report (or a lease-file entry) for `ref`. Returns the NIC's lease afterwards. */
+  private async apply(ref: NicRef, domain: string, r: Omit<LeaseReport, "action" | "mac">, v: Verdict, verb: string): Promise<Lease | undefined> {
+    const who = nicName(ref);
+    if (v.result === "mismatch") {
+      const answered = v.answeredBy.map((m) => this.describeMac(m)).join(", ");
+      const msg = `report of ${r.ip} for ${who} (MAC ${this.host.nic(ref)!.mac}) not applied: on ${domain}, ${r.ip} is answered by ${answered}`;
+      this.host.event(ref.vmId, "lease_mismatch", msg);
+      log("warn", "lease report contradicted by the wire", { vm: ref.vmId, nic: ref.nic, ip: r.ip, answeredBy: v.answeredBy });
+      throw precondition(`ip: ${msg}`);
+    }
+    const state: LeaseState = v.result === "verified" ? (this.cfg.networking.leaseVerification === "off" ? "trusted" : "verified") : "pending";
+    const at = now();
+    const lease: Lease = {
+      nic: ref.nic,
+      ip: r.ip,
+      hostname: r.hostname,
+      ...(r.expiresUnix > 0 ? { expiresAt: new Date(r.expiresUnix * 1000).toISOString() } : {}),
+      updatedAt: at,
+      interface: r.interface,
+      state,
+      ...(state !== "pending" ? { verifiedAt: at } : {}),
+      detail: this.detail(domain, v),
+    };
+    const prev = this.book.get(ref)?.lease;
+    const { generation, revoked } = this.book.report(ref, domain, lease);
+    const tail = state === "pending" ? `: pending (${lease.detail})` : "";
+    this.host.event(ref.vmId, "lease", `${who} ${prev?.ip === r.ip ? "renewed" : verb} ${r.ip}${r.hostname ? ` (${r.hostname})` : ""}${tail}`);
+    this.announce(ref, r.ip, revoked);
+    await this.persistAndSync([...revoked.map((x) => x.ref.vmId), ref.vmId]);
+    if (state === "pending") this.schedule(ref, generation, PENDING_BACKOFF[0]!, 0);
+    else if (v.result === "verified" && v.via === "neighbour") this.schedule(ref, generation, CONFIRM_AFTER_MS);
+    return this.book.get(ref)?.lease;
+  }
+
+  private detail(domain: string, v: Verdict): string {
+    switch (v.result) {
+      case "verified":
+        if (this.cfg.networking.leaseVerification === "off") return "not verified (networking.lease_verification = off)";
+        return `answers ARP on ${domain} (${v.via === "neighbour" ? "neighbour table" : "probe"})${v.others.length > 0 ? `; also answered by ${v.others.map((m) => this.describeMac(m)).join(", ")}` : ""}`;
+      case "silent":
+        return `no ARP answer on ${domain} since ${now()}`;
+      case "unverifiable":
+        return `cannot verify: ${v.reason}`;
+      case "mismatch":
+        return `answered by ${v.answeredBy.join(", ")} on ${domain}`;
+    }
+  }
+
+  /** "52:54:00:.. (VM b nics[0])" when the MAC is a VM's. */
+  private describeMac(mac: string): string {
+    const owner = this.host.nicOfMac(mac);
+    return owner ? `${mac} (VM "${owner.vmId}" ${nicName(owner)})` : mac;
+  }
+
+  /** Events for leases revoked because `ref` now holds `ip`. */
+  private announce(ref: NicRef, ip: string, revoked: Revocation[]): void {
+    for (const x of revoked) {
+      this.clearTimer(x.ref);
+      this.host.event(x.ref.vmId, "lease_revoked", `${nicName(x.ref)} lost ${ip}: VM "${ref.vmId}" ${nicName(ref)} answers for it now`);
+      this.host.event(ref.vmId, "lease_revoked", `${nicName(ref)} took ${ip} over from VM "${x.ref.vmId}" ${nicName(x.ref)}`);
+    }
+  }
+
+  // ----- start-up -----------------------------------------------------------
+
+  /**
+   * Converges the NICs on bridge `domain` with dnsmasq's lease file `file`
+   * (daemon start, before serving): a stored lease dnsmasq no longer holds
+   * ends (its del was missed), a lease only dnsmasq knows is applied like a
+   * replayed report. Probes are not waited for: what the neighbour table
+   * does not confirm at once stays pending and is checked right after.
+   * A missing or unreadable file changes nothing (logged).
+   */
+  async reconcile(domain: string, file: string): Promise<void> {
+    let leases: DnsmasqLease[];
+    try {
+      if (statSync(file).size > MAX_LEASE_FILE_BYTES) throw new Error(`larger than ${MAX_LEASE_FILE_BYTES} bytes`);
+      const parsed = parseLeaseFile(readFileSync(file, "utf8"));
+      leases = parsed.leases;
+      if (parsed.skipped > 0) log("warn", "lines of a dnsmasq lease file skipped", { file, skipped: parsed.skipped });
+    } catch (e) {
+      const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
+      log(missing ? "info" : "warn", missing ? "no dnsmasq lease file; leases of the bridge not reconciled" : "dnsmasq lease file unreadable; leases of the bridge not reconciled", { bridge: domain, file, error: String(e) });
+      return;
+    }
+    const nowUnix = Date.now() / 1000;
+    const live = new Map<string, DnsmasqLease>();
+    for (const l of leases) {
+      if (l.expiresUnix !== 0 && l.expiresUnix <= nowUnix) continue;
+      const prev = live.get(l.mac);
+      if (!prev || prev.expiresUnix !== 0 && (l.expiresUnix === 0 || l.expiresUnix > prev.expiresUnix)) live.set(l.mac, l);
+    }
+    const touched: string[] = [];
+    for (const ref of this.host.nicsOn(domain)) {
+      const nic = this.host.nic(ref)!;
+      const fileLease = live.get(nic.mac);
+      const cur = this.book.get(ref);
+      if (!fileLease) {
+        if (cur) {
+          this.book.drop(ref);
+          this.host.event(ref.vmId, "lease", `${nicName(ref)} lease of ${cur.lease.ip} ended while the daemon was down (not in ${file})`);
+          touched.push(ref.vmId);
+        }
+        continue;
+      }
+      const r = { ip: fileLease.ip, hostname: fileLease.hostname, expiresUnix: fileLease.expiresUnix, interface: domain };
+      if (cur && cur.lease.ip === r.ip && isBelieved(cur.lease)) {
+        // Same address as stored: keep believing it (re-verified after start).
+        this.book.report(ref, domain, { ...cur.lease, hostname: r.hostname, ...(r.expiresUnix > 0 ? { expiresAt: new Date(r.expiresUnix * 1000).toISOString() } : {}) });
+        touched.push(ref.vmId);
+        continue;
+      }
+      try {
+        this.check({ action: "old", mac: nic.mac, ...r });
+      } catch (e) {
+        log("warn", "dnsmasq lease file entry refused", { file, mac: nic.mac, ip: r.ip, error: (e as Error).message });
+        continue;
+      }
+      const verdict: Verdict =
+        this.cfg.networking.leaseVerification === "off"
+          ? { result: "verified", via: "neighbour", others: [] }
+          : await this.verify(domain, r.ip, nic.mac, LEARNED, { attempts: 0, probeTimeoutMs: 0 }, "report");
+      await this.apply(ref, domain, r, verdict, "leased (from the lease file)").catch((e) => log("warn", "dnsmasq lease file entry not applied", { file, error: (e as Error).message }));
+    }
+    await this.persistAndSync(touched);
+  }
+
+  // ----- verification -------------------------------------------------------
+
+  private async verify(domain: string, ip: string, mac: string, trustNeighbour: number, probe: { attempts: number; probeTimeoutMs: number }, priority: Priority): Promise<Verdict> {
+    if (this.cfg.networking.leaseVerification === "off") return { result: "verified", via: "neighbour", others: [] };
+    // The neighbour table costs microseconds: no slot needed when it settles it.
+    const quick = await verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour, attempts: 0, probeTimeoutMs: 0 });
+    if (quick.result !== "silent" || probe.attempts === 0) return quick;
+    await this.slot(priority);
+    try {
+      return await verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour: 0, ...probe });
+    } finally {
+      this.release(priority);
+    }
+  }
+
+  private slot(p: Priority): Promise<void> {
+    if (this.probing[p] < MAX_PROBES[p]) {
+      this.probing[p]++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.probeQueue[p].push(resolve));
+  }
+
+  private release(p: Priority): void {
+    const next = this.probeQueue[p].shift();
+    if (next) next(); // the slot passes on
+    else this.probing[p]--;
+  }
+
+  /** Checks the NIC's lease of generation `generation` again after `ms`. */
+  private schedule(ref: NicRef, generation: number, ms: number, backoffStep?: number): void {
+    if (this.closed || this.cfg.networking.leaseVerification === "off") return;
+    this.clearTimer(ref);
+    const t = setTimeout(() => {
+      this.timers.delete(key(ref));
+      void this.recheck(ref, generation, backoffStep).catch((e) => log("error", "lease re-verification failed", { vm: ref.vmId, nic: ref.nic, error: String(e) }));
+    }, ms);
+    t.unref();
+    this.timers.set(key(ref), t);
+  }
+
+  private clearTimer(ref: NicRef): void {
+    clearTimeout(this.timers.get(key(ref)));
+    this.timers.delete(key(ref));
+  }
+
+  private clearTimers(vmId: string): void {
+    for (const [k, t] of [...this.timers]) {
+      if (k.startsWith(`${vmId}/`)) {
+        clearTimeout(t);
+        this.timers.delete(k);
+      }
+    }
+  }
+
+  /**
+   * Verifies the NIC's current lease again (pending: is it answering yet?
+   * believed: is it still?). `backoffStep` continues a pending lease's
+   * backoff.
+   */
+  private async recheck(ref: NicRef, generation: number, backoffStep?: number): Promise<void> {
+    const cur = this.book.get(ref);
+    const nic = this.host.nic(ref);
+    if (!cur || cur.generation !== generation || !nic?.running || nic.domain === undefined) return;
+    const wasPending = cur.lease.state === "pending";
+    // A guest already known to be silent gets one question per pass.
+    const probe = wasPending ? REPORT_PROBE : cur.lease.state === "silent" ? { ...REVERIFY_PROBE, attempts: 1 } : REVERIFY_PROBE;
+    const v = await this.verify(cur.domain, cur.lease.ip, nic.mac, wasPending ? LEARNED : NUD.REACHABLE, probe, "background");
+    const again = this.book.get(ref);
+    if (!again || again.generation !== generation) return;
+    const ip = cur.lease.ip;
+    const who = nicName(ref);
+    if (v.result === "verified") {
+      const settled = this.book.settle(ref, generation, "verified", now(), this.detail(cur.domain, v))!;
+      if (cur.lease.state !== "verified") {
+        this.host.event(ref.vmId, "lease", `${who} ${ip} ${wasPending ? "verified" : "answers again"}: ${settled.lease.detail}`);
+        this.announce(ref, ip, settled.revoked);
+        await this.persistAndSync([...settled.revoked.map((x) => x.ref.vmId), ref.vmId]);
+      }
+      return;
+    }
+    if (v.result === "mismatch") {
+      this.book.drop(ref);
+      this.host.event(ref.vmId, "lease_mismatch", `${who} lost ${ip}: on ${cur.domain} it is answered by ${v.answeredBy.map((m) => this.describeMac(m)).join(", ")}, not by ${nic.mac}`);
+      log("warn", "lease contradicted by the wire; dropped", { vm: ref.vmId, nic: ref.nic, ip, answeredBy: v.answeredBy });
+      await this.persistAndSync([ref.vmId]);
+      return;
+    }
+    if (wasPending) {
+      // Still no answer (or cannot tell): keep trying, slower.
+      const step = (backoffStep ?? PENDING_BACKOFF.length) + 1;
+      if (v.result === "unverifiable") this.book.settle(ref, generation, "pending", now(), this.detail(cur.domain, v));
+      // After the backoff, the periodic pass looks at it.
+      if (step < PENDING_BACKOFF.length) this.schedule(ref, generation, PENDING_BACKOFF[step]!, step);
+      return;
+    }
+    if (v.result === "silent" && cur.lease.state !== "silent") {
+      this.book.settle(ref, generation, "silent", now(), this.detail(cur.domain, v));
+      this.host.event(ref.vmId, "lease_silent", `${who} ${ip} no longer answers ARP on ${cur.domain}; its forwards are dropped until it does`);
+      await this.persistAndSync([ref.vmId]);
+    }
+    if (v.result === "unverifiable") log("warn", "lease cannot be re-verified", { vm: ref.vmId, nic: ref.nic, reason: v.reason });
+  }
+
+  /** Re-verifies every lease (the periodic pass). */
+  private async reverifyAll(): Promise<void> {
+    await Promise.all(
+      this.book.all().map(({ ref, generation }) =>
+        this.timers.has(key(ref)) ? Promise.resolve() : this.recheck(ref, generation).catch((e) => log("error", "lease re-verification failed", { vm: ref.vmId, error: String(e) })),
+      ),
+    );
+  }
+
+  /** Connects to a guest failing (a forward's connectFailures counter grew): re-verify its lease now. */
+  private watchErrors(): void {
+    const seen = new Set<string>();
+    let byTarget: Map<string, ReturnType<LeaseBook["all"]>[number]> | undefined;
+    for (const f of this.host.forwards()) {
+      const k = `${f.owner} ${f.targetAddress}`;
+      seen.add(k);
+      const before = this.lastErrors.get(k);
+      this.lastErrors.set(k, f.counters.connectFailures);
+      if (before === undefined || f.counters.connectFailures <= before) continue;
+      byTarget ??= new Map(this.book.all().map((x) => [`${x.ref.vmId} ${x.lease.ip}`, x]));
+      const hit = byTarget.get(k);
+      if (!hit || Date.now() - (this.lastErrorCheck.get(key(hit.ref)) ?? 0) < ERROR_RECHECK_MS) continue;
+      this.lastErrorCheck.set(key(hit.ref), Date.now());
+      void this.recheck(hit.ref, hit.generation).catch((e) => log("error", "lease re-verification failed", { vm: hit.ref.vmId, error: String(e) }));
+    }
+    for (const k of [...this.lastErrors.keys()]) if (!seen.has(k)) this.lastErrors.delete(k);
+  }
+
+  /**
+   * Re-applies the forwards of `vmIds` in order (revoked holders before the
+   * new one, so no two rules point at one address), then persists their
+   * leases. Rules go live before the fsyncs; a crash in between leaves
+   * stored leases that the lease file reconciles at the next start.
+   */
+  private async persistAndSync(vmIds: string[]): Promise<void> {
+    const unique = [...new Set(vmIds)];
+    try {
+      for (const id of unique) await this.host.syncForwards(id);
+    } finally {
+      for (const id of unique) this.host.saveLeases(id, this.book.leasesOf(id));
+    }
+  }
+}
