@@ -109,9 +109,9 @@ describe("validateSpec", () => {
   it("keeps a port's path and PROXY option; unset stays unset (the daemon's default applies later)", () => {
     const s = validateSpec(raw({ nics: bridged, ports: [{ ...tcp("127.0.0.1"), path: "nat" }, { ...tcp("127.0.0.1", 8081), proxyProtocol: true }, tcp("::1", 8082)] }), { cfg });
     expect(s.ports).toEqual([
-      { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 8080, vmPort: 80, path: "nat" },
-      { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 8081, vmPort: 80, proxyProtocol: true },
-      { protocol: "tcp", hostAddress: "::1", hostPort: 8082, vmPort: 80 },
+      { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 8080, vmPort: 80, nicIndex: 0, path: "nat" },
+      { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 8081, vmPort: 80, nicIndex: 0, proxyProtocol: true },
+      { protocol: "tcp", hostAddress: "::1", hostPort: 8082, vmPort: 80, nicIndex: 0 },
     ]);
     const natDefault = { ...cfg, forward: { ...cfg.forward, defaultPath: "nat" as const } };
     expect(refusal(raw({ nics: bridged, ports: [{ ...tcp("127.0.0.1"), proxyProtocol: true }] }), natDefault).message).toMatch(/proxy_protocol: needs path FORWARD_PATH_USERSPACE \(the daemon's default path is nat\)/);
