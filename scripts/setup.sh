@@ -56,3 +56,13 @@ if newer_than dist/web/index.html clients/web clients/cli/format.ts gen/ts node_
 else
   echo "setup: web console up to date"
 fi
+# The unprivileged user QEMU drops to (vmm.toml qemu.user): a guest that
+# escapes QEMU gets this user, not root.
+if ! getent passwd vmm-qemu >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: user vmm-qemu is missing; run as root to create it" >&2
+    exit 1
+  fi
+  echo "setup: useradd vmm-qemu"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmm-qemu
+fi

@@ -46,13 +46,48 @@ export function checkId(p: Problems, field: string, id: string): void {
   else if (!ID_RE.test(id)) p.add(field, "must be 1-63 of a-z 0-9 and '-', starting with a letter or digit");
 }
 
-/** Adds a problem for `field` unless `name` is a valid display name (VMs and networks). */
+/**
+ * Code points no display text may contain, by Unicode general category:
+ * control (Cc), format (Cf: bidi overrides and isolates such as U+202E and
+ * U+2066, zero-width characters such as U+200B, the BOM U+FEFF), surrogate
+ * (Cs), line and paragraph separators (Zl, Zp) and unassigned (Cn). Each
+ * makes a name display as something else than it is -- reordered, hidden,
+ * split over lines -- in every table that shows it.
+ */
+const FORBIDDEN_TEXT: readonly [RegExp, string][] = [
+  [/\p{Cc}/u, "a control character"],
+  [/\p{Cf}/u, "a format character (bidi control, zero-width or BOM)"],
+  [/\p{Cs}/u, "a lone surrogate"],
+  [/[\p{Zl}\p{Zp}]/u, "a line or paragraph separator"],
+  [/\p{Cn}/u, "an unassigned code point"],
+];
+
+/** What is wrong with `text` as display text (see FORBIDDEN_TEXT), or undefined. */
+export function displayTextProblem(text: string): string | undefined {
+  for (const [re, what] of FORBIDDEN_TEXT) {
+    const m = re.exec(text);
+    if (m) return `must not contain ${what}: U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+  }
+  return undefined;
+}
+
+/**
+ * Adds a problem for `field` unless `name` is a valid display name (VMs and
+ * networks): 1-NAME_MAX code points, no character of FORBIDDEN_TEXT, no
+ * white space at either end.
+ */
 export function checkName(p: Problems, field: string, name: string): void {
   const length = [...name].length;
+  const bad = displayTextProblem(name);
   if (length === 0) p.add(field, "is required");
   else if (length > NAME_MAX) p.add(field, `is ${length} characters; at most ${NAME_MAX}`);
-  else if (CONTROL_RE.test(name)) p.add(field, "must not contain control characters");
+  else if (bad !== undefined) p.add(field, bad);
   else if (name.trim() !== name) p.add(field, "must not start or end with white space");
+}
+
+/** The form names are compared in for uniqueness: NFC, so composed and decomposed spellings are one name. */
+export function nameKey(name: string): string {
+  return name.normalize("NFC");
 }
 
 /**

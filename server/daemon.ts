@@ -36,6 +36,7 @@ import { VmmError } from "./errors.js";
 import { SerialFileSource } from "./console/source.js";
 import { registerReflection } from "./rpc/reflection.js";
 import { HealthState, registerHealth } from "./rpc/health.js";
+import { keepByteOrderMarks } from "./rpc/text-encoding.js";
 import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
 import { createHandler } from "./http/adapter.js";
@@ -89,6 +90,7 @@ export async function startDaemon(cfg: Config): Promise<Daemon> {
 }
 
 async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
+  keepByteOrderMarks();
   // 0711: other users may traverse (passt runs as nobody and must reach its
   // socket directory under a VM's directory) but not list; files are 0600.
   chmodSync(cfg.stateDir, 0o711);

@@ -47,6 +47,7 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       accel: p.qemu?.accel ?? "auto",
       bridgeHelper: p.qemu?.bridgeHelper ?? "/usr/lib/qemu/qemu-bridge-helper",
       stopTimeoutSeconds: p.qemu?.stopTimeoutSeconds ?? 30,
+      user: p.qemu?.user ?? "vmm-qemu",
     },
     networking: {
       defaultMode,

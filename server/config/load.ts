@@ -31,6 +31,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     accel: ["accel", "string"],
     bridge_helper: ["bridgeHelper", "string"],
     stop_timeout_seconds: ["stopTimeoutSeconds", "integer"],
+    user: ["user", "string"],
   },
   networking: {
     default_mode: ["defaultMode", "string"],

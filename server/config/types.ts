@@ -37,6 +37,11 @@ export interface QemuConfig {
   bridgeHelper: string;
   /** Seconds a graceful StopVm waits before killing QEMU. */
   stopTimeoutSeconds: number;
+  /**
+   * Unprivileged user QEMU runs as (`-runas`/`-run-with user=`) once it has
+   * opened what it needs as root; never root. Created by scripts/setup.sh.
+   */
+  user: string;
 }
 
 export interface NetworkingConfig {

@@ -54,6 +54,9 @@ export function validateConfig(c: Config): void {
   const stop = STOP_TIMEOUT_SECONDS;
   if (c.qemu.stopTimeoutSeconds < stop.min || c.qemu.stopTimeoutSeconds > stop.max)
     p.add("qemu.stop_timeout_seconds", `must be between ${stop.min} and ${stop.max}`);
+  // QEMU's -runas takes a user name; a comma would start another option.
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(c.qemu.user)) p.add("qemu.user", "must be a user name (1-32 of a-z 0-9 _ -, starting with a letter or _)");
+  else if (c.qemu.user === "root") p.add("qemu.user", "must not be root: guests run as an unprivileged user");
 
   const n = c.networking;
   if (!NET_MODES.includes(n.defaultMode)) p.add("networking.default_mode", `must be one of ${NET_MODES.join(", ")}`);

@@ -116,8 +116,18 @@ describe("VmManager input", () => {
     const m = manager();
     await m.create("a", spec({ ports: [port(8080)] }), false);
     await expect(m.create("a", spec(), false)).rejects.toMatchObject({ kind: "exists" });
-    await expect(m.create("b", spec({ ports: [port(8080)] }), false)).rejects.toMatchObject({ kind: "exists", message: expect.stringContaining("config.ports") });
-    await expect(m.create("c", spec({ nics: [nic("vmnet", { networkId: "net-x" })] }), false)).rejects.toMatchObject({ kind: "not_found" });
+    await expect(m.create("b", spec({ name: "b", ports: [port(8080)] }), false)).rejects.toMatchObject({ kind: "exists", message: expect.stringContaining("config.ports") });
+    await expect(m.create("c", spec({ name: "c", nics: [nic("vmnet", { networkId: "net-x" })] }), false)).rejects.toMatchObject({ kind: "not_found" });
+  });
+
+  it("refuses a name another VM has (compared in NFC), at create and rename", async () => {
+    const m = manager();
+    await m.create("a", spec({ name: "café" }), false);
+    await m.create("b", spec({ name: "bistro" }), false);
+    await expect(m.create("c", spec({ name: "cafe\u0301" }), false)).rejects.toMatchObject({ kind: "exists", message: 'config.name: VM "a" is already named "cafe\u0301"' });
+    await expect(m.update("b", { name: "café", updatePorts: false, ports: [] })).rejects.toMatchObject({ kind: "exists", message: expect.stringMatching(/^name: VM "a"/) });
+    // Keeping one's own name is no conflict.
+    await expect(m.update("a", { name: "café", updatePorts: false, ports: [] })).resolves.toBeDefined();
   });
 
   it("refuses an id whose run sockets would not fit the unix path limit", async () => {

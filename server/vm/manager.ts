@@ -4,7 +4,7 @@
 // call it.
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { checkId } from "../check.js";
+import { checkId, nameKey } from "../check.js";
 import type { Config } from "../config/types.js";
 import { DEFAULT_EVENTS, MAX_EVENTS, STOP_TIMEOUT_SECONDS } from "../contract.js";
 import { precondition, Problems, VmmError } from "../errors.js";
@@ -192,6 +192,17 @@ export class VmManager {
     e.runtime = rt;
   }
 
+  /**
+   * Names are handles (the CLI and clients look VMs up by name, an id
+   * winning over a name): a name belongs to one VM, compared in NFC.
+   */
+  private checkNameFree(id: string, name: string, field: string): void {
+    const key = nameKey(name);
+    for (const [otherId, o] of this.vms) {
+      if (otherId !== id && nameKey(o.record.spec.name) === key) throw new VmmError("exists", `${field}: VM "${otherId}" is already named "${name}"`);
+    }
+  }
+
   private checkPortConflicts(id: string, ports: PortSpec[], field: string): void {
     for (const [otherId, o] of this.vms) {
       if (otherId === id) continue;
@@ -211,6 +222,7 @@ export class VmManager {
     const spec = validateSpec(raw, { cfg: this.cfg });
     await this.checkImages(spec);
     if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
+    this.checkNameFree(id, spec.name, "config.name");
     this.checkPortConflicts(id, spec.ports, "config.ports");
     for (const [i, nic] of spec.nics.entries()) {
       if (nic.mode === "vmnet" && this.networks?.subnetOf(nic.networkId!) === undefined)
@@ -262,6 +274,7 @@ export class VmManager {
     const e = this.entry(id);
     return this.serialize(id, async () => {
       const spec = validateUpdate(e.record.spec, u, { cfg: this.cfg });
+      if (u.name !== undefined) this.checkNameFree(id, spec.name, "name");
       if (u.updatePorts) this.checkPortConflicts(id, spec.ports, "ports");
       // Ports of NICs QEMU or passt map natively (user, passt) change there
       // first: if that fails, nothing has been written.

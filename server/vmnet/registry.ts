@@ -5,7 +5,7 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { checkId } from "../check.js";
+import { checkId, displayTextProblem } from "../check.js";
 import type { Config } from "../config/types.js";
 import { precondition, Problems, VmmError } from "../errors.js";
 import type { HostPrefix } from "../net/host-prefixes.js";
@@ -247,8 +247,11 @@ export class NetworkRegistry {
 
   /** Registers a holder of the network named by `serialization`. */
   acquire(serialization: string, description: string): { rec: NetworkRecord; holderId: string } {
-    if (description.length > 256 || /[\u0000-\u001f\u007f]/.test(description))
-      throw new VmmError("invalid", "holder_description: must be at most 256 characters without control characters", { problems: [{ field: "holder_description", message: "too long or has control characters" }] });
+    const p = new Problems();
+    const bad = displayTextProblem(description);
+    if ([...description].length > 256) p.add("holder_description", `is ${[...description].length} characters; at most 256`);
+    else if (bad !== undefined) p.add("holder_description", bad);
+    p.throwIfAny();
     const rec = this.resolve(serialization);
     const max = this.cfg.vmnet.maxHoldersPerNetwork;
     if (rec.holders.length >= max)

@@ -143,8 +143,8 @@ describe("IPv6 prefixes", () => {
 });
 
 describe("names", () => {
-  it("a name another network has, or another network's id, already exists", () => {
-    for (const name of ["alpha", "net-b"]) {
+  it("a name another network has already exists, also in another normalization form", () => {
+    for (const name of ["alpha", "net-b", "alpha".normalize("NFD")]) {
       let err: unknown;
       try {
         validateNetwork(name, raw({}), ctx);

@@ -17,7 +17,7 @@ import { Problems, VmmError } from "../errors.js";
 import { cidrLast, cidrsOverlap, cidrToString, cidrWithin, intToIpv4, ipv4ToInt, isPrivateIpv4Cidr, parseIpv4Cidr, PRIVATE_IPV4, type Ipv4Cidr } from "../net/addr.js";
 import type { HostPrefix } from "../net/host-prefixes.js";
 import { ipv6CidrToString, ipv6Overlap, parseIpv6Cidr, ULA, type Ipv6Cidr } from "../net/ipv6.js";
-import { checkName, isMulticastMac, normalizeMac } from "../check.js";
+import { checkName, isMulticastMac, nameKey, normalizeMac } from "../check.js";
 import { checkPathOptions } from "../forward/rules.js";
 import type { NetworkMode, NetworkPortForwardSpec, NetworkRecord, NetworkSpec, RawNetworkConfig } from "./types.js";
 
@@ -215,7 +215,8 @@ export function validateNetwork(name: string, c: RawNetworkConfig, ctx: NetworkC
   if (mode === "host" && c.externalInterface !== "") p.add("config.external_interface", "only applies to shared mode");
   p.throwIfAny();
   if (name !== "") {
-    const same = ctx.existing.find((n) => n.name === name || n.id === name);
+    const key = nameKey(name);
+    const same = ctx.existing.find((n) => nameKey(n.name) === key);
     if (same) throw new VmmError("exists", `name: network "${name}" already exists (${same.id})`);
   }
   if (subnetText === "") throw new VmmError("exhausted", `config.ipv4_subnet: no free /24 left in vmnet.subnet_pool ${ctx.cfg.vmnet.subnetPool}; name a subnet`);

@@ -22,6 +22,7 @@ const ADMIN = "admin-token-policy-0123456789";
 let d: DaemonHandle;
 let lan: Lan;
 let nets: Client<typeof NetworkService>;
+let vms: Client<typeof VmmService>;
 let serialization = "";
 let cappedSerialization = "";
 
@@ -45,6 +46,9 @@ beforeAll(async () => {
   sh(["ip", "route", "add", "10.56.0.0/16", "dev", "br-hostpol"]);
   d = await startDaemon({ toml: TOML });
   nets = client(NetworkService, transport(d, "connect", "tcp", { token: ADMIN }));
+  vms = client(VmmService, transport(d, "connect", "tcp", { token: ADMIN }));
+  await vms.createVm({ id: "web-1", config: { name: "web" } });
+  await vms.createVm({ id: "db-1", config: { name: "café" } });
   const net = await nets.createNetwork({ name: "pol-net", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.73.0.0/24", ipv6Prefix: "fd00:73::/64" } });
   serialization = net.network!.serialization;
   const capped = await nets.createNetwork({ name: "capped", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.97.0.0/24" } });
@@ -67,6 +71,7 @@ const reservations = (r: { mac: string; ipv4: string }[], ipv4Subnet = "10.98.0.
 const forward = (internalAddress: string, ipv4Subnet = "10.98.0.0/24") =>
   createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet, portForwards: [{ protocol: Protocol.TCP, listenPort: 18080, internalAddress, internalPort: 80 }] } });
 const acquire = (s: () => string) => () => nets.acquireNetwork({ serialization: s() });
+const vmNamed = (name: string, id = "") => () => vms.createVm({ id, config: { name } });
 
 /** The serialization with its signature's last character's unused low bits changed: decodes to the same bytes. */
 function flipLowBit(s: string): string {
@@ -146,7 +151,20 @@ const CASES: Case[] = [
   { name: "handle in standard base64", call: acquire(() => serialization.replace(/-/g, "+").replace(/_/g, "/") + (serialization.includes("-") || serialization.includes("_") ? "" : "=")), code: Code.InvalidArgument, field: "serialization" },
   // holders
   { name: "a holder over vmnet.max_holders_per_network", call: acquire(() => cappedSerialization), code: Code.ResourceExhausted, field: "serialization", mention: "max_holders_per_network" },
-  // names
+  // names: no invisible or reordering characters, one VM / network per name
+  { name: "VM name with U+202E (right-to-left override)", call: vmNamed("invoice\u202Egpj.exe"), code: Code.InvalidArgument, field: "config.name", mention: "U+202E" },
+  { name: "VM name with U+200B (zero-width space)", call: vmNamed("web\u200B"), code: Code.InvalidArgument, field: "config.name", mention: "U+200B" },
+  { name: "VM name with U+2066 (left-to-right isolate)", call: vmNamed("\u2066web"), code: Code.InvalidArgument, field: "config.name", mention: "U+2066" },
+  { name: "VM name with U+FEFF (BOM)", call: vmNamed("\uFEFFweb"), code: Code.InvalidArgument, field: "config.name", mention: "U+FEFF" },
+  { name: "VM name with U+2028 (line separator)", call: vmNamed("a\u2028b"), code: Code.InvalidArgument, field: "config.name", mention: "U+2028" },
+  { name: "VM name with an unassigned code point", call: vmNamed("a\u0378b"), code: Code.InvalidArgument, field: "config.name", mention: "U+0378" },
+  { name: "VM name with a C1 control", call: vmNamed("a\u009Bb"), code: Code.InvalidArgument, field: "config.name", mention: "U+009B" },
+  { name: "UpdateVm name with U+200B", call: () => vms.updateVm({ id: "web-1", name: "we\u200Bb" }), code: Code.InvalidArgument, field: "name", mention: "U+200B" },
+  { name: "network name with U+202E", call: createNet({ name: "net\u202E", config: { mode: NetworkMode.HOST } }), code: Code.InvalidArgument, field: "name", mention: "U+202E" },
+  { name: "holder description with U+202E", call: () => nets.acquireNetwork({ serialization, holderDescription: "pid \u202E42" }), code: Code.InvalidArgument, field: "holder_description", mention: "U+202E" },
+  { name: "VM name taken", call: vmNamed("web"), code: Code.AlreadyExists, field: "config.name", mention: 'VM "web-1"' },
+  { name: "VM name taken in another normalization form", call: vmNamed("cafe\u0301"), code: Code.AlreadyExists, field: "config.name", mention: 'VM "db-1"' },
+  { name: "UpdateVm rename to a taken name", call: () => vms.updateVm({ id: "web-1", name: "café" }), code: Code.AlreadyExists, field: "name" },
   { name: "network name taken", call: createNet({ name: "pol-net", config: { mode: NetworkMode.HOST } }), code: Code.AlreadyExists, field: "name" },
 ];
 
@@ -165,6 +183,13 @@ describe("the policy holds, names the field, and changes nothing on disk", () =>
     expect(Code[err!.code], msg).toBe(Code[c.code]);
     expect(msg.split("; ").some((p) => p.startsWith(`${c.field}: `)), `message ${JSON.stringify(msg)} names ${c.field}`).toBe(true);
     if (c.mention) expect(msg).toContain(c.mention);
+  });
+
+  it("left the VMs as they were; a VM may keep its own name", async () => {
+    const { vms: list } = await vms.listVms({});
+    expect(list.map((v) => `${v.id}=${v.name}`).sort()).toEqual(["db-1=café", "web-1=web"]);
+    const same = await vms.updateVm({ id: "web-1", name: "web" });
+    expect(same.vm!.name).toBe("web");
   });
 
   it("left the networks as they were", async () => {
