@@ -4,6 +4,8 @@
 #   1. setup: runtime packages, npm install, native addon, tsc (scripts/setup.sh);
 #      guest kernel + initramfs and e2e packages (scripts/setup-guest.sh);
 #      Go tools, Python venv, Go module cache (scripts/setup-clients.sh);
+#      the Kubernetes control plane (built once, cached outside the clone)
+#      and vmm-kubelet's build cache (scripts/setup-k8s.sh);
 #      Prometheus and Chromium (scripts/setup-web.sh)
 #   2. lint + generated-code drift check
 #   3. every vitest suite (unit, integration with a real vmmd and real Go /
@@ -19,6 +21,7 @@ bash scripts/setup.sh
 ensure_packages shellcheck systemd
 bash scripts/setup-guest.sh
 bash scripts/setup-clients.sh
+bash scripts/setup-k8s.sh >/dev/null
 bash scripts/setup-web.sh
 
 bash scripts/lint.sh

@@ -100,6 +100,7 @@ export function specFromProto(c: VmConfig | undefined): RawVmSpec {
     imageSizeMib: c?.imageSizeMib ?? 0,
     disks: (c?.disks ?? []).map((d) => ({ image: d.image, sizeMib: d.sizeMib })),
     cloudInit: cloudInitFromProto(c?.cloudInit),
+    labels: { ...(c?.labels ?? {}) },
   };
 }
 
@@ -202,6 +203,7 @@ export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardIn
           imageSizeMib: r.spec.imageSizeMib ?? 0,
           disks: (r.spec.disks ?? []).map((d) => ({ image: d.image, sizeMib: d.sizeMib })),
           cloudInit: r.spec.cloudInit,
+          labels: { ...(r.spec.labels ?? {}) },
         },
     disks: opts.brief ? [] : (opts.disks ?? []).map((d) => ({ index: d.index, path: d.path, format: d.format, image: d.image, sizeMib: d.sizeMib })),
     nics: r.spec.nics.map((n, i) => {

@@ -1,5 +1,6 @@
 // VmmService handlers: convert the request, call the VM manager, convert the
 // result. No process spawning, sockets or disk access here.
+import { availableParallelism, totalmem } from "node:os";
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Config } from "../config/types.js";
@@ -77,6 +78,7 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
         cmdline: req.cmdline,
         autoRestart: req.autoRestart,
         cloudInit: cloudInitFromProto(req.cloudInit),
+        labels: req.labels ? { ...req.labels.labels } : undefined,
         updatePorts: req.updatePorts,
         ports: portsFromProto(req.ports),
       });
@@ -93,7 +95,7 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
       return {};
     },
     async listVms(req) {
-      const r = d.vms.list({ ids: req.ids, names: req.names, keyword: req.keyword, pageSize: req.pageSize, pageToken: req.pageToken });
+      const r = d.vms.list({ ids: req.ids, names: req.names, keyword: req.keyword, labelSelector: req.labelSelector, pageSize: req.pageSize, pageToken: req.pageToken });
       return { vms: r.vms.map((v) => info(v, req.brief)), nextPageToken: r.nextPageToken, totalSize: r.total };
     },
     async getInfo(req) {
@@ -129,6 +131,9 @@ export function vmmService(d: VmmServiceDeps): Omit<ServiceImpl<typeof VmmServic
         accel: d.caps.accel,
         accelReason: d.caps.accelReason,
         imagesDir: d.images.dir,
+        hostCpus: availableParallelism(),
+        hostMemoryBytes: BigInt(totalmem()),
+        bridges: d.cfg.networking.bridge === "" ? [] : [d.cfg.networking.bridge, ...d.cfg.networking.allowedBridges.filter((b) => b !== d.cfg.networking.bridge)],
       };
     },
     async listImages() {

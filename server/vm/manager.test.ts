@@ -27,7 +27,7 @@ function manager(over: PartialConfig = {}): VmManager {
 const nic = (mode: string, over: Partial<RawNic> = {}): RawNic => ({ mode, bridge: "", macvtapParent: "", networkId: "", customNetdev: "", ...over });
 const port = (hostPort: number, vmPort = 80, nicIndex = 0): RawPort => ({ protocol: "tcp", hostAddress: "", hostPort, vmPort, nicIndex, path: undefined, proxyProtocol: false });
 function spec(over: Partial<RawVmSpec> = {}): RawVmSpec {
-  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, ...over };
+  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, labels: {}, ...over };
 }
 const kinds = (m: VmManager, id: string) => m.get(id, 200).events.map((e) => e.kind);
 
@@ -152,6 +152,17 @@ describe("VmManager input", () => {
     const last = m.list({ ids: [], keyword: "", pageSize: 2, pageToken: second.nextPageToken });
     expect(last.nextPageToken).toBe("");
     expect(() => m.list({ ids: [], keyword: "", pageSize: 0, pageToken: "bogus" })).toThrow(/page_token/);
+  });
+
+  it("filters ListVms by label selector, pages the matches, and refuses a bad selector", async () => {
+    const m = manager();
+    for (let i = 0; i < 4; i++) await m.create(`vm-${i}`, spec({ name: `vm ${i}`, labels: { node: i % 2 === 0 ? "a" : "b" } }), false);
+    const q = { ids: [], keyword: "", pageSize: 1, pageToken: "", labelSelector: "node=a" };
+    const first = m.list(q);
+    expect(first.vms.map((v) => v.record.id)).toEqual(["vm-0"]);
+    expect(first.total).toBe(2);
+    expect(m.list({ ...q, pageToken: first.nextPageToken }).vms.map((v) => v.record.id)).toEqual(["vm-2"]);
+    expect(() => m.list({ ...q, labelSelector: "node in (a)" })).toThrow(/label_selector/);
   });
 
   it("UpdateVm of forwarded ports restores the record when the forwarder refuses", async () => {

@@ -21,6 +21,7 @@ import { LeaseKeeper, type LeaseHost, type LeaseNic, type LeaseReport } from "./
 import { MAX_EVENTS_KEPT, type VmStore } from "./store.js";
 import type { NetworkLookup, PortSpec, RawUpdate, RawVmSpec, VmEventRecord, VmRecord, VmRunner, VmRuntime, VmSpec, VmView } from "./types.js";
 import { checkRunFiles, FORWARDED_MODES, validateSpec, validateUpdate } from "./validate.js";
+import { matches, parseSelector } from "./labels.js";
 
 /** Filter and page of ListVms. */
 export interface ListQuery {
@@ -28,6 +29,8 @@ export interface ListQuery {
   /** Only VMs with one of these exact names; empty: no filter. */
   names?: string[];
   keyword: string;
+  /** Label selector (labels.ts); "": no filter. */
+  labelSelector?: string;
   pageSize: number;
   pageToken: string;
 }
@@ -148,12 +151,14 @@ export class VmManager {
     q.ids.forEach((id, i) => checkId(p, `ids[${i}]`, id));
     if (q.keyword.length > 256) p.add("keyword", `is ${q.keyword.length} characters; at most 256`);
     const w = readPage(p, q, "ListVms");
+    const selector = parseSelector(p, "label_selector", q.labelSelector ?? "");
     p.throwIfAny();
     const kw = q.keyword.toLowerCase();
     const all = [...this.vms.values()]
       .filter((e) => q.ids.length === 0 || q.ids.includes(e.record.id))
       .filter((e) => (q.names ?? []).length === 0 || q.names!.includes(e.record.spec.name))
       .filter((e) => kw === "" || e.record.id.includes(kw) || e.record.spec.name.toLowerCase().includes(kw))
+      .filter((e) => matches(e.record.spec.labels ?? {}, selector!))
       .sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt) || a.record.id.localeCompare(b.record.id));
     const page = pageOf(all, w);
     return { vms: page.items.map((e) => this.view(e)), nextPageToken: page.nextPageToken, total: all.length };

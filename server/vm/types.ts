@@ -50,6 +50,8 @@ export interface VmSpec extends ImageSpecFields {
   nics: NicSpec[];
   ports: PortSpec[];
   autoRestart: boolean;
+  /** Labels (labels.ts); absent: none (records written before labels existed have none). */
+  labels?: Record<string, string>;
 }
 
 /** Lifecycle state of a VM. */
@@ -140,6 +142,7 @@ export interface RawVmSpec {
   disks: ExtraDisk[];
   /** undefined: no seed drive. */
   cloudInit: CloudInitSpec | undefined;
+  labels: Record<string, string>;
 }
 
 /** UpdateVm's patch: undefined fields are left unchanged. */
@@ -155,6 +158,8 @@ export interface RawUpdate {
   ports: RawPort[];
   /** undefined: unchanged; all fields empty: remove the seed drive. */
   cloudInit?: CloudInitSpec;
+  /** undefined: unchanged; otherwise the complete new label set ({}: none). */
+  labels?: Record<string, string>;
 }
 
 // ----- what the VM floor needs of others -------------------------------------

@@ -24,7 +24,7 @@ const cfg: Config = fillDefaults({
 const nic = (over: Partial<RawNic>): RawNic => ({ mode: undefined, bridge: "", macvtapParent: "", networkId: "", customNetdev: "", ...over });
 
 function raw(over: Partial<RawVmSpec> = {}): RawVmSpec {
-  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, ...over };
+  return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, labels: {}, ...over };
 }
 
 /** The error validateSpec throws for `r` (fails the test when it accepts). */
@@ -122,6 +122,12 @@ describe("validateSpec", () => {
     expect(s.ports[0]!.hostAddress).toBe("::1");
   });
 
+  it("keeps labels, and only when there are some", () => {
+    expect(validateSpec(raw({ labels: { "vmm.dev/node": "host-a" } }), { cfg }).labels).toEqual({ "vmm.dev/node": "host-a" });
+    expect(validateSpec(raw(), { cfg })).not.toHaveProperty("labels");
+    expect(refusal(raw({ labels: { "bad key": "v" } })).problems.map((p) => p.field)).toEqual(['config.labels["bad key"]']);
+  });
+
   it("reports every problem at once", () => {
     const e = refusal(raw({ name: "", kernel: "rel", nics: [nic({ mode: "bridge", bridge: "a,b" })] }));
     expect(e.problems.map((p) => p.field)).toEqual(["config.name", "config.kernel", "config.nics[0].bridge"]);
@@ -163,6 +169,7 @@ describe("validateUpdate", () => {
     { name: "0 MiB", u: { memoryMib: 0 }, field: "memory_mib" },
     { name: "a control character in the name", u: { name: "a\u0007b" }, field: "name" },
     { name: "a newline in the cmdline", u: { cmdline: "a\nb" }, field: "cmdline" },
+    { name: "a label value with a space", u: { labels: { app: "a b" } }, field: 'labels.labels["app"]' },
   ])("refuses $name, naming $field", ({ u, field }) => {
     try {
       validateUpdate(spec, { ...update, ...u }, { cfg });
@@ -170,6 +177,14 @@ describe("validateUpdate", () => {
     } catch (e) {
       expect((e as VmmError).problems.map((p) => p.field)).toEqual([field]);
     }
+  });
+
+  it("replaces the label set; an empty set removes every label", () => {
+    const labelled = validateUpdate(spec, { ...update, labels: { a: "1", b: "2" } }, { cfg });
+    expect(labelled.labels).toEqual({ a: "1", b: "2" });
+    expect(validateUpdate(labelled, { ...update, labels: { c: "3" } }, { cfg }).labels).toEqual({ c: "3" });
+    expect(validateUpdate(labelled, { ...update, labels: {} }, { cfg })).not.toHaveProperty("labels");
+    expect(validateUpdate(labelled, { ...update, memoryMib: 512 }, { cfg }).labels).toEqual({ a: "1", b: "2" });
   });
 
   it("leaves unset fields unchanged", () => {

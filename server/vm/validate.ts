@@ -31,6 +31,7 @@ import { NET_MODES } from "../config/types.js";
 import { Problems, VmmError } from "../errors.js";
 import { checkCloudInit, checkDisks, isEmptyCloudInit } from "../image/spec.js";
 import { checkPathOptions, overlaps } from "../forward/rules.js";
+import { checkLabels } from "./labels.js";
 import type { RunFiles } from "./store.js";
 import type { NicSpec, PortSpec, Protocol, RawNic, RawPort, RawUpdate, RawVmSpec, VmSpec } from "./types.js";
 
@@ -300,6 +301,7 @@ export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "conf
   const ports = checkPorts(f, `${prefix}ports`, raw.ports, modes, cfg);
   checkDisks(p, prefix, raw.image, raw.imageSizeMib, raw.disks);
   if (raw.cloudInit) checkCloudInit(p, `${prefix}cloud_init.`, raw.cloudInit);
+  checkLabels(p, `${prefix}labels`, raw.labels);
   f.throwIfAny();
   return {
     name: raw.name,
@@ -316,6 +318,7 @@ export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "conf
     ...(raw.image !== "" ? { image: raw.image, imageSizeMib: raw.imageSizeMib } : {}),
     ...(raw.disks.length > 0 ? { disks: raw.disks.map((d) => ({ image: d.image, sizeMib: d.sizeMib })) } : {}),
     ...(raw.cloudInit ? { cloudInit: raw.cloudInit } : {}),
+    ...(Object.keys(raw.labels).length > 0 ? { labels: { ...raw.labels } } : {}),
   };
 }
 
@@ -333,6 +336,7 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, ctx: VmInputContext):
   if (!u.updatePorts && u.ports.length > 0) p.add("ports", "is set but update_ports is false; set update_ports to replace the ports");
   if (u.updatePorts) ports = checkPorts(f, "ports", u.ports, spec.nics.map((n) => n.mode), ctx.cfg);
   if (u.cloudInit) checkCloudInit(p, "cloud_init.", u.cloudInit);
+  if (u.labels) checkLabels(p, "labels.labels", u.labels);
   f.throwIfAny();
   const next: VmSpec = {
     ...spec,
@@ -347,6 +351,8 @@ export function validateUpdate(spec: VmSpec, u: RawUpdate, ctx: VmInputContext):
   };
   if (u.cloudInit && isEmptyCloudInit(u.cloudInit)) delete next.cloudInit;
   else if (u.cloudInit) next.cloudInit = u.cloudInit;
+  if (u.labels && Object.keys(u.labels).length === 0) delete next.labels;
+  else if (u.labels) next.labels = { ...u.labels };
   return next;
 }
 

@@ -608,7 +608,13 @@ type VmConfig struct {
 	Disks []*DiskConfig `protobuf:"bytes,13,rep,name=disks,proto3" json:"disks,omitempty"`
 	// cloud-init NoCloud seed drive (an ISO 9660 volume labelled "cidata")
 	// built at every start. Omitted: no seed drive.
-	CloudInit     *CloudInit `protobuf:"bytes,14,opt,name=cloud_init,json=cloudInit,proto3" json:"cloud_init,omitempty"`
+	CloudInit *CloudInit `protobuf:"bytes,14,opt,name=cloud_init,json=cloudInit,proto3" json:"cloud_init,omitempty"`
+	// Labels: identifying key/value pairs for programs (for example the
+	// Kubernetes pod a VM runs). At most 64. A key is an optional DNS-subdomain
+	// prefix (at most 253 characters) and "/", then a name of 1-63 of
+	// [A-Za-z0-9._-] starting and ending with a letter or digit; a value is
+	// empty or 1-63 of the same characters. Omitted: none.
+	Labels        map[string]string `protobuf:"bytes,20,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -737,6 +743,13 @@ func (x *VmConfig) GetDisks() []*DiskConfig {
 func (x *VmConfig) GetCloudInit() *CloudInit {
 	if x != nil {
 		return x.CloudInit
+	}
+	return nil
+}
+
+func (x *VmConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
 	}
 	return nil
 }
@@ -1744,7 +1757,10 @@ type UpdateVmRequest struct {
 	Ports       []*PortMapping `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
 	// Omitted: unchanged. Set: replaces the seed drive's content (an empty
 	// message removes the seed drive). Takes effect at the next start.
-	CloudInit     *CloudInit `protobuf:"bytes,11,opt,name=cloud_init,json=cloudInit,proto3" json:"cloud_init,omitempty"`
+	CloudInit *CloudInit `protobuf:"bytes,11,opt,name=cloud_init,json=cloudInit,proto3" json:"cloud_init,omitempty"`
+	// Omitted: labels unchanged. Set: replaces every label (an empty `labels`
+	// removes them all). Same rules as VmConfig.labels.
+	Labels        *VmLabels `protobuf:"bytes,20,opt,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1856,6 +1872,58 @@ func (x *UpdateVmRequest) GetCloudInit() *CloudInit {
 	return nil
 }
 
+func (x *UpdateVmRequest) GetLabels() *VmLabels {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// VmLabels is a VM's complete label set (UpdateVmRequest.labels).
+type VmLabels struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        map[string]string      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VmLabels) Reset() {
+	*x = VmLabels{}
+	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VmLabels) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VmLabels) ProtoMessage() {}
+
+func (x *VmLabels) ProtoReflect() protoreflect.Message {
+	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VmLabels.ProtoReflect.Descriptor instead.
+func (*VmLabels) Descriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *VmLabels) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 type UpdateVmResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Vm            *VmInfo                `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
@@ -1865,7 +1933,7 @@ type UpdateVmResponse struct {
 
 func (x *UpdateVmResponse) Reset() {
 	*x = UpdateVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +1945,7 @@ func (x *UpdateVmResponse) String() string {
 func (*UpdateVmResponse) ProtoMessage() {}
 
 func (x *UpdateVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[15]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +1958,7 @@ func (x *UpdateVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateVmResponse.ProtoReflect.Descriptor instead.
 func (*UpdateVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{15}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateVmResponse) GetVm() *VmInfo {
@@ -1909,7 +1977,7 @@ type StartVmRequest struct {
 
 func (x *StartVmRequest) Reset() {
 	*x = StartVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +1989,7 @@ func (x *StartVmRequest) String() string {
 func (*StartVmRequest) ProtoMessage() {}
 
 func (x *StartVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[16]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2002,7 @@ func (x *StartVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartVmRequest.ProtoReflect.Descriptor instead.
 func (*StartVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{16}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartVmRequest) GetId() string {
@@ -1953,7 +2021,7 @@ type StartVmResponse struct {
 
 func (x *StartVmResponse) Reset() {
 	*x = StartVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2033,7 @@ func (x *StartVmResponse) String() string {
 func (*StartVmResponse) ProtoMessage() {}
 
 func (x *StartVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[17]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2046,7 @@ func (x *StartVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartVmResponse.ProtoReflect.Descriptor instead.
 func (*StartVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{17}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartVmResponse) GetVm() *VmInfo {
@@ -2002,7 +2070,7 @@ type StopVmRequest struct {
 
 func (x *StopVmRequest) Reset() {
 	*x = StopVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2014,7 +2082,7 @@ func (x *StopVmRequest) String() string {
 func (*StopVmRequest) ProtoMessage() {}
 
 func (x *StopVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[18]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2027,7 +2095,7 @@ func (x *StopVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopVmRequest.ProtoReflect.Descriptor instead.
 func (*StopVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{18}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopVmRequest) GetId() string {
@@ -2060,7 +2128,7 @@ type StopVmResponse struct {
 
 func (x *StopVmResponse) Reset() {
 	*x = StopVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2140,7 @@ func (x *StopVmResponse) String() string {
 func (*StopVmResponse) ProtoMessage() {}
 
 func (x *StopVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[19]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2153,7 @@ func (x *StopVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopVmResponse.ProtoReflect.Descriptor instead.
 func (*StopVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{19}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StopVmResponse) GetVm() *VmInfo {
@@ -2106,7 +2174,7 @@ type RemoveVmRequest struct {
 
 func (x *RemoveVmRequest) Reset() {
 	*x = RemoveVmRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2186,7 @@ func (x *RemoveVmRequest) String() string {
 func (*RemoveVmRequest) ProtoMessage() {}
 
 func (x *RemoveVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[20]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2199,7 @@ func (x *RemoveVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVmRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVmRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{20}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveVmRequest) GetId() string {
@@ -2156,7 +2224,7 @@ type RemoveVmResponse struct {
 
 func (x *RemoveVmResponse) Reset() {
 	*x = RemoveVmResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +2236,7 @@ func (x *RemoveVmResponse) String() string {
 func (*RemoveVmResponse) ProtoMessage() {}
 
 func (x *RemoveVmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[21]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +2249,7 @@ func (x *RemoveVmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVmResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVmResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{21}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{22}
 }
 
 type ListVmsRequest struct {
@@ -2198,14 +2266,19 @@ type ListVmsRequest struct {
 	// Omit config, forwards and events from each VmInfo.
 	Brief bool `protobuf:"varint,5,opt,name=brief,proto3" json:"brief,omitempty"`
 	// Only VMs with one of these exact names. Omitted: no filter.
-	Names         []string `protobuf:"bytes,6,rep,name=names,proto3" json:"names,omitempty"`
+	Names []string `protobuf:"bytes,6,rep,name=names,proto3" json:"names,omitempty"`
+	// Only VMs whose labels match this selector: comma-separated requirements,
+	// all of which must hold: `key=value` (or `key==value`), `key!=value`
+	// (also true when the key is absent), `key` (present), `!key` (absent).
+	// At most 1024 characters. Omitted: no filter.
+	LabelSelector string `protobuf:"bytes,7,opt,name=label_selector,json=labelSelector,proto3" json:"label_selector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListVmsRequest) Reset() {
 	*x = ListVmsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2290,7 @@ func (x *ListVmsRequest) String() string {
 func (*ListVmsRequest) ProtoMessage() {}
 
 func (x *ListVmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[22]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2230,7 +2303,7 @@ func (x *ListVmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmsRequest.ProtoReflect.Descriptor instead.
 func (*ListVmsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{22}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListVmsRequest) GetIds() []string {
@@ -2275,6 +2348,13 @@ func (x *ListVmsRequest) GetNames() []string {
 	return nil
 }
 
+func (x *ListVmsRequest) GetLabelSelector() string {
+	if x != nil {
+		return x.LabelSelector
+	}
+	return ""
+}
+
 type ListVmsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sorted by creation time, then id.
@@ -2289,7 +2369,7 @@ type ListVmsResponse struct {
 
 func (x *ListVmsResponse) Reset() {
 	*x = ListVmsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2381,7 @@ func (x *ListVmsResponse) String() string {
 func (*ListVmsResponse) ProtoMessage() {}
 
 func (x *ListVmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[23]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2394,7 @@ func (x *ListVmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmsResponse.ProtoReflect.Descriptor instead.
 func (*ListVmsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{23}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListVmsResponse) GetVms() []*VmInfo {
@@ -2349,7 +2429,7 @@ type GetInfoRequest struct {
 
 func (x *GetInfoRequest) Reset() {
 	*x = GetInfoRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2441,7 @@ func (x *GetInfoRequest) String() string {
 func (*GetInfoRequest) ProtoMessage() {}
 
 func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[24]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2454,7 @@ func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetInfoRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{24}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetInfoRequest) GetId() string {
@@ -2400,7 +2480,7 @@ type GetInfoResponse struct {
 
 func (x *GetInfoResponse) Reset() {
 	*x = GetInfoResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +2492,7 @@ func (x *GetInfoResponse) String() string {
 func (*GetInfoResponse) ProtoMessage() {}
 
 func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[25]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +2505,7 @@ func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetInfoResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{25}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetInfoResponse) GetVm() *VmInfo {
@@ -2454,7 +2534,7 @@ type ReportDhcpLeaseRequest struct {
 
 func (x *ReportDhcpLeaseRequest) Reset() {
 	*x = ReportDhcpLeaseRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2546,7 @@ func (x *ReportDhcpLeaseRequest) String() string {
 func (*ReportDhcpLeaseRequest) ProtoMessage() {}
 
 func (x *ReportDhcpLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[26]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2559,7 @@ func (x *ReportDhcpLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDhcpLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReportDhcpLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{26}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportDhcpLeaseRequest) GetAction() LeaseAction {
@@ -2540,7 +2620,7 @@ type ReportDhcpLeaseResponse struct {
 
 func (x *ReportDhcpLeaseResponse) Reset() {
 	*x = ReportDhcpLeaseResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2632,7 @@ func (x *ReportDhcpLeaseResponse) String() string {
 func (*ReportDhcpLeaseResponse) ProtoMessage() {}
 
 func (x *ReportDhcpLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[27]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2645,7 @@ func (x *ReportDhcpLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDhcpLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ReportDhcpLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{27}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReportDhcpLeaseResponse) GetVmId() string {
@@ -2604,7 +2684,7 @@ type GetMetaRequest struct {
 
 func (x *GetMetaRequest) Reset() {
 	*x = GetMetaRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2616,7 +2696,7 @@ func (x *GetMetaRequest) String() string {
 func (*GetMetaRequest) ProtoMessage() {}
 
 func (x *GetMetaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[28]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2629,7 +2709,7 @@ func (x *GetMetaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaRequest.ProtoReflect.Descriptor instead.
 func (*GetMetaRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{28}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{29}
 }
 
 type GetMetaResponse struct {
@@ -2655,14 +2735,21 @@ type GetMetaResponse struct {
 	// Why that accelerator, e.g. "auto: /dev/kvm is usable".
 	AccelReason string `protobuf:"bytes,10,opt,name=accel_reason,json=accelReason,proto3" json:"accel_reason,omitempty"`
 	// Directory VmConfig.image names images in.
-	ImagesDir     string `protobuf:"bytes,11,opt,name=images_dir,json=imagesDir,proto3" json:"images_dir,omitempty"`
+	ImagesDir string `protobuf:"bytes,11,opt,name=images_dir,json=imagesDir,proto3" json:"images_dir,omitempty"`
+	// Logical CPUs of the host.
+	HostCpus uint32 `protobuf:"varint,15,opt,name=host_cpus,json=hostCpus,proto3" json:"host_cpus,omitempty"`
+	// Physical memory of the host in bytes.
+	HostMemoryBytes uint64 `protobuf:"varint,16,opt,name=host_memory_bytes,json=hostMemoryBytes,proto3" json:"host_memory_bytes,omitempty"`
+	// Bridges a VM's BRIDGE or TAP NIC may name; the default bridge first.
+	// Empty: none (no bridge configured).
+	Bridges       []string `protobuf:"bytes,17,rep,name=bridges,proto3" json:"bridges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetMetaResponse) Reset() {
 	*x = GetMetaResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2761,7 @@ func (x *GetMetaResponse) String() string {
 func (*GetMetaResponse) ProtoMessage() {}
 
 func (x *GetMetaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[29]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2774,7 @@ func (x *GetMetaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMetaResponse.ProtoReflect.Descriptor instead.
 func (*GetMetaResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{29}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetMetaResponse) GetVersion() string {
@@ -2767,6 +2854,27 @@ func (x *GetMetaResponse) GetImagesDir() string {
 	return ""
 }
 
+func (x *GetMetaResponse) GetHostCpus() uint32 {
+	if x != nil {
+		return x.HostCpus
+	}
+	return 0
+}
+
+func (x *GetMetaResponse) GetHostMemoryBytes() uint64 {
+	if x != nil {
+		return x.HostMemoryBytes
+	}
+	return 0
+}
+
+func (x *GetMetaResponse) GetBridges() []string {
+	if x != nil {
+		return x.Bridges
+	}
+	return nil
+}
+
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only events of this VM. Omitted: all VMs.
@@ -2777,7 +2885,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +2897,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[30]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +2910,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{30}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchEventsRequest) GetVmId() string {
@@ -2826,7 +2934,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2838,7 +2946,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[31]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2851,7 +2959,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{31}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchEventsResponse) GetVmId() string {
@@ -2890,7 +2998,7 @@ type AttachConsoleRequest struct {
 
 func (x *AttachConsoleRequest) Reset() {
 	*x = AttachConsoleRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2902,7 +3010,7 @@ func (x *AttachConsoleRequest) String() string {
 func (*AttachConsoleRequest) ProtoMessage() {}
 
 func (x *AttachConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[32]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2915,7 +3023,7 @@ func (x *AttachConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachConsoleRequest.ProtoReflect.Descriptor instead.
 func (*AttachConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{32}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AttachConsoleRequest) GetVmId() string {
@@ -2945,7 +3053,7 @@ type AttachConsoleResponse struct {
 
 func (x *AttachConsoleResponse) Reset() {
 	*x = AttachConsoleResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2957,7 +3065,7 @@ func (x *AttachConsoleResponse) String() string {
 func (*AttachConsoleResponse) ProtoMessage() {}
 
 func (x *AttachConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[33]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2970,7 +3078,7 @@ func (x *AttachConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachConsoleResponse.ProtoReflect.Descriptor instead.
 func (*AttachConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{33}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AttachConsoleResponse) GetAttached() bool {
@@ -2995,7 +3103,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[34]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3007,7 +3115,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[34]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3020,7 +3128,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{34}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{35}
 }
 
 // Image is one image of the images directory: <dir>/<name>/ holding a base
@@ -3050,7 +3158,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[35]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3170,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[35]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3075,7 +3183,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{35}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Image) GetName() string {
@@ -3144,7 +3252,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[36]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3156,7 +3264,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[36]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3169,7 +3277,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{36}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -3206,7 +3314,7 @@ type ReadConsoleRequest struct {
 
 func (x *ReadConsoleRequest) Reset() {
 	*x = ReadConsoleRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3218,7 +3326,7 @@ func (x *ReadConsoleRequest) String() string {
 func (*ReadConsoleRequest) ProtoMessage() {}
 
 func (x *ReadConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[37]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +3339,7 @@ func (x *ReadConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadConsoleRequest.ProtoReflect.Descriptor instead.
 func (*ReadConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{37}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReadConsoleRequest) GetId() string {
@@ -3295,7 +3403,7 @@ type ReadConsoleResponse struct {
 
 func (x *ReadConsoleResponse) Reset() {
 	*x = ReadConsoleResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3307,7 +3415,7 @@ func (x *ReadConsoleResponse) String() string {
 func (*ReadConsoleResponse) ProtoMessage() {}
 
 func (x *ReadConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[38]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3320,7 +3428,7 @@ func (x *ReadConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadConsoleResponse.ProtoReflect.Descriptor instead.
 func (*ReadConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{38}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReadConsoleResponse) GetInstanceId() string {
@@ -3361,7 +3469,7 @@ type GetVmStatsRequest struct {
 
 func (x *GetVmStatsRequest) Reset() {
 	*x = GetVmStatsRequest{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[39]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3373,7 +3481,7 @@ func (x *GetVmStatsRequest) String() string {
 func (*GetVmStatsRequest) ProtoMessage() {}
 
 func (x *GetVmStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[39]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3386,7 +3494,7 @@ func (x *GetVmStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVmStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetVmStatsRequest) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{39}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetVmStatsRequest) GetId() string {
@@ -3415,7 +3523,7 @@ type NicStats struct {
 
 func (x *NicStats) Reset() {
 	*x = NicStats{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[40]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3427,7 +3535,7 @@ func (x *NicStats) String() string {
 func (*NicStats) ProtoMessage() {}
 
 func (x *NicStats) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[40]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3440,7 +3548,7 @@ func (x *NicStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NicStats.ProtoReflect.Descriptor instead.
 func (*NicStats) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{40}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *NicStats) GetIndex() uint32 {
@@ -3518,7 +3626,7 @@ type GetVmStatsResponse struct {
 
 func (x *GetVmStatsResponse) Reset() {
 	*x = GetVmStatsResponse{}
-	mi := &file_vmm_v1_vmm_proto_msgTypes[41]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3530,7 +3638,7 @@ func (x *GetVmStatsResponse) String() string {
 func (*GetVmStatsResponse) ProtoMessage() {}
 
 func (x *GetVmStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vmm_v1_vmm_proto_msgTypes[41]
+	mi := &file_vmm_v1_vmm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3543,7 +3651,7 @@ func (x *GetVmStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVmStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetVmStatsResponse) Descriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{41}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetVmStatsResponse) GetId() string {
@@ -3649,7 +3757,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0emacvtap_parent\x18\x03 \x01(\tR\rmacvtapParent\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x04 \x01(\tR\tnetworkId\x12#\n" +
-	"\rcustom_netdev\x18\x05 \x01(\tR\fcustomNetdev\"\xbe\x03\n" +
+	"\rcustom_netdev\x18\x05 \x01(\tR\fcustomNetdev\"\xaf\x04\n" +
 	"\bVmConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05vcpus\x18\x02 \x01(\rR\x05vcpus\x12\x1d\n" +
@@ -3667,7 +3775,11 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0eimage_size_mib\x18\f \x01(\rR\fimageSizeMib\x12(\n" +
 	"\x05disks\x18\r \x03(\v2\x12.vmm.v1.DiskConfigR\x05disks\x120\n" +
 	"\n" +
-	"cloud_init\x18\x0e \x01(\v2\x11.vmm.v1.CloudInitR\tcloudInit\"=\n" +
+	"cloud_init\x18\x0e \x01(\v2\x11.vmm.v1.CloudInitR\tcloudInit\x124\n" +
+	"\x06labels\x18\x14 \x03(\v2\x1c.vmm.v1.VmConfig.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
 	"\n" +
 	"DiskConfig\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x19\n" +
@@ -3754,7 +3866,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x06config\x18\x02 \x01(\v2\x10.vmm.v1.VmConfigR\x06config\x12\x14\n" +
 	"\x05start\x18\x03 \x01(\bR\x05start\"2\n" +
 	"\x10CreateVmResponse\x12\x1e\n" +
-	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\"\xcf\x03\n" +
+	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\"\xf9\x03\n" +
 	"\x0fUpdateVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x19\n" +
@@ -3769,7 +3881,8 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x05ports\x18\n" +
 	" \x03(\v2\x13.vmm.v1.PortMappingR\x05ports\x120\n" +
 	"\n" +
-	"cloud_init\x18\v \x01(\v2\x11.vmm.v1.CloudInitR\tcloudInitB\a\n" +
+	"cloud_init\x18\v \x01(\v2\x11.vmm.v1.CloudInitR\tcloudInit\x12(\n" +
+	"\x06labels\x18\x14 \x01(\v2\x10.vmm.v1.VmLabelsR\x06labelsB\a\n" +
 	"\x05_nameB\b\n" +
 	"\x06_vcpusB\r\n" +
 	"\v_memory_mibB\t\n" +
@@ -3777,7 +3890,12 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\a_initrdB\n" +
 	"\n" +
 	"\b_cmdlineB\x0f\n" +
-	"\r_auto_restart\"2\n" +
+	"\r_auto_restart\"{\n" +
+	"\bVmLabels\x124\n" +
+	"\x06labels\x18\x01 \x03(\v2\x1c.vmm.v1.VmLabels.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
 	"\x10UpdateVmResponse\x12\x1e\n" +
 	"\x02vm\x18\x01 \x01(\v2\x0e.vmm.v1.VmInfoR\x02vm\" \n" +
 	"\x0eStartVmRequest\x12\x0e\n" +
@@ -3794,7 +3912,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0fRemoveVmRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x12\n" +
-	"\x10RemoveVmResponse\"\xa4\x01\n" +
+	"\x10RemoveVmResponse\"\xcb\x01\n" +
 	"\x0eListVmsRequest\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x18\n" +
 	"\akeyword\x18\x02 \x01(\tR\akeyword\x12\x1b\n" +
@@ -3802,7 +3920,8 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x14\n" +
 	"\x05brief\x18\x05 \x01(\bR\x05brief\x12\x14\n" +
-	"\x05names\x18\x06 \x03(\tR\x05names\"z\n" +
+	"\x05names\x18\x06 \x03(\tR\x05names\x12%\n" +
+	"\x0elabel_selector\x18\a \x01(\tR\rlabelSelector\"z\n" +
 	"\x0fListVmsResponse\x12 \n" +
 	"\x03vms\x18\x01 \x03(\v2\x0e.vmm.v1.VmInfoR\x03vms\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
@@ -3826,7 +3945,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\tnic_index\x18\x02 \x01(\rR\bnicIndex\x12/\n" +
 	"\bforwards\x18\x03 \x03(\v2\x13.vmm.v1.ForwardInfoR\bforwards\x12#\n" +
 	"\x05lease\x182 \x01(\v2\r.vmm.v1.LeaseR\x05lease\"\x10\n" +
-	"\x0eGetMetaRequest\"\xd7\x03\n" +
+	"\x0eGetMetaRequest\"\xba\x04\n" +
 	"\x0fGetMetaResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fqemu_version\x18\x02 \x01(\tR\vqemuVersion\x12A\n" +
@@ -3840,7 +3959,10 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\faccel_reason\x18\n" +
 	" \x01(\tR\vaccelReason\x12\x1d\n" +
 	"\n" +
-	"images_dir\x18\v \x01(\tR\timagesDir\")\n" +
+	"images_dir\x18\v \x01(\tR\timagesDir\x12\x1b\n" +
+	"\thost_cpus\x18\x0f \x01(\rR\bhostCpus\x12*\n" +
+	"\x11host_memory_bytes\x18\x10 \x01(\x04R\x0fhostMemoryBytes\x12\x18\n" +
+	"\abridges\x18\x11 \x03(\tR\abridges\")\n" +
 	"\x12WatchEventsRequest\x12\x13\n" +
 	"\x05vm_id\x18\x01 \x01(\tR\x04vmId\"q\n" +
 	"\x13WatchEventsResponse\x12\x13\n" +
@@ -3983,7 +4105,7 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 }
 
 var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
@@ -4006,34 +4128,37 @@ var file_vmm_v1_vmm_proto_goTypes = []any{
 	(*CreateVmRequest)(nil),         // 18: vmm.v1.CreateVmRequest
 	(*CreateVmResponse)(nil),        // 19: vmm.v1.CreateVmResponse
 	(*UpdateVmRequest)(nil),         // 20: vmm.v1.UpdateVmRequest
-	(*UpdateVmResponse)(nil),        // 21: vmm.v1.UpdateVmResponse
-	(*StartVmRequest)(nil),          // 22: vmm.v1.StartVmRequest
-	(*StartVmResponse)(nil),         // 23: vmm.v1.StartVmResponse
-	(*StopVmRequest)(nil),           // 24: vmm.v1.StopVmRequest
-	(*StopVmResponse)(nil),          // 25: vmm.v1.StopVmResponse
-	(*RemoveVmRequest)(nil),         // 26: vmm.v1.RemoveVmRequest
-	(*RemoveVmResponse)(nil),        // 27: vmm.v1.RemoveVmResponse
-	(*ListVmsRequest)(nil),          // 28: vmm.v1.ListVmsRequest
-	(*ListVmsResponse)(nil),         // 29: vmm.v1.ListVmsResponse
-	(*GetInfoRequest)(nil),          // 30: vmm.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),         // 31: vmm.v1.GetInfoResponse
-	(*ReportDhcpLeaseRequest)(nil),  // 32: vmm.v1.ReportDhcpLeaseRequest
-	(*ReportDhcpLeaseResponse)(nil), // 33: vmm.v1.ReportDhcpLeaseResponse
-	(*GetMetaRequest)(nil),          // 34: vmm.v1.GetMetaRequest
-	(*GetMetaResponse)(nil),         // 35: vmm.v1.GetMetaResponse
-	(*WatchEventsRequest)(nil),      // 36: vmm.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),     // 37: vmm.v1.WatchEventsResponse
-	(*AttachConsoleRequest)(nil),    // 38: vmm.v1.AttachConsoleRequest
-	(*AttachConsoleResponse)(nil),   // 39: vmm.v1.AttachConsoleResponse
-	(*ListImagesRequest)(nil),       // 40: vmm.v1.ListImagesRequest
-	(*Image)(nil),                   // 41: vmm.v1.Image
-	(*ListImagesResponse)(nil),      // 42: vmm.v1.ListImagesResponse
-	(*ReadConsoleRequest)(nil),      // 43: vmm.v1.ReadConsoleRequest
-	(*ReadConsoleResponse)(nil),     // 44: vmm.v1.ReadConsoleResponse
-	(*GetVmStatsRequest)(nil),       // 45: vmm.v1.GetVmStatsRequest
-	(*NicStats)(nil),                // 46: vmm.v1.NicStats
-	(*GetVmStatsResponse)(nil),      // 47: vmm.v1.GetVmStatsResponse
-	(*timestamppb.Timestamp)(nil),   // 48: google.protobuf.Timestamp
+	(*VmLabels)(nil),                // 21: vmm.v1.VmLabels
+	(*UpdateVmResponse)(nil),        // 22: vmm.v1.UpdateVmResponse
+	(*StartVmRequest)(nil),          // 23: vmm.v1.StartVmRequest
+	(*StartVmResponse)(nil),         // 24: vmm.v1.StartVmResponse
+	(*StopVmRequest)(nil),           // 25: vmm.v1.StopVmRequest
+	(*StopVmResponse)(nil),          // 26: vmm.v1.StopVmResponse
+	(*RemoveVmRequest)(nil),         // 27: vmm.v1.RemoveVmRequest
+	(*RemoveVmResponse)(nil),        // 28: vmm.v1.RemoveVmResponse
+	(*ListVmsRequest)(nil),          // 29: vmm.v1.ListVmsRequest
+	(*ListVmsResponse)(nil),         // 30: vmm.v1.ListVmsResponse
+	(*GetInfoRequest)(nil),          // 31: vmm.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),         // 32: vmm.v1.GetInfoResponse
+	(*ReportDhcpLeaseRequest)(nil),  // 33: vmm.v1.ReportDhcpLeaseRequest
+	(*ReportDhcpLeaseResponse)(nil), // 34: vmm.v1.ReportDhcpLeaseResponse
+	(*GetMetaRequest)(nil),          // 35: vmm.v1.GetMetaRequest
+	(*GetMetaResponse)(nil),         // 36: vmm.v1.GetMetaResponse
+	(*WatchEventsRequest)(nil),      // 37: vmm.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),     // 38: vmm.v1.WatchEventsResponse
+	(*AttachConsoleRequest)(nil),    // 39: vmm.v1.AttachConsoleRequest
+	(*AttachConsoleResponse)(nil),   // 40: vmm.v1.AttachConsoleResponse
+	(*ListImagesRequest)(nil),       // 41: vmm.v1.ListImagesRequest
+	(*Image)(nil),                   // 42: vmm.v1.Image
+	(*ListImagesResponse)(nil),      // 43: vmm.v1.ListImagesResponse
+	(*ReadConsoleRequest)(nil),      // 44: vmm.v1.ReadConsoleRequest
+	(*ReadConsoleResponse)(nil),     // 45: vmm.v1.ReadConsoleResponse
+	(*GetVmStatsRequest)(nil),       // 46: vmm.v1.GetVmStatsRequest
+	(*NicStats)(nil),                // 47: vmm.v1.NicStats
+	(*GetVmStatsResponse)(nil),      // 48: vmm.v1.GetVmStatsResponse
+	nil,                             // 49: vmm.v1.VmConfig.LabelsEntry
+	nil,                             // 50: vmm.v1.VmLabels.LabelsEntry
+	(*timestamppb.Timestamp)(nil),   // 51: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
@@ -4043,75 +4168,78 @@ var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	6,  // 4: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
 	9,  // 5: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
 	10, // 6: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
-	48, // 7: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	48, // 8: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
-	5,  // 9: vmm.v1.Lease.verification:type_name -> vmm.v1.LeaseVerification
-	48, // 10: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
-	0,  // 11: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
-	12, // 12: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
-	1,  // 13: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
-	14, // 14: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	48, // 15: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 16: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	48, // 17: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	48, // 18: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
-	8,  // 19: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
-	13, // 20: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
-	15, // 21: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
-	16, // 22: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
-	11, // 23: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
-	8,  // 24: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
-	17, // 25: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	6,  // 26: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
-	10, // 27: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
-	17, // 28: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	17, // 29: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
-	17, // 30: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
-	17, // 31: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
-	17, // 32: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
-	4,  // 33: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
-	15, // 34: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
-	12, // 35: vmm.v1.ReportDhcpLeaseResponse.lease:type_name -> vmm.v1.Lease
-	0,  // 36: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
-	0,  // 37: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
-	16, // 38: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
-	41, // 39: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
-	3,  // 40: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
-	48, // 41: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
-	46, // 42: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
-	18, // 43: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
-	20, // 44: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
-	22, // 45: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
-	24, // 46: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
-	26, // 47: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
-	28, // 48: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
-	30, // 49: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
-	32, // 50: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
-	34, // 51: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
-	36, // 52: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	38, // 53: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
-	40, // 54: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
-	43, // 55: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
-	45, // 56: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
-	19, // 57: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	21, // 58: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	23, // 59: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	25, // 60: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	27, // 61: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	29, // 62: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	31, // 63: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	33, // 64: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	35, // 65: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	37, // 66: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	39, // 67: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
-	42, // 68: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
-	44, // 69: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
-	47, // 70: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
-	57, // [57:71] is the sub-list for method output_type
-	43, // [43:57] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	49, // 7: vmm.v1.VmConfig.labels:type_name -> vmm.v1.VmConfig.LabelsEntry
+	51, // 8: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 9: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 10: vmm.v1.Lease.verification:type_name -> vmm.v1.LeaseVerification
+	51, // 11: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
+	0,  // 12: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
+	12, // 13: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
+	1,  // 14: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
+	14, // 15: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
+	51, // 16: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 17: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
+	51, // 18: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	51, // 19: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	8,  // 20: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
+	13, // 21: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
+	15, // 22: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
+	16, // 23: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
+	11, // 24: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
+	8,  // 25: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
+	17, // 26: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	6,  // 27: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
+	10, // 28: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
+	21, // 29: vmm.v1.UpdateVmRequest.labels:type_name -> vmm.v1.VmLabels
+	50, // 30: vmm.v1.VmLabels.labels:type_name -> vmm.v1.VmLabels.LabelsEntry
+	17, // 31: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	17, // 32: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
+	17, // 33: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
+	17, // 34: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
+	17, // 35: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
+	4,  // 36: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
+	15, // 37: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
+	12, // 38: vmm.v1.ReportDhcpLeaseResponse.lease:type_name -> vmm.v1.Lease
+	0,  // 39: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
+	0,  // 40: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
+	16, // 41: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
+	42, // 42: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
+	3,  // 43: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
+	51, // 44: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
+	47, // 45: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
+	18, // 46: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
+	20, // 47: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
+	23, // 48: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
+	25, // 49: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
+	27, // 50: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
+	29, // 51: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
+	31, // 52: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
+	33, // 53: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
+	35, // 54: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
+	37, // 55: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
+	39, // 56: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
+	41, // 57: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
+	44, // 58: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	46, // 59: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
+	19, // 60: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	22, // 61: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	24, // 62: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	26, // 63: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	28, // 64: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	30, // 65: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	32, // 66: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	34, // 67: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	36, // 68: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	38, // 69: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	40, // 70: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
+	43, // 71: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
+	45, // 72: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	48, // 73: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
+	60, // [60:74] is the sub-list for method output_type
+	46, // [46:60] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_vmm_proto_init() }
@@ -4120,15 +4248,15 @@ func file_vmm_v1_vmm_proto_init() {
 		return
 	}
 	file_vmm_v1_vmm_proto_msgTypes[14].OneofWrappers = []any{}
-	file_vmm_v1_vmm_proto_msgTypes[18].OneofWrappers = []any{}
-	file_vmm_v1_vmm_proto_msgTypes[37].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[19].OneofWrappers = []any{}
+	file_vmm_v1_vmm_proto_msgTypes[38].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   42,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -119,7 +119,14 @@ class NicConfig(_message.Message):
     def __init__(self, mode: _Optional[_Union[NetworkingMode, str]] = ..., bridge: _Optional[str] = ..., macvtap_parent: _Optional[str] = ..., network_id: _Optional[str] = ..., custom_netdev: _Optional[str] = ...) -> None: ...
 
 class VmConfig(_message.Message):
-    __slots__ = ("name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "disk", "nics", "ports", "auto_restart", "image", "image_size_mib", "disks", "cloud_init")
+    __slots__ = ("name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "disk", "nics", "ports", "auto_restart", "image", "image_size_mib", "disks", "cloud_init", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +141,7 @@ class VmConfig(_message.Message):
     IMAGE_SIZE_MIB_FIELD_NUMBER: _ClassVar[int]
     DISKS_FIELD_NUMBER: _ClassVar[int]
     CLOUD_INIT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     vcpus: int
     memory_mib: int
@@ -148,7 +156,8 @@ class VmConfig(_message.Message):
     image_size_mib: int
     disks: _containers.RepeatedCompositeFieldContainer[DiskConfig]
     cloud_init: CloudInit
-    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., disk: _Optional[str] = ..., nics: _Optional[_Iterable[_Union[NicConfig, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., auto_restart: _Optional[bool] = ..., image: _Optional[str] = ..., image_size_mib: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[DiskConfig, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., disk: _Optional[str] = ..., nics: _Optional[_Iterable[_Union[NicConfig, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., auto_restart: _Optional[bool] = ..., image: _Optional[str] = ..., image_size_mib: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[DiskConfig, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class DiskConfig(_message.Message):
     __slots__ = ("image", "size_mib")
@@ -323,7 +332,7 @@ class CreateVmResponse(_message.Message):
     def __init__(self, vm: _Optional[_Union[VmInfo, _Mapping]] = ...) -> None: ...
 
 class UpdateVmRequest(_message.Message):
-    __slots__ = ("id", "name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "auto_restart", "update_ports", "ports", "cloud_init")
+    __slots__ = ("id", "name", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "auto_restart", "update_ports", "ports", "cloud_init", "labels")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
@@ -335,6 +344,7 @@ class UpdateVmRequest(_message.Message):
     UPDATE_PORTS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     CLOUD_INIT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     vcpus: int
@@ -346,7 +356,21 @@ class UpdateVmRequest(_message.Message):
     update_ports: bool
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
     cloud_init: CloudInit
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., auto_restart: _Optional[bool] = ..., update_ports: _Optional[bool] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ...) -> None: ...
+    labels: VmLabels
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., kernel: _Optional[str] = ..., initrd: _Optional[str] = ..., cmdline: _Optional[str] = ..., auto_restart: _Optional[bool] = ..., update_ports: _Optional[bool] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., cloud_init: _Optional[_Union[CloudInit, _Mapping]] = ..., labels: _Optional[_Union[VmLabels, _Mapping]] = ...) -> None: ...
+
+class VmLabels(_message.Message):
+    __slots__ = ("labels",)
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UpdateVmResponse(_message.Message):
     __slots__ = ("vm",)
@@ -395,20 +419,22 @@ class RemoveVmResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ListVmsRequest(_message.Message):
-    __slots__ = ("ids", "keyword", "page_size", "page_token", "brief", "names")
+    __slots__ = ("ids", "keyword", "page_size", "page_token", "brief", "names", "label_selector")
     IDS_FIELD_NUMBER: _ClassVar[int]
     KEYWORD_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     BRIEF_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     keyword: str
     page_size: int
     page_token: str
     brief: bool
     names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., keyword: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., brief: _Optional[bool] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+    label_selector: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., keyword: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., brief: _Optional[bool] = ..., names: _Optional[_Iterable[str]] = ..., label_selector: _Optional[str] = ...) -> None: ...
 
 class ListVmsResponse(_message.Message):
     __slots__ = ("vms", "next_page_token", "total_size")
@@ -467,7 +493,7 @@ class GetMetaRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetMetaResponse(_message.Message):
-    __slots__ = ("version", "qemu_version", "networking_modes", "default_networking_mode", "forward_service_enabled", "forward_relay", "platform", "auth_required", "accel", "accel_reason", "images_dir")
+    __slots__ = ("version", "qemu_version", "networking_modes", "default_networking_mode", "forward_service_enabled", "forward_relay", "platform", "auth_required", "accel", "accel_reason", "images_dir", "host_cpus", "host_memory_bytes", "bridges")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     QEMU_VERSION_FIELD_NUMBER: _ClassVar[int]
     NETWORKING_MODES_FIELD_NUMBER: _ClassVar[int]
@@ -479,6 +505,9 @@ class GetMetaResponse(_message.Message):
     ACCEL_FIELD_NUMBER: _ClassVar[int]
     ACCEL_REASON_FIELD_NUMBER: _ClassVar[int]
     IMAGES_DIR_FIELD_NUMBER: _ClassVar[int]
+    HOST_CPUS_FIELD_NUMBER: _ClassVar[int]
+    HOST_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BRIDGES_FIELD_NUMBER: _ClassVar[int]
     version: str
     qemu_version: str
     networking_modes: _containers.RepeatedScalarFieldContainer[NetworkingMode]
@@ -490,7 +519,10 @@ class GetMetaResponse(_message.Message):
     accel: str
     accel_reason: str
     images_dir: str
-    def __init__(self, version: _Optional[str] = ..., qemu_version: _Optional[str] = ..., networking_modes: _Optional[_Iterable[_Union[NetworkingMode, str]]] = ..., default_networking_mode: _Optional[_Union[NetworkingMode, str]] = ..., forward_service_enabled: _Optional[bool] = ..., forward_relay: _Optional[str] = ..., platform: _Optional[str] = ..., auth_required: _Optional[bool] = ..., accel: _Optional[str] = ..., accel_reason: _Optional[str] = ..., images_dir: _Optional[str] = ...) -> None: ...
+    host_cpus: int
+    host_memory_bytes: int
+    bridges: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[str] = ..., qemu_version: _Optional[str] = ..., networking_modes: _Optional[_Iterable[_Union[NetworkingMode, str]]] = ..., default_networking_mode: _Optional[_Union[NetworkingMode, str]] = ..., forward_service_enabled: _Optional[bool] = ..., forward_relay: _Optional[str] = ..., platform: _Optional[str] = ..., auth_required: _Optional[bool] = ..., accel: _Optional[str] = ..., accel_reason: _Optional[str] = ..., images_dir: _Optional[str] = ..., host_cpus: _Optional[int] = ..., host_memory_bytes: _Optional[int] = ..., bridges: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("vm_id",)

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/v1/vmm.proto.
  */
 export const file_vmm_v1_vmm: GenFile = /*@__PURE__*/
-  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEiuQEKC1BvcnRNYXBwaW5nEiIKCHByb3RvY29sGAEgASgOMhAudm1tLnYxLlByb3RvY29sEhQKDGhvc3RfYWRkcmVzcxgCIAEoCRIRCglob3N0X3BvcnQYAyABKA0SDwoHdm1fcG9ydBgEIAEoDRIRCgluaWNfaW5kZXgYBSABKA0SIQoEcGF0aBgGIAEoDjITLnZtbS52MS5Gb3J3YXJkUGF0aBIWCg5wcm94eV9wcm90b2NvbBgHIAEoCCKEAQoJTmljQ29uZmlnEiQKBG1vZGUYASABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSDgoGYnJpZGdlGAIgASgJEhYKDm1hY3Z0YXBfcGFyZW50GAMgASgJEhIKCm5ldHdvcmtfaWQYBCABKAkSFQoNY3VzdG9tX25ldGRldhgFIAEoCSLGAgoIVm1Db25maWcSDAoEbmFtZRgBIAEoCRINCgV2Y3B1cxgCIAEoDRISCgptZW1vcnlfbWliGAMgASgNEg4KBmtlcm5lbBgEIAEoCRIOCgZpbml0cmQYBSABKAkSDwoHY21kbGluZRgGIAEoCRIMCgRkaXNrGAcgASgJEh8KBG5pY3MYCCADKAsyES52bW0udjEuTmljQ29uZmlnEiIKBXBvcnRzGAkgAygLMhMudm1tLnYxLlBvcnRNYXBwaW5nEhQKDGF1dG9fcmVzdGFydBgKIAEoCBINCgVpbWFnZRgLIAEoCRIWCg5pbWFnZV9zaXplX21pYhgMIAEoDRIhCgVkaXNrcxgNIAMoCzISLnZtbS52MS5EaXNrQ29uZmlnEiUKCmNsb3VkX2luaXQYDiABKAsyES52bW0udjEuQ2xvdWRJbml0Ii0KCkRpc2tDb25maWcSDQoFaW1hZ2UYASABKAkSEAoIc2l6ZV9taWIYAiABKA0iZQoJQ2xvdWRJbml0EhEKCXVzZXJfZGF0YRgBIAEoCRIbChNzc2hfYXV0aG9yaXplZF9rZXlzGAIgAygJEhAKCGhvc3RuYW1lGAMgASgJEhYKDm5ldHdvcmtfY29uZmlnGAQgASgJIlgKCERpc2tJbmZvEg0KBWluZGV4GAEgASgNEgwKBHBhdGgYAiABKAkSDgoGZm9ybWF0GAMgASgJEg0KBWltYWdlGAQgASgJEhAKCHNpemVfbWliGAUgASgNIpcCCgVMZWFzZRIKCgJpcBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbnRlcmZhY2UYBSABKAkSLwoMdmVyaWZpY2F0aW9uGAYgASgOMhkudm1tLnYxLkxlYXNlVmVyaWZpY2F0aW9uEi8KC3ZlcmlmaWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChN2ZXJpZmljYXRpb25fZGV0YWlsGAggASgJIqUBCgdOaWNJbmZvEg0KBWluZGV4GAEgASgNEiQKBG1vZGUYAiABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSCwoDbWFjGAMgASgJEg4KBmJyaWRnZRgEIAEoCRIWCg5ob3N0X2ludGVyZmFjZRgFIAEoCRISCgpuZXR3b3JrX2lkGAYgASgJEhwKBWxlYXNlGAcgASgLMg0udm1tLnYxLkxlYXNlIqMBCg9Gb3J3YXJkQ291bnRlcnMSGgoSY29ubmVjdGlvbnNfYWN0aXZlGAEgASgEEhkKEWNvbm5lY3Rpb25zX3RvdGFsGAIgASgEEhYKDmJ5dGVzX3RvX2d1ZXN0GAMgASgEEhgKEGJ5dGVzX2Zyb21fZ3Vlc3QYBCABKAQSFwoPc2Vzc2lvbnNfYWN0aXZlGAUgASgEEg4KBmVycm9ycxgGIAEoBCK1AgoLRm9yd2FyZEluZm8SIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFgoObGlzdGVuX2FkZHJlc3MYAiABKAkSEwoLbGlzdGVuX3BvcnQYAyABKA0SFgoOdGFyZ2V0X2FkZHJlc3MYBCABKAkSEwoLdGFyZ2V0X3BvcnQYBSABKA0SKQoIY291bnRlcnMYBiABKAsyFy52bW0udjEuRm9yd2FyZENvdW50ZXJzEg0KBXJlbGF5GAcgASgJEhEKCW5pY19pbmRleBgIIAEoDRIWCg5wcm94eV9wcm90b2NvbBgJIAEoCBIYChBjb25uZWN0X2ZhaWx1cmVzGAogASgEEhoKEmxhc3RfY29ubmVjdF9lcnJvchgLIAEoCRINCgVlcnJvchgyIAEoCSJSCgdWbUV2ZW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCSKIAwoGVm1JbmZvEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoGc3RhdHVzGAMgASgOMhAudm1tLnYxLlZtU3RhdHVzEhMKC2luc3RhbmNlX2lkGAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnVwdGltZV9zZWNvbmRzGAcgASgEEiAKBmNvbmZpZxgIIAEoCzIQLnZtbS52MS5WbUNvbmZpZxIdCgRuaWNzGAkgAygLMg8udm1tLnYxLk5pY0luZm8SJQoIZm9yd2FyZHMYCiADKAsyEy52bW0udjEuRm9yd2FyZEluZm8SHwoGZXZlbnRzGAsgAygLMg8udm1tLnYxLlZtRXZlbnQSCwoDcGlkGAwgASgNEh8KBWRpc2tzGA0gAygLMhAudm1tLnYxLkRpc2tJbmZvIk4KD0NyZWF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIgCgZjb25maWcYAiABKAsyEC52bW0udjEuVm1Db25maWcSDQoFc3RhcnQYAyABKAgiLgoQQ3JlYXRlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8i7gIKD1VwZGF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESEgoFdmNwdXMYAyABKA1IAYgBARIXCgptZW1vcnlfbWliGAQgASgNSAKIAQESEwoGa2VybmVsGAUgASgJSAOIAQESEwoGaW5pdHJkGAYgASgJSASIAQESFAoHY21kbGluZRgHIAEoCUgFiAEBEhkKDGF1dG9fcmVzdGFydBgIIAEoCEgGiAEBEhQKDHVwZGF0ZV9wb3J0cxgJIAEoCBIiCgVwb3J0cxgKIAMoCzITLnZtbS52MS5Qb3J0TWFwcGluZxIlCgpjbG91ZF9pbml0GAsgASgLMhEudm1tLnYxLkNsb3VkSW5pdEIHCgVfbmFtZUIICgZfdmNwdXNCDQoLX21lbW9yeV9taWJCCQoHX2tlcm5lbEIJCgdfaW5pdHJkQgoKCF9jbWRsaW5lQg8KDV9hdXRvX3Jlc3RhcnQiLgoQVXBkYXRlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iHAoOU3RhcnRWbVJlcXVlc3QSCgoCaWQYASABKAkiLQoPU3RhcnRWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyJcCg1TdG9wVm1SZXF1ZXN0EgoKAmlkGAEgASgJEg0KBWZvcmNlGAIgASgIEhwKD3RpbWVvdXRfc2Vjb25kcxgDIAEoDUgAiAEBQhIKEF90aW1lb3V0X3NlY29uZHMiLAoOU3RvcFZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIiwKD1JlbW92ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCCISChBSZW1vdmVWbVJlc3BvbnNlInMKDkxpc3RWbXNSZXF1ZXN0EgsKA2lkcxgBIAMoCRIPCgdrZXl3b3JkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJEg0KBWJyaWVmGAUgASgIEg0KBW5hbWVzGAYgAygJIlsKD0xpc3RWbXNSZXNwb25zZRIbCgN2bXMYASADKAsyDi52bW0udjEuVm1JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgNIjAKDkdldEluZm9SZXF1ZXN0EgoKAmlkGAEgASgJEhIKCm1heF9ldmVudHMYAiABKA0iLQoPR2V0SW5mb1Jlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyKRAQoWUmVwb3J0RGhjcExlYXNlUmVxdWVzdBIjCgZhY3Rpb24YASABKA4yEy52bW0udjEuTGVhc2VBY3Rpb24SCwoDbWFjGAIgASgJEgoKAmlwGAMgASgJEhAKCGhvc3RuYW1lGAQgASgJEhQKDGV4cGlyZXNfdW5peBgFIAEoAxIRCglpbnRlcmZhY2UYBiABKAkigAEKF1JlcG9ydERoY3BMZWFzZVJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhEKCW5pY19pbmRleBgCIAEoDRIlCghmb3J3YXJkcxgDIAMoCzITLnZtbS52MS5Gb3J3YXJkSW5mbxIcCgVsZWFzZRgyIAEoCzINLnZtbS52MS5MZWFzZSIQCg5HZXRNZXRhUmVxdWVzdCK9AgoPR2V0TWV0YVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFAoMcWVtdV92ZXJzaW9uGAIgASgJEjAKEG5ldHdvcmtpbmdfbW9kZXMYAyADKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSNwoXZGVmYXVsdF9uZXR3b3JraW5nX21vZGUYBCABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSHwoXZm9yd2FyZF9zZXJ2aWNlX2VuYWJsZWQYBSABKAgSFQoNZm9yd2FyZF9yZWxheRgGIAEoCRIQCghwbGF0Zm9ybRgHIAEoCRIVCg1hdXRoX3JlcXVpcmVkGAggASgIEg0KBWFjY2VsGAkgASgJEhQKDGFjY2VsX3JlYXNvbhgKIAEoCRISCgppbWFnZXNfZGlyGAsgASgJIiMKEldhdGNoRXZlbnRzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJYChNXYXRjaEV2ZW50c1Jlc3BvbnNlEg0KBXZtX2lkGAEgASgJEh4KBWV2ZW50GAIgASgLMg8udm1tLnYxLlZtRXZlbnQSEgoKc3Vic2NyaWJlZBgDIAEoCCI0ChRBdHRhY2hDb25zb2xlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRINCgVpbnB1dBgCIAEoDCI5ChVBdHRhY2hDb25zb2xlUmVzcG9uc2USEAoIYXR0YWNoZWQYASABKAgSDgoGb3V0cHV0GAIgASgMIhMKEUxpc3RJbWFnZXNSZXF1ZXN0IpMBCgVJbWFnZRIMCgRuYW1lGAEgASgJEgwKBGRpc2sYAiABKAkSEwoLZGlza19mb3JtYXQYAyABKAkSFwoPZGlza19maWxlX2J5dGVzGAQgASgEEg4KBmtlcm5lbBgFIAEoCRIOCgZpbml0cmQYBiABKAkSDwoHY21kbGluZRgHIAEoCRIPCgdwcm9ibGVtGAggASgJIjMKEkxpc3RJbWFnZXNSZXNwb25zZRIdCgZpbWFnZXMYASADKAsyDS52bW0udjEuSW1hZ2UipgEKElJlYWRDb25zb2xlUmVxdWVzdBIKCgJpZBgBIAEoCRITCgZvZmZzZXQYAiABKARIAIgBARIXCgp0YWlsX2xpbmVzGAMgASgNSAGIAQESEwoLaW5zdGFuY2VfaWQYBCABKAkSDgoGZm9sbG93GAUgASgIEhcKD21heF9jaHVua19ieXRlcxgGIAEoDUIJCgdfb2Zmc2V0Qg0KC190YWlsX2xpbmVzIl4KE1JlYWRDb25zb2xlUmVzcG9uc2USEwoLaW5zdGFuY2VfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwSFAoMZmlyc3Rfb2Zmc2V0GAQgASgEIh8KEUdldFZtU3RhdHNSZXF1ZXN0EgoKAmlkGAEgASgJIn0KCE5pY1N0YXRzEg0KBWluZGV4GAEgASgNEhYKDmhvc3RfaW50ZXJmYWNlGAIgASgJEhAKCHJ4X2J5dGVzGAMgASgEEhIKCnJ4X3BhY2tldHMYBCABKAQSEAoIdHhfYnl0ZXMYBSABKAQSEgoKdHhfcGFja2V0cxgGIAEoBCLRAgoSR2V0Vm1TdGF0c1Jlc3BvbnNlEgoKAmlkGAEgASgJEiAKBnN0YXR1cxgCIAEoDjIQLnZtbS52MS5WbVN0YXR1cxITCgtpbnN0YW5jZV9pZBgDIAEoCRIuCgpzYW1wbGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjcHVfcGVyY2VudBgFIAEoARIaChJjcHVfd2luZG93X3NlY29uZHMYBiABKAESEwoLY3B1X3NlY29uZHMYByABKAESGAoQbWVtb3J5X3Jzc19ieXRlcxgIIAEoBBIfChdtZW1vcnlfY29uZmlndXJlZF9ieXRlcxgJIAEoBBIWCg51cHRpbWVfc2Vjb25kcxgKIAEoBBIeCgRuaWNzGAsgAygLMhAudm1tLnYxLk5pY1N0YXRzEg8KB3RocmVhZHMYDCABKA0q7wEKDk5ldHdvcmtpbmdNb2RlEh8KG05FVFdPUktJTkdfTU9ERV9VTlNQRUNJRklFRBAAEhgKFE5FVFdPUktJTkdfTU9ERV9VU0VSEAESGQoVTkVUV09SS0lOR19NT0RFX1BBU1NUEAISGgoWTkVUV09SS0lOR19NT0RFX0JSSURHRRADEhcKE05FVFdPUktJTkdfTU9ERV9UQVAQBBIbChdORVRXT1JLSU5HX01PREVfTUFDVlRBUBAFEhkKFU5FVFdPUktJTkdfTU9ERV9WTU5FVBAGEhoKFk5FVFdPUktJTkdfTU9ERV9DVVNUT00QBypICghQcm90b2NvbBIYChRQUk9UT0NPTF9VTlNQRUNJRklFRBAAEhAKDFBST1RPQ09MX1RDUBABEhAKDFBST1RPQ09MX1VEUBACKl0KC0ZvcndhcmRQYXRoEhwKGEZPUldBUkRfUEFUSF9VTlNQRUNJRklFRBAAEhoKFkZPUldBUkRfUEFUSF9VU0VSU1BBQ0UQARIUChBGT1JXQVJEX1BBVEhfTkFUEAIqmQEKCFZtU3RhdHVzEhkKFVZNX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEVZNX1NUQVRVU19TVE9QUEVEEAESFgoSVk1fU1RBVFVTX1NUQVJUSU5HEAISFQoRVk1fU1RBVFVTX1JVTk5JTkcQAxIWChJWTV9TVEFUVVNfU1RPUFBJTkcQBBIUChBWTV9TVEFUVVNfRVhJVEVEEAUqbQoLTGVhc2VBY3Rpb24SHAoYTEVBU0VfQUNUSU9OX1VOU1BFQ0lGSUVEEAASFAoQTEVBU0VfQUNUSU9OX0FERBABEhQKEExFQVNFX0FDVElPTl9PTEQQAhIUChBMRUFTRV9BQ1RJT05fREVMEAMqtwEKEUxlYXNlVmVyaWZpY2F0aW9uEiIKHkxFQVNFX1ZFUklGSUNBVElPTl9VTlNQRUNJRklFRBAAEh4KGkxFQVNFX1ZFUklGSUNBVElPTl9QRU5ESU5HEAESHwobTEVBU0VfVkVSSUZJQ0FUSU9OX1ZFUklGSUVEEAISHQoZTEVBU0VfVkVSSUZJQ0FUSU9OX1NJTEVOVBADEh4KGkxFQVNFX1ZFUklGSUNBVElPTl9UUlVTVEVEEAQytgcKClZtbVNlcnZpY2USPQoIQ3JlYXRlVm0SFy52bW0udjEuQ3JlYXRlVm1SZXF1ZXN0Ghgudm1tLnYxLkNyZWF0ZVZtUmVzcG9uc2USPQoIVXBkYXRlVm0SFy52bW0udjEuVXBkYXRlVm1SZXF1ZXN0Ghgudm1tLnYxLlVwZGF0ZVZtUmVzcG9uc2USOgoHU3RhcnRWbRIWLnZtbS52MS5TdGFydFZtUmVxdWVzdBoXLnZtbS52MS5TdGFydFZtUmVzcG9uc2USNwoGU3RvcFZtEhUudm1tLnYxLlN0b3BWbVJlcXVlc3QaFi52bW0udjEuU3RvcFZtUmVzcG9uc2USPQoIUmVtb3ZlVm0SFy52bW0udjEuUmVtb3ZlVm1SZXF1ZXN0Ghgudm1tLnYxLlJlbW92ZVZtUmVzcG9uc2USOgoHTGlzdFZtcxIWLnZtbS52MS5MaXN0Vm1zUmVxdWVzdBoXLnZtbS52MS5MaXN0Vm1zUmVzcG9uc2USOgoHR2V0SW5mbxIWLnZtbS52MS5HZXRJbmZvUmVxdWVzdBoXLnZtbS52MS5HZXRJbmZvUmVzcG9uc2USUgoPUmVwb3J0RGhjcExlYXNlEh4udm1tLnYxLlJlcG9ydERoY3BMZWFzZVJlcXVlc3QaHy52bW0udjEuUmVwb3J0RGhjcExlYXNlUmVzcG9uc2USOgoHR2V0TWV0YRIWLnZtbS52MS5HZXRNZXRhUmVxdWVzdBoXLnZtbS52MS5HZXRNZXRhUmVzcG9uc2USSAoLV2F0Y2hFdmVudHMSGi52bW0udjEuV2F0Y2hFdmVudHNSZXF1ZXN0Ghsudm1tLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwARJQCg1BdHRhY2hDb25zb2xlEhwudm1tLnYxLkF0dGFjaENvbnNvbGVSZXF1ZXN0Gh0udm1tLnYxLkF0dGFjaENvbnNvbGVSZXNwb25zZSgBMAESQwoKTGlzdEltYWdlcxIZLnZtbS52MS5MaXN0SW1hZ2VzUmVxdWVzdBoaLnZtbS52MS5MaXN0SW1hZ2VzUmVzcG9uc2USSAoLUmVhZENvbnNvbGUSGi52bW0udjEuUmVhZENvbnNvbGVSZXF1ZXN0Ghsudm1tLnYxLlJlYWRDb25zb2xlUmVzcG9uc2UwARJDCgpHZXRWbVN0YXRzEhkudm1tLnYxLkdldFZtU3RhdHNSZXF1ZXN0Ghoudm1tLnYxLkdldFZtU3RhdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChB2bW0vdjEvdm1tLnByb3RvEgZ2bW0udjEiuQEKC1BvcnRNYXBwaW5nEiIKCHByb3RvY29sGAEgASgOMhAudm1tLnYxLlByb3RvY29sEhQKDGhvc3RfYWRkcmVzcxgCIAEoCRIRCglob3N0X3BvcnQYAyABKA0SDwoHdm1fcG9ydBgEIAEoDRIRCgluaWNfaW5kZXgYBSABKA0SIQoEcGF0aBgGIAEoDjITLnZtbS52MS5Gb3J3YXJkUGF0aBIWCg5wcm94eV9wcm90b2NvbBgHIAEoCCKEAQoJTmljQ29uZmlnEiQKBG1vZGUYASABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSDgoGYnJpZGdlGAIgASgJEhYKDm1hY3Z0YXBfcGFyZW50GAMgASgJEhIKCm5ldHdvcmtfaWQYBCABKAkSFQoNY3VzdG9tX25ldGRldhgFIAEoCSKjAwoIVm1Db25maWcSDAoEbmFtZRgBIAEoCRINCgV2Y3B1cxgCIAEoDRISCgptZW1vcnlfbWliGAMgASgNEg4KBmtlcm5lbBgEIAEoCRIOCgZpbml0cmQYBSABKAkSDwoHY21kbGluZRgGIAEoCRIMCgRkaXNrGAcgASgJEh8KBG5pY3MYCCADKAsyES52bW0udjEuTmljQ29uZmlnEiIKBXBvcnRzGAkgAygLMhMudm1tLnYxLlBvcnRNYXBwaW5nEhQKDGF1dG9fcmVzdGFydBgKIAEoCBINCgVpbWFnZRgLIAEoCRIWCg5pbWFnZV9zaXplX21pYhgMIAEoDRIhCgVkaXNrcxgNIAMoCzISLnZtbS52MS5EaXNrQ29uZmlnEiUKCmNsb3VkX2luaXQYDiABKAsyES52bW0udjEuQ2xvdWRJbml0EiwKBmxhYmVscxgUIAMoCzIcLnZtbS52MS5WbUNvbmZpZy5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi0KCkRpc2tDb25maWcSDQoFaW1hZ2UYASABKAkSEAoIc2l6ZV9taWIYAiABKA0iZQoJQ2xvdWRJbml0EhEKCXVzZXJfZGF0YRgBIAEoCRIbChNzc2hfYXV0aG9yaXplZF9rZXlzGAIgAygJEhAKCGhvc3RuYW1lGAMgASgJEhYKDm5ldHdvcmtfY29uZmlnGAQgASgJIlgKCERpc2tJbmZvEg0KBWluZGV4GAEgASgNEgwKBHBhdGgYAiABKAkSDgoGZm9ybWF0GAMgASgJEg0KBWltYWdlGAQgASgJEhAKCHNpemVfbWliGAUgASgNIpcCCgVMZWFzZRIKCgJpcBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbnRlcmZhY2UYBSABKAkSLwoMdmVyaWZpY2F0aW9uGAYgASgOMhkudm1tLnYxLkxlYXNlVmVyaWZpY2F0aW9uEi8KC3ZlcmlmaWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChN2ZXJpZmljYXRpb25fZGV0YWlsGAggASgJIqUBCgdOaWNJbmZvEg0KBWluZGV4GAEgASgNEiQKBG1vZGUYAiABKA4yFi52bW0udjEuTmV0d29ya2luZ01vZGUSCwoDbWFjGAMgASgJEg4KBmJyaWRnZRgEIAEoCRIWCg5ob3N0X2ludGVyZmFjZRgFIAEoCRISCgpuZXR3b3JrX2lkGAYgASgJEhwKBWxlYXNlGAcgASgLMg0udm1tLnYxLkxlYXNlIqMBCg9Gb3J3YXJkQ291bnRlcnMSGgoSY29ubmVjdGlvbnNfYWN0aXZlGAEgASgEEhkKEWNvbm5lY3Rpb25zX3RvdGFsGAIgASgEEhYKDmJ5dGVzX3RvX2d1ZXN0GAMgASgEEhgKEGJ5dGVzX2Zyb21fZ3Vlc3QYBCABKAQSFwoPc2Vzc2lvbnNfYWN0aXZlGAUgASgEEg4KBmVycm9ycxgGIAEoBCK1AgoLRm9yd2FyZEluZm8SIgoIcHJvdG9jb2wYASABKA4yEC52bW0udjEuUHJvdG9jb2wSFgoObGlzdGVuX2FkZHJlc3MYAiABKAkSEwoLbGlzdGVuX3BvcnQYAyABKA0SFgoOdGFyZ2V0X2FkZHJlc3MYBCABKAkSEwoLdGFyZ2V0X3BvcnQYBSABKA0SKQoIY291bnRlcnMYBiABKAsyFy52bW0udjEuRm9yd2FyZENvdW50ZXJzEg0KBXJlbGF5GAcgASgJEhEKCW5pY19pbmRleBgIIAEoDRIWCg5wcm94eV9wcm90b2NvbBgJIAEoCBIYChBjb25uZWN0X2ZhaWx1cmVzGAogASgEEhoKEmxhc3RfY29ubmVjdF9lcnJvchgLIAEoCRINCgVlcnJvchgyIAEoCSJSCgdWbUV2ZW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCSKIAwoGVm1JbmZvEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoGc3RhdHVzGAMgASgOMhAudm1tLnYxLlZtU3RhdHVzEhMKC2luc3RhbmNlX2lkGAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnVwdGltZV9zZWNvbmRzGAcgASgEEiAKBmNvbmZpZxgIIAEoCzIQLnZtbS52MS5WbUNvbmZpZxIdCgRuaWNzGAkgAygLMg8udm1tLnYxLk5pY0luZm8SJQoIZm9yd2FyZHMYCiADKAsyEy52bW0udjEuRm9yd2FyZEluZm8SHwoGZXZlbnRzGAsgAygLMg8udm1tLnYxLlZtRXZlbnQSCwoDcGlkGAwgASgNEh8KBWRpc2tzGA0gAygLMhAudm1tLnYxLkRpc2tJbmZvIk4KD0NyZWF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIgCgZjb25maWcYAiABKAsyEC52bW0udjEuVm1Db25maWcSDQoFc3RhcnQYAyABKAgiLgoQQ3JlYXRlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8ikAMKD1VwZGF0ZVZtUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESEgoFdmNwdXMYAyABKA1IAYgBARIXCgptZW1vcnlfbWliGAQgASgNSAKIAQESEwoGa2VybmVsGAUgASgJSAOIAQESEwoGaW5pdHJkGAYgASgJSASIAQESFAoHY21kbGluZRgHIAEoCUgFiAEBEhkKDGF1dG9fcmVzdGFydBgIIAEoCEgGiAEBEhQKDHVwZGF0ZV9wb3J0cxgJIAEoCBIiCgVwb3J0cxgKIAMoCzITLnZtbS52MS5Qb3J0TWFwcGluZxIlCgpjbG91ZF9pbml0GAsgASgLMhEudm1tLnYxLkNsb3VkSW5pdBIgCgZsYWJlbHMYFCABKAsyEC52bW0udjEuVm1MYWJlbHNCBwoFX25hbWVCCAoGX3ZjcHVzQg0KC19tZW1vcnlfbWliQgkKB19rZXJuZWxCCQoHX2luaXRyZEIKCghfY21kbGluZUIPCg1fYXV0b19yZXN0YXJ0ImcKCFZtTGFiZWxzEiwKBmxhYmVscxgBIAMoCzIcLnZtbS52MS5WbUxhYmVscy5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi4KEFVwZGF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIhwKDlN0YXJ0Vm1SZXF1ZXN0EgoKAmlkGAEgASgJIi0KD1N0YXJ0Vm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnZtbS52MS5WbUluZm8iXAoNU3RvcFZtUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCBIcCg90aW1lb3V0X3NlY29uZHMYAyABKA1IAIgBAUISChBfdGltZW91dF9zZWNvbmRzIiwKDlN0b3BWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4udm1tLnYxLlZtSW5mbyIsCg9SZW1vdmVWbVJlcXVlc3QSCgoCaWQYASABKAkSDQoFZm9yY2UYAiABKAgiEgoQUmVtb3ZlVm1SZXNwb25zZSKLAQoOTGlzdFZtc1JlcXVlc3QSCwoDaWRzGAEgAygJEg8KB2tleXdvcmQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkSDQoFYnJpZWYYBSABKAgSDQoFbmFtZXMYBiADKAkSFgoObGFiZWxfc2VsZWN0b3IYByABKAkiWwoPTGlzdFZtc1Jlc3BvbnNlEhsKA3ZtcxgBIAMoCzIOLnZtbS52MS5WbUluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKA0iMAoOR2V0SW5mb1JlcXVlc3QSCgoCaWQYASABKAkSEgoKbWF4X2V2ZW50cxgCIAEoDSItCg9HZXRJbmZvUmVzcG9uc2USGgoCdm0YASABKAsyDi52bW0udjEuVm1JbmZvIpEBChZSZXBvcnREaGNwTGVhc2VSZXF1ZXN0EiMKBmFjdGlvbhgBIAEoDjITLnZtbS52MS5MZWFzZUFjdGlvbhILCgNtYWMYAiABKAkSCgoCaXAYAyABKAkSEAoIaG9zdG5hbWUYBCABKAkSFAoMZXhwaXJlc191bml4GAUgASgDEhEKCWludGVyZmFjZRgGIAEoCSKAAQoXUmVwb3J0RGhjcExlYXNlUmVzcG9uc2USDQoFdm1faWQYASABKAkSEQoJbmljX2luZGV4GAIgASgNEiUKCGZvcndhcmRzGAMgAygLMhMudm1tLnYxLkZvcndhcmRJbmZvEhwKBWxlYXNlGDIgASgLMg0udm1tLnYxLkxlYXNlIhAKDkdldE1ldGFSZXF1ZXN0IvwCCg9HZXRNZXRhUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIUCgxxZW11X3ZlcnNpb24YAiABKAkSMAoQbmV0d29ya2luZ19tb2RlcxgDIAMoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRI3ChdkZWZhdWx0X25ldHdvcmtpbmdfbW9kZRgEIAEoDjIWLnZtbS52MS5OZXR3b3JraW5nTW9kZRIfChdmb3J3YXJkX3NlcnZpY2VfZW5hYmxlZBgFIAEoCBIVCg1mb3J3YXJkX3JlbGF5GAYgASgJEhAKCHBsYXRmb3JtGAcgASgJEhUKDWF1dGhfcmVxdWlyZWQYCCABKAgSDQoFYWNjZWwYCSABKAkSFAoMYWNjZWxfcmVhc29uGAogASgJEhIKCmltYWdlc19kaXIYCyABKAkSEQoJaG9zdF9jcHVzGA8gASgNEhkKEWhvc3RfbWVtb3J5X2J5dGVzGBAgASgEEg8KB2JyaWRnZXMYESADKAkiIwoSV2F0Y2hFdmVudHNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIlgKE1dhdGNoRXZlbnRzUmVzcG9uc2USDQoFdm1faWQYASABKAkSHgoFZXZlbnQYAiABKAsyDy52bW0udjEuVm1FdmVudBISCgpzdWJzY3JpYmVkGAMgASgIIjQKFEF0dGFjaENvbnNvbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEg0KBWlucHV0GAIgASgMIjkKFUF0dGFjaENvbnNvbGVSZXNwb25zZRIQCghhdHRhY2hlZBgBIAEoCBIOCgZvdXRwdXQYAiABKAwiEwoRTGlzdEltYWdlc1JlcXVlc3QikwEKBUltYWdlEgwKBG5hbWUYASABKAkSDAoEZGlzaxgCIAEoCRITCgtkaXNrX2Zvcm1hdBgDIAEoCRIXCg9kaXNrX2ZpbGVfYnl0ZXMYBCABKAQSDgoGa2VybmVsGAUgASgJEg4KBmluaXRyZBgGIAEoCRIPCgdjbWRsaW5lGAcgASgJEg8KB3Byb2JsZW0YCCABKAkiMwoSTGlzdEltYWdlc1Jlc3BvbnNlEh0KBmltYWdlcxgBIAMoCzINLnZtbS52MS5JbWFnZSKmAQoSUmVhZENvbnNvbGVSZXF1ZXN0EgoKAmlkGAEgASgJEhMKBm9mZnNldBgCIAEoBEgAiAEBEhcKCnRhaWxfbGluZXMYAyABKA1IAYgBARITCgtpbnN0YW5jZV9pZBgEIAEoCRIOCgZmb2xsb3cYBSABKAgSFwoPbWF4X2NodW5rX2J5dGVzGAYgASgNQgkKB19vZmZzZXRCDQoLX3RhaWxfbGluZXMiXgoTUmVhZENvbnNvbGVSZXNwb25zZRITCgtpbnN0YW5jZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIUCgxmaXJzdF9vZmZzZXQYBCABKAQiHwoRR2V0Vm1TdGF0c1JlcXVlc3QSCgoCaWQYASABKAkifQoITmljU3RhdHMSDQoFaW5kZXgYASABKA0SFgoOaG9zdF9pbnRlcmZhY2UYAiABKAkSEAoIcnhfYnl0ZXMYAyABKAQSEgoKcnhfcGFja2V0cxgEIAEoBBIQCgh0eF9ieXRlcxgFIAEoBBISCgp0eF9wYWNrZXRzGAYgASgEItECChJHZXRWbVN0YXRzUmVzcG9uc2USCgoCaWQYASABKAkSIAoGc3RhdHVzGAIgASgOMhAudm1tLnYxLlZtU3RhdHVzEhMKC2luc3RhbmNlX2lkGAMgASgJEi4KCnNhbXBsZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2NwdV9wZXJjZW50GAUgASgBEhoKEmNwdV93aW5kb3dfc2Vjb25kcxgGIAEoARITCgtjcHVfc2Vjb25kcxgHIAEoARIYChBtZW1vcnlfcnNzX2J5dGVzGAggASgEEh8KF21lbW9yeV9jb25maWd1cmVkX2J5dGVzGAkgASgEEhYKDnVwdGltZV9zZWNvbmRzGAogASgEEh4KBG5pY3MYCyADKAsyEC52bW0udjEuTmljU3RhdHMSDwoHdGhyZWFkcxgMIAEoDSrvAQoOTmV0d29ya2luZ01vZGUSHwobTkVUV09SS0lOR19NT0RFX1VOU1BFQ0lGSUVEEAASGAoUTkVUV09SS0lOR19NT0RFX1VTRVIQARIZChVORVRXT1JLSU5HX01PREVfUEFTU1QQAhIaChZORVRXT1JLSU5HX01PREVfQlJJREdFEAMSFwoTTkVUV09SS0lOR19NT0RFX1RBUBAEEhsKF05FVFdPUktJTkdfTU9ERV9NQUNWVEFQEAUSGQoVTkVUV09SS0lOR19NT0RFX1ZNTkVUEAYSGgoWTkVUV09SS0lOR19NT0RFX0NVU1RPTRAHKkgKCFByb3RvY29sEhgKFFBST1RPQ09MX1VOU1BFQ0lGSUVEEAASEAoMUFJPVE9DT0xfVENQEAESEAoMUFJPVE9DT0xfVURQEAIqXQoLRm9yd2FyZFBhdGgSHAoYRk9SV0FSRF9QQVRIX1VOU1BFQ0lGSUVEEAASGgoWRk9SV0FSRF9QQVRIX1VTRVJTUEFDRRABEhQKEEZPUldBUkRfUEFUSF9OQVQQAiqZAQoIVm1TdGF0dXMSGQoVVk1fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRVk1fU1RBVFVTX1NUT1BQRUQQARIWChJWTV9TVEFUVVNfU1RBUlRJTkcQAhIVChFWTV9TVEFUVVNfUlVOTklORxADEhYKElZNX1NUQVRVU19TVE9QUElORxAEEhQKEFZNX1NUQVRVU19FWElURUQQBSptCgtMZWFzZUFjdGlvbhIcChhMRUFTRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIUChBMRUFTRV9BQ1RJT05fQUREEAESFAoQTEVBU0VfQUNUSU9OX09MRBACEhQKEExFQVNFX0FDVElPTl9ERUwQAyq3AQoRTGVhc2VWZXJpZmljYXRpb24SIgoeTEVBU0VfVkVSSUZJQ0FUSU9OX1VOU1BFQ0lGSUVEEAASHgoaTEVBU0VfVkVSSUZJQ0FUSU9OX1BFTkRJTkcQARIfChtMRUFTRV9WRVJJRklDQVRJT05fVkVSSUZJRUQQAhIdChlMRUFTRV9WRVJJRklDQVRJT05fU0lMRU5UEAMSHgoaTEVBU0VfVkVSSUZJQ0FUSU9OX1RSVVNURUQQBDK2BwoKVm1tU2VydmljZRI9CghDcmVhdGVWbRIXLnZtbS52MS5DcmVhdGVWbVJlcXVlc3QaGC52bW0udjEuQ3JlYXRlVm1SZXNwb25zZRI9CghVcGRhdGVWbRIXLnZtbS52MS5VcGRhdGVWbVJlcXVlc3QaGC52bW0udjEuVXBkYXRlVm1SZXNwb25zZRI6CgdTdGFydFZtEhYudm1tLnYxLlN0YXJ0Vm1SZXF1ZXN0Ghcudm1tLnYxLlN0YXJ0Vm1SZXNwb25zZRI3CgZTdG9wVm0SFS52bW0udjEuU3RvcFZtUmVxdWVzdBoWLnZtbS52MS5TdG9wVm1SZXNwb25zZRI9CghSZW1vdmVWbRIXLnZtbS52MS5SZW1vdmVWbVJlcXVlc3QaGC52bW0udjEuUmVtb3ZlVm1SZXNwb25zZRI6CgdMaXN0Vm1zEhYudm1tLnYxLkxpc3RWbXNSZXF1ZXN0Ghcudm1tLnYxLkxpc3RWbXNSZXNwb25zZRI6CgdHZXRJbmZvEhYudm1tLnYxLkdldEluZm9SZXF1ZXN0Ghcudm1tLnYxLkdldEluZm9SZXNwb25zZRJSCg9SZXBvcnREaGNwTGVhc2USHi52bW0udjEuUmVwb3J0RGhjcExlYXNlUmVxdWVzdBofLnZtbS52MS5SZXBvcnREaGNwTGVhc2VSZXNwb25zZRI6CgdHZXRNZXRhEhYudm1tLnYxLkdldE1ldGFSZXF1ZXN0Ghcudm1tLnYxLkdldE1ldGFSZXNwb25zZRJICgtXYXRjaEV2ZW50cxIaLnZtbS52MS5XYXRjaEV2ZW50c1JlcXVlc3QaGy52bW0udjEuV2F0Y2hFdmVudHNSZXNwb25zZTABElAKDUF0dGFjaENvbnNvbGUSHC52bW0udjEuQXR0YWNoQ29uc29sZVJlcXVlc3QaHS52bW0udjEuQXR0YWNoQ29uc29sZVJlc3BvbnNlKAEwARJDCgpMaXN0SW1hZ2VzEhkudm1tLnYxLkxpc3RJbWFnZXNSZXF1ZXN0Ghoudm1tLnYxLkxpc3RJbWFnZXNSZXNwb25zZRJICgtSZWFkQ29uc29sZRIaLnZtbS52MS5SZWFkQ29uc29sZVJlcXVlc3QaGy52bW0udjEuUmVhZENvbnNvbGVSZXNwb25zZTABEkMKCkdldFZtU3RhdHMSGS52bW0udjEuR2V0Vm1TdGF0c1JlcXVlc3QaGi52bW0udjEuR2V0Vm1TdGF0c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * PortMapping forwards a host port to a guest port.
@@ -238,6 +238,17 @@ export type VmConfig = Message<"vmm.v1.VmConfig"> & {
    * @generated from field: vmm.v1.CloudInit cloud_init = 14;
    */
   cloudInit?: CloudInit | undefined;
+
+  /**
+   * Labels: identifying key/value pairs for programs (for example the
+   * Kubernetes pod a VM runs). At most 64. A key is an optional DNS-subdomain
+   * prefix (at most 253 characters) and "/", then a name of 1-63 of
+   * [A-Za-z0-9._-] starting and ending with a letter or digit; a value is
+   * empty or 1-63 of the same characters. Omitted: none.
+   *
+   * @generated from field: map<string, string> labels = 20;
+   */
+  labels: { [key: string]: string };
 };
 
 /**
@@ -903,6 +914,14 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
    * @generated from field: vmm.v1.CloudInit cloud_init = 11;
    */
   cloudInit?: CloudInit | undefined;
+
+  /**
+   * Omitted: labels unchanged. Set: replaces every label (an empty `labels`
+   * removes them all). Same rules as VmConfig.labels.
+   *
+   * @generated from field: vmm.v1.VmLabels labels = 20;
+   */
+  labels?: VmLabels | undefined;
 };
 
 /**
@@ -911,6 +930,25 @@ export type UpdateVmRequest = Message<"vmm.v1.UpdateVmRequest"> & {
  */
 export const UpdateVmRequestSchema: GenMessage<UpdateVmRequest> = /*@__PURE__*/
   messageDesc(file_vmm_v1_vmm, 14);
+
+/**
+ * VmLabels is a VM's complete label set (UpdateVmRequest.labels).
+ *
+ * @generated from message vmm.v1.VmLabels
+ */
+export type VmLabels = Message<"vmm.v1.VmLabels"> & {
+  /**
+   * @generated from field: map<string, string> labels = 1;
+   */
+  labels: { [key: string]: string };
+};
+
+/**
+ * Describes the message vmm.v1.VmLabels.
+ * Use `create(VmLabelsSchema)` to create a new message.
+ */
+export const VmLabelsSchema: GenMessage<VmLabels> = /*@__PURE__*/
+  messageDesc(file_vmm_v1_vmm, 15);
 
 /**
  * @generated from message vmm.v1.UpdateVmResponse
@@ -927,7 +965,7 @@ export type UpdateVmResponse = Message<"vmm.v1.UpdateVmResponse"> & {
  * Use `create(UpdateVmResponseSchema)` to create a new message.
  */
 export const UpdateVmResponseSchema: GenMessage<UpdateVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 15);
+  messageDesc(file_vmm_v1_vmm, 16);
 
 /**
  * @generated from message vmm.v1.StartVmRequest
@@ -944,7 +982,7 @@ export type StartVmRequest = Message<"vmm.v1.StartVmRequest"> & {
  * Use `create(StartVmRequestSchema)` to create a new message.
  */
 export const StartVmRequestSchema: GenMessage<StartVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 16);
+  messageDesc(file_vmm_v1_vmm, 17);
 
 /**
  * @generated from message vmm.v1.StartVmResponse
@@ -961,7 +999,7 @@ export type StartVmResponse = Message<"vmm.v1.StartVmResponse"> & {
  * Use `create(StartVmResponseSchema)` to create a new message.
  */
 export const StartVmResponseSchema: GenMessage<StartVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 17);
+  messageDesc(file_vmm_v1_vmm, 18);
 
 /**
  * @generated from message vmm.v1.StopVmRequest
@@ -993,7 +1031,7 @@ export type StopVmRequest = Message<"vmm.v1.StopVmRequest"> & {
  * Use `create(StopVmRequestSchema)` to create a new message.
  */
 export const StopVmRequestSchema: GenMessage<StopVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 18);
+  messageDesc(file_vmm_v1_vmm, 19);
 
 /**
  * @generated from message vmm.v1.StopVmResponse
@@ -1010,7 +1048,7 @@ export type StopVmResponse = Message<"vmm.v1.StopVmResponse"> & {
  * Use `create(StopVmResponseSchema)` to create a new message.
  */
 export const StopVmResponseSchema: GenMessage<StopVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 19);
+  messageDesc(file_vmm_v1_vmm, 20);
 
 /**
  * @generated from message vmm.v1.RemoveVmRequest
@@ -1034,7 +1072,7 @@ export type RemoveVmRequest = Message<"vmm.v1.RemoveVmRequest"> & {
  * Use `create(RemoveVmRequestSchema)` to create a new message.
  */
 export const RemoveVmRequestSchema: GenMessage<RemoveVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 20);
+  messageDesc(file_vmm_v1_vmm, 21);
 
 /**
  * @generated from message vmm.v1.RemoveVmResponse
@@ -1047,7 +1085,7 @@ export type RemoveVmResponse = Message<"vmm.v1.RemoveVmResponse"> & {
  * Use `create(RemoveVmResponseSchema)` to create a new message.
  */
 export const RemoveVmResponseSchema: GenMessage<RemoveVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 21);
+  messageDesc(file_vmm_v1_vmm, 22);
 
 /**
  * @generated from message vmm.v1.ListVmsRequest
@@ -1095,6 +1133,16 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
    * @generated from field: repeated string names = 6;
    */
   names: string[];
+
+  /**
+   * Only VMs whose labels match this selector: comma-separated requirements,
+   * all of which must hold: `key=value` (or `key==value`), `key!=value`
+   * (also true when the key is absent), `key` (present), `!key` (absent).
+   * At most 1024 characters. Omitted: no filter.
+   *
+   * @generated from field: string label_selector = 7;
+   */
+  labelSelector: string;
 };
 
 /**
@@ -1102,7 +1150,7 @@ export type ListVmsRequest = Message<"vmm.v1.ListVmsRequest"> & {
  * Use `create(ListVmsRequestSchema)` to create a new message.
  */
 export const ListVmsRequestSchema: GenMessage<ListVmsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 22);
+  messageDesc(file_vmm_v1_vmm, 23);
 
 /**
  * @generated from message vmm.v1.ListVmsResponse
@@ -1135,7 +1183,7 @@ export type ListVmsResponse = Message<"vmm.v1.ListVmsResponse"> & {
  * Use `create(ListVmsResponseSchema)` to create a new message.
  */
 export const ListVmsResponseSchema: GenMessage<ListVmsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 23);
+  messageDesc(file_vmm_v1_vmm, 24);
 
 /**
  * @generated from message vmm.v1.GetInfoRequest
@@ -1159,7 +1207,7 @@ export type GetInfoRequest = Message<"vmm.v1.GetInfoRequest"> & {
  * Use `create(GetInfoRequestSchema)` to create a new message.
  */
 export const GetInfoRequestSchema: GenMessage<GetInfoRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 24);
+  messageDesc(file_vmm_v1_vmm, 25);
 
 /**
  * @generated from message vmm.v1.GetInfoResponse
@@ -1176,7 +1224,7 @@ export type GetInfoResponse = Message<"vmm.v1.GetInfoResponse"> & {
  * Use `create(GetInfoResponseSchema)` to create a new message.
  */
 export const GetInfoResponseSchema: GenMessage<GetInfoResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 25);
+  messageDesc(file_vmm_v1_vmm, 26);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseRequest
@@ -1228,7 +1276,7 @@ export type ReportDhcpLeaseRequest = Message<"vmm.v1.ReportDhcpLeaseRequest"> & 
  * Use `create(ReportDhcpLeaseRequestSchema)` to create a new message.
  */
 export const ReportDhcpLeaseRequestSchema: GenMessage<ReportDhcpLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 26);
+  messageDesc(file_vmm_v1_vmm, 27);
 
 /**
  * @generated from message vmm.v1.ReportDhcpLeaseResponse
@@ -1267,7 +1315,7 @@ export type ReportDhcpLeaseResponse = Message<"vmm.v1.ReportDhcpLeaseResponse"> 
  * Use `create(ReportDhcpLeaseResponseSchema)` to create a new message.
  */
 export const ReportDhcpLeaseResponseSchema: GenMessage<ReportDhcpLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 27);
+  messageDesc(file_vmm_v1_vmm, 28);
 
 /**
  * @generated from message vmm.v1.GetMetaRequest
@@ -1280,7 +1328,7 @@ export type GetMetaRequest = Message<"vmm.v1.GetMetaRequest"> & {
  * Use `create(GetMetaRequestSchema)` to create a new message.
  */
 export const GetMetaRequestSchema: GenMessage<GetMetaRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 28);
+  messageDesc(file_vmm_v1_vmm, 29);
 
 /**
  * @generated from message vmm.v1.GetMetaResponse
@@ -1360,6 +1408,28 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
    * @generated from field: string images_dir = 11;
    */
   imagesDir: string;
+
+  /**
+   * Logical CPUs of the host.
+   *
+   * @generated from field: uint32 host_cpus = 15;
+   */
+  hostCpus: number;
+
+  /**
+   * Physical memory of the host in bytes.
+   *
+   * @generated from field: uint64 host_memory_bytes = 16;
+   */
+  hostMemoryBytes: bigint;
+
+  /**
+   * Bridges a VM's BRIDGE or TAP NIC may name; the default bridge first.
+   * Empty: none (no bridge configured).
+   *
+   * @generated from field: repeated string bridges = 17;
+   */
+  bridges: string[];
 };
 
 /**
@@ -1367,7 +1437,7 @@ export type GetMetaResponse = Message<"vmm.v1.GetMetaResponse"> & {
  * Use `create(GetMetaResponseSchema)` to create a new message.
  */
 export const GetMetaResponseSchema: GenMessage<GetMetaResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 29);
+  messageDesc(file_vmm_v1_vmm, 30);
 
 /**
  * @generated from message vmm.v1.WatchEventsRequest
@@ -1386,7 +1456,7 @@ export type WatchEventsRequest = Message<"vmm.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 30);
+  messageDesc(file_vmm_v1_vmm, 31);
 
 /**
  * @generated from message vmm.v1.WatchEventsResponse
@@ -1419,7 +1489,7 @@ export type WatchEventsResponse = Message<"vmm.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 31);
+  messageDesc(file_vmm_v1_vmm, 32);
 
 /**
  * @generated from message vmm.v1.AttachConsoleRequest
@@ -1448,7 +1518,7 @@ export type AttachConsoleRequest = Message<"vmm.v1.AttachConsoleRequest"> & {
  * Use `create(AttachConsoleRequestSchema)` to create a new message.
  */
 export const AttachConsoleRequestSchema: GenMessage<AttachConsoleRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 32);
+  messageDesc(file_vmm_v1_vmm, 33);
 
 /**
  * @generated from message vmm.v1.AttachConsoleResponse
@@ -1475,7 +1545,7 @@ export type AttachConsoleResponse = Message<"vmm.v1.AttachConsoleResponse"> & {
  * Use `create(AttachConsoleResponseSchema)` to create a new message.
  */
 export const AttachConsoleResponseSchema: GenMessage<AttachConsoleResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 33);
+  messageDesc(file_vmm_v1_vmm, 34);
 
 /**
  * @generated from message vmm.v1.ListImagesRequest
@@ -1488,7 +1558,7 @@ export type ListImagesRequest = Message<"vmm.v1.ListImagesRequest"> & {
  * Use `create(ListImagesRequestSchema)` to create a new message.
  */
 export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 34);
+  messageDesc(file_vmm_v1_vmm, 35);
 
 /**
  * Image is one image of the images directory: <dir>/<name>/ holding a base
@@ -1560,7 +1630,7 @@ export type Image = Message<"vmm.v1.Image"> & {
  * Use `create(ImageSchema)` to create a new message.
  */
 export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 35);
+  messageDesc(file_vmm_v1_vmm, 36);
 
 /**
  * @generated from message vmm.v1.ListImagesResponse
@@ -1579,7 +1649,7 @@ export type ListImagesResponse = Message<"vmm.v1.ListImagesResponse"> & {
  * Use `create(ListImagesResponseSchema)` to create a new message.
  */
 export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 36);
+  messageDesc(file_vmm_v1_vmm, 37);
 
 /**
  * @generated from message vmm.v1.ReadConsoleRequest
@@ -1640,7 +1710,7 @@ export type ReadConsoleRequest = Message<"vmm.v1.ReadConsoleRequest"> & {
  * Use `create(ReadConsoleRequestSchema)` to create a new message.
  */
 export const ReadConsoleRequestSchema: GenMessage<ReadConsoleRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 37);
+  messageDesc(file_vmm_v1_vmm, 38);
 
 /**
  * @generated from message vmm.v1.ReadConsoleResponse
@@ -1683,7 +1753,7 @@ export type ReadConsoleResponse = Message<"vmm.v1.ReadConsoleResponse"> & {
  * Use `create(ReadConsoleResponseSchema)` to create a new message.
  */
 export const ReadConsoleResponseSchema: GenMessage<ReadConsoleResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 38);
+  messageDesc(file_vmm_v1_vmm, 39);
 
 /**
  * @generated from message vmm.v1.GetVmStatsRequest
@@ -1702,7 +1772,7 @@ export type GetVmStatsRequest = Message<"vmm.v1.GetVmStatsRequest"> & {
  * Use `create(GetVmStatsRequestSchema)` to create a new message.
  */
 export const GetVmStatsRequestSchema: GenMessage<GetVmStatsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 39);
+  messageDesc(file_vmm_v1_vmm, 40);
 
 /**
  * NicStats are the traffic counters of one NIC, as the guest sees them:
@@ -1751,7 +1821,7 @@ export type NicStats = Message<"vmm.v1.NicStats"> & {
  * Use `create(NicStatsSchema)` to create a new message.
  */
 export const NicStatsSchema: GenMessage<NicStats> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 40);
+  messageDesc(file_vmm_v1_vmm, 41);
 
 /**
  * @generated from message vmm.v1.GetVmStatsResponse
@@ -1845,7 +1915,7 @@ export type GetVmStatsResponse = Message<"vmm.v1.GetVmStatsResponse"> & {
  * Use `create(GetVmStatsResponseSchema)` to create a new message.
  */
 export const GetVmStatsResponseSchema: GenMessage<GetVmStatsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_v1_vmm, 41);
+  messageDesc(file_vmm_v1_vmm, 42);
 
 /**
  * NetworkingMode selects how a NIC reaches the outside.
