@@ -14,6 +14,7 @@ import { DarwinNetworkBackend } from "./vmnet/darwin.js";
 import { VmStore } from "./vm/store.js";
 import { VmManager } from "./vm/manager.js";
 import { linuxNicHost } from "./vm/nic/host-linux.js";
+import { runAsSyntax } from "./vm/qemu-argv.js";
 import { QemuRunner } from "./vm/runner.js";
 import { ImageCatalog } from "./image/catalog.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
@@ -157,6 +158,8 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
           files: (id) => store.files(id),
           images,
           accel: caps.accel,
+          // Guests are not root: QEMU drops to qemu.user once set up.
+          ...(caps.root ? { runAs: { user: cfg.qemu.user, syntax: runAsSyntax(caps.qemuVersion) } } : {}),
           nicHost: linuxNicHost({
             bridgeHelper: cfg.qemu.bridgeHelper,
             passtBinary: n.passtBinary,
@@ -234,6 +237,8 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
       const hp = parseHostPort(cfg.api.tcp)!;
       const port = await api.listenTcp(hp.host, hp.port);
       tcp = hp.host.includes(":") ? `[${hp.host}]:${port}` : `${hp.host}:${port}`;
+      if (cfg.auth.tokens.length === 0)
+        log("warn", "api.tcp without auth.tokens: every local user, and every user-mode or passt guest (they reach the host's loopback), can call the API as admin", { tcp });
       if (cfg.api.socket === "") writeFileAtomic(hookConf, `VMM_URL=http://${tcp}\n`);
     }
     metricsAddress = await site.listen();

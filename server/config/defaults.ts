@@ -4,7 +4,7 @@
 // default. Unset is `undefined`, never a falsy value: `??`, not `||`.
 import { join, resolve } from "node:path";
 import type { Config, NetMode } from "./types.js";
-import { NET_MODES } from "./types.js";
+import { CUSTOM_NETDEV_TYPES, NET_MODES } from "./types.js";
 
 /** The shape load.ts produces: every field optional. */
 export type PartialConfig = {
@@ -54,7 +54,9 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       macPrefix: n.macPrefix ?? "",
       bridge: n.bridge ?? "vmmbr0",
       macvtapParent: n.macvtapParent ?? "",
-      allowedModes: n.allowedModes ?? [...NET_MODES],
+      // custom is opt-in: a netdev value is a root-level capability (docs/security.md).
+      allowedModes: n.allowedModes ?? NET_MODES.filter((m) => m !== "custom"),
+      customNetdevTypes: n.customNetdevTypes ?? [...CUSTOM_NETDEV_TYPES],
       allowedBridges: n.allowedBridges ?? [],
       allowedMacvtapParents: n.allowedMacvtapParents ?? [],
       bridgeSubnets: n.bridgeSubnets ?? {},

@@ -39,6 +39,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     bridge: ["bridge", "string"],
     macvtap_parent: ["macvtapParent", "string"],
     allowed_modes: ["allowedModes", "string[]"],
+    custom_netdev_types: ["customNetdevTypes", "string[]"],
     allowed_bridges: ["allowedBridges", "string[]"],
     allowed_macvtap_parents: ["allowedMacvtapParents", "string[]"],
     bridge_subnets: ["bridgeSubnets", "string-map"],

@@ -2,6 +2,8 @@
 // defaults and validation live in load.ts, defaults.ts and validate.ts.
 
 export type NetMode = "user" | "passt" | "bridge" | "tap" | "macvtap" | "vmnet" | "custom";
+/** Netdev types a custom NIC can be allowed to use (server/vm/netdev-policy.ts checks their options). */
+export const CUSTOM_NETDEV_TYPES: readonly string[] = ["user", "socket", "stream", "dgram"];
 export const NET_MODES: readonly NetMode[] = ["user", "passt", "bridge", "tap", "macvtap", "vmnet", "custom"];
 
 export interface ApiConfig {
@@ -54,6 +56,8 @@ export interface NetworkingConfig {
   macvtapParent: string;
   /** Modes CreateVm may request. */
   allowedModes: NetMode[];
+  /** Netdev types a custom NIC may use (a subset of server/vm/netdev-policy.ts's allow-list). */
+  customNetdevTypes: string[];
   /** Bridges a VM may name; the default bridge is always allowed. */
   allowedBridges: string[];
   /** macvtap parents a VM may name; the default parent is always allowed. */

@@ -9,7 +9,7 @@ import { isValidIfName, pathProblem, UNIX_PATH_MAX } from "../check.js";
 import { STOP_TIMEOUT_SECONDS } from "../contract.js";
 import { isLoopback, isPrivateIpv4Cidr, parseHostPort, parseIpv4Cidr, PRIVATE_IPV4 } from "../net/addr.js";
 import { isIP } from "node:net";
-import { NET_MODES, type Config } from "./types.js";
+import { CUSTOM_NETDEV_TYPES, NET_MODES, type Config } from "./types.js";
 
 const MAC_PREFIX = /^$|^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,2}$/;
 const TOKEN = /^[\x21-\x7e]{16,512}$/;
@@ -63,6 +63,9 @@ export function validateConfig(c: Config): void {
   else if (!n.allowedModes.includes(n.defaultMode)) p.add("networking.default_mode", "must be one of networking.allowed_modes");
   n.allowedModes.forEach((m, i) => {
     if (!NET_MODES.includes(m)) p.add(`networking.allowed_modes[${i}]`, `"${m}" is not one of ${NET_MODES.join(", ")}`);
+  });
+  n.customNetdevTypes.forEach((t, i) => {
+    if (!CUSTOM_NETDEV_TYPES.includes(t)) p.add(`networking.custom_netdev_types[${i}]`, `"${t}" is not one of ${CUSTOM_NETDEV_TYPES.join(", ")}`);
   });
   if (!MAC_PREFIX.test(n.macPrefix)) p.add("networking.mac_prefix", 'must be 0-3 hex bytes such as "52:54:00"');
   if (!isValidIfName(n.bridge)) p.add("networking.bridge", "must be a valid interface name (1-15 of A-Z a-z 0-9 _ . -)");

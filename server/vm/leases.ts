@@ -18,57 +18,26 @@
 // of each VM touched is written, so a kill -9 at any point leaves leases
 // that a restart re-applies or reconciles away from dnsmasq's lease file.
 import { readFileSync, statSync } from "node:fs";
-import { isIPv4 } from "node:net";
 import type { Config } from "../config/types.js";
-import { precondition, Problems, VmmError } from "../errors.js";
+import { precondition } from "../errors.js";
 import { NUD, type Wire } from "../host/neighbour.js";
-import { cidrContains, intToIpv4, parseIpv4Cidr } from "../net/addr.js";
 import { MAX_LEASE_FILE_BYTES, parseLeaseFile, type DnsmasqLease } from "../net/dnsmasq-leases.js";
 import { LeaseBook, type Lease, type LeaseState, type NicRef, type Revocation } from "../net/lease-book.js";
 import { LEARNED, verifyOnWire, type Verdict } from "../net/lease-verify.js";
-import { normalizeMac } from "../check.js";
+import { PrioritySlots } from "../net/priority-slots.js";
 import { log } from "../log.js";
+import { checkLeaseReport, type LeaseNics, type LeaseReport } from "./lease-report.js";
 
-/** A ReportDhcpLease request in domain terms. */
-export interface LeaseReport {
-  action: "add" | "old" | "del";
-  mac: string;
-  ip: string;
-  hostname: string;
-  expiresUnix: number;
-  interface: string;
-}
-
-/** What the keeper needs to know of one NIC. */
-export interface LeaseNic {
-  mode: string;
-  mac: string;
-  /**
-   * Host interface where the NIC's address is verified and unique: the
-   * bridge (bridge, tap, vmnet) or the macvtap parent. Undefined: the mode
-   * takes no lease reports (user, passt, custom).
-   */
-  domain?: string;
-  /** Subnet (CIDR) reports must fall in; undefined: none configured. */
-  subnet?: string;
-  /** The subnet's gateway when the daemon knows it (vmnet). */
-  gateway?: string;
-  /** The VM is starting or running: leases exist only then. */
-  running: boolean;
-}
+export type { LeaseNic, LeaseReport } from "./lease-report.js";
 
 /** The VM side, implemented by the VM manager. */
-export interface LeaseHost {
-  nicOfMac(mac: string): NicRef | undefined;
-  nic(ref: NicRef): LeaseNic | undefined;
+export interface LeaseHost extends LeaseNics {
   /** NICs of running VMs whose domain is `domain`. */
   nicsOn(domain: string): NicRef[];
   saveLeases(vmId: string, leases: Lease[]): void;
   event(vmId: string, kind: string, message: string): void;
   /** Re-applies the VM's forwards from the keeper's believed leases. */
   syncForwards(vmId: string): Promise<void>;
-  /** The interface holding `ip` on this host, undefined when none does. */
-  hostHolds(ip: string): string | undefined;
   /** The forwarder's rules with counters (failed connects to the guest trigger re-verification). */
   forwards(): { owner: string; targetAddress: string; counters: { connectFailures: number } }[];
 }
@@ -89,7 +58,7 @@ const ERROR_RECHECK_MS = 5000;
  * no background re-verification. Each holds a libuv worker thread while it
  * waits for answers, and the pool has four.
  */
-const MAX_PROBES = { report: 2, background: 1 } as const;
+const MAX_PROBES = { report: 2, background: 1 };
 type Priority = keyof typeof MAX_PROBES;
 
 const key = (r: NicRef) => `${r.vmId}/${r.nic}`;
@@ -106,8 +75,7 @@ export class LeaseKeeper {
   private readonly lastErrorCheck = new Map<string, number>();
   private readonly reportSeq = new Map<string, number>();
   private seq = 0;
-  private readonly probing: Record<Priority, number> = { report: 0, background: 0 };
-  private readonly probeQueue: Record<Priority, (() => void)[]> = { report: [], background: [] };
+  private readonly slots = new PrioritySlots(MAX_PROBES);
   private periodic: NodeJS.Timeout | undefined;
   private errorWatch: NodeJS.Timeout | undefined;
   private closed = false;
@@ -202,7 +170,7 @@ export class LeaseKeeper {
    * changes then, and an event on the VM names the mismatch).
    */
   async report(r: LeaseReport): Promise<{ ref: NicRef; lease: Lease | undefined }> {
-    const { ref, nic, mac } = this.check(r);
+    const { ref, nic, mac } = checkLeaseReport(this.host, r);
     const k = key(ref);
     if (r.action === "del") {
       const cur = this.book.get(ref);
@@ -223,37 +191,6 @@ export class LeaseKeeper {
     if (this.reportSeq.get(k) !== mySeq || !this.host.nic(ref)?.running) return { ref, lease: this.book.get(ref)?.lease };
     const lease = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed");
     return { ref, lease };
-  }
-
-  /** Validates a report against the NIC it names; returns the NIC. */
-  private check(r: LeaseReport): { ref: NicRef; nic: LeaseNic; mac: string } {
-    const p = new Problems();
-    const mac = normalizeMac(r.mac);
-    if (r.mac === "") p.add("mac", "is required");
-    else if (mac === null) p.add("mac", `"${r.mac.slice(0, 64)}" is not a MAC address`);
-    if (r.ip === "") p.add("ip", "is required");
-    else if (!isIPv4(r.ip)) p.add("ip", `"${r.ip.slice(0, 64)}" is not an IPv4 address`);
-    if (r.hostname.length > 253 || /[^A-Za-z0-9._-]/.test(r.hostname)) p.add("hostname", "must be at most 253 of A-Z a-z 0-9 . _ -");
-    if (r.interface !== "" && !/^[A-Za-z0-9_.-]{1,15}$/.test(r.interface)) p.add("interface", "is not a valid interface name");
-    if (!Number.isInteger(r.expiresUnix) || r.expiresUnix < 0 || r.expiresUnix > 253402300799) p.add("expires_unix", `is ${r.expiresUnix}; must be 0 (infinite) or seconds since the epoch`);
-    p.throwIfAny();
-    const ref = this.host.nicOfMac(mac!);
-    if (!ref) throw new VmmError("not_found", `mac: no VM has MAC ${mac}`);
-    const nic = this.host.nic(ref)!;
-    const at = `VM "${ref.vmId}" ${nicName(ref)}`;
-    if (nic.domain === undefined) throw precondition(`mac: ${at} uses ${nic.mode} networking, which takes no DHCP lease reports`);
-    if (nic.subnet === undefined) throw precondition(`mac: ${at} is on ${nic.domain}, which has no subnet in networking.bridge_subnets; lease reports for it are refused`);
-    const cidr = parseIpv4Cidr(nic.subnet)!;
-    const bad = (why: string) => new VmmError("invalid", `ip: ${r.ip} ${why}`, { problems: [{ field: "ip", message: why }] });
-    if (!cidrContains(cidr, r.ip)) throw bad(`is outside ${nic.subnet}, the subnet of ${at}`);
-    if (cidr.prefix <= 30) {
-      if (r.ip === intToIpv4(cidr.network)) throw bad(`is the network address of ${nic.subnet}`);
-      if (r.ip === intToIpv4(cidr.network + 2 ** (32 - cidr.prefix) - 1)) throw bad(`is the broadcast address of ${nic.subnet}`);
-    }
-    if (nic.gateway === r.ip) throw bad(`is the gateway of ${nic.subnet}`);
-    const held = this.host.hostHolds(r.ip);
-    if (held !== undefined) throw bad(`is an address of this host (${held})`);
-    return { ref, nic, mac: mac! };
   }
 
   /** Applies a verdict on a report (or a lease-file entry) for `ref`. Returns the NIC's lease afterwards. */
@@ -369,7 +306,7 @@ export class LeaseKeeper {
         continue;
       }
       try {
-        this.check({ action: "old", mac: nic.mac, ...r });
+        checkLeaseReport(this.host, { action: "old", mac: nic.mac, ...r });
       } catch (e) {
         log("warn", "dnsmasq lease file entry refused", { file, mac: nic.mac, ip: r.ip, error: (e as Error).message });
         continue;
@@ -390,26 +327,7 @@ export class LeaseKeeper {
     // The neighbour table costs microseconds: no slot needed when it settles it.
     const quick = await verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour, attempts: 0, probeTimeoutMs: 0 });
     if (quick.result !== "silent" || probe.attempts === 0) return quick;
-    await this.slot(priority);
-    try {
-      return await verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour: 0, ...probe });
-    } finally {
-      this.release(priority);
-    }
-  }
-
-  private slot(p: Priority): Promise<void> {
-    if (this.probing[p] < MAX_PROBES[p]) {
-      this.probing[p]++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.probeQueue[p].push(resolve));
-  }
-
-  private release(p: Priority): void {
-    const next = this.probeQueue[p].shift();
-    if (next) next(); // the slot passes on
-    else this.probing[p]--;
+    return this.slots.run(priority, () => verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour: 0, ...probe }));
   }
 
   /** Checks the NIC's lease of generation `generation` again after `ms`. */

@@ -1,7 +1,7 @@
 // The QEMU argv builder, table-driven. It trusts its input: what it must
 // never receive is refused by the one VM input validator (validate.test.ts).
 import { describe, expect, it } from "vitest";
-import { buildQemuArgv, type NicSpec, type QemuSpec } from "./qemu-argv.js";
+import { buildQemuArgv, runAsSyntax, type NicSpec, type QemuSpec } from "./qemu-argv.js";
 
 const MAC = "52:54:00:12:34:56";
 
@@ -143,5 +143,24 @@ describe("buildQemuArgv: NICs", () => {
       "virtio-net-pci,netdev=net1,mac=52:54:00:aa:bb:02,romfile=",
       "virtio-net-pci,netdev=net2,mac=52:54:00:aa:bb:03,romfile=",
     ]);
+  });
+});
+
+describe("buildQemuArgv: dropping root", () => {
+  it.each([
+    ["7.2.22", "runas"],
+    ["8.2.2", "runas"],
+    ["9.0.1", "runas"],
+    ["9.1.0", "run-with"],
+    ["10.0.0", "run-with"],
+    ["", "runas"],
+  ])("QEMU %s uses -%s", (version, syntax) => {
+    expect(runAsSyntax(version)).toBe(syntax);
+  });
+
+  it("puts the user on the command line in the version's syntax", () => {
+    expect(buildQemuArgv(spec({ runAs: { user: "vmm-qemu", syntax: "runas" } })).join(" ")).toContain("-runas vmm-qemu");
+    expect(buildQemuArgv(spec({ runAs: { user: "vmm-qemu", syntax: "run-with" } })).join(" ")).toContain("-run-with user=vmm-qemu");
+    expect(buildQemuArgv(spec()).join(" ")).not.toMatch(/-runas|-run-with/);
   });
 });

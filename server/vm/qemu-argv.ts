@@ -73,9 +73,29 @@ export interface DiskSpec {
 }
 
 /** Everything the argv of one VM is built from. */
+/**
+ * How QEMU drops root: `-runas USER` (QEMU < 9.1) or `-run-with user=USER`
+ * (9.1 deprecated -runas). QEMU opens everything of its command line --
+ * kernel, disks, serial log, QMP and console sockets, TAP fds, the bridge
+ * helper's TAP -- as root, then switches to USER (setgid, initgroups,
+ * setuid) before the guest runs its first instruction.
+ */
+export interface RunAs {
+  user: string;
+  syntax: "runas" | "run-with";
+}
+
+/** The RunAs syntax of a QEMU version ("7.2.22", "9.1.0"); pure. */
+export function runAsSyntax(qemuVersion: string): RunAs["syntax"] {
+  const [major = 0, minor = 0] = qemuVersion.split(".").map(Number);
+  return major > 9 || (major === 9 && minor >= 1) ? "run-with" : "runas";
+}
+
 export interface QemuSpec {
   /** VM name, `-name`; [A-Za-z0-9_.-], 1-64 chars. */
   name: string;
+  /** The unprivileged user QEMU switches to once set up. Omitted: QEMU keeps the daemon's user (a daemon that is not root). */
+  runAs?: RunAs;
   accel: Accel;
   memoryMiB: number;
   cpus: number;
@@ -139,6 +159,7 @@ function netdevValue(nic: NicSpec, id: string): string {
 export function buildQemuArgv(spec: QemuSpec): string[] {
   const a: string[] = [];
   a.push("-name", spec.name);
+  if (spec.runAs) a.push(...(spec.runAs.syntax === "run-with" ? ["-run-with", `user=${spec.runAs.user}`] : ["-runas", spec.runAs.user]));
   if (spec.accel === "kvm") a.push("-accel", "kvm", "-cpu", "host");
   else a.push("-accel", "tcg");
   a.push("-m", String(spec.memoryMiB), "-smp", String(spec.cpus));

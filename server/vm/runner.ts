@@ -19,7 +19,8 @@ import { childFdOf, isAlive, isOurProcess, signalProcess, spawnDetached, tailOfL
 import { log } from "../log.js";
 import type { NicHost } from "./nic/types.js";
 import { NIC_PREPARERS } from "./nic/index.js";
-import { buildQemuArgv, type Accel, type DiskSpec, type NicSpec as QemuNic, type QemuSpec } from "./qemu-argv.js";
+import { lookupUser } from "../host/users.js";
+import { buildQemuArgv, type Accel, type DiskSpec, type NicSpec as QemuNic, type QemuSpec, type RunAs } from "./qemu-argv.js";
 import { QmpClient } from "./qmp.js";
 import type { RunFiles } from "./store.js";
 import type { PortSpec, VmRunner, VmRuntime, VmView } from "./types.js";
@@ -36,6 +37,11 @@ export interface QemuRunnerOptions {
   images: ImageCatalog;
   /** Accelerator resolved at daemon start (host/capabilities.ts). */
   accel: Accel;
+  /**
+   * The unprivileged user QEMU switches to (qemu.user), when the daemon
+   * runs as root. Omitted: QEMU runs as the daemon's own (non-root) user.
+   */
+  runAs?: RunAs;
   /** How often running guests are checked for exit. */
   pollMs?: number;
 }
@@ -56,6 +62,17 @@ interface Boot {
   disks: DiskSpec[];
 }
 
+/**
+ * Refuses to start a guest unless qemu.user is a real user other than
+ * root: QEMU would otherwise fail at its very end ("User ... doesn't
+ * exist") or keep running as root.
+ */
+async function checkRunAsUser(user: string): Promise<void> {
+  const ids = await lookupUser(user);
+  if (!ids) throw precondition(`qemu.user: user "${user}" does not exist; scripts/setup.sh creates it (useradd --system --user-group ${user})`);
+  if (ids.uid === 0) throw precondition(`qemu.user: user "${user}" has uid 0; guests must not run as root`);
+}
+
 /** Implements VmRunner with QEMU processes; see the file comment. */
 export class QemuRunner implements VmRunner {
   private readonly watched = new Map<string, Watched>();
@@ -74,6 +91,7 @@ export class QemuRunner implements VmRunner {
   async start(view: VmView, onExit: (reason: string) => void): Promise<VmRuntime> {
     const { record: r } = view;
     const f = this.o.files(r.id);
+    if (this.o.runAs) await checkRunAsUser(this.o.runAs.user);
     const boot = await this.checkFiles(view, f);
     const cleanup = this.baseCleanup(f);
     // Our copies of the fds QEMU inherits; closed once QEMU has its own.
@@ -168,6 +186,7 @@ export class QemuRunner implements VmRunner {
     const { plan } = boot;
     return {
       name: r.id,
+      ...(this.o.runAs ? { runAs: this.o.runAs } : {}),
       accel: this.o.accel,
       memoryMiB: s.memoryMib,
       cpus: s.vcpus,

@@ -145,13 +145,13 @@ describe("validateSpec", () => {
   it("a port names its NIC: the second NIC's mode decides", () => {
     const s = validateSpec(raw({ nics: [nic({ mode: "user" }), nic({ mode: "tap" })], ports: [tcp("127.0.0.1", 8080, 1), tcp("127.0.0.1", 8081, 0)] }), { cfg });
     expect(s.ports.map((p) => p.nicIndex)).toEqual([1, 0]);
-    const e = refusal(raw({ nics: [nic({ mode: "user" }), nic({ mode: "custom", customNetdev: "socket,listen=:1" })], ports: [tcp("127.0.0.1", 8080, 1)] }));
+    const e = refusal(raw({ nics: [nic({ mode: "user" }), nic({ mode: "custom", customNetdev: "socket,listen=127.0.0.1:2500" })], ports: [tcp("127.0.0.1", 8080, 1)] }));
     expect(e.kind).toBe("precondition");
     expect(e.message).toBe("config.ports[0]: nics[1] uses custom networking, which cannot honour port mappings; forward inside the netdev instead");
   });
 
   it.each([
-    { name: "ports on a custom netdev", c: cfg, mode: "custom", netdev: "socket,listen=:1" },
+    { name: "ports on a custom netdev", c: cfg, mode: "custom", netdev: "socket,listen=127.0.0.1:2500" },
     { name: "forwarded ports with the forward service off", c: { ...cfg, networking: { ...cfg.networking, forwardServiceEnabled: false } }, mode: "tap", netdev: "" },
   ])("refuses $name as a precondition", ({ c, mode, netdev }) => {
     const e = refusal(raw({ nics: [nic({ mode, customNetdev: netdev })], ports: [tcp("127.0.0.1")] }), c);

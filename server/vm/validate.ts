@@ -32,6 +32,7 @@ import { Problems, VmmError } from "../errors.js";
 import { checkCloudInit, checkDisks, isEmptyCloudInit } from "../image/spec.js";
 import { checkPathOptions, overlaps } from "../forward/rules.js";
 import { checkLabels } from "./labels.js";
+import { checkNetdevPolicy } from "./netdev-policy.js";
 import type { RunFiles } from "./store.js";
 import type { NicSpec, PortSpec, Protocol, RawNic, RawPort, RawUpdate, RawVmSpec, VmSpec } from "./types.js";
 
@@ -115,14 +116,17 @@ export function parseNetdev(v: string): ParsedNetdev | string {
   return { type: type!, options };
 }
 
-/** The custom netdev grammar (and, later, its policy): see parseNetdev. */
-function checkCustomNetdev(f: Findings, field: string, v: string): void {
+/** The custom netdev grammar (parseNetdev) and its policy (netdev-policy.ts). */
+function checkCustomNetdev(f: Findings, field: string, v: string, cfg: Config): void {
   if (v === "") return f.invalid.add(field, "is required for custom mode");
   const bytes = Buffer.byteLength(v);
   if (bytes > MAX_NETDEV) return f.invalid.add(field, `is ${bytes} bytes; at most ${MAX_NETDEV}`);
   const parsed = parseNetdev(v);
   if (typeof parsed === "string") return f.invalid.add(field, parsed);
   if (parsed.options.some((o) => o.key === "id")) f.invalid.add(field, "must not set id= (the daemon names the netdev)");
+  const policy = checkNetdevPolicy(parsed, cfg);
+  for (const m of policy.invalid) f.invalid.add(field, m);
+  for (const m of policy.denied) f.denied.push(`${field}: ${m}`);
 }
 
 /** One NIC being checked: where it is, what arrived, what it resolves to. */
@@ -159,8 +163,8 @@ const MODE_RULES: Record<NetMode, (c: NicCheck) => void> = {
     else if (!ID_RE.test(raw.networkId)) f.invalid.add(`${at}.network_id`, "is not a valid network id");
     nic.networkId = raw.networkId;
   },
-  custom({ f, at, raw, nic }) {
-    checkCustomNetdev(f, `${at}.custom_netdev`, raw.customNetdev);
+  custom({ f, at, raw, nic, cfg }) {
+    checkCustomNetdev(f, `${at}.custom_netdev`, raw.customNetdev, cfg);
     nic.customNetdev = raw.customNetdev;
   },
 };

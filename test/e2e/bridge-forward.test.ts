@@ -14,6 +14,7 @@ import { requireNetns } from "../guest/netns.js";
 import { freePort, httpGet, waitFor } from "../helpers/net.js";
 import { Lan } from "../helpers/lan.js";
 import { NetworkingMode, Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { expectUnprivileged } from "../helpers/privilege.js";
 
 const BR = "vmbr-fwd";
 const ADMIN = "admin-token-0123456789";
@@ -111,6 +112,8 @@ describe("bridge networking end to end", () => {
       start: true,
     });
     expect(vm!.status).toBe(VmStatus.RUNNING);
+    // Guests are not root: QEMU (and the TAP qemu-bridge-helper made for it) runs as qemu.user.
+    expectUnprivileged(vm!.pid);
     const mac = vm!.nics[0]!.mac;
 
     // The lease reaches vmmd through the hook; the host port serves the guest.

@@ -153,7 +153,7 @@ describe("leases believed only when the network agrees", () => {
     ipB = lb.ip;
   }, 300_000);
 
-  it("a forged report (A's MAC with B's address) changes no rule; the mismatch is logged and recorded", async () => {
+  it("a forged report (A's MAC with B's address, or the host's) changes no rule; the mismatch is logged and recorded", async () => {
     const before = [await targets("lt-a"), await targets("lt-b")];
     const r = runHook(["add", macA, ipB]);
     expect(r.status).toBe(1);
@@ -164,6 +164,13 @@ describe("leases believed only when the network agrees", () => {
     expect(d!.stderr()).toContain("lease report contradicted by the wire");
     expect(await page(ports["lt-a:0"]!)).toContain("hello from lt-a");
     expect(await page(ports["lt-b:0"]!)).toContain("hello from lt-b");
+    // Nor may a report point a port back at the host, or at the subnet's broadcast address.
+    for (const [ip, why] of [["10.93.0.1", `is an address of this host (${BR})`], ["10.93.0.255", "is the broadcast address of 10.93.0.0/24"]]) {
+      const h = runHook(["add", macA, ip!]);
+      expect(h.status).toBe(1);
+      expect(h.stderr).toContain(`ip: ${ip} ${why}`);
+    }
+    expect([await targets("lt-a"), await targets("lt-b")]).toEqual(before);
   }, 60_000);
 
   it("a missed del, then the address given to another VM: each host port reaches its own VM", async () => {

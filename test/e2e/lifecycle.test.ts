@@ -10,6 +10,7 @@ import { requireNetns } from "../guest/netns.js";
 import { httpGet, freePort, processRunning, waitFor } from "../helpers/net.js";
 import { Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { QmpClient } from "../../server/vm/qmp.js";
+import { expectUnprivileged } from "../helpers/privilege.js";
 
 let d: DaemonHandle | undefined;
 let dir = "";
@@ -49,6 +50,8 @@ describe("user-mode guest", () => {
     expect(vm!.instanceId).not.toBe("");
     const pid = vm!.pid;
     expect(pid).toBeGreaterThan(0);
+    // Guests are not root: QEMU runs as qemu.user.
+    expectUnprivileged(pid);
 
     const page = await waitFor(() => httpGet(`http://127.0.0.1:${port}/`), 90_000);
     expect(page).toContain("user-1");

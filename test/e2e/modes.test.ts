@@ -12,6 +12,7 @@ import { client, startDaemon, transport, type DaemonHandle } from "../helpers/da
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
 import { freePort, httpGet, processesMatching, waitFor } from "../helpers/net.js";
+import { expectUnprivileged } from "../helpers/privilege.js";
 import { Lan } from "../helpers/lan.js";
 import { NetworkingMode, Protocol, VmmService, VmStatus, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
 
@@ -43,6 +44,7 @@ beforeAll(async () => {
     tcp: false,
     toml: `
 [networking]
+allowed_modes = ["user", "passt", "bridge", "tap", "macvtap", "vmnet", "custom"]
 bridge = "${BR}"
 macvtap_parent = "${PARENT}"
 passt_interface = "vmmstub0"
@@ -82,6 +84,8 @@ async function boot(id: string, mode: NetworkingMode, ports: { host: number; vm:
     start: true,
   });
   expect(vm!.status).toBe(VmStatus.RUNNING);
+  // Guests are not root: QEMU runs as qemu.user in every mode.
+  expectUnprivileged(vm!.pid);
   return vm!;
 }
 

@@ -55,7 +55,6 @@ beforeAll(async () => {
   const tokenFile = `${lan.dir}/lease.token`;
   writeFileSync(tokenFile, LEASE + "\n", { mode: 0o600 });
   lan.bridge(BR, "10.84.0.1/24");
-  writeFileSync("/etc/qemu/bridge.conf", `allow ${BR}\n`);
   // A remote client: its own namespace, routed through this one.
   lan.netns("natcl");
   lan.veth("ncl0", "ncl1", "natcl");

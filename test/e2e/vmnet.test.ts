@@ -12,6 +12,7 @@ import { client, startDaemon, transport, type DaemonHandle, ROOT } from "../help
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
 import { processesMatching, waitFor } from "../helpers/net.js";
+import { expectUnprivileged } from "../helpers/privilege.js";
 import { Lan, sh } from "../helpers/lan.js";
 import { deriveMac } from "../../server/net/mac.js";
 import { NetworkingMode, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
@@ -69,6 +70,8 @@ async function boot(id: string, networkId: string, probe: string[], tries = 90) 
     start: true,
   });
   expect(vm!.status).toBe(VmStatus.RUNNING);
+  // Guests are not root: QEMU runs as qemu.user.
+  expectUnprivileged(vm!.pid);
   return vm!;
 }
 

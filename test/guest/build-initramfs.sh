@@ -32,7 +32,7 @@
 #      "VMM-SEED-BEGIN NAME" and "VMM-SEED-END NAME"
 #   9. vmm.shell=1: an interactive shell on the console (ttyS0)
 # Kernel command line knobs: vmm.hostname=NAME vmm.dhcp=0 vmm.ip=CIDR vmm.gw=IP
-#   vmm.root=DEV vmm.shell=1
+#   vmm.root=DEV vmm.shell=1 vmm.trace=1 (boot steps with their uptime)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 KDIR=${KDIR:-$HERE/../../.tools/guest/kernel}
@@ -156,9 +156,10 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
-HN=vmm-guest DHCP=1 SIP= SGW= PROBE= TRIES=60
+HN=vmm-guest DHCP=1 SIP= SGW= PROBE= TRIES=60 TRACE=0
 for a in $(cat /proc/cmdline); do
   case "$a" in
+    vmm.trace=*) TRACE=${a#vmm.trace=} ;;
     vmm.hostname=*) HN=${a#vmm.hostname=} ;;
     vmm.dhcp=*) DHCP=${a#vmm.dhcp=} ;;
     vmm.ip=*) SIP=${a#vmm.ip=} ;;
@@ -167,6 +168,10 @@ for a in $(cat /proc/cmdline); do
     vmm.probe_tries=*) TRIES=${a#vmm.probe_tries=} ;;
   esac
 done
+# vmm.trace=1: "VMM-T <seconds since boot> <step>" on the console at each
+# step, for the boot benchmark (bench/start.ts).
+t() { [ "$TRACE" = 1 ] && echo "VMM-T $(cut -d' ' -f1 /proc/uptime) $1"; }
+t init
 hostname "$HN"
 for m in $(cat /lib/modules/load-order); do insmod "/lib/modules/$m" 2>/dev/null || [ -e /etc/vmm-rootfs ] || echo "vmm-init: insmod $m failed"; done
 ROOT= SHELL_ON=0
@@ -210,6 +215,7 @@ for d in /dev/vd?; do
   umount /mnt/seed
 done
 
+t modules
 # Power button: watch every input device the ACPI button driver registered.
 for i in 1 2 3 4 5 6 7 8 9 10; do ls /sys/class/input/ 2>/dev/null | grep -q event && break; sleep 0.1; done
 PB=0
@@ -221,8 +227,10 @@ for d in /sys/class/input/event*; do
 done
 [ "$PB" -gt 0 ] || echo "vmm-init: no ACPI power button input device; system_powerdown will not work"
 
+t input
 ip link set lo up
 for i in $(seq 1 20); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
+t nic
 for d in /sys/class/net/eth*; do [ -e "$d" ] && ip link set "$(basename "$d")" up; done
 MAC=$(cat /sys/class/net/eth0/address 2>/dev/null || echo none)
 if [ "$DHCP" = 0 ]; then
@@ -233,8 +241,10 @@ if [ "$DHCP" = 0 ]; then
   fi
 else
   # -b: keep trying in the background; -x hostname: DHCP option 12.
+  t dhcp
   udhcpc -s /etc/udhcpc/default.script -i eth0 -x hostname:"$HN" -t 20 -T 1 -b -p /tmp/udhcpc.pid
   for i in $(seq 1 300); do [ -s /tmp/lease-ip ] && break; sleep 0.1; done
+  t lease
 fi
 for d in /sys/class/net/eth*; do
   n=$(basename "$d")
@@ -244,6 +254,7 @@ IP=$(cat /tmp/lease-ip 2>/dev/null || echo none)
 echo "hello from $HN ip=$IP mac=$MAC" > /www/index.html
 httpd -p 8080 -h /www
 nc -ll -p 8081 -e cat &
+t ready
 echo "VMM-GUEST-READY ip=$IP mac=$MAC hostname=$HN"
 # vmm.probe=HOST:PORT,...: fetch http://HOST:PORT/ from inside the guest
 # (guest-to-guest and guest-to-outside reachability), at most TRIES times a

@@ -12,7 +12,7 @@ import { client, startDaemon, transport, type DaemonHandle } from "../helpers/da
 import { snapshot } from "../helpers/snapshot.js";
 import { Lan, sh } from "../helpers/lan.js";
 import { requireNetns } from "../guest/netns.js";
-import { Protocol, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { NetworkingMode, Protocol, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateNetworkRequestSchema } from "../../gen/ts/vmm/v1/network_pb.js";
@@ -31,6 +31,9 @@ const TOML = [
   `tokens = ["${ADMIN}"]`,
   "[networking]",
   'bridge_subnets = { "br-pol" = "10.66.0.0/24" }',
+  'allowed_modes = ["user", "custom"]',
+  "[forward]",
+  "port_min = 2000",
   "[vmnet]",
   "max_holders_per_network = 2",
 ].join("\n");
@@ -72,6 +75,8 @@ const forward = (internalAddress: string, ipv4Subnet = "10.98.0.0/24") =>
   createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet, portForwards: [{ protocol: Protocol.TCP, listenPort: 18080, internalAddress, internalPort: 80 }] } });
 const acquire = (s: () => string) => () => nets.acquireNetwork({ serialization: s() });
 const vmNamed = (name: string, id = "") => () => vms.createVm({ id, config: { name } });
+const custom = (customNetdev: string) => () => vms.createVm({ config: { name: "custom", nics: [{ mode: NetworkingMode.CUSTOM, customNetdev }] } });
+const NETDEV = "config.nics[0].custom_netdev";
 
 /** The serialization with its signature's last character's unused low bits changed: decodes to the same bytes. */
 function flipLowBit(s: string): string {
@@ -151,6 +156,22 @@ const CASES: Case[] = [
   { name: "handle in standard base64", call: acquire(() => serialization.replace(/-/g, "+").replace(/_/g, "/") + (serialization.includes("-") || serialization.includes("_") ? "" : "=")), code: Code.InvalidArgument, field: "serialization" },
   // holders
   { name: "a holder over vmnet.max_holders_per_network", call: acquire(() => cappedSerialization), code: Code.ResourceExhausted, field: "serialization", mention: "max_holders_per_network" },
+  // custom netdevs: an allow-list of types and options; host endpoints under the ports' policy
+  { name: "custom tap with a script", call: custom("tap,script=./x.sh,downscript=no"), code: Code.PermissionDenied, field: NETDEV, mention: "type tap is not allowed" },
+  { name: "custom bridge with a helper", call: custom("bridge,helper=./x"), code: Code.PermissionDenied, field: NETDEV, mention: "type bridge is not allowed" },
+  { name: "custom user hostfwd on 0.0.0.0", call: custom("user,hostfwd=tcp:0.0.0.0:2222-:22"), code: Code.PermissionDenied, field: NETDEV, mention: "0.0.0.0 is not in forward.allowed_listen_addresses" },
+  { name: "custom user hostfwd on every address", call: custom("user,hostfwd=tcp::2222-:22"), code: Code.PermissionDenied, field: NETDEV, mention: "names no address" },
+  { name: "custom user hostfwd below forward.port_min", call: custom("user,hostfwd=tcp:127.0.0.1:1999-:22"), code: Code.PermissionDenied, field: NETDEV, mention: "port 1999 is outside" },
+  { name: "custom user guestfwd", call: custom("user,guestfwd=tcp:10.0.2.100:80-cmd:/bin/sh"), code: Code.PermissionDenied, field: NETDEV, mention: "option guestfwd is not allowed" },
+  { name: "custom user smb", call: custom("user,smb=/"), code: Code.PermissionDenied, field: NETDEV, mention: "option smb is not allowed" },
+  { name: "custom user with a script option", call: custom("user,script=/bin/sh"), code: Code.PermissionDenied, field: NETDEV, mention: "option script is not allowed" },
+  { name: "custom socket listening on every address", call: custom("socket,listen=:2500"), code: Code.PermissionDenied, field: NETDEV, mention: "names no address" },
+  { name: "custom socket on another NIC's fd", call: custom("socket,fd=3"), code: Code.PermissionDenied, field: NETDEV, mention: "option fd is not allowed" },
+  { name: "custom stream to a unix socket", call: custom("stream,addr.type=unix,addr.path=/run/docker.sock"), code: Code.PermissionDenied, field: NETDEV, mention: "unix sockets are not allowed" },
+  { name: "custom vhost-user", call: custom("vhost-user,chardev=c0"), code: Code.PermissionDenied, field: NETDEV, mention: "type vhost-user is not allowed" },
+  { name: "custom option without a value", call: custom("user,restrict"), code: Code.InvalidArgument, field: NETDEV, mention: "key=value" },
+  { name: "custom malformed hostfwd", call: custom("user,hostfwd=tcp:127.0.0.1:x-:22"), code: Code.InvalidArgument, field: NETDEV, mention: "hostfwd" },
+  { name: "custom netdev without a type", call: custom(",script=/bin/sh"), code: Code.InvalidArgument, field: NETDEV },
   // names: no invisible or reordering characters, one VM / network per name
   { name: "VM name with U+202E (right-to-left override)", call: vmNamed("invoice\u202Egpj.exe"), code: Code.InvalidArgument, field: "config.name", mention: "U+202E" },
   { name: "VM name with U+200B (zero-width space)", call: vmNamed("web\u200B"), code: Code.InvalidArgument, field: "config.name", mention: "U+200B" },
@@ -208,6 +229,28 @@ describe("the policy holds, names the field, and changes nothing on disk", () =>
     } finally {
       await nets.deleteNetwork({ id: created.network!.id });
     }
+  });
+});
+
+describe("custom networking is opt-in", () => {
+  it("the default allowed_modes refuse it", async () => {
+    const plain = await startDaemon();
+    try {
+      const c = client(VmmService, transport(plain, "connect", "unix"));
+      const e = await c.createVm({ config: { name: "c", nics: [{ mode: NetworkingMode.CUSTOM, customNetdev: "user" }] } }).catch((x: unknown) => ConnectError.from(x));
+      expect(e).toBeInstanceOf(ConnectError);
+      expect(Code[(e as ConnectError).code]).toBe("PermissionDenied");
+      expect((e as ConnectError).rawMessage).toBe("config.nics[0].mode: custom networking is not in networking.allowed_modes");
+    } finally {
+      await plain.stop();
+      plain.cleanup();
+    }
+  });
+
+  it("an allowed custom netdev within the policy is accepted", async () => {
+    const r = await vms.createVm({ id: "custom-ok", config: { name: "custom ok", nics: [{ mode: NetworkingMode.CUSTOM, customNetdev: "user,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22" }] } });
+    expect(r.vm!.config!.nics[0]!.customNetdev).toBe("user,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22");
+    await vms.removeVm({ id: "custom-ok" });
   });
 });
 
