@@ -116,6 +116,8 @@ export interface ForwardConfig {
   maxConnectionsPerRule: number;
   udpIdleSeconds: number;
   maxUdpSessionsPerRule: number;
+  /** Path of ports that do not name one: "userspace" (vmm-relayd) or "nat" (nftables DNAT). */
+  defaultPath: "userspace" | "nat";
 }
 
 /** `[vmnet]`: the networks CreateNetwork makes (subnet pool, bridge names, DHCP hook, holders). */

@@ -12,19 +12,20 @@
 // that vmm-kubelet comes back.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { requireNetns } from "../guest/netns.js";
-import { Lan } from "../helpers/lan.js";
 import { httpGet, waitFor } from "../helpers/net.js";
-import { ControlPlane, until } from "../fleet/controlplane.js";
-import { buildKubelet, FleetHost } from "../fleet/host.js";
+import { ControlPlane, until } from "../../bench/fleet/controlplane.js";
+import { buildKubelet, FleetHost } from "../../bench/fleet/host.js";
 import { VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const RBAC = join(ROOT, "clients", "kubelet", "deploy", "rbac.yaml");
 const PORT = 18080;
 
-let lan: Lan;
+let dir = "";
 let cp: ControlPlane | undefined;
 const hosts: FleetHost[] = [];
 
@@ -38,7 +39,8 @@ function deployment(replicas: number): string {
       replicas,
       selector: { matchLabels: { app: "web" } },
       template: {
-        metadata: { labels: { app: "web" } },
+        // vmm.shell=1: the test guest runs a shell on its console, for attach.
+        metadata: { labels: { app: "web" }, annotations: { "vmm.dev/kernel-args": "vmm.shell=1" } },
         spec: {
           terminationGracePeriodSeconds: 3,
           tolerations: [{ key: "virtual-kubelet.io/provider", operator: "Equal", value: "vmm", effect: "NoSchedule" }],
@@ -98,17 +100,18 @@ const nodeReady = (name: string) =>
 
 beforeAll(async () => {
   requireNetns();
-  lan = new Lan();
-  const kubelet = await buildKubelet(lan.dir);
-  cp = await ControlPlane.start({ dir: join(lan.dir, "cp"), timing: { nodeGraceSeconds: 6, evictAfterSeconds: 2 } });
+  dir = mkdtempSync(join(tmpdir(), "vmm-fleet-"));
+  chmodSync(dir, 0o711);
+  const kubelet = await buildKubelet(dir);
+  cp = await ControlPlane.start({ dir: join(dir, "cp"), timing: { nodeGraceSeconds: 6, evictAfterSeconds: 2 } });
   cp.kubectl(["apply", "-f", RBAC]);
   const token = cp.kubectl(["-n", "vmm-system", "create", "token", "vmm-kubelet", "--duration=2h"]).trim();
   const kubeconfig = cp.kubeconfigFor("vmm-kubelet", token);
   for (const [i, name] of ["host-a", "host-b"].entries()) {
     const h = await FleetHost.start({
       name, ip: `127.0.0.${2 + i}`, bridge: `vmbr-k${i}`, net: 91 + i, kubelet, kubeconfig,
-      clientCa: cp.caCert, leaseDuration: "4s", dir: lan.dir,
-    }, lan);
+      clientCa: cp.caCert, leaseDuration: "4s", dir,
+    });
     hosts.push(h);
     h.startKubelet();
   }
@@ -124,7 +127,7 @@ afterAll(async () => {
   }
   for (const h of hosts) await h.stop().catch(() => undefined);
   await cp?.stop();
-  await lan?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
 describe("a fleet of vmm hosts under Kubernetes", () => {
@@ -184,18 +187,41 @@ describe("a fleet of vmm hosts under Kubernetes", () => {
     }
   }, 300_000);
 
-  it("kubectl logs -f follows the console", async () => {
+  it("kubectl attach -i types into the serial console; kubectl exec is refused with the reason", async () => {
     const p = pods()[0]!;
-    const proc = spawn(join(cp!.bin, "kubectl"), [`--kubeconfig=${cp!.kubeconfig}`, "logs", "-f", "--tail=5", p.metadata.name]);
+    const proc = spawn(join(cp!.bin, "kubectl"), [`--kubeconfig=${cp!.kubeconfig}`, "attach", "-i", p.metadata.name], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
-    proc.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    proc.stdout!.on("data", (b: Buffer) => (out += b.toString()));
     try {
-      await until("logs -f output", () => out.includes("VMM-GUEST-READY"), 30_000);
-      expect(proc.exitCode).toBeNull(); // still following
+      // Typed until the shell answers: the attach may still be connecting.
+      await until("the guest's shell answers through attach", () => {
+        proc.stdin!.write("echo attach-$((6*7))\n");
+        return out.includes("attach-42");
+      }, 60_000);
     } finally {
       proc.kill("SIGTERM");
     }
-  }, 60_000);
+    expect(() => cp!.kubectl(["exec", p.metadata.name, "--", "true"])).toThrow(/runs no container processes to exec into/);
+  }, 120_000);
+
+  it("kubectl logs -f follows the console: new output arrives while it runs", async () => {
+    const p = pods()[0]!;
+    const logs = spawn(join(cp!.bin, "kubectl"), [`--kubeconfig=${cp!.kubeconfig}`, "logs", "-f", p.metadata.name]);
+    let out = "";
+    logs.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    const attach = spawn(join(cp!.bin, "kubectl"), [`--kubeconfig=${cp!.kubeconfig}`, "attach", "-i", p.metadata.name], { stdio: ["pipe", "ignore", "ignore"] });
+    try {
+      await until("logs -f shows the boot", () => out.includes("VMM-GUEST-READY"), 30_000);
+      await until("logs -f shows what is typed later", () => {
+        attach.stdin!.write("echo follow-$((3*14))\n");
+        return out.includes("follow-42");
+      }, 60_000);
+      expect(logs.exitCode).toBeNull(); // still following
+    } finally {
+      attach.kill("SIGTERM");
+      logs.kill("SIGTERM");
+    }
+  }, 120_000);
 
   it("scaling to 0 removes every VM: no QEMU, TAP or forward left", async () => {
     cp!.kubectl(["scale", "deployment", "web", "--replicas=0"]);

@@ -86,7 +86,13 @@ func run(ctx context.Context, cfg *config.Config) error {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	vc, err := vmm.NewConnect(vmm.Target{Socket: cfg.VmmSocket, Token: token}, vmm.ProtocolConnect)
+	target := vmm.Target{Socket: cfg.VmmSocket, Token: token}
+	vc, err := vmm.NewConnect(target, vmm.ProtocolConnect)
+	if err != nil {
+		return err
+	}
+	// AttachConsole is a bidirectional stream: gRPC over h2c.
+	vg, err := vmm.NewConnect(target, vmm.ProtocolGRPC)
 	if err != nil {
 		return err
 	}
@@ -116,7 +122,7 @@ func run(ctx context.Context, cfg *config.Config) error {
 	defer eb.Shutdown()
 	recorder := eb.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "vmm-kubelet", Host: cfg.NodeName})
 
-	p := provider.New(cfg.NodeName, cfg.NodeIP, vc.Vmm, hostView(cfg, np), recorder)
+	p := provider.New(cfg.NodeName, cfg.NodeIP, vc.Vmm, vg.Vmm, hostView(cfg, np), recorder)
 
 	podInformers.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced) {
@@ -163,8 +169,10 @@ func run(ctx context.Context, cfg *config.Config) error {
 	go func() { ncDone <- nc.Run(ctx) }()
 
 	srv, err := kubeletapi.New(cfg, kc, api.PodHandlerConfig{
-		GetPods:          p.GetPods,
-		GetContainerLogs: p.GetContainerLogs,
+		GetPods:           p.GetPods,
+		GetContainerLogs:  p.GetContainerLogs,
+		AttachToContainer: p.AttachToContainer,
+		RunInContainer:    p.RunInContainer,
 		GetPodsFromKubernetes: func(context.Context) ([]*corev1.Pod, error) {
 			return pods.Lister().List(labels.Everything())
 		},

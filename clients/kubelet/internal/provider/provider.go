@@ -70,6 +70,7 @@ type Provider struct {
 	node     string
 	nodeIP   string
 	vmm      vmmv1connect.VmmServiceClient
+	console  vmmv1connect.VmmServiceClient // bidirectional streams (AttachConsole); nil: no attach
 	host     HostView
 	recorder record.EventRecorder
 
@@ -80,10 +81,12 @@ type Provider struct {
 	now    func() time.Time
 }
 
-// New returns the provider of node `node` (InternalIP nodeIP).
-func New(node, nodeIP string, vmm vmmv1connect.VmmServiceClient, host HostView, recorder record.EventRecorder) *Provider {
+// New returns the provider of node `node` (InternalIP nodeIP). `console`
+// serves attach and must speak a protocol with bidirectional streams; nil
+// turns attach off.
+func New(node, nodeIP string, vmm, console vmmv1connect.VmmServiceClient, host HostView, recorder record.EventRecorder) *Provider {
 	return &Provider{
-		node: node, nodeIP: nodeIP, vmm: vmm, host: host, recorder: recorder,
+		node: node, nodeIP: nodeIP, vmm: vmm, console: console, host: host, recorder: recorder,
 		byKey: map[string]*entry{}, byVM: map[string]*entry{},
 		notify: func(*corev1.Pod) {}, now: time.Now,
 	}

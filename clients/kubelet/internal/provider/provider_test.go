@@ -40,7 +40,7 @@ func newHarness(t *testing.T) *harness {
 		return podvm.Host{NodeName: "host-a", NodeIP: "127.0.0.2", CPUs: 4, Modes: []vmmv1.NetworkingMode{tap},
 			DefaultMode: tap, Bridges: []string{"br0"}, ForwardService: true, Images: []podvm.Image{{Name: "busybox"}}}, nil
 	}
-	h.p = New("host-a", "127.0.0.2", h.vmm, host, h.events)
+	h.p = New("host-a", "127.0.0.2", h.vmm, nil, host, h.events)
 	h.p.NotifyPods(context.Background(), func(p *corev1.Pod) {
 		h.mu.Lock()
 		h.seen = append(h.seen, p)
@@ -233,7 +233,7 @@ func TestAdoptFollowsVMsWhosePodExistsAndRemovesTheRest(t *testing.T) {
 		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "pods"}, name)
 	}
 
-	fresh := New("host-a", "127.0.0.2", h.vmm, h.p.host, h.events)
+	fresh := New("host-a", "127.0.0.2", h.vmm, nil, h.p.host, h.events)
 	fresh.NotifyPods(context.Background(), func(*corev1.Pod) {})
 	before := len(h.vmm.Calls())
 	if err := fresh.Adopt(context.Background(), lookup); err != nil {

@@ -1,16 +1,28 @@
-// A real Kubernetes control plane for the fleet tests and the kube
-// benchmark: etcd, kube-apiserver, kube-scheduler and kube-controller-manager
-// built by scripts/setup-k8s.sh, on 127.0.0.1 of the private namespace,
-// with certificates and tokens made here. Every process is started by PID
-// and stopped by PID (SIGTERM, then SIGKILL).
+// A real Kubernetes control plane for the kube benchmark (bench/kube.ts)
+// and the fleet e2e (test/e2e/fleet.test.ts): etcd, kube-apiserver,
+// kube-scheduler and kube-controller-manager built by scripts/setup-k8s.sh,
+// on 127.0.0.1 of the private namespace, with certificates and tokens made
+// here. Every process is started and stopped by PID (SIGTERM, then
+// SIGKILL).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { request } from "node:https";
 import { request as httpRequest } from "node:http";
 
-const ROOT = resolve(import.meta.dirname, "..", "..");
+/** The checkout: the first directory above this file holding package.json (from the source or from dist/). */
+export function repoRoot(): string {
+  let d = import.meta.dirname;
+  while (!existsSync(join(d, "package.json"))) {
+    const up = dirname(d);
+    if (up === d) throw new Error(`no package.json above ${import.meta.dirname}`);
+    d = up;
+  }
+  return d;
+}
+
+const ROOT = repoRoot();
 
 /** Directory of the control plane binaries; throws (with the fix) when they are not built. */
 export function k8sBinDir(): string {
@@ -46,13 +58,14 @@ export class ControlPlane {
   readonly bin: string;
   readonly caCert: string;
   readonly apiUrl = `https://127.0.0.1:${PORTS.api}`;
-  private readonly token: string;
+  /** The admin bearer token (system:masters). */
+  readonly adminToken: string;
 
   private constructor(readonly dir: string) {
     this.bin = k8sBinDir();
     this.kubeconfig = join(dir, "admin.kubeconfig");
     this.caCert = join(dir, "ca.crt");
-    this.token = randomBytes(24).toString("hex");
+    this.adminToken = randomBytes(24).toString("hex");
   }
 
   /** Starts etcd, the API server, the scheduler and the controller-manager; resolves when pods can be created. */
@@ -81,8 +94,8 @@ export class ControlPlane {
       "-CAcreateserial", "-days", "2", "-out", join(d, "kubelet-client.crt")]);
     sh(["openssl", "genrsa", "-out", join(d, "sa.key"), "2048"]);
     sh(["openssl", "rsa", "-in", join(d, "sa.key"), "-pubout", "-out", join(d, "sa.pub")]);
-    writeFileSync(join(d, "tokens.csv"), `${this.token},admin,admin-uid,system:masters\n`, { mode: 0o600 });
-    writeFileSync(this.kubeconfig, kubeconfig(this.apiUrl, this.token), { mode: 0o600 });
+    writeFileSync(join(d, "tokens.csv"), `${this.adminToken},admin,admin-uid,system:masters\n`, { mode: 0o600 });
+    writeFileSync(this.kubeconfig, kubeconfig(this.apiUrl, this.adminToken), { mode: 0o600 });
 
     const etcdUrl = `http://127.0.0.1:${PORTS.etcd}`;
     this.run("etcd", [
@@ -102,7 +115,7 @@ export class ControlPlane {
       "--kubelet-preferred-address-types=InternalIP",
       `--default-not-ready-toleration-seconds=${t.evictAfterSeconds}`, `--default-unreachable-toleration-seconds=${t.evictAfterSeconds}`,
     ]);
-    await until("kube-apiserver /readyz", () => httpOk(`${this.apiUrl}/readyz`, this.token), 120_000);
+    await until("kube-apiserver /readyz", () => httpOk(`${this.apiUrl}/readyz`, this.adminToken), 120_000);
     const kc = `--kubeconfig=${this.kubeconfig}`;
     const common = [kc, `--authentication-kubeconfig=${this.kubeconfig}`, `--authorization-kubeconfig=${this.kubeconfig}`,
       "--bind-address=127.0.0.1", "--leader-elect=false", "--authentication-skip-lookup=true"];
