@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     const c = cp;
     await until("node Ready", () => {
       try {
-        return c.json(["get", "node", "bench-host"]).status.conditions.some((x: { type: string; status: string }) => x.type === "Ready" && x.status === "True");
+        return c.json<{ status: { conditions: { type: string; status: string }[] } }>(["get", "node", "bench-host"]).status.conditions.some((x) => x.type === "Ready" && x.status === "True");
       } catch {
         return false;
       }

@@ -87,9 +87,10 @@ export async function churn(httpPort: number, refusedPort: number, n: number): P
       });
       s.once("close", () => {
         clearTimeout(t);
-        if (kind === "ok") got.startsWith("HTTP/1.1 200") ? out.ok++ : out.failed++;
-        else if (kind === "refused") got === "" ? out.refused++ : out.failed++;
-        else out.reset++;
+        if (kind === "ok" && got.startsWith("HTTP/1.1 200")) out.ok++;
+        else if (kind === "refused" && got === "") out.refused++;
+        else if (kind === "reset") out.reset++;
+        else out.failed++;
         resolve();
       });
     });

@@ -18,6 +18,7 @@ export const IDLE_CONNS = Number(process.env.BENCH_IDLE_CONNS ?? "10000");
 // (two fds each, plus its own): haproxy refuses to start, nginx warns, beyond.
 const PEER_CONNS = Math.min(IDLE_CONNS + 50, Math.floor((FD_LIMIT - 200) / 2));
 
+/** The ports one peer listens on for each load (loopback; udp undefined when the peer has no UDP). */
 export interface Ports {
   host: string;
   iperf: number;
@@ -26,6 +27,7 @@ export interface Ports {
   idle: number;
 }
 
+/** A started peer: its ports, the processes to measure, and how to stop it. */
 export interface Running {
   ports: Ports;
   /** The relay's whole process tree (CPU). */
@@ -40,6 +42,7 @@ export interface Running {
 /** Columns a peer cannot have, and why. */
 export type Skip = Partial<Record<"udp" | "idle" | "cpu" | "rss", string>>;
 
+/** One forwarder the benchmark compares (vmm-relayd, the sockets path, haproxy, nginx, ...): a name, the columns it skips, and how to start it on ports from `base` on. */
 export interface Peer {
   name: string;
   skip?: Skip;

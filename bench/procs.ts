@@ -12,9 +12,12 @@ import { join } from "node:path";
 export const SECS = Number(process.env.BENCH_SECONDS ?? "2");
 /** The hard fd limit: every peer may use it (a single process holds at most this many). */
 export const FD_LIMIT = Number(spawnSync("bash", ["-c", "ulimit -Hn"], { encoding: "utf8" }).stdout.trim()) || 20000;
+/** Clock ticks per second of /proc/PID/stat's CPU times (getconf CLK_TCK; 100 when it cannot say). */
 export const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim() || "100");
 
+/** Progress lines on stderr (the table goes to stdout). */
 export const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+/** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Scratch directory of this run (configs, logs); removed at exit. */

@@ -45,6 +45,7 @@ export interface Timing {
   evictAfterSeconds: number;
 }
 
+/** Where the control plane keeps its files (certificates, etcd data, logs), and its node-lifecycle timing. */
 export interface ControlPlaneOptions {
   dir: string;
   timing?: Timing;
@@ -52,6 +53,7 @@ export interface ControlPlaneOptions {
 
 const PORTS = { etcd: 23790, etcdPeer: 23800, api: 16443, scheduler: 20259, cm: 20257 };
 
+/** A running control plane (see the top of this file): its kubeconfig, binaries and CA, kubectl, and stop(). */
 export class ControlPlane {
   private readonly procs: { name: string; proc: ChildProcess }[] = [];
   readonly kubeconfig: string;

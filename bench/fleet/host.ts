@@ -43,7 +43,7 @@ export async function buildKubelet(dir: string): Promise<string> {
     env: { ...process.env, GOPROXY: "off" },
   });
   let err = "";
-  proc.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+  proc.stderr.on("data", (b: Buffer) => (err += b.toString()));
   const timer = setTimeout(() => proc.kill("SIGKILL"), 600_000);
   const code = await new Promise<number | null>((r) => proc.once("exit", r));
   clearTimeout(timer);
@@ -73,6 +73,7 @@ function processesMatching(needle: string): number[] {
   return out;
 }
 
+/** Names, addresses and files of one fleet host; several hosts in one namespace must differ in each. */
 export interface HostOptions {
   /** Node name, e.g. "host-a". */
   name: string;
@@ -94,6 +95,7 @@ export interface HostOptions {
   dir: string;
 }
 
+/** One running fleet host (see the top of this file); stop() undoes what it started, in reverse order. */
 export class FleetHost {
   kubeletProc: ChildProcess | undefined;
   readonly dir: string;

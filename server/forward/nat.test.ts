@@ -138,18 +138,18 @@ describe("nat forwards", () => {
       ], { stdio: ["pipe", "pipe", "inherit"] });
       procs.push(held);
       let out = "";
-      held.stdout!.on("data", (d: Buffer) => (out += d));
+      held.stdout.on("data", (d: Buffer) => (out += d.toString()));
       await waitFor("connected", () => out.includes("10.72.0.2"), 5000);
-      held.stdin!.write("one\n");
+      held.stdin.write("one\n");
       await waitFor("echo one", () => out.includes("one"), 5000);
       // Another rule added, this one unchanged: the connection carries on.
       await svc.apply("vm", [rule("0.0.0.0", a, "10.71.0.2", guestPort), rule("0.0.0.0", b, "10.71.0.2", otherPort)]);
-      held.stdin!.write("two\n");
+      held.stdin.write("two\n");
       await waitFor("echo two", () => out.includes("two"), 5000);
       expect(firstLine("10.72.0.1", b, "natclient")).toBe(`${otherPort} 10.72.0.2`);
       // Retarget: new connections reach the new port, the old connection is reset.
       await svc.apply("vm", [rule("0.0.0.0", a, "10.71.0.2", otherPort), rule("0.0.0.0", b, "10.71.0.2", otherPort)]);
-      held.stdin!.write("three\n");
+      held.stdin.write("three\n");
       await waitFor("old connection ended", () => /ERR ECONNRESET|CLOSED/.test(out), 10_000);
       expect(firstLine("10.72.0.1", a, "natclient")).toBe(`${otherPort} 10.72.0.2`);
       // Counters kept across the retarget (named counters).

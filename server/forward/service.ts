@@ -164,8 +164,7 @@ export class ForwardService {
    */
   adopt(): Promise<number> {
     return this.serialize(async () => {
-      let found: AdoptedRule[] = [];
-      found = await this.nat.adopt();
+      const found: AdoptedRule[] = await this.nat.adopt();
       if (this.native) {
         found.push(...(await this.native.adopt()));
       } else if (this.tempDir === undefined) {

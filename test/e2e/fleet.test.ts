@@ -191,11 +191,11 @@ describe("a fleet of vmm hosts under Kubernetes", () => {
     const p = pods()[0]!;
     const proc = spawn(join(cp!.bin, "kubectl"), [`--kubeconfig=${cp!.kubeconfig}`, "attach", "-i", p.metadata.name], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
-    proc.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    proc.stdout.on("data", (b: Buffer) => (out += b.toString()));
     try {
       // Typed until the shell answers: the attach may still be connecting.
       await until("the guest's shell answers through attach", () => {
-        proc.stdin!.write("echo attach-$((6*7))\n");
+        proc.stdin.write("echo attach-$((6*7))\n");
         return out.includes("attach-42");
       }, 60_000);
     } finally {
@@ -213,7 +213,7 @@ describe("a fleet of vmm hosts under Kubernetes", () => {
     try {
       await until("logs -f shows the boot", () => out.includes("VMM-GUEST-READY"), 30_000);
       await until("logs -f shows what is typed later", () => {
-        attach.stdin!.write("echo follow-$((3*14))\n");
+        attach.stdin.write("echo follow-$((3*14))\n");
         return out.includes("follow-42");
       }, 60_000);
       expect(logs.exitCode).toBeNull(); // still following
