@@ -3,8 +3,8 @@
 # has proto/ + TypeScript type check (daemon, tests, web console; the strict
 # options are in tsconfig.json) + ESLint with warnings as errors
 # (eslint.config.js) + the layering check of the daemon's floors
-# (docs/architecture.md) + a doc comment on every export (check-docs.mjs) +
-# shellcheck of every script. test/README.md says what each step checks.
+# (docs/architecture.md) + a doc comment on every export (check-docs.mjs)
+# + shellcheck of every script. test/README.md says what each step checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node_modules/.bin/buf lint
