@@ -19,8 +19,10 @@ import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import { Protocol } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { join } from "node:path";
 
-const GW = "10.93.0.1";
-const PEER = "10.93.0.5";
+// 10.47.0.0/24: no other test file uses it (files run in parallel in one
+// namespace, and a network may not overlap another file's bridge).
+const GW = "10.47.0.1";
+const PEER = "10.47.0.5";
 const STREAM_MS = 32_000;
 const ECHO_TCP = 7001;
 const ECHO_UDP = 7002;
@@ -60,7 +62,7 @@ describe("forwarding survives vmmd", () => {
         name: "survive",
         config: {
           mode: NetworkMode.HOST,
-          ipv4Subnet: "10.93.0.0/24",
+          ipv4Subnet: "10.47.0.0/24",
           dhcpEnabled: false,
           portForwards: [
             { protocol: Protocol.TCP, listenAddress: "127.0.0.1", listenPort: tcpPort, internalAddress: PEER, internalPort: ECHO_TCP },
@@ -127,8 +129,9 @@ describe("forwarding survives vmmd", () => {
     const udpLoop = (async () => {
       for (let seq = 0; Date.now() - t0 < STREAM_MS; seq++) {
         const msg = `seq-${seq}`;
+        // 5 s without a reply: lost (a busy machine delays, it does not drop).
         const got = await new Promise<string>((resolve) => {
-          const t = setTimeout(() => resolve(""), 1000);
+          const t = setTimeout(() => resolve(""), 5000);
           u.once("message", (m) => {
             clearTimeout(t);
             resolve(String(m));
@@ -148,7 +151,7 @@ describe("forwarding survives vmmd", () => {
       while (Date.now() - t0 < STREAM_MS) {
         const res = await new Promise<string>((resolve) => {
           const s = createConnection({ host: "127.0.0.1", port: tcpPort });
-          const t = setTimeout(() => (s.destroy(), resolve("timeout")), 5000);
+          const t = setTimeout(() => (s.destroy(), resolve("timeout")), 10_000);
           s.on("error", (e: NodeJS.ErrnoException) => (clearTimeout(t), resolve(e.code ?? e.message)));
           s.on("connect", () => s.write("hi"));
           s.on("data", (b) => {
