@@ -1,487 +1,54 @@
-// Forwarder benchmark: the vmm forwarder (native splice relay and sockets
-// fallback) against direct connections, socat, haproxy (mode tcp), rinetd and
-// nginx stream, all on 127.0.0.1. Prints a markdown table on stdout (progress
-// on stderr). Run inside the private namespace, after `npm run build` and
-// `bash bench/setup.sh`:
+// Forwarder benchmark: the vmm forwarder (vmm-relayd, the nat path, the
+// sockets fallback) against a direct connection, a plain C splice relay,
+// haproxy (mode tcp), nginx stream, rinetd and socat. Every relay listens
+// on 127.0.0.1 and forwards to backends in a namespace of their own behind a
+// veth (like a guest behind its bridge). One command, one markdown table on
+// stdout (progress on stderr). Run inside the private namespace, after
+// `npm run build` and `bash bench/setup.sh`:
 //
 //   scripts/in-netns.sh npm run bench
 //
-// Every peer is started here, in the foreground, from a config file in a
-// temp dir, and killed by PID; every load is bounded in time (BENCH_SECONDS,
-// default 3 s per figure).
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
-import { createConnection, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+// Environment: BENCH_SECONDS (2) per figure, BENCH_RUNS (3) interleaved
+// rounds (cells are medians), BENCH_PEERS="vmm (native),haproxy" (prefixes;
+// direct always runs), BENCH_IDLE_CONNS (10000), BENCH_CHURN (20000; 0
+// skips the fd audit), BENCH_RELAY_WORKERS (vmm-relayd's processes).
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { churn, iperf, openIdle, udpRr, wrk } from "./loads.js";
+import { GUEST_IP, IDLE_CONNS, peers, startBackends, type Peer } from "./peers.js";
+import { cpuSeconds, FD_LIMIT, fdsOf, killAll, log, pin, rssMb, run, SECS, sleep, tmp } from "./procs.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "..", "..");
-const SECS = Number(process.env.BENCH_SECONDS ?? "3");
-// 10,000 idle forwarded connections need 20,000+ fds; a hard RLIMIT_NOFILE of
-// 20000 without CAP_SYS_RESOURCE (this machine) caps one process just below,
-// so a single-process relay cannot hold them all (vmm-relayd spreads them
-// over its processes); the table notes how many each relay held.
-const IDLE_CONNS = Number(process.env.BENCH_IDLE_CONNS ?? "10000");
-// Forwarded connections (ok, refused backend, client reset) after which the
-// native relay must hold exactly as many fds as before; 0 skips.
-const CHURN = Number(process.env.BENCH_CHURN ?? "100000");
-// Rounds over all peers (interleaved); the table shows per-column medians.
-const RUNS = Number(process.env.BENCH_RUNS ?? "1");
-// Comma-separated peer names to run (default: all).
+const CHURN = Number(process.env.BENCH_CHURN ?? "20000");
+const RUNS = Number(process.env.BENCH_RUNS ?? "3");
 const ONLY = process.env.BENCH_PEERS?.split(",");
-// Connections a single-process peer can be configured for within FD_LIMIT
-// (two fds each, plus its own): haproxy refuses to start, nginx warns, beyond.
-const PEER_CONNS = (limit: number) => Math.min(IDLE_CONNS + 50, Math.floor((limit - 200) / 2));
-const FD_LIMIT = Number(spawnSync("bash", ["-c", "ulimit -Hn"], { encoding: "utf8" }).stdout.trim()) || 20000;
-
-const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-// ---- processes ------------------------------------------------------------
-
-const tmp = mkdtempSync(join(tmpdir(), "vmm-bench-"));
-const procs = new Set<ChildProcess>();
-
-/**
- * Starts `argv` in the foreground with a raised fd limit; output to a log
- * file. Each program gets a process group of its own (its pid), so stopping
- * it also reaches what it forked (socat's per-session children, nginx
- * workers) and nothing else.
- */
-function start(name: string, argv: string[]): ChildProcess {
-  const out = openSync(join(tmp, `${name}.log`), "a");
-  // bash only raises the limit and execs: the PID is the program's own.
-  const child = spawn("bash", ["-c", `ulimit -n ${FD_LIMIT} && exec "$@"`, "bench", ...argv], {
-    stdio: ["ignore", out, out],
-    detached: true,
-  });
-  closeSync(out);
-  procs.add(child);
-  child.once("exit", () => procs.delete(child));
-  return child;
-}
-
-/** Signals the process group `child` leads; false when no member is left. */
-function signalGroup(child: ChildProcess, sig: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(-child.pid!, sig);
-    return true;
-  } catch {
-    return false; // ESRCH: the group is gone
-  }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((r) => child.once("exit", () => r()));
-    signalGroup(child, "SIGTERM");
-    const t = setTimeout(() => signalGroup(child, "SIGKILL"), 3000);
-    await exited;
-    clearTimeout(t);
-  }
-  // Children that outlive their leader (nginx workers finishing, socat
-  // sessions) go too; zombies count as gone (they only need reaping).
-  for (let i = 0; i < 60 && groupAlive(child.pid!); i++) {
-    signalGroup(child, i < 20 ? "SIGTERM" : "SIGKILL");
-    await sleep(50);
-  }
-}
-
-/** Whether a non-zombie process is left in process group `pgid`. */
-function groupAlive(pgid: number): boolean {
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(f[2]) === pgid && f[0] !== "Z") return true;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return false;
-}
-
-function killAll(): void {
-  for (const c of procs) signalGroup(c, "SIGKILL");
-}
-process.on("exit", () => {
-  killAll();
-  rmSync(tmp, { recursive: true, force: true });
-});
-for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
-
-/** Runs a load generator to completion (bounded by its own duration + 30 s). */
-function run(argv: string[]): string {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: (SECS + 30) * 1000 });
-  if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`${argv.join(" ")} exited ${r.status}: ${r.stderr.slice(0, 300)}`);
-  return r.stdout;
-}
-
-async function waitPort(port: number, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = createConnection({ host: "127.0.0.1", port });
-      s.once("connect", () => {
-        s.destroy();
-        r(true);
-      });
-      s.once("error", () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
-    await sleep(50);
-  }
-}
-
-// ---- /proc accounting -----------------------------------------------------
-
-/** The PID and all its descendants. */
-function tree(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parent.set(Number(d), Number(fields[1]));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) for (const [p, pp] of parent) if (pp === out[i]) out.push(p);
-  return out;
-}
-
-function cpuTicks(pids: number[]): number {
-  let t = 0;
-  for (const p of pids) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      t += Number(f[11]) + Number(f[12]); // utime + stime
-    } catch {
-      // gone
-    }
-  }
-  return t;
-}
-
-function rssKb(pids: number[]): number {
-  let kb = 0;
-  for (const p of pids) {
-    try {
-      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
-      kb += m ? Number(m[1]) : 0;
-    } catch {
-      // gone
-    }
-  }
-  return kb;
-}
-
-const fdNotes: string[] = [];
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim() || "100");
-
-// ---- backends -------------------------------------------------------------
-
-const B = { iperf: 17001, http: 17002, udp: 17003, idle: 17004, refused: 17009 };
-
-async function startBackends(udpRr: string): Promise<void> {
-  start("iperf3-server", ["iperf3", "-s", "-B", "127.0.0.1", "-p", String(B.iperf)]);
-  const conf = join(tmp, "backend-nginx.conf");
-  writeFileSync(
-    conf,
-    `daemon off; master_process on; worker_processes 1; pid ${tmp}/backend-nginx.pid;
-error_log ${tmp}/backend-nginx.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 10000000;
-  server { listen 127.0.0.1:${B.http} reuseport backlog=4096; location / { return 200 "ok\\n"; } } }
-`,
-  );
-  start("backend-nginx", ["nginx", "-c", conf, "-p", tmp, "-e", `${tmp}/backend-nginx.err`]);
-  start("udp-echo", [udpRr, "server", String(B.udp)]);
-  // Holds every connection open without reading: the far end of "idle" connections.
-  start("idle-backend", [
-    process.execPath,
-    "-e",
-    `const s=[];require("net").createServer(c=>{s.push(c);c.on("error",()=>{})}).listen({port:${B.idle},host:"127.0.0.1",backlog:4096})`,
-  ]);
-  await Promise.all([waitPort(B.iperf), waitPort(B.http), waitPort(B.idle)]);
-}
-
-// ---- peers ----------------------------------------------------------------
-
-interface Ports {
-  iperf: number;
-  http: number;
-  udp: number | undefined;
-  idle: number;
-}
-
-interface Running {
-  ports: Ports;
-  /** The relay's whole process tree (CPU). */
-  pids: () => number[];
-  /** The processes carrying the bytes (RSS, fds); default pids(). */
-  dataPids?: () => number[];
-  /** A rule whose backend refuses (fd accounting). */
-  refusedPort?: number;
-  stop: () => Promise<void>;
-}
-
-interface Peer {
-  name: string;
-  /** Why a column is not measured, by column. */
-  skip?: Partial<Record<"udp" | "idle", string>>;
-  start(base: number): Promise<Running>;
-}
-
-const portsAt = (base: number): Ports => ({ iperf: base, http: base + 1, udp: base + 2, idle: base + 3 });
-
-let forwarderStarts = 0;
-
-function forwarderPeer(kind: "native" | "sockets"): Peer {
-  return {
-    name: `vmm (${kind})`,
-    async start(base) {
-      const p = portsAt(base);
-      const rule = (protocol: "tcp" | "udp", listenPort: number, targetPort: number) => ({
-        protocol,
-        listenAddress: "127.0.0.1",
-        listenPort,
-        targetAddress: "127.0.0.1",
-        targetPort,
-      });
-      const refusedPort = base + 4;
-      const rules = [
-        rule("tcp", p.iperf, B.iperf),
-        rule("tcp", p.http, B.http),
-        rule("udp", p.udp!, B.udp),
-        rule("tcp", p.idle, B.idle),
-        rule("tcp", refusedPort, B.refused),
-      ];
-      const name = `vmm-${kind}-${++forwarderStarts}`; // a fresh log per start: it carries the "ready" line
-      const child = start(name, [process.execPath, join(here, "forwarder.js"), kind, JSON.stringify(rules)]);
-      // forwarder.js prints "ready <kind> <pid>...": the data-path processes.
-      let data: number[] = [];
-      const end = Date.now() + 10_000;
-      for (;;) {
-        const m = /^ready \S+ ([\d ]+)$/m.exec(readFileSync(join(tmp, `${name}.log`), "utf8"));
-        if (m) {
-          data = m[1]!.trim().split(" ").map(Number);
-          break;
-        }
-        if (Date.now() > end || child.exitCode !== null) throw new Error(`${name} did not get ready`);
-        await sleep(50);
-      }
-      await waitPort(p.http);
-      return { ports: p, pids: () => tree(child.pid!), dataPids: () => data, refusedPort, stop: () => stop(child) };
-    },
-  };
-}
-
-const peers: Peer[] = [
-  {
-    name: "direct",
-    async start() {
-      return { ports: { iperf: B.iperf, http: B.http, udp: B.udp, idle: B.idle }, pids: () => [], stop: async () => {} };
-    },
-  },
-  forwarderPeer("native"),
-  forwarderPeer("sockets"),
-  {
-    name: "socat",
-    skip: { idle: "a process per connection" },
-    async start(base) {
-      const p = portsAt(base);
-      const tcp = (l: number, t: number) => ["socat", `TCP-LISTEN:${l},bind=127.0.0.1,fork,reuseaddr,backlog=4096`, `TCP:127.0.0.1:${t}`];
-      const kids = [
-        start("socat-iperf", tcp(p.iperf, B.iperf)),
-        start("socat-http", tcp(p.http, B.http)),
-        start("socat-udp", ["socat", `UDP-LISTEN:${p.udp},bind=127.0.0.1,fork,reuseaddr`, `UDP:127.0.0.1:${B.udp}`]),
-      ];
-      await Promise.all([waitPort(p.iperf), waitPort(p.http)]);
-      return { ports: p, pids: () => kids.flatMap((k) => tree(k.pid!)), stop: async () => void (await Promise.all(kids.map(stop))) };
-    },
-  },
-  {
-    name: "haproxy (mode tcp)",
-    skip: { udp: "no UDP in haproxy community" },
-    async start(base) {
-      const p = portsAt(base);
-      const conf = join(tmp, "haproxy.cfg");
-      const l = (name: string, port: number, target: number) =>
-        `listen ${name}\n  bind 127.0.0.1:${port}\n  server s 127.0.0.1:${target}\n`;
-      writeFileSync(
-        conf,
-        `global\n  maxconn ${PEER_CONNS(FD_LIMIT)}\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 10m\n  timeout server 10m\n  maxconn ${PEER_CONNS(FD_LIMIT)}\n` +
-          l("iperf", p.iperf, B.iperf) + l("http", p.http, B.http) + l("idle", p.idle, B.idle),
-      );
-      const child = start("haproxy", ["haproxy", "-db", "-f", conf]);
-      await waitPort(p.http);
-      return { ports: { ...p, udp: undefined }, pids: () => tree(child.pid!), stop: () => stop(child) };
-    },
-  },
-  {
-    name: "rinetd",
-    async start(base) {
-      const p = portsAt(base);
-      const conf = join(tmp, "rinetd.conf");
-      writeFileSync(
-        conf,
-        `127.0.0.1 ${p.iperf} 127.0.0.1 ${B.iperf}\n127.0.0.1 ${p.http} 127.0.0.1 ${B.http}\n` +
-          `127.0.0.1 ${p.udp}/udp 127.0.0.1 ${B.udp}/udp\n127.0.0.1 ${p.idle} 127.0.0.1 ${B.idle}\n`,
-      );
-      const child = start("rinetd", ["rinetd", "-f", "-c", conf]);
-      await waitPort(p.http);
-      return { ports: p, pids: () => tree(child.pid!), stop: () => stop(child) };
-    },
-  },
-  {
-    name: "nginx stream",
-    async start(base) {
-      const p = portsAt(base);
-      const conf = join(tmp, "nginx-stream.conf");
-      const s = (port: number, target: number) =>
-        `  server { listen 127.0.0.1:${port} backlog=4096; proxy_pass 127.0.0.1:${target}; }\n`;
-      writeFileSync(
-        conf,
-        `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-daemon off; master_process on; worker_processes auto; worker_rlimit_nofile ${FD_LIMIT}; pid ${tmp}/nginx-stream.pid;
-error_log ${tmp}/nginx-stream.err warn;
-events { worker_connections ${Math.min(2 * IDLE_CONNS + 100, FD_LIMIT - 100)}; }
-stream {
-${s(p.iperf, B.iperf)}${s(p.http, B.http)}${s(p.idle, B.idle)}  server { listen 127.0.0.1:${p.udp} udp; proxy_pass 127.0.0.1:${B.udp}; proxy_responses 1; proxy_timeout 5s; }
-}
-`,
-      );
-      const child = start("nginx-stream", ["nginx", "-c", conf, "-p", tmp, "-e", `${tmp}/nginx-stream.err`]);
-      await waitPort(p.http);
-      return { ports: p, pids: () => tree(child.pid!), stop: () => stop(child) };
-    },
-  },
-];
-
-// ---- loads ----------------------------------------------------------------
-
-function iperf(port: number, streams: number): number {
-  const out = run(["iperf3", "-c", "127.0.0.1", "-p", String(port), "-t", String(SECS), "-P", String(streams), "-J"]);
-  const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second / 1e9;
-}
-
-const toUs = (v: string, unit: string) => Number(v) * (unit === "us" ? 1 : unit === "ms" ? 1000 : 1e6);
-
-function wrk(port: number, close: boolean): { rps: number; p50: number; p99: number } {
-  const argv = ["wrk", "-t1", "-c32", `-d${SECS}s`, "--latency"];
-  if (close) argv.push("-H", "Connection: close");
-  argv.push(`http://127.0.0.1:${port}/`);
-  const out = run(argv);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
-  const pct = (p: string) => {
-    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
-    return m ? toUs(m[1]!, m[2]!) : NaN;
-  };
-  const errs = /Non-2xx or 3xx responses: (\d+)|Socket errors: .*/.exec(out);
-  if (errs) log(`wrk :${port}: ${errs[0]}`);
-  return { rps, p50: pct("50"), p99: pct("99") };
-}
-
-function udpRr(bin: string, port: number): number {
-  const [rate, lost] = run([bin, "client", String(port), String(SECS), "16"]).trim().split(" ");
-  if (Number(lost) > 0) log(`udp :${port}: ${lost} requests lost and resent`);
-  return Number(rate);
-}
-
-/** Opens `n` connections (64 at a time) and keeps them; resolves with the sockets. */
-async function openIdle(port: number, n: number): Promise<Socket[]> {
-  const socks: Socket[] = [];
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const s = createConnection({ host: "127.0.0.1", port });
-      const t = setTimeout(() => {
-        s.destroy();
-        resolve();
-      }, 10_000);
-      s.on("error", () => {});
-      s.once("connect", () => {
-        clearTimeout(t);
-        socks.push(s);
-        resolve();
-      });
-      s.once("close", () => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  for (let i = 0; i < n; i += 64) await Promise.all(Array.from({ length: Math.min(64, n - i) }, one));
-  return socks;
-}
-
-/**
- * `n` forwarded connections, 200 at a time: every 4th to a rule whose backend
- * refuses, every 4th reset by the client after one byte, the rest a complete
- * HTTP request with "Connection: close" read to the end.
- */
-async function churn(httpPort: number, refusedPort: number, n: number): Promise<{ ok: number; refused: number; reset: number; failed: number }> {
-  const out = { ok: 0, refused: 0, reset: 0, failed: 0 };
-  const one = (i: number) =>
-    new Promise<void>((resolve) => {
-      const kind = i % 4 === 0 ? "refused" : i % 4 === 1 ? "reset" : "ok";
-      const s = createConnection({ host: "127.0.0.1", port: kind === "refused" ? refusedPort : httpPort });
-      const t = setTimeout(() => s.destroy(), 10_000);
-      let got = "";
-      s.on("error", () => {});
-      s.on("data", (b: Buffer) => (got += b.toString("latin1")));
-      s.once("connect", () => {
-        if (kind === "reset") s.write("G", () => s.resetAndDestroy());
-        else if (kind === "ok") s.write("GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
-      });
-      s.once("close", () => {
-        clearTimeout(t);
-        if (kind === "ok") got.startsWith("HTTP/1.1 200") ? out.ok++ : out.failed++;
-        else if (kind === "refused") got === "" ? out.refused++ : out.failed++;
-        else out.reset++;
-        resolve();
-      });
-    });
-  for (let i = 0; i < n; i += 200) await Promise.all(Array.from({ length: Math.min(200, n - i) }, (_, j) => one(i + j)));
-  return out;
-}
-
-const fdsOf = (pids: number[]): number =>
-  pids.reduce((n, p) => {
-    try {
-      return n + readdirSync(`/proc/${p}/fd`).length;
-    } catch {
-      return n;
-    }
-  }, 0);
-
-// ---- main -----------------------------------------------------------------
+const NS = "vmmbench";
+/** CPUs of the latency test: the relay on one, the client and the backend on the other. */
+const RELAY_CPU = "1";
+const LOAD_CPU = "0";
 
 interface Row {
   name: string;
   tcp1?: number;
   tcp4?: number;
-  cps?: number;
+  cpuGb?: number;
+  cps1?: number;
+  cps32?: number;
+  cps128?: number;
+  cpuConn?: number;
   ka?: number;
+  cpuReq?: number;
   p50?: number;
   p99?: number;
   udp?: number;
-  cpu?: number;
   rss?: number;
   rssIdle?: number;
   notes: string[];
 }
-
-const numeric = ["tcp1", "tcp4", "cps", "ka", "p50", "p99", "udp", "cpu", "rss", "rssIdle"] as const;
+const numeric = ["tcp1", "tcp4", "cpuGb", "cps1", "cps32", "cps128", "cpuConn", "ka", "cpuReq", "p50", "p99", "udp", "rss", "rssIdle"] as const;
 
 function median(xs: number[]): number | undefined {
   const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
@@ -499,9 +66,13 @@ function medianRow(rows: Row[]): Row {
   return out;
 }
 
-async function measure(peer: Peer, base: number, udpBin: string): Promise<Row> {
+const fdNotes: string[] = [];
+
+async function measure(peer: Peer, base: number, bins: { udp: string }, backend: { httpPids: () => number[] }): Promise<Row> {
   const row: Row = { name: peer.name, notes: [] };
   const r = await peer.start(base);
+  const h = r.ports.host;
+  const relay = peer.name !== "direct";
   try {
     const tryit = async (what: string, fn: () => void | Promise<void>) => {
       try {
@@ -511,32 +82,72 @@ async function measure(peer: Peer, base: number, udpBin: string): Promise<Row> {
       }
     };
     log(`${peer.name}: tcp bulk`);
-    await tryit("tcp1", () => void (row.tcp1 = iperf(r.ports.iperf, 1)));
-    await tryit("tcp4", () => void (row.tcp4 = iperf(r.ports.iperf, 4)));
-    log(`${peer.name}: connections per second`);
-    await tryit("cps", () => void (row.cps = wrk(r.ports.http, true).rps));
-    log(`${peer.name}: keep-alive`);
-    const c0 = cpuTicks(r.pids());
-    const t0 = Date.now();
-    await tryit("keep-alive", () => {
-      const k = wrk(r.ports.http, false);
-      Object.assign(row, { ka: k.rps, p50: k.p50, p99: k.p99 });
+    let cpu = 0;
+    let bytes = 0;
+    await tryit("tcp1", () => {
+      const c0 = cpuSeconds(r.pids());
+      const x = iperf(h, r.ports.iperf, 1);
+      cpu += cpuSeconds(r.pids()) - c0;
+      bytes += x.bytes;
+      row.tcp1 = x.gbps;
     });
-    if (peer.name !== "direct") row.cpu = ((cpuTicks(r.pids()) - c0) / CLK_TCK / ((Date.now() - t0) / 1000)) * 100;
+    await tryit("tcp4", () => {
+      const c0 = cpuSeconds(r.pids());
+      const x = iperf(h, r.ports.iperf, 4);
+      cpu += cpuSeconds(r.pids()) - c0;
+      bytes += x.bytes;
+      row.tcp4 = x.gbps;
+    });
+    if (relay && !peer.skip?.cpu && bytes > 0) row.cpuGb = cpu / (bytes / 1e9);
+    log(`${peer.name}: connections per second`);
+    for (const [c, k] of [[1, "cps1"], [32, "cps32"], [128, "cps128"]] as const) {
+      await tryit(`conn/s c=${c}`, () => {
+        const c0 = cpuSeconds(r.pids());
+        const w = wrk(h, r.ports.http, c, true);
+        if (w.errors) row.notes.push(`conn/s c=${c}: ${w.errors}`);
+        row[k] = w.rps;
+        if (c === 32 && relay && !peer.skip?.cpu) row.cpuConn = ((cpuSeconds(r.pids()) - c0) / w.requests) * 1e6;
+      });
+    }
+    log(`${peer.name}: keep-alive`);
+    await tryit("keep-alive", () => {
+      const c0 = cpuSeconds(r.pids());
+      const w = wrk(h, r.ports.http, 32, false);
+      if (w.errors) row.notes.push(`keep-alive: ${w.errors}`);
+      row.ka = w.rps;
+      if (relay && !peer.skip?.cpu) row.cpuReq = ((cpuSeconds(r.pids()) - c0) / w.requests) * 1e6;
+    });
+    log(`${peer.name}: latency (pinned)`);
+    await tryit("latency", () => {
+      pin(r.pids(), RELAY_CPU);
+      pin(backend.httpPids(), LOAD_CPU);
+      try {
+        const w = wrk(h, r.ports.http, 1, false, ["taskset", "-c", LOAD_CPU]);
+        row.p50 = w.p50;
+        row.p99 = w.p99;
+      } finally {
+        pin(r.pids(), "0,1");
+        pin(backend.httpPids(), "0,1");
+      }
+    });
     if (r.ports.udp !== undefined && !peer.skip?.udp) {
       log(`${peer.name}: udp`);
-      await tryit("udp", () => void (row.udp = udpRr(udpBin, r.ports.udp!)));
+      await tryit("udp", () => {
+        const u = udpRr(bins.udp, h, r.ports.udp!);
+        if (u.lost > 0) row.notes.push(`udp: ${u.lost} requests lost and resent`);
+        row.udp = u.rate;
+      });
     }
     const dataPids = r.dataPids ?? r.pids;
-    if (peer.name !== "direct") row.rss = rssKb(dataPids()) / 1024;
-    if (peer.name !== "direct" && !peer.skip?.idle) {
+    if (relay && !peer.skip?.rss) row.rss = rssMb(dataPids());
+    if (relay && !peer.skip?.idle) {
       log(`${peer.name}: ${IDLE_CONNS} idle connections`);
       await tryit("idle", async () => {
-        const socks = await openIdle(r.ports.idle, IDLE_CONNS);
+        const socks = await openIdle(h, r.ports.idle, IDLE_CONNS);
         try {
           await sleep(1000);
           if (socks.length < IDLE_CONNS) row.notes.push(`idle: only ${socks.length} of ${IDLE_CONNS} connections opened`);
-          row.rssIdle = rssKb(dataPids()) / 1024;
+          row.rssIdle = rssMb(dataPids());
         } finally {
           for (const s of socks) s.destroy();
         }
@@ -556,7 +167,7 @@ async function measure(peer: Peer, base: number, udpBin: string): Promise<Row> {
         while (fdsOf(dataPids()) !== before && Date.now() < end) await sleep(50);
         const after = fdsOf(dataPids());
         fdNotes.push(
-          `* ${peer.name}: fds of the relay processes (${dataPids().join(", ")}) before/after ${CHURN} forwarded connections ` +
+          `* ${peer.name}: fds of the relay processes before/after ${CHURN} forwarded connections ` +
             `(${res.ok} ok, ${res.refused} refused by the backend, ${res.reset} reset by the client, ${res.failed} failed; ${secs.toFixed(1)} s): ` +
             `${before} -> ${after}${after === before ? " (equal)" : " (DIFFERENT)"}`,
         );
@@ -568,12 +179,33 @@ async function measure(peer: Peer, base: number, udpBin: string): Promise<Row> {
   return row;
 }
 
-function fmt(v: number | undefined, direct: number | undefined, digits: number): string {
+/** "value (ratio×)"; the ratio to `base` when there is one. */
+function fmt(v: number | undefined, base: number | undefined, digits: number): string {
   if (v === undefined || Number.isNaN(v)) return "n/a";
   const s = v.toFixed(digits);
-  if (direct === undefined || Number.isNaN(direct) || direct === 0) return s;
-  const ratio = v / direct;
-  return `${s} (${ratio.toFixed(2)}×)`;
+  if (base === undefined || Number.isNaN(base) || base === 0) return s;
+  return `${s} (${(v / base).toFixed(2)}×)`;
+}
+
+/** The guest namespace: a veth from here (10.77.0.1) to there (GUEST_IP). */
+function guestNamespace(): void {
+  const sh = (argv: string[]) => {
+    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr.trim()}`);
+  };
+  sh(["ip", "netns", "add", NS]);
+  process.on("exit", () => {
+    spawnSync("ip", ["netns", "del", NS]);
+    spawnSync("ip", ["link", "del", "vbh0"]);
+  });
+  sh(["ip", "link", "add", "vbh0", "type", "veth", "peer", "name", "vbh1"]);
+  sh(["ip", "link", "set", "vbh1", "netns", NS]);
+  sh(["ip", "addr", "add", "10.77.0.1/24", "dev", "vbh0"]);
+  sh(["ip", "link", "set", "vbh0", "up"]);
+  sh(["ip", "-n", NS, "link", "set", "lo", "up"]);
+  sh(["ip", "-n", NS, "addr", "add", `${GUEST_IP}/24`, "dev", "vbh1"]);
+  sh(["ip", "-n", NS, "link", "set", "vbh1", "up"]);
+  sh(["ip", "-n", NS, "route", "add", "default", "via", "10.77.0.1"]);
 }
 
 async function main(): Promise<void> {
@@ -585,58 +217,65 @@ async function main(): Promise<void> {
     });
     process.exit(r.status ?? 1);
   }
-  if (process.env.VMM_IN_NETNS !== "1") log("warning: not inside scripts/in-netns.sh; using the host's 127.0.0.1");
-  const missing = ["iperf3", "wrk", "socat", "haproxy", "rinetd", "nginx", "cc"].filter(
-    (b) => spawnSync("bash", ["-c", `command -v ${b}`]).status !== 0,
-  );
+  if (process.env.VMM_IN_NETNS !== "1") throw new Error("run inside the private namespace: scripts/in-netns.sh npm run bench");
+  const missing = ["iperf3", "wrk", "socat", "haproxy", "rinetd", "nginx", "cc", "taskset"].filter((b) => spawnSync("bash", ["-c", `command -v ${b}`]).status !== 0);
   if (missing.length > 0) throw new Error(`missing ${missing.join(", ")}: run bash bench/setup.sh`);
-  if (process.env.VMM_IN_NETNS === "1") {
-    // Namespace-local: many short connections need ephemeral ports clear of ours.
-    writeFileSync("/proc/sys/net/ipv4/ip_local_port_range", "21000 65000");
-    writeFileSync("/proc/sys/net/ipv4/tcp_tw_reuse", "1");
-  }
-  const udpBin = join(tmp, "udp-rr");
-  run(["cc", "-O2", "-o", udpBin, join(repo, "bench", "udp-rr.c")]);
-  await startBackends(udpBin);
+  // Namespace-local: many short connections need ephemeral ports clear of ours.
+  writeFileSync("/proc/sys/net/ipv4/ip_local_port_range", "21000 65000");
+  writeFileSync("/proc/sys/net/ipv4/tcp_tw_reuse", "1");
+  guestNamespace();
+  const bins = { udp: join(tmp, "udp-rr"), splice: join(tmp, "splice-relay") };
+  run(["cc", "-O2", "-o", bins.udp, join(repo, "bench", "udp-rr.c")]);
+  run(["cc", "-O2", "-o", bins.splice, join(repo, "bench", "splice-relay.c")]);
+  const backend = await startBackends(NS, bins.udp);
   await sleep(300);
 
-  const chosen = peers.filter((p) => p.name === "direct" || !ONLY || ONLY.some((o) => p.name.startsWith(o)));
+  const all = peers(bins);
+  const chosen = all.filter((p) => p.name === "direct" || !ONLY || ONLY.some((o) => p.name.startsWith(o)));
   const rounds = new Map<string, Row[]>(chosen.map((p) => [p.name, []]));
-  for (let run = 0; run < RUNS; run++) {
+  const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  const loadStart = load();
+  for (let round = 0; round < RUNS; round++) {
     let base = 20000;
     for (const peer of chosen) {
-      log(`round ${run + 1}/${RUNS}, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
-      rounds.get(peer.name)!.push(await measure(peer, base, udpBin));
+      log(`round ${round + 1}/${RUNS}, load average ${load()}`);
+      rounds.get(peer.name)!.push(await measure(peer, base, bins, backend));
       base += 10;
       await sleep(500);
     }
   }
   const rows = chosen.map((p) => medianRow(rounds.get(p.name)!));
-
   const d = rows[0]!;
+  const splice = rows.find((r) => r.name === "splice relay (C)");
   const lines = [
-    `| relay | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | conn/s (Connection: close) | keep-alive req/s | p50 µs | p99 µs | UDP round trips/s | CPU % (keep-alive) | RSS MB | RSS MB, ${IDLE_CONNS} idle conns |`,
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    `| relay | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | CPU s/GB | conn/s, 1 client | conn/s, 32 clients | conn/s, 128 clients | CPU µs/conn | keep-alive req/s (32 conns) | CPU µs/req | p50 µs (1 conn, pinned) | p99 µs (1 conn, pinned) | UDP round trips/s | RSS MB | RSS MB, ${IDLE_CONNS} idle conns |`,
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
-    const skip = chosen.find((p) => p.name === r.name)?.skip;
+    const skip = chosen.find((p) => p.name === r.name)?.skip ?? {};
+    const na = (k: keyof typeof skip, s: string) => (skip[k] ? "n/a" : s);
     lines.push(
-      `| ${r.name} | ${fmt(r.tcp1, d.tcp1, 1)} | ${fmt(r.tcp4, d.tcp4, 1)} | ${fmt(r.cps, d.cps, 0)} | ${fmt(r.ka, d.ka, 0)} | ${fmt(r.p50, d.p50, 0)} | ${fmt(r.p99, d.p99, 0)} | ${skip?.udp ? "n/a" : fmt(r.udp, d.udp, 0)} | ${r === d ? "-" : fmt(r.cpu, undefined, 0)} | ${r === d ? "-" : fmt(r.rss, undefined, 1)} | ${r === d ? "-" : skip?.idle ? "n/a" : fmt(r.rssIdle, undefined, 1)} |`,
+      `| ${r.name} | ${fmt(r.tcp1, d.tcp1, 1)} | ${fmt(r.tcp4, d.tcp4, 1)} | ${na("cpu", fmt(r.cpuGb, splice?.cpuGb, 2))} | ${fmt(r.cps1, d.cps1, 0)} | ${fmt(r.cps32, d.cps32, 0)} | ${fmt(r.cps128, d.cps128, 0)} | ${na("cpu", fmt(r.cpuConn, splice?.cpuConn, 1))} | ${fmt(r.ka, d.ka, 0)} | ${na("cpu", fmt(r.cpuReq, splice?.cpuReq, 1))} | ${fmt(r.p50, d.p50, 0)} | ${fmt(r.p99, d.p99, 0)} | ${na("udp", fmt(r.udp, d.udp, 0))} | ${na("rss", fmt(r.rss, undefined, 1))} | ${na("idle", fmt(r.rssIdle, undefined, 1))} |`,
     );
   }
   process.stdout.write(
     `${lines.join("\n")}\n\n` +
-      `${SECS} s per figure on 127.0.0.1, median of ${RUNS} round(s); ratio to direct in parentheses (throughput: higher is better; latency: lower is better). ` +
-      `CPU is the relay's whole process tree during the keep-alive run, in % of one core. ` +
-      `RSS is the sum of VmRSS of the processes carrying the bytes: vmm (native) = the vmm-relayd processes only (not the Node ` +
-      `process that controls them), vmm (sockets) = its Node process, peers = their whole process tree. ` +
-      `Load average at the end: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}.\n`,
+      `${SECS} s per figure, median of ${RUNS} interleaved round(s). Clients on 127.0.0.1 of this namespace, backends in namespace ${NS} ` +
+      `(${GUEST_IP}, behind a veth); "direct" connects to the backends without a relay. Ratios: to direct (throughput: higher is better; latency: lower ` +
+      `is better), CPU to the plain C splice relay (lower is better). CPU: time (user + system) of the relay's whole process tree: per GB during ` +
+      `the two iperf3 runs, per connection during the 32-client conn/s run, per request during the keep-alive run (these hold up on a ` +
+      `busy machine, where rates and latencies do not). conn/s: wrk with "Connection: close" (every request a new forwarded connection, closed after one ` +
+      `answer) at 1, 32 and 128 concurrent clients. Latency: wrk with one keep-alive connection, the relay's processes pinned to CPU ${RELAY_CPU}, ` +
+      `wrk and the backend to CPU ${LOAD_CPU}. RSS: VmRSS of the processes carrying the bytes (vmm: the vmm-relayd processes, not the Node process ` +
+      `controlling them). Load average at the start: ${loadStart}; at the end: ${load()}.\n`,
   );
   const notes = [...fdNotes, ...rows.flatMap((r) => r.notes.map((n) => `* ${r.name}: ${n}`))];
-  for (const p of chosen) for (const [k, why] of Object.entries(p.skip ?? {})) notes.push(`* ${p.name}: ${k} not measured (${why})`);
+  for (const p of chosen) for (const [k, why] of Object.entries(p.skip ?? {})) if (p.name !== "direct") notes.push(`* ${p.name}: ${k} not measured (${why})`);
   if (notes.length > 0) process.stdout.write(`\n${notes.join("\n")}\n`);
 }
 
+process.on("exit", killAll);
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
 main().then(
   () => process.exit(0),
   (e: unknown) => {

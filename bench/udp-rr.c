@@ -1,7 +1,7 @@
 // UDP request/response load for bench/main.ts (built by it with cc).
-//   udp-rr server PORT              echo datagrams on 127.0.0.1:PORT until killed
-//   udp-rr client PORT SECONDS N    N sockets, one request in flight each, for
-//                                   SECONDS; prints "<round trips per second>"
+//   udp-rr server PORT                    echo datagrams on PORT (every address) until killed
+//   udp-rr client HOST PORT SECONDS N     N sockets, one request in flight each, for
+//                                         SECONDS; prints "<round trips per second> <lost>"
 // A request unanswered for 200 ms counts as lost and is resent. Bounded in time.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,16 +21,25 @@ static double now(void) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: udp-rr server PORT | udp-rr client PORT SECONDS N\n");
+    fprintf(stderr, "usage: udp-rr server PORT | udp-rr client HOST PORT SECONDS N\n");
     return 2;
+  }
+  int server = strcmp(argv[1], "server") == 0;
+  if (!server) {
+    if (argc < 6) return 2;
+    argv++;  // the client's arguments line up with the server's after HOST
   }
   struct sockaddr_in a;
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
   a.sin_port = htons((unsigned short)atoi(argv[2]));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (!server && inet_pton(AF_INET, argv[1], &a.sin_addr) != 1) {
+    fprintf(stderr, "udp-rr: bad host %s\n", argv[1]);
+    return 2;
+  }
   char buf[2048];
-  if (strcmp(argv[1], "server") == 0) {
+  if (server) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (bind(s, (struct sockaddr*)&a, sizeof a) < 0) { perror("bind"); return 1; }
     for (;;) {
@@ -40,7 +49,6 @@ int main(int argc, char** argv) {
       if (n > 0) sendto(s, buf, (size_t)n, 0, (struct sockaddr*)&p, pl);
     }
   }
-  if (argc < 5) return 2;
   double secs = atof(argv[3]);
   int n = atoi(argv[4]);
   int ep = epoll_create1(EPOLL_CLOEXEC);

@@ -104,11 +104,14 @@ table inet $TABLE {
     iifname "$BR" udp dport { 67, 53 } accept
     iifname "$BR" tcp dport 53 accept
   }
-  # Guests may go out; replies may come back; nothing else is routed to them.
+  # Guests may go out; replies may come back; connections a DNAT rule sent
+  # to a guest (vmmd's nat port forwards) may come in; nothing else is
+  # routed to them.
   chain forward {
     type filter hook forward priority filter; policy accept;
     iifname "$BR" accept
     oifname "$BR" ct state established,related accept
+    oifname "$BR" ct status dnat accept
     oifname "$BR" drop
   }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh -- everything vmmd needs to run on a fresh Debian 12 machine:
 # runtime packages (QEMU, qemu-img, genisoimage, passt, dnsmasq, iproute2,
-# nftables), npm dependencies (exactly as locked), the native addon, the
+# nftables, conntrack), npm dependencies (exactly as locked), the native addon, the
 # TypeScript build and the web console's bundle (dist/web). Idempotent, and
 # quick when nothing changed: each step is skipped when its output is newer
 # than its inputs. Never modifies tracked files (git status stays clean). Used by scripts/start.sh and scripts/test.sh.
@@ -19,7 +19,7 @@ if [ "$major" -lt 20 ]; then
 fi
 command -v npm >/dev/null || { echo "setup: npm is required (it comes with Node.js)" >&2; exit 1; }
 
-ensure_packages qemu-system-x86 qemu-utils genisoimage passt dnsmasq-base iproute2 nftables python3 make g++
+ensure_packages qemu-system-x86 qemu-utils genisoimage passt dnsmasq-base iproute2 nftables conntrack python3 make g++
 
 # `npm install` against the committed lock rather than `npm ci`: the registry
 # reachable here lacks the other platforms' optional packages (rollup's

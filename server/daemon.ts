@@ -105,6 +105,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     // vmm-relayd outlives the daemon (kill -9, restart, upgrade): the next
     // daemon finds it through this directory and adopts its rules.
     relayDir: join(cfg.stateDir, "relay"),
+    defaultPath: cfg.forward.defaultPath,
   });
   if (forwards.fallbackReason !== undefined) {
     log("warn", "native relay unavailable; forwarding through sockets in the daemon", { reason: forwards.fallbackReason });

@@ -95,6 +95,7 @@ void Engine::Update(uint32_t id, const RuleSettings& s) {
     Listener* l = it->second;
     bool moved = !SameAddr(l->target, s.target);
     l->target = s.target;
+    if (l->thead && l->connectTimeoutMs != s.limitMs) l->timersUnordered = true;
     l->connectTimeoutMs = s.limitMs;
     l->maxConnections = s.max;
     l->proxy = s.proxy;
@@ -111,7 +112,8 @@ void Engine::Update(uint32_t id, const RuleSettings& s) {
     if (moved)
       while (!u->sessions.empty()) EndSession(u->sessions.begin()->second);
   }
-  Reap();
+  // No Reap() here: a control command runs inside an event batch, whose
+  // later events may still name the objects just closed (AfterEvents reaps).
 }
 
 void Engine::Remove(uint32_t id) {
@@ -125,15 +127,21 @@ void Engine::Remove(uint32_t id) {
     CloseUdp(ut->second);
     udp_.erase(ut);
   }
-  Reap();
 }
 
 int Engine::ComputeTimeout() {
   if (!ready_.empty()) return 0;
   uint64_t next = UINT64_MAX;
-  if (!timers_.empty()) next = timers_.begin()->first;
-  for (auto& kv : listeners_)
-    if (kv.second->pausedUntil && kv.second->pausedUntil < next) next = kv.second->pausedUntil;
+  for (auto& kv : listeners_) {
+    Listener* l = kv.second;
+    if (l->pausedUntil && l->pausedUntil < next) next = l->pausedUntil;
+    if (l->timersUnordered) {  // rare (see Listener): look at every deadline
+      for (Conn* c = l->thead; c; c = c->tnext)
+        if (c->deadline < next) next = c->deadline;
+    } else if (l->thead && l->thead->deadline < next) {
+      next = l->thead->deadline;
+    }
+  }
   for (auto& kv : udp_)
     if (!kv.second->sessions.empty() && kv.second->nextSweep < next) next = kv.second->nextSweep;
   if (next == UINT64_MAX) return -1;
@@ -187,7 +195,10 @@ void Engine::Dispatch(Tag* t, uint32_t events) {
 }
 
 void Engine::Reap() {
-  for (Conn* c : deadConns_) delete c;
+  for (Conn* c : deadConns_) {
+    if (freeConns_.size() < kFreeConns) freeConns_.push_back(c);
+    else delete c;
+  }
   deadConns_.clear();
   for (Listener* l : deadListeners_) delete l;
   deadListeners_.clear();
@@ -195,6 +206,11 @@ void Engine::Reap() {
   deadSessions_.clear();
   for (UdpRule* u : deadUdp_) delete u;
   deadUdp_.clear();
+  if (liveConns_ == 0 && !freeConns_.empty()) {
+    for (Conn* c : freeConns_) delete c;
+    freeConns_.clear();
+    freeConns_.shrink_to_fit();
+  }
   if (liveConns_ == 0 && !pool_.empty()) {
     for (Pipe& p : pool_) {
       close(p.r);

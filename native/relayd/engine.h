@@ -7,7 +7,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -15,6 +14,10 @@
 #include "addr.h"
 
 namespace relayd {
+
+// Conn objects kept for reuse after their connection closed (no allocation
+// per connection under churn).
+constexpr size_t kFreeConns = 1024;
 
 enum class Kind : uint8_t { kControl, kListener, kClient, kGuest, kUdpListener, kUdpSession };
 
@@ -58,8 +61,10 @@ struct Conn {
   bool dead = false;
   bool queued = false;
   bool hasTimer = false;
-  std::multimap<uint64_t, Conn*>::iterator timer;
-  Conn* prev = nullptr;
+  uint64_t deadline = 0;      // connect deadline (ms, CLOCK_MONOTONIC) while hasTimer
+  Conn* tprev = nullptr;      // the listener's connect deadlines, oldest first
+  Conn* tnext = nullptr;
+  Conn* prev = nullptr;       // the listener's connections
   Conn* next = nullptr;
 };
 
@@ -72,6 +77,12 @@ struct Listener {
   uint64_t maxConnections = 4096;
   bool proxy = false;  // send a PROXY protocol v2 header first
   Conn* head = nullptr;
+  // Connections waiting for their guest connect, in deadline order (one
+  // timeout per rule: appending keeps the order, unless an update changed
+  // the timeout while some waited: then `timersUnordered` until it empties).
+  Conn* thead = nullptr;
+  Conn* ttail = nullptr;
+  bool timersUnordered = false;
   uint64_t pausedUntil = 0;
   bool dead = false;
 };
@@ -166,6 +177,7 @@ class Engine {
   bool QueueProxyHeader(Conn* c, int cfd);
   void RefuseClient(Conn* c, int err);
   void Expire();
+  void ExpireListener(Listener* l, uint64_t now);
   void DropTimer(Conn* c);
   bool AcquirePipe(Pipe* p);
   void ReleasePipe(Pipe* p);
@@ -189,7 +201,7 @@ class Engine {
   std::vector<epoll_event> evs_;
   std::unordered_map<uint32_t, Listener*> listeners_;
   std::unordered_map<uint32_t, UdpRule*> udp_;
-  std::multimap<uint64_t, Conn*> timers_;
+  std::vector<Conn*> freeConns_;  // reused Conn objects (at most kFreeConns)
   std::vector<Conn*> ready_;
   std::vector<Conn*> deadConns_;
   std::vector<Listener*> deadListeners_;

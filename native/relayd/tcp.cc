@@ -32,11 +32,12 @@
 namespace relayd {
 
 namespace {
-constexpr size_t kPipeSize = 256 * 1024;  // F_SETPIPE_SZ wish
+constexpr size_t kPipeSize = 1024 * 1024;  // F_SETPIPE_SZ wish
 constexpr size_t kPoolMax = 32;
 constexpr size_t kPumpBudget = 4 << 20;   // bytes per direction per wakeup
 constexpr int kAcceptBatch = 64;
 char gBuf[kBuf];
+
 }  // namespace
 
 void Engine::CloseListener(Listener* l) {
@@ -113,7 +114,14 @@ void Engine::StartConnect(Listener* l, int cfd) {
     return;
   }
   SetNoDelay(gfd);  // cfd inherited TCP_NODELAY from the listener
-  auto* c = new Conn();
+  Conn* c;
+  if (!freeConns_.empty()) {
+    c = freeConns_.back();
+    freeConns_.pop_back();
+    *c = Conn();
+  } else {
+    c = new Conn();
+  }
   if (l->proxy && !QueueProxyHeader(c, cfd)) {
     delete c;
     close(gfd);
@@ -154,13 +162,21 @@ void Engine::StartConnect(Listener* l, int cfd) {
     Connected(c, true);
     return;
   }
-  c->timer = timers_.emplace(NowMs() + static_cast<uint64_t>(l->connectTimeoutMs), c);
+  c->deadline = NowMs() + static_cast<uint64_t>(l->connectTimeoutMs);
   c->hasTimer = true;
+  c->tprev = l->ttail;
+  if (l->ttail) l->ttail->tnext = c;
+  else l->thead = c;
+  l->ttail = c;
 }
 
 void Engine::FinishConnect(Conn* c, uint32_t events) {
   // Writable without error or hangup: the handshake is done (no syscall).
   if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
+    // A guest that answered and closed at once (data and FIN with the
+    // handshake): this edge is the only one the FIN gets, so the direction
+    // must read on to EOF, or the client never sees the end.
+    if (events & EPOLLRDHUP) c->down.rdhup = true;
     Connected(c, (events & (EPOLLIN | EPOLLRDHUP)) != 0);
     return;
   }
@@ -217,18 +233,41 @@ void Engine::RefuseClient(Conn* c, int err) {
 }
 
 void Engine::Expire() {
-  if (timers_.empty()) return;
-  uint64_t now = NowMs();
-  while (!timers_.empty() && timers_.begin()->first <= now) {
-    RefuseClient(timers_.begin()->second, ETIMEDOUT);
+  uint64_t now = 0;
+  for (auto& kv : listeners_) {
+    Listener* l = kv.second;
+    if (!l->thead) continue;
+    if (!now) now = NowMs();
+    ExpireListener(l, now);
   }
 }
 
-void Engine::DropTimer(Conn* c) {
-  if (c->hasTimer) {
-    timers_.erase(c->timer);
-    c->hasTimer = false;
+// Refuses the connections of `l` whose connect deadline passed: those at the
+// front of its list (in deadline order), or all of the list when an update
+// left it unordered.
+void Engine::ExpireListener(Listener* l, uint64_t now) {
+  if (!l->timersUnordered) {
+    while (l->thead && l->thead->deadline <= now) RefuseClient(l->thead, ETIMEDOUT);
+    return;
   }
+  for (Conn* c = l->thead; c;) {
+    Conn* n = c->tnext;
+    if (c->deadline <= now) RefuseClient(c, ETIMEDOUT);
+    c = n;
+  }
+  if (!l->thead) l->timersUnordered = false;
+}
+
+void Engine::DropTimer(Conn* c) {
+  if (!c->hasTimer) return;
+  Listener* l = c->l;
+  if (c->tprev) c->tprev->tnext = c->tnext;
+  else l->thead = c->tnext;
+  if (c->tnext) c->tnext->tprev = c->tprev;
+  else l->ttail = c->tprev;
+  c->tprev = c->tnext = nullptr;
+  c->hasTimer = false;
+  if (!l->thead) l->timersUnordered = false;
 }
 
 bool Engine::AcquirePipe(Pipe* p) {

@@ -82,6 +82,7 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
       maxConnectionsPerRule: p.forward?.maxConnectionsPerRule ?? 4096,
       udpIdleSeconds: p.forward?.udpIdleSeconds ?? 60,
       maxUdpSessionsPerRule: p.forward?.maxUdpSessionsPerRule ?? 1024,
+      defaultPath: p.forward?.defaultPath ?? "userspace",
     },
     vmnet: {
       subnetPool: p.vmnet?.subnetPool ?? "192.168.128.0/17",

@@ -62,6 +62,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
     max_connections_per_rule: ["maxConnectionsPerRule", "integer"],
     udp_idle_seconds: ["udpIdleSeconds", "integer"],
     max_udp_sessions_per_rule: ["maxUdpSessionsPerRule", "integer"],
+    default_path: ["defaultPath", "string"],
   },
   vmnet: { subnet_pool: ["subnetPool", "string"], bridge_prefix: ["bridgePrefix", "string"], dhcp_hook: ["dhcpHook", "string"], max_holders_per_network: ["maxHoldersPerNetwork", "integer"] },
   images: { dir: ["dir", "string"] },

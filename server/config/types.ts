@@ -103,6 +103,8 @@ export interface ForwardConfig {
   maxConnectionsPerRule: number;
   udpIdleSeconds: number;
   maxUdpSessionsPerRule: number;
+  /** Path of ports that do not name one: "userspace" (vmm-relayd) or "nat" (nftables DNAT). */
+  defaultPath: "userspace" | "nat";
 }
 
 export interface VmnetConfig {

@@ -109,6 +109,7 @@ export function validateConfig(c: Config): void {
   if (f.maxConnectionsPerRule < 1) p.add("forward.max_connections_per_rule", "must be positive");
   if (f.udpIdleSeconds < 1) p.add("forward.udp_idle_seconds", "must be positive");
   if (f.maxUdpSessionsPerRule < 1) p.add("forward.max_udp_sessions_per_rule", "must be positive");
+  if (f.defaultPath !== "userspace" && f.defaultPath !== "nat") p.add("forward.default_path", 'must be "userspace" or "nat"');
 
   const pool = parseIpv4Cidr(c.vmnet.subnetPool);
   if (!pool || pool.prefix > 24) p.add("vmnet.subnet_pool", "must be an IPv4 CIDR of /24 or larger");

@@ -21,7 +21,7 @@ export interface ForwardRule {
   listenPort: number;
   targetAddress: string;
   targetPort: number;
-  /** Omitted: "userspace". */
+  /** Omitted: the service's default path ("userspace" unless configured). */
   path?: ForwardPath;
   /** Send a PROXY protocol v2 header to the guest first (userspace TCP only). Omitted: false. */
   proxyProtocol?: boolean;
@@ -120,7 +120,7 @@ function checkPort(p: Problems, field: string, v: unknown): v is number {
  * Validates every rule and returns them normalized (canonical addresses).
  * Throws one ValidationError naming every bad field (`rules[2].listenPort`).
  */
-export function validateRules(rules: unknown, field = "rules"): ForwardRule[] {
+export function validateRules(rules: unknown, field = "rules", defaultPath: ForwardPath = "userspace"): ForwardRule[] {
   const p = new Problems();
   if (!Array.isArray(rules)) {
     p.add(field, "must be an array of rules");
@@ -157,7 +157,7 @@ export function validateRules(rules: unknown, field = "rules"): ForwardRule[] {
     }
     ok = checkPort(p, `${f}.listenPort`, r.listenPort) && ok;
     ok = checkPort(p, `${f}.targetPort`, r.targetPort) && ok;
-    const path = r.path ?? "userspace";
+    const path = r.path ?? defaultPath;
     if (path !== "userspace" && path !== "nat") {
       p.add(`${f}.path`, 'must be "userspace" or "nat"');
       ok = false;
@@ -202,6 +202,33 @@ export function validateRules(rules: unknown, field = "rules"): ForwardRule[] {
   });
   p.throwIfAny();
   return out;
+}
+
+/** A port's path and PROXY option as the API gives them (VmConfig ports, network port forwards). */
+export interface PathOptions {
+  protocol: string | undefined;
+  listenAddress: string;
+  /** API name of the listen address field ("host_address", "listen_address"). */
+  addressField: string;
+  /** undefined: the daemon's default; "?N": an unknown enum value. */
+  path: string | undefined;
+  proxyProtocol: boolean;
+}
+
+/**
+ * Checks a port's path and PROXY option at the API boundary (field names in
+ * API form: `config.ports[1].path`) and returns the path it resolves to.
+ */
+export function checkPathOptions(p: Problems, at: string, o: PathOptions, defaultPath: ForwardPath): ForwardPath {
+  if (o.path !== undefined && o.path !== "userspace" && o.path !== "nat") p.add(`${at}.path`, `unknown path ${o.path.slice(1)}`);
+  const path: ForwardPath = o.path === "nat" || (o.path === undefined && defaultPath === "nat") ? "nat" : "userspace";
+  if (o.proxyProtocol && o.protocol === "udp") p.add(`${at}.proxy_protocol`, "is for TCP ports");
+  else if (o.proxyProtocol && path === "nat")
+    p.add(`${at}.proxy_protocol`, `needs path FORWARD_PATH_USERSPACE${o.path === undefined ? " (the daemon's default path is nat)" : ""}: a nat rule hands the guest the client's address itself`);
+  if (path === "nat" && canonicalIp(o.listenAddress) === "::1") {
+    p.add(`${at}.${o.addressField}`, "::1 cannot be forwarded by nat (the kernel does not route IPv6 loopback traffic to a guest); use path FORWARD_PATH_USERSPACE or 127.0.0.1");
+  }
+  return path;
 }
 
 /**

@@ -12,6 +12,7 @@ import { findRelayd, RelayDaemon } from "../../native/relay.js";
 import { overlaps, ruleKey, sameSettings, showAddress, validateRules, type ForwardRule, type ForwardStatus } from "./rules.js";
 import type { AdoptedRule, RelayLimits, RuleRelay } from "./relay.js";
 import { NativeRelays } from "./native-relay.js";
+import { NatRules, natTableName } from "./nat.js";
 import { openSocketsTcp } from "./tcp-sockets.js";
 import { openUdp } from "./udp.js";
 
@@ -53,6 +54,13 @@ export interface ForwardServiceOptions {
   udpIdleMs?: number;
   /** UDP sessions per rule; datagrams from further clients are dropped. Default 1024. */
   maxUdpSessionsPerRule?: number;
+  /** Path of rules that name none. Default "userspace". */
+  defaultPath?: "userspace" | "nat";
+  /**
+   * nftables table of nat rules (`inet <name>`). Default: `vmmfwd_` and a
+   * hash of the relay directory, so every daemon (state dir) has its own.
+   */
+  natTable?: string;
   /**
    * For tests: a data path used for userspace rules instead of the real one
    * (to make a relay fail where a real one cannot be made to).
@@ -62,8 +70,12 @@ export interface ForwardServiceOptions {
 
 /** Where rules of one path go live. */
 export interface DataPath {
-  /** Makes `rule` of `owner` live; throws (and leaves nothing behind) on failure. */
-  open(owner: string, rule: ForwardRule): Promise<RuleRelay>;
+  /**
+   * Makes `rule` of `owner` live; throws (and leaves nothing behind) on
+   * failure. `replacing`: a rule of this service that goes away in the same
+   * apply holds the port now.
+   */
+  open(owner: string, rule: ForwardRule, replacing?: boolean): Promise<RuleRelay>;
 }
 
 interface Entry {
@@ -88,9 +100,13 @@ export class ForwardService {
   readonly fallbackReason: string | undefined;
   private readonly native: NativeRelays | undefined;
   private readonly userspace: DataPath;
+  private readonly nat: NatRules;
+  /** The nftables table (`inet <name>`) of nat rules. */
+  readonly natTable: string;
   private readonly tempDir: string | undefined;
   private readonly relayDir: string;
   private readonly limits: RelayLimits;
+  private readonly defaultPath: "userspace" | "nat";
   private readonly entries = new Map<string, Entry>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -109,6 +125,8 @@ export class ForwardService {
     if (workers > 64) problems.push({ field: "relayWorkers", message: "must be at most 64" });
     const packBelow = positiveInt(problems, "relayPackBelow", opts.relayPackBelow, 1024);
     const mode = opts.relay ?? "auto";
+    this.defaultPath = opts.defaultPath ?? "userspace";
+    if (this.defaultPath !== "userspace" && this.defaultPath !== "nat") problems.push({ field: "defaultPath", message: 'must be "userspace" or "nat"' });
     if (mode !== "auto" && mode !== "native" && mode !== "sockets") {
       problems.push({ field: "relay", message: 'must be "auto", "native" or "sockets"' });
     }
@@ -133,6 +151,8 @@ export class ForwardService {
       open: (_owner, rule) => (rule.protocol === "udp" ? openUdp(rule, this.limits) : openSocketsTcp(rule, this.limits)),
     };
     this.relayDir = dir;
+    this.natTable = opts.natTable ?? natTableName(dir);
+    this.nat = new NatRules(this.natTable);
   }
 
   /**
@@ -144,8 +164,9 @@ export class ForwardService {
   adopt(): Promise<number> {
     return this.serialize(async () => {
       let found: AdoptedRule[] = [];
+      found = await this.nat.adopt();
       if (this.native) {
-        found = await this.native.adopt();
+        found.push(...(await this.native.adopt()));
       } else if (this.tempDir === undefined) {
         // Sockets now: a relay of an earlier configuration would hold our ports.
         const r = await RelayDaemon.open({ bin: "", dir: this.relayDir, workers: 1, packBelow: 1 }, false).catch(() => undefined);
@@ -236,7 +257,8 @@ export class ForwardService {
       this.closed = true;
       const all = [...this.entries.values()];
       this.entries.clear();
-      await Promise.all(all.filter((e) => e.relay.kind !== "native").map((e) => e.relay.close()));
+      await Promise.all(all.filter((e) => e.relay.kind === "sockets").map((e) => e.relay.close()));
+      await this.nat.closeAll();
       await this.native?.close();
       if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
     });
@@ -259,8 +281,7 @@ export class ForwardService {
   }
 
   private path(rule: ForwardRule): DataPath {
-    if (rule.path === "nat") throw new VmmError("unsupported", "nat forwards are not available in this build");
-    return this.userspace;
+    return rule.path === "nat" ? this.nat : this.userspace;
   }
 
   private async doApply(owner: string, input: ForwardRule[]): Promise<void> {
@@ -269,7 +290,7 @@ export class ForwardService {
       throw new ValidationError([{ field: "owner", message: "must be a non-empty string" }]);
     }
     this.claimed?.add(owner);
-    const rules = validateRules(input, "rules");
+    const rules = validateRules(input, "rules", this.defaultPath);
 
     const wanted = new Map<string, { rule: ForwardRule; index: number }>();
     // validateRules keeps order and drops nothing once it did not throw, so
@@ -299,9 +320,11 @@ export class ForwardService {
     // 1. Bind everything new first; any failure undoes this apply's binds only.
     const opened: { key: string; entry: Entry }[] = [];
     const undoOpened = () => Promise.all(opened.map((o) => o.entry.relay.close()));
+    const leaving = toClose.map(([, e]) => e.rule);
     for (const { key, rule, index } of toOpen) {
       try {
-        opened.push({ key, entry: { owner, rule, relay: await this.path(rule).open(owner, rule) } });
+        const replacing = leaving.some((l) => overlaps(l, rule));
+        opened.push({ key, entry: { owner, rule, relay: await this.path(rule).open(owner, rule, replacing) } });
       } catch (e) {
         await undoOpened();
         if (e instanceof VmmError && e.kind !== "internal") throw e;

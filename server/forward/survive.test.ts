@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ForwardService } from "./service.js";
 import { findRelayd } from "../../native/relay.js";
-import { connect, echo, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, echo, exchange, neverAccepting, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
 import { CleanupStack } from "../cleanup.js";
 import { freePort } from "../../test/helpers/net.js";
 
@@ -135,6 +135,24 @@ describe("vmm-relayd survives its controller", () => {
     await expect(connect(b)).rejects.toMatchObject({ code: "ECONNREFUSED" });
     expect(reset).toBe(false);
     expect(tcpA().counters.bytesToGuest).toBe(14);
+  });
+
+  it("takes the new daemon's limits: a shorter connect timeout applies at once, also next to connects waiting under the old one", async () => {
+    const port = await neverAccepting(cleanup);
+    const lp = await freePort();
+    const first = service({ connectTimeoutMs: 4000 });
+    await first.apply("vm", [tcpRule(lp, port)]);
+    const slow = exchange(lp, Buffer.from("x"), 10_000); // waits under the 4 s deadline
+    await waitFor("the first connect waiting", () => first.list()[0]!.counters.connectionsActive === 1);
+    await first.detach();
+    const second = service({ connectTimeoutMs: 300 });
+    expect(await second.adopt()).toBe(1);
+    const t0 = Date.now();
+    const fast = await exchange(lp, Buffer.from("y"), 10_000);
+    expect(fast.error?.code).toBe("ECONNRESET");
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect((await slow).error?.code).toBe("ECONNRESET");
+    expect(second.list()[0]!.counters).toMatchObject({ connectFailures: 2, lastConnectError: "ETIMEDOUT" });
   });
 
   it("restarts a killed relay with its rules and carries the counters on", async () => {

@@ -77,6 +77,15 @@ describe.each(["native", "sockets"] as const)("tcp relay: %s", (kind) => {
     }
   });
 
+  it("ends every connection to a guest that answers and closes at once (FIN with the handshake)", async () => {
+    const { port } = await tcpServer((s) => s.end("bye"), cleanup);
+    const lp = await forward(port);
+    for (let i = 0; i < 300; i++) {
+      const r = await exchange(lp, undefined, 5000);
+      expect(r.received.toString(), `connection ${i}`).toBe("bye");
+    }
+  });
+
   it("half-close: a client that shut down its write side still receives the full response", async () => {
     const response = payload(3 << 20);
     const { port } = await tcpServer((s) => {

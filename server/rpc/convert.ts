@@ -15,6 +15,7 @@ import type { DiskView } from "../image/disks.js";
 import type { ImageEntry } from "../image/catalog.js";
 import {
   ForwardInfoSchema,
+  ForwardPath,
   LeaseSchema,
   LeaseVerification,
   NetworkingMode,
@@ -53,8 +54,28 @@ export function protocolToProto(p: "tcp" | "udp"): Protocol {
   return p === "tcp" ? Protocol.TCP : Protocol.UDP;
 }
 
+/** A ForwardPath as the domain spells it: undefined (the daemon's default), "userspace", "nat" or "?N". */
+export function pathFromProto(p: ForwardPath): string | undefined {
+  if (p === ForwardPath.USERSPACE) return "userspace";
+  if (p === ForwardPath.NAT) return "nat";
+  return p === ForwardPath.UNSPECIFIED ? undefined : `?${p}`;
+}
+
+/** The protobuf enum value of a domain path; UNSPECIFIED when it follows the daemon's default. */
+export function pathToProto(p: "userspace" | "nat" | undefined): ForwardPath {
+  return p === "userspace" ? ForwardPath.USERSPACE : p === "nat" ? ForwardPath.NAT : ForwardPath.UNSPECIFIED;
+}
+
 export function portsFromProto(ports: PortMapping[]): RawPort[] {
-  return ports.map((p) => ({ protocol: protocolFromProto(p.protocol), hostAddress: p.hostAddress, hostPort: p.hostPort, vmPort: p.vmPort, nicIndex: p.nicIndex }));
+  return ports.map((p) => ({
+    protocol: protocolFromProto(p.protocol),
+    hostAddress: p.hostAddress,
+    hostPort: p.hostPort,
+    vmPort: p.vmPort,
+    nicIndex: p.nicIndex,
+    path: pathFromProto(p.path),
+    proxyProtocol: p.proxyProtocol,
+  }));
 }
 
 export function specFromProto(c: VmConfig | undefined): RawVmSpec {
@@ -118,6 +139,10 @@ export function forwardToProto(f: ForwardStatus): ForwardInfo {
       sessionsActive: BigInt(f.counters.sessionsActive),
       errors: BigInt(f.counters.errors),
     },
+    proxyProtocol: f.proxyProtocol ?? false,
+    connectFailures: BigInt(f.counters.connectFailures),
+    lastConnectError: f.counters.lastConnectError,
+    error: f.error ?? "",
   });
 }
 
@@ -165,7 +190,15 @@ export function vmToProto(v: VmView, opts: { brief: boolean; forwards: ForwardIn
             networkId: n.networkId ?? "",
             customNetdev: n.customNetdev ?? "",
           })),
-          ports: r.spec.ports.map((p) => ({ protocol: protocolToProto(p.protocol), hostAddress: p.hostAddress, hostPort: p.hostPort, vmPort: p.vmPort, nicIndex: p.nicIndex ?? 0 })),
+          ports: r.spec.ports.map((p) => ({
+            protocol: protocolToProto(p.protocol),
+            hostAddress: p.hostAddress,
+            hostPort: p.hostPort,
+            vmPort: p.vmPort,
+            nicIndex: p.nicIndex ?? 0,
+            path: pathToProto(p.path),
+            proxyProtocol: p.proxyProtocol ?? false,
+          })),
           image: r.spec.image ?? "",
           imageSizeMib: r.spec.imageSizeMib ?? 0,
           disks: (r.spec.disks ?? []).map((d) => ({ image: d.image, sizeMib: d.sizeMib })),
@@ -230,6 +263,8 @@ export function networkConfigFromProto(c: NetworkConfig | undefined): RawNetwork
       listenPort: f.listenPort,
       internalAddress: f.internalAddress,
       internalPort: f.internalPort,
+      path: pathFromProto(f.path),
+      proxyProtocol: f.proxyProtocol,
     })),
     externalInterface: c?.externalInterface ?? "",
   };
@@ -266,7 +301,7 @@ export function networkToProto(n: NetworkRecord, serialization: string, attached
       nat66Enabled: s.nat66Enabled,
       dnsProxyEnabled: s.dnsProxyEnabled,
       routerAdvertisementEnabled: s.routerAdvertisementEnabled,
-      portForwards: s.portForwards.map((f) => ({ ...f, protocol: protocolToProto(f.protocol) })),
+      portForwards: s.portForwards.map((f) => ({ ...f, protocol: protocolToProto(f.protocol), path: pathToProto(f.path), proxyProtocol: f.proxyProtocol ?? false })),
       externalInterface: s.externalInterface,
     },
   });

@@ -233,6 +233,20 @@ describe("LeaseKeeper lifecycle", () => {
     await waitUntil(() => keeper.activeIp(A) === "10.0.0.50", 8000);
   }, 20_000);
 
+  it("a guest that misses one round of questions keeps its forwards", async () => {
+    const { wire, keeper, host } = setup({ leaseVerifyIntervalSeconds: 1 });
+    wire.holders.set("10.0.0.55", [MAC_A]);
+    await keeper.report(report(MAC_A, "10.0.0.55"));
+    keeper.start();
+    wire.holders.delete("10.0.0.55"); // the first periodic pass (1 s) gets no answer
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(keeper.activeIp(A)).toBe("10.0.0.55");
+    wire.holders.set("10.0.0.55", [MAC_A]); // answers again before the second question (3 s)
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(keeper.activeIp(A)).toBe("10.0.0.55");
+    expect(host.events.some((e) => e.kind === "lease_silent")).toBe(false);
+  }, 15_000);
+
   it("failing connects trigger a re-verification at once; an address taken by another MAC is dropped", async () => {
     const { wire, keeper, host } = setup({ leaseVerifyIntervalSeconds: 3600 });
     wire.holders.set("10.0.0.60", [MAC_A]);

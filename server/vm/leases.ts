@@ -48,6 +48,8 @@ const REPORT_PROBE = { attempts: 2, probeTimeoutMs: 150 };
 const REVERIFY_PROBE = { attempts: 3, probeTimeoutMs: 300 };
 /** Checks of a pending lease after its report (ms); then the periodic pass takes over. */
 const PENDING_BACKOFF = [250, 500, 1000, 2000, 4000, 8000];
+/** A believed lease that did not answer is asked again this soon (and once silent, once more). */
+const SILENT_RECHECK_MS = 2000;
 /** A lease believed from a neighbour entry the kernel did not just confirm is probed this soon. */
 const CONFIRM_AFTER_MS = 2000;
 /** How often forwards' error counters are looked at, and how rarely one NIC is re-checked for them. */
@@ -74,6 +76,8 @@ export class LeaseKeeper {
   private readonly lastErrors = new Map<string, number>();
   private readonly lastErrorCheck = new Map<string, number>();
   private readonly reportSeq = new Map<string, number>();
+  /** NICs whose believed lease went unanswered once (a second silence drops their forwards). */
+  private readonly suspect = new Set<string>();
   private seq = 0;
   private readonly slots = new PrioritySlots(MAX_PROBES);
   private periodic: NodeJS.Timeout | undefined;
@@ -217,6 +221,7 @@ export class LeaseKeeper {
       detail: this.detail(domain, v),
     };
     const prev = this.book.get(ref)?.lease;
+    this.suspect.delete(key(ref));
     const { generation, revoked } = this.book.report(ref, domain, lease);
     const tail = state === "pending" ? `: pending (${lease.detail})` : "";
     this.host.event(ref.vmId, "lease", `${who} ${prev?.ip === r.ip ? "renewed" : verb} ${r.ip}${r.hostname ? ` (${r.hostname})` : ""}${tail}`);
@@ -354,6 +359,7 @@ export class LeaseKeeper {
         this.timers.delete(k);
       }
     }
+    for (const k of [...this.suspect]) if (k.startsWith(`${vmId}/`)) this.suspect.delete(k);
   }
 
   /**
@@ -374,6 +380,7 @@ export class LeaseKeeper {
     const ip = cur.lease.ip;
     const who = nicName(ref);
     if (v.result === "verified") {
+      this.suspect.delete(key(ref));
       const settled = this.book.settle(ref, generation, "verified", now(), this.detail(cur.domain, v))!;
       if (cur.lease.state !== "verified") {
         this.host.event(ref.vmId, "lease", `${who} ${ip} ${wasPending ? "verified" : "answers again"}: ${settled.lease.detail}`);
@@ -383,6 +390,7 @@ export class LeaseKeeper {
       return;
     }
     if (v.result === "mismatch") {
+      this.suspect.delete(key(ref));
       this.book.drop(ref);
       this.host.event(ref.vmId, "lease_mismatch", `${who} lost ${ip}: on ${cur.domain} it is answered by ${v.answeredBy.map((m) => this.describeMac(m)).join(", ")}, not by ${nic.mac}`);
       log("warn", "lease contradicted by the wire; dropped", { vm: ref.vmId, nic: ref.nic, ip, answeredBy: v.answeredBy });
@@ -398,9 +406,19 @@ export class LeaseKeeper {
       return;
     }
     if (v.result === "silent" && cur.lease.state !== "silent") {
+      // A busy guest may miss one round of questions: ask again soon, and
+      // drop its forwards only when it stays silent.
+      if (!this.suspect.has(key(ref))) {
+        this.suspect.add(key(ref));
+        this.schedule(ref, generation, SILENT_RECHECK_MS);
+        return;
+      }
+      this.suspect.delete(key(ref));
       this.book.settle(ref, generation, "silent", now(), this.detail(cur.domain, v));
       this.host.event(ref.vmId, "lease_silent", `${who} ${ip} no longer answers ARP on ${cur.domain}; its forwards are dropped until it does`);
       await this.persistAndSync([ref.vmId]);
+      // Back soon when it answers again (then with every periodic pass).
+      this.schedule(ref, generation, SILENT_RECHECK_MS);
     }
     if (v.result === "unverifiable") log("warn", "lease cannot be re-verified", { vm: ref.vmId, nic: ref.nic, reason: v.reason });
   }

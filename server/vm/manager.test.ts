@@ -25,7 +25,7 @@ function manager(over: PartialConfig = {}): VmManager {
 }
 
 const nic = (mode: string, over: Partial<RawNic> = {}): RawNic => ({ mode, bridge: "", macvtapParent: "", networkId: "", customNetdev: "", ...over });
-const port = (hostPort: number, vmPort = 80, nicIndex = 0): RawPort => ({ protocol: "tcp", hostAddress: "", hostPort, vmPort, nicIndex });
+const port = (hostPort: number, vmPort = 80, nicIndex = 0): RawPort => ({ protocol: "tcp", hostAddress: "", hostPort, vmPort, nicIndex, path: undefined, proxyProtocol: false });
 function spec(over: Partial<RawVmSpec> = {}): RawVmSpec {
   return { name: "web", vcpus: 0, memoryMib: 0, kernel: "/g/vmlinuz", initrd: "", cmdline: "", disk: "", nics: [], ports: [], autoRestart: false, image: "", imageSizeMib: 0, disks: [], cloudInit: undefined, labels: {}, ...over };
 }

@@ -474,7 +474,17 @@ export class VmManager {
       const mode = nics[nic]?.mode;
       if (!mode || !FORWARDED_MODES.includes(mode)) return [];
       const ip = this.leases.activeIp({ vmId: e.record.id, nic });
-      return ip === undefined ? [] : [{ protocol: p.protocol, listenAddress: p.hostAddress, listenPort: p.hostPort, targetAddress: ip, targetPort: p.vmPort }];
+      if (ip === undefined) return [];
+      return [{
+        protocol: p.protocol,
+        listenAddress: p.hostAddress,
+        listenPort: p.hostPort,
+        targetAddress: ip,
+        targetPort: p.vmPort,
+        // Unset: the forward service's default path.
+        ...(p.path ? { path: p.path } : {}),
+        ...(p.proxyProtocol ? { proxyProtocol: true } : {}),
+      }];
     });
   }
 

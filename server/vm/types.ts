@@ -19,6 +19,10 @@ export interface PortSpec {
   vmPort: number;
   /** NIC whose lease (or netdev) the port goes to; absent in records written before ports named NICs: 0. */
   nicIndex?: number;
+  /** Forwarded modes: "userspace" or "nat"; absent: the daemon's `[forward] default_path` when the rule is applied. */
+  path?: "userspace" | "nat";
+  /** Forwarded modes, userspace TCP: a PROXY protocol v2 header first. */
+  proxyProtocol?: boolean;
 }
 
 /** A validated NIC: its mode and the one option that mode takes. */
@@ -107,6 +111,9 @@ export interface RawPort {
   vmPort: number;
   /** NIC the port goes to (0 when omitted). */
   nicIndex: number;
+  /** "userspace", "nat", undefined (the daemon's default) or "?N" (an unknown enum value). */
+  path: string | undefined;
+  proxyProtocol: boolean;
 }
 
 /** A NIC as it arrives from the API; unset strings are "", an unknown mode "?N". */

@@ -48,7 +48,8 @@ describe("validateSpec", () => {
     expect(validateSpec(raw(), { cfg }).nics).toEqual([{ mode: "user" }]);
   });
 
-  const tcp = (hostAddress: string, hostPort = 8080, nicIndex = 0) => ({ protocol: "tcp", hostAddress, hostPort, vmPort: 80, nicIndex });
+  const tcp = (hostAddress: string, hostPort = 8080, nicIndex = 0) => ({ protocol: "tcp", hostAddress, hostPort, vmPort: 80, nicIndex, path: undefined as string | undefined, proxyProtocol: false });
+  const bridged = [nic({ mode: "bridge" })];
   const invalid: { name: string; over: Partial<RawVmSpec>; field: string }[] = [
     { name: "an empty name", over: { name: "" }, field: "config.name" },
     { name: "a name with a newline", over: { name: "a\nb" }, field: "config.name" },
@@ -85,12 +86,35 @@ describe("validateSpec", () => {
     { name: "a duplicate host port", over: { ports: [tcp("127.0.0.1"), tcp("")] }, field: "config.ports[1].host_port" },
     { name: "a port on a NIC the VM does not have", over: { ports: [tcp("127.0.0.1", 8080, 1)] }, field: "config.ports[0].nic_index" },
     { name: "a negative NIC index", over: { ports: [tcp("127.0.0.1", 8080, -1)] }, field: "config.ports[0].nic_index" },
+    { name: "a path on user networking", over: { ports: [{ ...tcp("127.0.0.1"), path: "nat" }] }, field: "config.ports[0].path" },
+    { name: "PROXY on user networking", over: { ports: [{ ...tcp("127.0.0.1"), proxyProtocol: true }] }, field: "config.ports[0].proxy_protocol" },
+    { name: "an unknown path", over: { nics: bridged, ports: [{ ...tcp("127.0.0.1"), path: "?7" }] }, field: "config.ports[0].path" },
+    { name: "PROXY on UDP", over: { nics: bridged, ports: [{ ...tcp("127.0.0.1"), protocol: "udp", proxyProtocol: true }] }, field: "config.ports[0].proxy_protocol" },
+    { name: "PROXY on a nat port", over: { nics: bridged, ports: [{ ...tcp("127.0.0.1"), path: "nat", proxyProtocol: true }] }, field: "config.ports[0].proxy_protocol" },
+    { name: "nat on ::1", over: { nics: bridged, ports: [{ ...tcp("::1"), path: "nat" }] }, field: "config.ports[0].host_address" },
   ];
+
+  it("refuses a port that is both nat and userspace (a wildcard and a specific address)", () => {
+    const wide = { ...cfg, forward: { ...cfg.forward, allowedListenAddresses: ["127.0.0.1", "0.0.0.0"] } };
+    const e = refusal(raw({ nics: bridged, ports: [{ ...tcp("127.0.0.1"), path: "nat" }, { ...tcp("127.0.0.1"), protocol: "udp" }, tcp("0.0.0.0")] }), wide);
+    expect(e.problems).toEqual([{ field: "config.ports[2].path", message: expect.stringMatching(/userspace on tcp 0\.0\.0\.0:8080 would share packets with config\.ports\[0\] \(nat\)/) }]);
+  });
 
   it.each(invalid)("refuses $name as invalid, naming $field", ({ over, field }) => {
     const e = refusal(raw(over));
     expect(e.kind).toBe("invalid");
     expect(e.problems.map((p) => p.field)).toContain(field);
+  });
+
+  it("keeps a port's path and PROXY option; unset stays unset (the daemon's default applies later)", () => {
+    const s = validateSpec(raw({ nics: bridged, ports: [{ ...tcp("127.0.0.1"), path: "nat" }, { ...tcp("127.0.0.1", 8081), proxyProtocol: true }, tcp("::1", 8082)] }), { cfg });
+    expect(s.ports).toEqual([
+      { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 8080, vmPort: 80, nicIndex: 0, path: "nat" },
+      { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 8081, vmPort: 80, nicIndex: 0, proxyProtocol: true },
+      { protocol: "tcp", hostAddress: "::1", hostPort: 8082, vmPort: 80, nicIndex: 0 },
+    ]);
+    const natDefault = { ...cfg, forward: { ...cfg.forward, defaultPath: "nat" as const } };
+    expect(refusal(raw({ nics: bridged, ports: [{ ...tcp("127.0.0.1"), proxyProtocol: true }] }), natDefault).message).toMatch(/proxy_protocol: needs path FORWARD_PATH_USERSPACE \(the daemon's default path is nat\)/);
   });
 
   it("accepts IPv6 host addresses where the mode can listen on them", () => {

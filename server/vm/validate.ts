@@ -30,6 +30,7 @@ import { MAX_VCPUS, MEMORY_MIB } from "../contract.js";
 import { NET_MODES } from "../config/types.js";
 import { Problems, VmmError } from "../errors.js";
 import { checkCloudInit, checkDisks, isEmptyCloudInit } from "../image/spec.js";
+import { checkPathOptions, overlaps } from "../forward/rules.js";
 import { checkLabels } from "./labels.js";
 import { checkNetdevPolicy } from "./netdev-policy.js";
 import type { RunFiles } from "./store.js";
@@ -224,7 +225,17 @@ function checkPort(p: Problems, at: string, r: RawPort, modes: readonly (NetMode
   else if (r.hostPort < cfg.forward.portMin || r.hostPort > cfg.forward.portMax)
     bad("host_port", `is ${r.hostPort}; the configured range is ${cfg.forward.portMin}-${cfg.forward.portMax}`);
   if (!Number.isInteger(r.vmPort) || r.vmPort < 1 || r.vmPort > 65535) bad("vm_port", `is ${r.vmPort}; must be between 1 and 65535`);
-  return ok ? { protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort, nicIndex: r.nicIndex } : undefined;
+  // The path and PROXY option are the forwarder's: QEMU's slirp and passt map ports their own way.
+  const forwarded = mode === undefined || FORWARDED_MODES.includes(mode);
+  if (!forwarded && r.path !== undefined) bad("path", `${mode} networking maps ports itself; a path applies to ${FORWARDED_MODES.join("/")} modes`);
+  if (!forwarded && r.proxyProtocol) bad("proxy_protocol", `${mode} networking maps ports itself; the PROXY protocol applies to ${FORWARDED_MODES.join("/")} modes`);
+  const before = p.list.length;
+  if (forwarded) checkPathOptions(p, at, { protocol: r.protocol, listenAddress: addr, addressField: "host_address", path: r.path, proxyProtocol: r.proxyProtocol }, cfg.forward.defaultPath);
+  if (!ok || p.list.length > before) return undefined;
+  const port: PortSpec = { protocol: r.protocol as Protocol, hostAddress: addr, hostPort: r.hostPort, vmPort: r.vmPort, nicIndex: r.nicIndex };
+  if (r.path === "userspace" || r.path === "nat") port.path = r.path;
+  if (r.proxyProtocol) port.proxyProtocol = true;
+  return port;
 }
 
 /**
@@ -239,13 +250,22 @@ function checkPorts(f: Findings, prefix: string, raw: RawPort[], modes: readonly
     return ports;
   }
   const seen = new Map<string, number>();
+  const indexOf = new Map<PortSpec, number>();
   raw.forEach((r, i) => {
     const port = checkPort(f.invalid, `${prefix}[${i}]`, r, modes, cfg);
     if (!port) return;
     const key = `${port.protocol}/${port.hostAddress}/${port.hostPort}`;
     const prev = seen.get(key);
     if (prev !== undefined) return f.invalid.add(`${prefix}[${i}].host_port`, `duplicates ${prefix}[${prev}] (${port.protocol} ${port.hostAddress}:${port.hostPort})`);
+    // One port is either nat or userspace: a nat rule would take the packets of an overlapping listener.
+    const rule = (q: PortSpec) => ({ protocol: q.protocol, listenAddress: q.hostAddress, listenPort: q.hostPort, targetAddress: "0.0.0.1", targetPort: 1 });
+    const pathOf = (q: PortSpec) => q.path ?? cfg.forward.defaultPath;
+    const clash = ports.findIndex((q) => pathOf(q) !== pathOf(port) && overlaps(rule(q), rule(port)));
+    if (clash >= 0) {
+      return f.invalid.add(`${prefix}[${i}].path`, `${pathOf(port)} on ${port.protocol} ${port.hostAddress}:${port.hostPort} would share packets with ${prefix}[${indexOf.get(ports[clash]!)}] (${pathOf(ports[clash]!)}): a port is either nat or userspace`);
+    }
     seen.set(key, i);
+    indexOf.set(port, i);
     ports.push(port);
   });
   const refusals: string[] = [];

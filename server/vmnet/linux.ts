@@ -105,6 +105,8 @@ export class LinuxNetworkBackend implements NetworkBackend {
         out.push(`    iifname "${br}" oifname "${external}" accept`, `    iifname "${external}" oifname "${br}" ct state established,related accept`);
       }
     }
+    // Connections a DNAT rule sent here (nat port forwards, server/forward/nat.ts) and their replies.
+    out.push(`    oifname "${br}" ct status dnat accept`, `    iifname "${br}" ct status dnat accept`);
     // Host mode (and anything not allowed above): nothing routed to or from guests.
     out.push(`    iifname "${br}" drop`, `    oifname "${br}" drop`, "  }", "}");
     if (s.mode === "shared" && external !== "" && s.nat44Enabled) {
@@ -180,7 +182,15 @@ export class LinuxNetworkBackend implements NetworkBackend {
     }
     await this.o.forwards.apply(
       `network:${rec.id}`,
-      s.portForwards.map((p) => ({ protocol: p.protocol, listenAddress: p.listenAddress, listenPort: p.listenPort, targetAddress: p.internalAddress, targetPort: p.internalPort })),
+      s.portForwards.map((p) => ({
+        protocol: p.protocol,
+        listenAddress: p.listenAddress,
+        listenPort: p.listenPort,
+        targetAddress: p.internalAddress,
+        targetPort: p.internalPort,
+        ...(p.path ? { path: p.path } : {}),
+        ...(p.proxyProtocol ? { proxyProtocol: true } : {}),
+      })),
     );
   }
 

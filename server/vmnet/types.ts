@@ -12,6 +12,10 @@ export interface NetworkPortForwardSpec {
   listenPort: number;
   internalAddress: string;
   internalPort: number;
+  /** "userspace" or "nat"; absent: the daemon's `[forward] default_path`. */
+  path?: "userspace" | "nat";
+  /** Userspace TCP: a PROXY protocol v2 header first. */
+  proxyProtocol?: boolean;
 }
 
 /** A network's validated configuration, defaults filled in. */
@@ -54,7 +58,16 @@ export interface RawNetworkConfig {
   nat66Enabled?: boolean;
   dnsProxyEnabled?: boolean;
   routerAdvertisementEnabled?: boolean;
-  portForwards: { protocol: string | undefined; listenAddress: string; listenPort: number; internalAddress: string; internalPort: number }[];
+  portForwards: {
+    protocol: string | undefined;
+    listenAddress: string;
+    listenPort: number;
+    internalAddress: string;
+    internalPort: number;
+    /** undefined (the daemon's default), "userspace", "nat" or "?N". */
+    path: string | undefined;
+    proxyProtocol: boolean;
+  }[];
   externalInterface: string;
 }
 

@@ -46,7 +46,7 @@ function problems(name: string, c: Partial<RawNetworkConfig>): string[] {
   return [];
 }
 
-const fwd = (internalAddress: string, listenPort = 8080) => ({ protocol: "tcp", listenAddress: "", listenPort, internalAddress, internalPort: 80 });
+const fwd = (internalAddress: string, listenPort = 8080) => ({ protocol: "tcp", listenAddress: "", listenPort, internalAddress, internalPort: 80, path: undefined as string | undefined, proxyProtocol: false });
 
 describe("subnets", () => {
   it.each([

@@ -18,6 +18,7 @@ import { cidrLast, cidrsOverlap, cidrToString, cidrWithin, intToIpv4, ipv4ToInt,
 import type { HostPrefix } from "../net/host-prefixes.js";
 import { ipv6CidrToString, ipv6Overlap, parseIpv6Cidr, ULA, type Ipv6Cidr } from "../net/ipv6.js";
 import { checkName, isMulticastMac, nameKey, normalizeMac } from "../check.js";
+import { checkPathOptions } from "../forward/rules.js";
 import type { NetworkMode, NetworkPortForwardSpec, NetworkRecord, NetworkSpec, RawNetworkConfig } from "./types.js";
 
 /** Shortest and longest prefix of a network's IPv4 subnet: /29 leaves 5 guest addresses. */
@@ -173,7 +174,11 @@ function checkForwards(p: Problems, c: RawNetworkConfig, subnet: Ipv4Cidr | unde
     const why = !isIPv4(f.internalAddress) ? `"${f.internalAddress.slice(0, 64)}" is not an IPv4 address` : subnet ? guestAddressProblem(f.internalAddress, subnet) : undefined;
     if (why) p.add(`${at}.internal_address`, why);
     if (!Number.isInteger(f.internalPort) || f.internalPort < 1 || f.internalPort > 65535) p.add(`${at}.internal_port`, `is ${f.internalPort}; must be between 1 and 65535`);
-    out.push({ protocol: f.protocol as "tcp" | "udp", listenAddress: la, listenPort: f.listenPort, internalAddress: f.internalAddress, internalPort: f.internalPort });
+    checkPathOptions(p, at, { protocol: f.protocol, listenAddress: la, addressField: "listen_address", path: f.path, proxyProtocol: f.proxyProtocol }, cfg.forward.defaultPath);
+    const spec: NetworkPortForwardSpec = { protocol: f.protocol as "tcp" | "udp", listenAddress: la, listenPort: f.listenPort, internalAddress: f.internalAddress, internalPort: f.internalPort };
+    if (f.path === "userspace" || f.path === "nat") spec.path = f.path;
+    if (f.proxyProtocol) spec.proxyProtocol = true;
+    out.push(spec);
   });
   return out;
 }

@@ -18,7 +18,8 @@
 #      sending the hostname) or, with vmm.dhcp=0, vmm.ip=<cidr> vmm.gw=<ip>;
 #      every further ethN gets DHCP in the background (address only: the
 #      default route and the reported IP stay eth0's)
-#   4. httpd on :8080 (page: hostname, IP, MAC), TCP echo on :8081
+#   4. httpd on :8080 (page: hostname, IP, MAC; /cgi-bin/peer: the client's
+#      address as the guest sees it), TCP echo on :8081
 #   5. prints "VMM-GUEST-READY ip=<ip> mac=<mac>" on the console (ttyS0)
 #   6. waits for a key event on the ACPI "Power Button" input device (QMP
 #      system_powerdown), prints "VMM-GUEST-POWEROFF" and runs poweroff -f
@@ -96,6 +97,15 @@ for f in "${ORDER[@]}"; do
   echo "$b" >> "$WORK/lib/modules/load-order"
 done
 echo "module load order: $(tr '\n' ' ' < "$WORK/lib/modules/load-order")"
+
+# GET /cgi-bin/peer on :8080 answers with the address the guest sees its
+# client at ("peer <addr> <port>"): nat forwards keep it, relays do not.
+mkdir -p "$WORK/www/cgi-bin"
+cat > "$WORK/www/cgi-bin/peer" <<'S'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\npeer %s %s\n' "$REMOTE_ADDR" "$REMOTE_PORT"
+S
+chmod +x "$WORK/www/cgi-bin/peer"
 
 # udhcpc event script: applies the lease and records the address for /init.
 cat > "$WORK/etc/udhcpc/default.script" <<'S'

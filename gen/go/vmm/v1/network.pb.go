@@ -193,8 +193,13 @@ type NetworkPortForward struct {
 	// Address inside the network's IPv4 subnet.
 	InternalAddress string `protobuf:"bytes,4,opt,name=internal_address,json=internalAddress,proto3" json:"internal_address,omitempty"`
 	InternalPort    uint32 `protobuf:"varint,5,opt,name=internal_port,json=internalPort,proto3" json:"internal_port,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How the port is forwarded. Omitted: the daemon's default.
+	Path ForwardPath `protobuf:"varint,6,opt,name=path,proto3,enum=vmm.v1.ForwardPath" json:"path,omitempty"`
+	// Send a PROXY protocol v2 header to the internal address first
+	// (userspace TCP only). Omitted: false.
+	ProxyProtocol bool `protobuf:"varint,7,opt,name=proxy_protocol,json=proxyProtocol,proto3" json:"proxy_protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NetworkPortForward) Reset() {
@@ -260,6 +265,20 @@ func (x *NetworkPortForward) GetInternalPort() uint32 {
 		return x.InternalPort
 	}
 	return 0
+}
+
+func (x *NetworkPortForward) GetPath() ForwardPath {
+	if x != nil {
+		return x.Path
+	}
+	return ForwardPath_FORWARD_PATH_UNSPECIFIED
+}
+
+func (x *NetworkPortForward) GetProxyProtocol() bool {
+	if x != nil {
+		return x.ProxyProtocol
+	}
+	return false
 }
 
 // NetworkConfig mirrors vmnet_network_configuration_ref.
@@ -1132,14 +1151,16 @@ const file_vmm_v1_network_proto_rawDesc = "" +
 	"\x14vmm/v1/network.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x10vmm/v1/vmm.proto\"7\n" +
 	"\x0fDhcpReservation\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x12\n" +
-	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\"\xda\x01\n" +
+	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\"\xaa\x02\n" +
 	"\x12NetworkPortForward\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12%\n" +
 	"\x0elisten_address\x18\x02 \x01(\tR\rlistenAddress\x12\x1f\n" +
 	"\vlisten_port\x18\x03 \x01(\rR\n" +
 	"listenPort\x12)\n" +
 	"\x10internal_address\x18\x04 \x01(\tR\x0finternalAddress\x12#\n" +
-	"\rinternal_port\x18\x05 \x01(\rR\finternalPort\"\xa2\x05\n" +
+	"\rinternal_port\x18\x05 \x01(\rR\finternalPort\x12'\n" +
+	"\x04path\x18\x06 \x01(\x0e2\x13.vmm.v1.ForwardPathR\x04path\x12%\n" +
+	"\x0eproxy_protocol\x18\a \x01(\bR\rproxyProtocol\"\xa2\x05\n" +
 	"\rNetworkConfig\x12'\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x13.vmm.v1.NetworkModeR\x04mode\x12\x1f\n" +
 	"\vipv4_subnet\x18\x02 \x01(\tR\n" +
@@ -1262,39 +1283,41 @@ var file_vmm_v1_network_proto_goTypes = []any{
 	(*ReleaseNetworkRequest)(nil),  // 16: vmm.v1.ReleaseNetworkRequest
 	(*ReleaseNetworkResponse)(nil), // 17: vmm.v1.ReleaseNetworkResponse
 	(Protocol)(0),                  // 18: vmm.v1.Protocol
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
+	(ForwardPath)(0),               // 19: vmm.v1.ForwardPath
+	(*timestamppb.Timestamp)(nil),  // 20: google.protobuf.Timestamp
 }
 var file_vmm_v1_network_proto_depIdxs = []int32{
 	18, // 0: vmm.v1.NetworkPortForward.protocol:type_name -> vmm.v1.Protocol
-	0,  // 1: vmm.v1.NetworkConfig.mode:type_name -> vmm.v1.NetworkMode
-	2,  // 2: vmm.v1.NetworkConfig.dhcp_reservations:type_name -> vmm.v1.DhcpReservation
-	3,  // 3: vmm.v1.NetworkConfig.port_forwards:type_name -> vmm.v1.NetworkPortForward
-	4,  // 4: vmm.v1.Network.config:type_name -> vmm.v1.NetworkConfig
-	19, // 5: vmm.v1.Network.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 6: vmm.v1.Network.state:type_name -> vmm.v1.NetworkState
-	19, // 7: vmm.v1.Network.state_changed_at:type_name -> google.protobuf.Timestamp
-	4,  // 8: vmm.v1.CreateNetworkRequest.config:type_name -> vmm.v1.NetworkConfig
-	5,  // 9: vmm.v1.CreateNetworkResponse.network:type_name -> vmm.v1.Network
-	5,  // 10: vmm.v1.GetNetworkResponse.network:type_name -> vmm.v1.Network
-	5,  // 11: vmm.v1.ListNetworksResponse.networks:type_name -> vmm.v1.Network
-	5,  // 12: vmm.v1.AcquireNetworkResponse.network:type_name -> vmm.v1.Network
-	6,  // 13: vmm.v1.NetworkService.CreateNetwork:input_type -> vmm.v1.CreateNetworkRequest
-	8,  // 14: vmm.v1.NetworkService.GetNetwork:input_type -> vmm.v1.GetNetworkRequest
-	10, // 15: vmm.v1.NetworkService.ListNetworks:input_type -> vmm.v1.ListNetworksRequest
-	12, // 16: vmm.v1.NetworkService.DeleteNetwork:input_type -> vmm.v1.DeleteNetworkRequest
-	14, // 17: vmm.v1.NetworkService.AcquireNetwork:input_type -> vmm.v1.AcquireNetworkRequest
-	16, // 18: vmm.v1.NetworkService.ReleaseNetwork:input_type -> vmm.v1.ReleaseNetworkRequest
-	7,  // 19: vmm.v1.NetworkService.CreateNetwork:output_type -> vmm.v1.CreateNetworkResponse
-	9,  // 20: vmm.v1.NetworkService.GetNetwork:output_type -> vmm.v1.GetNetworkResponse
-	11, // 21: vmm.v1.NetworkService.ListNetworks:output_type -> vmm.v1.ListNetworksResponse
-	13, // 22: vmm.v1.NetworkService.DeleteNetwork:output_type -> vmm.v1.DeleteNetworkResponse
-	15, // 23: vmm.v1.NetworkService.AcquireNetwork:output_type -> vmm.v1.AcquireNetworkResponse
-	17, // 24: vmm.v1.NetworkService.ReleaseNetwork:output_type -> vmm.v1.ReleaseNetworkResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	19, // 1: vmm.v1.NetworkPortForward.path:type_name -> vmm.v1.ForwardPath
+	0,  // 2: vmm.v1.NetworkConfig.mode:type_name -> vmm.v1.NetworkMode
+	2,  // 3: vmm.v1.NetworkConfig.dhcp_reservations:type_name -> vmm.v1.DhcpReservation
+	3,  // 4: vmm.v1.NetworkConfig.port_forwards:type_name -> vmm.v1.NetworkPortForward
+	4,  // 5: vmm.v1.Network.config:type_name -> vmm.v1.NetworkConfig
+	20, // 6: vmm.v1.Network.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 7: vmm.v1.Network.state:type_name -> vmm.v1.NetworkState
+	20, // 8: vmm.v1.Network.state_changed_at:type_name -> google.protobuf.Timestamp
+	4,  // 9: vmm.v1.CreateNetworkRequest.config:type_name -> vmm.v1.NetworkConfig
+	5,  // 10: vmm.v1.CreateNetworkResponse.network:type_name -> vmm.v1.Network
+	5,  // 11: vmm.v1.GetNetworkResponse.network:type_name -> vmm.v1.Network
+	5,  // 12: vmm.v1.ListNetworksResponse.networks:type_name -> vmm.v1.Network
+	5,  // 13: vmm.v1.AcquireNetworkResponse.network:type_name -> vmm.v1.Network
+	6,  // 14: vmm.v1.NetworkService.CreateNetwork:input_type -> vmm.v1.CreateNetworkRequest
+	8,  // 15: vmm.v1.NetworkService.GetNetwork:input_type -> vmm.v1.GetNetworkRequest
+	10, // 16: vmm.v1.NetworkService.ListNetworks:input_type -> vmm.v1.ListNetworksRequest
+	12, // 17: vmm.v1.NetworkService.DeleteNetwork:input_type -> vmm.v1.DeleteNetworkRequest
+	14, // 18: vmm.v1.NetworkService.AcquireNetwork:input_type -> vmm.v1.AcquireNetworkRequest
+	16, // 19: vmm.v1.NetworkService.ReleaseNetwork:input_type -> vmm.v1.ReleaseNetworkRequest
+	7,  // 20: vmm.v1.NetworkService.CreateNetwork:output_type -> vmm.v1.CreateNetworkResponse
+	9,  // 21: vmm.v1.NetworkService.GetNetwork:output_type -> vmm.v1.GetNetworkResponse
+	11, // 22: vmm.v1.NetworkService.ListNetworks:output_type -> vmm.v1.ListNetworksResponse
+	13, // 23: vmm.v1.NetworkService.DeleteNetwork:output_type -> vmm.v1.DeleteNetworkResponse
+	15, // 24: vmm.v1.NetworkService.AcquireNetwork:output_type -> vmm.v1.AcquireNetworkResponse
+	17, // 25: vmm.v1.NetworkService.ReleaseNetwork:output_type -> vmm.v1.ReleaseNetworkResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_network_proto_init() }

@@ -146,6 +146,62 @@ func (Protocol) EnumDescriptor() ([]byte, []int) {
 	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{1}
 }
 
+// ForwardPath is how a forwarded port's packets reach the guest
+// (docs/forwarding.md).
+type ForwardPath int32
+
+const (
+	// The daemon's default (`[forward] default_path`).
+	ForwardPath_FORWARD_PATH_UNSPECIFIED ForwardPath = 0
+	// vmm-relayd accepts and relays: any listen address, PROXY protocol,
+	// exact connection counters; the guest sees the host as its peer.
+	ForwardPath_FORWARD_PATH_USERSPACE ForwardPath = 1
+	// An nftables DNAT rule: the guest sees the client's own address; no
+	// process touches the bytes. Not on ::1.
+	ForwardPath_FORWARD_PATH_NAT ForwardPath = 2
+)
+
+// Enum value maps for ForwardPath.
+var (
+	ForwardPath_name = map[int32]string{
+		0: "FORWARD_PATH_UNSPECIFIED",
+		1: "FORWARD_PATH_USERSPACE",
+		2: "FORWARD_PATH_NAT",
+	}
+	ForwardPath_value = map[string]int32{
+		"FORWARD_PATH_UNSPECIFIED": 0,
+		"FORWARD_PATH_USERSPACE":   1,
+		"FORWARD_PATH_NAT":         2,
+	}
+)
+
+func (x ForwardPath) Enum() *ForwardPath {
+	p := new(ForwardPath)
+	*p = x
+	return p
+}
+
+func (x ForwardPath) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ForwardPath) Descriptor() protoreflect.EnumDescriptor {
+	return file_vmm_v1_vmm_proto_enumTypes[2].Descriptor()
+}
+
+func (ForwardPath) Type() protoreflect.EnumType {
+	return &file_vmm_v1_vmm_proto_enumTypes[2]
+}
+
+func (x ForwardPath) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ForwardPath.Descriptor instead.
+func (ForwardPath) EnumDescriptor() ([]byte, []int) {
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{2}
+}
+
 // VmStatus is the observed state of a VM.
 type VmStatus int32
 
@@ -193,11 +249,11 @@ func (x VmStatus) String() string {
 }
 
 func (VmStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_vmm_v1_vmm_proto_enumTypes[2].Descriptor()
+	return file_vmm_v1_vmm_proto_enumTypes[3].Descriptor()
 }
 
 func (VmStatus) Type() protoreflect.EnumType {
-	return &file_vmm_v1_vmm_proto_enumTypes[2]
+	return &file_vmm_v1_vmm_proto_enumTypes[3]
 }
 
 func (x VmStatus) Number() protoreflect.EnumNumber {
@@ -206,7 +262,7 @@ func (x VmStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use VmStatus.Descriptor instead.
 func (VmStatus) EnumDescriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{2}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{3}
 }
 
 // LeaseAction is the dnsmasq dhcp-script action.
@@ -249,11 +305,11 @@ func (x LeaseAction) String() string {
 }
 
 func (LeaseAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_vmm_v1_vmm_proto_enumTypes[3].Descriptor()
+	return file_vmm_v1_vmm_proto_enumTypes[4].Descriptor()
 }
 
 func (LeaseAction) Type() protoreflect.EnumType {
-	return &file_vmm_v1_vmm_proto_enumTypes[3]
+	return &file_vmm_v1_vmm_proto_enumTypes[4]
 }
 
 func (x LeaseAction) Number() protoreflect.EnumNumber {
@@ -262,7 +318,7 @@ func (x LeaseAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LeaseAction.Descriptor instead.
 func (LeaseAction) EnumDescriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{3}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{4}
 }
 
 // LeaseVerification says whether the network agrees with a reported lease:
@@ -314,11 +370,11 @@ func (x LeaseVerification) String() string {
 }
 
 func (LeaseVerification) Descriptor() protoreflect.EnumDescriptor {
-	return file_vmm_v1_vmm_proto_enumTypes[4].Descriptor()
+	return file_vmm_v1_vmm_proto_enumTypes[5].Descriptor()
 }
 
 func (LeaseVerification) Type() protoreflect.EnumType {
-	return &file_vmm_v1_vmm_proto_enumTypes[4]
+	return &file_vmm_v1_vmm_proto_enumTypes[5]
 }
 
 func (x LeaseVerification) Number() protoreflect.EnumNumber {
@@ -327,7 +383,7 @@ func (x LeaseVerification) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LeaseVerification.Descriptor instead.
 func (LeaseVerification) EnumDescriptor() ([]byte, []int) {
-	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{4}
+	return file_vmm_v1_vmm_proto_rawDescGZIP(), []int{5}
 }
 
 // PortMapping forwards a host port to a guest port.
@@ -343,7 +399,14 @@ type PortMapping struct {
 	// NIC whose lease the port forwards to (index into VmConfig.nics).
 	// Omitted (0): the first NIC. A NIC whose mode cannot forward ports
 	// (custom) is refused.
-	NicIndex      uint32 `protobuf:"varint,5,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
+	NicIndex uint32 `protobuf:"varint,5,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
+	// How the port is forwarded (bridge, tap, macvtap and vmnet modes).
+	// Omitted: the daemon's default.
+	Path ForwardPath `protobuf:"varint,6,opt,name=path,proto3,enum=vmm.v1.ForwardPath" json:"path,omitempty"`
+	// Send a PROXY protocol v2 header (the client's address) to the guest
+	// before the client's bytes: userspace TCP ports of forwarded modes only.
+	// Omitted: false.
+	ProxyProtocol bool `protobuf:"varint,7,opt,name=proxy_protocol,json=proxyProtocol,proto3" json:"proxy_protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -411,6 +474,20 @@ func (x *PortMapping) GetNicIndex() uint32 {
 		return x.NicIndex
 	}
 	return 0
+}
+
+func (x *PortMapping) GetPath() ForwardPath {
+	if x != nil {
+		return x.Path
+	}
+	return ForwardPath_FORWARD_PATH_UNSPECIFIED
+}
+
+func (x *PortMapping) GetProxyProtocol() bool {
+	if x != nil {
+		return x.ProxyProtocol
+	}
+	return false
 }
 
 // NicConfig describes one network interface of a VM.
@@ -1202,10 +1279,22 @@ type ForwardInfo struct {
 	TargetAddress string                 `protobuf:"bytes,4,opt,name=target_address,json=targetAddress,proto3" json:"target_address,omitempty"`
 	TargetPort    uint32                 `protobuf:"varint,5,opt,name=target_port,json=targetPort,proto3" json:"target_port,omitempty"`
 	Counters      *ForwardCounters       `protobuf:"bytes,6,opt,name=counters,proto3" json:"counters,omitempty"`
-	// How the rule relays: "native", "sockets", "qemu-hostfwd" or "passt".
+	// How the rule relays: "native", "sockets", "nat", "qemu-hostfwd" or "passt".
 	Relay string `protobuf:"bytes,7,opt,name=relay,proto3" json:"relay,omitempty"`
 	// NIC of the VM the rule forwards to (its lease's address is the target).
-	NicIndex      uint32 `protobuf:"varint,8,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
+	NicIndex uint32 `protobuf:"varint,8,opt,name=nic_index,json=nicIndex,proto3" json:"nic_index,omitempty"`
+	// The guest gets a PROXY protocol v2 header first.
+	ProxyProtocol bool `protobuf:"varint,9,opt,name=proxy_protocol,json=proxyProtocol,proto3" json:"proxy_protocol,omitempty"`
+	// Guest connects that were refused, unreachable or timed out (userspace
+	// TCP; also counted in counters.errors).
+	ConnectFailures uint64 `protobuf:"varint,10,opt,name=connect_failures,json=connectFailures,proto3" json:"connect_failures,omitempty"`
+	// errno name of the last failed guest connect ("ECONNREFUSED",
+	// "EHOSTUNREACH", "ETIMEDOUT", ...). Empty: none failed.
+	LastConnectError string `protobuf:"bytes,11,opt,name=last_connect_error,json=lastConnectError,proto3" json:"last_connect_error,omitempty"`
+	// Why the rule does not forward right now (e.g. its port was taken while
+	// the relay restarted; the VM's next port update binds it again). Empty:
+	// it forwards.
+	Error         string `protobuf:"bytes,50,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1294,6 +1383,34 @@ func (x *ForwardInfo) GetNicIndex() uint32 {
 		return x.NicIndex
 	}
 	return 0
+}
+
+func (x *ForwardInfo) GetProxyProtocol() bool {
+	if x != nil {
+		return x.ProxyProtocol
+	}
+	return false
+}
+
+func (x *ForwardInfo) GetConnectFailures() uint64 {
+	if x != nil {
+		return x.ConnectFailures
+	}
+	return 0
+}
+
+func (x *ForwardInfo) GetLastConnectError() string {
+	if x != nil {
+		return x.LastConnectError
+	}
+	return ""
+}
+
+func (x *ForwardInfo) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 // VmEvent is something that happened to a VM.
@@ -3625,13 +3742,15 @@ var File_vmm_v1_vmm_proto protoreflect.FileDescriptor
 
 const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\n" +
-	"\x10vmm/v1/vmm.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x01\n" +
+	"\x10vmm/v1/vmm.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x02\n" +
 	"\vPortMapping\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12!\n" +
 	"\fhost_address\x18\x02 \x01(\tR\vhostAddress\x12\x1b\n" +
 	"\thost_port\x18\x03 \x01(\rR\bhostPort\x12\x17\n" +
 	"\avm_port\x18\x04 \x01(\rR\x06vmPort\x12\x1b\n" +
-	"\tnic_index\x18\x05 \x01(\rR\bnicIndex\"\xba\x01\n" +
+	"\tnic_index\x18\x05 \x01(\rR\bnicIndex\x12'\n" +
+	"\x04path\x18\x06 \x01(\x0e2\x13.vmm.v1.ForwardPathR\x04path\x12%\n" +
+	"\x0eproxy_protocol\x18\a \x01(\bR\rproxyProtocol\"\xba\x01\n" +
 	"\tNicConfig\x12*\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x16.vmm.v1.NetworkingModeR\x04mode\x12\x16\n" +
 	"\x06bridge\x18\x02 \x01(\tR\x06bridge\x12%\n" +
@@ -3703,7 +3822,7 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x0ebytes_to_guest\x18\x03 \x01(\x04R\fbytesToGuest\x12(\n" +
 	"\x10bytes_from_guest\x18\x04 \x01(\x04R\x0ebytesFromGuest\x12'\n" +
 	"\x0fsessions_active\x18\x05 \x01(\x04R\x0esessionsActive\x12\x16\n" +
-	"\x06errors\x18\x06 \x01(\x04R\x06errors\"\xb3\x02\n" +
+	"\x06errors\x18\x06 \x01(\x04R\x06errors\"\xc9\x03\n" +
 	"\vForwardInfo\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.vmm.v1.ProtocolR\bprotocol\x12%\n" +
 	"\x0elisten_address\x18\x02 \x01(\tR\rlistenAddress\x12\x1f\n" +
@@ -3714,7 +3833,12 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"targetPort\x123\n" +
 	"\bcounters\x18\x06 \x01(\v2\x17.vmm.v1.ForwardCountersR\bcounters\x12\x14\n" +
 	"\x05relay\x18\a \x01(\tR\x05relay\x12\x1b\n" +
-	"\tnic_index\x18\b \x01(\rR\bnicIndex\"g\n" +
+	"\tnic_index\x18\b \x01(\rR\bnicIndex\x12%\n" +
+	"\x0eproxy_protocol\x18\t \x01(\bR\rproxyProtocol\x12)\n" +
+	"\x10connect_failures\x18\n" +
+	" \x01(\x04R\x0fconnectFailures\x12,\n" +
+	"\x12last_connect_error\x18\v \x01(\tR\x10lastConnectError\x12\x14\n" +
+	"\x05error\x182 \x01(\tR\x05error\"g\n" +
 	"\aVmEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
@@ -3924,7 +4048,11 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x01\x12\x10\n" +
-	"\fPROTOCOL_UDP\x10\x02*\x99\x01\n" +
+	"\fPROTOCOL_UDP\x10\x02*]\n" +
+	"\vForwardPath\x12\x1c\n" +
+	"\x18FORWARD_PATH_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16FORWARD_PATH_USERSPACE\x10\x01\x12\x14\n" +
+	"\x10FORWARD_PATH_NAT\x10\x02*\x99\x01\n" +
 	"\bVmStatus\x12\x19\n" +
 	"\x15VM_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11VM_STATUS_STOPPED\x10\x01\x12\x16\n" +
@@ -3976,140 +4104,142 @@ func file_vmm_v1_vmm_proto_rawDescGZIP() []byte {
 	return file_vmm_v1_vmm_proto_rawDescData
 }
 
-var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_vmm_v1_vmm_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_vmm_v1_vmm_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_vmm_v1_vmm_proto_goTypes = []any{
 	(NetworkingMode)(0),             // 0: vmm.v1.NetworkingMode
 	(Protocol)(0),                   // 1: vmm.v1.Protocol
-	(VmStatus)(0),                   // 2: vmm.v1.VmStatus
-	(LeaseAction)(0),                // 3: vmm.v1.LeaseAction
-	(LeaseVerification)(0),          // 4: vmm.v1.LeaseVerification
-	(*PortMapping)(nil),             // 5: vmm.v1.PortMapping
-	(*NicConfig)(nil),               // 6: vmm.v1.NicConfig
-	(*VmConfig)(nil),                // 7: vmm.v1.VmConfig
-	(*DiskConfig)(nil),              // 8: vmm.v1.DiskConfig
-	(*CloudInit)(nil),               // 9: vmm.v1.CloudInit
-	(*DiskInfo)(nil),                // 10: vmm.v1.DiskInfo
-	(*Lease)(nil),                   // 11: vmm.v1.Lease
-	(*NicInfo)(nil),                 // 12: vmm.v1.NicInfo
-	(*ForwardCounters)(nil),         // 13: vmm.v1.ForwardCounters
-	(*ForwardInfo)(nil),             // 14: vmm.v1.ForwardInfo
-	(*VmEvent)(nil),                 // 15: vmm.v1.VmEvent
-	(*VmInfo)(nil),                  // 16: vmm.v1.VmInfo
-	(*CreateVmRequest)(nil),         // 17: vmm.v1.CreateVmRequest
-	(*CreateVmResponse)(nil),        // 18: vmm.v1.CreateVmResponse
-	(*UpdateVmRequest)(nil),         // 19: vmm.v1.UpdateVmRequest
-	(*VmLabels)(nil),                // 20: vmm.v1.VmLabels
-	(*UpdateVmResponse)(nil),        // 21: vmm.v1.UpdateVmResponse
-	(*StartVmRequest)(nil),          // 22: vmm.v1.StartVmRequest
-	(*StartVmResponse)(nil),         // 23: vmm.v1.StartVmResponse
-	(*StopVmRequest)(nil),           // 24: vmm.v1.StopVmRequest
-	(*StopVmResponse)(nil),          // 25: vmm.v1.StopVmResponse
-	(*RemoveVmRequest)(nil),         // 26: vmm.v1.RemoveVmRequest
-	(*RemoveVmResponse)(nil),        // 27: vmm.v1.RemoveVmResponse
-	(*ListVmsRequest)(nil),          // 28: vmm.v1.ListVmsRequest
-	(*ListVmsResponse)(nil),         // 29: vmm.v1.ListVmsResponse
-	(*GetInfoRequest)(nil),          // 30: vmm.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),         // 31: vmm.v1.GetInfoResponse
-	(*ReportDhcpLeaseRequest)(nil),  // 32: vmm.v1.ReportDhcpLeaseRequest
-	(*ReportDhcpLeaseResponse)(nil), // 33: vmm.v1.ReportDhcpLeaseResponse
-	(*GetMetaRequest)(nil),          // 34: vmm.v1.GetMetaRequest
-	(*GetMetaResponse)(nil),         // 35: vmm.v1.GetMetaResponse
-	(*WatchEventsRequest)(nil),      // 36: vmm.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),     // 37: vmm.v1.WatchEventsResponse
-	(*AttachConsoleRequest)(nil),    // 38: vmm.v1.AttachConsoleRequest
-	(*AttachConsoleResponse)(nil),   // 39: vmm.v1.AttachConsoleResponse
-	(*ListImagesRequest)(nil),       // 40: vmm.v1.ListImagesRequest
-	(*Image)(nil),                   // 41: vmm.v1.Image
-	(*ListImagesResponse)(nil),      // 42: vmm.v1.ListImagesResponse
-	(*ReadConsoleRequest)(nil),      // 43: vmm.v1.ReadConsoleRequest
-	(*ReadConsoleResponse)(nil),     // 44: vmm.v1.ReadConsoleResponse
-	(*GetVmStatsRequest)(nil),       // 45: vmm.v1.GetVmStatsRequest
-	(*NicStats)(nil),                // 46: vmm.v1.NicStats
-	(*GetVmStatsResponse)(nil),      // 47: vmm.v1.GetVmStatsResponse
-	nil,                             // 48: vmm.v1.VmConfig.LabelsEntry
-	nil,                             // 49: vmm.v1.VmLabels.LabelsEntry
-	(*timestamppb.Timestamp)(nil),   // 50: google.protobuf.Timestamp
+	(ForwardPath)(0),                // 2: vmm.v1.ForwardPath
+	(VmStatus)(0),                   // 3: vmm.v1.VmStatus
+	(LeaseAction)(0),                // 4: vmm.v1.LeaseAction
+	(LeaseVerification)(0),          // 5: vmm.v1.LeaseVerification
+	(*PortMapping)(nil),             // 6: vmm.v1.PortMapping
+	(*NicConfig)(nil),               // 7: vmm.v1.NicConfig
+	(*VmConfig)(nil),                // 8: vmm.v1.VmConfig
+	(*DiskConfig)(nil),              // 9: vmm.v1.DiskConfig
+	(*CloudInit)(nil),               // 10: vmm.v1.CloudInit
+	(*DiskInfo)(nil),                // 11: vmm.v1.DiskInfo
+	(*Lease)(nil),                   // 12: vmm.v1.Lease
+	(*NicInfo)(nil),                 // 13: vmm.v1.NicInfo
+	(*ForwardCounters)(nil),         // 14: vmm.v1.ForwardCounters
+	(*ForwardInfo)(nil),             // 15: vmm.v1.ForwardInfo
+	(*VmEvent)(nil),                 // 16: vmm.v1.VmEvent
+	(*VmInfo)(nil),                  // 17: vmm.v1.VmInfo
+	(*CreateVmRequest)(nil),         // 18: vmm.v1.CreateVmRequest
+	(*CreateVmResponse)(nil),        // 19: vmm.v1.CreateVmResponse
+	(*UpdateVmRequest)(nil),         // 20: vmm.v1.UpdateVmRequest
+	(*VmLabels)(nil),                // 21: vmm.v1.VmLabels
+	(*UpdateVmResponse)(nil),        // 22: vmm.v1.UpdateVmResponse
+	(*StartVmRequest)(nil),          // 23: vmm.v1.StartVmRequest
+	(*StartVmResponse)(nil),         // 24: vmm.v1.StartVmResponse
+	(*StopVmRequest)(nil),           // 25: vmm.v1.StopVmRequest
+	(*StopVmResponse)(nil),          // 26: vmm.v1.StopVmResponse
+	(*RemoveVmRequest)(nil),         // 27: vmm.v1.RemoveVmRequest
+	(*RemoveVmResponse)(nil),        // 28: vmm.v1.RemoveVmResponse
+	(*ListVmsRequest)(nil),          // 29: vmm.v1.ListVmsRequest
+	(*ListVmsResponse)(nil),         // 30: vmm.v1.ListVmsResponse
+	(*GetInfoRequest)(nil),          // 31: vmm.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),         // 32: vmm.v1.GetInfoResponse
+	(*ReportDhcpLeaseRequest)(nil),  // 33: vmm.v1.ReportDhcpLeaseRequest
+	(*ReportDhcpLeaseResponse)(nil), // 34: vmm.v1.ReportDhcpLeaseResponse
+	(*GetMetaRequest)(nil),          // 35: vmm.v1.GetMetaRequest
+	(*GetMetaResponse)(nil),         // 36: vmm.v1.GetMetaResponse
+	(*WatchEventsRequest)(nil),      // 37: vmm.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),     // 38: vmm.v1.WatchEventsResponse
+	(*AttachConsoleRequest)(nil),    // 39: vmm.v1.AttachConsoleRequest
+	(*AttachConsoleResponse)(nil),   // 40: vmm.v1.AttachConsoleResponse
+	(*ListImagesRequest)(nil),       // 41: vmm.v1.ListImagesRequest
+	(*Image)(nil),                   // 42: vmm.v1.Image
+	(*ListImagesResponse)(nil),      // 43: vmm.v1.ListImagesResponse
+	(*ReadConsoleRequest)(nil),      // 44: vmm.v1.ReadConsoleRequest
+	(*ReadConsoleResponse)(nil),     // 45: vmm.v1.ReadConsoleResponse
+	(*GetVmStatsRequest)(nil),       // 46: vmm.v1.GetVmStatsRequest
+	(*NicStats)(nil),                // 47: vmm.v1.NicStats
+	(*GetVmStatsResponse)(nil),      // 48: vmm.v1.GetVmStatsResponse
+	nil,                             // 49: vmm.v1.VmConfig.LabelsEntry
+	nil,                             // 50: vmm.v1.VmLabels.LabelsEntry
+	(*timestamppb.Timestamp)(nil),   // 51: google.protobuf.Timestamp
 }
 var file_vmm_v1_vmm_proto_depIdxs = []int32{
 	1,  // 0: vmm.v1.PortMapping.protocol:type_name -> vmm.v1.Protocol
-	0,  // 1: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
-	6,  // 2: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
-	5,  // 3: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
-	8,  // 4: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
-	9,  // 5: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
-	48, // 6: vmm.v1.VmConfig.labels:type_name -> vmm.v1.VmConfig.LabelsEntry
-	50, // 7: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	50, // 8: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 9: vmm.v1.Lease.verification:type_name -> vmm.v1.LeaseVerification
-	50, // 10: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
-	0,  // 11: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
-	11, // 12: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
-	1,  // 13: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
-	13, // 14: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
-	50, // 15: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
-	2,  // 16: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
-	50, // 17: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
-	50, // 18: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
-	7,  // 19: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
-	12, // 20: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
-	14, // 21: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
-	15, // 22: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
-	10, // 23: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
-	7,  // 24: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
-	16, // 25: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	5,  // 26: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
-	9,  // 27: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
-	20, // 28: vmm.v1.UpdateVmRequest.labels:type_name -> vmm.v1.VmLabels
-	49, // 29: vmm.v1.VmLabels.labels:type_name -> vmm.v1.VmLabels.LabelsEntry
-	16, // 30: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
-	16, // 31: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
-	16, // 32: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
-	16, // 33: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
-	16, // 34: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
-	3,  // 35: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
-	14, // 36: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
-	11, // 37: vmm.v1.ReportDhcpLeaseResponse.lease:type_name -> vmm.v1.Lease
-	0,  // 38: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
-	0,  // 39: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
-	15, // 40: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
-	41, // 41: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
-	2,  // 42: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
-	50, // 43: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
-	46, // 44: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
-	17, // 45: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
-	19, // 46: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
-	22, // 47: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
-	24, // 48: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
-	26, // 49: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
-	28, // 50: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
-	30, // 51: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
-	32, // 52: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
-	34, // 53: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
-	36, // 54: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
-	38, // 55: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
-	40, // 56: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
-	43, // 57: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
-	45, // 58: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
-	18, // 59: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
-	21, // 60: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
-	23, // 61: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
-	25, // 62: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
-	27, // 63: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
-	29, // 64: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
-	31, // 65: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
-	33, // 66: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
-	35, // 67: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
-	37, // 68: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
-	39, // 69: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
-	42, // 70: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
-	44, // 71: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
-	47, // 72: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
-	59, // [59:73] is the sub-list for method output_type
-	45, // [45:59] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	2,  // 1: vmm.v1.PortMapping.path:type_name -> vmm.v1.ForwardPath
+	0,  // 2: vmm.v1.NicConfig.mode:type_name -> vmm.v1.NetworkingMode
+	7,  // 3: vmm.v1.VmConfig.nics:type_name -> vmm.v1.NicConfig
+	6,  // 4: vmm.v1.VmConfig.ports:type_name -> vmm.v1.PortMapping
+	9,  // 5: vmm.v1.VmConfig.disks:type_name -> vmm.v1.DiskConfig
+	10, // 6: vmm.v1.VmConfig.cloud_init:type_name -> vmm.v1.CloudInit
+	49, // 7: vmm.v1.VmConfig.labels:type_name -> vmm.v1.VmConfig.LabelsEntry
+	51, // 8: vmm.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 9: vmm.v1.Lease.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 10: vmm.v1.Lease.verification:type_name -> vmm.v1.LeaseVerification
+	51, // 11: vmm.v1.Lease.verified_at:type_name -> google.protobuf.Timestamp
+	0,  // 12: vmm.v1.NicInfo.mode:type_name -> vmm.v1.NetworkingMode
+	12, // 13: vmm.v1.NicInfo.lease:type_name -> vmm.v1.Lease
+	1,  // 14: vmm.v1.ForwardInfo.protocol:type_name -> vmm.v1.Protocol
+	14, // 15: vmm.v1.ForwardInfo.counters:type_name -> vmm.v1.ForwardCounters
+	51, // 16: vmm.v1.VmEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 17: vmm.v1.VmInfo.status:type_name -> vmm.v1.VmStatus
+	51, // 18: vmm.v1.VmInfo.created_at:type_name -> google.protobuf.Timestamp
+	51, // 19: vmm.v1.VmInfo.started_at:type_name -> google.protobuf.Timestamp
+	8,  // 20: vmm.v1.VmInfo.config:type_name -> vmm.v1.VmConfig
+	13, // 21: vmm.v1.VmInfo.nics:type_name -> vmm.v1.NicInfo
+	15, // 22: vmm.v1.VmInfo.forwards:type_name -> vmm.v1.ForwardInfo
+	16, // 23: vmm.v1.VmInfo.events:type_name -> vmm.v1.VmEvent
+	11, // 24: vmm.v1.VmInfo.disks:type_name -> vmm.v1.DiskInfo
+	8,  // 25: vmm.v1.CreateVmRequest.config:type_name -> vmm.v1.VmConfig
+	17, // 26: vmm.v1.CreateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	6,  // 27: vmm.v1.UpdateVmRequest.ports:type_name -> vmm.v1.PortMapping
+	10, // 28: vmm.v1.UpdateVmRequest.cloud_init:type_name -> vmm.v1.CloudInit
+	21, // 29: vmm.v1.UpdateVmRequest.labels:type_name -> vmm.v1.VmLabels
+	50, // 30: vmm.v1.VmLabels.labels:type_name -> vmm.v1.VmLabels.LabelsEntry
+	17, // 31: vmm.v1.UpdateVmResponse.vm:type_name -> vmm.v1.VmInfo
+	17, // 32: vmm.v1.StartVmResponse.vm:type_name -> vmm.v1.VmInfo
+	17, // 33: vmm.v1.StopVmResponse.vm:type_name -> vmm.v1.VmInfo
+	17, // 34: vmm.v1.ListVmsResponse.vms:type_name -> vmm.v1.VmInfo
+	17, // 35: vmm.v1.GetInfoResponse.vm:type_name -> vmm.v1.VmInfo
+	4,  // 36: vmm.v1.ReportDhcpLeaseRequest.action:type_name -> vmm.v1.LeaseAction
+	15, // 37: vmm.v1.ReportDhcpLeaseResponse.forwards:type_name -> vmm.v1.ForwardInfo
+	12, // 38: vmm.v1.ReportDhcpLeaseResponse.lease:type_name -> vmm.v1.Lease
+	0,  // 39: vmm.v1.GetMetaResponse.networking_modes:type_name -> vmm.v1.NetworkingMode
+	0,  // 40: vmm.v1.GetMetaResponse.default_networking_mode:type_name -> vmm.v1.NetworkingMode
+	16, // 41: vmm.v1.WatchEventsResponse.event:type_name -> vmm.v1.VmEvent
+	42, // 42: vmm.v1.ListImagesResponse.images:type_name -> vmm.v1.Image
+	3,  // 43: vmm.v1.GetVmStatsResponse.status:type_name -> vmm.v1.VmStatus
+	51, // 44: vmm.v1.GetVmStatsResponse.sampled_at:type_name -> google.protobuf.Timestamp
+	47, // 45: vmm.v1.GetVmStatsResponse.nics:type_name -> vmm.v1.NicStats
+	18, // 46: vmm.v1.VmmService.CreateVm:input_type -> vmm.v1.CreateVmRequest
+	20, // 47: vmm.v1.VmmService.UpdateVm:input_type -> vmm.v1.UpdateVmRequest
+	23, // 48: vmm.v1.VmmService.StartVm:input_type -> vmm.v1.StartVmRequest
+	25, // 49: vmm.v1.VmmService.StopVm:input_type -> vmm.v1.StopVmRequest
+	27, // 50: vmm.v1.VmmService.RemoveVm:input_type -> vmm.v1.RemoveVmRequest
+	29, // 51: vmm.v1.VmmService.ListVms:input_type -> vmm.v1.ListVmsRequest
+	31, // 52: vmm.v1.VmmService.GetInfo:input_type -> vmm.v1.GetInfoRequest
+	33, // 53: vmm.v1.VmmService.ReportDhcpLease:input_type -> vmm.v1.ReportDhcpLeaseRequest
+	35, // 54: vmm.v1.VmmService.GetMeta:input_type -> vmm.v1.GetMetaRequest
+	37, // 55: vmm.v1.VmmService.WatchEvents:input_type -> vmm.v1.WatchEventsRequest
+	39, // 56: vmm.v1.VmmService.AttachConsole:input_type -> vmm.v1.AttachConsoleRequest
+	41, // 57: vmm.v1.VmmService.ListImages:input_type -> vmm.v1.ListImagesRequest
+	44, // 58: vmm.v1.VmmService.ReadConsole:input_type -> vmm.v1.ReadConsoleRequest
+	46, // 59: vmm.v1.VmmService.GetVmStats:input_type -> vmm.v1.GetVmStatsRequest
+	19, // 60: vmm.v1.VmmService.CreateVm:output_type -> vmm.v1.CreateVmResponse
+	22, // 61: vmm.v1.VmmService.UpdateVm:output_type -> vmm.v1.UpdateVmResponse
+	24, // 62: vmm.v1.VmmService.StartVm:output_type -> vmm.v1.StartVmResponse
+	26, // 63: vmm.v1.VmmService.StopVm:output_type -> vmm.v1.StopVmResponse
+	28, // 64: vmm.v1.VmmService.RemoveVm:output_type -> vmm.v1.RemoveVmResponse
+	30, // 65: vmm.v1.VmmService.ListVms:output_type -> vmm.v1.ListVmsResponse
+	32, // 66: vmm.v1.VmmService.GetInfo:output_type -> vmm.v1.GetInfoResponse
+	34, // 67: vmm.v1.VmmService.ReportDhcpLease:output_type -> vmm.v1.ReportDhcpLeaseResponse
+	36, // 68: vmm.v1.VmmService.GetMeta:output_type -> vmm.v1.GetMetaResponse
+	38, // 69: vmm.v1.VmmService.WatchEvents:output_type -> vmm.v1.WatchEventsResponse
+	40, // 70: vmm.v1.VmmService.AttachConsole:output_type -> vmm.v1.AttachConsoleResponse
+	43, // 71: vmm.v1.VmmService.ListImages:output_type -> vmm.v1.ListImagesResponse
+	45, // 72: vmm.v1.VmmService.ReadConsole:output_type -> vmm.v1.ReadConsoleResponse
+	48, // 73: vmm.v1.VmmService.GetVmStats:output_type -> vmm.v1.GetVmStatsResponse
+	60, // [60:74] is the sub-list for method output_type
+	46, // [46:60] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_vmm_v1_vmm_proto_init() }
@@ -4125,7 +4255,7 @@ func file_vmm_v1_vmm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vmm_v1_vmm_proto_rawDesc), len(file_vmm_v1_vmm_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,

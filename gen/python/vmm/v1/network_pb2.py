@@ -26,49 +26,49 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from vmm.v1 import vmm_pb2 as vmm_dot_v1_dot_vmm__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vmm/v1/network.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x10vmm/v1/vmm.proto\",\n\x0f\x44hcpReservation\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x0c\n\x04ipv4\x18\x02 \x01(\t\"\x96\x01\n\x12NetworkPortForward\x12\"\n\x08protocol\x18\x01 \x01(\x0e\x32\x10.vmm.v1.Protocol\x12\x16\n\x0elisten_address\x18\x02 \x01(\t\x12\x13\n\x0blisten_port\x18\x03 \x01(\r\x12\x18\n\x10internal_address\x18\x04 \x01(\t\x12\x15\n\rinternal_port\x18\x05 \x01(\r\"\xf6\x03\n\rNetworkConfig\x12!\n\x04mode\x18\x01 \x01(\x0e\x32\x13.vmm.v1.NetworkMode\x12\x13\n\x0bipv4_subnet\x18\x02 \x01(\t\x12\x13\n\x0bipv6_prefix\x18\x03 \x01(\t\x12\x0b\n\x03mtu\x18\x04 \x01(\r\x12\x19\n\x0c\x64hcp_enabled\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x32\n\x11\x64hcp_reservations\x18\x06 \x03(\x0b\x32\x17.vmm.v1.DhcpReservation\x12\x1a\n\rnat44_enabled\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12\x1a\n\rnat66_enabled\x18\x08 \x01(\x08H\x02\x88\x01\x01\x12\x1e\n\x11\x64ns_proxy_enabled\x18\t \x01(\x08H\x03\x88\x01\x01\x12)\n\x1crouter_advertisement_enabled\x18\n \x01(\x08H\x04\x88\x01\x01\x12\x31\n\rport_forwards\x18\x0b \x03(\x0b\x32\x1a.vmm.v1.NetworkPortForward\x12\x1a\n\x12\x65xternal_interface\x18\x0c \x01(\tB\x0f\n\r_dhcp_enabledB\x10\n\x0e_nat44_enabledB\x10\n\x0e_nat66_enabledB\x14\n\x12_dns_proxy_enabledB\x1f\n\x1d_router_advertisement_enabled\"\xce\x02\n\x07Network\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x15.vmm.v1.NetworkConfig\x12\x15\n\rserialization\x18\x04 \x01(\t\x12\x0e\n\x06\x62ridge\x18\x05 \x01(\t\x12\x17\n\x0f\x61ttached_vm_ids\x18\x06 \x03(\t\x12\x12\n\nholder_ids\x18\x07 \x03(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cipv4_gateway\x18\t \x01(\t\x12#\n\x05state\x18\n \x01(\x0e\x32\x14.vmm.v1.NetworkState\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x34\n\x10state_changed_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x14\x43reateNetworkRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x15.vmm.v1.NetworkConfig\"9\n\x15\x43reateNetworkResponse\x12 \n\x07network\x18\x01 \x01(\x0b\x32\x0f.vmm.v1.Network\"\x1f\n\x11GetNetworkRequest\x12\n\n\x02id\x18\x01 \x01(\t\"6\n\x12GetNetworkResponse\x12 \n\x07network\x18\x01 \x01(\x0b\x32\x0f.vmm.v1.Network\"<\n\x13ListNetworksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"R\n\x14ListNetworksResponse\x12!\n\x08networks\x18\x01 \x03(\x0b\x32\x0f.vmm.v1.Network\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x14\x44\x65leteNetworkRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x17\n\x15\x44\x65leteNetworkResponse\"J\n\x15\x41\x63quireNetworkRequest\x12\x15\n\rserialization\x18\x01 \x01(\t\x12\x1a\n\x12holder_description\x18\x02 \x01(\t\"M\n\x16\x41\x63quireNetworkResponse\x12 \n\x07network\x18\x01 \x01(\x0b\x32\x0f.vmm.v1.Network\x12\x11\n\tholder_id\x18\x02 \x01(\t\">\n\x15ReleaseNetworkRequest\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x11\n\tholder_id\x18\x02 \x01(\t\"\x18\n\x16ReleaseNetworkResponse*[\n\x0bNetworkMode\x12\x1c\n\x18NETWORK_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11NETWORK_MODE_HOST\x10\x01\x12\x17\n\x13NETWORK_MODE_SHARED\x10\x02*|\n\x0cNetworkState\x12\x1d\n\x19NETWORK_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16NETWORK_STATE_STARTING\x10\x01\x12\x17\n\x13NETWORK_STATE_READY\x10\x02\x12\x18\n\x14NETWORK_STATE_FAILED\x10\x03\x32\xde\x03\n\x0eNetworkService\x12L\n\rCreateNetwork\x12\x1c.vmm.v1.CreateNetworkRequest\x1a\x1d.vmm.v1.CreateNetworkResponse\x12\x43\n\nGetNetwork\x12\x19.vmm.v1.GetNetworkRequest\x1a\x1a.vmm.v1.GetNetworkResponse\x12I\n\x0cListNetworks\x12\x1b.vmm.v1.ListNetworksRequest\x1a\x1c.vmm.v1.ListNetworksResponse\x12L\n\rDeleteNetwork\x12\x1c.vmm.v1.DeleteNetworkRequest\x1a\x1d.vmm.v1.DeleteNetworkResponse\x12O\n\x0e\x41\x63quireNetwork\x12\x1d.vmm.v1.AcquireNetworkRequest\x1a\x1e.vmm.v1.AcquireNetworkResponse\x12O\n\x0eReleaseNetwork\x12\x1d.vmm.v1.ReleaseNetworkRequest\x1a\x1e.vmm.v1.ReleaseNetworkResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vmm/v1/network.proto\x12\x06vmm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x10vmm/v1/vmm.proto\",\n\x0f\x44hcpReservation\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x0c\n\x04ipv4\x18\x02 \x01(\t\"\xd1\x01\n\x12NetworkPortForward\x12\"\n\x08protocol\x18\x01 \x01(\x0e\x32\x10.vmm.v1.Protocol\x12\x16\n\x0elisten_address\x18\x02 \x01(\t\x12\x13\n\x0blisten_port\x18\x03 \x01(\r\x12\x18\n\x10internal_address\x18\x04 \x01(\t\x12\x15\n\rinternal_port\x18\x05 \x01(\r\x12!\n\x04path\x18\x06 \x01(\x0e\x32\x13.vmm.v1.ForwardPath\x12\x16\n\x0eproxy_protocol\x18\x07 \x01(\x08\"\xf6\x03\n\rNetworkConfig\x12!\n\x04mode\x18\x01 \x01(\x0e\x32\x13.vmm.v1.NetworkMode\x12\x13\n\x0bipv4_subnet\x18\x02 \x01(\t\x12\x13\n\x0bipv6_prefix\x18\x03 \x01(\t\x12\x0b\n\x03mtu\x18\x04 \x01(\r\x12\x19\n\x0c\x64hcp_enabled\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x32\n\x11\x64hcp_reservations\x18\x06 \x03(\x0b\x32\x17.vmm.v1.DhcpReservation\x12\x1a\n\rnat44_enabled\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12\x1a\n\rnat66_enabled\x18\x08 \x01(\x08H\x02\x88\x01\x01\x12\x1e\n\x11\x64ns_proxy_enabled\x18\t \x01(\x08H\x03\x88\x01\x01\x12)\n\x1crouter_advertisement_enabled\x18\n \x01(\x08H\x04\x88\x01\x01\x12\x31\n\rport_forwards\x18\x0b \x03(\x0b\x32\x1a.vmm.v1.NetworkPortForward\x12\x1a\n\x12\x65xternal_interface\x18\x0c \x01(\tB\x0f\n\r_dhcp_enabledB\x10\n\x0e_nat44_enabledB\x10\n\x0e_nat66_enabledB\x14\n\x12_dns_proxy_enabledB\x1f\n\x1d_router_advertisement_enabled\"\xce\x02\n\x07Network\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x15.vmm.v1.NetworkConfig\x12\x15\n\rserialization\x18\x04 \x01(\t\x12\x0e\n\x06\x62ridge\x18\x05 \x01(\t\x12\x17\n\x0f\x61ttached_vm_ids\x18\x06 \x03(\t\x12\x12\n\nholder_ids\x18\x07 \x03(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cipv4_gateway\x18\t \x01(\t\x12#\n\x05state\x18\n \x01(\x0e\x32\x14.vmm.v1.NetworkState\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x34\n\x10state_changed_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x14\x43reateNetworkRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x15.vmm.v1.NetworkConfig\"9\n\x15\x43reateNetworkResponse\x12 \n\x07network\x18\x01 \x01(\x0b\x32\x0f.vmm.v1.Network\"\x1f\n\x11GetNetworkRequest\x12\n\n\x02id\x18\x01 \x01(\t\"6\n\x12GetNetworkResponse\x12 \n\x07network\x18\x01 \x01(\x0b\x32\x0f.vmm.v1.Network\"<\n\x13ListNetworksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"R\n\x14ListNetworksResponse\x12!\n\x08networks\x18\x01 \x03(\x0b\x32\x0f.vmm.v1.Network\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x14\x44\x65leteNetworkRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x17\n\x15\x44\x65leteNetworkResponse\"J\n\x15\x41\x63quireNetworkRequest\x12\x15\n\rserialization\x18\x01 \x01(\t\x12\x1a\n\x12holder_description\x18\x02 \x01(\t\"M\n\x16\x41\x63quireNetworkResponse\x12 \n\x07network\x18\x01 \x01(\x0b\x32\x0f.vmm.v1.Network\x12\x11\n\tholder_id\x18\x02 \x01(\t\">\n\x15ReleaseNetworkRequest\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x11\n\tholder_id\x18\x02 \x01(\t\"\x18\n\x16ReleaseNetworkResponse*[\n\x0bNetworkMode\x12\x1c\n\x18NETWORK_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11NETWORK_MODE_HOST\x10\x01\x12\x17\n\x13NETWORK_MODE_SHARED\x10\x02*|\n\x0cNetworkState\x12\x1d\n\x19NETWORK_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16NETWORK_STATE_STARTING\x10\x01\x12\x17\n\x13NETWORK_STATE_READY\x10\x02\x12\x18\n\x14NETWORK_STATE_FAILED\x10\x03\x32\xde\x03\n\x0eNetworkService\x12L\n\rCreateNetwork\x12\x1c.vmm.v1.CreateNetworkRequest\x1a\x1d.vmm.v1.CreateNetworkResponse\x12\x43\n\nGetNetwork\x12\x19.vmm.v1.GetNetworkRequest\x1a\x1a.vmm.v1.GetNetworkResponse\x12I\n\x0cListNetworks\x12\x1b.vmm.v1.ListNetworksRequest\x1a\x1c.vmm.v1.ListNetworksResponse\x12L\n\rDeleteNetwork\x12\x1c.vmm.v1.DeleteNetworkRequest\x1a\x1d.vmm.v1.DeleteNetworkResponse\x12O\n\x0e\x41\x63quireNetwork\x12\x1d.vmm.v1.AcquireNetworkRequest\x1a\x1e.vmm.v1.AcquireNetworkResponse\x12O\n\x0eReleaseNetwork\x12\x1d.vmm.v1.ReleaseNetworkRequest\x1a\x1e.vmm.v1.ReleaseNetworkResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vmm.v1.network_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NETWORKMODE']._serialized_start=1816
-  _globals['_NETWORKMODE']._serialized_end=1907
-  _globals['_NETWORKSTATE']._serialized_start=1909
-  _globals['_NETWORKSTATE']._serialized_end=2033
+  _globals['_NETWORKMODE']._serialized_start=1875
+  _globals['_NETWORKMODE']._serialized_end=1966
+  _globals['_NETWORKSTATE']._serialized_start=1968
+  _globals['_NETWORKSTATE']._serialized_end=2092
   _globals['_DHCPRESERVATION']._serialized_start=83
   _globals['_DHCPRESERVATION']._serialized_end=127
   _globals['_NETWORKPORTFORWARD']._serialized_start=130
-  _globals['_NETWORKPORTFORWARD']._serialized_end=280
-  _globals['_NETWORKCONFIG']._serialized_start=283
-  _globals['_NETWORKCONFIG']._serialized_end=785
-  _globals['_NETWORK']._serialized_start=788
-  _globals['_NETWORK']._serialized_end=1122
-  _globals['_CREATENETWORKREQUEST']._serialized_start=1124
-  _globals['_CREATENETWORKREQUEST']._serialized_end=1199
-  _globals['_CREATENETWORKRESPONSE']._serialized_start=1201
-  _globals['_CREATENETWORKRESPONSE']._serialized_end=1258
-  _globals['_GETNETWORKREQUEST']._serialized_start=1260
-  _globals['_GETNETWORKREQUEST']._serialized_end=1291
-  _globals['_GETNETWORKRESPONSE']._serialized_start=1293
-  _globals['_GETNETWORKRESPONSE']._serialized_end=1347
-  _globals['_LISTNETWORKSREQUEST']._serialized_start=1349
-  _globals['_LISTNETWORKSREQUEST']._serialized_end=1409
-  _globals['_LISTNETWORKSRESPONSE']._serialized_start=1411
-  _globals['_LISTNETWORKSRESPONSE']._serialized_end=1493
-  _globals['_DELETENETWORKREQUEST']._serialized_start=1495
-  _globals['_DELETENETWORKREQUEST']._serialized_end=1544
-  _globals['_DELETENETWORKRESPONSE']._serialized_start=1546
-  _globals['_DELETENETWORKRESPONSE']._serialized_end=1569
-  _globals['_ACQUIRENETWORKREQUEST']._serialized_start=1571
-  _globals['_ACQUIRENETWORKREQUEST']._serialized_end=1645
-  _globals['_ACQUIRENETWORKRESPONSE']._serialized_start=1647
-  _globals['_ACQUIRENETWORKRESPONSE']._serialized_end=1724
-  _globals['_RELEASENETWORKREQUEST']._serialized_start=1726
-  _globals['_RELEASENETWORKREQUEST']._serialized_end=1788
-  _globals['_RELEASENETWORKRESPONSE']._serialized_start=1790
-  _globals['_RELEASENETWORKRESPONSE']._serialized_end=1814
-  _globals['_NETWORKSERVICE']._serialized_start=2036
-  _globals['_NETWORKSERVICE']._serialized_end=2514
+  _globals['_NETWORKPORTFORWARD']._serialized_end=339
+  _globals['_NETWORKCONFIG']._serialized_start=342
+  _globals['_NETWORKCONFIG']._serialized_end=844
+  _globals['_NETWORK']._serialized_start=847
+  _globals['_NETWORK']._serialized_end=1181
+  _globals['_CREATENETWORKREQUEST']._serialized_start=1183
+  _globals['_CREATENETWORKREQUEST']._serialized_end=1258
+  _globals['_CREATENETWORKRESPONSE']._serialized_start=1260
+  _globals['_CREATENETWORKRESPONSE']._serialized_end=1317
+  _globals['_GETNETWORKREQUEST']._serialized_start=1319
+  _globals['_GETNETWORKREQUEST']._serialized_end=1350
+  _globals['_GETNETWORKRESPONSE']._serialized_start=1352
+  _globals['_GETNETWORKRESPONSE']._serialized_end=1406
+  _globals['_LISTNETWORKSREQUEST']._serialized_start=1408
+  _globals['_LISTNETWORKSREQUEST']._serialized_end=1468
+  _globals['_LISTNETWORKSRESPONSE']._serialized_start=1470
+  _globals['_LISTNETWORKSRESPONSE']._serialized_end=1552
+  _globals['_DELETENETWORKREQUEST']._serialized_start=1554
+  _globals['_DELETENETWORKREQUEST']._serialized_end=1603
+  _globals['_DELETENETWORKRESPONSE']._serialized_start=1605
+  _globals['_DELETENETWORKRESPONSE']._serialized_end=1628
+  _globals['_ACQUIRENETWORKREQUEST']._serialized_start=1630
+  _globals['_ACQUIRENETWORKREQUEST']._serialized_end=1704
+  _globals['_ACQUIRENETWORKRESPONSE']._serialized_start=1706
+  _globals['_ACQUIRENETWORKRESPONSE']._serialized_end=1783
+  _globals['_RELEASENETWORKREQUEST']._serialized_start=1785
+  _globals['_RELEASENETWORKREQUEST']._serialized_end=1847
+  _globals['_RELEASENETWORKRESPONSE']._serialized_start=1849
+  _globals['_RELEASENETWORKRESPONSE']._serialized_end=1873
+  _globals['_NETWORKSERVICE']._serialized_start=2095
+  _globals['_NETWORKSERVICE']._serialized_end=2573
 # @@protoc_insertion_point(module_scope)

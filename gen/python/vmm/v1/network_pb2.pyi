@@ -40,18 +40,22 @@ class DhcpReservation(_message.Message):
     def __init__(self, mac: _Optional[str] = ..., ipv4: _Optional[str] = ...) -> None: ...
 
 class NetworkPortForward(_message.Message):
-    __slots__ = ("protocol", "listen_address", "listen_port", "internal_address", "internal_port")
+    __slots__ = ("protocol", "listen_address", "listen_port", "internal_address", "internal_port", "path", "proxy_protocol")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     LISTEN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     LISTEN_PORT_FIELD_NUMBER: _ClassVar[int]
     INTERNAL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     INTERNAL_PORT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PROXY_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     protocol: _vmm_pb2.Protocol
     listen_address: str
     listen_port: int
     internal_address: str
     internal_port: int
-    def __init__(self, protocol: _Optional[_Union[_vmm_pb2.Protocol, str]] = ..., listen_address: _Optional[str] = ..., listen_port: _Optional[int] = ..., internal_address: _Optional[str] = ..., internal_port: _Optional[int] = ...) -> None: ...
+    path: _vmm_pb2.ForwardPath
+    proxy_protocol: bool
+    def __init__(self, protocol: _Optional[_Union[_vmm_pb2.Protocol, str]] = ..., listen_address: _Optional[str] = ..., listen_port: _Optional[int] = ..., internal_address: _Optional[str] = ..., internal_port: _Optional[int] = ..., path: _Optional[_Union[_vmm_pb2.ForwardPath, str]] = ..., proxy_protocol: _Optional[bool] = ...) -> None: ...
 
 class NetworkConfig(_message.Message):
     __slots__ = ("mode", "ipv4_subnet", "ipv6_prefix", "mtu", "dhcp_enabled", "dhcp_reservations", "nat44_enabled", "nat66_enabled", "dns_proxy_enabled", "router_advertisement_enabled", "port_forwards", "external_interface")

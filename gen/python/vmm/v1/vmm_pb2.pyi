@@ -27,6 +27,12 @@ class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROTOCOL_TCP: _ClassVar[Protocol]
     PROTOCOL_UDP: _ClassVar[Protocol]
 
+class ForwardPath(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FORWARD_PATH_UNSPECIFIED: _ClassVar[ForwardPath]
+    FORWARD_PATH_USERSPACE: _ClassVar[ForwardPath]
+    FORWARD_PATH_NAT: _ClassVar[ForwardPath]
+
 class VmStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VM_STATUS_UNSPECIFIED: _ClassVar[VmStatus]
@@ -61,6 +67,9 @@ NETWORKING_MODE_CUSTOM: NetworkingMode
 PROTOCOL_UNSPECIFIED: Protocol
 PROTOCOL_TCP: Protocol
 PROTOCOL_UDP: Protocol
+FORWARD_PATH_UNSPECIFIED: ForwardPath
+FORWARD_PATH_USERSPACE: ForwardPath
+FORWARD_PATH_NAT: ForwardPath
 VM_STATUS_UNSPECIFIED: VmStatus
 VM_STATUS_STOPPED: VmStatus
 VM_STATUS_STARTING: VmStatus
@@ -78,18 +87,22 @@ LEASE_VERIFICATION_SILENT: LeaseVerification
 LEASE_VERIFICATION_TRUSTED: LeaseVerification
 
 class PortMapping(_message.Message):
-    __slots__ = ("protocol", "host_address", "host_port", "vm_port", "nic_index")
+    __slots__ = ("protocol", "host_address", "host_port", "vm_port", "nic_index", "path", "proxy_protocol")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     HOST_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HOST_PORT_FIELD_NUMBER: _ClassVar[int]
     VM_PORT_FIELD_NUMBER: _ClassVar[int]
     NIC_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PROXY_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     protocol: Protocol
     host_address: str
     host_port: int
     vm_port: int
     nic_index: int
-    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., host_address: _Optional[str] = ..., host_port: _Optional[int] = ..., vm_port: _Optional[int] = ..., nic_index: _Optional[int] = ...) -> None: ...
+    path: ForwardPath
+    proxy_protocol: bool
+    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., host_address: _Optional[str] = ..., host_port: _Optional[int] = ..., vm_port: _Optional[int] = ..., nic_index: _Optional[int] = ..., path: _Optional[_Union[ForwardPath, str]] = ..., proxy_protocol: _Optional[bool] = ...) -> None: ...
 
 class NicConfig(_message.Message):
     __slots__ = ("mode", "bridge", "macvtap_parent", "network_id", "custom_netdev")
@@ -235,7 +248,7 @@ class ForwardCounters(_message.Message):
     def __init__(self, connections_active: _Optional[int] = ..., connections_total: _Optional[int] = ..., bytes_to_guest: _Optional[int] = ..., bytes_from_guest: _Optional[int] = ..., sessions_active: _Optional[int] = ..., errors: _Optional[int] = ...) -> None: ...
 
 class ForwardInfo(_message.Message):
-    __slots__ = ("protocol", "listen_address", "listen_port", "target_address", "target_port", "counters", "relay", "nic_index")
+    __slots__ = ("protocol", "listen_address", "listen_port", "target_address", "target_port", "counters", "relay", "nic_index", "proxy_protocol", "connect_failures", "last_connect_error", "error")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     LISTEN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     LISTEN_PORT_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +257,10 @@ class ForwardInfo(_message.Message):
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     RELAY_FIELD_NUMBER: _ClassVar[int]
     NIC_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PROXY_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    LAST_CONNECT_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     protocol: Protocol
     listen_address: str
     listen_port: int
@@ -252,7 +269,11 @@ class ForwardInfo(_message.Message):
     counters: ForwardCounters
     relay: str
     nic_index: int
-    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., listen_address: _Optional[str] = ..., listen_port: _Optional[int] = ..., target_address: _Optional[str] = ..., target_port: _Optional[int] = ..., counters: _Optional[_Union[ForwardCounters, _Mapping]] = ..., relay: _Optional[str] = ..., nic_index: _Optional[int] = ...) -> None: ...
+    proxy_protocol: bool
+    connect_failures: int
+    last_connect_error: str
+    error: str
+    def __init__(self, protocol: _Optional[_Union[Protocol, str]] = ..., listen_address: _Optional[str] = ..., listen_port: _Optional[int] = ..., target_address: _Optional[str] = ..., target_port: _Optional[int] = ..., counters: _Optional[_Union[ForwardCounters, _Mapping]] = ..., relay: _Optional[str] = ..., nic_index: _Optional[int] = ..., proxy_protocol: _Optional[bool] = ..., connect_failures: _Optional[int] = ..., last_connect_error: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class VmEvent(_message.Message):
     __slots__ = ("time", "kind", "message")
