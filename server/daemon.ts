@@ -40,6 +40,7 @@ import { HealthState, registerHealth } from "./rpc/health.js";
 import { keepByteOrderMarks } from "./rpc/text-encoding.js";
 import { authInterceptor, errorInterceptor } from "./rpc/auth.js";
 import { ApiServer } from "./http/listener.js";
+import { connectionLimits } from "./http/connection-policy.js";
 import { createHandler } from "./http/adapter.js";
 import { cidrContains, parseHostPort, parseIpv4Cidr } from "./net/addr.js";
 import { HostWire } from "./host/neighbour.js";
@@ -223,12 +224,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     // them (a typo'd mode must not create a VM in the default mode).
     jsonOptions: { ignoreUnknownFields: false },
   });
-  const api = new ApiServer(site.wrap(handler), {
-    maxConnections: cfg.api.maxConnections,
-    headerTimeoutMs: cfg.api.headerTimeoutSeconds * 1000,
-    bodyTimeoutMs: cfg.api.bodyTimeoutSeconds * 1000,
-    idleTimeoutMs: cfg.api.idleTimeoutSeconds * 1000,
-  });
+  const api = new ApiServer(site.wrap(handler), connectionLimits(cfg.api));
   let tcp = "";
   let metricsAddress = "";
   try {

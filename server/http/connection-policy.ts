@@ -19,6 +19,7 @@
 // Every close is logged at debug level with its reason.
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
+import type { ApiConfig } from "../config/types.js";
 import { log } from "../log.js";
 
 /** Deadlines and the cap of open connections (vmm.toml [api]). */
@@ -31,6 +32,16 @@ export interface ConnectionLimits {
   bodyTimeoutMs: number;
   /** A connection with nothing in flight is closed after this. */
   idleTimeoutMs: number;
+}
+
+/** The limits of vmm.toml [api], which every listener applies. */
+export function connectionLimits(api: ApiConfig): ConnectionLimits {
+  return {
+    maxConnections: api.maxConnections,
+    headerTimeoutMs: api.headerTimeoutSeconds * 1000,
+    bodyTimeoutMs: api.bodyTimeoutSeconds * 1000,
+    idleTimeoutMs: api.idleTimeoutSeconds * 1000,
+  };
 }
 
 type Phase = "head" | "body" | "busy" | "idle";

@@ -10,6 +10,7 @@ import { log } from "../log.js";
 import { parseHostPort } from "../net/addr.js";
 import { metricsInterceptor } from "../metrics/api.js";
 import { listenMetrics, type MetricsListener } from "../metrics/listener.js";
+import { connectionLimits } from "./connection-policy.js";
 import { Metrics, type MetricsSources } from "../metrics/metrics.js";
 import { httpAuthorizer, metricsHandler, withExtraRoutes } from "./routes.js";
 import { defaultUiDir, uiHandler } from "./static.js";
@@ -48,7 +49,7 @@ export class Site {
   async listen(): Promise<string> {
     if (this.cfg.metrics.listen === "") return "";
     const hp = parseHostPort(this.cfg.metrics.listen)!;
-    this.listener = await listenMetrics(hp.host, hp.port, this.scrape);
+    this.listener = await listenMetrics(hp.host, hp.port, this.scrape, connectionLimits(this.cfg.api));
     return this.listener.address;
   }
 

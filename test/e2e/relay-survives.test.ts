@@ -19,8 +19,10 @@ import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import { Protocol } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { join } from "node:path";
 
-const GW = "10.93.0.1";
-const PEER = "10.93.0.5";
+// 10.47.0.0/24: no other test file uses it (files run in parallel in one
+// namespace, and a network may not overlap another file's bridge).
+const GW = "10.47.0.1";
+const PEER = "10.47.0.5";
 const STREAM_MS = 32_000;
 const ECHO_TCP = 7001;
 const ECHO_UDP = 7002;
@@ -60,7 +62,7 @@ describe("forwarding survives vmmd", () => {
         name: "survive",
         config: {
           mode: NetworkMode.HOST,
-          ipv4Subnet: "10.93.0.0/24",
+          ipv4Subnet: "10.47.0.0/24",
           dhcpEnabled: false,
           portForwards: [
             { protocol: Protocol.TCP, listenAddress: "127.0.0.1", listenPort: tcpPort, internalAddress: PEER, internalPort: ECHO_TCP },

@@ -8,6 +8,7 @@ import { readdirSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
+import { freePort, httpGet } from "../helpers/net.js";
 import { VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 
 const HEADER_DEADLINE_MS = 10_000;
@@ -109,4 +110,27 @@ describe("stalled connections", () => {
     expect(reasons()).toBeGreaterThanOrEqual(520);
     expect(await timedCall("tcp")).toBeLessThan(1000);
   }, 60_000);
+});
+
+describe("every listener", () => {
+  it("the metrics-only listener holds connections to the same deadlines, and still serves /metrics", async () => {
+    const port = await freePort();
+    const m = await startDaemon({ env: { VMM_DEBUG: "1" }, toml: `[api]\nsocket = ""\ntcp = "127.0.0.1:0"\nheader_timeout_seconds = 2\n[metrics]\nlisten = "127.0.0.1:${port}"\n` });
+    try {
+      const t0 = Date.now();
+      const stalledAt = await new Promise<number>((resolve, reject) => {
+        const sock = connect(port, "127.0.0.1", () => sock.write("GET /metrics HTTP/1.1\r\nHo"));
+        sock.on("data", () => undefined);
+        sock.once("close", () => resolve(Date.now() - t0));
+        sock.once("error", reject);
+      });
+      expect(stalledAt).toBeGreaterThanOrEqual(1900);
+      expect(stalledAt).toBeLessThan(2000 + SLACK_MS);
+      expect(await httpGet(`http://127.0.0.1:${port}/metrics`)).toContain("# HELP");
+      expect(m.stderr()).toContain(`"listener":"127.0.0.1:${port}"`);
+    } finally {
+      await m.stop();
+      m.cleanup();
+    }
+  });
 });

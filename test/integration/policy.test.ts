@@ -2,9 +2,14 @@
 // against a real vmmd in the private namespace: each refused call gets the
 // right Connect code, a message naming the field, and leaves every file of
 // the state directory as it was. Complements bad-input.test.ts (malformed
-// input) with the policy: private, non-overlapping subnets, guest-only
-// reservation and forward addresses, IPv6 prefixes parsed before `ip`,
-// canonical network handles, the holder cap, unique names.
+// input, one rule set for VM input) with the policy: private,
+// non-overlapping subnets, guest-only reservation and forward addresses,
+// IPv6 prefixes parsed before `ip`, canonical network handles, the holder
+// cap, custom netdevs held to an allow-list, lease reports that never name
+// the subnet's network or broadcast address nor the host, names without
+// invisible characters and unique, and the Bearer scheme of RFC 7235.
+// (Stalled connections, the state dir lock and the hook's token have files
+// of their own: connections, state-lock and hook-token.test.ts.)
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { request } from "node:http";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
@@ -12,12 +17,13 @@ import { client, startDaemon, transport, type DaemonHandle } from "../helpers/da
 import { snapshot } from "../helpers/snapshot.js";
 import { Lan, sh } from "../helpers/lan.js";
 import { requireNetns } from "../guest/netns.js";
-import { NetworkingMode, Protocol, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { LeaseAction, NetworkingMode, Protocol, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateNetworkRequestSchema } from "../../gen/ts/vmm/v1/network_pb.js";
 
 const ADMIN = "admin-token-policy-0123456789";
+const LEASE = "lease-token-policy-0123456789";
 
 let d: DaemonHandle;
 let lan: Lan;
@@ -25,19 +31,27 @@ let nets: Client<typeof NetworkService>;
 let vms: Client<typeof VmmService>;
 let serialization = "";
 let cappedSerialization = "";
+let bridgedMac = "";
 
 const TOML = [
   "[auth]",
   `tokens = ["${ADMIN}"]`,
+  `lease_tokens = ["${LEASE}"]`,
   "[networking]",
-  'bridge_subnets = { "br-pol" = "10.66.0.0/24" }',
-  'allowed_modes = ["user", "custom"]',
+  'bridge_subnets = { "br-pol" = "10.59.0.0/24" }',
+  'allowed_modes = ["user", "bridge", "custom"]',
+  'bridge = "br-pol"',
   "[forward]",
   "port_min = 2000",
   "[vmnet]",
   "max_holders_per_network = 2",
 ].join("\n");
 
+/**
+ * Address ranges of this file (10.57-10.63, fd00:61::/64 and fd00:63::/64):
+ * test files run in parallel in one namespace, and a network overlapping
+ * another file's bridge or network is refused (that is the policy).
+ */
 /** Logs dnsmasq of a network appends to on its own schedule. */
 const FOREIGN_LOGS = /^state\/networks\/[^/]+\/dnsmasq\.log$|^vmm\.toml$/;
 
@@ -45,16 +59,19 @@ beforeAll(async () => {
   requireNetns();
   lan = new Lan();
   // What "the host already has": an address (and its connected route) and a route.
-  lan.bridge("br-hostpol", "10.55.0.1/24");
-  sh(["ip", "route", "add", "10.56.0.0/16", "dev", "br-hostpol"]);
+  lan.bridge("br-hostpol", "10.57.0.1/24");
+  // The bridge of bridge-mode NICs; the host holds its first address.
+  lan.bridge("br-pol", "10.59.0.1/24");
+  sh(["ip", "route", "add", "10.58.0.0/16", "dev", "br-hostpol"]);
   d = await startDaemon({ toml: TOML });
   nets = client(NetworkService, transport(d, "connect", "tcp", { token: ADMIN }));
   vms = client(VmmService, transport(d, "connect", "tcp", { token: ADMIN }));
   await vms.createVm({ id: "web-1", config: { name: "web" } });
   await vms.createVm({ id: "db-1", config: { name: "café" } });
+  bridgedMac = (await vms.createVm({ id: "br-1", config: { name: "bridged", nics: [{ mode: NetworkingMode.BRIDGE }] } })).vm!.nics[0]!.mac;
   const net = await nets.createNetwork({ name: "pol-net", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.73.0.0/24", ipv6Prefix: "fd00:73::/64" } });
   serialization = net.network!.serialization;
-  const capped = await nets.createNetwork({ name: "capped", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.97.0.0/24" } });
+  const capped = await nets.createNetwork({ name: "capped", config: { mode: NetworkMode.HOST, ipv4Subnet: "10.62.0.0/24" } });
   cappedSerialization = capped.network!.serialization;
   await nets.acquireNetwork({ serialization: cappedSerialization, holderDescription: "one" });
   await nets.acquireNetwork({ serialization: cappedSerialization, holderDescription: "two" });
@@ -69,14 +86,17 @@ afterAll(async () => {
 type NetInit = MessageInitShape<typeof CreateNetworkRequestSchema>;
 const createNet = (req: NetInit) => () => nets.createNetwork(req);
 const subnet = (ipv4Subnet: string) => createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet } });
-const ipv6 = (ipv6Prefix: string) => createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet: "10.98.0.0/24", ipv6Prefix } });
-const reservations = (r: { mac: string; ipv4: string }[], ipv4Subnet = "10.98.0.0/24") => createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet, dhcpReservations: r } });
-const forward = (internalAddress: string, ipv4Subnet = "10.98.0.0/24") =>
+const ipv6 = (ipv6Prefix: string) => createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet: "10.63.0.0/24", ipv6Prefix } });
+const reservations = (r: { mac: string; ipv4: string }[], ipv4Subnet = "10.63.0.0/24") => createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet, dhcpReservations: r } });
+const forward = (internalAddress: string, ipv4Subnet = "10.63.0.0/24") =>
   createNet({ config: { mode: NetworkMode.HOST, ipv4Subnet, portForwards: [{ protocol: Protocol.TCP, listenPort: 18080, internalAddress, internalPort: 80 }] } });
 const acquire = (s: () => string) => () => nets.acquireNetwork({ serialization: s() });
 const vmNamed = (name: string, id = "") => () => vms.createVm({ id, config: { name } });
 const custom = (customNetdev: string) => () => vms.createVm({ config: { name: "custom", nics: [{ mode: NetworkingMode.CUSTOM, customNetdev }] } });
 const NETDEV = "config.nics[0].custom_netdev";
+/** A lease report with the hook's (lease) token. */
+const lease = (ip: string) => () =>
+  client(VmmService, transport(d, "connect", "tcp", { token: LEASE })).reportDhcpLease({ action: LeaseAction.ADD, mac: bridgedMac, ip });
 
 /** The serialization with its signature's last character's unused low bits changed: decodes to the same bytes. */
 function flipLowBit(s: string): string {
@@ -110,36 +130,36 @@ const CASES: Case[] = [
   { name: "reserved subnet", call: subnet("240.0.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
   { name: "public subnet", call: subnet("8.8.8.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
   { name: "just outside RFC 6598", call: subnet("100.128.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "not private" },
-  { name: "subnet of networking.bridge_subnets", call: subnet("10.66.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "networking.bridge_subnets.br-pol" },
-  { name: "subnet of a host address", call: subnet("10.55.0.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "10.55.0.1/24 on br-hostpol" },
-  { name: "subnet of a host route", call: subnet("10.56.7.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "route 10.56.0.0/16" },
+  { name: "subnet of networking.bridge_subnets", call: subnet("10.59.0.0/16"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "networking.bridge_subnets.br-pol" },
+  { name: "subnet of a host address", call: subnet("10.57.0.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "10.57.0.1/24 on br-hostpol" },
+  { name: "subnet of a host route", call: subnet("10.58.7.0/24"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "route 10.58.0.0/16" },
   { name: "prefix too short (/8)", call: subnet("10.0.0.0/8"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "/16 and /29" },
   { name: "prefix too long for a DHCP range (/30)", call: subnet("10.99.0.0/30"), code: Code.InvalidArgument, field: "config.ipv4_subnet", mention: "/16 and /29" },
   // reservations
   {
     name: "one IP reserved for two MACs",
-    call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.10" }, { mac: "02:00:00:00:00:02", ipv4: "10.98.0.10" }]),
+    call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.63.0.10" }, { mac: "02:00:00:00:00:02", ipv4: "10.63.0.10" }]),
     code: Code.InvalidArgument,
     field: "config.dhcp_reservations[1].ipv4",
     mention: "already reserved",
   },
   {
     name: "one MAC reserved twice",
-    call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.10" }, { mac: "02:00:00:00:00:01", ipv4: "10.98.0.11" }]),
+    call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.63.0.10" }, { mac: "02:00:00:00:00:01", ipv4: "10.63.0.11" }]),
     code: Code.InvalidArgument,
     field: "config.dhcp_reservations[1].mac",
   },
-  { name: "reservation of the gateway", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.1" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "gateway" },
-  { name: "reservation of the broadcast address", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.255" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "broadcast" },
-  { name: "reservation of the network address", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.98.0.0" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "network address" },
-  { name: "reservation for the broadcast MAC", call: reservations([{ mac: "ff:ff:ff:ff:ff:ff", ipv4: "10.98.0.10" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].mac", mention: "multicast" },
-  { name: "reservation for a multicast MAC", call: reservations([{ mac: "33:33:00:00:00:01", ipv4: "10.98.0.10" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].mac", mention: "multicast" },
+  { name: "reservation of the gateway", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.63.0.1" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "gateway" },
+  { name: "reservation of the broadcast address", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.63.0.255" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "broadcast" },
+  { name: "reservation of the network address", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "10.63.0.0" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "network address" },
+  { name: "reservation for the broadcast MAC", call: reservations([{ mac: "ff:ff:ff:ff:ff:ff", ipv4: "10.63.0.10" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].mac", mention: "multicast" },
+  { name: "reservation for a multicast MAC", call: reservations([{ mac: "33:33:00:00:00:01", ipv4: "10.63.0.10" }]), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].mac", mention: "multicast" },
   { name: "reservation of 8.8.8.8 with the subnet from the pool", call: reservations([{ mac: "02:00:00:00:00:01", ipv4: "8.8.8.8" }], ""), code: Code.InvalidArgument, field: "config.dhcp_reservations[0].ipv4", mention: "outside 192.168." },
   // port forwards
   { name: "forward to 1.1.1.1 with the subnet from the pool", call: forward("1.1.1.1", ""), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "outside 192.168." },
-  { name: "forward to an address outside the subnet", call: forward("10.99.0.5"), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "outside 10.98.0.0/24" },
-  { name: "forward to the gateway (the host)", call: forward("10.98.0.1"), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "gateway" },
-  { name: "forward to the broadcast address", call: forward("10.98.0.255"), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "broadcast" },
+  { name: "forward to an address outside the subnet", call: forward("10.99.0.5"), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "outside 10.63.0.0/24" },
+  { name: "forward to the gateway (the host)", call: forward("10.63.0.1"), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "gateway" },
+  { name: "forward to the broadcast address", call: forward("10.63.0.255"), code: Code.InvalidArgument, field: "config.port_forwards[0].internal_address", mention: "broadcast" },
   // IPv6, parsed before any `ip` call
   { name: "IPv6 prefix ':::/64'", call: ipv6(":::/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix" },
   { name: "IPv6 prefix with host bits (fd00:1::1/64)", call: ipv6("fd00:1::1/64"), code: Code.InvalidArgument, field: "config.ipv6_prefix", mention: "zero host bits" },
@@ -172,6 +192,11 @@ const CASES: Case[] = [
   { name: "custom option without a value", call: custom("user,restrict"), code: Code.InvalidArgument, field: NETDEV, mention: "key=value" },
   { name: "custom malformed hostfwd", call: custom("user,hostfwd=tcp:127.0.0.1:x-:22"), code: Code.InvalidArgument, field: NETDEV, mention: "hostfwd" },
   { name: "custom netdev without a type", call: custom(",script=/bin/sh"), code: Code.InvalidArgument, field: NETDEV },
+  // leases never name the subnet's network or broadcast address, nor an address the host holds
+  { name: "lease of the subnet's network address", call: lease("10.59.0.0"), code: Code.InvalidArgument, field: "ip", mention: "network address" },
+  { name: "lease of the subnet's broadcast address", call: lease("10.59.0.255"), code: Code.InvalidArgument, field: "ip", mention: "broadcast address" },
+  { name: "lease of the host's own address on the bridge", call: lease("10.59.0.1"), code: Code.InvalidArgument, field: "ip", mention: "address of this host" },
+  { name: "lease outside the bridge's subnet", call: lease("10.60.7.5"), code: Code.InvalidArgument, field: "ip", mention: "outside 10.59.0.0/24" },
   // names: no invisible or reordering characters, one VM / network per name
   { name: "VM name with U+202E (right-to-left override)", call: vmNamed("invoice\u202Egpj.exe"), code: Code.InvalidArgument, field: "config.name", mention: "U+202E" },
   { name: "VM name with U+200B (zero-width space)", call: vmNamed("web\u200B"), code: Code.InvalidArgument, field: "config.name", mention: "U+200B" },
@@ -208,7 +233,7 @@ describe("the policy holds, names the field, and changes nothing on disk", () =>
 
   it("left the VMs as they were; a VM may keep its own name", async () => {
     const { vms: list } = await vms.listVms({});
-    expect(list.map((v) => `${v.id}=${v.name}`).sort()).toEqual(["db-1=café", "web-1=web"]);
+    expect(list.map((v) => `${v.id}=${v.name}`).sort()).toEqual(["br-1=bridged", "db-1=café", "web-1=web"]);
     const same = await vms.updateVm({ id: "web-1", name: "web" });
     expect(same.vm!.name).toBe("web");
   });
@@ -223,9 +248,9 @@ describe("the policy holds, names the field, and changes nothing on disk", () =>
   it("accepts the canonical handle and stores the IPv6 prefix canonically", async () => {
     const r = await nets.acquireNetwork({ serialization, holderDescription: "policy test" });
     await nets.releaseNetwork({ networkId: r.network!.id, holderId: r.holderId });
-    const created = await nets.createNetwork({ config: { mode: NetworkMode.HOST, ipv4Subnet: "10.98.0.0/24", ipv6Prefix: "FD00:0098:0::/64" } });
+    const created = await nets.createNetwork({ config: { mode: NetworkMode.HOST, ipv4Subnet: "10.63.0.0/24", ipv6Prefix: "FD00:0063:0::/64" } });
     try {
-      expect(created.network!.config!.ipv6Prefix).toBe("fd00:98::/64");
+      expect(created.network!.config!.ipv6Prefix).toBe("fd00:63::/64");
     } finally {
       await nets.deleteNetwork({ id: created.network!.id });
     }
