@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     cp.kubectl(["apply", "-f", join(repoRoot(), "clients", "kubelet", "deploy", "rbac.yaml")]);
     const token = cp.kubectl(["-n", "vmm-system", "create", "token", "vmm-kubelet", "--duration=2h"]).trim();
     host = await FleetHost.start({
-      name: "bench-host", ip: IP, bridge: "vmbr-kb", net: 98, kubelet, kubeconfig: cp.kubeconfigFor("vmm-kubelet", token),
+      name: "bench-host", ip: IP, bridge: "vmbr-kb", net: 143, kubelet, kubeconfig: cp.kubeconfigFor("vmm-kubelet", token),
       clientCa: cp.caCert, leaseDuration: "40s", dir,
     });
     host.startKubelet();

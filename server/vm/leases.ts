@@ -83,6 +83,8 @@ export class LeaseKeeper {
   private readonly reportSeq = new Map<string, number>();
   /** NICs whose believed lease went unanswered once (a second silence drops their forwards). */
   private readonly suspect = new Set<string>();
+  /** When the last forwards re-application finished (report timing). */
+  private liveAt = 0;
   private seq = 0;
   private readonly slots = new PrioritySlots(MAX_PROBES);
   private periodic: NodeJS.Timeout | undefined;
@@ -195,10 +197,22 @@ export class LeaseKeeper {
     if (!nic.running) throw precondition(`mac: VM "${ref.vmId}" is not running; its leases begin when it runs`);
     const mySeq = ++this.seq;
     this.reportSeq.set(k, mySeq);
+    const t0 = performance.now();
     const verdict = await this.verify(nic.domain!, r.ip, mac, LEARNED, REPORT_PROBE, "report");
+    const verified = performance.now();
     // Superseded while we looked (a newer report or a del), or the VM stopped.
     if (this.reportSeq.get(k) !== mySeq || !this.host.nic(ref)?.running) return { ref, lease: this.book.get(ref)?.lease };
     const lease = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed");
+    // Where a report's time goes (bench/lease.ts reads these with VMM_DEBUG=1).
+    log("debug", "lease report applied", {
+      vm: ref.vmId,
+      nic: ref.nic,
+      ip: r.ip,
+      state: lease?.state,
+      verifyMs: +(verified - t0).toFixed(3),
+      liveMs: +(this.liveAt - t0).toFixed(3),
+      totalMs: +(performance.now() - t0).toFixed(3),
+    });
     return { ref, lease };
   }
 
@@ -466,6 +480,7 @@ export class LeaseKeeper {
     const unique = [...new Set(vmIds)];
     try {
       for (const id of unique) await this.host.syncForwards(id);
+      this.liveAt = performance.now();
     } finally {
       for (const id of unique) this.host.saveLeases(id, this.book.leasesOf(id));
     }

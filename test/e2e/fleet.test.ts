@@ -109,7 +109,7 @@ beforeAll(async () => {
   const kubeconfig = cp.kubeconfigFor("vmm-kubelet", token);
   for (const [i, name] of ["host-a", "host-b"].entries()) {
     const h = await FleetHost.start({
-      name, ip: `127.0.0.${2 + i}`, bridge: `vmbr-k${i}`, net: 91 + i, kubelet, kubeconfig,
+      name, ip: `127.0.0.${2 + i}`, bridge: `vmbr-k${i}`, net: 141 + i, kubelet, kubeconfig,
       clientCa: cp.caCert, leaseDuration: "4s", dir,
     });
     hosts.push(h);
@@ -184,6 +184,10 @@ describe("a fleet of vmm hosts under Kubernetes", () => {
       expect(page).toContain(p.status.podIP);
       // kubectl logs reads the serial console through the API server and vmm-kubelet.
       expect(cp!.kubectl(["logs", p.metadata.name])).toContain("VMM-GUEST-READY");
+      // Events on the pod tell the VM's story.
+      const reasons = cp!.json<{ items: { reason: string; source: { component: string } }[] }>(
+        ["get", "events", "--field-selector", `involvedObject.name=${p.metadata.name}`]).items.map((e) => e.reason);
+      expect(reasons).toEqual(expect.arrayContaining(["Scheduled", "VMCreated", "VMStarted", "VMLeased"]));
     }
   }, 300_000);
 
@@ -209,13 +213,18 @@ describe("a fleet of vmm hosts under Kubernetes", () => {
     const logs = spawn(join(cp!.bin, "kubectl"), [`--kubeconfig=${cp!.kubeconfig}`, "logs", "-f", p.metadata.name]);
     let out = "";
     logs.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    const attach = spawn(join(cp!.bin, "kubectl"), [`--kubeconfig=${cp!.kubeconfig}`, "attach", "-i", p.metadata.name], { stdio: ["pipe", "ignore", "ignore"] });
+    const attach = spawn(join(cp!.bin, "kubectl"), [`--kubeconfig=${cp!.kubeconfig}`, "attach", "-i", p.metadata.name], { stdio: ["pipe", "pipe", "pipe"] });
+    let seen = "";
+    attach.stdout!.on("data", (b: Buffer) => (seen += b.toString()));
+    attach.stderr!.on("data", (b: Buffer) => (seen += b.toString()));
     try {
       await until("logs -f shows the boot", () => out.includes("VMM-GUEST-READY"), 30_000);
       await until("logs -f shows what is typed later", () => {
         attach.stdin.write("echo follow-$((3*14))\n");
         return out.includes("follow-42");
-      }, 60_000);
+      }, 60_000).catch((e) => {
+        throw new Error(`${(e as Error).message}\nlogs -f:\n${out.slice(-1500)}\nattach:\n${seen.slice(-1500)}\n${diagnostics()}`);
+      });
       expect(logs.exitCode).toBeNull(); // still following
     } finally {
       attach.kill("SIGTERM");

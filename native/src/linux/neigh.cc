@@ -20,6 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <system_error>
+#include <thread>
+
 #include "../platform.h"
 
 namespace vmm {
@@ -30,9 +33,24 @@ namespace {
 // Closes `fd` on scope exit: no early return leaks it.
 class Fd {
  public:
-  explicit Fd(int fd) : fd_(fd) {}
+  explicit Fd(int fd, bool close_later = false) : fd_(fd), close_later_(close_later) {}
   ~Fd() {
-    if (fd_ >= 0) close(fd_);
+    if (fd_ < 0) return;
+    if (!close_later_) {
+      close(fd_);
+      return;
+    }
+    // Closing a packet socket that is bound to a protocol waits out an RCU
+    // grace period (synchronize_net() in packet_release): milliseconds that
+    // the answer must not wait for. A detached thread closes it instead.
+    // SAFETY: the fd is ours alone; nothing uses it after this point, and
+    // the thread is its last owner.
+    int fd = fd_;
+    try {
+      std::thread([fd] { close(fd); }).detach();
+    } catch (const std::system_error&) {
+      close(fd);  // no thread to be had: close it here
+    }
   }
   int get() const { return fd_; }
   Fd(const Fd&) = delete;
@@ -40,6 +58,7 @@ class Fd {
 
  private:
   int fd_;
+  bool close_later_;
 };
 
 int Fail(SysError* e, const std::string& call, int err) {
@@ -118,10 +137,14 @@ int Get(int ifindex, uint32_t ip, Entry* out, SysError* e) {
 
 int Exchange(int ifindex, const std::vector<uint8_t>& frame, const std::vector<uint8_t>& match, int timeout_ms,
              size_t max_frames, std::vector<std::vector<uint8_t>>* frames, SysError* e) {
-  int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ARP));
-  if (s < 0) return Fail(e, "socket(AF_PACKET, ETH_P_ARP)", errno);
+  // Protocol 0: the socket receives nothing until bind() names the protocol
+  // and interface. (Opening it with ETH_P_ARP would register it for every
+  // interface at once, and bind() would then have to wait out an RCU grace
+  // period, synchronize_net(), to re-register it: milliseconds per probe.)
+  int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0) return Fail(e, "socket(AF_PACKET)", errno);
   // SAFETY: `s` is ours and closed by `guard` on every path.
-  Fd guard(s);
+  Fd guard(s, true);
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
@@ -154,8 +177,7 @@ int Exchange(int ifindex, const std::vector<uint8_t>& frame, const std::vector<u
         if (errno == EINTR) continue;
         return Fail(e, "recvfrom(AF_PACKET)", errno);
       }
-      // Frames sent by this host (our own request among them) and frames
-      // the socket saw on other interfaces before bind() are not answers.
+      // Frames sent by this host (our own request among them) are not answers.
       if (from.sll_pkttype == PACKET_OUTGOING || from.sll_ifindex != ifindex) continue;
       frames->emplace_back(buf, buf + n);
       // Ethernet header (14) + ARP: op at 20, sender MAC at 22, sender IPv4 at 28.

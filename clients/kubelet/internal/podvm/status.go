@@ -56,12 +56,19 @@ func ContainerID(vm *vmmv1.VmInfo) string {
 	return "vmm://" + vm.Id + "/" + vm.InstanceId
 }
 
-// LeaseIP is the IPv4 lease of NIC 0, or "".
+// LeaseIP is the IPv4 lease of NIC 0 once vmmd believes it (verified on
+// the wire, or trusted with verification off), or "". A lease still
+// pending verification has no forwards yet and is not the pod's address.
 func LeaseIP(vm *vmmv1.VmInfo) string {
-	if vm == nil || len(vm.Nics) == 0 || vm.Nics[0].Lease == nil {
+	if vm == nil || len(vm.Nics) == 0 || vm.Nics[0].Lease == nil || vm.Nics[0].Lease.Verification == vmmv1.LeaseVerification_LEASE_VERIFICATION_PENDING {
 		return ""
 	}
 	return vm.Nics[0].Lease.Ip
+}
+
+// leaseSilent says whether NIC 0's lease stopped answering (its forwards are dropped).
+func leaseSilent(vm *vmmv1.VmInfo) bool {
+	return len(vm.Nics) > 0 && vm.Nics[0].Lease != nil && vm.Nics[0].Lease.Verification == vmmv1.LeaseVerification_LEASE_VERIFICATION_SILENT
 }
 
 // Status computes the pod status from what is observed of its VM. The
@@ -148,8 +155,8 @@ func vmState(pod *corev1.Pod, o Observed, cs *corev1.ContainerStatus) (corev1.Po
 			run.StartedAt = metav1.Time{Time: vm.StartedAt.AsTime()}
 		}
 		ready := vm.Status == vmmv1.VmStatus_VM_STATUS_RUNNING
-		if len(vm.Nics) > 0 && LeasesAddress(vm.Nics[0].Mode) && LeaseIP(vm) == "" {
-			ready = false // no address yet: nothing can reach it
+		if len(vm.Nics) > 0 && LeasesAddress(vm.Nics[0].Mode) && (LeaseIP(vm) == "" || leaseSilent(vm)) {
+			ready = false // no believed address: nothing reaches it
 		}
 		return corev1.PodRunning, corev1.ContainerState{Running: run}, ready
 	case vmmv1.VmStatus_VM_STATUS_STOPPED, vmmv1.VmStatus_VM_STATUS_EXITED:

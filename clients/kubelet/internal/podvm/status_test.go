@@ -18,8 +18,12 @@ func TestStatus(t *testing.T) {
 		v := &vmmv1.VmInfo{Id: "pod-x", InstanceId: "i-1", Status: st, StartedAt: timestamppb.New(started),
 			Nics: []*vmmv1.NicInfo{{Mode: mode}}}
 		if ip != "" {
-			v.Nics[0].Lease = &vmmv1.Lease{Ip: ip}
+			v.Nics[0].Lease = &vmmv1.Lease{Ip: ip, Verification: vmmv1.LeaseVerification_LEASE_VERIFICATION_VERIFIED}
 		}
+		return v
+	}
+	withLease := func(v *vmmv1.VmInfo, ver vmmv1.LeaseVerification) *vmmv1.VmInfo {
+		v.Nics[0].Lease.Verification = ver
 		return v
 	}
 	exit := &Exit{At: now.Add(-time.Second), Message: "QEMU pid 7 exited on its own"}
@@ -46,6 +50,15 @@ func TestStatus(t *testing.T) {
 			want{phase: corev1.PodRunning, state: "running"}},
 		{"running with a lease: ready, pod IP = lease", "", Observed{VM: vm(vmmv1.VmStatus_VM_STATUS_RUNNING, modeBridge, "10.91.0.50")},
 			want{phase: corev1.PodRunning, ready: true, podIP: "10.91.0.50", state: "running"}},
+		{"running, lease reported but not verified yet: no IP, not ready", "",
+			Observed{VM: withLease(vm(vmmv1.VmStatus_VM_STATUS_RUNNING, modeBridge, "10.91.0.50"), vmmv1.LeaseVerification_LEASE_VERIFICATION_PENDING)},
+			want{phase: corev1.PodRunning, state: "running"}},
+		{"running, lease trusted (verification off): ready", "",
+			Observed{VM: withLease(vm(vmmv1.VmStatus_VM_STATUS_RUNNING, modeBridge, "10.91.0.50"), vmmv1.LeaseVerification_LEASE_VERIFICATION_TRUSTED)},
+			want{phase: corev1.PodRunning, ready: true, podIP: "10.91.0.50", state: "running"}},
+		{"running, lease gone silent: keeps its IP, not ready", "",
+			Observed{VM: withLease(vm(vmmv1.VmStatus_VM_STATUS_RUNNING, modeBridge, "10.91.0.50"), vmmv1.LeaseVerification_LEASE_VERIFICATION_SILENT)},
+			want{phase: corev1.PodRunning, podIP: "10.91.0.50", state: "running"}},
 		{"running in user mode: ready without an address", "", Observed{VM: vm(vmmv1.VmStatus_VM_STATUS_RUNNING, modeUser, "")},
 			want{phase: corev1.PodRunning, ready: true, state: "running"}},
 		{"stopping: running, not ready", "", Observed{VM: vm(vmmv1.VmStatus_VM_STATUS_STOPPING, modeBridge, "10.91.0.50")},

@@ -30,6 +30,8 @@ const (
 	EventCreated       = "VMCreated"
 	EventStarted       = "VMStarted"
 	EventLeased        = "VMLeased"
+	EventLeaseLost     = "VMLeaseLost"
+	EventForwardFailed = "VMForwardFailed"
 	EventExited        = "VMExited"
 	EventStartFailed   = "VMStartFailed"
 	EventStopped       = "VMStopped"

@@ -95,6 +95,10 @@ func (p *Provider) onEvent(ctx context.Context, vmID string, ev *vmmv1.VmEvent) 
 		p.event(e, corev1.EventTypeNormal, EventStarted, "VM %s: %s", vmID, ev.Message)
 	case "lease":
 		p.event(e, corev1.EventTypeNormal, EventLeased, "VM %s: %s", vmID, ev.Message)
+	case "lease_mismatch", "lease_revoked", "lease_silent":
+		p.event(e, corev1.EventTypeWarning, EventLeaseLost, "VM %s: %s", vmID, ev.Message)
+	case "forward_failed":
+		p.event(e, corev1.EventTypeWarning, EventForwardFailed, "VM %s: %s", vmID, ev.Message)
 	case "exited":
 		p.setExit(e, &podvm.Exit{At: at, Message: ev.Message})
 		p.event(e, corev1.EventTypeNormal, EventExited, "VM %s: %s", vmID, ev.Message)
