@@ -215,8 +215,8 @@ describe("a fleet of vmm hosts under Kubernetes", () => {
     logs.stdout.on("data", (b: Buffer) => (out += b.toString()));
     const attach = spawn(join(cp!.bin, "kubectl"), [`--kubeconfig=${cp!.kubeconfig}`, "attach", "-i", p.metadata.name], { stdio: ["pipe", "pipe", "pipe"] });
     let seen = "";
-    attach.stdout!.on("data", (b: Buffer) => (seen += b.toString()));
-    attach.stderr!.on("data", (b: Buffer) => (seen += b.toString()));
+    attach.stdout.on("data", (b: Buffer) => (seen += b.toString()));
+    attach.stderr.on("data", (b: Buffer) => (seen += b.toString()));
     try {
       await until("logs -f shows the boot", () => out.includes("VMM-GUEST-READY"), 30_000);
       await until("logs -f shows what is typed later", () => {
