@@ -15,6 +15,19 @@ const MAC_PREFIX = /^$|^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,2}$/;
 const TOKEN = /^[\x21-\x7e]{16,512}$/;
 
 /**
+ * A TCP listener address (`field`, "" for none): "host:port"; off loopback
+ * only with api.allow_remote and admin tokens, since whoever reaches it
+ * holds the daemon's power.
+ */
+function checkListener(p: Problems, c: Config, field: string, value: string, example: string): void {
+  if (value === "") return;
+  const hp = parseHostPort(value);
+  if (!hp) p.add(field, `must be "host:port" (e.g. "${example}")`);
+  else if (!isLoopback(hp.host) && !c.api.allowRemote) p.add(field, `${hp.host} is not a loopback address; set api.allow_remote = true to listen on it`);
+  else if (!isLoopback(hp.host) && c.auth.tokens.length === 0) p.add(field, "a non-loopback listener requires auth.tokens");
+}
+
+/**
  * Throws a ValidationError listing every problem of `c`, each with its vmm.toml path (`api.tcp`,
  * `networking.bridge_subnets.br0`, ...); returns when there is none.
  */
@@ -28,14 +41,7 @@ export function validateConfig(c: Config): void {
   if (c.api.socket !== "" && !isAbsolute(c.api.socket)) p.add("api.socket", "must be an absolute path or empty");
   if (Buffer.byteLength(c.api.socket) > UNIX_PATH_MAX) p.add("api.socket", `is longer than a unix socket path may be (${UNIX_PATH_MAX} bytes)`);
   if (c.api.socketMode < 0 || c.api.socketMode > 0o777) p.add("api.socket_mode", "must be between 0000 and 0777");
-  if (c.api.tcp !== "") {
-    const hp = parseHostPort(c.api.tcp);
-    if (!hp) p.add("api.tcp", 'must be "host:port" (e.g. "127.0.0.1:8080")');
-    else if (!isLoopback(hp.host) && !c.api.allowRemote)
-      p.add("api.tcp", `${hp.host} is not a loopback address; set api.allow_remote = true to listen on it`);
-    else if (!isLoopback(hp.host) && c.auth.tokens.length === 0)
-      p.add("api.tcp", "a non-loopback listener requires auth.tokens");
-  }
+  checkListener(p, c, "api.tcp", c.api.tcp, "127.0.0.1:8080");
   if (c.api.socket === "" && c.api.tcp === "") p.add("api", "at least one of api.socket and api.tcp must be set");
   if (c.api.maxConnections < 1 || c.api.maxConnections > 1_000_000) p.add("api.max_connections", "must be between 1 and 1000000");
   for (const [key, v] of [["header_timeout_seconds", c.api.headerTimeoutSeconds], ["body_timeout_seconds", c.api.bodyTimeoutSeconds], ["idle_timeout_seconds", c.api.idleTimeoutSeconds]] as const) {
@@ -127,13 +133,6 @@ export function validateConfig(c: Config): void {
   if (!Number.isInteger(c.console.logMaxBytes) || c.console.logMaxBytes < 4096 || c.console.logMaxBytes > 1 << 30)
     p.add("console.log_max_bytes", "must be between 4096 and 1073741824");
   if (!Number.isInteger(c.console.logFiles) || c.console.logFiles < 0 || c.console.logFiles > 10) p.add("console.log_files", "must be between 0 and 10");
-  if (c.metrics.listen !== "") {
-    const hp = parseHostPort(c.metrics.listen);
-    if (!hp) p.add("metrics.listen", 'must be "host:port" (e.g. "127.0.0.1:9464")');
-    else if (!isLoopback(hp.host) && !c.api.allowRemote)
-      p.add("metrics.listen", `${hp.host} is not a loopback address; set api.allow_remote = true to listen on it`);
-    else if (!isLoopback(hp.host) && c.auth.tokens.length === 0)
-      p.add("metrics.listen", "a non-loopback listener requires auth.tokens");
-  }
+  checkListener(p, c, "metrics.listen", c.metrics.listen, "127.0.0.1:9464");
   p.throwIfAny();
 }
