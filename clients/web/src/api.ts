@@ -24,6 +24,18 @@ export function isCanceled(e: unknown): boolean {
   return ConnectError.from(e).code === Code.Canceled;
 }
 
+/** Every item of a `List*` RPC, page after page: `page(token)` fetches one page and says where the next starts ("" after the last). */
+export async function allPages<T>(page: (pageToken: string) => Promise<{ items: T[]; next: string }>): Promise<T[]> {
+  const all: T[] = [];
+  let pageToken = "";
+  do {
+    const r = await page(pageToken);
+    all.push(...r.items);
+    pageToken = r.next;
+  } while (pageToken !== "");
+  return all;
+}
+
 export class Api {
   readonly vmm: Client<typeof VmmService>;
   readonly net: Client<typeof NetworkService>;

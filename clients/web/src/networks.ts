@@ -2,7 +2,7 @@
 // changes and every few seconds: networks have no event stream of their
 // own), a form to create one, and delete buttons.
 import { NetworkMode, type Network } from "../../../gen/ts/vmm/v1/network_pb.js";
-import { errorText, type Api } from "./api.js";
+import { allPages, errorText, type Api } from "./api.js";
 import { busy, confirmButton, h, replace } from "./dom.js";
 import type { EventHub } from "./events.js";
 import { networkModeName } from "./format.js";
@@ -37,14 +37,10 @@ export class NetworkPanel {
 
   async refresh(): Promise<void> {
     try {
-      const all: Network[] = [];
-      let pageToken = "";
-      do {
+      this.networks = await allPages(async (pageToken) => {
         const r = await this.api.net.listNetworks({ pageToken, pageSize: 1000 });
-        all.push(...r.networks);
-        pageToken = r.nextPageToken;
-      } while (pageToken !== "");
-      this.networks = all;
+        return { items: r.networks, next: r.nextPageToken };
+      });
       this.render();
     } catch (e) {
       this.onError(`listing networks: ${errorText(e)}`);

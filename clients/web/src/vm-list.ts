@@ -1,7 +1,7 @@
 // The list of VMs: one row each with status, name, id and address; live
 // through the event hub (a burst of events reloads the list once).
 import { VmStatus, type VmInfo } from "../../../gen/ts/vmm/v1/vmm_pb.js";
-import { errorText, type Api } from "./api.js";
+import { allPages, errorText, type Api } from "./api.js";
 import { h, replace } from "./dom.js";
 import type { EventHub } from "./events.js";
 import { modeName, statusName } from "./format.js";
@@ -43,14 +43,10 @@ export class VmList {
 
   async refresh(): Promise<void> {
     try {
-      const all: VmInfo[] = [];
-      let pageToken = "";
-      do {
+      this.vms = await allPages(async (pageToken) => {
         const r = await this.api.vmm.listVms({ brief: true, pageToken, pageSize: 1000 });
-        all.push(...r.vms);
-        pageToken = r.nextPageToken;
-      } while (pageToken !== "");
-      this.vms = all;
+        return { items: r.vms, next: r.nextPageToken };
+      });
       this.render();
     } catch (e) {
       this.onError(`listing VMs: ${errorText(e)}`);
