@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { answerers, arpRequest, nudName, parseArp } from "./neighbour.js";
+import { answerers, arpRequest, parseArp } from "./neighbour.js";
 
 /** An ARP reply frame "ip is at mac" as a guest kernel sends it. */
 function reply(mac: string, ip: string, toMac: string, toIp: string): Buffer {
@@ -41,11 +41,5 @@ describe("ARP frames", () => {
       Buffer.from("garbage"),
     ];
     expect(answerers(frames, "10.20.0.57")).toEqual(["52:54:00:00:00:01", "52:54:00:00:00:03"]);
-  });
-
-  it("nudName names the state bits", () => {
-    expect(nudName(0x02)).toBe("REACHABLE");
-    expect(nudName(0x04)).toBe("STALE");
-    expect(nudName(0)).toBe("NONE");
   });
 });

@@ -21,12 +21,6 @@ export const NUD = {
   PERMANENT: 0x80,
 } as const;
 
-/** Names of the NUD bits set in `state`, e.g. "REACHABLE". */
-export function nudName(state: number): string {
-  const names = Object.entries(NUD).filter(([, bit]) => (state & bit) !== 0).map(([n]) => n);
-  return names.length > 0 ? names.join("|") : "NONE";
-}
-
 /** An ARP packet (Ethernet/IPv4 only). MACs lower-case with ":", IPs dotted. */
 export interface ArpPacket {
   /** 1 request, 2 reply. */
