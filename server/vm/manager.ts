@@ -2,6 +2,11 @@
 // (store.ts), serializes operations per VM, records events, and drives the
 // runner (runner.ts) and the forwarder. RPC handlers only convert and
 // call it.
+//
+// Why one file of ~500 lines: every method takes the VM's operation lock and
+// records its event through the same private helpers; lease handling
+// (leases.ts), validation (validate.ts), the runner and the record store are
+// already apart, and what is left is the lifecycle itself.
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { checkId, nameKey } from "../check.js";
