@@ -28,6 +28,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { LeaseVerification, NetworkingMode, Protocol, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { dnsmasqConfig } from "../server/net/dnsmasq-config.js";
+import { ipArgv } from "../server/host/iproute.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const VMMD = join(repo, "dist", "server", "main.js");
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
   chmodSync(dir, 0o711);
   const procs: ChildProcess[] = [];
   try {
-    sh("ip", "link", "add", BR, "type", "bridge");
+    sh("ip", ...ipArgv.addBridge(BR)); // a MAC of its own, as scripts/setup-bridge.sh gives it
     sh("ip", "addr", "add", "10.97.0.1/24", "dev", BR);
     sh("ip", "link", "set", BR, "up");
     writeFileSync("/etc/qemu/bridge.conf", `allow ${BR}\n`); // private tmpfs inside in-netns.sh

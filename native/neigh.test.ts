@@ -9,6 +9,7 @@ import { requireNetns, uniq } from "../test/guest/netns.js";
 import { HostWire, NUD } from "../server/host/neighbour.js";
 import { verifyOnWire } from "../server/net/lease-verify.js";
 import { arpExchange, neighbourGet } from "./neigh.js";
+import { bridgeMac, ipArgv } from "../server/host/iproute.js";
 
 const s = uniq();
 const BR = `nbr${s}`;
@@ -26,7 +27,7 @@ describe("neighbour table and ARP probes (private namespace)", () => {
 
   beforeAll(() => {
     requireNetns();
-    sh("ip", "link", "add", BR, "type", "bridge");
+    sh("ip", ...ipArgv.addBridge(BR));
     sh("ip", "addr", "add", "10.77.0.1/24", "dev", BR);
     sh("ip", "link", "set", BR, "up");
     sh("ip", "netns", "add", PEER);
@@ -46,6 +47,21 @@ describe("neighbour table and ARP probes (private namespace)", () => {
     const t0 = performance.now();
     expect(await wire.probe(BR, GUEST_IP, GUEST_MAC, 2000)).toEqual([GUEST_MAC]);
     expect(performance.now() - t0).toBeLessThan(1000); // returned on the answer, not at the timeout
+  });
+
+  it("a probe speaks from the bridge's current MAC, so the guest learns one that is there", async () => {
+    expect(await wire.probe(BR, GUEST_IP, GUEST_MAC, 2000)).toEqual([GUEST_MAC]);
+    // A bridge's MAC can change (one without its own follows its ports).
+    const moved = "02:77:00:00:00:01";
+    sh("ip", "link", "set", "dev", BR, "address", moved);
+    try {
+      expect(await wire.probe(BR, GUEST_IP, GUEST_MAC, 2000)).toEqual([GUEST_MAC]);
+      // The guest took the request's sender as the host's MAC.
+      const seen = spawnSync("ip", ["-n", PEER, "neigh", "show", "10.77.0.1"], { encoding: "utf8" }).stdout;
+      expect(seen).toContain(moved);
+    } finally {
+      sh("ip", "link", "set", "dev", BR, "address", bridgeMac(BR));
+    }
   });
 
   it("a probe for an address nobody holds gets no answer within its timeout", async () => {

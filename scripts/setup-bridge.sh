@@ -3,7 +3,7 @@
 #
 #   setup-bridge.sh [--dry-run] check|setup|destroy [options]
 #
-# setup   creates the bridge with its address, allows it in
+# setup   creates the bridge with its address (and a MAC of its own), allows it in
 #         /etc/qemu/bridge.conf (qemu-bridge-helper), writes a dnsmasq config
 #         that serves DHCP on the bridge only and reports leases to vmmd
 #         through clients/dnsmasq-hook/vmm-dhcp-hook, starts that dnsmasq,
@@ -150,9 +150,18 @@ hook_conf() {
 
 dnsmasq_running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
+# The bridge's own MAC (server/host/iproute.ts bridgeMac: locally
+# administered, from the name). Without one a bridge takes the lowest MAC of
+# its ports and changes it whenever a TAP comes or goes, and guests that
+# cached the old one answer into the void until their ARP entry expires.
+bridge_mac() { printf 'vmm-bridge:%s' "$1" | sha256sum | sed -E 's/^(..)(..)(..)(..)(..).*/02:\1:\2:\3:\4:\5/'; }
+
 do_setup() {
   if ! ip link show "$BR" >/dev/null 2>&1; then
-    run ip link add "$BR" type bridge
+    run ip link add "$BR" address "$(bridge_mac "$BR")" type bridge
+  elif [ "$(cat "/sys/class/net/$BR/addr_assign_type" 2>/dev/null)" != 3 ]; then
+    # An older bridge whose MAC follows its ports: give it its own.
+    run ip link set dev "$BR" address "$(bridge_mac "$BR")"
   fi
   if ! ip -4 addr show dev "$BR" 2>/dev/null | grep -q "inet $CIDR"; then
     run ip addr add "$CIDR" dev "$BR"
@@ -183,6 +192,7 @@ do_check() {
   if ip link show "$BR" >/dev/null 2>&1; then ok "bridge $BR"; else missing "bridge $BR"; fi
   if ip -4 addr show dev "$BR" 2>/dev/null | grep -q "inet $CIDR"; then ok "address $CIDR on $BR"; else missing "address $CIDR on $BR"; fi
   if ip link show "$BR" 2>/dev/null | grep -q "state UP\|,UP"; then ok "$BR is up"; else missing "$BR is up"; fi
+  if [ "$(cat "/sys/class/net/$BR/addr_assign_type" 2>/dev/null)" = 3 ]; then ok "$BR has a MAC of its own"; else missing "$BR has a MAC of its own (not its ports')"; fi
   if grep -qx "allow $BR" "$BRIDGE_CONF" 2>/dev/null; then ok "allow $BR in $BRIDGE_CONF"; else missing "allow $BR in $BRIDGE_CONF"; fi
   if [ -f "$DNSMASQ_CONF" ]; then ok "dnsmasq config $DNSMASQ_CONF"; else missing "dnsmasq config $DNSMASQ_CONF"; fi
   if dnsmasq_running; then ok "dnsmasq running (pid $(cat "$PIDFILE"))"; else missing "dnsmasq running (pid file $PIDFILE)"; fi

@@ -15,6 +15,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { dnsmasqConfig } from "../../server/net/dnsmasq-config.js";
 import { repoRoot, stopProcess, until } from "./controlplane.js";
+import { ipArgv } from "../../server/host/iproute.js";
 
 const ROOT = repoRoot();
 const HOOK = join(ROOT, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
@@ -135,7 +136,7 @@ export class FleetHost {
     copyFileSync(guest.initrd, join(images, "initrd"));
     writeFileSync(join(images, "cmdline"), "console=ttyS0 panic=-1\n");
 
-    sh("ip", "link", "add", o.bridge, "type", "bridge");
+    sh("ip", ...ipArgv.addBridge(o.bridge)); // a MAC of its own, as scripts/setup-bridge.sh gives it
     this.undo.push(() => void spawnSync("ip", ["link", "del", o.bridge]));
     sh("ip", "addr", "add", `${this.subnet}.1/24`, "dev", o.bridge);
     sh("ip", "link", "set", o.bridge, "up");

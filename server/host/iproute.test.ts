@@ -4,6 +4,7 @@ import { ValidationError, VmmError } from "../errors.js";
 import { useNetnsSysfs, uniq } from "../../test/guest/netns.js";
 import {
   addToBridge,
+  bridgeMac,
   createBridge,
   createMacvtap,
   deleteLink,
@@ -15,7 +16,8 @@ import {
 
 describe("ipArgv", () => {
   it.each([
-    { got: ipArgv.addBridge("br0"), want: ["link", "add", "name", "br0", "type", "bridge"] },
+    { got: ipArgv.addBridge("br0"), want: ["link", "add", "name", "br0", "address", bridgeMac("br0"), "type", "bridge"] },
+    { got: ipArgv.addBridge("br0", "02:AA:bb:cc:dd:ee"), want: ["link", "add", "name", "br0", "address", "02:aa:bb:cc:dd:ee", "type", "bridge"] },
     { got: ipArgv.addAddress("br0", "10.0.0.1/24"), want: ["addr", "add", "10.0.0.1/24", "dev", "br0"] },
     { got: ipArgv.addAddress("br0", "fd00::1/64"), want: ["addr", "add", "fd00::1/64", "dev", "br0"] },
     { got: ipArgv.setUp("tap0"), want: ["link", "set", "dev", "tap0", "up"] },
@@ -72,10 +74,13 @@ describe("iproute against the kernel (private namespace)", () => {
     expect(await runIp(["-br", "addr", "show", "dev", br])).toContain("10.77.0.1/24");
   });
 
-  it("adds a link to the bridge", async () => {
+  it("adds a link to the bridge, and the bridge keeps its own MAC", async () => {
     await runIp(ipArgv.addVethPair(va, vb));
+    // A port with a lower MAC than the bridge's: an unset bridge address would follow it.
+    await runIp(["link", "set", "dev", va, "address", "02:00:00:00:00:01"]);
     await addToBridge(va, br);
     expect(await readlink(`/sys/class/net/${va}/master`)).toMatch(new RegExp(`/${br}$`));
+    expect((await readFile(`/sys/class/net/${br}/address`, "utf8")).trim()).toBe(bridgeMac(br));
   });
 
   it("creates a macvtap with the given MAC and returns its ifindex", async () => {

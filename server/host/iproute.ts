@@ -7,6 +7,7 @@
 // is not) would be read as a different command, so names must match a
 // strict pattern, addresses must be IP literals with a prefix length, MACs
 // must be MACs. Names are also limited to IFNAMSIZ-1 = 15 bytes.
+import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { IFNAME_RE, normalizeMac } from "../check.js";
@@ -46,11 +47,25 @@ function checkMac(mac: string, field: string): string {
   return n!;
 }
 
+/**
+ * The fixed MAC of bridge `name`: locally administered, unicast, derived
+ * from the name (the same bridge gets the same MAC on every host start).
+ * A bridge without an address of its own takes the lowest MAC of its ports
+ * and changes it whenever a TAP comes or goes; every guest that cached the
+ * old one then answers into the void until its ARP entry expires.
+ */
+export function bridgeMac(name: string): string {
+  const h = createHash("sha256").update(`vmm-bridge:${name}`).digest();
+  const b = [0x02, h[0]!, h[1]!, h[2]!, h[3]!, h[4]!];
+  return b.map((x) => x.toString(16).padStart(2, "0")).join(":");
+}
+
 /** Argv builders: everything after `ip`. Each validates its inputs. */
 export const ipArgv = {
-  addBridge(name: string): string[] {
+  /** A bridge with the fixed MAC `mac` (bridgeMac(name) by default): setting it keeps the kernel from changing it. */
+  addBridge(name: string, mac: string = bridgeMac(name)): string[] {
     checkIfName(name);
-    return ["link", "add", "name", name, "type", "bridge"];
+    return ["link", "add", "name", name, "address", checkMac(mac, "mac"), "type", "bridge"];
   },
   addAddress(dev: string, cidr: string): string[] {
     checkIfName(dev, "dev");

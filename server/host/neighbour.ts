@@ -110,7 +110,8 @@ function sourceOf(ifname: string, inSubnet: (ip: string) => boolean): { mac: str
 /**
  * The Wire of this host: neighbour lookups over rtnetlink and ARP probes
  * over AF_PACKET (CAP_NET_RAW), both from the native addon. The probe's
- * source (the interface's MAC and address) is cached for `sourceTtlMs`.
+ * source address is cached for `sourceTtlMs`; its MAC is read for every
+ * probe.
  */
 export class HostWire implements Wire {
   private readonly sources = new Map<string, { mac: string; ip: string; at: number }>();
@@ -130,8 +131,13 @@ export class HostWire implements Wire {
 
   async probe(ifname: string, ip: string, mac: string, timeoutMs: number): Promise<string[]> {
     let src = this.sources.get(ifname);
-    if (!src || Date.now() - src.at > this.sourceTtlMs) {
+    // The interface's MAC is read afresh for every probe (one sysfs read): a
+    // bridge without a MAC of its own changes it as ports come and go, and a
+    // probe from a stale MAC teaches the guest an address nobody answers to.
+    const current = readFileSync(`/sys/class/net/${ifname}/address`, "utf8").trim();
+    if (!src || src.mac !== current || Date.now() - src.at > this.sourceTtlMs) {
       src = { ...sourceOf(ifname, (a) => this.sameSubnet(ifname, a)), at: Date.now() };
+      src.mac = current;
       this.sources.set(ifname, src);
     }
     const match = Buffer.concat([macBytes(mac), ipBytes(ip)]);

@@ -6,10 +6,13 @@
 //
 // Fast path: the kernel's neighbour table already maps the address to the
 // MAC (learned from the wire or injected by dnsmasq when it unicast its
-// DHCPACK to that MAC): believed at once, a few microseconds. Anything else
-// (no entry, another MAC, an entry set by hand) is decided by ARP probes
-// from the bridge: the reported MAC must answer. A report the wire
-// contradicts is never believed, whatever the neighbour table says.
+// DHCPACK to that MAC): believed at once, a few microseconds. The caller
+// chooses when that is enough (server/vm/leases.ts: renewals and
+// re-verification; a new address is always asked on the wire, because
+// dnsmasq's entry predates the guest configuring it). Anything else (no
+// entry, another MAC, an entry set by hand) is decided by ARP probes from
+// the bridge: the reported MAC must answer. A report the wire contradicts
+// is never believed, whatever the neighbour table says.
 import { NUD, type Wire } from "../host/neighbour.js";
 
 /** The outcome of one verification. */

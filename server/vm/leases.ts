@@ -198,7 +198,15 @@ export class LeaseKeeper {
     const mySeq = ++this.seq;
     this.reportSeq.set(k, mySeq);
     const t0 = performance.now();
-    const verdict = await this.verify(nic.domain!, r.ip, mac, LEARNED, REPORT_PROBE, "report");
+    // A renewal of an address the NIC already holds may be settled by the
+    // neighbour table. A new address may not: dnsmasq puts the guest's MAC
+    // there before its DHCPACK, that is before the guest has configured the
+    // address, and a rule that goes live then sends the first client's SYN
+    // to a guest that drops it (the client waits for the 1 s retransmit).
+    // The guest's own ARP answer is the moment it can take connections.
+    const cur = this.book.get(ref)?.lease;
+    const renewal = cur !== undefined && cur.ip === r.ip && isBelieved(cur);
+    const verdict = await this.verify(nic.domain!, r.ip, mac, renewal ? LEARNED : 0, REPORT_PROBE, "report");
     const verified = performance.now();
     // Superseded while we looked (a newer report or a del), or the VM stopped.
     if (this.reportSeq.get(k) !== mySeq || !this.host.nic(ref)?.running) return { ref, lease: this.book.get(ref)?.lease };
@@ -393,7 +401,8 @@ export class LeaseKeeper {
     const wasPending = cur.lease.state === "pending";
     // A guest already known to be silent gets one question per pass.
     const probe = wasPending ? REPORT_PROBE : cur.lease.state === "silent" ? { ...REVERIFY_PROBE, attempts: 1 } : REVERIFY_PROBE;
-    const v = await this.verify(cur.domain, cur.lease.ip, nic.mac, wasPending ? LEARNED : NUD.REACHABLE, probe, "background");
+    // Pending: only the guest's own answer counts (see report()).
+    const v = await this.verify(cur.domain, cur.lease.ip, nic.mac, wasPending ? 0 : NUD.REACHABLE, probe, "background");
     const again = this.book.get(ref);
     if (!again || again.generation !== generation) return;
     const ip = cur.lease.ip;

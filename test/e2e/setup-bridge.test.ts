@@ -9,6 +9,7 @@ import { ROOT } from "../helpers/daemon.js";
 import { requireNetns } from "../guest/netns.js";
 import { processRunning } from "../helpers/net.js";
 import { Lan } from "../helpers/lan.js";
+import { bridgeMac } from "../../server/host/iproute.js";
 
 const SCRIPT = resolve(ROOT, "scripts", "setup-bridge.sh");
 const BR = "vmbr-sb";
@@ -39,7 +40,7 @@ describe("setup-bridge.sh", () => {
   it("--dry-run prints what it would do and changes nothing", () => {
     const r = run("--dry-run", "setup");
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`+ ip link add ${BR} type bridge`);
+    expect(r.stdout).toContain(`+ ip link add ${BR} address ${bridgeMac(BR)} type bridge`);
     expect(r.stdout).toContain("+ ip addr add 10.91.0.1/24 dev vmbr-sb");
     expect(r.stdout).toContain("dhcp-range=10.91.0.50,10.91.0.200,255.255.255.0,12h");
     expect(r.stdout).toContain("no-ping");

@@ -6,6 +6,7 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFil
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dnsmasqConfig } from "../../server/net/dnsmasq-config.js";
+import { ipArgv } from "../../server/host/iproute.js";
 
 export function sh(argv: string[]): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 15_000 });
@@ -37,7 +38,7 @@ export class Lan {
 
   /** A bridge with address `cidr`, allowed in /etc/qemu/bridge.conf (see allowBridge). */
   bridge(name: string, cidr: string): void {
-    sh(["ip", "link", "add", name, "type", "bridge"]);
+    sh(["ip", ...ipArgv.addBridge(name)]); // a MAC of its own, as scripts/setup-bridge.sh gives it
     this.undo.push(() => spawnSync("ip", ["link", "del", name]));
     this.undo.push(allowBridge(name));
     sh(["ip", "addr", "add", cidr, "dev", name]);
