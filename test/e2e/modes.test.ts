@@ -1,14 +1,17 @@
 // One real guest per networking mode, created and booted through the RPC
-// API: passt is reached through its host port; tap, bridge (qemu-bridge-
-// helper) and macvtap guests get a DHCP lease from a dnsmasq this test
-// starts and are reached at their guest IP from inside the test namespace
-// (macvtap from a peer namespace: the parent's own namespace cannot reach a
-// macvtap guest). RemoveVm must leave no TAP, macvtap, passt or socket.
+// API, each QEMU running as the unprivileged qemu.user: passt is reached
+// through its host port; tap and bridge (qemu-bridge-helper) guests get a
+// DHCP lease from a dnsmasq this test starts, whose hook reports it to
+// vmmd, and are reached at their guest IP and through a forwarded host
+// port; macvtap guests get theirs from a peer namespace's dnsmasq and are
+// reached from there (the parent's own namespace cannot reach a macvtap
+// guest, so neither can a forward). RemoveVm must leave no TAP, macvtap,
+// passt or socket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
-import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
+import { client, ROOT, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
 import { freePort, httpGet, processesMatching, waitFor } from "../helpers/net.js";
@@ -19,19 +22,23 @@ import { NetworkingMode, Protocol, VmmService, VmStatus, type VmInfo } from "../
 const BR = "vmbr-e2e";
 const PARENT = "vmacp0";
 const PEER = "vmpeer";
+const ADMIN = "modes-admin-token-0123456789abcdef";
+const LEASE = "modes-lease-token-0123456789abcdef";
+const HOOK = resolve(ROOT, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
 
 let d: DaemonHandle;
 let lan: Lan;
 let bridgeLeases = "";
 let peerLeases = "";
 
-const vmm = () => client(VmmService, transport(d, "connect", "unix"));
+const vmm = () => client(VmmService, transport(d, "connect", "unix", { token: ADMIN }));
 
 beforeAll(async () => {
   requireNetns();
   lan = new Lan();
   lan.bridge(BR, "10.88.0.1/24");
-  bridgeLeases = lan.dnsmasq({ iface: BR, range: ["10.88.0.50", "10.88.0.150"] }).leases;
+  const tokenFile = join(lan.dir, "lease.token");
+  writeFileSync(tokenFile, LEASE + "\n", { mode: 0o600 });
   lan.netns(PEER);
   lan.veth(PARENT, "vmacq0", PEER);
   spawnSync("ip", ["-n", PEER, "addr", "add", "10.89.0.1/24", "dev", "vmacq0"]);
@@ -43,7 +50,12 @@ beforeAll(async () => {
   d = await startDaemon({
     tcp: false,
     toml: `
+[auth]
+tokens = ["${ADMIN}"]
+lease_tokens = ["${LEASE}"]
 [networking]
+bridge_subnets = { "${BR}" = "10.88.0.0/24" }
+forward_service_enabled = true
 allowed_modes = ["user", "passt", "bridge", "tap", "macvtap", "vmnet", "custom"]
 bridge = "${BR}"
 macvtap_parent = "${PARENT}"
@@ -53,6 +65,13 @@ passt_prefix_length = 24
 passt_gateway = "10.99.0.1"
 `,
   });
+  // The bridge's dnsmasq reports leases through the project's hook (forwards follow them).
+  bridgeLeases = lan.dnsmasq({
+    iface: BR,
+    range: ["10.88.0.50", "10.88.0.150"],
+    hook: HOOK,
+    env: { VMM_SOCKET: d.socket, VMM_LEASE_TOKEN_FILE: tokenFile, VMM_HOOK_LOG: join(lan.dir, "hook.log") },
+  }).leases;
 });
 
 afterAll(async () => {
@@ -115,21 +134,25 @@ describe("networking modes", () => {
     await removeAndCheckClean(vm);
   }, 180_000);
 
-  it("tap: the daemon's own TAP on the bridge; DHCP lease; reached at the guest IP", async () => {
-    const vm = await boot("tap-1", NetworkingMode.TAP);
+  it("tap: the daemon's own TAP on the bridge; DHCP lease; reached at the guest IP and through a forwarded port", async () => {
+    const port = await freePort();
+    const vm = await boot("tap-1", NetworkingMode.TAP, [{ host: port, vm: 8080 }]);
     const tap = vm.nics[0]!.hostInterface;
     expect(tap).toMatch(/^vt[0-9a-f]{10}n0$/);
     expect(linkExists(tap)).toBe(true);
     const ip = await waitFor(async () => Lan.leaseOf(bridgeLeases, vm.nics[0]!.mac) ?? Promise.reject(new Error("no lease yet")), 90_000);
     expect(ip).toMatch(/^10\.88\.0\./);
     expect(await waitFor(() => httpGet(`http://${ip}:8080/`), 60_000)).toContain("tap-1");
+    expect(await waitFor(() => httpGet(`http://127.0.0.1:${port}/`), 60_000)).toContain("tap-1");
     await removeAndCheckClean(vm);
   }, 180_000);
 
-  it("bridge: qemu-bridge-helper; DHCP lease; reached at the guest IP", async () => {
-    const vm = await boot("bridge-1", NetworkingMode.BRIDGE);
+  it("bridge: qemu-bridge-helper; DHCP lease; reached at the guest IP and through a forwarded port", async () => {
+    const port = await freePort();
+    const vm = await boot("bridge-1", NetworkingMode.BRIDGE, [{ host: port, vm: 8080 }]);
     const ip = await waitFor(async () => Lan.leaseOf(bridgeLeases, vm.nics[0]!.mac) ?? Promise.reject(new Error("no lease yet")), 90_000);
     expect(await waitFor(() => httpGet(`http://${ip}:8080/`), 60_000)).toContain("bridge-1");
+    expect(await waitFor(() => httpGet(`http://127.0.0.1:${port}/`), 60_000)).toContain("bridge-1");
     await removeAndCheckClean(vm);
   }, 180_000);
 

@@ -1,5 +1,5 @@
 // The vmnet layer on Linux with real guests: shared and host networks,
-// a DHCP reservation, DNS by guest hostname, guest-to-guest reachability
+// a DHCP reservation, a forwarded host port, DNS by guest hostname, guest-to-guest reachability
 // (probed from inside the guests), NAT to a simulated outside host in shared
 // mode only, a second process attaching a guest through the serialization,
 // and deletion leaving nothing behind.
@@ -11,15 +11,15 @@ import { join } from "node:path";
 import { client, startDaemon, transport, type DaemonHandle, ROOT } from "../helpers/daemon.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
-import { processesMatching, waitFor } from "../helpers/net.js";
+import { freePort, httpGet, processesMatching, waitFor } from "../helpers/net.js";
 import { expectUnprivileged } from "../helpers/privilege.js";
 import { Lan, sh } from "../helpers/lan.js";
 import { deriveMac } from "../../server/net/mac.js";
-import { NetworkingMode, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { NetworkingMode, Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, NetworkService, type Network } from "../../gen/ts/vmm/v1/network_pb.js";
 
 const ADMIN = "vmnet-admin-token-0123";
-const TOML = `[auth]\ntokens = ["${ADMIN}"]\n`;
+const TOML = `[auth]\ntokens = ["${ADMIN}"]\n[networking]\nforward_service_enabled = true\n`;
 const CLI = join(ROOT, "dist", "clients", "cli", "main.js");
 let d: DaemonHandle;
 let lan: Lan;
@@ -57,7 +57,7 @@ afterAll(async () => {
   await lan?.close();
 });
 
-async function boot(id: string, networkId: string, probe: string[], tries = 90) {
+async function boot(id: string, networkId: string, probe: string[], tries = 90, hostPort = 0) {
   const { vm } = await vmm().createVm({
     id,
     config: {
@@ -66,6 +66,7 @@ async function boot(id: string, networkId: string, probe: string[], tries = 90) 
       initrd: guestInitrd(),
       cmdline: `console=ttyS0 quiet panic=-1 vmm.hostname=${id} vmm.probe=${probe.join(",")} vmm.probe_tries=${tries}`,
       nics: [{ mode: NetworkingMode.VMNET, networkId }],
+      ports: hostPort ? [{ protocol: Protocol.TCP, hostPort, vmPort: 8080 }] : [],
     },
     start: true,
   });
@@ -119,10 +120,13 @@ describe("vmnet networks", () => {
     ).network!;
     expect(shared.ipv4Gateway).toBe("10.96.0.1");
     expect(shared.serialization).toMatch(/^vmmnet1\./);
-    await boot("sa", shared.id, ["sb:8080", "sc:8080", `${OUTSIDE}:8080`, "10.96.0.1:18099"]);
+    const forwarded = await freePort();
+    await boot("sa", shared.id, ["sb:8080", "sc:8080", `${OUTSIDE}:8080`, "10.96.0.1:18099"], 90, forwarded);
     await boot("sb", shared.id, ["sa:8080", "sc:8080"]);
     await boot("sc", shared.id, ["sa:8080", "sb:8080", "xp:8080"]);
     expect(await leaseIp("sa")).toBe("10.96.0.10");
+    // The guest (QEMU unprivileged) also answers through a forwarded host port.
+    expect(await waitFor(() => httpGet(`http://127.0.0.1:${forwarded}/`), 60_000)).toContain("sa");
     for (const id of ["sb", "sc"]) expect(await leaseIp(id)).toMatch(/^10\.96\.0\.(\d+)$/);
     expect(await leaseIp("sb")).not.toBe("10.96.0.10");
 
