@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile, readlink } from "node:fs/promises";
 import { ValidationError, VmmError } from "../errors.js";
+import { hostInterfaceOf } from "./addresses.js";
 import { useNetnsSysfs, uniq } from "../../test/guest/netns.js";
 import {
   addToBridge,
@@ -9,6 +10,7 @@ import {
   createMacvtap,
   deleteLink,
   getIfindex,
+  hostRanges,
   ipArgv,
   linkExists,
   runIp,
@@ -65,6 +67,19 @@ describe("iproute against the kernel (private namespace)", () => {
   beforeAll(() => useNetnsSysfs());
   afterAll(async () => {
     for (const d of [mvt, va, br]) await deleteLink(d, { ignoreMissing: true });
+  });
+
+  it("an address on a bridge without carrier (its own MAC, no port) is still the host's", async () => {
+    const lone = `vlo${s}`;
+    await createBridge(lone, "10.78.0.1/24");
+    try {
+      // The kernel keeps such a bridge NO-CARRIER, and os.networkInterfaces() skips it.
+      expect(await runIp(["-br", "link", "show", "dev", lone])).toMatch(/NO-CARRIER/);
+      expect(hostInterfaceOf("10.78.0.1", 0)).toBeDefined();
+      expect((await hostRanges()).map((r) => r.what)).toContain(`address 10.78.0.1/24 on ${lone}`);
+    } finally {
+      await deleteLink(lone);
+    }
   });
 
   it("creates a bridge with an address", async () => {

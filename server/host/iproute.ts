@@ -216,12 +216,25 @@ export interface HostRange {
  */
 export async function hostRanges(opts?: RunIpOptions): Promise<HostRange[]> {
   const out: HostRange[] = [];
-  for (const [ifname, addrs] of Object.entries(networkInterfaces())) {
-    for (const a of addrs ?? []) {
-      if (a.cidr !== null) out.push({ text: a.cidr, what: `address ${a.cidr} on ${ifname}` });
+  if (process.platform !== "linux") {
+    for (const [ifname, addrs] of Object.entries(networkInterfaces())) {
+      for (const a of addrs ?? []) {
+        if (a.cidr !== null) out.push({ text: a.cidr, what: `address ${a.cidr} on ${ifname}` });
+      }
+    }
+    return out;
+  }
+  // `ip addr`, not os.networkInterfaces(): that one skips interfaces without
+  // carrier (a bridge with a MAC of its own and no port yet), whose
+  // addresses are the host's all the same.
+  const links = JSON.parse(await runIp(["-j", "addr", "show"], opts)) as { ifname?: string; addr_info?: { local?: string; prefixlen?: number }[] }[];
+  for (const l of links) {
+    for (const a of l.addr_info ?? []) {
+      if (a.local === undefined || a.prefixlen === undefined) continue;
+      const cidr = `${a.local}/${a.prefixlen}`;
+      out.push({ text: cidr, what: `address ${cidr} on ${l.ifname ?? "?"}` });
     }
   }
-  if (process.platform !== "linux") return out;
   for (const family of ["-4", "-6"]) {
     const routes = JSON.parse(await runIp(["-j", family, "route", "show", "table", "all"], opts)) as { dst?: string; dev?: string; type?: string }[];
     for (const r of routes) {
