@@ -221,6 +221,17 @@ describe("VM lifecycle", () => {
     expect(c.stdout).toBe("br: ports (none)\n");
   });
 
+  it("port options reach the daemon: nic, path and proxy (a user NIC maps ports itself, so it refuses them by name)", async () => {
+    const r = await run([...unix(), "update-ports", "web", "--port", "tcp:18098:80,nic=0,path=nat", "--port", "tcp:18099:81,proxy"], auth);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ports\[0\]\.path: user networking maps ports itself/);
+    expect(r.stderr).toMatch(/ports\[1\]\.proxy_protocol: user networking maps ports itself/);
+    const bad = await run([...unix(), "update-ports", "web", "--port", "tcp:18098:80,nic=x,fast"], auth);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/nic "x" must be a NIC index/);
+    expect(bad.stderr).toMatch(/unknown option "fast"/);
+  });
+
   it("update sends only the given fields", async () => {
     const r = await run([...unix(), "update", "web", "--vcpus", "2", "--auto-restart", "true"], auth);
     expect(r.stdout).toBe("web\n");

@@ -70,6 +70,8 @@ describe("formatPortMapping / hostPort", () => {
     [{ protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 8080, vmPort: 80 }, "127.0.0.1:8080->80/tcp"],
     [{ protocol: "udp", hostAddress: "", hostPort: 5353, vmPort: 53 }, "5353->53/udp"],
     [{ protocol: "tcp", hostAddress: "::1", hostPort: 8080, vmPort: 80 }, "[::1]:8080->80/tcp"],
+    [{ protocol: "tcp", hostAddress: "", hostPort: 8080, vmPort: 80, nicIndex: 1, path: "nat", proxyProtocol: false }, "8080->80/tcp(nic=1;path=nat)"],
+    [{ protocol: "tcp", hostAddress: "", hostPort: 8443, vmPort: 443, nicIndex: 0, proxyProtocol: true }, "8443->443/tcp(proxy)"],
   ])("%j", (p, want) => expect(formatPortMapping(p)).toBe(want));
   it("brackets IPv6", () => {
     expect(hostPort("10.0.0.5", 22)).toBe("10.0.0.5:22");

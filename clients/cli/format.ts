@@ -62,10 +62,13 @@ export function enumName(e: Record<number, string>, v: number): string {
   return n.toLowerCase();
 }
 
-/** "127.0.0.1:8080->80/tcp", the `docker ps` form; IPv6 listen addresses in brackets. */
-export function formatPortMapping(p: { protocol: string; hostAddress: string; hostPort: number; vmPort: number }): string {
+/** "127.0.0.1:8080->80/tcp", the `docker ps` form; IPv6 listen addresses in brackets; options in parentheses. */
+export function formatPortMapping(p: { protocol: string; hostAddress: string; hostPort: number; vmPort: number; nicIndex?: number; path?: string; proxyProtocol?: boolean }): string {
   const addr = p.hostAddress === "" ? "" : p.hostAddress.includes(":") ? `[${p.hostAddress}]:` : `${p.hostAddress}:`;
-  return `${addr}${p.hostPort}->${p.vmPort}/${p.protocol}`;
+  // The options --port takes, only where they differ from the defaults:
+  // "8080->80/tcp(nic=1;path=nat;proxy)" (lists of ports are comma-separated).
+  const opts = [...(p.nicIndex ? [`nic=${p.nicIndex}`] : []), ...(p.path ? [`path=${p.path}`] : []), ...(p.proxyProtocol ? ["proxy"] : [])];
+  return `${addr}${p.hostPort}->${p.vmPort}/${p.protocol}${opts.length > 0 ? `(${opts.join(";")})` : ""}`;
 }
 
 /** "127.0.0.1:8080" or "[::1]:8080". */

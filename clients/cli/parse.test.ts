@@ -8,6 +8,9 @@ describe("parsePort", () => {
     ["TCP:1:65535", { protocol: "tcp", hostAddress: "", hostPort: 1, vmPort: 65535 }],
     ["tcp:[::1]:8080:80", { protocol: "tcp", hostAddress: "::1", hostPort: 8080, vmPort: 80 }],
     ["tcp:0.0.0.0:2222:22", { protocol: "tcp", hostAddress: "0.0.0.0", hostPort: 2222, vmPort: 22 }],
+    ["tcp:8080:80,nic=1", { protocol: "tcp", hostAddress: "", hostPort: 8080, vmPort: 80, nicIndex: 1 }],
+    ["tcp:0.0.0.0:8080:80,path=nat,nic=0", { protocol: "tcp", hostAddress: "0.0.0.0", hostPort: 8080, vmPort: 80, path: "nat", nicIndex: 0 }],
+    ["tcp:8443:443,proxy,path=userspace", { protocol: "tcp", hostAddress: "", hostPort: 8443, vmPort: 443, proxyProtocol: true, path: "userspace" }],
   ])("%s", (spec, want) => {
     expect(parsePort(spec)).toEqual({ ok: true, value: want });
   });
@@ -27,6 +30,12 @@ describe("parsePort", () => {
     ["tcp:[1.2.3.4]:8080:80", /address "\[1.2.3.4\]"/],
     ["tcp:a:b:c:d", /expected/],
     ["tcp:::1:8080:80", /expected/],
+    ["tcp:8080:80,nic=x", /nic "x" must be a NIC index/],
+    ["tcp:8080:80,nic=", /nic "" must be a NIC index/],
+    ["tcp:8080:80,path=kernel", /path "kernel" must be userspace or nat/],
+    ["tcp:8080:80,proxy=1", /unknown option "proxy=1"/],
+    ["tcp:8080:80,", /unknown option ""/],
+    ["tcp:8080:80,fast", /unknown option "fast" \(nic=N, path=userspace\|nat, proxy\)/],
   ])("%s is refused", (spec, re) => {
     const r = parsePort(spec);
     expect(r.ok).toBe(false);

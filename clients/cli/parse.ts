@@ -12,13 +12,19 @@ import { NET_MODES, type NetMode } from "../../server/config/types.js";
 /** Transport protocols of a `--port` flag, as typed on the command line. */
 export type ProtocolName = "tcp" | "udp";
 
-/** One parsed `--port [ADDR:]HOST:VM[/udp]` flag. */
+/** One parsed `--port PROTO[:ADDR]:HOST:VM[,OPTION...]` flag. */
 export interface PortSpec {
   protocol: ProtocolName;
   /** "" means the daemon's default (127.0.0.1). */
   hostAddress: string;
   hostPort: number;
   vmPort: number;
+  /** `nic=N`: the NIC whose lease the port follows (0 when not given). */
+  nicIndex?: number;
+  /** `path=userspace|nat`: how the port is forwarded (the daemon's default when not given). */
+  path?: "userspace" | "nat";
+  /** `proxy`: a PROXY protocol v2 header first (userspace TCP). */
+  proxyProtocol?: boolean;
 }
 
 /**
@@ -64,13 +70,31 @@ function port(flag: string, spec: string, what: string, v: string, problems: str
 }
 
 /**
- * `proto[:addr]:host:vm`, e.g. `tcp:8080:80`, `udp:127.0.0.1:5353:53`,
- * `tcp:[::1]:8080:80` (IPv6 listen addresses in brackets).
+ * `proto[:addr]:host:vm[,option...]`, e.g. `tcp:8080:80`,
+ * `udp:127.0.0.1:5353:53`, `tcp:[::1]:8080:80` (IPv6 listen addresses in
+ * brackets), `tcp:8080:80,nic=1,path=nat`, `tcp:8443:443,proxy`. Options:
+ * `nic=N`, `path=userspace|nat`, `proxy`.
  */
 export function parsePort(spec: string, flag = "--port"): Parsed<PortSpec> {
   const problems: string[] = [];
-  const m = /^([^:]*):(?:(\[[^\]]*\]|[^:]*):)?([^:]*):([^:]*)$/.exec(spec);
-  if (!m) return fail([`${flag} ${quote(spec)}: expected PROTO[:ADDR]:HOST_PORT:VM_PORT, e.g. tcp:8080:80 or udp:127.0.0.1:5353:53`]);
+  const [mapping = "", ...options] = spec.split(",");
+  const extra: Pick<PortSpec, "nicIndex" | "path" | "proxyProtocol"> = {};
+  for (const o of options) {
+    const [key, value] = o.includes("=") ? [o.slice(0, o.indexOf("=")), o.slice(o.indexOf("=") + 1)] : [o, undefined];
+    if (key === "nic" && value !== undefined) {
+      if (!/^[0-9]{1,2}$/.test(value)) problems.push(`${flag} ${quote(spec)}: nic ${quote(value)} must be a NIC index (0, 1, ...)`);
+      else extra.nicIndex = Number(value);
+    } else if (key === "path" && value !== undefined) {
+      if (value !== "userspace" && value !== "nat") problems.push(`${flag} ${quote(spec)}: path ${quote(value)} must be userspace or nat`);
+      else extra.path = value;
+    } else if (key === "proxy" && value === undefined) {
+      extra.proxyProtocol = true;
+    } else {
+      problems.push(`${flag} ${quote(spec)}: unknown option ${quote(o)} (nic=N, path=userspace|nat, proxy)`);
+    }
+  }
+  const m = /^([^:]*):(?:(\[[^\]]*\]|[^:]*):)?([^:]*):([^:]*)$/.exec(mapping);
+  if (!m) return fail([`${flag} ${quote(spec)}: expected PROTO[:ADDR]:HOST_PORT:VM_PORT[,OPTION...], e.g. tcp:8080:80 or udp:127.0.0.1:5353:53`, ...problems]);
   const [, proto, rawAddr, host, vm] = m as unknown as [string, string, string | undefined, string, string];
   const protocol = proto.toLowerCase();
   if (protocol !== "tcp" && protocol !== "udp") problems.push(`${flag} ${quote(spec)}: protocol ${quote(proto)} must be tcp or udp`);
@@ -85,7 +109,7 @@ export function parsePort(spec: string, flag = "--port"): Parsed<PortSpec> {
   const hostPort = port(flag, spec, "host port", host, problems);
   const vmPort = port(flag, spec, "VM port", vm, problems);
   if (problems.length > 0) return fail(problems);
-  return ok({ protocol: protocol as ProtocolName, hostAddress, hostPort, vmPort });
+  return ok({ protocol: protocol as ProtocolName, hostAddress, hostPort, vmPort, ...extra });
 }
 
 const NET_KEYS: Record<string, keyof Omit<NicSpec, "mode">> = {

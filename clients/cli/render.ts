@@ -1,7 +1,7 @@
 // Human renderings of daemon responses. Pure: messages (and "now") in, text
 // out, so the layouts are unit-tested without a daemon. docs/cli.md shows
 // each of them.
-import { NetworkingMode, Protocol, VmStatus, type ForwardInfo, type GetMetaResponse, type Image, type NicInfo, type VmEvent, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { ForwardPath, NetworkingMode, Protocol, VmStatus, type ForwardInfo, type PortMapping, type GetMetaResponse, type Image, type NicInfo, type VmEvent, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, type Network } from "../../gen/ts/vmm/v1/network_pb.js";
 import { enumName, formatBytes, formatExpiry, formatPortMapping, formatTime, formatUptime, hostPort } from "./format.js";
 import { renderFields, renderTable, sanitize } from "./table.js";
@@ -17,9 +17,21 @@ export const modeName = (m: NetworkingMode) => (m === NetworkingMode.UNSPECIFIED
 export const protoName = (p: Protocol) => enumName(Protocol, p);
 const isRunning = (v: VmInfo) => v.status === VmStatus.RUNNING || v.status === VmStatus.STOPPING;
 
+/** A PortMapping as formatPortMapping takes it: names for the enums, the options only where set. */
+export function portView(p: PortMapping): Parameters<typeof formatPortMapping>[0] {
+  return {
+    protocol: protoName(p.protocol),
+    hostAddress: p.hostAddress,
+    hostPort: p.hostPort,
+    vmPort: p.vmPort,
+    nicIndex: p.nicIndex,
+    ...(p.path !== ForwardPath.UNSPECIFIED ? { path: enumName(ForwardPath, p.path) } : {}),
+    proxyProtocol: p.proxyProtocol,
+  };
+}
+
 function ports(v: VmInfo): string {
-  const ps = v.config?.ports ?? [];
-  return ps.map((p) => formatPortMapping({ protocol: protoName(p.protocol), hostAddress: p.hostAddress, hostPort: p.hostPort, vmPort: p.vmPort })).join(",");
+  return (v.config?.ports ?? []).map((p) => formatPortMapping(portView(p))).join(",");
 }
 
 /** Terminal width the default tables fit in. */

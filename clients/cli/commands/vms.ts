@@ -9,6 +9,7 @@ import {
   ListVmsResponseSchema,
   type NicConfigSchema,
   type PortMappingSchema,
+  ForwardPath,
   Protocol,
   StartVmResponseSchema,
   StopVmResponseSchema,
@@ -19,7 +20,7 @@ import {
 import { errorJson, UsageError, VmFailure } from "../errors.js";
 import { formatPortMapping } from "../format.js";
 import { parseAll, parseBool, parseDisk, parseNet, parsePort, parseSize, type Parsed, type PortSpec } from "../parse.js";
-import { renderVmInfo, renderVmList, statusName } from "../render.js";
+import { portView, renderVmInfo, renderVmList, statusName } from "../render.js";
 import { resolveVm } from "../resolve.js";
 import { collect, must, mustAll, optUint, type Session } from "../session.js";
 import { readFileSync } from "node:fs";
@@ -34,6 +35,9 @@ export const toPortMapping = (p: PortSpec): MessageInitShape<typeof PortMappingS
   hostAddress: p.hostAddress,
   hostPort: p.hostPort,
   vmPort: p.vmPort,
+  ...(p.nicIndex !== undefined ? { nicIndex: p.nicIndex } : {}),
+  ...(p.path !== undefined ? { path: p.path === "nat" ? ForwardPath.NAT : ForwardPath.USERSPACE } : {}),
+  ...(p.proxyProtocol ? { proxyProtocol: true } : {}),
 });
 
 /** Reads `@FILE` values (user data, keys) or takes the text as it is. */
@@ -202,7 +206,7 @@ export function registerVmCommands(program: Command, s: Session): void {
       const ports = must(parseAll(o.port ?? [], (v) => parsePort(v))).map(toPortMapping);
       const r = await s.vmm().updateVm({ id: await resolveVm(s, handle), updatePorts: true, ports });
       s.print(UpdateVmResponseSchema, r, () => {
-        const list = (r.vm?.config?.ports ?? []).map((p) => formatPortMapping({ ...p, protocol: p.protocol === Protocol.UDP ? "udp" : "tcp" }));
+        const list = (r.vm?.config?.ports ?? []).map((p) => formatPortMapping(portView(p)));
         return `${r.vm!.id}: ports ${list.length === 0 ? "(none)" : list.join(",")}\n`;
       });
     });
