@@ -258,7 +258,7 @@ describe("VM lifecycle", () => {
     await expect(c.reportDhcpLease({ action: LeaseAction.ADD, mac, ip: "10.77.0.5", hostname: "brhost", expiresUnix: BigInt(Math.floor(Date.now() / 1000) + 3600) })).rejects.toThrow(/is not running/);
     const r = await run([...url(), "leases"], auth);
     const lines = r.stdout.trimEnd().split("\n");
-    expect(lines[0]!.split(/\s{2,}/)).toEqual(["VM", "NIC", "MAC", "IP", "HOSTNAME", "EXPIRES"]);
+    expect(lines[0]!.split(/\s{2,}/)).toEqual(["VM", "NIC", "MAC", "IP", "STATE", "HOSTNAME", "EXPIRES"]);
     expect(lines).toHaveLength(1);
     const all = await run([...url(), "leases", "--all"], auth);
     expect(all.stdout.trimEnd().split("\n")).toHaveLength(3);

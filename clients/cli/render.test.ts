@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { GetMetaResponseSchema, NetworkingMode, Protocol, VmInfoSchema, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { GetMetaResponseSchema, LeaseVerification, NetworkingMode, Protocol, VmInfoSchema, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { renderEvent, renderForwards, renderLeases, renderMeta, renderVmInfo, renderVmList } from "./render.js";
 
 const NOW = new Date("2025-01-02T03:00:00Z");
@@ -17,7 +17,7 @@ const running = create(VmInfoSchema, {
   createdAt: ts("2025-01-02T01:00:00Z"),
   startedAt: ts("2025-01-02T01:57:55Z"),
   config: { vcpus: 2, memoryMib: 512, kernel: "/k", cmdline: "console=ttyS0", ports: [{ protocol: Protocol.TCP, hostAddress: "127.0.0.1", hostPort: 8080, vmPort: 80 }] },
-  nics: [{ index: 0, mode: NetworkingMode.TAP, mac: "52:54:00:00:00:01", bridge: "br0", hostInterface: "vmmtap0", lease: { ip: "10.0.0.5", hostname: "web", expiresAt: ts("2025-01-02T04:00:00Z") } }],
+  nics: [{ index: 0, mode: NetworkingMode.TAP, mac: "52:54:00:00:00:01", bridge: "br0", hostInterface: "vmmtap0", lease: { ip: "10.0.0.5", hostname: "web", expiresAt: ts("2025-01-02T04:00:00Z"), verification: LeaseVerification.VERIFIED } }],
   forwards: [
     { protocol: Protocol.TCP, listenAddress: "127.0.0.1", listenPort: 8080, targetAddress: "10.0.0.5", targetPort: 80, relay: "native", counters: { connectionsActive: 1n, connectionsTotal: 7n, bytesToGuest: 1536n, bytesFromGuest: 2048n, errors: 0n } },
     { protocol: Protocol.UDP, listenAddress: "::1", listenPort: 5353, targetAddress: "10.0.0.5", targetPort: 53, relay: "sockets", counters: { sessionsActive: 3n, connectionsActive: 0n } },
@@ -71,7 +71,7 @@ describe("renderVmInfo", () => {
     /^ {2}Memory:\s+512 MiB$/m,
     /^ {2}Kernel:\s+\/k$/m,
     /^ {2}Initrd:\s+-$/m,
-    /^ {2}0\s+tap\s+52:54:00:00:00:01\s+br0\s+vmmtap0\s+-\s+10\.0\.0\.5\s+web\s+in 1h00m$/m,
+    /^ {2}0\s+tap\s+52:54:00:00:00:01\s+br0\s+vmmtap0\s+-\s+10\.0\.0\.5\s+verified\s+web\s+in 1h00m$/m,
     /^ {2}tcp\s+127\.0\.0\.1:8080\s+10\.0\.0\.5:80\s+native\s+1\s+7\s+1\.5 KiB\s+2 KiB\s+0$/m,
     /^ {2}udp\s+\[::1\]:5353\s+10\.0\.0\.5:53\s+sockets\s+3\s+0\s+0 B\s+0 B\s+0$/m,
     /^ {2}2025-01-02T01:57:55Z\s+started\s+pid 4242$/m,
@@ -86,7 +86,7 @@ describe("renderVmInfo", () => {
 describe("renderLeases / renderForwards / renderEvent / renderMeta", () => {
   it("leases", () => {
     expect(renderLeases([{ vmId: "web", nic: running.nics[0]! }], NOW)).toBe(
-      "VM    NIC   MAC                 IP         HOSTNAME   EXPIRES\nweb   0     52:54:00:00:00:01   10.0.0.5   web        in 1h00m\n",
+      "VM    NIC   MAC                 IP         STATE      HOSTNAME   EXPIRES\nweb   0     52:54:00:00:00:01   10.0.0.5   verified   web        in 1h00m\n",
     );
   });
   it("forwards", () => {

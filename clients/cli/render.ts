@@ -1,7 +1,7 @@
 // Human renderings of daemon responses. Pure: messages (and "now") in, text
 // out, so the layouts are unit-tested without a daemon. docs/cli.md shows
 // each of them.
-import { ForwardPath, NetworkingMode, Protocol, VmStatus, type ForwardInfo, type PortMapping, type GetMetaResponse, type Image, type NicInfo, type VmEvent, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
+import { ForwardPath, LeaseVerification, NetworkingMode, Protocol, VmStatus, type ForwardInfo, type PortMapping, type GetMetaResponse, type Image, type NicInfo, type VmEvent, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, type Network } from "../../gen/ts/vmm/v1/network_pb.js";
 import { enumName, formatBytes, formatExpiry, formatPortMapping, formatTime, formatUptime, hostPort } from "./format.js";
 import { renderFields, renderTable, sanitize } from "./table.js";
@@ -91,12 +91,21 @@ export interface LeaseRow {
   nic: NicInfo;
 }
 
-/** `leases`: VM NIC MAC IP HOSTNAME EXPIRES (VM: the name, else the id), fitted into 100 columns. */
+/**
+ * Whether the network agrees with a lease: verified (its MAC answers ARP there), pending (not
+ * yet), silent (no longer: no forwards), trusted (verification off); undefined without a lease.
+ */
+export function leaseState(nic: NicInfo): string | undefined {
+  const v = nic.lease?.verification;
+  return v === undefined || v === LeaseVerification.UNSPECIFIED ? undefined : enumName(LeaseVerification, v);
+}
+
+/** `leases`: VM NIC MAC IP STATE HOSTNAME EXPIRES (VM: the name, else the id), fitted into 100 columns. */
 export function renderLeases(rows: readonly LeaseRow[], now: Date): string {
   return renderTable(
-    ["VM", "NIC", "MAC", "IP", "HOSTNAME", "EXPIRES"],
-    rows.map(({ vmId, vmName, nic }) => [vmName ?? vmId, nic.index, nic.mac, nic.lease?.ip, nic.lease?.hostname, nic.lease ? formatExpiry(nic.lease.expiresAt, now) : undefined]),
-    { maxWidth: TABLE_WIDTH, shrink: [0, 4] },
+    ["VM", "NIC", "MAC", "IP", "STATE", "HOSTNAME", "EXPIRES"],
+    rows.map(({ vmId, vmName, nic }) => [vmName ?? vmId, nic.index, nic.mac, nic.lease?.ip, leaseState(nic), nic.lease?.hostname, nic.lease ? formatExpiry(nic.lease.expiresAt, now) : undefined]),
+    { maxWidth: TABLE_WIDTH, shrink: [0, 5] },
   );
 }
 
@@ -144,8 +153,8 @@ export function renderVmInfo(v: VmInfo, now: Date): string {
   out += v.nics.length === 0
     ? "  (none)\n"
     : renderTable(
-        ["INDEX", "MODE", "MAC", "BRIDGE", "HOST_IF", "NETWORK", "IP", "HOSTNAME", "EXPIRES"],
-        v.nics.map((n) => [n.index, modeName(n.mode), n.mac, n.bridge, n.hostInterface, n.networkId, n.lease?.ip, n.lease?.hostname, n.lease ? formatExpiry(n.lease.expiresAt, now) : undefined]),
+        ["INDEX", "MODE", "MAC", "BRIDGE", "HOST_IF", "NETWORK", "IP", "STATE", "HOSTNAME", "EXPIRES"],
+        v.nics.map((n) => [n.index, modeName(n.mode), n.mac, n.bridge, n.hostInterface, n.networkId, n.lease?.ip, leaseState(n), n.lease?.hostname, n.lease ? formatExpiry(n.lease.expiresAt, now) : undefined]),
         { indent: "  " },
       );
   out += "Forwards:\n";
