@@ -10,7 +10,9 @@
 //         request's headers are complete -- for HTTP/2 until the client's
 //         SETTINGS frame -- at most `headerTimeoutMs`, however the bytes trickle;
 //   body  while a request body is incomplete, at most `bodyTimeoutMs`
-//         without a byte (a body must progress; its total time is free);
+//         without a byte (a body must progress; its total time is free),
+//         except on an HTTP/2 stream the server is answering: a
+//         bidirectional call its handler accepted (AttachConsole);
 //   busy  request read, response in progress: no deadline (WatchEvents and
 //         other streams may stay silent for long);
 //   idle  nothing in flight: an HTTP/1.1 keep-alive connection, or an
@@ -179,10 +181,22 @@ export class TrackedConnection {
       this.requests++;
       this.toBusy();
       if (!stream.endAfterHeaders) {
-        stream.setTimeout(this.limits.bodyTimeoutMs, () => {
+        const stalled = () => {
+          // A call the server is answering (headers sent, response not
+          // ended) is a live stream its handler accepted -- after
+          // authentication -- whose input may pause as long as its user
+          // does (AttachConsole from grpcurl or a Go client: nobody typing,
+          // a quiet guest). Looked at again after the same time: once the
+          // response has ended, a request side left open is reset like any
+          // stalled body.
+          if (stream.headersSent && !stream.writableEnded) {
+            stream.setTimeout(this.limits.bodyTimeoutMs, stalled);
+            return;
+          }
           log("debug", "stream reset", { listener: this.listener, peer: peerOf(this.socket), reason: `request body stalled for ${seconds(this.limits.bodyTimeoutMs)}` });
           stream.close(CANCEL);
-        });
+        };
+        stream.setTimeout(this.limits.bodyTimeoutMs, stalled);
         stream.once("end", () => stream.setTimeout(0));
       }
       stream.once("close", () => {
@@ -211,6 +225,10 @@ export interface Http2SessionLike {
  */
 export interface Http2StreamLike {
   readonly endAfterHeaders: boolean;
+  /** The server has sent its response headers. */
+  readonly headersSent: boolean;
+  /** The server has ended its side of the stream. */
+  readonly writableEnded: boolean;
   setTimeout(ms: number, fn?: () => void): unknown;
   once(ev: "end" | "close", fn: () => void): unknown;
   close(code: number): void;

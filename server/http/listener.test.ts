@@ -16,8 +16,24 @@ import { ApiServer } from "./listener.js";
 const LIMITS = { maxConnections: 50, headerTimeoutMs: 400, bodyTimeoutMs: 400, idleTimeoutMs: 900 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Echoes the request body's length; /slow answers twice, 1.5 s apart (a silent stream). */
+/**
+ * Echoes the request body's length; /slow answers twice, 1.5 s apart (a silent stream); /bidi
+ * answers at once and echoes the body as it comes (a bidirectional call, like AttachConsole);
+ * /answered answers and ends without reading the body.
+ */
 function handler(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === "/bidi") {
+    res.writeHead(200);
+    res.write("attached\n");
+    req.on("data", (c: Buffer) => res.write(c));
+    req.on("end", () => res.end());
+    return;
+  }
+  if (req.url === "/answered") {
+    res.writeHead(200);
+    res.end("done\n");
+    return;
+  }
   let n = 0;
   req.on("data", (c: Buffer) => (n += c.length));
   req.on("end", () => {
@@ -164,6 +180,38 @@ describe("HTTP/2", () => {
     expect(await goaway).toBe(0);
     await closed;
     expect(Date.now() - t).toBeLessThan(2000);
+  });
+
+  it("leaves an idle bidirectional call alone while the server answers it; a call whose answer ended keeps no stream", async () => {
+    const { port } = await start();
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    session.on("error", () => undefined);
+    // The handler answers at once and the client then goes quiet for over twice the body deadline.
+    const call = session.request({ ":method": "POST", ":path": "/bidi" });
+    call.on("error", () => undefined);
+    let got = "";
+    call.setEncoding("utf8").on("data", (d: string) => (got += d));
+    call.write("hello ");
+    await sleep(1000);
+    expect(call.closed).toBe(false);
+    call.write("again");
+    await sleep(100);
+    expect(got).toBe("attached\nhello again");
+    call.end();
+    await new Promise((r) => call.once("close", r));
+    expect(call.rstCode).toBe(0);
+    // A handler that answered and ended: a request side left open does not
+    // keep the stream (Node's compatibility layer closes it with NO_ERROR
+    // once the response is done; the policy's reset is the fallback).
+    const done = session.request({ ":method": "POST", ":path": "/answered" });
+    done.on("error", () => undefined);
+    done.resume();
+    done.write("x");
+    const t0 = Date.now();
+    const code = await new Promise<number>((r) => done.once("close", () => r(done.rstCode)));
+    expect([0, 8]).toContain(code);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    session.destroy();
   });
 
   it("resets a stream whose request body stalls", async () => {

@@ -145,9 +145,9 @@ export function registerObserveCommands(program: Command, s: Session): void {
         for (;;) {
           while (pending.length > 0) yield create(AttachConsoleRequestSchema, { input: pending.shift()! });
           if (ended) return;
-          // Quiet for KEEPALIVE_MS: an empty message, so that the daemon does
-          // not take the idle request stream for a stalled one (it resets
-          // those after [api] body_timeout_seconds).
+          // Quiet for KEEPALIVE_MS: an empty message. This daemon does not
+          // hold an answered call to [api] body_timeout_seconds; older ones
+          // took an idle request stream for a stalled one and reset it.
           const woke = await new Promise<boolean>((r) => {
             const t = setTimeout(() => r(false), KEEPALIVE_MS);
             wake = () => {
