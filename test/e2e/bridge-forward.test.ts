@@ -5,21 +5,20 @@
 // lease release, and refused reports that change nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { connect, type Socket } from "node:net";
-import { client, startDaemon, transport, type DaemonHandle, ROOT } from "../helpers/daemon.js";
+import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
 import { freePort, httpGet, waitFor } from "../helpers/net.js";
-import { Lan } from "../helpers/lan.js";
+import { HOOK, Lan } from "../helpers/lan.js";
 import { NetworkingMode, Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { expectUnprivileged } from "../helpers/privilege.js";
 
 const BR = "vmbr-fwd";
 const ADMIN = "admin-token-0123456789";
 const LEASE = "lease-token-0123456789";
-const HOOK = resolve(ROOT, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
 
 let d: DaemonHandle | undefined;
 let lan: Lan;

@@ -14,13 +14,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { client, startDaemon, transport, type DaemonHandle, ROOT } from "../helpers/daemon.js";
+import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
 import { freePort, httpGet, processRunning, waitFor } from "../helpers/net.js";
-import { Lan } from "../helpers/lan.js";
+import { HOOK, Lan } from "../helpers/lan.js";
 import { deriveMac } from "../../server/net/mac.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { LeaseVerification, NetworkingMode, Protocol, VmmService, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
@@ -29,7 +29,6 @@ const BR = "vmbr-lt0";
 const BR2 = "vmbr-lt1";
 const ADMIN = "admin-token-lease-truth-0123";
 const LEASE = "lease-token-lease-truth-0123";
-const HOOK = resolve(ROOT, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
 
 let d: DaemonHandle | undefined;
 let lan: Lan;

@@ -8,15 +8,15 @@
 // guest, so neither can a forward). RemoveVm must leave no TAP, macvtap,
 // passt or socket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { client, ROOT, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
+import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
 import { freePort, httpGet, processesMatching, waitFor } from "../helpers/net.js";
 import { expectUnprivileged } from "../helpers/privilege.js";
-import { Lan } from "../helpers/lan.js";
+import { HOOK, Lan } from "../helpers/lan.js";
 import { NetworkingMode, Protocol, VmmService, VmStatus, type VmInfo } from "../../gen/ts/vmm/v1/vmm_pb.js";
 
 const BR = "vmbr-e2e";
@@ -24,7 +24,6 @@ const PARENT = "vmacp0";
 const PEER = "vmpeer";
 const ADMIN = "modes-admin-token-0123456789abcdef";
 const LEASE = "modes-lease-token-0123456789abcdef";
-const HOOK = resolve(ROOT, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
 
 let d: DaemonHandle;
 let lan: Lan;
@@ -37,8 +36,6 @@ beforeAll(async () => {
   requireNetns();
   lan = new Lan();
   lan.bridge(BR, "10.88.0.1/24");
-  const tokenFile = join(lan.dir, "lease.token");
-  writeFileSync(tokenFile, LEASE + "\n", { mode: 0o600 });
   lan.netns(PEER);
   lan.veth(PARENT, "vmacq0", PEER);
   spawnSync("ip", ["-n", PEER, "addr", "add", "10.89.0.1/24", "dev", "vmacq0"]);
@@ -70,7 +67,7 @@ passt_gateway = "10.99.0.1"
     iface: BR,
     range: ["10.88.0.50", "10.88.0.150"],
     hook: HOOK,
-    env: { VMM_SOCKET: d.socket, VMM_LEASE_TOKEN_FILE: tokenFile, VMM_HOOK_LOG: join(lan.dir, "hook.log") },
+    env: lan.leaseHook(d.socket, LEASE).env,
   }).leases;
 });
 

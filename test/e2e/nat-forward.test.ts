@@ -9,20 +9,19 @@
 // it was.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { createConnection } from "node:net";
-import { client, startDaemon, transport, type DaemonHandle, ROOT } from "../helpers/daemon.js";
+import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
 import { guestInitrd, guestKernel } from "../guest/paths.js";
 import { requireNetns } from "../guest/netns.js";
 import { freePort, httpGet, waitFor } from "../helpers/net.js";
-import { Lan, sh } from "../helpers/lan.js";
+import { HOOK, Lan, sh } from "../helpers/lan.js";
 import { ForwardPath, NetworkingMode, Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { parseProxyV2 } from "../../server/forward/proxy.js";
 import { natTableName } from "../../server/forward/nat.js";
 
 const BR = "vmbr-nat";
-const HOOK = resolve(ROOT, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
 const ADMIN = "admin-token-nat-0123456789";
 const LEASE = "lease-token-nat-0123456789";
 
@@ -53,8 +52,6 @@ function getFromClient(url: string): string {
 beforeAll(async () => {
   requireNetns();
   lan = new Lan();
-  const tokenFile = `${lan.dir}/lease.token`;
-  writeFileSync(tokenFile, LEASE + "\n", { mode: 0o600 });
   lan.bridge(BR, "10.84.0.1/24");
   // A remote client: its own namespace, routed through this one.
   lan.netns("natcl");
@@ -77,7 +74,7 @@ forward_service_enabled = true
 allowed_listen_addresses = ["127.0.0.1", "0.0.0.0"]
 `;
   d = await startDaemon({ tcp: false, toml });
-  lan.dnsmasq({ iface: BR, range: ["10.84.0.50", "10.84.0.150"], hook: HOOK, env: { VMM_SOCKET: d.socket, VMM_LEASE_TOKEN_FILE: tokenFile, VMM_HOOK_LOG: `${lan.dir}/hook.log` } });
+  lan.dnsmasq({ iface: BR, range: ["10.84.0.50", "10.84.0.150"], hook: HOOK, env: lan.leaseHook(d.socket, LEASE).env });
 });
 
 afterAll(async () => {

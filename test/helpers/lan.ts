@@ -4,7 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { dnsmasqConfig } from "../../server/net/dnsmasq-config.js";
 import { ipArgv } from "../../server/host/iproute.js";
 
@@ -15,6 +15,9 @@ export function sh(argv: string[]): string {
 }
 
 const BRIDGE_CONF = "/etc/qemu/bridge.conf";
+
+/** The project's dnsmasq hook, which reports leases to vmmd. */
+export const HOOK = resolve(import.meta.dirname, "..", "..", "clients", "dnsmasq-hook", "vmm-dhcp-hook");
 
 /**
  * Lets qemu-bridge-helper attach to bridge `name`: adds "allow NAME" to
@@ -66,6 +69,18 @@ export class Lan {
    * comes from the project's one generator (server/net/dnsmasq-config.ts),
    * like the daemon's and setup-bridge.sh's.
    */
+  /**
+   * The lease hook's side of a daemon at `socket`: `token` written to
+   * <dir>/lease.token (0600), the hook logging to <dir>/hook.log, and the
+   * environment dnsmasq passes the hook (give it to dnsmasq() with HOOK).
+   */
+  leaseHook(socket: string, token: string): { env: Record<string, string>; tokenFile: string; log: string } {
+    const tokenFile = join(this.dir, "lease.token");
+    const log = join(this.dir, "hook.log");
+    writeFileSync(tokenFile, token + "\n", { mode: 0o600 });
+    return { env: { VMM_SOCKET: socket, VMM_LEASE_TOKEN_FILE: tokenFile, VMM_HOOK_LOG: log }, tokenFile, log };
+  }
+
   dnsmasq(o: { iface: string; range: [string, string]; netmask?: string; netns?: string; hook?: string; extra?: string[]; env?: Record<string, string> }): { leases: string; log: string; pid: string; conf: string; proc: ChildProcess } {
     const conf = join(this.dir, `dnsmasq-${o.iface}.conf`);
     const leases = join(this.dir, `dnsmasq-${o.iface}.leases`);
