@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { inet6Addresses, localIpv4 } from "./addresses.js";
+import { localIpv4 } from "./addresses.js";
 
-describe("host addresses from /proc", () => {
+describe("host addresses from /proc/net/fib_trie", () => {
   it("localIpv4: the /32 host LOCAL leaves of fib_trie, each once, not /8 or broadcast", () => {
     const trie = `Main:
   +-- 0.0.0.0/0 3 0 5
@@ -25,21 +25,5 @@ Local:
 `;
     expect(localIpv4(trie)).toEqual(["10.57.0.1", "127.0.0.1"]);
     expect(localIpv4("")).toEqual([]);
-  });
-
-  it("inet6Addresses: RFC 5952 text (as Node writes it) and the interface", () => {
-    const text = [
-      "00000000000000000000000000000001 01 80 10 80       lo",
-      "fe80000000000000b4d3c1fffe2a9b01 05 40 20 80  br-hostpol",
-      "fd000001000000000000000000000000 06 40 00 80   vmbr0",
-      "20010db8000000010000000000000001 07 40 00 80   eth0",
-      "garbage",
-    ].join("\n");
-    expect(inet6Addresses(text)).toEqual([
-      ["::1", "lo"],
-      ["fe80::b4d3:c1ff:fe2a:9b01", "br-hostpol"],
-      ["fd00:1::", "vmbr0"],
-      ["2001:db8:0:1::1", "eth0"],
-    ]);
   });
 });

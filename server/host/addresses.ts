@@ -5,8 +5,8 @@
 // os.networkInterfaces() lists only interfaces that are up and running, so
 // an address on a bridge without carrier (one with a MAC of its own and no
 // port yet) would be missed; on Linux the kernel's local routes
-// (/proc/net/fib_trie: IPv4) and /proc/net/if_inet6 (IPv6) add every
-// address, whatever its interface's state.
+// (/proc/net/fib_trie) add every IPv4 address, whatever its interface's
+// state. Leases are IPv4 only (lease-report.ts), so IPv6 needs no more.
 import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 
@@ -18,7 +18,6 @@ export function hostInterfaceOf(ip: string, ttlMs = 2000): string | undefined {
     const byIp = new Map<string, string>();
     for (const [name, addrs] of Object.entries(networkInterfaces())) for (const a of addrs ?? []) byIp.set(a.address, name);
     if (process.platform === "linux") {
-      for (const [addr, name] of inet6Addresses(readProc("/proc/net/if_inet6"))) if (!byIp.has(addr)) byIp.set(addr, name);
       for (const addr of localIpv4(readProc("/proc/net/fib_trie"))) if (!byIp.has(addr)) byIp.set(addr, "a local route");
     }
     cache = { at: Date.now(), byIp };
@@ -44,37 +43,4 @@ export function localIpv4(fibTrie: string): string[] {
     else if (last && /^\s*\/32 host LOCAL$/.test(line)) out.add(last);
   }
   return [...out];
-}
-
-/** [address, interface] pairs of /proc/net/if_inet6 text, addresses in Node's compressed form. */
-export function inet6Addresses(ifInet6: string): [string, string][] {
-  const out: [string, string][] = [];
-  for (const line of ifInet6.split("\n")) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 6 || !/^[0-9a-f]{32}$/.test(f[0]!)) continue;
-    const groups = f[0]!.match(/.{4}/g)!.map((g) => parseInt(g, 16).toString(16));
-    out.push([compress(groups), f[5]!]);
-  }
-  return out;
-}
-
-/** RFC 5952 text of eight hex groups: the longest run of two or more zero groups becomes "::". */
-function compress(groups: string[]): string {
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === "0") j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (best < 0) return groups.join(":");
-  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
 }
