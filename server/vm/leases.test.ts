@@ -104,6 +104,49 @@ describe("LeaseKeeper reports", () => {
     expect(wire.probes).toBe(probes);
   });
 
+  it("a renewal nobody answers keeps a believed guest's forwards once; a second silence drops them", async () => {
+    const { wire, host, keeper } = setup();
+    wire.holders.set("10.0.0.5", [MAC_A]);
+    await keeper.report(report(MAC_A, "10.0.0.5"));
+    expect(keeper.activeIp(A)).toBe("10.0.0.5");
+    // The guest misses the renewal's probe (busy, or the host is loaded).
+    wire.holders.delete("10.0.0.5");
+    const r = await keeper.report(report(MAC_A, "10.0.0.5", "old"));
+    expect(r.lease).toMatchObject({ state: "verified" });
+    expect(r.lease!.detail).toMatch(/^no ARP answer to the renewal at .*; believed since .*, asked again in 2 s$/);
+    expect(keeper.activeIp(A)).toBe("10.0.0.5");
+    expect(host.events.at(-1)!.message).toMatch(/renewed 10\.0\.0\.5: no ARP answer to it; still believed, asked again in 2 s/);
+    // Still silent when asked again: now the forwards go.
+    await waitUntil(() => keeper.activeIp(A) === undefined, 5000);
+    expect(keeper.leasesOf("a")[0]).toMatchObject({ state: "silent" });
+    expect(host.events.some((e) => e.kind === "lease_silent")).toBe(true);
+  }, 10_000);
+
+  it("a renewal nobody answers, then the guest answers the re-check: believed throughout", async () => {
+    const { wire, host, keeper } = setup();
+    wire.holders.set("10.0.0.5", [MAC_A]);
+    await keeper.report(report(MAC_A, "10.0.0.5"));
+    wire.holders.delete("10.0.0.5");
+    await keeper.report(report(MAC_A, "10.0.0.5", "old"));
+    wire.holders.set("10.0.0.5", [MAC_A]);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(keeper.activeIp(A)).toBe("10.0.0.5");
+    expect(keeper.leasesOf("a")[0]).toMatchObject({ state: "verified", detail: "answers ARP on br0 (probe)" });
+    expect(host.events.some((e) => e.kind === "lease_silent")).toBe(false);
+  }, 10_000);
+
+  it("renewals faster than the re-check do not keep a silent guest believed", async () => {
+    const { wire, keeper } = setup();
+    wire.holders.set("10.0.0.5", [MAC_A]);
+    await keeper.report(report(MAC_A, "10.0.0.5"));
+    wire.holders.delete("10.0.0.5");
+    await keeper.report(report(MAC_A, "10.0.0.5", "old"));
+    expect(keeper.activeIp(A)).toBe("10.0.0.5");
+    const second = await keeper.report(report(MAC_A, "10.0.0.5", "old"));
+    expect(second.lease).toMatchObject({ state: "pending" });
+    expect(keeper.activeIp(A)).toBeUndefined();
+  });
+
   it("a forged report (A's MAC, B's address) changes nothing and names who answers", async () => {
     const { wire, host, keeper } = setup();
     wire.holders.set("10.0.0.6", [MAC_B]);

@@ -210,7 +210,7 @@ export class LeaseKeeper {
     const verified = performance.now();
     // Superseded while we looked (a newer report or a del), or the VM stopped.
     if (this.reportSeq.get(k) !== mySeq || !this.host.nic(ref)?.running) return { ref, lease: this.book.get(ref)?.lease };
-    const lease = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed");
+    const lease = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed", renewal);
     // Where a report's time goes (bench/lease.ts reads these with VMM_DEBUG=1).
     log("debug", "lease report applied", {
       vm: ref.vmId,
@@ -224,8 +224,12 @@ export class LeaseKeeper {
     return { ref, lease };
   }
 
-  /** Applies a verdict on a report (or a lease-file entry) for `ref`. Returns the NIC's lease afterwards. */
-  private async apply(ref: NicRef, domain: string, r: Omit<LeaseReport, "action" | "mac">, v: Verdict, verb: string): Promise<Lease | undefined> {
+  /**
+   * Applies a verdict on a report (or a lease-file entry) for `ref`. Returns
+   * the NIC's lease afterwards. `renewal`: the report renews the believed
+   * address the NIC holds.
+   */
+  private async apply(ref: NicRef, domain: string, r: Omit<LeaseReport, "action" | "mac">, v: Verdict, verb: string, renewal = false): Promise<Lease | undefined> {
     const who = nicName(ref);
     if (v.result === "mismatch") {
       const answered = v.answeredBy.map((m) => this.describeMac(m)).join(", ");
@@ -234,7 +238,15 @@ export class LeaseKeeper {
       log("warn", "lease report contradicted by the wire", { vm: ref.vmId, nic: ref.nic, ip: r.ip, answeredBy: v.answeredBy });
       throw precondition(`ip: ${msg}`);
     }
-    const state: LeaseState = v.result === "verified" ? (this.cfg.networking.leaseVerification === "off" ? "trusted" : "verified") : "pending";
+    const prev = this.book.get(ref)?.lease;
+    // A renewal whose probe went unanswered (a guest busy for a moment, a
+    // loaded host) does not cost a believed guest its forwards: it is asked
+    // again soon, and only a second silence drops them, as with the
+    // periodic re-verification (recheck). One already asked again does not
+    // get another grace period (renewals sent faster than the re-check
+    // cannot keep a silent guest believed).
+    const holdOn = renewal && v.result === "silent" && prev !== undefined && prev.ip === r.ip && isBelieved(prev) && !this.suspect.has(key(ref));
+    const state: LeaseState | undefined = holdOn ? prev.state : v.result === "verified" ? (this.cfg.networking.leaseVerification === "off" ? "trusted" : "verified") : "pending";
     const at = now();
     const lease: Lease = {
       nic: ref.nic,
@@ -243,18 +255,20 @@ export class LeaseKeeper {
       ...(r.expiresUnix > 0 ? { expiresAt: new Date(r.expiresUnix * 1000).toISOString() } : {}),
       updatedAt: at,
       interface: r.interface,
-      state,
-      ...(state !== "pending" ? { verifiedAt: at } : {}),
-      detail: this.detail(domain, v),
+      ...(state !== undefined ? { state } : {}),
+      ...(holdOn ? (prev.verifiedAt ? { verifiedAt: prev.verifiedAt } : {}) : state !== "pending" ? { verifiedAt: at } : {}),
+      detail: holdOn ? `no ARP answer to the renewal at ${at}; believed since ${prev.verifiedAt ?? "before"}, asked again in ${SILENT_RECHECK_MS / 1000} s` : this.detail(domain, v),
     };
-    const prev = this.book.get(ref)?.lease;
     this.suspect.delete(key(ref));
     const { generation, revoked } = this.book.report(ref, domain, lease);
-    const tail = state === "pending" ? `: pending (${lease.detail})` : "";
+    const tail = state === "pending" ? `: pending (${lease.detail})` : holdOn ? `: no ARP answer to it; still believed, asked again in ${SILENT_RECHECK_MS / 1000} s` : "";
     this.host.event(ref.vmId, "lease", `${who} ${prev?.ip === r.ip ? "renewed" : verb} ${r.ip}${r.hostname ? ` (${r.hostname})` : ""}${tail}`);
     this.announce(ref, r.ip, revoked);
     await this.persistAndSync([...revoked.map((x) => x.ref.vmId), ref.vmId]);
-    if (state === "pending") this.schedule(ref, generation, PENDING_BACKOFF[0]!, 0);
+    if (holdOn) {
+      this.suspect.add(key(ref));
+      this.schedule(ref, generation, SILENT_RECHECK_MS);
+    } else if (state === "pending") this.schedule(ref, generation, PENDING_BACKOFF[0]!, 0);
     else if (v.result === "verified" && v.via === "neighbour") this.schedule(ref, generation, CONFIRM_AFTER_MS);
     return this.book.get(ref)?.lease;
   }
