@@ -2,6 +2,8 @@
 // writeFileAtomic: write a temp file in the same directory, fsync it, rename
 // it over the target, fsync the directory. A `kill -9` (or power loss) at any
 // instant leaves either the old or the new content, never a torn file.
+// State that cannot outlive the host's uptime (leases: they end with their
+// guest) skips the fsyncs: the rename alone survives any crash of the daemon.
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -22,11 +24,26 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/** How writeFileAtomic replaces a file. */
+export interface AtomicWrite {
+  /** New files get this mode. Default 0o600. */
+  mode?: number;
+  /**
+   * fsync the file and its directory (default true): the new content
+   * survives power loss too. Without, a crash of the daemon (`kill -9`)
+   * still leaves the old or the new content (the rename is atomic), but
+   * power loss may leave the old content or an empty file: only for state
+   * that ends with the host's uptime anyway, and whose reader tolerates it.
+   */
+  durable?: boolean;
+}
+
 /**
  * Replaces `path` with `data` so a crash at any instant leaves the old or the new content (temp
- * file, fsync, rename, fsync the directory); a new file gets `mode`.
+ * file, fsync, rename, fsync the directory).
  */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
+export function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWrite = {}): void {
+  const { mode = 0o600, durable = true } = opts;
   const dir = dirname(path);
   const tmp = join(dir, `${TMP_PREFIX}${basename(path)}.${randomBytes(4).toString("hex")}`);
   const fd = openSync(tmp, "wx", mode);
@@ -34,7 +51,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     const buf = typeof data === "string" ? Buffer.from(data) : data;
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
     rmSync(tmp, { force: true });
@@ -42,12 +59,12 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   }
   closeSync(fd);
   renameSync(tmp, path);
-  fsyncDir(dir);
+  if (durable) fsyncDir(dir);
 }
 
 /** writeFileAtomic of `value` as indented JSON with a final newline. */
-export function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+export function writeJsonAtomic(path: string, value: unknown, opts: AtomicWrite = {}): void {
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", opts);
 }
 
 /** Parses the JSON file at `path` as T, unchecked: callers validate what they read. */

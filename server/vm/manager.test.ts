@@ -1,6 +1,8 @@
 // VmManager with a fake runner and forwarder over a real store in a
 // temporary directory: lifecycle, events, leases -> forwards, paging,
 // failure paths. (Real QEMU: test/e2e/lifecycle.test.ts.)
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FakeForwarder, FakeRunner, FakeWire, tempStateDir, testConfig } from "../../test/helpers/fakes.js";
 import type { PartialConfig } from "../config/defaults.js";
@@ -233,5 +235,26 @@ describe("VmManager leases", () => {
     await m.expireLeases();
     expect(fwd.rules.has("web")).toBe(false);
     expect(m.get("web").leases).toEqual([]);
+  });
+
+  it("starts with leases.json empty or torn (leases are not fsynced: power loss may leave either)", async () => {
+    const m1 = manager();
+    await m1.create("web", spec({ nics: [nic("bridge")], ports: [port(8080)] }), true);
+    await m1.create("db", spec({ name: "db", nics: [nic("bridge")] }), true);
+    for (const [id, ip] of [["web", "10.60.0.5"], ["db", "10.60.0.6"]] as const) {
+      await m1.reportLease({ action: "add", mac: m1.get(id).record.macs[0]!, ip, hostname: "", expiresUnix: 0, interface: "" });
+    }
+    writeFileSync(join(state.dir, "vms", "web", "leases.json"), "");
+    writeFileSync(join(state.dir, "vms", "db", "leases.json"), '[{"nic":0,"ip":"10.60');
+    runner = new FakeRunner();
+    runner.alive.add("web");
+    fwd = new FakeForwarder();
+    const m2 = manager();
+    await m2.init();
+    expect(m2.get("web").runtime.status).toBe("running");
+    expect(m2.get("web").leases).toEqual([]);
+    expect(fwd.rules.has("web")).toBe(false);
+    expect(m2.get("db").runtime.status).toBe("exited");
+    expect(readFileSync(join(state.dir, "vms", "db", "leases.json"), "utf8").trim()).toBe("[]");
   });
 });

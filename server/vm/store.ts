@@ -1,7 +1,9 @@
 // Persistent VM records: one directory per VM under <state_dir>/vms/<id>:
 //   vm.json       identity + desired spec (VmRecord)
 //   runtime.json  last known process state (VmRuntime)
-//   leases.json   last lease per NIC (LeaseRecord[])
+//   leases.json   last lease per NIC (LeaseRecord[]); replaced atomically but
+//                 not fsynced: leases end with the guest, so with the host
+//                 (see saveLeases)
 //   events.jsonl  append-only event log (a torn last line is ignored)
 //   serial.log, qmp.sock, console.sock, seed.iso, qemu.log, passt/, passt.log
 //                 run files (runFiles)
@@ -100,8 +102,17 @@ export class VmStore {
   loadRuntime(id: string): VmRuntime {
     return readJson<VmRuntime>(join(this.dir(id), "runtime.json"));
   }
+  /**
+   * The VM's stored leases; none when the file is missing or not a JSON
+   * array (power loss may leave it empty, see saveLeases).
+   */
   loadLeases(id: string): LeaseRecord[] {
-    return readJson<LeaseRecord[]>(join(this.dir(id), "leases.json"));
+    try {
+      const v = readJson<unknown>(join(this.dir(id), "leases.json"));
+      return Array.isArray(v) ? (v as LeaseRecord[]) : [];
+    } catch {
+      return [];
+    }
   }
   /** Events oldest first; a torn last line (crash mid-append) is skipped. */
   loadEvents(id: string): VmEventRecord[] {
@@ -125,8 +136,16 @@ export class VmStore {
   saveRuntime(id: string, rt: VmRuntime): void {
     writeJsonAtomic(join(this.dir(id), "runtime.json"), rt);
   }
+  /**
+   * Replaces the VM's leases; every lease report goes through here, after its
+   * rules are live and before it is answered. Atomic (a kill -9 leaves the
+   * old or the new list) but not fsynced: a lease only counts while its
+   * guest runs, and no guest outlives the host, so what power loss can do to
+   * this file (old content, or empty) never matters. That keeps two fsyncs
+   * (~1-2 ms, more under I/O load) off every report.
+   */
   saveLeases(id: string, leases: LeaseRecord[]): void {
-    writeJsonAtomic(join(this.dir(id), "leases.json"), leases);
+    writeJsonAtomic(join(this.dir(id), "leases.json"), leases, { durable: false });
   }
 
   appendEvent(id: string, ev: VmEventRecord): void {
