@@ -6,9 +6,11 @@ import { spawnSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { waitFor } from "../test/helpers/net.js";
 import { requireNetns, uniq } from "../test/guest/netns.js";
-import { HostWire, NUD } from "../server/host/neighbour.js";
+import { readSync, writeSync } from "node:fs";
+import { arpRequest, HostWire, NUD, parseArp } from "../server/host/neighbour.js";
 import { verifyOnWire } from "../server/net/lease-verify.js";
 import { arpExchange, neighbourGet } from "./neigh.js";
+import { closeFd, openTap } from "./tap.js";
 import { bridgeMac, ipArgv } from "../server/host/iproute.js";
 
 const s = uniq();
@@ -16,6 +18,8 @@ const BR = `nbr${s}`;
 const PEER = `vmm-neigh-${s}`;
 const GUEST_MAC = "52:54:00:4e:00:01";
 const GUEST_IP = "10.77.0.57";
+const LATE_MAC = "52:54:00:4e:00:03";
+const LATE_IP = "10.77.0.58";
 
 function sh(...argv: string[]): void {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
@@ -61,6 +65,50 @@ describe("neighbour table and ARP probes (private namespace)", () => {
       expect(seen).toContain(moved);
     } finally {
       sh("ip", "link", "set", "dev", BR, "address", bridgeMac(BR));
+    }
+  });
+
+  it("a guest that answers late (a TAP port, as QEMU's): the probe waits for it off the event loop", async () => {
+    // This process plays the guest behind a TAP: it reads the bridge's ARP
+    // request and answers 30 ms later, so the answer is not queued when the
+    // request goes out and the probe's worker thread has to wait for it.
+    const tap = openTap(`nta${s}`, { vnetHdr: false });
+    sh("ip", "link", "set", tap.name, "master", BR, "up");
+    let asked = 0;
+    const poll = setInterval(() => {
+      const f = Buffer.alloc(1600);
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(tap.fd, f, 0, f.length, null);
+        } catch {
+          return; // EAGAIN: nothing queued
+        }
+        const p = parseArp(f.subarray(0, n));
+        if (p?.op !== 1 || p.targetIp !== LATE_IP) continue;
+        asked++;
+        const reply = arpRequest(LATE_MAC, LATE_IP, p.senderIp);
+        reply.writeUInt16BE(2, 20); // op: reply
+        Buffer.from(p.senderMac.split(":").map((h) => parseInt(h, 16))).copy(reply, 0); // to the asker
+        Buffer.from(p.senderMac.split(":").map((h) => parseInt(h, 16))).copy(reply, 32);
+        setTimeout(() => writeSync(tap.fd, reply), 30);
+      }
+    }, 2);
+    try {
+      const t0 = performance.now();
+      let ticks = 0;
+      const tick = setInterval(() => ticks++, 5);
+      const got = await wire.probe(BR, LATE_IP, LATE_MAC, 2000);
+      clearInterval(tick);
+      expect(got).toEqual([LATE_MAC]);
+      expect(asked).toBe(1);
+      const ms = performance.now() - t0;
+      expect(ms).toBeGreaterThanOrEqual(25); // the answer's delay, not an answer found at once
+      expect(ms).toBeLessThan(1000); // returned on the answer, not at the timeout
+      expect(ticks).toBeGreaterThan(0); // the event loop ran while the probe waited
+    } finally {
+      clearInterval(poll);
+      closeFd(tap.fd);
     }
   });
 

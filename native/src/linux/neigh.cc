@@ -2,8 +2,9 @@
 // believes a guest's DHCP lease only when the guest's MAC answers ARP for
 // the leased address on the NIC's bridge (server/host/neighbour.ts).
 //
-// Fd ownership: every socket here is opened and closed inside the call that
-// needs it; no fd crosses into JavaScript.
+// Fd ownership: every socket here is opened and closed within the call that
+// needs it (an ARP exchange that has to wait hands its socket to its worker
+// thread, which closes it); no fd crosses into JavaScript.
 #include "neigh.h"
 
 #include <errno.h>
@@ -53,6 +54,12 @@ class Fd {
     }
   }
   int get() const { return fd_; }
+  // Gives up ownership: the destructor leaves the fd open.
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
 
@@ -67,13 +74,13 @@ int Fail(SysError* e, const std::string& call, int err) {
   return -1;
 }
 
+}  // namespace
+
 int64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
-
-}  // namespace
 
 int Get(int ifindex, uint32_t ip, Entry* out, SysError* e) {
   int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -135,15 +142,15 @@ int Get(int ifindex, uint32_t ip, Entry* out, SysError* e) {
   return Fail(e, "RTM_GETNEIGH (no answer from the kernel)", EPROTO);
 }
 
-int Exchange(int ifindex, const std::vector<uint8_t>& frame, const std::vector<uint8_t>& match, int timeout_ms,
-             size_t max_frames, std::vector<std::vector<uint8_t>>* frames, SysError* e) {
+int Send(int ifindex, const std::vector<uint8_t>& frame, int* fd, SysError* e) {
   // Protocol 0: the socket receives nothing until bind() names the protocol
   // and interface. (Opening it with ETH_P_ARP would register it for every
   // interface at once, and bind() would then have to wait out an RCU grace
   // period, synchronize_net(), to re-register it: milliseconds per probe.)
   int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s < 0) return Fail(e, "socket(AF_PACKET)", errno);
-  // SAFETY: `s` is ours and closed by `guard` on every path.
+  // SAFETY: `s` is closed by `guard` on every failure; on success it is
+  // released to *fd, and Collect's caller closes it (CloseLater).
   Fd guard(s, true);
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
@@ -156,18 +163,27 @@ int Exchange(int ifindex, const std::vector<uint8_t>& frame, const std::vector<u
   if (sendto(s, frame.data(), frame.size(), 0, reinterpret_cast<struct sockaddr*>(&sll), sizeof sll) < 0) {
     return Fail(e, "sendto(AF_PACKET)", errno);
   }
-  const int64_t deadline = NowMs() + timeout_ms;
+  *fd = guard.release();
+  return 0;
+}
+
+int Collect(int s, int ifindex, const std::vector<uint8_t>& match, int64_t deadline_ms, size_t max_frames,
+            std::vector<std::vector<uint8_t>>* frames, SysError* e) {
   uint8_t buf[1600];
-  for (;;) {
-    int64_t left = deadline - NowMs();
-    if (left <= 0 || frames->size() >= max_frames) return 0;
-    struct pollfd p = {s, POLLIN, 0};
-    int r = poll(&p, 1, static_cast<int>(left));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Fail(e, "poll(AF_PACKET)", errno);
+  for (bool first = true;; first = false) {
+    if (frames->size() >= max_frames) return 1;
+    if (!first || deadline_ms != 0) {
+      if (deadline_ms == 0) return 0;  // nothing queued yet; the caller waits elsewhere
+      int64_t left = deadline_ms - NowMs();
+      if (left <= 0) return 1;
+      struct pollfd p = {s, POLLIN, 0};
+      int r = poll(&p, 1, static_cast<int>(left));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Fail(e, "poll(AF_PACKET)", errno);
+      }
+      if (r == 0) return 1;
     }
-    if (r == 0) return 0;
     for (;;) {
       struct sockaddr_ll from;
       socklen_t fromlen = sizeof from;
@@ -182,11 +198,16 @@ int Exchange(int ifindex, const std::vector<uint8_t>& frame, const std::vector<u
       frames->emplace_back(buf, buf + n);
       // Ethernet header (14) + ARP: op at 20, sender MAC at 22, sender IPv4 at 28.
       if (match.size() == 10 && n >= 42 && buf[20] == 0 && buf[21] == 2 && memcmp(buf + 22, match.data(), 10) == 0) {
-        return 0;
+        return 1;
       }
-      if (frames->size() >= max_frames) return 0;
+      if (frames->size() >= max_frames) return 1;
     }
   }
+}
+
+void CloseLater(int fd) {
+  // SAFETY: the caller hands over its last reference to `fd`.
+  Fd guard(fd, true);
 }
 
 }  // namespace neigh
@@ -230,51 +251,61 @@ Napi::Value NeighbourGetJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// Runs one ARP exchange on a worker thread: a probe waits up to its timeout
-// and must not block the event loop.
-class ExchangeWorker : public Napi::AsyncWorker {
- public:
-  ExchangeWorker(Napi::Env env, int ifindex, std::vector<uint8_t> frame, std::vector<uint8_t> match, int timeout_ms)
-      : Napi::AsyncWorker(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        ifindex_(ifindex),
-        frame_(std::move(frame)),
-        match_(std::move(match)),
-        timeout_ms_(timeout_ms) {}
+Napi::Array FramesToJs(Napi::Env env, const std::vector<std::vector<uint8_t>>& frames) {
+  Napi::Array out = Napi::Array::New(env, frames.size());
+  for (size_t i = 0; i < frames.size(); i++) {
+    out.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, frames[i].data(), frames[i].size()));
+  }
+  return out;
+}
 
-  Napi::Promise Promise() { return deferred_.Promise(); }
+// Waits for the rest of an ARP exchange on a worker thread: a probe waits
+// up to its timeout and must not block the event loop.
+class CollectWorker : public Napi::AsyncWorker {
+ public:
+  // SAFETY: takes over `fd` (a socket of neigh::Send); closed in the destructor.
+  CollectWorker(Napi::Env env, Napi::Promise::Deferred deferred, int fd, int ifindex, std::vector<uint8_t> match,
+                int64_t deadline_ms, std::vector<std::vector<uint8_t>> frames)
+      : Napi::AsyncWorker(env),
+        deferred_(deferred),
+        fd_(fd),
+        ifindex_(ifindex),
+        match_(std::move(match)),
+        deadline_ms_(deadline_ms),
+        frames_(std::move(frames)) {}
+  ~CollectWorker() override { neigh::CloseLater(fd_); }
 
   void Execute() override {
-    if (neigh::Exchange(ifindex_, frame_, match_, timeout_ms_, 64, &frames_, &error_) < 0) failed_ = true;
+    if (neigh::Collect(fd_, ifindex_, match_, deadline_ms_, kMaxFrames, &frames_, &error_) < 0) failed_ = true;
   }
 
   void OnOK() override {
     Napi::Env env = Env();
-    if (failed_) {
-      deferred_.Reject(SysErrorToJs(env, error_).Value());
-      return;
-    }
-    Napi::Array out = Napi::Array::New(env, frames_.size());
-    for (size_t i = 0; i < frames_.size(); i++) {
-      out.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, frames_[i].data(), frames_[i].size()));
-    }
-    deferred_.Resolve(out);
+    if (failed_) deferred_.Reject(SysErrorToJs(env, error_).Value());
+    else deferred_.Resolve(FramesToJs(env, frames_));
   }
 
   void OnError(const Napi::Error& err) override { deferred_.Reject(err.Value()); }
 
+  static constexpr size_t kMaxFrames = 64;
+
  private:
   Napi::Promise::Deferred deferred_;
+  int fd_;
   int ifindex_;
-  std::vector<uint8_t> frame_;
   std::vector<uint8_t> match_;
-  int timeout_ms_;
+  int64_t deadline_ms_;
   std::vector<std::vector<uint8_t>> frames_;
   SysError error_;
   bool failed_ = false;
 };
 
 // arpExchange(ifname, frame, match | null, timeoutMs): Promise<Buffer[]>
+//
+// Sends on this thread and takes what is already queued: a guest whose
+// answer comes back within the sendto() (a veth peer: the kernel answers in
+// the same softirq) settles the probe with no thread hop at all. Otherwise
+// a worker thread waits for the rest.
 Napi::Value ArpExchangeJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* usage =
@@ -290,11 +321,26 @@ Napi::Value ArpExchangeJs(const Napi::CallbackInfo& info) {
   if (frame.size() < 42 || frame.size() > 1514 || !(match.empty() || match.size() == 10) || !(t >= 1 && t <= 10000)) {
     throw Napi::TypeError::New(env, usage);
   }
-  auto* w = new ExchangeWorker(env, ifindex, std::move(frame), std::move(match), static_cast<int>(t));
-  Napi::Promise p = w->Promise();
-  // SAFETY (ownership): Queue() hands `w` to N-API, which deletes it after OnOK/OnError.
-  w->Queue();
-  return p;
+  Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
+  const int64_t deadline = neigh::NowMs() + static_cast<int64_t>(t);
+  SysError e;
+  int fd = -1;
+  std::vector<std::vector<uint8_t>> frames;
+  int done = neigh::Send(ifindex, frame, &fd, &e);
+  if (done == 0) done = neigh::Collect(fd, ifindex, match, 0, CollectWorker::kMaxFrames, &frames, &e);
+  if (done < 0) {
+    if (fd >= 0) neigh::CloseLater(fd);
+    deferred.Reject(SysErrorToJs(env, e).Value());
+  } else if (done == 1) {
+    neigh::CloseLater(fd);
+    deferred.Resolve(FramesToJs(env, frames));
+  } else {
+    auto* w = new CollectWorker(env, deferred, fd, ifindex, std::move(match), deadline, std::move(frames));
+    // SAFETY (ownership): Queue() hands `w` (and with it `fd`) to N-API,
+    // which deletes it after OnOK/OnError.
+    w->Queue();
+  }
+  return deferred.Promise();
 }
 
 }  // namespace

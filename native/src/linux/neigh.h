@@ -25,14 +25,24 @@ struct Entry {
 // Opens and closes its own netlink socket; bounded by a 1 s receive timeout.
 int Get(int ifindex, uint32_t ip, Entry* out, SysError* e);
 
-// Sends one Ethernet frame (`frame`, at least 42 bytes: an ARP packet) on
-// `ifindex` and collects the ARP frames that interface receives until
-// `timeout_ms` passes, at most `max_frames` of them. When `match` is 10
-// bytes (sender MAC, sender IPv4), it returns as soon as an ARP reply from
-// that sender arrives. Frames the host itself sends are left out. Needs
-// CAP_NET_RAW. Returns 0, or -1 with `e` filled.
-int Exchange(int ifindex, const std::vector<uint8_t>& frame, const std::vector<uint8_t>& match, int timeout_ms,
-             size_t max_frames, std::vector<std::vector<uint8_t>>* frames, SysError* e);
+// One ARP exchange in two steps, so that a caller on the event loop never
+// blocks: Send opens an AF_PACKET socket on `ifindex` and sends `frame` (at
+// least 42 bytes: an Ethernet frame carrying ARP); *fd receives the socket,
+// the caller's to pass to Collect and then to close with CloseLater.
+// Collect gathers the ARP frames the interface receives, at most
+// `max_frames`, leaving out frames the host itself sends; when `match` is
+// 10 bytes (sender MAC, sender IPv4) it stops as soon as that sender's
+// reply arrives. It waits until `deadline_ms` (CLOCK_MONOTONIC, as NowMs),
+// or with `deadline_ms` 0 only reads what is already queued (a guest on a
+// veth has often answered before sendto() returned). Collect returns 1 when
+// done (matched, full, deadline passed), 0 when a non-waiting call has no
+// match yet, -1 with `e` filled. Needs CAP_NET_RAW.
+int Send(int ifindex, const std::vector<uint8_t>& frame, int* fd, SysError* e);
+int Collect(int fd, int ifindex, const std::vector<uint8_t>& match, int64_t deadline_ms, size_t max_frames,
+            std::vector<std::vector<uint8_t>>* frames, SysError* e);
+// Closes a socket of Send off the calling thread (see neigh.cc).
+void CloseLater(int fd);
+int64_t NowMs();
 
 }  // namespace neigh
 }  // namespace vmm
