@@ -80,9 +80,9 @@ void WorkerFailed(const Worker& w, const std::string& why) {
   gStatus = 1;
 }
 
-// Sends one command (with an fd when fd >= 0) to a worker and waits for its
-// answer. A worker that fails to answer is fatal (WorkerFailed).
-std::string Ask(const Worker& w, const std::string& cmd, int fd) {
+// Sends one command (with an fd when fd >= 0) to a worker; "" when sent. A
+// worker that cannot be sent to is fatal (WorkerFailed).
+std::string Tell(const Worker& w, const std::string& cmd, int fd) {
   if (gQuit) return "ERR worker 5";
   iovec iov{const_cast<char*>(cmd.data()), cmd.size()};
   msghdr mh{};
@@ -99,27 +99,57 @@ std::string Ask(const Worker& w, const std::string& cmd, int fd) {
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof fd);
   }
-  int e = 0;
-  std::string what;
-  if (sendmsg(w.sock, &mh, MSG_NOSIGNAL) < 0) {
-    e = errno;
-    what = "sendmsg";
-  } else {
-    pollfd p{w.sock, POLLIN, 0};
-    int r;
-    do r = poll(&p, 1, kWorkerAnswerMs);
-    while (r < 0 && errno == EINTR);
-    char buf[256];
-    ssize_t n = r == 1 ? recv(w.sock, buf, sizeof buf - 1, 0) : -1;
-    if (n > 0) {
-      buf[n] = 0;
-      return buf;
-    }
-    e = r == 0 ? ETIMEDOUT : n == 0 ? EPIPE : errno;
-    what = r == 0 ? "no answer in 3 s" : "recv";
-  }
-  WorkerFailed(w, what + ": " + strerror(e));
+  if (sendmsg(w.sock, &mh, MSG_NOSIGNAL) >= 0) return "";
+  int e = errno;
+  WorkerFailed(w, std::string("sendmsg: ") + strerror(e));
   return "ERR worker " + std::to_string(e);
+}
+
+// A worker's answer to the command it was last told. A worker that fails to
+// answer is fatal (WorkerFailed).
+std::string Answer(const Worker& w) {
+  if (gQuit) return "ERR worker 5";
+  pollfd p{w.sock, POLLIN, 0};
+  int r;
+  do r = poll(&p, 1, kWorkerAnswerMs);
+  while (r < 0 && errno == EINTR);
+  char buf[256];
+  ssize_t n = r == 1 ? recv(w.sock, buf, sizeof buf - 1, 0) : -1;
+  if (n > 0) {
+    buf[n] = 0;
+    return buf;
+  }
+  int e = r == 0 ? ETIMEDOUT : n == 0 ? EPIPE : errno;
+  WorkerFailed(w, (r == 0 ? std::string("no answer in 3 s") : std::string("recv")) + ": " + strerror(e));
+  return "ERR worker " + std::to_string(e);
+}
+
+// Tell, then wait for the answer.
+std::string Ask(const Worker& w, const std::string& cmd, int fd) {
+  std::string err = Tell(w, cmd, fd);
+  return err.empty() ? Answer(w) : err;
+}
+
+// Workers told of a new TCP rule whose answers are read after the
+// controller has its own (CollectAcks): the rule accepts connections once
+// the master's listener is in its engine, and a worker only adds its copy.
+struct PendingAck {
+  size_t worker;
+  uint32_t rule;
+};
+std::vector<PendingAck> gPendingAcks;
+
+// Reads the answers of gPendingAcks. A worker that did not take its
+// listener (its fd table full: the fd did not arrive) leaves that rule to
+// the other processes; one that is gone or hangs is fatal, as with Ask.
+void CollectAcks() {
+  for (const PendingAck& a : gPendingAcks) {
+    std::string r = Answer(gWorkers[a.worker]);
+    if (r != "OK" && !gQuit)
+      fprintf(stderr, "vmm-relayd: worker %d did not take its listener of rule %u (%s); the other processes serve it\n",
+              gWorkers[a.worker].pid, a.rule, r.c_str());
+  }
+  gPendingAcks.clear();
 }
 
 // Asks every worker; the first answer that is not "OK" (or "" when all are).
@@ -190,18 +220,18 @@ std::string Add(const Command& cmd, const std::string& line) {
       if (!err.empty()) break;
       more.push_back(fd);
     }
+    // Every socket is bound and listening: the port accepts from here on.
+    // Workers get their copies now and answer after the controller has its
+    // answer (CollectAcks): the rule is live without waiting for them.
     if (err.empty()) {
-      for (size_t i = 0; i < gWorkers.size(); i++) {
-        std::string r = Ask(gWorkers[i], line, more[i]);
-        if (r != "OK") {
-          err = r;
-          for (size_t j = 0; j < i; j++) Ask(gWorkers[j], "D " + std::to_string(cmd.id), -1);
-          break;
-        }
+      for (size_t i = 0; i < gWorkers.size() && err.empty(); i++) {
+        err = Tell(gWorkers[i], line, more[i]);
+        if (err.empty()) gPendingAcks.push_back({i, cmd.id});
       }
     }
-    // SAFETY: every worker received its own copy via SCM_RIGHTS (or failed);
-    // the master's copies of the worker listeners are closed here.
+    // SAFETY: every worker received its own copy via SCM_RIGHTS (or failed,
+    // which is fatal); the master's copies of the worker listeners are
+    // closed here.
     for (int fd : more) close(fd);
     if (!err.empty()) {
       close(fd0);
@@ -312,7 +342,9 @@ void ReadController() {
     while ((nl = gIn.find('\n')) != std::string::npos) {
       std::string line = gIn.substr(0, nl);
       gIn.erase(0, nl + 1);
-      if (!WriteAll(gCtl, Execute(line) + "\n")) {
+      bool sent = WriteAll(gCtl, Execute(line) + "\n");
+      CollectAcks();
+      if (!sent) {
         DropController();
         return;
       }

@@ -272,6 +272,58 @@ describe("vmm-relayd survives its controller", () => {
     expect(await again.adopt()).toBe(1);
   });
 
+  it("an added rule is live once the master listens: the answer does not wait for the workers", async () => {
+    const { port: g } = await tcpServer((s) => s.end("up"), cleanup);
+    const svc = service();
+    await svc.apply("vm", [tcpRule(await freePort(), g)]);
+    const [master, worker] = await svc.dataPathPids();
+    // A stopped worker cannot answer: the add used to wait for it (and fail
+    // after 3 s, taking the relay down). Now the answer comes once the
+    // master listens; the worker takes its copy when it runs again (within
+    // the 3 s a worker has to answer).
+    process.kill(worker!, "SIGSTOP");
+    const lp = await freePort();
+    const t0 = performance.now();
+    let took: number;
+    try {
+      await svc.apply("vm2", [tcpRule(lp, g)]);
+      took = performance.now() - t0;
+    } finally {
+      process.kill(worker!, "SIGCONT");
+    }
+    expect(took).toBeLessThan(1500);
+    const s = await connect(lp);
+    expect(await new Promise<string>((r) => s.once("data", (b: Buffer) => r(String(b))))).toBe("up");
+    s.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await svc.dataPathPids()).toEqual([master, worker]);
+    expect(alive(master!) && alive(worker!)).toBe(true);
+  });
+
+  it("a worker whose fd table is full leaves a new rule to the other processes, and the add succeeds", async () => {
+    const { port: g } = await tcpServer((s) => s.end("up"), cleanup);
+    const svc = service();
+    await svc.apply("vm", [tcpRule(await freePort(), g)]);
+    const [master, worker] = await svc.dataPathPids();
+    // The worker's lowest free fd number becomes its limit: the listener
+    // sent to it cannot arrive (SCM_RIGHTS drops it with MSG_CTRUNC).
+    const used = new Set(spawnSync("ls", [`/proc/${worker}/fd`], { encoding: "utf8" }).stdout.split(/\s+/).filter(Boolean).map(Number));
+    let free = 0;
+    while (used.has(free)) free++;
+    const lim = spawnSync("prlimit", [`--pid=${worker}`, `--nofile=${free}:${free}`], { encoding: "utf8" });
+    expect(lim.status, lim.stderr).toBe(0);
+    const lp = await freePort();
+    await svc.apply("vm2", [tcpRule(lp, g)]);
+    for (let i = 0; i < 20; i++) {
+      const s = await connect(lp);
+      expect(await new Promise<string>((r) => s.once("data", (b: Buffer) => r(String(b))))).toBe("up");
+      s.destroy();
+    }
+    expect(await svc.dataPathPids()).toEqual([master, worker]);
+    await svc.apply("vm2", []); // removing it is fine too
+    expect(await svc.dataPathPids()).toEqual([master, worker]);
+  });
+
   it("a worker that stops answering fails the update; the relay restarts with the rules as they were", async () => {
     const { port: g1 } = await tcpServer((s) => s.end("one"), cleanup);
     const { port: g2 } = await tcpServer((s) => s.end("two"), cleanup);
