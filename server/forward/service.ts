@@ -225,13 +225,15 @@ export class ForwardService {
 
   /** Rules with their live counters, of one owner or all, sorted by owner then key. */
   list(owner?: string): ForwardStatus[] {
-    const out: ForwardStatus[] = [];
-    for (const e of this.entries.values()) {
+    const out: { key: string; status: ForwardStatus }[] = [];
+    for (const [key, e] of this.entries) {
       if (owner !== undefined && e.owner !== owner) continue;
       const broken = e.relay.broken;
-      out.push({ ...e.rule, owner: e.owner, relay: e.relay.kind, counters: e.relay.counters(), ...(broken ? { error: broken } : {}) });
+      out.push({ key, status: { ...e.rule, owner: e.owner, relay: e.relay.kind, counters: e.relay.counters(), ...(broken ? { error: broken } : {}) } });
     }
-    return out.sort((a, b) => (a.owner === b.owner ? (ruleKey(a) < ruleKey(b) ? -1 : 1) : a.owner < b.owner ? -1 : 1));
+    // Keys are the entries' own (ruleKey): no key is built while sorting.
+    out.sort((a, b) => (a.status.owner === b.status.owner ? (a.key < b.key ? -1 : 1) : a.status.owner < b.status.owner ? -1 : 1));
+    return out.map((x) => x.status);
   }
 
   /**
