@@ -131,7 +131,7 @@ describe("neighbour table and ARP probes (private namespace)", () => {
   });
 
   it("verification: the guest's MAC is believed, another MAC is a mismatch naming who answers", async () => {
-    const o = { trustNeighbour: 0, attempts: 2, probeTimeoutMs: 200 };
+    const o = { trustNeighbour: 0, probeWaitsMs: [200, 200] };
     expect(await verifyOnWire(wire, BR, GUEST_IP, GUEST_MAC, o)).toEqual({ result: "verified", via: "arp", others: [] });
     expect(await verifyOnWire(wire, BR, GUEST_IP, "52:54:00:4e:00:02", o)).toEqual({ result: "mismatch", answeredBy: [GUEST_MAC] });
     expect(await verifyOnWire(wire, BR, "10.77.0.97", GUEST_MAC, o)).toEqual({ result: "silent" });

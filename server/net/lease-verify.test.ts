@@ -6,14 +6,16 @@ const MAC = "52:54:00:00:00:01";
 const OTHER = "52:54:00:00:00:02";
 
 /** A scripted wire: a neighbour entry and one answer list per probe. */
-function wire(neighbour: { mac: string; state: number } | undefined | Error, probes: (string[] | Error)[]): Wire & { probes: number } {
+function wire(neighbour: { mac: string; state: number } | undefined | Error, probes: (string[] | Error)[]): Wire & { probes: number; waits: number[] } {
   const w = {
     probes: 0,
+    waits: [] as number[],
     neighbour() {
       if (neighbour instanceof Error) throw neighbour;
       return neighbour;
     },
-    async probe() {
+    async probe(_ifname: string, _ip: string, _mac: string, timeoutMs: number) {
+      w.waits.push(timeoutMs);
       const r = probes[Math.min(w.probes++, probes.length - 1)]!;
       if (r instanceof Error) throw r;
       return r;
@@ -21,7 +23,7 @@ function wire(neighbour: { mac: string; state: number } | undefined | Error, pro
   };
   return w;
 }
-const fast = { trustNeighbour: LEARNED, attempts: 3, probeTimeoutMs: 10 };
+const fast = { trustNeighbour: LEARNED, probeWaitsMs: [10, 10, 10] };
 
 describe("verifyOnWire", () => {
   it.each([
@@ -49,6 +51,15 @@ describe("verifyOnWire", () => {
     const always = wire({ mac: MAC, state: NUD.REACHABLE }, [[]]);
     expect(await verifyOnWire(always, "br0", "10.0.0.5", MAC, { ...fast, trustNeighbour: 0 })).toEqual({ result: "silent" });
     expect(always.probes).toBe(3);
+  });
+
+  it("each request waits as long as its place in probeWaitsMs says, and the first answer ends the asking", async () => {
+    const silent = wire(undefined, [[]]);
+    expect(await verifyOnWire(silent, "br0", "10.0.0.5", MAC, { trustNeighbour: 0, probeWaitsMs: [20, 40, 80] })).toEqual({ result: "silent" });
+    expect(silent.waits).toEqual([20, 40, 80]);
+    const late = wire(undefined, [[], [], [MAC]]);
+    expect(await verifyOnWire(late, "br0", "10.0.0.5", MAC, { trustNeighbour: 0, probeWaitsMs: [20, 20, 20, 40, 80] })).toMatchObject({ result: "verified", via: "arp" });
+    expect(late.waits).toEqual([20, 20, 20]);
   });
 
   it("a host that cannot look or probe says so", async () => {

@@ -34,9 +34,13 @@ export interface VerifyOptions {
    * kernel within the last ~30 s) when re-verifying, 0 to always probe.
    */
   trustNeighbour: number;
-  /** ARP requests to send before concluding (each waits `probeTimeoutMs`). */
-  attempts: number;
-  probeTimeoutMs: number;
+  /**
+   * The ARP requests to send before concluding: how long each waits for the
+   * answer (ms), in order; empty for none. Short waits first catch a guest
+   * that is configuring its address right now within milliseconds of it
+   * doing so; longer ones give a busy guest time.
+   */
+  probeWaitsMs: readonly number[];
 }
 
 /** Entries the kernel learned from the wire (or dnsmasq injected): not those set by hand. */
@@ -54,10 +58,10 @@ export async function verifyOnWire(wire: Wire, ifname: string, ip: string, mac: 
     if (n && n.mac === mac && (n.state & o.trustNeighbour) !== 0) return { result: "verified", via: "neighbour", others: [] };
   }
   const seen: string[] = [];
-  for (let i = 0; i < o.attempts; i++) {
+  for (const waitMs of o.probeWaitsMs) {
     let answered: string[];
     try {
-      answered = await wire.probe(ifname, ip, mac, o.probeTimeoutMs);
+      answered = await wire.probe(ifname, ip, mac, waitMs);
     } catch (e) {
       return { result: "unverifiable", reason: `ARP probe on ${ifname}: ${(e as Error).message}` };
     }
