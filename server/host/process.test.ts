@@ -7,6 +7,7 @@ import {
   childFdOf,
   isAlive,
   isOurProcess,
+  pidExists,
   processRef,
   readPidFile,
   signalProcess,
@@ -22,6 +23,27 @@ const stat = (pid: number) => {
   const rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
   return { pgrp: Number(rest[5 - 3]), session: Number(rest[6 - 3]) };
 };
+
+describe("pidExists (the runner's cheap poll) and isAlive (its full check)", () => {
+  it("a running process exists; a reaped one does not; a zombie exists for pidExists only", async () => {
+    expect(pidExists(process.pid)).toBe(true);
+    // A parent that never reaps: its child stays a zombie.
+    const { spawn } = await import("node:child_process");
+    const parent = spawn("sh", ["-c", "sleep 0.1 & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const child = Number(await new Promise<string>((r) => parent.stdout.once("data", (b: Buffer) => r(String(b).trim()))));
+      const ref = await processRef(child);
+      expect(ref).toBeDefined();
+      expect(await waitUntil(() => readFileSync(`/proc/${child}/stat`, "utf8").includes(") Z "), 5000, 20)).toBe(true);
+      expect(pidExists(child)).toBe(true);
+      expect(await isAlive(ref!)).toBe(false);
+    } finally {
+      parent.kill("SIGKILL");
+    }
+    await new Promise((r) => parent.once("exit", r));
+    expect(pidExists(parent.pid!)).toBe(false);
+  });
+});
 
 describe("detached processes", () => {
   let dir: string;

@@ -119,6 +119,20 @@ export async function processRef(pid: number): Promise<ProcessRef | undefined> {
   return { pid, startTime: st.startTime };
 }
 
+/**
+ * Cheap liveness (one kill(pid, 0), no /proc read): false means no process
+ * has `pid` any more. True does not rule out a zombie or a reused pid;
+ * isAlive does.
+ */
+export function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /** True while `ref` runs (not exited, not a zombie, pid not reused). */
 export async function isAlive(ref: ProcessRef): Promise<boolean> {
   const st = await readStat(ref.pid);

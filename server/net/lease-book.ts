@@ -73,6 +73,8 @@ export class LeaseBook {
   private readonly slots = new Map<string, Slot>();
   /** domain+ip -> NIC keys holding a lease of it (pending ones may share). */
   private readonly byAddr = new Map<string, Set<string>>();
+  /** VM id -> its slots (every view of a VM asks: no scan of every lease). */
+  private readonly byVm = new Map<string, Set<Slot>>();
   private nextGeneration = 1;
 
   /** The NIC's lease and its generation, if it has one. */
@@ -83,7 +85,7 @@ export class LeaseBook {
 
   /** Every lease of VM `vmId`, by NIC index. */
   leasesOf(vmId: string): Lease[] {
-    return [...this.slots.values()].filter((s) => s.ref.vmId === vmId).map((s) => s.lease).sort((a, b) => a.nic - b.nic);
+    return [...(this.byVm.get(vmId) ?? [])].map((s) => s.lease).sort((a, b) => a.nic - b.nic);
   }
 
   /** The NIC holding a verified lease of `ip` in `domain`. */
@@ -139,6 +141,9 @@ export class LeaseBook {
     const s = this.slots.get(k);
     if (!s) return undefined;
     this.slots.delete(k);
+    const mine = this.byVm.get(s.ref.vmId)!;
+    mine.delete(s);
+    if (mine.size === 0) this.byVm.delete(s.ref.vmId);
     const set = this.byAddr.get(addrKey(s.domain, s.lease.ip))!;
     set.delete(k);
     if (set.size === 0) this.byAddr.delete(addrKey(s.domain, s.lease.ip));
@@ -148,7 +153,7 @@ export class LeaseBook {
   /** Removes every lease of VM `vmId` (it stopped, exited or was removed); returns them. */
   dropVm(vmId: string): Lease[] {
     const out: Lease[] = [];
-    for (const s of [...this.slots.values()]) if (s.ref.vmId === vmId) out.push(this.drop(s.ref)!);
+    for (const s of [...(this.byVm.get(vmId) ?? [])]) out.push(this.drop(s.ref)!);
     return out.sort((a, b) => a.nic - b.nic);
   }
 
@@ -166,7 +171,11 @@ export class LeaseBook {
     this.drop(ref);
     const k = key(ref);
     const generation = this.nextGeneration++;
-    this.slots.set(k, { ref, domain, lease, generation });
+    const slot = { ref, domain, lease, generation };
+    this.slots.set(k, slot);
+    let mine = this.byVm.get(ref.vmId);
+    if (!mine) this.byVm.set(ref.vmId, (mine = new Set()));
+    mine.add(slot);
     const ak = addrKey(domain, lease.ip);
     let set = this.byAddr.get(ak);
     if (!set) this.byAddr.set(ak, (set = new Set()));
