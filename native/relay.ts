@@ -137,7 +137,13 @@ export class RelayDaemon {
   private readonly waiting: { rows: string[]; resolve: (v: { rows: string[]; line: string }) => void; reject: (e: Error) => void }[] = [];
   private readonly free: number[] = [];
   private readonly used = new Set<number>();
-  private readonly slot = Buffer.alloc(kSlotBytes);
+  /**
+   * The whole counter table as read once in this turn of the event loop:
+   * listing every forward (each second, for the lease error watch) costs one
+   * pread, not one per rule.
+   */
+  private readonly table = Buffer.alloc(kRelaySlots * kSlotBytes);
+  private tableFresh = false;
   private dead: Error | undefined;
   private detaching = false;
   private lost: ((e: Error) => void) | undefined;
@@ -350,12 +356,20 @@ export class RelayDaemon {
     }
   }
 
-  /** The live counters of rule `id`, read from the shared file (synchronous). */
-  counters(id: number): RelayCounters {
-    readSync(this.countersFd, this.slot, 0, kSlotBytes, id * kSlotBytes);
-    const n = (i: number) => Number(this.slot.readBigUInt64LE(i * 8));
+  /**
+   * The live counters of rule `id`, read from the shared file (synchronous):
+   * as of the first read in this turn of the event loop, or now with `fresh`.
+   */
+  counters(id: number, fresh = false): RelayCounters {
+    if (!this.tableFresh || fresh) {
+      readSync(this.countersFd, this.table, 0, this.table.length, 0);
+      this.tableFresh = true;
+      setImmediate(() => (this.tableFresh = false));
+    }
+    const at = id * kSlotBytes;
+    const n = (i: number) => Number(this.table.readBigUInt64LE(at + i * 8));
     // Layout: struct Slot in native/relayd/slots.h.
-    const errno = this.slot.readUInt32LE(52);
+    const errno = this.table.readUInt32LE(at + 52);
     return {
       errors: n(0),
       connectionsTotal: n(1),

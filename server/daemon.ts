@@ -51,6 +51,9 @@ import { file_vmm_v1_vmm, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { file_vmm_v1_network, NetworkService } from "../gen/ts/vmm/v1/network_pb.js";
 import { file_grpc_health_v1_health } from "../gen/ts/grpc/health/v1/health_pb.js";
 
+/** VMs whose serial log size is looked at per second (see rotateTimer). */
+const ROTATE_PER_TICK = 100;
+
 /** clients/dnsmasq-hook/vmm-dhcp-hook of this checkout (from server/ or dist/server/). */
 function bundledHook(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -192,14 +195,21 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
       nativeAddon: caps.nativeAddon,
       root: caps.root,
     });
-  const vms = new VmManager({ cfg, store, runner, forwarder: forwards, networks, images, wire, forwardList: () => forwards.list() });
+  const vms = new VmManager({ cfg, store, runner, forwarder: forwards, networks, images, wire, forwardList: () => forwards.connectFailures() });
 
   const sampler = new VmStatsSampler();
   const consoles = new ConsoleReader(new SerialFileSource(vms, (id) => store.dir(id)));
   const attacher = new ConsoleAttacher(vms, (id) => store.dir(id));
   // Serial logs are capped: rotated past [console] log_max_bytes (console/rotate.ts).
+  // Each second looks at up to ROTATE_PER_TICK VMs, round robin: every VM
+  // each second up to that many, and no stat() of every log of a large host
+  // in one go on the event loop (1,000 VMs: each every 10 s).
+  let rotateNext = 0;
   const rotateTimer = setInterval(() => {
-    for (const id of store.ids()) {
+    const ids = store.ids();
+    const batch = ids.length <= ROTATE_PER_TICK ? ids : Array.from({ length: ROTATE_PER_TICK }, (_, i) => ids[(rotateNext + i) % ids.length]!);
+    rotateNext = ids.length <= ROTATE_PER_TICK ? 0 : (rotateNext + ROTATE_PER_TICK) % ids.length;
+    for (const id of batch) {
       try {
         const rt = vms.get(id, 1).runtime;
         if (rt.status === "running" || rt.status === "stopping") rotateSerialLog(store.dir(id), rt.instanceId, cfg.console.logMaxBytes, cfg.console.logFiles);

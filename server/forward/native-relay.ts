@@ -31,9 +31,10 @@ class NativeRule implements RuleRelay {
     public rule: ForwardRule,
   ) {}
 
-  counters(): ForwardCounters {
+  /** `fresh`: read the relay's table now (the last counters of a rule that goes), not as of this turn of the event loop. */
+  counters(fresh = false): ForwardCounters {
     if (this.closed || this.broken || !this.relay) return this.last;
-    const c: RelayCounters = this.relay.counters(this.id);
+    const c: RelayCounters = this.relay.counters(this.id, fresh);
     const out = { ...c };
     for (const k of CUMULATIVE) out[k] += this.base[k];
     // TCP rules have no sessions, UDP rules no connections.
@@ -46,7 +47,7 @@ class NativeRule implements RuleRelay {
 
   /** The relay is gone: keep its last counters as the base of the next one. */
   freeze(): void {
-    this.counters();
+    this.counters(true);
     this.base = { ...this.last, connectionsActive: 0, sessionsActive: 0 };
     this.last = this.base;
   }
@@ -62,7 +63,7 @@ class NativeRule implements RuleRelay {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.counters();
+    this.counters(true);
     this.closed = true;
     this.relays.forget(this);
     this.last = { ...this.last, connectionsActive: 0, sessionsActive: 0 };

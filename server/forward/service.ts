@@ -237,6 +237,16 @@ export class ForwardService {
   }
 
   /**
+   * Every rule's owner, target and failed guest connects, unsorted: what the
+   * lease keeper's error watch reads each second (list() builds much more).
+   */
+  connectFailures(): { owner: string; targetAddress: string; counters: { connectFailures: number } }[] {
+    const out: { owner: string; targetAddress: string; counters: { connectFailures: number } }[] = [];
+    for (const e of this.entries.values()) out.push({ owner: e.owner, targetAddress: e.rule.targetAddress, counters: { connectFailures: e.relay.counters().connectFailures } });
+    return out;
+  }
+
+  /**
    * Lets go of the data paths that outlive the daemon: vmm-relayd keeps
    * forwarding (connections included) until the next daemon adopts it.
    * Rules on Node sockets close. Later apply() calls fail (kind "precondition").
