@@ -112,6 +112,13 @@ describe("neighbour table and ARP probes (private namespace)", () => {
     }
   });
 
+  it("a unicast probe reaches only the MAC it is sent to", async () => {
+    expect(await wire.probe(BR, GUEST_IP, GUEST_MAC, 2000, true)).toEqual([GUEST_MAC]);
+    // Sent to another MAC, the guest holding the address never sees it.
+    expect(await wire.probe(BR, GUEST_IP, "52:54:00:4e:00:09", 200, true)).toEqual([]);
+    expect(await wire.probe(BR, GUEST_IP, "52:54:00:4e:00:09", 2000)).toEqual([GUEST_MAC]);
+  });
+
   it("a probe for an address nobody holds gets no answer within its timeout", async () => {
     expect(await wire.probe(BR, "10.77.0.99", GUEST_MAC, 200)).toEqual([]);
   });

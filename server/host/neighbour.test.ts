@@ -17,6 +17,12 @@ describe("ARP frames", () => {
     expect(parseArp(f)).toEqual({ op: 1, senderMac: "02:00:00:00:00:01", senderIp: "10.20.0.1", targetMac: "00:00:00:00:00:00", targetIp: "10.20.0.57" });
   });
 
+  it("a unicast request goes to the one MAC and is otherwise the same request", () => {
+    const f = arpRequest("02:00:00:00:00:01", "10.20.0.1", "10.20.0.57", "52:54:00:ab:66:1e");
+    expect(f.subarray(0, 6).toString("hex")).toBe("525400ab661e");
+    expect(parseArp(f)).toEqual(parseArp(arpRequest("02:00:00:00:00:01", "10.20.0.1", "10.20.0.57")));
+  });
+
   it("an RFC 5227 probe has sender address 0.0.0.0", () => {
     expect(parseArp(arpRequest("02:00:00:00:00:01", "0.0.0.0", "10.20.0.57"))!.senderIp).toBe("0.0.0.0");
   });

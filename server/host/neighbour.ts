@@ -40,14 +40,16 @@ const macText = (b: Buffer): string => [...b].map((x) => x.toString(16).padStart
 const ipText = (b: Buffer): string => [...b].join(".");
 
 /**
- * A broadcast ARP request "who has `targetIp`, tell `senderIp`" from
- * `senderMac`. `senderIp` "0.0.0.0" makes it an RFC 5227 ARP probe (for an
- * interface without an address in the subnet). Inputs are canonical
- * (validated by the caller).
+ * An ARP request "who has `targetIp`, tell `senderIp`" from `senderMac`:
+ * broadcast, or sent to `toMac` alone (a unicast request, as the kernel's
+ * own reachability probes: only that station sees it). `senderIp`
+ * "0.0.0.0" makes it an RFC 5227 ARP probe (for an interface without an
+ * address in the subnet). Inputs are canonical (validated by the caller).
  */
-export function arpRequest(senderMac: string, senderIp: string, targetIp: string): Buffer {
+export function arpRequest(senderMac: string, senderIp: string, targetIp: string, toMac?: string): Buffer {
   const f = Buffer.alloc(FRAME_LEN);
-  f.fill(0xff, 0, 6); // destination: broadcast
+  if (toMac === undefined) f.fill(0xff, 0, 6); // destination: broadcast
+  else macBytes(toMac).copy(f, 0);
   macBytes(senderMac).copy(f, 6);
   f.writeUInt16BE(ETH_P_ARP, 12);
   f.writeUInt16BE(1, 14); // hardware: Ethernet
@@ -94,9 +96,10 @@ export interface Wire {
   neighbour(ifname: string, ip: string): { mac: string; state: number } | undefined;
   /**
    * Sends one ARP request for `ip` from `ifname` and resolves with the MACs
-   * that answered within `timeoutMs` (early once `mac` answered).
+   * that answered within `timeoutMs` (early once `mac` answered). Broadcast,
+   * or with `unicast` to `mac` alone.
    */
-  probe(ifname: string, ip: string, mac: string, timeoutMs: number): Promise<string[]>;
+  probe(ifname: string, ip: string, mac: string, timeoutMs: number, unicast?: boolean): Promise<string[]>;
 }
 
 /** The interface's MAC and its IPv4 address inside `inSubnet` (or 0.0.0.0). */
@@ -129,7 +132,7 @@ export class HostWire implements Wire {
     return { mac: e.lladdr.length === 6 ? macText(e.lladdr) : "", state: e.state };
   }
 
-  async probe(ifname: string, ip: string, mac: string, timeoutMs: number): Promise<string[]> {
+  async probe(ifname: string, ip: string, mac: string, timeoutMs: number, unicast = false): Promise<string[]> {
     let src = this.sources.get(ifname);
     // The interface's MAC is read afresh for every probe (one sysfs read): a
     // bridge without a MAC of its own changes it as ports come and go, and a
@@ -141,7 +144,7 @@ export class HostWire implements Wire {
       this.sources.set(ifname, src);
     }
     const match = Buffer.concat([macBytes(mac), ipBytes(ip)]);
-    const frames = await arpExchange(ifname, arpRequest(src.mac, src.ip, ip), match, timeoutMs);
+    const frames = await arpExchange(ifname, arpRequest(src.mac, src.ip, ip, unicast ? mac : undefined), match, timeoutMs);
     return answerers(frames, ip);
   }
 }

@@ -6,16 +6,18 @@ const MAC = "52:54:00:00:00:01";
 const OTHER = "52:54:00:00:00:02";
 
 /** A scripted wire: a neighbour entry and one answer list per probe. */
-function wire(neighbour: { mac: string; state: number } | undefined | Error, probes: (string[] | Error)[]): Wire & { probes: number; waits: number[] } {
+function wire(neighbour: { mac: string; state: number } | undefined | Error, probes: (string[] | Error)[]): Wire & { probes: number; waits: number[]; unicast: boolean[] } {
   const w = {
     probes: 0,
     waits: [] as number[],
+    unicast: [] as boolean[],
     neighbour() {
       if (neighbour instanceof Error) throw neighbour;
       return neighbour;
     },
-    async probe(_ifname: string, _ip: string, _mac: string, timeoutMs: number) {
+    async probe(_ifname: string, _ip: string, _mac: string, timeoutMs: number, unicast?: boolean) {
       w.waits.push(timeoutMs);
+      w.unicast.push(unicast === true);
       const r = probes[Math.min(w.probes++, probes.length - 1)]!;
       if (r instanceof Error) throw r;
       return r;
@@ -60,6 +62,19 @@ describe("verifyOnWire", () => {
     const late = wire(undefined, [[], [], [MAC]]);
     expect(await verifyOnWire(late, "br0", "10.0.0.5", MAC, { trustNeighbour: 0, probeWaitsMs: [20, 20, 20, 40, 80] })).toMatchObject({ result: "verified", via: "arp" });
     expect(late.waits).toEqual([20, 20, 20]);
+  });
+
+  it("the first `unicast` requests go to the MAC alone, the rest are broadcast", async () => {
+    const silent = wire(undefined, [[]]);
+    expect(await verifyOnWire(silent, "br0", "10.0.0.5", MAC, { trustNeighbour: 0, probeWaitsMs: [300, 300, 300], unicast: 2 })).toEqual({ result: "silent" });
+    expect(silent.unicast).toEqual([true, true, false]);
+    // Another MAC took the address: only the broadcast hears it.
+    const moved = wire(undefined, [[], [], [OTHER]]);
+    expect(await verifyOnWire(moved, "br0", "10.0.0.5", MAC, { trustNeighbour: 0, probeWaitsMs: [300, 300, 300], unicast: 2 })).toEqual({ result: "mismatch", answeredBy: [OTHER] });
+    // By default every request is a broadcast.
+    const plain = wire(undefined, [[]]);
+    await verifyOnWire(plain, "br0", "10.0.0.5", MAC, fast);
+    expect(plain.unicast).toEqual([false, false, false]);
   });
 
   it("a host that cannot look or probe says so", async () => {

@@ -41,6 +41,15 @@ export interface VerifyOptions {
    * doing so; longer ones give a busy guest time.
    */
   probeWaitsMs: readonly number[];
+  /**
+   * How many of the first requests go to the MAC alone (unicast) rather
+   * than to every station on the bridge (default 0). Re-verification asks
+   * a believed guest this way: on a bridge of 1,000 guests a broadcast
+   * wakes all of them, for each lease, at every pass. A broadcast still
+   * follows when the guest does not answer, so another MAC now holding the
+   * address is seen.
+   */
+  unicast?: number;
 }
 
 /** Entries the kernel learned from the wire (or dnsmasq injected): not those set by hand. */
@@ -58,10 +67,10 @@ export async function verifyOnWire(wire: Wire, ifname: string, ip: string, mac: 
     if (n && n.mac === mac && (n.state & o.trustNeighbour) !== 0) return { result: "verified", via: "neighbour", others: [] };
   }
   const seen: string[] = [];
-  for (const waitMs of o.probeWaitsMs) {
+  for (const [i, waitMs] of o.probeWaitsMs.entries()) {
     let answered: string[];
     try {
-      answered = await wire.probe(ifname, ip, mac, waitMs);
+      answered = await wire.probe(ifname, ip, mac, waitMs, i < (o.unicast ?? 0));
     } catch (e) {
       return { result: "unverifiable", reason: `ARP probe on ${ifname}: ${(e as Error).message}` };
     }

@@ -50,8 +50,13 @@ export interface LeaseHost extends LeaseNics {
  * answer (one 150 ms wait used to leave ~150 ms on the table at every boot).
  */
 const REPORT_PROBE = [20, 20, 20, 40, 80, 120];
-/** Re-verification: a busy guest gets more time before it counts as silent. */
+/**
+ * Re-verification: a busy guest gets more time before it counts as silent;
+ * the first two requests go to the guest's MAC alone, the last to everyone
+ * (see VerifyOptions.unicast).
+ */
 const REVERIFY_PROBE = [300, 300, 300];
+const REVERIFY_UNICAST = 2;
 /** Checks of a pending lease after its report (ms); then the periodic pass takes over. */
 const PENDING_BACKOFF = [250, 500, 1000, 2000, 4000, 8000];
 /** A believed lease that did not answer is asked again this soon (and once silent, once more). */
@@ -376,12 +381,12 @@ export class LeaseKeeper {
 
   // ----- verification -------------------------------------------------------
 
-  private async verify(domain: string, ip: string, mac: string, trustNeighbour: number, probeWaitsMs: readonly number[], priority: Priority): Promise<Verdict> {
+  private async verify(domain: string, ip: string, mac: string, trustNeighbour: number, probeWaitsMs: readonly number[], priority: Priority, unicast = 0): Promise<Verdict> {
     if (this.cfg.networking.leaseVerification === "off") return { result: "verified", via: "neighbour", others: [] };
     // The neighbour table costs microseconds: no slot needed when it settles it.
     const quick = await verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour, probeWaitsMs: [] });
     if (quick.result !== "silent" || probeWaitsMs.length === 0) return quick;
-    return this.slots.run(priority, () => verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour: 0, probeWaitsMs }));
+    return this.slots.run(priority, () => verifyOnWire(this.wire, domain, ip, mac, { trustNeighbour: 0, probeWaitsMs, unicast }));
   }
 
   /** Checks the NIC's lease of generation `generation` again after `ms`. */
@@ -424,7 +429,9 @@ export class LeaseKeeper {
     // A guest already known to be silent gets one question per pass.
     const probe = wasPending ? REPORT_PROBE : cur.lease.state === "silent" ? REVERIFY_PROBE.slice(0, 1) : REVERIFY_PROBE;
     // Pending: only the guest's own answer counts (see report()).
-    const v = await this.verify(cur.domain, cur.lease.ip, nic.mac, wasPending ? 0 : NUD.REACHABLE, probe, "background");
+    // A believed guest is asked at its MAC first; a pending or silent one by broadcast.
+    const unicast = !wasPending && cur.lease.state !== "silent" ? REVERIFY_UNICAST : 0;
+    const v = await this.verify(cur.domain, cur.lease.ip, nic.mac, wasPending ? 0 : NUD.REACHABLE, probe, "background", unicast);
     const again = this.book.get(ref);
     if (!again || again.generation !== generation) return;
     const ip = cur.lease.ip;
