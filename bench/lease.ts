@@ -16,11 +16,15 @@
 //         makes the report, neighbour entry present.
 //     ReportDhcpLease over an in-process Connect client for the first two.
 //     "live": from sending the report until a connect to the host port
-//     first succeeds (tried back to back while the call is in flight);
-//     "call": until the report's answer arrived (it also writes leases.json
-//     durably). "inside vmmd": the daemon's own timing of the same reports
+//     first succeeds (tried back to back by bench/live-probe.ts, a process
+//     of its own at SCHED_IDLE, so that the loop takes no CPU from what it
+//     measures); "call": until the report's answer arrived (it also writes
+//     leases.json). "inside vmmd": the daemon's own timing of the same reports
 //     (VMM_DEBUG log lines), from the report's validation to its rules
 //     being live, verification first. BENCH_LEASE_ROUNDS rounds each (200).
+//     The other VMs are running too, and each holds a believed lease
+//     whose address a macvlan in the peer namespace answers, so the
+//     daemon's background re-verification runs against healthy guests.
 //  2. restart -> restored: BENCH_LEASE_VMS (1,000) running VMs holding
 //     leases; vmmd is restarted and we time from spawning it until every
 //     one of the host ports accepts. Stored leases of running guests are
@@ -51,6 +55,7 @@ import { ipArgv } from "../server/host/iproute.js";
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const VMMD = join(repo, "dist", "server", "main.js");
 const HOOK = join(repo, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
+const LIVE_PROBE = join(repo, "dist", "bench", "live-probe.js");
 const ROUNDS = Number(process.env.BENCH_LEASE_ROUNDS ?? "200");
 const VMS = Number(process.env.BENCH_LEASE_VMS ?? "1000");
 const BASE_PORT = 30000;
@@ -83,6 +88,7 @@ max_connections_per_rule = 16
 
 let daemon: ChildProcess | undefined;
 let sleeper: ChildProcess | undefined;
+let prober: ChildProcess | undefined;
 /** The daemon's own timing of each applied report (VMM_DEBUG=1 log lines), in order. */
 const applied: { verifyMs: number; liveMs: number; totalMs: number }[] = [];
 
@@ -196,6 +202,23 @@ async function main(): Promise<void> {
   sh("ip", "-n", PEER, "link", "set", "vbpeer1", "address", macs[0]!);
   sh("ip", "-n", PEER, "addr", "add", `${ipOf(0)}/16`, "dev", "vbpeer1");
   sh("ip", "-n", PEER, "link", "set", "vbpeer1", "up");
+  // The other VMs' guests: a macvlan each on that veth end, with the VM's
+  // MAC and address, so that every stored lease keeps answering ARP like a
+  // running guest and the daemon's background re-verification sees a
+  // healthy host (stand-ins that never answer would put 999 guests going
+  // silent at once into the figures). arp_ignore=1 (this namespace only):
+  // each interface answers for its own address alone, with its own MAC.
+  log(`giving ${VMS - 1} more guests an ARP-answering interface`);
+  sh("ip", "netns", "exec", PEER, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1");
+  const batch = join(dir, "guests.batch");
+  writeFileSync(
+    batch,
+    macs
+      .slice(1)
+      .map((m, j) => `link add vbm${j + 1} link vbpeer1 address ${m} type macvlan mode bridge\naddr add ${ipOf(j + 1)}/16 dev vbm${j + 1}\nlink set vbm${j + 1} up\n`)
+      .join(""),
+  );
+  sh("ip", "-n", PEER, "-batch", batch);
   writeConfig("arp");
   await startDaemon(true);
   const mac = macs[0]!;
@@ -208,12 +231,17 @@ async function main(): Promise<void> {
     s.close();
     await new Promise((r) => setTimeout(r, 20));
   };
-  /** Resolves with the time a connect to `port` first succeeds (tried back to back). */
-  const live = async (port: number, deadlineMs: number): Promise<number> => {
-    const end = performance.now() + deadlineMs;
-    while (!(await accepts(port))) if (performance.now() > end) throw new Error(`port ${port} never accepted`);
-    return performance.now();
-  };
+  // The "live" clock: a connect loop in a process of its own at SCHED_IDLE
+  // (bench/live-probe.ts says why).
+  prober = spawn("chrt", ["--idle", "0", process.execPath, LIVE_PROBE], { stdio: ["pipe", "pipe", "inherit"] });
+  const probed: ((l: string) => void)[] = [];
+  createInterface({ input: prober.stdout! }).on("line", (l) => probed.shift()?.(l));
+  /** Resolves with the CLOCK_MONOTONIC time (ns) a connect to `port` first succeeded. */
+  const live = (port: number): Promise<bigint> =>
+    new Promise((ok, fail) => {
+      probed.push((l) => (l === "timeout" ? fail(new Error(`port ${port} never accepted`)) : ok(BigInt(l))));
+      prober!.stdin!.write(`${port}\n`);
+    });
   const hook = (args: string[]) =>
     new Promise<void>((ok, fail) => {
       const c = spawn(HOOK, args, { stdio: ["ignore", "ignore", "pipe"], env: { PATH: process.env.PATH, VMM_SOCKET: socket, DNSMASQ_INTERFACE: BR } });
@@ -226,18 +254,19 @@ async function main(): Promise<void> {
     await vmm.reportDhcpLease({ action: LeaseAction.DEL, mac, ip });
     if (await accepts(BASE_PORT)) throw new Error("port still accepting after del");
     if (how === "probe") spawnSync("ip", ["neigh", "del", ip, "dev", BR]);
-    const t = performance.now();
-    const isLive = live(BASE_PORT, 10_000);
-    let call: Promise<number>;
-    if (how === "hook") call = hook(["add", mac, ip, "bench"]).then(() => performance.now());
+    const isLive = live(BASE_PORT);
+    const t = process.hrtime.bigint();
+    let call: Promise<bigint>;
+    if (how === "hook") call = hook(["add", mac, ip, "bench"]).then(() => process.hrtime.bigint());
     else
       call = vmm.reportDhcpLease({ action: LeaseAction.ADD, mac, ip, expiresUnix: expires() }).then((r) => {
         if (r.lease?.verification !== LeaseVerification.VERIFIED) throw new Error(`lease not verified: ${r.lease?.verificationDetail}`);
         if (!r.lease.verificationDetail.includes("(probe)")) throw new Error(`expected an ARP probe to confirm: ${r.lease.verificationDetail}`);
-        return performance.now();
+        return process.hrtime.bigint();
       });
     const [l, c] = await Promise.all([isLive, call]);
-    return { live: l - t, call: c - t };
+    const ms = (x: bigint) => Number(x - t) / 1e6;
+    return { live: ms(l), call: ms(c) };
   };
   const results: Record<string, { live: number[]; call: number[] }> = {};
   const inside: Record<string, { verifyMs: number; liveMs: number }[]> = {};
@@ -261,24 +290,24 @@ async function main(): Promise<void> {
     [
       `(${availableParallelism()} CPUs, load average ${loadavg()[0]!.toFixed(1)})`,
       "",
-      "| lease report -> rule live (verification on the wire in the path) | live p50 ms | live p99 ms | call p50 ms | call p99 ms | n |",
-      "|---|---|---|---|---|---|",
+      "| lease report -> rule live (verification on the wire in the path) | live p50 ms | live p90 ms | live p99 ms | call p50 ms | call p99 ms | n |",
+      "|---|---|---|---|---|---|---|",
       ...([
         ["ReportDhcpLease, neighbour entry present (as after a DHCPACK), ARP probe", "neighbour"],
         ["ReportDhcpLease, no neighbour entry, ARP probe", "probe"],
         ["the dnsmasq hook (sh + curl), neighbour entry present, ARP probe", "hook"],
       ] as const).map(([name, k]) => {
         const r = results[k]!;
-        return `| ${name} | ${ms(pct(r.live, 50))} | ${ms(pct(r.live, 99))} | ${ms(pct(r.call, 50))} | ${ms(pct(r.call, 99))} | ${ROUNDS} |`;
+        return `| ${name} | ${ms(pct(r.live, 50))} | ${ms(pct(r.live, 90))} | ${ms(pct(r.live, 99))} | ${ms(pct(r.call, 50))} | ${ms(pct(r.call, 99))} | ${ROUNDS} |`;
       }),
       "",
-      "| inside vmmd: report accepted -> rule live | verify p50 ms | verify p99 ms | live p50 ms | live p99 ms | n |",
-      "|---|---|---|---|---|---|",
+      "| inside vmmd: report accepted -> rule live | verify p50 ms | verify p99 ms | live p50 ms | live p90 ms | live p99 ms | n |",
+      "|---|---|---|---|---|---|---|",
       ...(["neighbour", "probe", "hook"] as const).map((k) => {
         const xs = inside[k]!;
         const v = xs.map((x) => x.verifyMs);
         const l = xs.map((x) => x.liveMs);
-        return `| ${k} path | ${ms(pct(v, 50))} | ${ms(pct(v, 99))} | ${ms(pct(l, 50))} | ${ms(pct(l, 99))} | ${xs.length} |`;
+        return `| ${k} path | ${ms(pct(v, 50))} | ${ms(pct(v, 99))} | ${ms(pct(l, 50))} | ${ms(pct(l, 90))} | ${ms(pct(l, 99))} | ${xs.length} |`;
       }),
       "",
       "| restart | ms |",
@@ -297,6 +326,7 @@ main()
   })
   .finally(async () => {
     daemon?.kill("SIGKILL");
+    prober?.kill("SIGKILL");
     if (sleeper?.pid) process.kill(-sleeper.pid, "SIGKILL"); // the shell and its sleep
     spawnSync("ip", ["netns", "del", PEER]);
     spawnSync("ip", ["link", "del", BR]);
