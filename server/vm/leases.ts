@@ -96,8 +96,6 @@ export class LeaseKeeper {
   private readonly reportSeq = new Map<string, number>();
   /** NICs whose believed lease went unanswered once (a second silence drops their forwards). */
   private readonly suspect = new Set<string>();
-  /** When the last forwards re-application finished (report timing). */
-  private liveAt = 0;
   private seq = 0;
   private readonly slots = new PrioritySlots(MAX_PROBES);
   private periodic: NodeJS.Timeout | undefined;
@@ -223,7 +221,7 @@ export class LeaseKeeper {
     const verified = performance.now();
     // Superseded while we looked (a newer report or a del), or the VM stopped.
     if (this.reportSeq.get(k) !== mySeq || !this.host.nic(ref)?.running) return { ref, lease: this.book.get(ref)?.lease };
-    const lease = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed", renewal);
+    const { lease, liveAt } = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed", renewal);
     // Where a report's time goes (bench/lease.ts reads these with VMM_DEBUG=1).
     log("debug", "lease report applied", {
       vm: ref.vmId,
@@ -231,7 +229,7 @@ export class LeaseKeeper {
       ip: r.ip,
       state: lease?.state,
       verifyMs: +(verified - t0).toFixed(3),
-      liveMs: +(this.liveAt - t0).toFixed(3),
+      liveMs: +(liveAt - t0).toFixed(3),
       totalMs: +(performance.now() - t0).toFixed(3),
     });
     return { ref, lease };
@@ -239,10 +237,11 @@ export class LeaseKeeper {
 
   /**
    * Applies a verdict on a report (or a lease-file entry) for `ref`. Returns
-   * the NIC's lease afterwards. `renewal`: the report renews the believed
-   * address the NIC holds.
+   * the NIC's lease afterwards and when its rules were live
+   * (performance.now()). `renewal`: the report renews the believed address
+   * the NIC holds.
    */
-  private async apply(ref: NicRef, domain: string, r: Omit<LeaseReport, "action" | "mac">, v: Verdict, verb: string, renewal = false): Promise<Lease | undefined> {
+  private async apply(ref: NicRef, domain: string, r: Omit<LeaseReport, "action" | "mac">, v: Verdict, verb: string, renewal = false): Promise<{ lease: Lease | undefined; liveAt: number }> {
     const who = nicName(ref);
     if (v.result === "mismatch") {
       const answered = v.answeredBy.map((m) => this.describeMac(m)).join(", ");
@@ -277,13 +276,13 @@ export class LeaseKeeper {
     const tail = state === "pending" ? `: pending (${lease.detail})` : holdOn ? `: no ARP answer to it; still believed, asked again in ${SILENT_RECHECK_MS / 1000} s` : "";
     this.host.event(ref.vmId, "lease", `${who} ${prev?.ip === r.ip ? "renewed" : verb} ${r.ip}${r.hostname ? ` (${r.hostname})` : ""}${tail}`);
     this.announce(ref, r.ip, revoked);
-    await this.persistAndSync([...revoked.map((x) => x.ref.vmId), ref.vmId]);
+    const liveAt = await this.persistAndSync([...revoked.map((x) => x.ref.vmId), ref.vmId]);
     if (holdOn) {
       this.suspect.add(key(ref));
       this.schedule(ref, generation, SILENT_RECHECK_MS);
     } else if (state === "pending") this.schedule(ref, generation, PENDING_BACKOFF[0]!, 0);
     else if (v.result === "verified" && v.via === "neighbour") this.schedule(ref, generation, CONFIRM_AFTER_MS);
-    return this.book.get(ref)?.lease;
+    return { lease: this.book.get(ref)?.lease, liveAt };
   }
 
   private detail(domain: string, v: Verdict): string {
@@ -517,14 +516,15 @@ export class LeaseKeeper {
   /**
    * Re-applies the forwards of `vmIds` in order (revoked holders before the
    * new one, so no two rules point at one address), then persists their
-   * leases. Rules go live before the fsyncs; a crash in between leaves
+   * leases. Rules go live before the write; a crash in between leaves
    * stored leases that the lease file reconciles at the next start.
+   * Returns when the rules were live (performance.now()).
    */
-  private async persistAndSync(vmIds: string[]): Promise<void> {
+  private async persistAndSync(vmIds: string[]): Promise<number> {
     const unique = [...new Set(vmIds)];
     try {
       for (const id of unique) await this.host.syncForwards(id);
-      this.liveAt = performance.now();
+      return performance.now();
     } finally {
       for (const id of unique) this.host.saveLeases(id, this.book.leasesOf(id));
     }
