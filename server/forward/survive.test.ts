@@ -276,6 +276,9 @@ describe("vmm-relayd survives its controller", () => {
     const { port: g } = await tcpServer((s) => s.end("up"), cleanup);
     const svc = service();
     await svc.apply("vm", [tcpRule(await freePort(), g)]);
+    // A removal waits for every worker: once it is answered, the worker has
+    // also taken the first rule's listener (its answer comes after ours).
+    await svc.apply("vm", []);
     const [master, worker] = await svc.dataPathPids();
     // A stopped worker cannot answer: the add used to wait for it (and fail
     // after 3 s, taking the relay down). Now the answer comes once the
@@ -304,6 +307,7 @@ describe("vmm-relayd survives its controller", () => {
     const { port: g } = await tcpServer((s) => s.end("up"), cleanup);
     const svc = service();
     await svc.apply("vm", [tcpRule(await freePort(), g)]);
+    await svc.apply("vm", []); // as above: the worker is done with the first rule
     const [master, worker] = await svc.dataPathPids();
     // The worker's lowest free fd number becomes its limit: the listener
     // sent to it cannot arrive (SCM_RIGHTS drops it with MSG_CTRUNC).
