@@ -42,7 +42,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { accepts } from "./accepts.js";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -119,16 +119,6 @@ async function stopDaemon(): Promise<void> {
   await done;
 }
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      res(true);
-    });
-    s.once("error", () => res(false));
-  });
-}
 
 async function until(ports: number[], deadlineMs: number): Promise<void> {
   let pending = ports;

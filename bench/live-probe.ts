@@ -8,21 +8,11 @@
 // for it (a back-to-back connect loop in the benchmark's own process took
 // one of the two cores and put scheduler delays into the figures it
 // measured), yet it sees the listener as soon as a CPU is free.
-import { connect } from "node:net";
+import { accepts } from "./accepts.js";
 import { createInterface } from "node:readline";
 
 const DEADLINE_NS = 10_000_000_000n;
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      res(true);
-    });
-    s.once("error", () => res(false));
-  });
-}
 
 createInterface({ input: process.stdin }).on("line", (line) => {
   const port = Number(line);

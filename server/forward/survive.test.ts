@@ -334,6 +334,10 @@ describe("vmm-relayd survives its controller", () => {
     const lp = await freePort();
     const svc = service();
     await svc.apply("vm", [tcpRule(lp, g1)]);
+    // A removal waits for every worker: the worker has taken vm's listener
+    // (its answer to an add comes after ours) before it is stopped.
+    await svc.apply("sync", [tcpRule(await freePort(), g1)]);
+    await svc.apply("sync", []);
     const [master, worker] = await svc.dataPathPids();
     process.kill(worker!, "SIGSTOP");
     cleanup.push(() => {
