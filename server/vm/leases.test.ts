@@ -135,6 +135,26 @@ describe("LeaseKeeper reports", () => {
     expect(host.events.some((e) => e.kind === "lease_silent")).toBe(false);
   }, 10_000);
 
+  it("a report whose probes go unanswered while a background check hears the guest leaves it believed", async () => {
+    const { wire, keeper } = setup();
+    // First report: nobody answers yet; pending, re-checked after 250 ms.
+    await keeper.report(report(MAC_A, "10.0.0.5"));
+    expect(keeper.leasesOf("a")[0]).toMatchObject({ state: "pending" });
+    // Second report (pending at its start): its first probe waits 600 ms and
+    // gets nothing, as do its later ones; the background check at 250 ms
+    // hears the guest meanwhile.
+    let calls = 0;
+    wire.probe = async () => {
+      calls++;
+      if (calls === 1) return new Promise<string[]>((r) => setTimeout(() => r([]), 600));
+      return calls === 2 ? [MAC_A] : [];
+    };
+    const second = await keeper.report(report(MAC_A, "10.0.0.5", "old"));
+    expect(calls).toBeGreaterThan(2);
+    expect(second.lease).toMatchObject({ state: "verified" });
+    expect(keeper.activeIp(A)).toBe("10.0.0.5");
+  });
+
   it("renewals faster than the re-check do not keep a silent guest believed", async () => {
     const { wire, keeper } = setup();
     wire.holders.set("10.0.0.5", [MAC_A]);

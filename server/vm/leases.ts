@@ -221,7 +221,7 @@ export class LeaseKeeper {
     const verified = performance.now();
     // Superseded while we looked (a newer report or a del), or the VM stopped.
     if (this.reportSeq.get(k) !== mySeq || !this.host.nic(ref)?.running) return { ref, lease: this.book.get(ref)?.lease };
-    const { lease, liveAt } = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed", renewal);
+    const { lease, liveAt } = await this.apply(ref, nic.domain!, r, verdict, r.action === "add" ? "leased" : "renewed");
     // Where a report's time goes (bench/lease.ts reads these with VMM_DEBUG=1).
     log("debug", "lease report applied", {
       vm: ref.vmId,
@@ -238,10 +238,9 @@ export class LeaseKeeper {
   /**
    * Applies a verdict on a report (or a lease-file entry) for `ref`. Returns
    * the NIC's lease afterwards and when its rules were live
-   * (performance.now()). `renewal`: the report renews the believed address
-   * the NIC holds.
+   * (performance.now()).
    */
-  private async apply(ref: NicRef, domain: string, r: Omit<LeaseReport, "action" | "mac">, v: Verdict, verb: string, renewal = false): Promise<{ lease: Lease | undefined; liveAt: number }> {
+  private async apply(ref: NicRef, domain: string, r: Omit<LeaseReport, "action" | "mac">, v: Verdict, verb: string): Promise<{ lease: Lease | undefined; liveAt: number }> {
     const who = nicName(ref);
     if (v.result === "mismatch") {
       const answered = v.answeredBy.map((m) => this.describeMac(m)).join(", ");
@@ -251,13 +250,15 @@ export class LeaseKeeper {
       throw precondition(`ip: ${msg}`);
     }
     const prev = this.book.get(ref)?.lease;
-    // A renewal whose probe went unanswered (a guest busy for a moment, a
-    // loaded host) does not cost a believed guest its forwards: it is asked
-    // again soon, and only a second silence drops them, as with the
-    // periodic re-verification (recheck). One already asked again does not
-    // get another grace period (renewals sent faster than the re-check
+    // A report whose probes went unanswered (a guest busy for a moment, a
+    // loaded host) does not cost a guest believed at that address its
+    // forwards: it is asked again soon, and only a second silence drops
+    // them, as with the periodic re-verification (recheck). Believed as of
+    // now, not as of the report's start: a background check may have heard
+    // the guest while this report's probes waited. One already asked again
+    // gets no second grace period (reports sent faster than the re-check
     // cannot keep a silent guest believed).
-    const holdOn = renewal && v.result === "silent" && prev !== undefined && prev.ip === r.ip && isBelieved(prev) && !this.suspect.has(key(ref));
+    const holdOn = v.result === "silent" && prev !== undefined && prev.ip === r.ip && isBelieved(prev) && !this.suspect.has(key(ref));
     const state: LeaseState | undefined = holdOn ? prev.state : v.result === "verified" ? (this.cfg.networking.leaseVerification === "off" ? "trusted" : "verified") : "pending";
     const at = now();
     const lease: Lease = {
