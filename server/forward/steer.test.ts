@@ -20,6 +20,12 @@ describe("vmm-relayd connection steering", () => {
     const { port: g } = await tcpServer(echo, cleanup);
     const lp = await freePort();
     await svc.apply("vm", [tcpRule(lp, g)]);
+    // vmm-relayd answers an add once its own listener is live; the worker
+    // takes its copy afterwards. A removal is answered by every process, and
+    // only after they have taken what came before: once it returns, the
+    // worker holds its listener and the fd baseline below is final.
+    await svc.apply("settle", [tcpRule(await freePort(), g)]);
+    await svc.apply("settle", []);
     const [p0, p1] = await svc.dataPathPids();
     expect(p1).toBeDefined();
     const base = [fdCountOf([p0!]), fdCountOf([p1!])];
