@@ -113,7 +113,13 @@ cat > "$WORK/etc/udhcpc/default.script" <<'S'
 case "$1" in
   deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
-    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
+    # One netlink change: the address appears with its prefix at once.
+    # `ifconfig IF IP netmask M` sets the address with its class mask (/8
+    # for 10.x), then deletes and re-adds it with M; the guest answers ARP
+    # in between, and a SYN that arrives during the re-add is dropped (the
+    # client waits out TCP's 1 s retransmit), as bench/start.ts caught.
+    ip addr replace "$ip/${mask:-24}" broadcast + dev "$interface"
+    ip link set "$interface" up
     # Further NICs only get their address.
     [ "$interface" = eth0 ] || exit 0
     if [ -n "$router" ]; then
