@@ -206,7 +206,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   // in one go on the event loop (1,000 VMs: each every 10 s).
   let rotateNext = 0;
   const rotateTimer = setInterval(() => {
-    const ids = store.ids();
+    const ids = vms.ids();
     const batch = ids.length <= ROTATE_PER_TICK ? ids : Array.from({ length: ROTATE_PER_TICK }, (_, i) => ids[(rotateNext + i) % ids.length]!);
     rotateNext = ids.length <= ROTATE_PER_TICK ? 0 : (rotateNext + ROTATE_PER_TICK) % ids.length;
     for (const id of batch) {

@@ -49,8 +49,10 @@ describe("VmManager lifecycle", () => {
     expect((await m.start("web")).runtime.status).toBe("running");
     expect((await m.stop("web", false, 5)).runtime.status).toBe("stopped");
     expect(kinds(m, "web")).toEqual(["created", "starting", "started", "stopping", "stopped"]);
+    expect(m.ids()).toEqual(["web"]);
     await m.remove("web", false);
     expect(() => m.get("web")).toThrow(/not found/);
+    expect(m.ids()).toEqual([]);
     expect(runner.calls).toEqual(["start web", "stop web"]);
   });
 
@@ -100,6 +102,7 @@ describe("VmManager lifecycle", () => {
     await m2.init();
     expect(m2.get("alive").runtime.status).toBe("running");
     expect(m2.get("gone").runtime.status).toBe("exited");
+    expect(m2.ids().sort()).toEqual(["alive", "gone"]); // loaded from the store
     expect(kinds(m2, "alive").at(-1)).toBe("adopted");
   });
 

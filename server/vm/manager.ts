@@ -148,6 +148,11 @@ export class VmManager {
     return { record: e.record, runtime: e.runtime, leases: this.leases.leasesOf(e.record.id), events: e.events.slice(-maxEvents) };
   }
 
+  /** Every VM's id, in the order they were created or loaded (no disk access). */
+  ids(): string[] {
+    return [...this.vms.keys()];
+  }
+
   get(id: string, maxEvents = DEFAULT_EVENTS): VmView {
     if (maxEvents > MAX_EVENTS) throw new VmmError("invalid", `max_events: is ${maxEvents}; at most ${MAX_EVENTS}`, { problems: [{ field: "max_events", message: `at most ${MAX_EVENTS}` }] });
     return this.view(this.entry(id), maxEvents === 0 ? DEFAULT_EVENTS : maxEvents);
