@@ -188,8 +188,38 @@ describe("VmManager input", () => {
     expect(m.get("web").record.spec.ports.map((p) => p.hostPort)).toEqual([8080]);
     runner.failUpdatePorts = undefined;
     await m.update("web", { updatePorts: true, ports: [port(9090)] });
-    expect(runner.calls).toContain("updatePorts web 1");
+    expect(runner.calls).toContain("updatePorts web 9090");
     expect(m.get("web").record.spec.ports.map((p) => p.hostPort)).toEqual([9090]);
+  });
+
+  it("an update that waited for QEMU is checked again: a name or port another VM took meanwhile refuses it, and QEMU gets its ports back", async () => {
+    const m = manager();
+    await m.create("a", spec({ name: "a", ports: [port(8080)] }), true);
+    await m.create("b", spec({ name: "b" }), false);
+    let release!: () => void;
+    runner.holdUpdatePorts = new Promise((r) => (release = r));
+    const slow = m.update("a", { name: "x", updatePorts: true, ports: [port(9090)] });
+    for (let i = 0; i < 100 && !runner.calls.includes("updatePorts a 9090"); i++) await new Promise((r) => setTimeout(r, 1));
+    expect(runner.calls).toContain("updatePorts a 9090");
+    // b is stopped: nothing to change in QEMU, its update is written at once.
+    await m.update("b", { name: "x", updatePorts: false, ports: [] });
+    runner.holdUpdatePorts = undefined;
+    release();
+    await expect(slow).rejects.toMatchObject({ kind: "exists", message: expect.stringContaining('VM "b" is already named "x"') });
+    expect(m.get("a").record.spec.name).toBe("a");
+    expect(m.get("a").record.spec.ports.map((p) => p.hostPort)).toEqual([8080]);
+    expect(runner.calls.filter((c) => c.startsWith("updatePorts a"))).toEqual(["updatePorts a 9090", "updatePorts a 8080"]);
+
+    // The same for a port: b takes 9090 while a waits for QEMU.
+    runner.holdUpdatePorts = new Promise((r) => (release = r));
+    const slow2 = m.update("a", { updatePorts: true, ports: [port(9090)] });
+    for (let i = 0; i < 100 && runner.calls.filter((c) => c === "updatePorts a 9090").length < 2; i++) await new Promise((r) => setTimeout(r, 1));
+    await m.update("b", { updatePorts: true, ports: [port(9090)] });
+    runner.holdUpdatePorts = undefined;
+    release();
+    await expect(slow2).rejects.toMatchObject({ kind: "exists", message: expect.stringContaining('already mapped by VM "b"') });
+    expect(m.get("a").record.spec.ports.map((p) => p.hostPort)).toEqual([8080]);
+    expect(new VmStore(state.dir).loadRecord("a").spec.ports.map((p) => p.hostPort)).toEqual([8080]);
   });
 });
 

@@ -20,6 +20,7 @@ import type { Wire } from "../host/neighbour.js";
 import type { ImageCatalog } from "../image/catalog.js";
 import { describeDisks, type DiskView } from "../image/disks.js";
 import type { Lease, NicRef } from "../net/lease-book.js";
+import { log } from "../log.js";
 import { deriveMac } from "../net/mac.js";
 import { pageOf, readPage } from "../page.js";
 import { LeaseKeeper, type LeaseHost, type LeaseNic, type LeaseReport } from "./leases.js";
@@ -298,6 +299,16 @@ export class VmManager {
       const native = (ports: PortSpec[]) => ports.some((p) => !FORWARDED_MODES.includes(spec.nics[p.nicIndex ?? 0]!.mode));
       if (u.updatePorts && this.isLive(e) && this.runner?.updatePorts && (native(spec.ports) || native(e.record.spec.ports))) {
         await this.runner.updatePorts(this.view(e), spec.ports);
+        // Another VM may have taken the name or a port while QEMU changed
+        // (updates of different VMs run concurrently): check again before
+        // anything is written, and give QEMU its ports back if so.
+        try {
+          if (u.name !== undefined) this.checkNameFree(id, spec.name, "name");
+          this.checkPortConflicts(id, spec.ports, "ports");
+        } catch (err) {
+          await this.runner.updatePorts(this.view(e), e.record.spec.ports).catch((undo: unknown) => log("error", "QEMU's ports not restored after a refused update", { vm: id, error: String(undo) }));
+          throw err;
+        }
       }
       const previous = e.record;
       const rec = { ...e.record, spec };

@@ -61,8 +61,12 @@ export class FakeRunner implements VmRunner {
     return true;
   }
 
+  /** While set, updatePorts waits for it (after recording the call). */
+  holdUpdatePorts: Promise<void> | undefined;
+
   async updatePorts(view: VmView, ports: PortSpec[]): Promise<void> {
-    this.calls.push(`updatePorts ${view.record.id} ${ports.length}`);
+    this.calls.push(`updatePorts ${view.record.id} ${ports.map((p) => p.hostPort).join(",")}`);
+    if (this.holdUpdatePorts) await this.holdUpdatePorts;
     if (this.failUpdatePorts) throw this.failUpdatePorts;
   }
 
