@@ -21,7 +21,7 @@ export interface ApiConfig {
   tcp: string;
   /** Allow a TCP listener on a non-loopback address. */
   allowRemote: boolean;
-  /** Open connections over all listeners; more are closed at accept. */
+  /** Open connections per listener (each its own cap); more are closed at accept. */
   maxConnections: number;
   /** Request headers (HTTP/2: the client's SETTINGS) must be complete within this. */
   headerTimeoutSeconds: number;

@@ -26,7 +26,7 @@ import { log } from "../log.js";
 
 /** Deadlines and the cap of open connections (vmm.toml [api]). */
 export interface ConnectionLimits {
-  /** Open connections over all listeners; more are closed at accept. */
+  /** Open connections per listener; more are closed at accept. */
   maxConnections: number;
   /** Request headers (HTTP/2: the client's SETTINGS) must be complete within this. */
   headerTimeoutMs: number;

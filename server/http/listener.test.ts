@@ -243,7 +243,49 @@ describe("connection cap", () => {
     expect(again.data()).toContain("got 0");
     for (const h of [...held, again]) h.sock.destroy();
   });
+
+  it("counts each listener on its own: a full TCP listener leaves the unix socket serving", async () => {
+    const { api, port } = await start({ ...LIMITS, maxConnections: 2, headerTimeoutMs: 5000 });
+    const dir = mkdtempSync(join(tmpdir(), "vmm-listener-"));
+    dirs.push(dir);
+    const path = join(dir, "api.sock");
+    await api.listenUnix(path, 0o600);
+    const held = await Promise.all([raw(port), raw(port)]);
+    await sleep(50);
+    const over = await raw(port);
+    expect(await over.closed).toBeLessThan(500);
+    // The socket's own two connections are served, the third is refused.
+    const viaUnix = () =>
+      new Promise<{ data: string; closedMs: number }>((resolve) => {
+        const t0 = Date.now();
+        const c = connect(path);
+        let data = "";
+        c.setEncoding("utf8").on("data", (d: string) => (data += d));
+        c.once("error", () => undefined);
+        c.once("close", () => resolve({ data, closedMs: Date.now() - t0 }));
+        c.once("connect", () => c.end("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+      });
+    const unixHeld = await Promise.all([raw2(path), raw2(path)]);
+    await sleep(50);
+    expect(api.connectionCount).toBe(4);
+    const refused = await viaUnix();
+    expect(refused.data).toBe("");
+    unixHeld[0]!.destroy();
+    await sleep(50);
+    expect((await viaUnix()).data).toContain("got 0");
+    for (const h of held) h.sock.destroy();
+    unixHeld[1]!.destroy();
+  });
 });
+
+/** A unix-socket client that sends nothing (holds a connection). */
+function raw2(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const c = connect(path);
+    c.once("error", reject);
+    c.once("connect", () => resolve(c));
+  });
+}
 
 describe("unix socket files", () => {
   function tmp(): string {

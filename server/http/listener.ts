@@ -76,6 +76,8 @@ export class ApiServer {
   private readonly listeners: NetServer[] = [];
   private readonly sessions = new Set<Http2Session>();
   private readonly conns = new Map<Socket, TrackedConnection>();
+  /** Open connections per listener: each has its own api.max_connections. */
+  private readonly perListener = new Map<string, number>();
   /** Unix sockets we created, with their inode: we unlink only our own. */
   private unixPaths: { path: string; dev: number; ino: number }[] = [];
   /** The connection being handed to the HTTP/2 server ('session' fires synchronously). */
@@ -107,14 +109,23 @@ export class ApiServer {
   }
 
   private route(sock: Socket, listener: string): void {
-    if (this.closing || this.conns.size >= this.limits.maxConnections) {
-      log("debug", "connection refused", { listener, reason: this.closing ? "daemon shutting down" : `api.max_connections (${this.limits.maxConnections}) reached` });
+    // Each listener has its own cap: clients of the TCP listener cannot
+    // hold every connection and lock out the unix socket's users.
+    const open = this.perListener.get(listener) ?? 0;
+    if (this.closing || open >= this.limits.maxConnections) {
+      log("debug", "connection refused", { listener, reason: this.closing ? "daemon shutting down" : `api.max_connections (${this.limits.maxConnections}) reached on this listener` });
       sock.destroy();
       return;
     }
     const conn = new TrackedConnection(sock, this.limits, listener);
     this.conns.set(sock, conn);
-    sock.once("close", () => this.conns.delete(sock));
+    this.perListener.set(listener, open + 1);
+    sock.once("close", () => {
+      this.conns.delete(sock);
+      const left = (this.perListener.get(listener) ?? 1) - 1;
+      if (left > 0) this.perListener.set(listener, left);
+      else this.perListener.delete(listener);
+    });
     let buf = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
