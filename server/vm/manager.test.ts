@@ -117,6 +117,51 @@ describe("VmManager lifecycle", () => {
 });
 
 describe("VmManager input", () => {
+  it("StartVm checks the stored configuration against today's settings: what they no longer allow is refused, naming each field", async () => {
+    const m1 = manager({ networking: { allowedBridges: ["br-old"] } });
+    await m1.create("old", spec({ name: "old", nics: [nic("bridge", { bridge: "br-old" })], ports: [port(8080)] }), false);
+    await m1.create("fine", spec({ name: "fine" }), false);
+    // br-old leaves networking.allowed_bridges; ports shrink to 9000-9999.
+    const m2 = manager({ forward: { portMin: 9000, portMax: 9999 } });
+    await m2.init();
+    const err = await m2.start("old").then(() => undefined, (e: unknown) => e as VmmError);
+    expect(err).toMatchObject({ kind: "precondition" });
+    expect(err!.message).toContain("config.nics[0].bridge: bridge br-old is not in networking.allowed_bridges");
+    expect(err!.message).toContain("config.ports[0].host_port: is 8080; the configured range is 9000-9999");
+    expect(m2.get("old").runtime.status).toBe("stopped");
+    expect(kinds(m2, "old").at(-1)).toBe("start_refused");
+    expect(runner.calls).not.toContain("start old");
+    expect((await m2.start("fine")).runtime.status).toBe("running");
+
+    // A hand-edited record that does not parse as a spec is refused too.
+    const path = join(state.dir, "vms", "fine", "vm.json");
+    await m2.stop("fine", true, undefined);
+    const rec = JSON.parse(readFileSync(path, "utf8")) as { spec: { nics?: unknown } };
+    delete rec.spec.nics;
+    writeFileSync(path, JSON.stringify(rec));
+    const m3 = manager();
+    await m3.init();
+    await expect(m3.start("fine")).rejects.toMatchObject({ kind: "precondition", message: expect.stringContaining("malformed") });
+  });
+
+  it("a VM record that does not parse is left in place and not served; the others are (an unreadable runtime.json: exited)", async () => {
+    const m1 = manager();
+    await m1.create("good", spec({ name: "good" }), false);
+    await m1.create("bad", spec({ name: "bad" }), false);
+    await m1.create("norun", spec({ name: "norun" }), false);
+    writeFileSync(join(state.dir, "vms", "bad", "vm.json"), '{"version":1,"id":"bad","spec":');
+    writeFileSync(join(state.dir, "vms", "norun", "runtime.json"), "");
+    const m2 = manager();
+    await m2.init();
+    expect(m2.ids()).toEqual(["good", "norun"]);
+    expect((await m2.start("good")).runtime.status).toBe("running");
+    // Its runtime.json unreadable: served as exited, and it starts.
+    expect(m2.get("norun").runtime.status).toBe("exited");
+    expect((await m2.start("norun")).runtime.status).toBe("running");
+    expect(() => m2.get("bad")).toThrow(/not found/);
+    expect(readFileSync(join(state.dir, "vms", "bad", "vm.json"), "utf8")).toBe('{"version":1,"id":"bad","spec":');
+  });
+
   it("refuses an existing id, a taken host port and an unknown network", async () => {
     const m = manager();
     await m.create("a", spec({ ports: [port(8080)] }), false);

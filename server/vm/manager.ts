@@ -26,7 +26,7 @@ import { pageOf, readPage } from "../page.js";
 import { LeaseKeeper, type LeaseHost, type LeaseNic, type LeaseReport } from "./leases.js";
 import { MAX_EVENTS_KEPT, type VmStore } from "./store.js";
 import type { NetworkLookup, PortSpec, RawUpdate, RawVmSpec, VmEventRecord, VmRecord, VmRunner, VmRuntime, VmSpec, VmView } from "./types.js";
-import { checkRunFiles, FORWARDED_MODES, validateSpec, validateUpdate } from "./validate.js";
+import { checkRunFiles, FORWARDED_MODES, recheckStoredSpec, validateSpec, validateUpdate } from "./validate.js";
 import { matches, parseSelector } from "./labels.js";
 
 /** Filter and page of ListVms. */
@@ -101,14 +101,33 @@ export class VmManager {
   /** Loads every record from disk; re-adopts running guests; restores forwarding. */
   async init(): Promise<void> {
     for (const id of this.store.ids()) {
-      const e: Entry = {
-        record: this.store.loadRecord(id),
-        runtime: this.store.loadRuntime(id),
-        events: this.store.loadEvents(id),
-        lock: Promise.resolve(),
-      };
+      let record: VmRecord;
+      try {
+        record = this.store.loadRecord(id);
+        if (typeof record.spec !== "object" || record.spec === null || !Array.isArray(record.macs)) throw new Error("vm.json has no spec or macs");
+      } catch (err) {
+        // One unreadable record (a hand edit, a damaged disk) does not keep
+        // the daemon and every other VM down: it is left in place, unserved.
+        log("error", "VM record unreadable; left in place and not served (fix or remove its directory)", { vm: id, dir: this.store.dir(id), error: String(err) });
+        continue;
+      }
+      let runtime: VmRuntime;
+      try {
+        runtime = this.store.loadRuntime(id);
+      } catch (err) {
+        runtime = { version: 1, status: "exited", instanceId: "" };
+        log("error", "runtime.json unreadable; the VM is served as exited (a guest it ran is not re-adopted)", { vm: id, error: String(err) });
+      }
+      const e: Entry = { record, runtime, events: this.store.loadEvents(id), lock: Promise.resolve() };
       this.vms.set(id, e);
       e.record.macs.forEach((m, i) => this.byMac.set(m, { id, nic: i }));
+    }
+    for (const [id, e] of this.vms) {
+      try {
+        recheckStoredSpec(id, e.record.spec, { cfg: this.cfg });
+      } catch (err) {
+        log("warn", "a stored VM configuration is not allowed now; StartVm will refuse it (a running guest keeps running)", { vm: id, error: (err as Error).message });
+      }
     }
     // Independent per VM: adopt (and restore forwarding of) all at once.
     const live = [...this.vms].filter(([, e]) => e.runtime.status !== "stopped" && e.runtime.status !== "exited");
@@ -345,6 +364,13 @@ export class VmManager {
       const s = e.record.spec;
       if (s.kernel === "" && !s.image && s.disk === "" && (s.disks ?? []).length === 0)
         throw precondition(`VM "${id}" has no kernel, image or disk to boot; set config.kernel (UpdateVm kernel) or config.image`);
+      // The record passed the policy of the day it was written; it must pass today's.
+      try {
+        recheckStoredSpec(id, s, { cfg: this.cfg });
+      } catch (err) {
+        this.event(e, "start_refused", (err as Error).message);
+        throw err;
+      }
       const instanceId = randomUUID();
       this.setRuntime(e, { version: 1, status: "starting", instanceId });
       this.event(e, "starting", `starting instance ${instanceId}`);
@@ -425,7 +451,7 @@ export class VmManager {
       this.event(e, "exited", reason);
       if (e.record.spec.autoRestart && this.vms.has(id)) {
         this.event(e, "auto_restart", "restarting after exit (auto_restart)");
-        setImmediate(() => void this.start(id).catch(() => undefined));
+        setImmediate(() => void this.start(id).catch((err: unknown) => log("warn", "auto_restart failed", { vm: id, error: String(err) })));
       }
     });
   }

@@ -68,6 +68,11 @@ class Findings {
     if (this.denied.length > 0) throw new VmmError("permission", this.denied.join("; "));
     if (this.precondition !== undefined) throw new VmmError("precondition", this.precondition);
   }
+
+  /** Every finding of every kind, one line each ("field: message" for field problems). */
+  all(): string[] {
+    return [...this.invalid.list.map((x) => `${x.field}: ${x.message}`), ...this.denied, ...(this.precondition !== undefined ? [this.precondition] : [])];
+  }
 }
 
 function checkOptionalPath(p: Problems, field: string, v: string): void {
@@ -283,6 +288,13 @@ const NO_NIC: RawNic = { mode: undefined, bridge: "", macvtapParent: "", network
 
 /** Validates a CreateVm config; returns the resolved spec or throws with every problem. */
 export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "config."): VmSpec {
+  const { f, spec } = inspectSpec(raw, ctx, prefix);
+  f.throwIfAny();
+  return spec;
+}
+
+/** The checks of validateSpec: what they found, and the spec they resolved (meaningful when nothing was found). */
+function inspectSpec(raw: RawVmSpec, ctx: VmInputContext, prefix: string): { f: Findings; spec: VmSpec } {
   const { cfg } = ctx;
   const f = new Findings();
   const p = f.invalid;
@@ -306,8 +318,7 @@ export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "conf
   checkDisks(p, prefix, raw.image, raw.imageSizeMib, raw.disks);
   if (raw.cloudInit) checkCloudInit(p, `${prefix}cloud_init.`, raw.cloudInit);
   checkLabels(p, `${prefix}labels`, raw.labels);
-  f.throwIfAny();
-  return {
+  const spec: VmSpec = {
     name: raw.name,
     vcpus: raw.vcpus === 0 ? VM_DEFAULTS.vcpus : raw.vcpus,
     memoryMib: raw.memoryMib === 0 ? VM_DEFAULTS.memoryMib : raw.memoryMib,
@@ -324,6 +335,43 @@ export function validateSpec(raw: RawVmSpec, ctx: VmInputContext, prefix = "conf
     ...(raw.cloudInit ? { cloudInit: raw.cloudInit } : {}),
     ...(Object.keys(raw.labels).length > 0 ? { labels: { ...raw.labels } } : {}),
   };
+  return { f, spec };
+}
+
+/** A stored spec in the form CreateVm's config arrives in, to check it again. */
+export function rawSpecOf(s: VmSpec): RawVmSpec {
+  return {
+    name: s.name,
+    vcpus: s.vcpus,
+    memoryMib: s.memoryMib,
+    kernel: s.kernel,
+    initrd: s.initrd,
+    cmdline: s.cmdline,
+    disk: s.disk,
+    nics: s.nics.map((n) => ({ mode: n.mode, bridge: n.bridge ?? "", macvtapParent: n.macvtapParent ?? "", networkId: n.networkId ?? "", customNetdev: n.customNetdev ?? "" })),
+    ports: s.ports.map((p) => ({ protocol: p.protocol, hostAddress: p.hostAddress, hostPort: p.hostPort, vmPort: p.vmPort, nicIndex: p.nicIndex ?? 0, path: p.path, proxyProtocol: p.proxyProtocol ?? false })),
+    autoRestart: s.autoRestart,
+    image: s.image ?? "",
+    imageSizeMib: s.imageSizeMib ?? 0,
+    disks: s.disks ?? [],
+    cloudInit: s.cloudInit,
+    labels: s.labels ?? {},
+  };
+}
+
+/**
+ * Checks a stored VM's spec against this daemon's settings now (they may
+ * have changed since it was created, or the record may come from an older
+ * version or a hand edit): throws "precondition" naming every problem.
+ */
+export function recheckStoredSpec(id: string, spec: VmSpec, ctx: VmInputContext): void {
+  let found: string[];
+  try {
+    found = inspectSpec(rawSpecOf(spec), ctx, "config.").f.all();
+  } catch (e) {
+    throw new VmmError("precondition", `VM "${id}": its stored configuration (vm.json) is malformed (${(e as Error).message}); recreate it`);
+  }
+  if (found.length > 0) throw new VmmError("precondition", `VM "${id}": its stored configuration is not allowed by this daemon's settings now: ${found.join("; ")}; recreate it, or change vmm.toml back`);
 }
 
 /** Applies an UpdateVm patch to `spec` (undefined fields: unchanged); throws with every problem. */
