@@ -1,5 +1,7 @@
 // Docs that run: README.md's `sh` examples, in order, as a newcomer would
-// type them, against the daemon its first example starts. A broken example
+// type them, against the daemon its first example starts; its Go and
+// Python fragments run in their place in that order too (goSnippet,
+// pythonSnippet: the fragment verbatim, wrapped only to run). A broken example
 // fails this test (and so the suite). Runs inside the private namespace:
 //
 //   scripts/in-netns.sh npx vitest run test/integration/readme.test.ts
@@ -20,7 +22,7 @@
 // vmm-cli goes to a temporary VMM_BIN_DIR instead of /usr/local/bin.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -94,6 +96,55 @@ function sh(code: string, timeoutMs = 300_000): Promise<{ code: number | null; o
   });
 }
 
+/**
+ * The README's Go fragment, verbatim, inside a main package of the Go
+ * client's module (built with its go.mod, deleted afterwards). The fragment
+ * talks to 127.0.0.1:8080 through http.DefaultClient; here that client
+ * dials the README daemon's unix socket instead (it has no TCP listener).
+ */
+async function goSnippet(code: string): Promise<{ code: number | null; out: string }> {
+  const dir = join(checkout, "clients", "go", "cmd", "readme-snippet");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, "main.go"),
+    `package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+
+	"connectrpc.com/connect"
+	vmmv1 "vmm.dev/vmm/gen/go/vmm/v1"
+	"vmm.dev/vmm/gen/go/vmm/v1/vmmv1connect"
+)
+
+func main() {
+	ctx := context.Background()
+	http.DefaultClient.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", ${JSON.stringify(join(checkout, ".vmm", "vmmd.sock"))})
+	}}
+${code.replace(/^/gm, "\t").trimEnd()}
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(res.Msg.Vm.Id)
+}
+`,
+  );
+  try {
+    return await sh(`cd clients/go && go run ./cmd/readme-snippet`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The README's Python fragment, verbatim, with the test venv (gen/python installed), in the copy's directory. */
+function pythonSnippet(code: string): Promise<{ code: number | null; out: string }> {
+  return sh(`${join(ROOT, ".tools", "venv", "bin", "python")} - <<'PY'\n${code}PY`);
+}
+
 beforeAll(() => {
   requireNetns();
   base = mkdtempSync(join(tmpdir(), "vmm-readme-"));
@@ -118,11 +169,21 @@ describe("README.md", () => {
     expect(ts[0]!.code).toBe(readFileSync(join(ROOT, "clients", "typescript", "hello.ts"), "utf8"));
   });
 
-  it("every sh example runs, in order", async () => {
-    const sh_ = blocks(README).filter((b) => b.lang === "sh");
-    expect(sh_.length).toBeGreaterThan(5);
+  it("every sh, Go and Python example runs, in order", async () => {
+    const sh_ = blocks(README).filter((b) => b.lang === "sh" || b.lang === "go" || b.lang === "python");
+    expect(sh_.filter((b) => b.lang === "sh").length).toBeGreaterThan(5);
+    expect(sh_.filter((b) => b.lang !== "sh").map((b) => b.lang)).toEqual(["go", "python"]);
     expect(gitStatus(), "the copy starts clean").toBe("");
     for (const b of sh_) {
+      if (b.lang === "go" || b.lang === "python") {
+        const r = b.lang === "go" ? await goSnippet(b.code) : await pythonSnippet(b.code);
+        expect(r.code, `README.md:${b.line}:\n${b.code}\n--- output:\n${r.out}`).toBe(0);
+        // Each creates a VM from the tiny image and prints its id: it exists, and goes.
+        const id = r.out.trim().split(/\s+/)[0]!;
+        const rm = await sh(`vmm-cli info ${id} >/dev/null && vmm-cli rm --force ${id}`);
+        expect(rm.code, `README.md:${b.line}: the VM it created (${id}):\n${rm.out}`).toBe(0);
+        continue;
+      }
       if (b.directive.startsWith("skip")) {
         expect(b.directive, `README.md:${b.line}: a skipped example needs a reason`).toMatch(/^skip \(.+\)$/);
         continue;
