@@ -270,11 +270,11 @@ describe("connection cap", () => {
     expect(api.connectionCount).toBe(4);
     const refused = await viaUnix();
     expect(refused.data).toBe("");
-    unixHeld[0]!.destroy();
+    unixHeld[0].destroy();
     await sleep(50);
     expect((await viaUnix()).data).toContain("got 0");
     for (const h of held) h.sock.destroy();
-    unixHeld[1]!.destroy();
+    unixHeld[1].destroy();
   });
 });
 
