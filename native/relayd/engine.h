@@ -133,6 +133,7 @@ class Engine {
       bool stop = false;
       int n = Wait();
       if (n < 0) break;
+      readyEvents_ = n;
       for (int i = 0; i < n; i++) {
         Tag* t = static_cast<Tag*>(evs_[i].data.ptr);
         if (t->kind == Kind::kControl) {
@@ -199,6 +200,9 @@ class Engine {
 
   int epfd_ = -1;
   std::vector<epoll_event> evs_;
+  // Events the last epoll_wait returned: 1 means nothing but one listener
+  // was ready (light load; see AcceptBatch).
+  int readyEvents_ = 0;
   std::unordered_map<uint32_t, Listener*> listeners_;
   std::unordered_map<uint32_t, UdpRule*> udp_;
   std::vector<Conn*> freeConns_;  // reused Conn objects (at most kFreeConns)
