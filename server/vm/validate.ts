@@ -339,7 +339,7 @@ function inspectSpec(raw: RawVmSpec, ctx: VmInputContext, prefix: string): { f: 
 }
 
 /** A stored spec in the form CreateVm's config arrives in, to check it again. */
-export function rawSpecOf(s: VmSpec): RawVmSpec {
+function rawSpecOf(s: VmSpec): RawVmSpec {
   return {
     name: s.name,
     vcpus: s.vcpus,
