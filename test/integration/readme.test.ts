@@ -134,7 +134,8 @@ ${code.replace(/^/gm, "\t").trimEnd()}
 `,
   );
   try {
-    return await sh(`cd clients/go && go run ./cmd/readme-snippet`);
+    // Offline, as the Go client's own tests: setup-clients.sh downloaded and built its modules.
+    return await sh(`cd clients/go && GOFLAGS="-mod=readonly -buildvcs=false" GOPROXY=off GOTOOLCHAIN=local go run ./cmd/readme-snippet`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -142,7 +143,7 @@ ${code.replace(/^/gm, "\t").trimEnd()}
 
 /** The README's Python fragment, verbatim, with the test venv (gen/python installed), in the copy's directory. */
 function pythonSnippet(code: string): Promise<{ code: number | null; out: string }> {
-  return sh(`${join(ROOT, ".tools", "venv", "bin", "python")} - <<'PY'\n${code}PY`);
+  return sh(`PYTHONDONTWRITEBYTECODE=1 ${join(ROOT, ".tools", "venv", "bin", "python")} - <<'PY'\n${code}PY`);
 }
 
 beforeAll(() => {
