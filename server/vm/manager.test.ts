@@ -159,6 +159,7 @@ describe("VmManager input", () => {
     expect(m2.get("norun").runtime.status).toBe("exited");
     expect((await m2.start("norun")).runtime.status).toBe("running");
     expect(() => m2.get("bad")).toThrow(/not found/);
+    await expect(m2.create("bad", spec({ name: "bad2" }), false)).rejects.toMatchObject({ kind: "exists", message: expect.stringContaining("its record is unreadable") });
     expect(readFileSync(join(state.dir, "vms", "bad", "vm.json"), "utf8")).toBe('{"version":1,"id":"bad","spec":');
   });
 

@@ -259,6 +259,7 @@ export class VmManager {
     const spec = validateSpec(raw, { cfg: this.cfg });
     await this.checkImages(spec);
     if (this.vms.has(id)) throw new VmmError("exists", `id: VM "${id}" already exists`);
+    if (this.store.has(id)) throw new VmmError("exists", `id: ${this.store.dir(id)} exists but its record is unreadable (the daemon logged why at start); fix or remove it`);
     this.checkNameFree(id, spec.name, "config.name");
     this.checkPortConflicts(id, spec.ports, "config.ports");
     for (const [i, nic] of spec.nics.entries()) {

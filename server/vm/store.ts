@@ -77,6 +77,11 @@ export class VmStore {
     return runFiles(this.dir(id));
   }
 
+  /** Whether VM `id` has a directory (readable or not). */
+  has(id: string): boolean {
+    return existsSync(this.dir(id));
+  }
+
   ids(): string[] {
     return readdirSync(this.root).filter((n) => !n.startsWith("."));
   }
