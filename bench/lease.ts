@@ -42,13 +42,13 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { accepts } from "./accepts.js";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { accepts } from "./accepts.js";
 import { LeaseAction, LeaseVerification, NetworkingMode, Protocol, VmmService } from "../gen/ts/vmm/v1/vmm_pb.js";
 import { ipArgv } from "../server/host/iproute.js";
 
@@ -118,7 +118,6 @@ async function stopDaemon(): Promise<void> {
   daemon.kill("SIGTERM");
   await done;
 }
-
 
 async function until(ports: number[], deadlineMs: number): Promise<void> {
   let pending = ports;

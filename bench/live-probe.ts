@@ -13,7 +13,6 @@ import { createInterface } from "node:readline";
 
 const DEADLINE_NS = 10_000_000_000n;
 
-
 createInterface({ input: process.stdin }).on("line", (line) => {
   const port = Number(line);
   void (async () => {

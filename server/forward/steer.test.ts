@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
 import { ForwardService } from "./service.js";
-import { connect, echo, fdCountOf, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, echo, fdCountOf, relayWorkersSettled, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
 import { CleanupStack } from "../cleanup.js";
 import { freePort } from "../../test/helpers/net.js";
 
@@ -20,12 +20,9 @@ describe("vmm-relayd connection steering", () => {
     const { port: g } = await tcpServer(echo, cleanup);
     const lp = await freePort();
     await svc.apply("vm", [tcpRule(lp, g)]);
-    // vmm-relayd answers an add once its own listener is live; the worker
-    // takes its copy afterwards. A removal is answered by every process, and
-    // only after they have taken what came before: once it returns, the
-    // worker holds its listener and the fd baseline below is final.
-    await svc.apply("settle", [tcpRule(await freePort(), g)]);
-    await svc.apply("settle", []);
+    // The worker takes its copy of the listener after the add is answered:
+    // the fd baseline below is final only once it has.
+    await relayWorkersSettled(svc);
     const [p0, p1] = await svc.dataPathPids();
     expect(p1).toBeDefined();
     const base = [fdCountOf([p0!]), fdCountOf([p1!])];

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ForwardService } from "./service.js";
 import { findRelayd } from "../../native/relay.js";
-import { connect, echo, exchange, neverAccepting, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, echo, exchange, neverAccepting, relayWorkersSettled, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
 import { CleanupStack } from "../cleanup.js";
 import { freePort } from "../../test/helpers/net.js";
 
@@ -334,10 +334,8 @@ describe("vmm-relayd survives its controller", () => {
     const lp = await freePort();
     const svc = service();
     await svc.apply("vm", [tcpRule(lp, g1)]);
-    // A removal waits for every worker: the worker has taken vm's listener
-    // (its answer to an add comes after ours) before it is stopped.
-    await svc.apply("sync", [tcpRule(await freePort(), g1)]);
-    await svc.apply("sync", []);
+    // The worker has taken vm's listener before it is stopped.
+    await relayWorkersSettled(svc);
     const [master, worker] = await svc.dataPathPids();
     process.kill(worker!, "SIGSTOP");
     cleanup.push(() => {

@@ -3,6 +3,8 @@
 // closes what it opens.
 import type { CleanupStack } from "../../server/cleanup.js";
 import type { ForwardRule } from "../../server/forward/rules.js";
+import type { ForwardService } from "../../server/forward/service.js";
+import { freePort } from "./net.js";
 import { readdirSync } from "node:fs";
 import { createServer, createConnection, type Server, type Socket } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -163,3 +165,15 @@ export const tcpRule = (listenPort: number, targetPort: number): ForwardRule => 
   targetAddress: "127.0.0.1",
   targetPort,
 });
+
+/**
+ * Returns once every vmm-relayd process holds the listeners of the rules
+ * applied so far. An add is answered as soon as the master's listener is
+ * live, the workers take their copies afterwards; a removal is answered by
+ * every process, and only after what came before. So one throwaway rule,
+ * added and removed, waits for them (no connection is ever made to it).
+ */
+export async function relayWorkersSettled(svc: ForwardService): Promise<void> {
+  await svc.apply("settle", [tcpRule(await freePort(), 9)]);
+  await svc.apply("settle", []);
+}
