@@ -70,7 +70,9 @@ export class Metrics {
     // The collect() callbacks below get the metric as `this`; they read the
     // current snapshot through this closure.
     const snap = (): Snapshot => this.snap;
-    collectDefaultMetrics({ register: this.registry });
+    // The event-loop delay histogram samples every 100 ms (prom-client's
+    // default, 10 ms, woke an idle daemon 100 times a second).
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
     // Gauges that prom-client names *_total, which the exposition format
     // reserves for counters (promtool check metrics refuses them).
     for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(name);
