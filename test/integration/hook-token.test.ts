@@ -5,7 +5,10 @@
 // none may contain the token -- though the server did receive it. Then the
 // same hook against a real vmmd: its lease token is accepted (the call gets
 // as far as "no VM has this MAC"), a wrong one is refused, and a token with
-// characters that curl's config syntax escapes still arrives intact.
+// characters that curl's config syntax escapes still arrives intact. And
+// what the hook sends: hostile arguments and environment (a guest picks its
+// hostname) are cut down to their fields' character sets, so the body is
+// always the JSON it should be.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
@@ -32,10 +35,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs the hook as dnsmasq would (add MAC IP), with `env`; resolves with its exit status and stderr. */
-function runHook(env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+/** Runs the hook as dnsmasq would (add MAC IP HOSTNAME by default), with `env`; resolves with its exit status and stderr. */
+function runHook(env: Record<string, string>, args = ["add", "02:00:00:00:00:01", "10.77.0.9", "guest"]): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolveRun) => {
-    const p = spawn(HOOK, ["add", "02:00:00:00:00:01", "10.77.0.9", "guest"], { env: { PATH: process.env.PATH!, ...env } });
+    const p = spawn(HOOK, args, { env: { PATH: process.env.PATH!, ...env } });
     let stderr = "";
     p.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
     p.on("close", (status) => resolveRun({ status, stderr }));
@@ -120,5 +123,95 @@ describe("the hook's token", () => {
     const none = await runHook({ VMM_SOCKET: d.socket, VMM_LEASE_TOKEN_FILE: empty });
     expect(none.status).toBe(1);
     expect(none.stderr).toContain("is empty");
+  });
+});
+
+/** A server on 127.0.0.1 that answers 200 and records each request's headers and body. */
+async function recorder(): Promise<{ url: string; got: { headers: IncomingHttpHeaders; body: string }[]; close: () => Promise<void> }> {
+  const got: { headers: IncomingHttpHeaders; body: string }[] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => (body += c));
+    req.on("end", () => {
+      got.push({ headers: req.headers, body });
+      res.writeHead(200, { "content-type": "application/json" }).end('{"vmId":"x"}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  return { url: `http://127.0.0.1:${port}`, got, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+describe("the hook's request", () => {
+  it("cuts every value to its field's characters: hostile arguments and environment still give the intended JSON", async () => {
+    const rec = await recorder();
+    try {
+      const r = await runHook(
+        { VMM_URL: rec.url, DNSMASQ_INTERFACE: 'br0"},{"x":"', DNSMASQ_LEASE_EXPIRES: '17$(id)99"' },
+        ["add", '02:00:00:00:00:0A","ip":"6.6.6.6', "10.77.0.9\",\"x", 'gu\u0001est"}, {"evil": `id` $(id) ;\n\t\\ host-1.lan'],
+      );
+      expect(r.status, r.stderr).toBe(0);
+      expect(rec.got).toHaveLength(1);
+      const body = JSON.parse(rec.got[0]!.body) as Record<string, string>;
+      expect(body).toEqual({
+        action: "LEASE_ACTION_ADD",
+        mac: "02:00:00:00:00:0A:6666",
+        ip: "10.77.0.9",
+        hostname: "guestevilididhost-1.lan",
+        expiresUnix: "1799",
+        interface: "br0x",
+      });
+      expect(rec.got[0]!.headers["content-type"]).toBe("application/json");
+      expect(rec.got[0]!.headers["connect-protocol-version"]).toBe("1");
+    } finally {
+      await rec.close();
+    }
+  });
+
+  it("bounds what it reads of a huge argument, and of a token file", async () => {
+    const rec = await recorder();
+    try {
+      // A 100,000-character hostname: the hook looks at its first 1,024 characters only.
+      const r = await runHook({ VMM_URL: rec.url }, ["add", "02:00:00:00:00:01", "10.77.0.9", "!".repeat(1000) + "abc" + "d".repeat(100_000)]);
+      expect(r.status, r.stderr).toBe(0);
+      expect((JSON.parse(rec.got[0]!.body) as { hostname: string }).hostname).toBe("abc" + "d".repeat(21));
+
+      const big = join(dir, "big.token");
+      writeFileSync(big, "t".repeat(5000), { mode: 0o600 });
+      const refused = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: big });
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toContain("holds more than 4096 characters");
+      expect(rec.got).toHaveLength(1);
+    } finally {
+      await rec.close();
+    }
+  });
+
+  it("takes the token file as vmmd does (whitespace around it dropped), escapes it for curl, and refuses one with whitespace inside or over 512 characters", async () => {
+    const rec = await recorder();
+    try {
+      const f = join(dir, "spaced.token");
+      writeFileSync(f, ' \r\n\tab\\c"d-0123456789\r\n\n', { mode: 0o600 });
+      const r = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: f });
+      expect(r.status, r.stderr).toBe(0);
+      expect(rec.got[0]!.headers.authorization).toBe('Bearer ab\\c"d-0123456789');
+      const inside = join(dir, "inside.token");
+      writeFileSync(inside, "abcd-0123456789\nefgh\n", { mode: 0o600 });
+      const refused = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: inside });
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toContain("whitespace inside the token");
+      const long = join(dir, "long.token");
+      writeFileSync(long, "t".repeat(513) + "\n", { mode: 0o600 });
+      const tooLong = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: long });
+      expect(tooLong.status).toBe(1);
+      expect(tooLong.stderr).toContain("longer than 512 characters");
+      const missing = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: join(dir, "no-such.token") });
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toContain("cannot read token file");
+      expect(rec.got).toHaveLength(1);
+    } finally {
+      await rec.close();
+    }
   });
 });
