@@ -21,7 +21,12 @@
 //     measures); "call": until the report's answer arrived (it also writes
 //     leases.json). "inside vmmd": the daemon's own timing of the same reports
 //     (VMM_DEBUG log lines), from the report's validation to its rules
-//     being live, verification first. BENCH_LEASE_ROUNDS rounds each (200).
+//     being live, verification first; with the CLOCK_MONOTONIC time at which
+//     the daemon took each report up, a third table splits every round at
+//     the daemon's clocks (sent -> taken up, -> rule live, -> first connect
+//     seen; done -> answer received). "sent -> rule live (vmmd's clock)":
+//     until vmm-relayd confirmed the listener (the kernel accepts from then
+//     on), free of the prober's own delays. BENCH_LEASE_ROUNDS rounds each (200).
 //     The other VMs are running too, and each holds a believed lease
 //     whose address a macvlan in the peer namespace answers, so the
 //     daemon's background re-verification runs against healthy guests.
@@ -89,8 +94,8 @@ max_connections_per_rule = 16
 let daemon: ChildProcess | undefined;
 let sleeper: ChildProcess | undefined;
 let prober: ChildProcess | undefined;
-/** The daemon's own timing of each applied report (VMM_DEBUG=1 log lines), in order. */
-const applied: { verifyMs: number; liveMs: number; totalMs: number }[] = [];
+/** The daemon's own timing of each applied report (VMM_DEBUG=1 log lines), in order; startNs: CLOCK_MONOTONIC at its start. */
+const applied: { verifyMs: number; liveMs: number; totalMs: number; startNs: bigint }[] = [];
 
 async function startDaemon(debug = false): Promise<number> {
   const t0 = performance.now();
@@ -101,8 +106,8 @@ async function startDaemon(debug = false): Promise<number> {
   if (debug) {
     createInterface({ input: daemon.stderr! }).on("line", (l) => {
       if (!l.includes('"lease report applied"')) return;
-      const j = JSON.parse(l) as { verifyMs: number; liveMs: number; totalMs: number };
-      applied.push({ verifyMs: j.verifyMs, liveMs: j.liveMs, totalMs: j.totalMs });
+      const j = JSON.parse(l) as { verifyMs: number; liveMs: number; totalMs: number; startNs: string };
+      applied.push({ verifyMs: j.verifyMs, liveMs: j.liveMs, totalMs: j.totalMs, startNs: BigInt(j.startNs) });
     });
   }
   await new Promise<void>((ok, fail) => {
@@ -238,8 +243,8 @@ async function main(): Promise<void> {
       c.stderr.on("data", (b: Buffer) => (err += b.toString()));
       c.once("exit", (code) => (code === 0 ? ok() : fail(new Error(`hook ${args[0]} failed: ${err}`))));
     });
-  /** One round: del (untimed), then add; ms until the rule is live and until the report returned. */
-  const round = async (how: "neighbour" | "probe" | "hook"): Promise<{ live: number; call: number }> => {
+  /** One round: del (untimed), then add; ms until the rule is live and until the report returned, and the three clocks (ns). */
+  const round = async (how: "neighbour" | "probe" | "hook"): Promise<{ live: number; call: number; sentNs: bigint; liveNs: bigint; answerNs: bigint }> => {
     await vmm.reportDhcpLease({ action: LeaseAction.DEL, mac, ip });
     if (await accepts(BASE_PORT)) throw new Error("port still accepting after del");
     if (how === "probe") spawnSync("ip", ["neigh", "del", ip, "dev", BR]);
@@ -255,22 +260,35 @@ async function main(): Promise<void> {
       });
     const [l, c] = await Promise.all([isLive, call]);
     const ms = (x: bigint) => Number(x - t) / 1e6;
-    return { live: ms(l), call: ms(c) };
+    return { live: ms(l), call: ms(c), sentNs: t, liveNs: l, answerNs: c };
   };
   const results: Record<string, { live: number[]; call: number[] }> = {};
   const inside: Record<string, { verifyMs: number; liveMs: number }[]> = {};
+  /** Per path: the same rounds split at the daemon's clocks (ms): sent -> handler, handler -> live, live -> first connect, handler done -> answer. */
+  const split: Record<string, { toDaemon: number[]; inDaemon: number[]; toProbe: number[]; back: number[] }> = {};
   for (const how of ["neighbour", "probe", "hook"] as const) {
     log(`${ROUNDS} reports, ${how} path`);
     const before = applied.length;
     const r = (results[how] = { live: [] as number[], call: [] as number[] });
+    const clocks: { sentNs: bigint; liveNs: bigint; answerNs: bigint }[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       if (how !== "probe") await resolveNeighbour();
       const x = await round(how);
       r.live.push(x.live);
       r.call.push(x.call);
+      clocks.push(x);
     }
     await new Promise((res) => setTimeout(res, 50)); // the last log line
     inside[how] = applied.slice(before);
+    const ins = applied.slice(before);
+    if (ins.length !== clocks.length) throw new Error(`${how}: ${ins.length} daemon timings for ${clocks.length} reports`);
+    const msBetween = (a: bigint, b: bigint) => Number(b - a) / 1e6;
+    split[how] = {
+      toDaemon: clocks.map((c, i) => msBetween(c.sentNs, ins[i]!.startNs)),
+      inDaemon: ins.map((x) => x.liveMs),
+      toProbe: clocks.map((c, i) => msBetween(ins[i]!.startNs, c.liveNs) - ins[i]!.liveMs),
+      back: clocks.map((c, i) => msBetween(ins[i]!.startNs, c.answerNs) - ins[i]!.totalMs),
+    };
   }
   await stopDaemon();
 
@@ -297,6 +315,14 @@ async function main(): Promise<void> {
         const v = xs.map((x) => x.verifyMs);
         const l = xs.map((x) => x.liveMs);
         return `| ${k} path | ${ms(pct(v, 50))} | ${ms(pct(v, 99))} | ${ms(pct(l, 50))} | ${ms(pct(l, 90))} | ${ms(pct(l, 99))} | ${xs.length} |`;
+      }),
+      "",
+      "| where those reports' time goes, p50 / p99 ms | sent -> rule live (vmmd's clock) | sent -> vmmd takes it up (HTTP, Connect, auth, checks) | taken up -> rule live | rule live -> first connect seen | vmmd done -> answer received |",
+      "|---|---|---|---|---|---|",
+      ...(["neighbour", "probe", "hook"] as const).map((k) => {
+        const x = split[k]!;
+        const cell = (xs: number[]) => `${ms(pct(xs, 50))} / ${ms(pct(xs, 99))}`;
+        return `| ${k} path | ${cell(x.toDaemon.map((t, i) => t + x.inDaemon[i]!))} | ${cell(x.toDaemon)} | ${cell(x.inDaemon)} | ${cell(x.toProbe)} | ${cell(x.back)} |`;
       }),
       "",
       "| restart | ms |",

@@ -209,6 +209,7 @@ export class LeaseKeeper {
     const mySeq = ++this.seq;
     this.reportSeq.set(k, mySeq);
     const t0 = performance.now();
+    const t0Ns = process.hrtime.bigint(); // CLOCK_MONOTONIC, comparable across processes (bench/lease.ts)
     // A renewal of an address the NIC already holds may be settled by the
     // neighbour table. A new address may not: dnsmasq puts the guest's MAC
     // there before its DHCPACK, that is before the guest has configured the
@@ -231,6 +232,7 @@ export class LeaseKeeper {
       verifyMs: +(verified - t0).toFixed(3),
       liveMs: +(liveAt - t0).toFixed(3),
       totalMs: +(performance.now() - t0).toFixed(3),
+      startNs: String(t0Ns),
     });
     return { ref, lease };
   }
