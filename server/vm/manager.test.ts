@@ -226,6 +226,17 @@ describe("VmManager input", () => {
     expect(new VmStore(state.dir).loadRecord("web").spec.ports.map((p) => p.hostPort)).toEqual([8080]);
   });
 
+  it("UpdateVm refused by the forwarder after QEMU took its new ports gives QEMU the old ones back", async () => {
+    const m = manager();
+    // NIC 0 user mode (QEMU maps its ports), NIC 1 bridged (the forwarder does).
+    await m.create("web", spec({ nics: [nic("user"), nic("bridge")], ports: [port(8080), { ...port(8443), nicIndex: 1 }] }), true);
+    await m.reportLease({ action: "add", mac: m.get("web").record.macs[1]!, ip: "10.60.0.5", hostname: "", expiresUnix: 0, interface: "" });
+    fwd.failApply = new VmmError("unavailable", "rules[0]: bind tcp 127.0.0.1:9443 failed");
+    await expect(m.update("web", { updatePorts: true, ports: [port(9090), { ...port(9443), nicIndex: 1 }] })).rejects.toMatchObject({ kind: "unavailable" });
+    expect(runner.calls.filter((c) => c.startsWith("updatePorts web"))).toEqual(["updatePorts web 8080,8443 -> 9090,9443", "updatePorts web 9090,9443 -> 8080,8443"]);
+    expect(new VmStore(state.dir).loadRecord("web").spec.ports.map((p) => p.hostPort)).toEqual([8080, 8443]);
+  });
+
   it("UpdateVm of a running user-mode VM changes the ports in QEMU first", async () => {
     const m = manager();
     await m.create("web", spec({ ports: [port(8080)] }), true);
@@ -234,7 +245,7 @@ describe("VmManager input", () => {
     expect(m.get("web").record.spec.ports.map((p) => p.hostPort)).toEqual([8080]);
     runner.failUpdatePorts = undefined;
     await m.update("web", { updatePorts: true, ports: [port(9090)] });
-    expect(runner.calls).toContain("updatePorts web 9090");
+    expect(runner.calls).toContain("updatePorts web 8080 -> 9090");
     expect(m.get("web").record.spec.ports.map((p) => p.hostPort)).toEqual([9090]);
   });
 
@@ -245,8 +256,8 @@ describe("VmManager input", () => {
     let release!: () => void;
     runner.holdUpdatePorts = new Promise((r) => (release = r));
     const slow = m.update("a", { name: "x", updatePorts: true, ports: [port(9090)] });
-    for (let i = 0; i < 100 && !runner.calls.includes("updatePorts a 9090"); i++) await new Promise((r) => setTimeout(r, 1));
-    expect(runner.calls).toContain("updatePorts a 9090");
+    for (let i = 0; i < 100 && !runner.calls.includes("updatePorts a 8080 -> 9090"); i++) await new Promise((r) => setTimeout(r, 1));
+    expect(runner.calls).toContain("updatePorts a 8080 -> 9090");
     // b is stopped: nothing to change in QEMU, its update is written at once.
     await m.update("b", { name: "x", updatePorts: false, ports: [] });
     runner.holdUpdatePorts = undefined;
@@ -254,12 +265,13 @@ describe("VmManager input", () => {
     await expect(slow).rejects.toMatchObject({ kind: "exists", message: expect.stringContaining('VM "b" is already named "x"') });
     expect(m.get("a").record.spec.name).toBe("a");
     expect(m.get("a").record.spec.ports.map((p) => p.hostPort)).toEqual([8080]);
-    expect(runner.calls.filter((c) => c.startsWith("updatePorts a"))).toEqual(["updatePorts a 9090", "updatePorts a 8080"]);
+    // QEMU is given its ports back from what it was given: 9090 -> 8080.
+    expect(runner.calls.filter((c) => c.startsWith("updatePorts a"))).toEqual(["updatePorts a 8080 -> 9090", "updatePorts a 9090 -> 8080"]);
 
     // The same for a port: b takes 9090 while a waits for QEMU.
     runner.holdUpdatePorts = new Promise((r) => (release = r));
     const slow2 = m.update("a", { updatePorts: true, ports: [port(9090)] });
-    for (let i = 0; i < 100 && runner.calls.filter((c) => c === "updatePorts a 9090").length < 2; i++) await new Promise((r) => setTimeout(r, 1));
+    for (let i = 0; i < 100 && runner.calls.filter((c) => c === "updatePorts a 8080 -> 9090").length < 2; i++) await new Promise((r) => setTimeout(r, 1));
     await m.update("b", { updatePorts: true, ports: [port(9090)] });
     runner.holdUpdatePorts = undefined;
     release();

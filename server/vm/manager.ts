@@ -317,36 +317,46 @@ export class VmManager {
       // Ports of NICs QEMU or passt map natively (user, passt) change there
       // first: if that fails, nothing has been written.
       const native = (ports: PortSpec[]) => ports.some((p) => !FORWARDED_MODES.includes(spec.nics[p.nicIndex ?? 0]!.mode));
+      /** QEMU was given spec.ports: gives it back the record's (best effort; logged). */
+      let restoreQemu: (() => Promise<void>) | undefined;
       if (u.updatePorts && this.isLive(e) && this.runner?.updatePorts && (native(spec.ports) || native(e.record.spec.ports))) {
         await this.runner.updatePorts(this.view(e), spec.ports);
-        // Another VM may have taken the name or a port while QEMU changed
-        // (updates of different VMs run concurrently): check again before
-        // anything is written, and give QEMU its ports back if so.
-        try {
-          if (u.name !== undefined) this.checkNameFree(id, spec.name, "name");
-          this.checkPortConflicts(id, spec.ports, "ports");
-        } catch (err) {
-          await this.runner.updatePorts(this.view(e), e.record.spec.ports).catch((undo: unknown) => log("error", "QEMU's ports not restored after a refused update", { vm: id, error: String(undo) }));
-          throw err;
-        }
+        const before = e.record;
+        restoreQemu = () =>
+          this.runner!.updatePorts!({ ...this.view(e), record: { ...before, spec } }, before.spec.ports).catch((undo: unknown) =>
+            log("error", "QEMU's ports not restored after a refused update", { vm: id, error: String(undo) }),
+          );
       }
-      const previous = e.record;
-      const rec = { ...e.record, spec };
-      this.store.saveRecord(rec);
-      e.record = rec;
       const changed = Object.keys(u).filter((k) => k !== "ports" && k !== "updatePorts" && (u as unknown as Record<string, unknown>)[k] !== undefined);
       if (u.updatePorts) changed.push("ports");
-      if (u.updatePorts && this.isLive(e)) {
-        try {
-          await this.syncForwards(e);
-        } catch (err) {
-          // The forwarder refused (e.g. a port in use): restore the previous
-          // record so disk, memory and the host agree, then report it.
-          this.store.saveRecord(previous);
-          e.record = previous;
-          await this.syncForwards(e).catch(() => undefined);
-          throw err;
+      try {
+        if (restoreQemu) {
+          // Another VM may have taken the name or a port while QEMU changed
+          // (updates of different VMs run concurrently): check again before
+          // anything is written.
+          if (u.name !== undefined) this.checkNameFree(id, spec.name, "name");
+          this.checkPortConflicts(id, spec.ports, "ports");
         }
+        const previous = e.record;
+        this.store.saveRecord({ ...e.record, spec });
+        e.record = { ...e.record, spec };
+        if (u.updatePorts && this.isLive(e)) {
+          try {
+            await this.syncForwards(e);
+          } catch (err) {
+            // The forwarder refused (e.g. a port in use): restore the previous
+            // record so disk, memory and the host agree, then report it.
+            this.store.saveRecord(previous);
+            e.record = previous;
+            await this.syncForwards(e).catch(() => undefined);
+            throw err;
+          }
+        }
+      } catch (err) {
+        // Whatever refused the update after QEMU took the new ports, QEMU
+        // gets the record's ports back.
+        await restoreQemu?.();
+        throw err;
       }
       this.event(e, "updated", `updated ${changed.join(", ") || "nothing"}`);
       return this.view(e);

@@ -15,7 +15,7 @@ import { ImageCatalog } from "../image/catalog.js";
 import { hostIfName } from "./nic/tap.js";
 import { QemuRunner } from "./runner.js";
 import { runFiles } from "./store.js";
-import type { NicSpec, VmView } from "./types.js";
+import type { NicSpec, PortSpec, VmView } from "./types.js";
 
 const FAKE_QEMU = join(ROOT, "test", "helpers", "fake-qemu.mjs");
 
@@ -40,6 +40,7 @@ afterEach(async () => {
   state.remove();
   delete process.env.FAKE_QEMU_FAIL;
   delete process.env.FAKE_QEMU_IGNORE_POWERDOWN;
+  delete process.env.FAKE_QEMU_HMP_REFUSE;
 });
 
 function runner(): QemuRunner {
@@ -149,6 +150,39 @@ describe("QemuRunner", () => {
     await second.stop({ ...v, runtime: rt }, { force: true, timeoutMs: 0 });
     expect(await isAlive({ pid: rt.pid!, startTime: rt.pidStartTime! })).toBe(false);
     expect(host.calls).toEqual([`deleteLink ${hostIfName("vm", "web", 0)}`, "stopProcess 4242"]);
+  });
+
+  it("changes a running user-mode VM's ports in QEMU by their difference, all or nothing; passt's not at all", async () => {
+    const r = runner();
+    const port = (hostPort: number, vmPort: number, nicIndex = 0): PortSpec => ({ protocol: "tcp", hostAddress: "127.0.0.1", hostPort, vmPort, nicIndex });
+    const before = [port(8080, 80), port(8081, 81), port(9000, 90, 1)];
+    const v = view("web", [{ mode: "user" }, { mode: "passt" }], { ports: before });
+    process.env.FAKE_QEMU_HMP_REFUSE = "8083"; // read by the fake QEMU when it starts
+    const rt = await r.start(v, () => undefined);
+    const hmpLog = join(state.dir, "vms", "web", "fake-qemu-hmp.log");
+    const commands = () => (existsSync(hmpLog) ? readFileSync(hmpLog, "utf8").split("\n").filter((l) => l !== "") : []);
+
+    // 8080 unchanged (no command), 8081 to another guest port, 8082 new.
+    const after = [port(8080, 80), port(8081, 91), port(8082, 82), port(9000, 90, 1)];
+    await r.updatePorts({ ...v, runtime: rt }, after);
+    expect(commands()).toEqual(["hostfwd_remove net0 tcp:127.0.0.1:8081", "hostfwd_add net0 tcp:127.0.0.1:8081-:91", "hostfwd_add net0 tcp:127.0.0.1:8082-:82"]);
+
+    // QEMU refuses the second of three commands: the first is undone, and the error names the refused one.
+    writeFileSync(hmpLog, "");
+    const v2 = { ...v, record: { ...v.record, spec: { ...v.record.spec, ports: after } }, runtime: rt };
+    const err = await r.updatePorts(v2, [port(8080, 80), port(8081, 91), port(8083, 83), port(9000, 90, 1)]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VmmError);
+    expect((err as VmmError).kind).toBe("unavailable");
+    expect((err as VmmError).message).toContain('QEMU refused "hostfwd_add net0 tcp:127.0.0.1:8083-:83"');
+    expect(commands()).toEqual(["hostfwd_remove net0 tcp:127.0.0.1:8082", "hostfwd_add net0 tcp:127.0.0.1:8083-:83", "hostfwd_add net0 tcp:127.0.0.1:8082-:82"]);
+
+    // passt maps its ports when it starts: a change is refused before QEMU is asked anything.
+    writeFileSync(hmpLog, "");
+    const passt = await r.updatePorts(v2, [port(8080, 80), port(8081, 91), port(8082, 82), port(9001, 90, 1)]).catch((e: unknown) => e);
+    expect((passt as VmmError).kind).toBe("precondition");
+    expect((passt as VmmError).message).toContain("passt maps ports when it starts");
+    expect(commands()).toEqual([]);
+    await r.stop({ ...v, runtime: rt }, { force: true, timeoutMs: 0 });
   });
 
   it("refuses a kernel that does not exist, before preparing anything", async () => {

@@ -318,8 +318,9 @@ export class QemuRunner implements VmRunner {
 
   /**
    * Live port changes of user and passt NICs (the forwarder handles the
-   * others): user mode through QMP hostfwd_add/remove on the NIC's netdev;
-   * passt cannot change its ports while it runs.
+   * others): user mode through QMP hostfwd_add/remove on the NIC's netdev,
+   * all or nothing (a refused command undoes the ones before it); passt
+   * cannot change its ports while it runs.
    */
   async updatePorts(view: VmView, ports: PortSpec[]): Promise<void> {
     const nics = view.record.spec.nics;
@@ -341,13 +342,32 @@ export class QemuRunner implements VmRunner {
         if (typeof out === "string" && /could not|not found|invalid|error|fail/i.test(out))
           throw new VmmError("unavailable", `ports: QEMU refused "${cmd}": ${out.trim()}`);
       };
-      for (const [k, p] of old) {
-        const n = next.get(k);
-        if (!n || n.vmPort !== p.vmPort) await hmp(`hostfwd_remove net${p.nicIndex ?? 0} ${p.protocol}:${p.hostAddress}:${p.hostPort}`);
-      }
-      for (const [k, p] of next) {
-        const o = old.get(k);
-        if (!o || o.vmPort !== p.vmPort) await hmp(`hostfwd_add net${p.nicIndex ?? 0} ${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.vmPort}`);
+      const remove = (p: PortSpec) => `hostfwd_remove net${p.nicIndex ?? 0} ${p.protocol}:${p.hostAddress}:${p.hostPort}`;
+      const add = (p: PortSpec) => `hostfwd_add net${p.nicIndex ?? 0} ${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.vmPort}`;
+      // All or nothing: what was done is undone, newest first, when a later
+      // command is refused (a host port taken meanwhile), so QEMU keeps the
+      // ports of the record, which the caller leaves unchanged.
+      const undo: string[] = [];
+      try {
+        for (const [k, p] of old) {
+          const n = next.get(k);
+          if (!n || n.vmPort !== p.vmPort) {
+            await hmp(remove(p));
+            undo.push(add(p));
+          }
+        }
+        for (const [k, p] of next) {
+          const o = old.get(k);
+          if (!o || o.vmPort !== p.vmPort) {
+            await hmp(add(p));
+            undo.push(remove(p));
+          }
+        }
+      } catch (e) {
+        for (const cmd of undo.reverse()) {
+          await hmp(cmd).catch((u: unknown) => log("error", "could not undo a port change in QEMU", { vm: view.record.id, command: cmd, error: String(u) }));
+        }
+        throw e;
       }
     } finally {
       qmp.close();

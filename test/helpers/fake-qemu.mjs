@@ -4,10 +4,13 @@
 // (greeting, qmp_capabilities, query-status, system_powerdown,
 // human-monitor-command, quit) and writes what it was given -- its argv and
 // the fds it inherited -- to fake-qemu.json in its working directory (the
-// VM's directory). It runs no guest. Environment knobs:
+// VM's directory), and each human-monitor-command line to fake-qemu-hmp.log
+// there. It runs no guest. Environment knobs:
 //   FAKE_QEMU_FAIL=TEXT         print TEXT on stderr and exit 1 at once
 //   FAKE_QEMU_IGNORE_POWERDOWN  keep running after system_powerdown
-import { readdirSync, writeFileSync } from "node:fs";
+//   FAKE_QEMU_HMP_REFUSE=TEXT   answer HMP commands containing TEXT as QEMU
+//                               answers a hostfwd_add it cannot set up
+import { appendFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 const argv = process.argv.slice(2);
@@ -45,9 +48,13 @@ const server = createServer((sock) => {
           send({ return: {}, id: msg.id });
           setTimeout(() => process.exit(0), 10);
           break;
-        case "human-monitor-command":
-          send({ return: "", id: msg.id });
+        case "human-monitor-command": {
+          const line = msg.arguments?.["command-line"] ?? "";
+          appendFileSync("fake-qemu-hmp.log", line + "\n");
+          const refuse = process.env.FAKE_QEMU_HMP_REFUSE;
+          send({ return: refuse && line.includes(refuse) ? "Could not set up host forwarding rule '" + line + "'\r\n" : "", id: msg.id });
           break;
+        }
         default:
           send({ return: {}, id: msg.id });
       }

@@ -65,7 +65,9 @@ export class FakeRunner implements VmRunner {
   holdUpdatePorts: Promise<void> | undefined;
 
   async updatePorts(view: VmView, ports: PortSpec[]): Promise<void> {
-    this.calls.push(`updatePorts ${view.record.id} ${ports.map((p) => p.hostPort).join(",")}`);
+    // "updatePorts ID FROM -> TO": QEMU changes by the difference between the ports the view's record holds and `ports`.
+    const hostPorts = (list: PortSpec[]) => list.map((p) => p.hostPort).join(",");
+    this.calls.push(`updatePorts ${view.record.id} ${hostPorts(view.record.spec.ports)} -> ${hostPorts(ports)}`);
     if (this.holdUpdatePorts) await this.holdUpdatePorts;
     if (this.failUpdatePorts) throw this.failUpdatePorts;
   }
