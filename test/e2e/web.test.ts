@@ -165,16 +165,29 @@ describe("web console", () => {
     await page.getByRole("button", { name: "Create network" }).click();
     await until(page, "the new network", async () => ((await nets.textContent()) ?? "").includes("10.84.0.0/24"));
     await shot(page, "networks");
+    // Confirm-to-delete survives the list being reloaded between the two
+    // clicks (a VM event reloads it; it used to be drawn anew, disarmed).
     const del = page.locator('button[data-action="delete-network"][data-network="ui-net"]');
     await del.click();
+    expect(await del.textContent()).toBe("Really?");
+    const reloads = page.waitForResponse((r) => r.url().endsWith("/vmm.v1.NetworkService/ListNetworks"));
+    await vmm.updateVm({ id: "idle-1", labels: { labels: { touched: "yes" } } });
+    await reloads;
+    await page.waitForTimeout(200); // the answer drawn
+    expect(await del.textContent()).toBe("Really?");
     await del.click();
     await until(page, "the network gone", async () => !((await page.locator(".side").textContent()) ?? "").includes("ui-net"));
 
     // Remove the idle VM from its page (two clicks); the list follows.
     await page.locator('a[data-vm="idle-1"]').click();
     await until(page, "idle VM page", async () => (await page.locator(".vm-head h2").textContent()) === "idle guest");
+    // And through the page's own reload (every 2 s) between the clicks.
     const rm = page.locator('button[data-action="remove"]');
     await rm.click();
+    const polled = page.waitForResponse((r) => r.url().endsWith("/vmm.v1.VmmService/GetInfo"));
+    await polled;
+    await page.waitForTimeout(200); // the answer drawn
+    expect(await rm.textContent()).toBe("Really remove?");
     await rm.click();
     await until(page, "idle VM gone from the list", async () => (await page.locator('a[data-vm="idle-1"]').count()) === 0);
     expect(page.url()).toBe(`${origin}/ui/#/`);

@@ -15,6 +15,8 @@ export class NetworkPanel {
   private readonly count: HTMLElement;
   private networks: Network[] = [];
   private timer: number | undefined;
+  /** Each network's row as last drawn, and what it showed: unchanged rows are kept (an armed "Really?" with them). */
+  private rows = new Map<string, { shown: string; el: HTMLElement }>();
 
   constructor(
     private readonly api: Api,
@@ -50,41 +52,46 @@ export class NetworkPanel {
   private render(): void {
     this.count.textContent = String(this.networks.length);
     if (this.networks.length === 0) {
+      this.rows.clear();
       replace(this.body, h("p", { class: "empty" }, "No networks."));
       return;
     }
-    replace(
-      this.body,
-      h(
-        "ul",
-        { class: "net-list", "aria-label": "networks" },
-        ...this.networks.map((n) =>
-          h(
-            "li",
-            { "data-network": n.name },
-            h("span", { class: "name", title: n.id }, n.name),
-            h("span", { class: "mode" }, networkModeName(n.config?.mode ?? NetworkMode.UNSPECIFIED)),
-            confirmButton(
-              "Delete",
-              "Really?",
-              async () => {
-                try {
-                  await this.api.net.deleteNetwork({ id: n.id });
-                } catch (e) {
-                  this.onError(`deleting network ${n.name}: ${errorText(e)}`);
-                }
-                await this.refresh();
-              },
-              { class: "small danger", "data-action": "delete-network", "data-network": n.name },
-            ),
-            h(
-              "span",
-              { class: "meta" },
-              [n.config?.ipv4Subnet, n.bridge, `${n.attachedVmIds.length} VM${n.attachedVmIds.length === 1 ? "" : "s"}`].filter((x) => x).join(" · "),
-            ),
-          ),
-        ),
+    const rows = new Map<string, { shown: string; el: HTMLElement }>();
+    for (const n of this.networks) {
+      const meta = [n.config?.ipv4Subnet, n.bridge, `${n.attachedVmIds.length} VM${n.attachedVmIds.length === 1 ? "" : "s"}`].filter((x) => x).join(" · ");
+      const mode = networkModeName(n.config?.mode ?? NetworkMode.UNSPECIFIED);
+      const shown = JSON.stringify([n.name, mode, meta]);
+      const kept = this.rows.get(n.id);
+      rows.set(n.id, kept && kept.shown === shown ? kept : { shown, el: this.row(n, mode, meta) });
+    }
+    const list = this.body.querySelector("ul.net-list");
+    const els = [...rows.values()].map((r) => r.el);
+    this.rows = rows;
+    // The same rows in the same order: leave the list as it is.
+    if (list && list.children.length === els.length && els.every((el, i) => list.children[i] === el)) return;
+    replace(this.body, h("ul", { class: "net-list", "aria-label": "networks" }, ...els));
+  }
+
+  private row(n: Network, mode: string, meta: string): HTMLElement {
+    return h(
+      "li",
+      { "data-network": n.name },
+      h("span", { class: "name", title: n.id }, n.name),
+      h("span", { class: "mode" }, mode),
+      confirmButton(
+        "Delete",
+        "Really?",
+        async () => {
+          try {
+            await this.api.net.deleteNetwork({ id: n.id });
+          } catch (e) {
+            this.onError(`deleting network ${n.name}: ${errorText(e)}`);
+          }
+          await this.refresh();
+        },
+        { class: "small danger", "data-action": "delete-network", "data-network": n.name },
       ),
+      h("span", { class: "meta" }, meta),
     );
   }
 

@@ -181,7 +181,18 @@ export class VmDetail {
     this.renderEvents();
   }
 
+  /** What the action buttons were drawn for ("" after they were cleared). */
+  private actionsFor = "";
+
+  /**
+   * The buttons depend on the VM's status only, and are drawn again only
+   * when it changes: a poll or an event must not disarm a "Really remove?"
+   * the user is about to click.
+   */
   private renderActions(v: VmInfo): void {
+    const key = `${v.id}:${v.status}`;
+    if (key === this.actionsFor && this.actions.childElementCount > 0) return;
+    this.actionsFor = key;
     const act = (label: string, what: string, fn: () => Promise<unknown>, cls = "") => {
       const b = h("button", { type: "button", class: cls, "data-action": what }, label);
       b.addEventListener("click", () => void busy(b, () => this.run(what, fn)));
