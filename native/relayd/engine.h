@@ -200,8 +200,8 @@ class Engine {
 
   int epfd_ = -1;
   std::vector<epoll_event> evs_;
-  // Events the last epoll_wait returned: 1 means nothing but one listener
-  // was ready (light load; see AcceptBatch).
+  // Events the last epoll_wait returned: 2 or fewer with a listener among
+  // them is light load (see AcceptBatch).
   int readyEvents_ = 0;
   std::unordered_map<uint32_t, Listener*> listeners_;
   std::unordered_map<uint32_t, UdpRule*> udp_;

@@ -87,12 +87,14 @@ void Engine::AcceptBatch(Listener* l) {
       continue;
     }
     StartConnect(l, cfd);
-    // Light load (this listener was all epoll reported): one connection per
-    // wakeup. The listener is level-triggered, so a second pending
-    // connection is reported by the next epoll_wait, which runs anyway;
-    // trying accept4 again would only fetch EAGAIN, one system call per
-    // connection of a client that connects one at a time.
-    if (readyEvents_ <= 1) return;
+    // Light load (epoll reported this listener and at most one other fd):
+    // one connection per wakeup. The listener is level-triggered, so a
+    // second pending connection is reported by the next epoll_wait, which
+    // runs anyway; trying accept4 again would only fetch EAGAIN, one system
+    // call per connection of a client that connects one at a time (its
+    // next connection usually arrives with the previous one's FIN: two
+    // events).
+    if (readyEvents_ <= 2) return;
   }
 }
 
