@@ -181,7 +181,7 @@ export class VmDetail {
     this.renderEvents();
   }
 
-  /** What the action buttons were drawn for ("" after they were cleared). */
+  /** What the action buttons were last drawn for (VM and status). */
   private actionsFor = "";
 
   /**
