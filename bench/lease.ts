@@ -279,8 +279,7 @@ async function main(): Promise<void> {
       clocks.push(x);
     }
     await new Promise((res) => setTimeout(res, 50)); // the last log line
-    inside[how] = applied.slice(before);
-    const ins = applied.slice(before);
+    const ins = (inside[how] = applied.slice(before));
     if (ins.length !== clocks.length) throw new Error(`${how}: ${ins.length} daemon timings for ${clocks.length} reports`);
     const msBetween = (a: bigint, b: bigint) => Number(b - a) / 1e6;
     split[how] = {
