@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSocket, type Socket } from "node:dgram";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { fdCountOf, sleep, waitFor } from "../../test/helpers/forward.js";
+import { fdCountOf, relayWorkersSettled, sleep, waitFor } from "../../test/helpers/forward.js";
 import { CleanupStack } from "../cleanup.js";
 import { freePort } from "../../test/helpers/net.js";
 
@@ -59,6 +59,10 @@ describe.each(["native", "sockets"] as const)("udp forwarding (%s)", (kind) => {
     // here on are the rules' own ("warm" sorts after "vm" in list()).
     const spare = await freePort();
     await svc.apply("warm", [{ protocol: "tcp", listenAddress: "127.0.0.1", listenPort: spare, targetAddress: "127.0.0.1", targetPort: 9 }]);
+    // vmm-relayd answers an add once its own listener is live; its workers
+    // take their copies after that. Counted before they have, a baseline
+    // would be one fd short.
+    await relayWorkersSettled(svc);
     const pids = await svc.dataPathPids();
     fdCount = () => fdCountOf(pids);
     return svc;

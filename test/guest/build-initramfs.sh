@@ -260,6 +260,13 @@ IP=$(cat /tmp/lease-ip 2>/dev/null || echo none)
 echo "hello from $HN ip=$IP mac=$MAC" > /www/index.html
 httpd -p 8080 -h /www
 nc -ll -p 8081 -e cat &
+# READY only once both listen: nc starts in the background, and a client
+# that connects first gets a reset (which passt passes on to the host side).
+for i in $(seq 1 50); do
+  grep -qE ':1F90 [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null &&
+    grep -qE ':1F91 [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null && break
+  sleep 0.1
+done
 t ready
 echo "VMM-GUEST-READY ip=$IP mac=$MAC hostname=$HN"
 # vmm.probe=HOST:PORT,...: fetch http://HOST:PORT/ from inside the guest
