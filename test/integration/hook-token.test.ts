@@ -45,6 +45,13 @@ function runHook(env: Record<string, string>, args = ["add", "02:00:00:00:00:01"
   });
 }
 
+/** Writes `content` to the token file `name` (mode 0600) and runs the hook with it and `env`. */
+function runHookWithToken(name: string, content: string, env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+  const file = join(dir, name);
+  writeFileSync(file, content, { mode: 0o600 });
+  return runHook({ ...env, VMM_LEASE_TOKEN_FILE: file });
+}
+
 /** Every readable /proc/PID/{cmdline,environ} that contains `needle`, and whether a curl was seen at all. */
 function scanProc(needle: string): { hits: string[]; sawCurl: boolean } {
   const hits: string[] = [];
@@ -112,15 +119,11 @@ describe("the hook's token", () => {
     expect(ok.stderr).toContain("refused (HTTP 404)");
     expect(ok.stderr).toContain("no VM has MAC 02:00:00:00:00:01");
 
-    const bad = join(dir, "wrong.token");
-    writeFileSync(bad, "wrong-token-0123456789abcdef\n", { mode: 0o600 });
-    const refused = await runHook({ VMM_SOCKET: d.socket, VMM_LEASE_TOKEN_FILE: bad });
+    const refused = await runHookWithToken("wrong.token", "wrong-token-0123456789abcdef\n", { VMM_SOCKET: d.socket });
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain("refused (HTTP 401)");
 
-    const empty = join(dir, "empty.token");
-    writeFileSync(empty, "\n", { mode: 0o600 });
-    const none = await runHook({ VMM_SOCKET: d.socket, VMM_LEASE_TOKEN_FILE: empty });
+    const none = await runHookWithToken("empty.token", "\n", { VMM_SOCKET: d.socket });
     expect(none.status).toBe(1);
     expect(none.stderr).toContain("is empty");
   });
@@ -177,9 +180,7 @@ describe("the hook's request", () => {
       expect(r.status, r.stderr).toBe(0);
       expect((JSON.parse(rec.got[0]!.body) as { hostname: string }).hostname).toBe("abc" + "d".repeat(21));
 
-      const big = join(dir, "big.token");
-      writeFileSync(big, "t".repeat(5000), { mode: 0o600 });
-      const refused = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: big });
+      const refused = await runHookWithToken("big.token", "t".repeat(5000), { VMM_URL: rec.url });
       expect(refused.status).toBe(1);
       expect(refused.stderr).toContain("holds more than 4096 characters");
       expect(rec.got).toHaveLength(1);
@@ -191,19 +192,13 @@ describe("the hook's request", () => {
   it("takes the token file as vmmd does (whitespace around it dropped), escapes it for curl, and refuses one with whitespace inside or over 512 characters", async () => {
     const rec = await recorder();
     try {
-      const f = join(dir, "spaced.token");
-      writeFileSync(f, ' \r\n\tab\\c"d-0123456789\r\n\n', { mode: 0o600 });
-      const r = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: f });
+      const r = await runHookWithToken("spaced.token", ' \r\n\tab\\c"d-0123456789\r\n\n', { VMM_URL: rec.url });
       expect(r.status, r.stderr).toBe(0);
       expect(rec.got[0]!.headers.authorization).toBe('Bearer ab\\c"d-0123456789');
-      const inside = join(dir, "inside.token");
-      writeFileSync(inside, "abcd-0123456789\nefgh\n", { mode: 0o600 });
-      const refused = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: inside });
+      const refused = await runHookWithToken("inside.token", "abcd-0123456789\nefgh\n", { VMM_URL: rec.url });
       expect(refused.status).toBe(1);
       expect(refused.stderr).toContain("whitespace inside the token");
-      const long = join(dir, "long.token");
-      writeFileSync(long, "t".repeat(513) + "\n", { mode: 0o600 });
-      const tooLong = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: long });
+      const tooLong = await runHookWithToken("long.token", "t".repeat(513) + "\n", { VMM_URL: rec.url });
       expect(tooLong.status).toBe(1);
       expect(tooLong.stderr).toContain("longer than 512 characters");
       const missing = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: join(dir, "no-such.token") });
