@@ -206,7 +206,11 @@ forward_service_enabled = true
       rows.total!.push(ans - t0);
       if (ans - l > 500) log(`round ${r + 1}: the forward answered ${(ans - l).toFixed(0)} ms after the lease was believed (at ${(l - t0).toFixed(0)} ms); last requests: ${tries.slice(-4).join(" | ")}`);
       log(`round ${r + 1}/${ROUNDS * VARIANTS.length} (${VARIANTS[v]!.name}): ${(ans - t0).toFixed(0)} ms`);
-      for (const m of readFileSync(join(dir, "state", "vms", id, "serial.log"), "latin1").matchAll(/VMM-T ([0-9.]+) (\w+)/g)) (steps[m[2]!] ??= []).push(Number(m[1]) * 1000);
+      // The guest prints READY once its echo server listens too, which may
+      // come after its httpd answered: wait for that line (at most 5 s).
+      const serial = join(dir, "state", "vms", id, "serial.log");
+      for (let i = 0; i < 100 && !/VMM-T [0-9.]+ ready/.test(readFileSync(serial, "latin1")); i++) await new Promise((res) => setTimeout(res, 50));
+      for (const m of readFileSync(serial, "latin1").matchAll(/VMM-T ([0-9.]+) (\w+)/g)) (steps[m[2]!] ??= []).push(Number(m[1]) * 1000);
       await vmm.removeVm({ id, force: true });
     }
     const load = loadavg()[0]!.toFixed(1);
@@ -242,7 +246,7 @@ forward_service_enabled = true
             ["eth0 present", "nic"],
             ["udhcpc started", "dhcp"],
             ["lease applied (seen by /init's 0.1 s poll)", "lease"],
-            ["httpd up (READY)", "ready"],
+            ["httpd and echo server listening (READY)", "ready"],
           ] as const
         ).map(([name, k]) => step(name, k)),
         "",
