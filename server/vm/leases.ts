@@ -63,7 +63,9 @@ const PENDING_BACKOFF = [250, 500, 1000, 2000, 4000, 8000];
 const SILENT_RECHECK_MS = 2000;
 /** A lease believed from a neighbour entry the kernel did not just confirm is probed this soon. */
 const CONFIRM_AFTER_MS = 2000;
-/** Leases the periodic pass starts between two yields to the event loop. */
+/** Leases kept across a restart: their first checks, spread over this long after CONFIRM_AFTER_MS. */
+const CONFIRM_SPREAD_MS = 5000;
+/** Leases checked together: one batch of a spread-out pass (see spread). */
 const REVERIFY_BATCH = 32;
 /** How often forwards' error counters are looked at, and how rarely one NIC is re-checked for them. */
 const ERROR_WATCH_MS = 1000;
@@ -142,12 +144,14 @@ export class LeaseKeeper {
   /** Starts the periodic re-verification and the connect-failure watch. */
   start(): void {
     if (this.cfg.networking.leaseVerification === "off") return;
-    this.periodic = setInterval(() => void this.reverifyAll(), this.cfg.networking.leaseVerifyIntervalSeconds * 1000);
+    this.periodic = setInterval(() => this.reverifyAll(), this.cfg.networking.leaseVerifyIntervalSeconds * 1000);
     this.periodic.unref();
     this.errorWatch = setInterval(() => this.watchErrors(), ERROR_WATCH_MS);
     this.errorWatch.unref();
-    // Leases kept across a restart were verified by the previous daemon: look again soon.
-    for (const { ref, generation } of this.book.all()) this.schedule(ref, generation, CONFIRM_AFTER_MS);
+    // Leases kept across a restart were verified by the previous daemon:
+    // look again soon, spread over a few seconds (1,000 checks at once
+    // stalled the event loop for ~230 ms, and every report with it).
+    this.spread(this.book.all(), CONFIRM_AFTER_MS, CONFIRM_SPREAD_MS);
   }
 
   close(): void {
@@ -483,18 +487,27 @@ export class LeaseKeeper {
   }
 
   /** Re-verifies every lease (the periodic pass). */
-  private async reverifyAll(): Promise<void> {
-    const pending: Promise<void>[] = [];
-    let started = 0;
-    for (const { ref, generation } of this.book.all()) {
-      if (this.timers.has(key(ref))) continue;
-      // Each start asks the neighbour table on the event loop (a netlink
-      // round trip): a host of 1,000 leases yields every REVERIFY_BATCH of
-      // them, so reports are not held up by the whole pass at once.
-      if (++started % REVERIFY_BATCH === 0) await new Promise((r) => setImmediate(r));
-      pending.push(this.recheck(ref, generation).catch((e) => log("error", "lease re-verification failed", { vm: ref.vmId, error: String(e) })));
-    }
-    await Promise.all(pending);
+  private reverifyAll(): void {
+    // Each lease without a check of its own already due gets one within
+    // the interval, spread over its first 90%. The order is the book's, so
+    // each lease keeps its place, and its period, from pass to pass.
+    this.spread(
+      this.book.all().filter(({ ref }) => !this.timers.has(key(ref))),
+      0,
+      this.cfg.networking.leaseVerifyIntervalSeconds * 900,
+    );
+  }
+
+  /**
+   * Schedules a check of each lease, REVERIFY_BATCH at a time, the batches
+   * evenly from `firstMs` over `windowMs`. Each check asks the neighbour
+   * table and the wire on the event loop: a host of 1,000 leases checked at
+   * once holds up every report that arrives meanwhile.
+   */
+  private spread(leases: { ref: NicRef; generation: number }[], firstMs: number, windowMs: number): void {
+    const batches = Math.ceil(leases.length / REVERIFY_BATCH);
+    const spacing = batches > 1 ? windowMs / batches : 0;
+    leases.forEach(({ ref, generation }, i) => this.schedule(ref, generation, firstMs + Math.floor(i / REVERIFY_BATCH) * spacing));
   }
 
   /** Connects to a guest failing (a forward's connectFailures counter grew): re-verify its lease now. */
