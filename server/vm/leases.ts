@@ -489,8 +489,8 @@ export class LeaseKeeper {
   /** Re-verifies every lease (the periodic pass). */
   private reverifyAll(): void {
     // Each lease without a check of its own already due gets one within
-    // the interval, spread over its first 90%. The order is the book's, so
-    // each lease keeps its place, and its period, from pass to pass.
+    // the interval, spread over its first 90%, in the book's order: a
+    // lease's place in a pass, and so its period, stays about the same.
     this.spread(
       this.book.all().filter(({ ref }) => !this.timers.has(key(ref))),
       0,
