@@ -59,9 +59,7 @@ describe.each(["native", "sockets"] as const)("udp forwarding (%s)", (kind) => {
     // here on are the rules' own ("warm" sorts after "vm" in list()).
     const spare = await freePort();
     await svc.apply("warm", [{ protocol: "tcp", listenAddress: "127.0.0.1", listenPort: spare, targetAddress: "127.0.0.1", targetPort: 9 }]);
-    // vmm-relayd answers an add once its own listener is live; its workers
-    // take their copies after that. Counted before they have, a baseline
-    // would be one fd short.
+    // The workers take their copies of the listener after the add is answered.
     await relayWorkersSettled(svc);
     const pids = await svc.dataPathPids();
     fdCount = () => fdCountOf(pids);

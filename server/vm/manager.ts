@@ -317,13 +317,14 @@ export class VmManager {
       // Ports of NICs QEMU or passt map natively (user, passt) change there
       // first: if that fails, nothing has been written.
       const native = (ports: PortSpec[]) => ports.some((p) => !FORWARDED_MODES.includes(spec.nics[p.nicIndex ?? 0]!.mode));
+      const previous = e.record;
+      const rec = { ...previous, spec };
       /** QEMU was given spec.ports: gives it back the record's (best effort; logged). */
       let restoreQemu: (() => Promise<void>) | undefined;
-      if (u.updatePorts && this.isLive(e) && this.runner?.updatePorts && (native(spec.ports) || native(e.record.spec.ports))) {
+      if (u.updatePorts && this.isLive(e) && this.runner?.updatePorts && (native(spec.ports) || native(previous.spec.ports))) {
         await this.runner.updatePorts(this.view(e), spec.ports);
-        const before = e.record;
         restoreQemu = () =>
-          this.runner!.updatePorts!({ ...this.view(e), record: { ...before, spec } }, before.spec.ports).catch((undo: unknown) =>
+          this.runner!.updatePorts!({ ...this.view(e), record: rec }, previous.spec.ports).catch((undo: unknown) =>
             log("error", "QEMU's ports not restored after a refused update", { vm: id, error: String(undo) }),
           );
       }
@@ -337,9 +338,8 @@ export class VmManager {
           if (u.name !== undefined) this.checkNameFree(id, spec.name, "name");
           this.checkPortConflicts(id, spec.ports, "ports");
         }
-        const previous = e.record;
-        this.store.saveRecord({ ...e.record, spec });
-        e.record = { ...e.record, spec };
+        this.store.saveRecord(rec);
+        e.record = rec;
         if (u.updatePorts && this.isLive(e)) {
           try {
             await this.syncForwards(e);

@@ -171,11 +171,11 @@ describe("README.md", () => {
   });
 
   it("every sh, Go and Python example runs, in order", async () => {
-    const sh_ = blocks(README).filter((b) => b.lang === "sh" || b.lang === "go" || b.lang === "python");
-    expect(sh_.filter((b) => b.lang === "sh").length).toBeGreaterThan(5);
-    expect(sh_.filter((b) => b.lang !== "sh").map((b) => b.lang)).toEqual(["go", "python"]);
+    const examples = blocks(README).filter((b) => b.lang === "sh" || b.lang === "go" || b.lang === "python");
+    expect(examples.filter((b) => b.lang === "sh").length).toBeGreaterThan(5);
+    expect(examples.filter((b) => b.lang !== "sh").map((b) => b.lang)).toEqual(["go", "python"]);
     expect(gitStatus(), "the copy starts clean").toBe("");
-    for (const b of sh_) {
+    for (const b of examples) {
       if (b.lang === "go" || b.lang === "python") {
         const r = b.lang === "go" ? await goSnippet(b.code) : await pythonSnippet(b.code);
         expect(r.code, `README.md:${b.line}:\n${b.code}\n--- output:\n${r.out}`).toBe(0);
