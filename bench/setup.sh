@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the benchmark peers from Debian 12 packages. Nothing is started as a
+# Installs the benchmark peers from Debian 12 packages and builds the minimal
+# guest kernel of bench:start (test/guest/build-kernel.sh). Nothing is started as a
 # system service: bench/main.ts starts every peer itself, in the foreground,
 # from a config file in a temp dir, and kills it by PID.
 #
@@ -32,3 +33,6 @@ for b in iperf3 wrk socat haproxy rinetd nginx gcc; do
   command -v "$b" >/dev/null || { echo "bench/setup.sh: $b missing after install" >&2; exit 1; }
 done
 echo "bench/setup.sh: peers installed"
+# bench:start boots a minimal guest kernel beside Debian's: built once from
+# Debian's linux-source (~6 min on 2 cores), skipped when up to date.
+bash "$(dirname "$0")/../test/guest/build-kernel.sh"

@@ -1,6 +1,6 @@
 // Boot benchmark: StartVm -> forwarded port answering, for a bridge-mode
 // guest under TCG with the whole production path: a real vmmd, the test
-// guest (.tools/guest, or VMM_GUEST_DIR), a bridge, dnsmasq configured by the
+// guests (below), a bridge, dnsmasq configured by the
 // project's generator (no-ping) with the lease hook, lease verification on
 // the wire, the forwarder. Each round creates a fresh VM (a MAC dnsmasq has
 // never seen: a first boot), starts it, and polls http://127.0.0.1:PORT/
@@ -14,20 +14,26 @@
 //   ACK -> lease believed the hook (sh + curl), ReportDhcpLease, verification
 //   lease -> answering    rule live, guest httpd up, first GET through the forward
 //
-// Two guest command lines, round by round in turn (the same kernel and
-// initrd): the one a VM gets by default, and the same with
-// `cryptomgr.notests`. The guest kernel (Debian's) runs its crypto
-// self-tests at boot: under TCG here, ~0.4 s before /init (its slowest
-// initcall) and some more as modules load. The second column shows what
-// vmmd's start path gives a guest tuned for TCG. Neither is vmmd's to
-// choose: a VM's cmdline is its owner's.
+// Three guests, round by round in turn, all running the same /init:
+//   debian            Debian's cloud kernel (.tools/guest, what the e2e tests
+//                     boot), its modules in a gzip'ed initramfs
+//   debian, cryptomgr.notests  the same with its crypto self-tests off (its
+//                     slowest initcall under TCG, ~0.4 s before /init)
+//   minimal kernel    test/guest/kernel.config (built by
+//                     test/guest/build-kernel.sh into .tools/guest-min):
+//                     everything built in, no modules, an uncompressed
+//                     initramfs
+// The kernel, its initrd and its command line are a VM's owner's choice, not
+// vmmd's; the columns show what vmmd's start path gives a stock guest and
+// guests tuned for TCG. A missing guest fails the benchmark with the command
+// that builds it.
 //
 // A round whose forward took over 0.5 s to answer once the lease was
 // believed is logged with its last requests (the first connection to a new
 // guest should not wait for a TCP retransmit).
 //
 // Run inside the private namespace, after `npm run build`:
-//   scripts/in-netns.sh npm run bench:start      (BENCH_START_ROUNDS per command line, default 5)
+//   scripts/in-netns.sh npm run bench:start      (BENCH_START_ROUNDS per guest, default 5)
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
@@ -48,19 +54,21 @@ const HOOK = join(repo, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
 const ROUNDS = Number(process.env.BENCH_START_ROUNDS ?? "5");
 const BR = "vmbr-bst";
 const PORT = 31080;
-/** Appended to the guest command line, one round each in turn (see the file comment). */
+/** The guests, one round each in turn (see the file comment): files, and what is appended to the command line. */
 const VARIANTS = [
-  { name: "default", extra: "" },
-  { name: "cryptomgr.notests", extra: " cryptomgr.notests" },
+  { name: "debian", guest: "guest", initrd: "initramfs.cpio.gz", extra: "" },
+  { name: "debian, cryptomgr.notests", guest: "guest", initrd: "initramfs.cpio.gz", extra: " cryptomgr.notests" },
+  { name: "minimal kernel", guest: "guest-min", initrd: "initramfs.cpio", extra: "" },
 ] as const;
 const log = (m: string) => process.stderr.write(`bench-start: ${m}\n`);
 
-function guestFiles(): { kernel: string; initrd: string } {
-  const dir = process.env.VMM_GUEST_DIR ?? join(repo, ".tools", "guest");
+function guestFiles(v: (typeof VARIANTS)[number]): { kernel: string; initrd: string } {
+  const dir = join(repo, ".tools", v.guest);
   const boot = join(dir, "kernel", "boot");
   const k = existsSync(boot) ? readdirSync(boot).filter((n) => n.startsWith("vmlinuz-")).sort().pop() : undefined;
-  const initrd = join(dir, "initramfs.cpio.gz");
-  if (!k || !existsSync(initrd)) throw new Error(`test guest missing under ${dir}: run sudo scripts/setup-guest.sh`);
+  const initrd = join(dir, v.initrd);
+  const build = v.guest === "guest" ? "sudo bash scripts/setup-guest.sh" : "sudo bash test/guest/build-kernel.sh";
+  if (!k || !existsSync(initrd)) throw new Error(`test guest "${v.name}" missing under ${dir}: run ${build}`);
   return { kernel: join(boot, k), initrd };
 }
 
@@ -97,7 +105,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 
 async function main(): Promise<void> {
   if (process.env.VMM_IN_NETNS !== "1") throw new Error("run inside scripts/in-netns.sh (creates a bridge, dnsmasq and guests)");
-  const guest = guestFiles();
+  const guests = VARIANTS.map(guestFiles);
   const dir = mkdtempSync(join(tmpdir(), "vmm-bench-start-"));
   chmodSync(dir, 0o711);
   const procs: ChildProcess[] = [];
@@ -173,8 +181,8 @@ forward_service_enabled = true
         id,
         config: {
           name: id,
-          kernel: guest.kernel,
-          initrd: guest.initrd,
+          kernel: guests[v]!.kernel,
+          initrd: guests[v]!.initrd,
           cmdline: `console=ttyS0 quiet panic=-1 vmm.hostname=${id} vmm.trace=1${VARIANTS[v]!.extra}`,
           nics: [{ mode: NetworkingMode.BRIDGE }],
           ports: [{ protocol: Protocol.TCP, hostPort: PORT, vmPort: 8080 }],
@@ -221,14 +229,14 @@ forward_service_enabled = true
     const step = (name: string, k: string) => `| ${name} | ${cols(runs.map((x) => x.steps[k]))} |`;
     process.stdout.write(
       [
-        `StartVm -> forwarded port answering, bridge + dnsmasq (no-ping) + hook + ARP verification, TCG, ${ROUNDS} first boots per guest command line, interleaved`,
+        `StartVm -> forwarded port answering, bridge + dnsmasq (no-ping) + hook + ARP verification, TCG, ${ROUNDS} first boots per guest, interleaved`,
         `(${availableParallelism()} CPUs, load average ${load} at the end: TCG boots are CPU-bound, compare on a quiet host)`,
-        `guest command lines: ${VARIANTS.map((v) => `${v.name} = "console=ttyS0 quiet panic=-1 ...${v.extra}"`).join("; ")}`,
+        `guests: ${VARIANTS.map((v, i) => `${v.name} = ${guests[i]!.kernel.replace(`${repo}/`, "")} + ${v.initrd}, "console=ttyS0 quiet panic=-1 ...${v.extra}"`).join("; ")}`,
         "",
         `| phase ${head[0]}`,
         head[1],
         line("StartVm RPC (QEMU spawned, QMP up)", "rpc"),
-        line("-> DHCPDISCOVER (kernel, modules, /init, udhcpc)", "discover"),
+        line("-> DHCPDISCOVER (firmware, kernel, modules, /init, udhcpc)", "discover"),
         line("-> DHCPACK", "ack"),
         line("-> lease verified in vmmd (hook, curl, ReportDhcpLease, ARP)", "lease"),
         line("-> forwarded port answering (guest httpd, relay)", "answer"),
@@ -241,7 +249,7 @@ forward_service_enabled = true
         ...(
           [
             ["kernel boot -> /init", "init"],
-            ["modules loaded (virtio, button, evdev)", "modules"],
+            ["modules loaded (virtio, button, evdev; none for the minimal kernel)", "modules"],
             ["power button input found", "input"],
             ["eth0 present", "nic"],
             ["udhcpc started", "dhcp"],
