@@ -12,8 +12,9 @@
 //         configuring it), which the guest answers at once;
 //       * probe path: the neighbour entry is deleted first (untimed), so the
 //         probe also resolves the address;
-//       * hook path: the real dnsmasq hook (sh + curl over the unix socket)
-//         makes the report, neighbour entry present.
+//       * hook path: the real dnsmasq hook (the script, which execs the
+//         compiled hook) makes the report over the unix socket, neighbour
+//         entry present.
 //     ReportDhcpLease over an in-process Connect client for the first two.
 //     "live": from sending the report until a connect to the host port
 //     first succeeds (tried back to back by bench/live-probe.ts, a process
@@ -301,7 +302,7 @@ async function main(): Promise<void> {
       ...([
         ["ReportDhcpLease, neighbour entry present (as after a DHCPACK), ARP probe", "neighbour"],
         ["ReportDhcpLease, no neighbour entry, ARP probe", "probe"],
-        ["the dnsmasq hook (sh + curl), neighbour entry present, ARP probe", "hook"],
+        ["the dnsmasq hook (sh execs the compiled hook), neighbour entry present, ARP probe", "hook"],
       ] as const).map(([name, k]) => {
         const r = results[k]!;
         return `| ${name} | ${ms(pct(r.live, 50))} | ${ms(pct(r.live, 90))} | ${ms(pct(r.live, 99))} | ${ms(pct(r.call, 50))} | ${ms(pct(r.call, 99))} | ${ROUNDS} |`;

@@ -38,6 +38,14 @@
           "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=return-type",
                         "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-fno-exceptions"],
           "ldflags": ["-Wl,-z,relro,-z,now", "-pie", "-static-libstdc++", "-static-libgcc"]
+        },
+        {
+          "target_name": "vmm-dhcp-hook",
+          "type": "executable",
+          "sources": ["dhcp-hook/main.cc"],
+          "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=return-type",
+                        "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-fno-exceptions"],
+          "ldflags": ["-Wl,-z,relro,-z,now", "-pie", "-static-libstdc++", "-static-libgcc"]
         }
       ]
     }]

@@ -16,4 +16,4 @@ exec 9>"${TMPDIR:-/tmp}/vmm-native-build.lock"
 flock 9
 cd native
 ../node_modules/.bin/node-gyp rebuild --loglevel=warn --nodedir="$nodedir" -j 2 >/dev/null
-echo "build-native: native/build/Release/vmm_native.node and vmm-relayd (headers from $nodedir)"
+echo "build-native: native/build/Release/vmm_native.node, vmm-relayd and vmm-dhcp-hook (headers from $nodedir)"

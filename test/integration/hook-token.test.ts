@@ -1,8 +1,10 @@
-// The dnsmasq hook's lease token stays out of every command line and
-// environment. The hook (real, with real curl) posts to a recording server
-// that holds the request open for a while; meanwhile every process's
-// /proc/PID/cmdline and /proc/PID/environ is read, curl's included, and
-// none may contain the token -- though the server did receive it. Then the
+// The dnsmasq hook, both implementations behind its one entry point (the
+// compiled one the script execs, and the script itself with real curl):
+// the lease token stays out of every command line and environment. The
+// hook posts to a recording server that holds the request open for a
+// while; meanwhile every process's /proc/PID/cmdline and /proc/PID/environ
+// is read, the client's included, and none may contain the token -- though
+// the server did receive it. Then the
 // same hook against a real vmmd: its lease token is accepted (the call gets
 // as far as "no VM has this MAC"), a wrong one is refused, and a token with
 // characters that curl's config syntax escapes still arrives intact. And
@@ -10,7 +12,7 @@
 // hostname) are cut down to their fields' character sets, so the body is
 // always the JSON it should be.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -18,6 +20,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, startDaemon, type DaemonHandle } from "../helpers/daemon.js";
 
 const HOOK = resolve(ROOT, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
+const COMPILED = resolve(ROOT, "native", "build", "Release", "vmm-dhcp-hook");
+/**
+ * The two implementations behind the one entry point: the script execs the
+ * compiled hook when it is built (scripts/build-native.sh), and runs itself
+ * with VMM_HOOK_SHELL=1. `client`: the process that holds the connection to
+ * vmmd while the request is in flight (argv[0] in /proc/PID/cmdline).
+ */
+const IMPLS = [
+  { name: "compiled", env: {} as Record<string, string>, client: (argv0: string) => argv0.endsWith("native/build/Release/vmm-dhcp-hook") },
+  { name: "shell", env: { VMM_HOOK_SHELL: "1" } as Record<string, string>, client: (argv0: string) => argv0.endsWith("curl") },
+];
 const ADMIN = "admin-token-hooktest-0123456789";
 const LEASE = 'lease-token-"quoted"\\back-0123456789';
 
@@ -52,10 +65,10 @@ function runHookWithToken(name: string, content: string, env: Record<string, str
   return runHook({ ...env, VMM_LEASE_TOKEN_FILE: file });
 }
 
-/** Every readable /proc/PID/{cmdline,environ} that contains `needle`, and whether a curl was seen at all. */
-function scanProc(needle: string): { hits: string[]; sawCurl: boolean } {
+/** Every readable /proc/PID/{cmdline,environ} that contains `needle`, and whether a process whose argv[0] `isClient` accepts was seen. */
+function scanProc(needle: string, isClient: (argv0: string) => boolean): { hits: string[]; sawClient: boolean } {
   const hits: string[] = [];
-  let sawCurl = false;
+  let sawClient = false;
   for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
     for (const f of ["cmdline", "environ"]) {
       let text: string;
@@ -64,70 +77,12 @@ function scanProc(needle: string): { hits: string[]; sawCurl: boolean } {
       } catch {
         continue; // exited meanwhile
       }
-      if (f === "cmdline" && text.split("\0")[0]!.endsWith("curl")) sawCurl = true;
+      if (f === "cmdline" && isClient(text.split("\0")[0]!)) sawClient = true;
       if (text.includes(needle)) hits.push(`/proc/${pid}/${f}: ${text.replace(/\0/g, " ").slice(0, 120)}`);
     }
   }
-  return { hits, sawCurl };
+  return { hits, sawClient };
 }
-
-describe("the hook's token", () => {
-  it("is in no /proc/*/cmdline or /proc/*/environ while the hook runs, yet reaches the server", async () => {
-    const token = "hook-secret-" + "x".repeat(20) + Date.now();
-    const tokenFile = join(dir, "token");
-    writeFileSync(tokenFile, token + "\n", { mode: 0o600 });
-    let received: IncomingHttpHeaders | undefined;
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((r) => (release = r));
-    const server: Server = createServer((req, res) => {
-      received = req.headers;
-      req.resume();
-      void held.then(() => res.writeHead(200, { "content-type": "application/json" }).end('{"vmId":"x"}'));
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    try {
-      const port = (server.address() as { port: number }).port;
-      const run = runHook({ VMM_URL: `http://127.0.0.1:${port}`, VMM_LEASE_TOKEN_FILE: tokenFile });
-      // While curl waits for the held response, read every process's cmdline and environ.
-      let sawCurl = false;
-      const hits: string[] = [];
-      const until = Date.now() + 1500;
-      while (Date.now() < until) {
-        const s = scanProc(token);
-        sawCurl ||= s.sawCurl && received !== undefined;
-        hits.push(...s.hits);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      release();
-      const r = await run;
-      expect(r.status, r.stderr).toBe(0);
-      expect(hits).toEqual([]);
-      expect(sawCurl, "curl was running while /proc was read").toBe(true);
-      expect(received?.authorization).toBe(`Bearer ${token}`);
-    } finally {
-      release();
-      await new Promise<void>((r) => server.close(() => r()));
-    }
-  });
-
-  it("authenticates against a real vmmd over the unix socket; a wrong token is refused", async () => {
-    const good = join(dir, "lease.token");
-    writeFileSync(good, LEASE + "\n", { mode: 0o600 });
-    const ok = await runHook({ VMM_SOCKET: d.socket, VMM_LEASE_TOKEN_FILE: good });
-    // Authenticated: the daemon looked the MAC up (no VM has it).
-    expect(ok.status).toBe(1);
-    expect(ok.stderr).toContain("refused (HTTP 404)");
-    expect(ok.stderr).toContain("no VM has MAC 02:00:00:00:00:01");
-
-    const refused = await runHookWithToken("wrong.token", "wrong-token-0123456789abcdef\n", { VMM_SOCKET: d.socket });
-    expect(refused.status).toBe(1);
-    expect(refused.stderr).toContain("refused (HTTP 401)");
-
-    const none = await runHookWithToken("empty.token", "\n", { VMM_SOCKET: d.socket });
-    expect(none.status).toBe(1);
-    expect(none.stderr).toContain("is empty");
-  });
-});
 
 /** A server on 127.0.0.1 that answers 200 and records each request's headers and body. */
 async function recorder(): Promise<{ url: string; got: { headers: IncomingHttpHeaders; body: string }[]; close: () => Promise<void> }> {
@@ -146,67 +101,135 @@ async function recorder(): Promise<{ url: string; got: { headers: IncomingHttpHe
   return { url: `http://127.0.0.1:${port}`, got, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-describe("the hook's request", () => {
-  it("cuts every value to its field's characters: hostile arguments and environment still give the intended JSON", async () => {
-    const rec = await recorder();
-    try {
-      const r = await runHook(
-        { VMM_URL: rec.url, DNSMASQ_INTERFACE: 'br0"},{"x":"', DNSMASQ_LEASE_EXPIRES: '17$(id)99"' },
-        ["add", '02:00:00:00:00:0A","ip":"6.6.6.6', "10.77.0.9\",\"x", 'gu\u0001est"}, {"evil": `id` $(id) ;\n\t\\ host-1.lan'],
-      );
-      expect(r.status, r.stderr).toBe(0);
-      expect(rec.got).toHaveLength(1);
-      const body = JSON.parse(rec.got[0]!.body) as Record<string, string>;
-      expect(body).toEqual({
-        action: "LEASE_ACTION_ADD",
-        mac: "02:00:00:00:00:0A:6666",
-        ip: "10.77.0.9",
-        hostname: "guestevilididhost-1.lan",
-        expiresUnix: "1799",
-        interface: "br0x",
+describe.each(IMPLS)("the $name hook", (impl) => {
+  beforeAll(() => {
+    // Without it the script would quietly run itself: fail instead.
+    if (impl.name === "compiled" && !existsSync(COMPILED)) throw new Error(`${COMPILED} missing: run scripts/build-native.sh`);
+  });
+
+  describe("its token", () => {
+    it("is in no /proc/*/cmdline or /proc/*/environ while the hook runs, yet reaches the server", async () => {
+      const token = "hook-secret-" + "x".repeat(20) + Date.now();
+      const tokenFile = join(dir, "token");
+      writeFileSync(tokenFile, token + "\n", { mode: 0o600 });
+      let received: IncomingHttpHeaders | undefined;
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((r) => (release = r));
+      const server: Server = createServer((req, res) => {
+        received = req.headers;
+        req.resume();
+        void held.then(() => res.writeHead(200, { "content-type": "application/json" }).end('{"vmId":"x"}'));
       });
-      expect(rec.got[0]!.headers["content-type"]).toBe("application/json");
-      expect(rec.got[0]!.headers["connect-protocol-version"]).toBe("1");
-    } finally {
-      await rec.close();
-    }
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      try {
+        const port = (server.address() as { port: number }).port;
+        const run = runHook({ ...impl.env, VMM_URL: `http://127.0.0.1:${port}`, VMM_LEASE_TOKEN_FILE: tokenFile });
+        // While the hook waits for the held response, read every process's cmdline and environ.
+        let sawClient = false;
+        const hits: string[] = [];
+        const until = Date.now() + 1500;
+        while (Date.now() < until) {
+          const s = scanProc(token, impl.client);
+          sawClient ||= s.sawClient && received !== undefined;
+          hits.push(...s.hits);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        release();
+        const r = await run;
+        expect(r.status, r.stderr).toBe(0);
+        expect(hits).toEqual([]);
+        expect(sawClient, `the ${impl.name} hook's client was running while /proc was read`).toBe(true);
+        expect(received?.authorization).toBe(`Bearer ${token}`);
+      } finally {
+        release();
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+    });
+
+    it("authenticates against a real vmmd over the unix socket; a wrong token is refused", async () => {
+      const good = join(dir, "lease.token");
+      writeFileSync(good, LEASE + "\n", { mode: 0o600 });
+      const ok = await runHook({ ...impl.env, VMM_SOCKET: d.socket, VMM_LEASE_TOKEN_FILE: good });
+      // Authenticated: the daemon looked the MAC up (no VM has it).
+      expect(ok.status).toBe(1);
+      expect(ok.stderr).toContain("refused (HTTP 404)");
+      expect(ok.stderr).toContain("no VM has MAC 02:00:00:00:00:01");
+
+      const refused = await runHookWithToken("wrong.token", "wrong-token-0123456789abcdef\n", { ...impl.env, VMM_SOCKET: d.socket });
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toContain("refused (HTTP 401)");
+
+      const none = await runHookWithToken("empty.token", "\n", { ...impl.env, VMM_SOCKET: d.socket });
+      expect(none.status).toBe(1);
+      expect(none.stderr).toContain("is empty");
+    });
   });
 
-  it("bounds what it reads of a huge argument, and of a token file", async () => {
-    const rec = await recorder();
-    try {
-      // A 100,000-character hostname: the hook looks at its first 1,024 characters only.
-      const r = await runHook({ VMM_URL: rec.url }, ["add", "02:00:00:00:00:01", "10.77.0.9", "!".repeat(1000) + "abc" + "d".repeat(100_000)]);
-      expect(r.status, r.stderr).toBe(0);
-      expect((JSON.parse(rec.got[0]!.body) as { hostname: string }).hostname).toBe("abc" + "d".repeat(21));
+  describe("its request", () => {
+    it("cuts every value to its field's characters: hostile arguments and environment still give the intended JSON", async () => {
+      const rec = await recorder();
+      try {
+        const r = await runHook(
+          { ...impl.env, VMM_URL: rec.url, DNSMASQ_INTERFACE: 'br0"},{"x":"', DNSMASQ_LEASE_EXPIRES: '17$(id)99"' },
+          ["add", '02:00:00:00:00:0A","ip":"6.6.6.6', "10.77.0.9\",\"x", 'gu\u0001est"}, {"evil": `id` $(id) ;\n\t\\ host-1.lan'],
+        );
+        expect(r.status, r.stderr).toBe(0);
+        expect(rec.got).toHaveLength(1);
+        const body = JSON.parse(rec.got[0]!.body) as Record<string, string>;
+        expect(body).toEqual({
+          action: "LEASE_ACTION_ADD",
+          mac: "02:00:00:00:00:0A:6666",
+          ip: "10.77.0.9",
+          hostname: "guestevilididhost-1.lan",
+          expiresUnix: "1799",
+          interface: "br0x",
+        });
+        expect(rec.got[0]!.headers["content-type"]).toBe("application/json");
+        expect(rec.got[0]!.headers["connect-protocol-version"]).toBe("1");
+      } finally {
+        await rec.close();
+      }
+    });
 
-      const refused = await runHookWithToken("big.token", "t".repeat(5000), { VMM_URL: rec.url });
-      expect(refused.status).toBe(1);
-      expect(refused.stderr).toContain("holds more than 4096 characters");
-      expect(rec.got).toHaveLength(1);
-    } finally {
-      await rec.close();
-    }
-  });
+    it("bounds what it reads of a huge argument, and of a token file", async () => {
+      const rec = await recorder();
+      try {
+        // A 100,000-character hostname: the hook looks at its first 1,024 characters only.
+        const r = await runHook({ ...impl.env, VMM_URL: rec.url }, ["add", "02:00:00:00:00:01", "10.77.0.9", "!".repeat(1000) + "abc" + "d".repeat(100_000)]);
+        expect(r.status, r.stderr).toBe(0);
+        expect((JSON.parse(rec.got[0]!.body) as { hostname: string }).hostname).toBe("abc" + "d".repeat(21));
 
-  it("takes the token file as vmmd does (whitespace around it dropped), escapes it for curl, and refuses one with whitespace inside or over 512 characters", async () => {
-    const rec = await recorder();
-    try {
-      const r = await runHookWithToken("spaced.token", ' \r\n\tab\\c"d-0123456789\r\n\n', { VMM_URL: rec.url });
-      expect(r.status, r.stderr).toBe(0);
-      expect(rec.got[0]!.headers.authorization).toBe('Bearer ab\\c"d-0123456789');
-      const refused = await runHookWithToken("inside.token", "abcd-0123456789\nefgh\n", { VMM_URL: rec.url });
-      expect(refused.status).toBe(1);
-      expect(refused.stderr).toContain("whitespace inside the token");
-      const tooLong = await runHookWithToken("long.token", "t".repeat(513) + "\n", { VMM_URL: rec.url });
-      expect(tooLong.status).toBe(1);
-      expect(tooLong.stderr).toContain("longer than 512 characters");
-      const missing = await runHook({ VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: join(dir, "no-such.token") });
-      expect(missing.status).toBe(1);
-      expect(missing.stderr).toContain("cannot read token file");
-      expect(rec.got).toHaveLength(1);
-    } finally {
-      await rec.close();
-    }
+        const refused = await runHookWithToken("big.token", "t".repeat(5000), { ...impl.env, VMM_URL: rec.url });
+        expect(refused.status).toBe(1);
+        expect(refused.stderr).toContain("holds more than 4096 characters");
+        expect(rec.got).toHaveLength(1);
+      } finally {
+        await rec.close();
+      }
+    });
+
+    it("takes the token file as vmmd does (whitespace around it dropped), escapes it for curl, and refuses one with whitespace or a control character inside, or over 512 characters", async () => {
+      const rec = await recorder();
+      try {
+        const r = await runHookWithToken("spaced.token", ' \r\n\tab\\c"d-0123456789\r\n\n', { ...impl.env, VMM_URL: rec.url });
+        expect(r.status, r.stderr).toBe(0);
+        expect(rec.got[0]!.headers.authorization).toBe('Bearer ab\\c"d-0123456789');
+        const refused = await runHookWithToken("inside.token", "abcd-0123456789\nefgh\n", { ...impl.env, VMM_URL: rec.url });
+        expect(refused.status).toBe(1);
+        expect(refused.stderr).toContain("whitespace inside the token");
+        const control = await runHookWithToken("control.token", "abcd\u0001efgh-0123456789\n", { ...impl.env, VMM_URL: rec.url });
+        expect(control.status).toBe(1);
+        expect(control.stderr).toContain("whitespace inside the token");
+        const tooLong = await runHookWithToken("long.token", "t".repeat(513) + "\n", { ...impl.env, VMM_URL: rec.url });
+        expect(tooLong.status).toBe(1);
+        expect(tooLong.stderr).toContain("longer than 512 characters");
+        const missing = await runHook({ ...impl.env, VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: join(dir, "no-such.token") });
+        expect(missing.status).toBe(1);
+        expect(missing.stderr).toContain("cannot read token file");
+        expect(rec.got).toHaveLength(1);
+      } finally {
+        await rec.close();
+      }
+    });
   });
 });

@@ -1,0 +1,401 @@
+// vmm-dhcp-hook (compiled): what clients/dnsmasq-hook/vmm-dhcp-hook does,
+// without forking curl. dnsmasq runs its script for every lease, one at a
+// time, and replays every lease it holds when it starts; curl's own start
+// is ~15 ms here, this program's ~1 ms.
+//
+// The shell script stays the entry point: it reads VMM_HOOK_CONF, then
+// execs this program when it is built and VMM_URL is empty or http:// (no
+// TLS here); VMM_HOOK_SHELL=1 keeps the shell path. Both must behave alike:
+// the same arguments, environment, filters, JSON body, token rules, log
+// lines and exit status (test/integration/hook-token.test.ts runs its
+// cases against both).
+//
+//   vmm-dhcp-hook add|old|del MAC IP [HOSTNAME]
+//   env: VMM_SOCKET VMM_URL VMM_LEASE_TOKEN_FILE VMM_HOOK_TIMEOUT VMM_HOOK_LOG
+//        DNSMASQ_SUPPLIED_HOSTNAME DNSMASQ_INTERFACE DNSMASQ_LEASE_EXPIRES
+//   exit: 0 accepted, 1 refused or unreachable (a log line says why), 2 usage
+//
+// Every value that reaches the JSON body is reduced to a strict character
+// set first (the hostname comes from the guest); the token reaches vmmd in
+// a header and appears in no command line or environment.
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace {
+
+const char kPath[] = "/vmm.v1.VmmService/ReportDhcpLease";
+constexpr size_t kLook = 1024;        // characters of a value looked at
+constexpr size_t kTokenFileMax = 4096;
+constexpr size_t kTokenMax = 512;
+constexpr size_t kAnswerMax = 65536;  // bytes of vmmd's answer read
+
+std::string Env(const char* k) {
+  const char* v = getenv(k);
+  return v ? v : "";
+}
+
+void Log(const std::string& m) {
+  std::string line = "vmm-dhcp-hook: " + m + "\n";
+  if (write(2, line.data(), line.size()) < 0) {
+    // stderr gone: the log file below is all there is
+  }
+  std::string file = Env("VMM_HOOK_LOG");
+  if (file.empty()) return;
+  char ts[32];
+  time_t now = time(nullptr);
+  struct tm tm;
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ ", gmtime_r(&now, &tm));
+  int fd = open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+  if (fd < 0) return;
+  std::string rec = ts + line;
+  if (write(fd, rec.data(), rec.size()) < 0) {
+    // as the shell's `>>`: a log that cannot be written does not fail the report
+  }
+  close(fd);
+}
+
+// keep: VALUE's characters that `ok` accepts, in order, at most `max`,
+// looking at no more than its first kLook characters.
+template <typename Pred>
+std::string Keep(const std::string& v, size_t max, Pred ok) {
+  std::string out;
+  for (size_t i = 0; i < v.size() && i < kLook && out.size() < max; i++) {
+    unsigned char c = static_cast<unsigned char>(v[i]);
+    if (ok(c)) out += static_cast<char>(c);
+  }
+  return out;
+}
+bool IsDigit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool IsAlnum(unsigned char c) { return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsMacChar(unsigned char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '-'; }
+bool IsIpChar(unsigned char c) { return IsDigit(c) || c == '.'; }
+bool IsNameChar(unsigned char c) { return IsAlnum(c) || c == '.' || c == '_' || c == '-'; }
+bool IsSpace(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+
+// The token of VMM_LEASE_TOKEN_FILE as vmmd reads its own token files
+// (whitespace around it dropped; none inside; at most 512 characters), or
+// false after a log line.
+bool ReadToken(const std::string& path, std::string* token) {
+  struct stat st;
+  if (access(path.c_str(), R_OK) != 0 || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    Log("cannot read token file " + path);
+    return false;
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    Log("cannot read token file " + path);
+    return false;
+  }
+  std::string text;
+  char buf[1024];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kTokenFileMax) break;
+  }
+  close(fd);
+  // The shell hook counts a last line without its newline as if it had one.
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  if (text.size() > kTokenFileMax) {
+    Log("token file " + path + " holds more than 4096 characters");
+    return false;
+  }
+  size_t b = 0, e = text.size();
+  while (b < e && IsSpace(static_cast<unsigned char>(text[b]))) b++;
+  while (e > b && IsSpace(static_cast<unsigned char>(text[e - 1]))) e--;
+  std::string t = text.substr(b, e - b);
+  for (unsigned char c : t) {
+    // Control characters other than whitespace cannot be in a header either.
+    if (IsSpace(c) || c < 0x20 || c == 0x7f) {
+      Log("token file " + path + ": whitespace inside the token");
+      return false;
+    }
+  }
+  if (t.size() > kTokenMax) {
+    Log("token file " + path + ": the token is longer than 512 characters");
+    return false;
+  }
+  if (t.empty()) {
+    Log("token file " + path + " is empty");
+    return false;
+  }
+  *token = t;
+  return true;
+}
+
+long long NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+// Waits for `events` on fd until the deadline; false (errno ETIMEDOUT) when it passed.
+bool WaitFd(int fd, short events, long long deadline) {
+  for (;;) {
+    long long left = deadline - NowMs();
+    if (left <= 0) {
+      errno = ETIMEDOUT;
+      return false;
+    }
+    struct pollfd p = {fd, events, 0};
+    int r = poll(&p, 1, static_cast<int>(left > 60000 ? 60000 : left));
+    if (r > 0) return true;
+    if (r < 0 && errno != EINTR) return false;
+  }
+}
+
+// A connected socket to vmmd (unix socket, or host:port of an http:// URL),
+// or -1 with *err set.
+int Connect(const std::string& socketPath, const std::string& host, const std::string& port, long long deadline, std::string* err) {
+  if (!socketPath.empty()) {
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (socketPath.size() >= sizeof sa.sun_path) {
+      *err = "socket path " + socketPath + " is too long";
+      return -1;
+    }
+    memcpy(sa.sun_path, socketPath.data(), socketPath.size());
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      *err = std::string("socket: ") + strerror(errno);
+      return -1;
+    }
+    // A unix connect waits while vmmd's backlog is full, up to SO_SNDTIMEO.
+    long long left = deadline - NowMs();
+    struct timeval tv = {static_cast<time_t>(left / 1000), static_cast<suseconds_t>((left % 1000) * 1000)};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) != 0) {
+      *err = "connect " + socketPath + ": " + strerror(errno);
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  struct addrinfo* res = nullptr;
+  int gai = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+  if (gai != 0) {
+    *err = "resolve " + host + ": " + gai_strerror(gai);
+    return -1;
+  }
+  int fd = -1;
+  *err = "connect " + host + ":" + port + ": no address";
+  for (struct addrinfo* a = res; a; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) continue;
+    int r = connect(fd, a->ai_addr, a->ai_addrlen);
+    if (r != 0 && errno == EINPROGRESS && WaitFd(fd, POLLOUT, deadline)) {
+      int soerr = 0;
+      socklen_t len = sizeof soerr;
+      r = getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0 ? 0 : -1;
+      if (r != 0) errno = soerr ? soerr : errno;
+    }
+    if (r == 0) {
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+      break;
+    }
+    *err = "connect " + host + ":" + port + ": " + strerror(errno);
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  return fd;
+}
+
+// Sends the request and reads the whole answer (the request says
+// `connection: close`). False with *err when the exchange failed.
+bool Exchange(int fd, const std::string& req, long long deadline, std::string* answer, std::string* err) {
+  size_t off = 0;
+  while (off < req.size()) {
+    if (!WaitFd(fd, POLLOUT, deadline)) {
+      *err = std::string("send: ") + strerror(errno);
+      return false;
+    }
+    ssize_t n = send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) {
+      *err = std::string("send: ") + strerror(errno);
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  char buf[4096];
+  for (;;) {
+    if (!WaitFd(fd, POLLIN, deadline)) {
+      *err = std::string("receive: ") + strerror(errno);
+      return false;
+    }
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) {
+      *err = std::string("receive: ") + strerror(errno);
+      return false;
+    }
+    if (n == 0) return true;
+    answer->append(buf, static_cast<size_t>(n));
+    if (answer->size() > kAnswerMax) {
+      *err = "answer longer than 64 KiB";
+      return false;
+    }
+  }
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+// The status code and body of an HTTP/1.x answer (chunked bodies joined);
+// status 0 when it is not one.
+int ParseAnswer(const std::string& a, std::string* body) {
+  size_t head = a.find("\r\n\r\n");
+  if (a.compare(0, 5, "HTTP/") != 0 || head == std::string::npos) return 0;
+  size_t sp = a.find(' ');
+  if (sp == std::string::npos || sp + 4 > a.size()) return 0;
+  int status = 0;
+  for (size_t i = sp + 1; i < sp + 4; i++) {
+    if (!IsDigit(static_cast<unsigned char>(a[i]))) return 0;
+    status = status * 10 + (a[i] - '0');
+  }
+  std::string headers = Lower(a.substr(0, head));
+  std::string raw = a.substr(head + 4);
+  if (headers.find("\r\ntransfer-encoding: chunked") == std::string::npos) {
+    *body = raw;
+    return status;
+  }
+  size_t p = 0;
+  while (p < raw.size()) {
+    size_t eol = raw.find("\r\n", p);
+    if (eol == std::string::npos) break;
+    size_t n = strtoul(raw.substr(p, eol - p).c_str(), nullptr, 16);
+    if (n == 0 || eol + 2 + n > raw.size()) break;
+    body->append(raw, eol + 2, n);
+    p = eol + 2 + n + 2;
+  }
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string action = argc > 1 ? argv[1] : "";
+  const char* a = nullptr;
+  if (action == "add") a = "LEASE_ACTION_ADD";
+  else if (action == "old") a = "LEASE_ACTION_OLD";
+  else if (action == "del") a = "LEASE_ACTION_DEL";
+  else if (action == "tftp" || action == "arp" || action == "arp-add" || action == "arp-del" || action == "relay-snoop" || action == "init") return 0;
+  else {
+    Log("usage: vmm-dhcp-hook add|old|del MAC IP [HOSTNAME] (got action '" + action + "')");
+    return 2;
+  }
+  if (argc < 4) {
+    Log("usage: vmm-dhcp-hook " + action + " MAC IP [HOSTNAME]");
+    return 2;
+  }
+  std::string mac = Keep(argv[2], 64, IsMacChar);
+  std::string ip = Keep(argv[3], 15, IsIpChar);
+  std::string hostArg = argc > 4 ? argv[4] : "";
+  std::string host = Keep(hostArg.empty() ? Env("DNSMASQ_SUPPLIED_HOSTNAME") : hostArg, 253, IsNameChar);
+  std::string iface = Keep(Env("DNSMASQ_INTERFACE"), 15, IsNameChar);
+  std::string expiresEnv = getenv("DNSMASQ_LEASE_EXPIRES") && *getenv("DNSMASQ_LEASE_EXPIRES") ? Env("DNSMASQ_LEASE_EXPIRES") : "0";
+  std::string expires = Keep(expiresEnv, 12, IsDigit);
+  if (expires.empty()) expires = "0";
+  std::string body = std::string("{\"action\":\"") + a + "\",\"mac\":\"" + mac + "\",\"ip\":\"" + ip + "\",\"hostname\":\"" + host +
+                     "\",\"expiresUnix\":\"" + expires + "\",\"interface\":\"" + iface + "\"}";
+
+  std::string token;
+  std::string tokenFile = Env("VMM_LEASE_TOKEN_FILE");
+  if (!tokenFile.empty() && !ReadToken(tokenFile, &token)) return 1;
+
+  // curl --max-time: the whole exchange; a timeout that is not a positive
+  // number of seconds is curl's error too.
+  std::string tv = Env("VMM_HOOK_TIMEOUT");
+  if (tv.empty()) tv = "5";
+  char* endp = nullptr;
+  double secs = strtod(tv.c_str(), &endp);
+  if (endp == tv.c_str() || *endp != '\0' || !(secs > 0) || secs > 86400) {
+    Log(action + " " + mac + " " + ip + ": vmmd unreachable: VMM_HOOK_TIMEOUT '" + tv + "' is not a number of seconds");
+    return 1;
+  }
+  long long deadline = NowMs() + static_cast<long long>(secs * 1000);
+
+  std::string url = Env("VMM_URL"), socketPath, hostName = "localhost", port = "80", prefix;
+  if (!url.empty()) {
+    if (url.compare(0, 7, "http://") != 0) {
+      Log(action + " " + mac + " " + ip + ": vmmd unreachable: VMM_URL '" + url + "' is not http:// (the shell hook, VMM_HOOK_SHELL=1, handles others)");
+      return 1;
+    }
+    std::string rest = url.substr(7);
+    size_t slash = rest.find('/');
+    std::string authority = rest.substr(0, slash);
+    prefix = slash == std::string::npos ? "" : rest.substr(slash);
+    if (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    hostName = authority;
+    if (!authority.empty() && authority[0] == '[') {
+      size_t close = authority.find(']');
+      if (close == std::string::npos) {
+        Log(action + " " + mac + " " + ip + ": vmmd unreachable: VMM_URL '" + url + "' has no closing ]");
+        return 1;
+      }
+      hostName = authority.substr(1, close - 1);
+      if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+    } else if (authority.find(':') != std::string::npos) {
+      hostName = authority.substr(0, authority.find(':'));
+      port = authority.substr(authority.find(':') + 1);
+    }
+    for (char c : authority + prefix) {
+      // A URL from the operator, but it goes into a request line and a header.
+      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+        Log(action + " " + mac + " " + ip + ": vmmd unreachable: VMM_URL has a space or control character");
+        return 1;
+      }
+    }
+  } else {
+    socketPath = Env("VMM_SOCKET");
+    if (socketPath.empty()) socketPath = "/var/lib/vmm/vmmd.sock";
+  }
+  std::string hostHeader = url.empty() ? "localhost" : url.substr(7, url.find('/', 7) == std::string::npos ? std::string::npos : url.find('/', 7) - 7);
+
+  std::string req = "POST " + prefix + kPath + " HTTP/1.1\r\nhost: " + hostHeader +
+                    "\r\ncontent-type: application/json\r\nconnect-protocol-version: 1\r\ncontent-length: " +
+                    std::to_string(body.size()) + "\r\n" + (token.empty() ? "" : "authorization: Bearer " + token + "\r\n") +
+                    "connection: close\r\n\r\n" + body;
+  std::string err, answer;
+  int fd = Connect(socketPath, hostName, port, deadline, &err);
+  if (fd < 0 || !Exchange(fd, req, deadline, &answer, &err)) {
+    if (fd >= 0) close(fd);
+    Log(action + " " + mac + " " + ip + ": vmmd unreachable: " + err);
+    return 1;
+  }
+  close(fd);
+  std::string resp;
+  int status = ParseAnswer(answer, &resp);
+  if (status != 200) {
+    for (char& c : resp)
+      if (c == '\n' || c == '\r') c = ' ';
+    Log(action + " " + mac + " " + ip + " refused (HTTP " + (status ? std::to_string(status) : std::string("000")) + "): " + resp.substr(0, 1024));
+    return 1;
+  }
+  Log(action + " " + mac + " " + ip + (host.empty() ? "" : " (" + host + ")") + " reported");
+  return 0;
+}
