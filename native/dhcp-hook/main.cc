@@ -83,6 +83,7 @@ bool IsAlnum(unsigned char c) { return IsDigit(c) || (c >= 'a' && c <= 'z') || (
 bool IsMacChar(unsigned char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '-'; }
 bool IsIpChar(unsigned char c) { return IsDigit(c) || c == '.'; }
 bool IsNameChar(unsigned char c) { return IsAlnum(c) || c == '.' || c == '_' || c == '-'; }
+bool IsPrintable(unsigned char c) { return c >= 0x20 && c < 0x7f; }
 bool IsSpace(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 
 // The token of VMM_LEASE_TOKEN_FILE as vmmd reads its own token files
@@ -305,7 +306,7 @@ int main(int argc, char** argv) {
   else if (action == "del") a = "LEASE_ACTION_DEL";
   else if (action == "tftp" || action == "arp" || action == "arp-add" || action == "arp-del" || action == "relay-snoop" || action == "init") return 0;
   else {
-    Log("usage: vmm-dhcp-hook add|old|del MAC IP [HOSTNAME] (got action '" + action + "')");
+    Log("usage: vmm-dhcp-hook add|old|del MAC IP [HOSTNAME] (got action '" + Keep(action, 64, IsPrintable) + "')");
     return 2;
   }
   if (argc < 4) {
@@ -317,8 +318,8 @@ int main(int argc, char** argv) {
   std::string hostArg = argc > 4 ? argv[4] : "";
   std::string host = Keep(hostArg.empty() ? Env("DNSMASQ_SUPPLIED_HOSTNAME") : hostArg, 253, IsNameChar);
   std::string iface = Keep(Env("DNSMASQ_INTERFACE"), 15, IsNameChar);
-  std::string expiresEnv = getenv("DNSMASQ_LEASE_EXPIRES") && *getenv("DNSMASQ_LEASE_EXPIRES") ? Env("DNSMASQ_LEASE_EXPIRES") : "0";
-  std::string expires = Keep(expiresEnv, 12, IsDigit);
+  std::string expiresEnv = Env("DNSMASQ_LEASE_EXPIRES");
+  std::string expires = Keep(expiresEnv.empty() ? "0" : expiresEnv, 12, IsDigit);
   if (expires.empty()) expires = "0";
   std::string body = std::string("{\"action\":\"") + a + "\",\"mac\":\"" + mac + "\",\"ip\":\"" + ip + "\",\"hostname\":\"" + host +
                      "\",\"expiresUnix\":\"" + expires + "\",\"interface\":\"" + iface + "\"}";

@@ -65,6 +65,13 @@ function runHookWithToken(name: string, content: string, env: Record<string, str
   return runHook({ ...env, VMM_LEASE_TOKEN_FILE: file });
 }
 
+/** Runs the hook with the token file `name` holding `content` and expects it refused: exit 1, `message` on stderr. */
+async function expectTokenRefused(name: string, content: string, env: Record<string, string>, message: string): Promise<void> {
+  const r = await runHookWithToken(name, content, env);
+  expect(r.status, r.stderr).toBe(1);
+  expect(r.stderr).toContain(message);
+}
+
 /** Every readable /proc/PID/{cmdline,environ} that contains `needle`, and whether a process whose argv[0] `isClient` accepts was seen. */
 function scanProc(needle: string, isClient: (argv0: string) => boolean): { hits: string[]; sawClient: boolean } {
   const hits: string[] = [];
@@ -155,13 +162,9 @@ describe.each(IMPLS)("the $name hook", (impl) => {
       expect(ok.stderr).toContain("refused (HTTP 404)");
       expect(ok.stderr).toContain("no VM has MAC 02:00:00:00:00:01");
 
-      const refused = await runHookWithToken("wrong.token", "wrong-token-0123456789abcdef\n", { ...impl.env, VMM_SOCKET: d.socket });
-      expect(refused.status).toBe(1);
-      expect(refused.stderr).toContain("refused (HTTP 401)");
+      await expectTokenRefused("wrong.token", "wrong-token-0123456789abcdef\n", { ...impl.env, VMM_SOCKET: d.socket }, "refused (HTTP 401)");
 
-      const none = await runHookWithToken("empty.token", "\n", { ...impl.env, VMM_SOCKET: d.socket });
-      expect(none.status).toBe(1);
-      expect(none.stderr).toContain("is empty");
+      await expectTokenRefused("empty.token", "\n", { ...impl.env, VMM_SOCKET: d.socket }, "is empty");
     });
   });
 
@@ -199,9 +202,7 @@ describe.each(IMPLS)("the $name hook", (impl) => {
         expect(r.status, r.stderr).toBe(0);
         expect((JSON.parse(rec.got[0]!.body) as { hostname: string }).hostname).toBe("abc" + "d".repeat(21));
 
-        const refused = await runHookWithToken("big.token", "t".repeat(5000), { ...impl.env, VMM_URL: rec.url });
-        expect(refused.status).toBe(1);
-        expect(refused.stderr).toContain("holds more than 4096 characters");
+        await expectTokenRefused("big.token", "t".repeat(5000), { ...impl.env, VMM_URL: rec.url }, "holds more than 4096 characters");
         expect(rec.got).toHaveLength(1);
       } finally {
         await rec.close();
@@ -214,15 +215,9 @@ describe.each(IMPLS)("the $name hook", (impl) => {
         const r = await runHookWithToken("spaced.token", ' \r\n\tab\\c"d-0123456789\r\n\n', { ...impl.env, VMM_URL: rec.url });
         expect(r.status, r.stderr).toBe(0);
         expect(rec.got[0]!.headers.authorization).toBe('Bearer ab\\c"d-0123456789');
-        const refused = await runHookWithToken("inside.token", "abcd-0123456789\nefgh\n", { ...impl.env, VMM_URL: rec.url });
-        expect(refused.status).toBe(1);
-        expect(refused.stderr).toContain("whitespace inside the token");
-        const control = await runHookWithToken("control.token", "abcd\u0001efgh-0123456789\n", { ...impl.env, VMM_URL: rec.url });
-        expect(control.status).toBe(1);
-        expect(control.stderr).toContain("whitespace inside the token");
-        const tooLong = await runHookWithToken("long.token", "t".repeat(513) + "\n", { ...impl.env, VMM_URL: rec.url });
-        expect(tooLong.status).toBe(1);
-        expect(tooLong.stderr).toContain("longer than 512 characters");
+        await expectTokenRefused("inside.token", "abcd-0123456789\nefgh\n", { ...impl.env, VMM_URL: rec.url }, "whitespace inside the token");
+        await expectTokenRefused("control.token", "abcd\u0001efgh-0123456789\n", { ...impl.env, VMM_URL: rec.url }, "whitespace inside the token");
+        await expectTokenRefused("long.token", "t".repeat(513) + "\n", { ...impl.env, VMM_URL: rec.url }, "longer than 512 characters");
         const missing = await runHook({ ...impl.env, VMM_URL: rec.url, VMM_LEASE_TOKEN_FILE: join(dir, "no-such.token") });
         expect(missing.status).toBe(1);
         expect(missing.stderr).toContain("cannot read token file");
