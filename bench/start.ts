@@ -11,7 +11,7 @@
 //   StartVm RPC           until StartVm returns (QEMU spawned, QMP up)
 //   boot -> DHCPDISCOVER  kernel, modules, /init, udhcpc's first packet
 //   DISCOVER -> ACK       the DHCP exchange
-//   ACK -> lease believed the hook (sh + curl), ReportDhcpLease, verification
+//   ACK -> lease believed the hook, ReportDhcpLease, verification
 //   lease -> answering    rule live, guest httpd up, first GET through the forward
 //
 // Three guests, round by round in turn, all running the same /init:
@@ -238,7 +238,7 @@ forward_service_enabled = true
         line("StartVm RPC (QEMU spawned, QMP up)", "rpc"),
         line("-> DHCPDISCOVER (firmware, kernel, modules, /init, udhcpc)", "discover"),
         line("-> DHCPACK", "ack"),
-        line("-> lease verified in vmmd (hook, curl, ReportDhcpLease, ARP)", "lease"),
+        line("-> lease verified in vmmd (hook, ReportDhcpLease, ARP)", "lease"),
         line("-> forwarded port answering (guest httpd, relay)", "answer"),
         line("**StartVm -> forwarded port answering**", "total"),
         "",

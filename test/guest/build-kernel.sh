@@ -14,7 +14,8 @@
 #   OUT/initramfs.cpio.gz
 #   OUT/initramfs.cpio      the same, uncompressed: the kernel unpacks a
 #                           gzip'ed initramfs on the guest's only vCPU while
-#                           its initcalls run (~0.3 s under TCG here)
+#                           its initcalls run (/init 0.1-0.3 s later under
+#                           TCG here)
 # The source tree stays in SRC (default /var/cache/vmm/kernel-src). Skipped
 # when OUT/.stamp matches the source package and the config fragment.
 set -euo pipefail
