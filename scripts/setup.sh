@@ -39,7 +39,10 @@ newer_than() {
   [ -n "$(find "$@" -newer "$stamp" -type f -print -quit 2>/dev/null)" ]
 }
 
-if newer_than native/build/Release/vmm_native.node native/src native/relayd native/binding.gyp node_modules/.package-lock.json; then
+# One node-gyp build makes the addon and both executables: rebuild when any
+# of their sources changed or one of them is missing.
+if newer_than native/build/Release/vmm_native.node native/src native/relayd native/dhcp-hook native/binding.gyp node_modules/.package-lock.json ||
+  [ ! -x native/build/Release/vmm-relayd ] || [ ! -x native/build/Release/vmm-dhcp-hook ]; then
   bash scripts/build-native.sh
 else
   echo "setup: native addon up to date"
