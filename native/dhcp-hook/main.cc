@@ -90,13 +90,12 @@ bool IsSpace(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c =
 // (whitespace around it dropped; none inside; at most 512 characters), or
 // false after a log line.
 bool ReadToken(const std::string& path, std::string* token) {
+  // O_NONBLOCK: a FIFO in its place does not hang the hook; what was
+  // opened is what is checked (no stat-then-open window).
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   struct stat st;
-  if (access(path.c_str(), R_OK) != 0 || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    Log("cannot read token file " + path);
-    return false;
-  }
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) close(fd);
     Log("cannot read token file " + path);
     return false;
   }
@@ -121,8 +120,8 @@ bool ReadToken(const std::string& path, std::string* token) {
   while (e > b && IsSpace(static_cast<unsigned char>(text[e - 1]))) e--;
   std::string t = text.substr(b, e - b);
   for (unsigned char c : t) {
-    // Control characters other than whitespace cannot be in a header either.
-    if (IsSpace(c) || c < 0x20 || c == 0x7f) {
+    // Whitespace, and control characters (which cannot be in a header either).
+    if (c <= 0x20 || c == 0x7f) {
       Log("token file " + path + ": whitespace inside the token");
       return false;
     }
@@ -160,9 +159,44 @@ bool WaitFd(int fd, short events, long long deadline) {
   }
 }
 
+// Where vmmd listens: its unix socket, or the parts of an http:// URL.
+struct Target {
+  std::string socketPath;
+  std::string authority = "localhost";  // the host header: host[:port] as the URL has it
+  std::string host, port = "80";
+  std::string prefix;  // the URL's path, without a trailing slash
+};
+
+// Fills `to` from an http:// URL; "" when it is one, else what is wrong with it.
+std::string ParseUrl(const std::string& url, Target* to) {
+  if (url.compare(0, 7, "http://") != 0) return "'" + url + "' is not http:// (the shell hook, VMM_HOOK_SHELL=1, handles others)";
+  std::string rest = url.substr(7);
+  size_t slash = rest.find('/');
+  to->authority = rest.substr(0, slash);
+  to->prefix = slash == std::string::npos ? "" : rest.substr(slash);
+  if (!to->prefix.empty() && to->prefix.back() == '/') to->prefix.pop_back();
+  for (char c : to->authority + to->prefix) {
+    // A URL from the operator, but it goes into a request line and a header.
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return "has a space or control character";
+  }
+  const std::string& a = to->authority;
+  to->host = a;
+  if (!a.empty() && a[0] == '[') {
+    size_t close = a.find(']');
+    if (close == std::string::npos) return "'" + url + "' has no closing ]";
+    to->host = a.substr(1, close - 1);
+    if (close + 1 < a.size() && a[close + 1] == ':') to->port = a.substr(close + 2);
+  } else if (a.find(':') != std::string::npos) {
+    to->host = a.substr(0, a.find(':'));
+    to->port = a.substr(a.find(':') + 1);
+  }
+  return "";
+}
+
 // A connected socket to vmmd (unix socket, or host:port of an http:// URL),
 // or -1 with *err set.
-int Connect(const std::string& socketPath, const std::string& host, const std::string& port, long long deadline, std::string* err) {
+int Connect(const Target& to, long long deadline, std::string* err) {
+  const std::string &socketPath = to.socketPath, &host = to.host, &port = to.port;
   if (!socketPath.empty()) {
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
@@ -210,10 +244,7 @@ int Connect(const std::string& socketPath, const std::string& host, const std::s
       r = getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0 ? 0 : -1;
       if (r != 0) errno = soerr ? soerr : errno;
     }
-    if (r == 0) {
-      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-      break;
-    }
+    if (r == 0) break;  // Exchange waits with poll: the socket may stay non-blocking
     *err = "connect " + host + ":" + port + ": " + strerror(errno);
     close(fd);
     fd = -1;
@@ -340,49 +371,25 @@ int main(int argc, char** argv) {
   }
   long long deadline = NowMs() + static_cast<long long>(secs * 1000);
 
-  std::string url = Env("VMM_URL"), socketPath, hostName = "localhost", port = "80", prefix;
+  Target to;
+  std::string url = Env("VMM_URL");
   if (!url.empty()) {
-    if (url.compare(0, 7, "http://") != 0) {
-      Log(action + " " + mac + " " + ip + ": vmmd unreachable: VMM_URL '" + url + "' is not http:// (the shell hook, VMM_HOOK_SHELL=1, handles others)");
+    std::string bad = ParseUrl(url, &to);
+    if (!bad.empty()) {
+      Log(action + " " + mac + " " + ip + ": vmmd unreachable: VMM_URL " + bad);
       return 1;
     }
-    std::string rest = url.substr(7);
-    size_t slash = rest.find('/');
-    std::string authority = rest.substr(0, slash);
-    prefix = slash == std::string::npos ? "" : rest.substr(slash);
-    if (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-    hostName = authority;
-    if (!authority.empty() && authority[0] == '[') {
-      size_t close = authority.find(']');
-      if (close == std::string::npos) {
-        Log(action + " " + mac + " " + ip + ": vmmd unreachable: VMM_URL '" + url + "' has no closing ]");
-        return 1;
-      }
-      hostName = authority.substr(1, close - 1);
-      if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
-    } else if (authority.find(':') != std::string::npos) {
-      hostName = authority.substr(0, authority.find(':'));
-      port = authority.substr(authority.find(':') + 1);
-    }
-    for (char c : authority + prefix) {
-      // A URL from the operator, but it goes into a request line and a header.
-      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-        Log(action + " " + mac + " " + ip + ": vmmd unreachable: VMM_URL has a space or control character");
-        return 1;
-      }
-    }
   } else {
-    socketPath = Env("VMM_SOCKET");
-    if (socketPath.empty()) socketPath = "/var/lib/vmm/vmmd.sock";
+    to.socketPath = Env("VMM_SOCKET");
+    if (to.socketPath.empty()) to.socketPath = "/var/lib/vmm/vmmd.sock";
   }
-  std::string hostHeader = url.empty() ? "localhost" : url.substr(7, url.find('/', 7) == std::string::npos ? std::string::npos : url.find('/', 7) - 7);
 
-  std::string req = "POST " + prefix + kPath + " HTTP/1.1\r\nhost: " + hostHeader +
+  std::string req = "POST " + to.prefix + kPath + " HTTP/1.1\r\nhost: " + to.authority +
                     "\r\ncontent-type: application/json\r\nconnect-protocol-version: 1\r\ncontent-length: " +
                     std::to_string(body.size()) + "\r\n" + (token.empty() ? "" : "authorization: Bearer " + token + "\r\n") +
                     "connection: close\r\n\r\n" + body;
   std::string err, answer;
-  int fd = Connect(socketPath, hostName, port, deadline, &err);
+  int fd = Connect(to, deadline, &err);
   if (fd < 0 || !Exchange(fd, req, deadline, &answer, &err)) {
     if (fd >= 0) close(fd);
     Log(action + " " + mac + " " + ip + ": vmmd unreachable: " + err);

@@ -41,15 +41,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-version=$(apt-cache policy "$PKG" | awk '/Candidate:/{print $2}')
-if [ -z "$version" ] || [ "$version" = "(none)" ]; then
+candidate() { apt-cache policy "$PKG" | awk '/Candidate:/ && $2 != "(none)" {print $2}'; }
+version=$(candidate)
+if [ -z "$version" ]; then
   apt-get update -qq
-  version=$(apt-cache policy "$PKG" | awk '/Candidate:/{print $2}')
+  version=$(candidate)
 fi
-if [ -z "$version" ] || [ "$version" = "(none)" ]; then
+if [ -z "$version" ]; then
   echo "build-kernel: no candidate for $PKG (apt-cache policy)" >&2
   exit 1
 fi
+# One build at a time: a second run waits, then finds the stamp current.
+mkdir -p "$SRC"
+exec 9>"$SRC/.lock"
+flock 9
+# Downloads a run killed midway left behind.
+rm -rf "$SRC"/dl.*
+
 stamp="$PKG $version $(sha256sum "$FRAGMENT" | cut -d' ' -f1) $(sha256sum "$HERE/build-initramfs.sh" | cut -d' ' -f1)"
 if [ "$(cat "$OUT/.stamp" 2>/dev/null || true)" = "$stamp" ]; then
   echo "build-kernel: $OUT is up to date ($PKG $version)"
@@ -58,7 +66,6 @@ fi
 
 tree=$SRC/$PKG-$version
 if [ ! -f "$tree/Makefile" ]; then
-  mkdir -p "$SRC"
   dl=$(mktemp -d "$SRC/dl.XXXXXX")
   trap 'rm -rf "$dl"' EXIT
   echo "build-kernel: downloading $PKG $version"
@@ -108,4 +115,4 @@ gzip -dc "$new/initramfs.cpio.gz" > "$new/initramfs.cpio"
 echo "$stamp" > "$new/.stamp"
 rm -rf "$OUT"
 mv "$new" "$OUT"
-echo "build-kernel: $OUT/kernel/boot/vmlinuz-$release and $OUT/initramfs.cpio.gz"
+echo "build-kernel: $OUT/kernel/boot/vmlinuz-$release and $OUT/initramfs.cpio (and .gz)"
