@@ -218,10 +218,7 @@ void Engine::Reap() {
     }
     pool_.clear();
   }
-  if (liveConns_ == 0 && udp_.empty() && !udpBufs_.empty()) {
-    udpBufs_.clear();
-    udpBufs_.shrink_to_fit();
-  }
+  if (liveConns_ == 0 && udp_.empty() && udpBufsUsed_) ReleaseUdpBuffers();
 }
 
 }  // namespace relayd

@@ -197,6 +197,7 @@ class Engine {
   void UdpFromClients(UdpRule* u);
   void UdpFromGuest(Session* se);
   void SweepUdp();
+  void ReleaseUdpBuffers();
 
   int epfd_ = -1;
   std::vector<epoll_event> evs_;
@@ -212,7 +213,7 @@ class Engine {
   std::vector<Session*> deadSessions_;
   std::vector<UdpRule*> deadUdp_;
   std::vector<Pipe> pool_;
-  std::vector<std::vector<char>> udpBufs_;
+  bool udpBufsUsed_ = false;  // a datagram was read since ReleaseUdpBuffers
   size_t liveConns_ = 0;
 };
 

@@ -5,6 +5,7 @@
 // sendmmsg on the rule's socket. Idle sessions are closed, socket included.
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,15 +21,21 @@ namespace {
 constexpr int kUdpBatch = 32;
 constexpr size_t kUdpMax = 65536;
 
-// One recvmmsg batch over `bufs`; `names` (optional) receives the sources.
+// The receive buffers of one recvmmsg batch, in .bss: zero pages until the
+// kernel writes a datagram into them, so a process holds only the pages its
+// datagrams reached (one page per buffer for small ones), not 2 MiB. Shared
+// by both directions: a batch is sent on before the next one is read.
+char gUdpBufs[kUdpBatch][kUdpMax];
+
+// One recvmmsg batch over gUdpBufs; `names` (optional) receives the sources.
 struct Batch {
   mmsghdr msgs[kUdpBatch];
   iovec iov[kUdpBatch];
   sockaddr_storage names[kUdpBatch];
 
-  Batch(std::vector<std::vector<char>>& bufs, bool withNames) {
+  explicit Batch(bool withNames) {
     for (int i = 0; i < kUdpBatch; i++) {
-      iov[i] = {bufs[i].data(), kUdpMax};
+      iov[i] = {gUdpBufs[i], kUdpMax};
       memset(&msgs[i], 0, sizeof msgs[i]);
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
@@ -40,6 +47,13 @@ struct Batch {
   }
 };
 }  // namespace
+
+void Engine::ReleaseUdpBuffers() {
+  // Back to zero pages: the memory goes back to the system (.bss is private
+  // anonymous memory, so MADV_DONTNEED drops the pages).
+  madvise(gUdpBufs, sizeof gUdpBufs, MADV_DONTNEED);
+  udpBufsUsed_ = false;
+}
 
 int Engine::SweepEvery(const UdpRule* u) { return std::max(10, std::min(1000, u->idleMs / 4)); }
 
@@ -102,9 +116,9 @@ Session* Engine::OpenSession(UdpRule* u, const sockaddr_storage& from, socklen_t
 
 void Engine::UdpFromClients(UdpRule* u) {
   if (u->fd < 0) return;
-  if (udpBufs_.empty()) udpBufs_.assign(kUdpBatch, std::vector<char>(kUdpMax));
+  udpBufsUsed_ = true;
   Slot& s = gSlots[u->id];
-  Batch b(udpBufs_, true);
+  Batch b(true);
   int n = recvmmsg(u->fd, b.msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
   if (n <= 0) return;
   uint64_t now = NowMs();
@@ -143,10 +157,10 @@ void Engine::UdpFromClients(UdpRule* u) {
 
 void Engine::UdpFromGuest(Session* se) {
   if (!se->r || se->fd < 0) return;
-  if (udpBufs_.empty()) udpBufs_.assign(kUdpBatch, std::vector<char>(kUdpMax));
+  udpBufsUsed_ = true;
   UdpRule* u = se->r;
   Slot& s = gSlots[u->id];
-  Batch b(udpBufs_, false);
+  Batch b(false);
   int n = recvmmsg(se->fd, b.msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
   if (n < 0) {
     if (errno != EAGAIN && errno != EINTR) s.errors.fetch_add(1, std::memory_order_relaxed);  // ICMP refused

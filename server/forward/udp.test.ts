@@ -2,6 +2,7 @@
 // filtering, session cap.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSocket, type Socket } from "node:dgram";
+import { readFileSync } from "node:fs";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
 import { fdCountOf, relayWorkersSettled, sleep, waitFor } from "../../test/helpers/forward.js";
@@ -139,5 +140,34 @@ describe.each(["native", "sockets"] as const)("udp forwarding (%s)", (kind) => {
     expect(fdCount()).toBe(base + 2); // listener + one session
     await svc.remove("vm");
     await waitFor("sockets closed", () => fdCount() === base, 2000);
+  });
+});
+
+describe("udp forwarding (native): memory", () => {
+  const cleanup = new CleanupStack();
+  afterEach(() => cleanup.run());
+
+  /** Anonymous resident memory of `pids`, KiB (RssAnon: the heap, .bss and stacks, not the binary's pages). */
+  const rssAnonKb = (pids: number[]) =>
+    pids.reduce((sum, p) => sum + Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))![1]), 0);
+
+  it("holds only the pages small datagrams reached of its 2 MiB of receive buffers", async () => {
+    const svc = new ForwardService({ relay: "native" });
+    cleanup.push(() => svc.close());
+    const g = await echoServer(cleanup);
+    const lp = await freePort("udp");
+    await svc.apply("vm", [udp(lp, g)]);
+    const pids = await svc.dataPathPids();
+    const before = rssAnonKb(pids);
+    // 64 clients: batches of up to 32 datagrams, each in its own buffer.
+    const clients = await Promise.all(Array.from({ length: 64 }, () => bound(cleanup)));
+    let got = 0;
+    for (const c of clients) c.on("message", () => got++);
+    for (let round = 1; round <= 10; round++) {
+      for (const c of clients) c.send("x".repeat(100), lp, "127.0.0.1");
+      await waitFor(`round ${round} echoed`, () => got === 64 * round);
+    }
+    // Zero-filled buffers (as before) made all 2,048 KiB resident at the first datagram.
+    expect(rssAnonKb(pids) - before).toBeLessThan(512);
   });
 });
