@@ -11,7 +11,7 @@
       "ldflags": ["-Wl,-z,relro,-z,now"],
       "conditions": [
         ["OS=='linux'", {
-          "sources": ["src/linux/tap.cc", "src/linux/neigh.cc"],
+          "sources": ["src/linux/tap.cc", "src/linux/neigh.cc", "src/linux/sched.cc"],
           "libraries": ["-lpthread"]
         }],
         ["OS=='mac'", {

@@ -129,6 +129,15 @@ export interface RelayOptions {
   workers: number;
   /** New TCP connections go to the first process below this many (native/relayd/steer.h). */
   packBelow: number;
+  /** Nice value of the relay's processes (-20..19; vmm.toml `nice`); unset: the one it inherits. */
+  nice?: number;
+}
+
+/** vmm-relayd's arguments for `o` (its usage line is in native/relayd/main.cc). */
+export function relaydArgv(o: RelayOptions): string[] {
+  const argv = ["--control", o.dir, "--workers", String(o.workers), "--pack", String(o.packBelow)];
+  if (o.nice !== undefined) argv.push("--nice", String(o.nice));
+  return argv;
 }
 
 
@@ -234,7 +243,7 @@ export class RelayDaemon {
     const log = openSync(logPath, "a", 0o600);
     let exited: string | undefined;
     try {
-      const child = spawn(o.bin, ["--control", o.dir, "--workers", String(o.workers), "--pack", String(o.packBelow)], {
+      const child = spawn(o.bin, relaydArgv(o), {
         detached: true,
         stdio: ["ignore", log, log],
       });

@@ -20,6 +20,7 @@ import { ImageCatalog } from "./image/catalog.js";
 import { NetworkRegistry } from "./vmnet/registry.js";
 import { probeCapabilities, type Capabilities } from "./host/capabilities.js";
 import { ForwardService } from "./forward/index.js";
+import { setThreadNice } from "../native/sched.js";
 import { loadNative } from "../native/index.js";
 import { vmmService } from "./rpc/vmm-service.js";
 import { networkService } from "./rpc/network-service.js";
@@ -86,6 +87,24 @@ function nativeAvailable(): boolean {
 }
 
 /**
+ * vmm.toml `nice` for the event loop (this thread): lease reports, API calls
+ * and the relay's control run ahead of busy guests on a loaded host; what the
+ * daemon starts begins at nice 0 (native/sched.ts). A refusal (no
+ * CAP_SYS_NICE, no addon) is logged and the daemon runs on.
+ */
+function applyNice(nice: number, native: boolean): void {
+  if (!native) {
+    if (nice !== 0) log("warn", "nice not applied: the native addon is unavailable", { nice });
+    return;
+  }
+  try {
+    setThreadNice(nice);
+  } catch (e) {
+    log("warn", "nice not applied; the daemon runs at the priority it was started with", { nice, error: (e as Error).message });
+  }
+}
+
+/**
  * Takes the state directory's lock, then builds and starts everything from `cfg` (config -> state
  * -> domain objects -> services -> listeners). Resolves once the listeners accept; throws, having
  * released what it took, when a step fails.
@@ -108,7 +127,9 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
   // 0711: other users may traverse (passt runs as nobody and must reach its
   // socket directory under a VM's directory) but not list; files are 0600.
   chmodSync(cfg.stateDir, 0o711);
-  const caps = await probeCapabilities(cfg, nativeAvailable());
+  const native = nativeAvailable();
+  applyNice(cfg.nice, native);
+  const caps = await probeCapabilities(cfg, native);
   const forwards = new ForwardService({
     relay: cfg.forward.relay,
     connectTimeoutMs: cfg.forward.connectTimeoutMs,
@@ -119,6 +140,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     // daemon finds it through this directory and adopts its rules.
     relayDir: join(cfg.stateDir, "relay"),
     defaultPath: cfg.forward.defaultPath,
+    relayNice: cfg.nice,
   });
   if (forwards.fallbackReason !== undefined) {
     log("warn", "native relay unavailable; forwarding through sockets in the daemon", { reason: forwards.fallbackReason });

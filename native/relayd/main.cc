@@ -2,10 +2,13 @@
 // processes of their own that outlive vmmd.
 //
 //   vmm-relayd --probe            exit 0 when splice(2) works socket -> pipe -> socket
-//   vmm-relayd --control DIR --workers N [--pack C]
+//   vmm-relayd --control DIR --workers N [--pack C] [--nice P]
 //                                 serve the control socket DIR/control.sock;
 //                                 C: connections per process below which new
-//                                 connections are packed (steer.h; default 1024)
+//                                 connections are packed (steer.h; default 1024);
+//                                 P: nice value of every relay process (-20..19,
+//                                 default: unchanged; below the current value
+//                                 needs CAP_SYS_NICE, else a warning and unchanged)
 //
 // DIR must be a directory of the relay's user with no access for group or
 // others (vmmd creates it 0700). The relay holds an flock on DIR/lock for
@@ -127,8 +130,9 @@ int main(int argc, char** argv) {
   if (argc == 2 && strcmp(argv[1], "--probe") == 0) return Probe();
   long workers = 0;
   long long pack = 1024;
+  long long nice = 100;  // unchanged
   std::string dir;
-  bool ok = argc == 5 || argc == 7;
+  bool ok = argc == 5 || argc == 7 || argc == 9;
   for (int i = 1; ok && i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--control") == 0) {
       dir = argv[i + 1];
@@ -139,10 +143,11 @@ int main(int argc, char** argv) {
     if (*argv[i + 1] == '\0' || *end != '\0') ok = false;
     else if (strcmp(argv[i], "--workers") == 0) workers = static_cast<long>(v);
     else if (strcmp(argv[i], "--pack") == 0) pack = v;
+    else if (strcmp(argv[i], "--nice") == 0 && v >= -20 && v <= 19) nice = v;
     else ok = false;
   }
   if (!ok || dir.empty() || dir[0] != '/' || workers < 1 || workers > 64 || pack < 0) {
-    fprintf(stderr, "Usage: vmm-relayd --probe | vmm-relayd --control DIR --workers N [--pack C]\n");
+    fprintf(stderr, "Usage: vmm-relayd --probe | vmm-relayd --control DIR --workers N [--pack C] [--nice -20..19]\n");
     return 2;
   }
   if (!CheckDir(dir)) return 1;
@@ -155,6 +160,9 @@ int main(int argc, char** argv) {
     perror("vmm-relayd: shared process counts");
     return 1;
   }
+  // Before the workers are forked: they inherit it.
+  if (nice != 100 && setpriority(PRIO_PROCESS, 0, static_cast<int>(nice)) < 0)
+    fprintf(stderr, "vmm-relayd: setpriority(%lld): %s; running at nice %d\n", nice, strerror(errno), getpriority(PRIO_PROCESS, 0));
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   // Each process gets the hard fd limit (the soft one is often 1024).

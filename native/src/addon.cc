@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #if defined(__linux__)
   vmm::InitTap(env, exports);
   vmm::InitNeigh(env, exports);
+  vmm::InitSched(env, exports);
   exports.Set("platform", Napi::String::New(env, "linux"));
 #elif defined(__APPLE__)
   vmm::InitVmnet(env, exports);

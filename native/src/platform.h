@@ -10,6 +10,8 @@ void InitLock(Napi::Env env, Napi::Object exports);
 void InitTap(Napi::Env env, Napi::Object exports);
 // src/linux/neigh.cc: neighbourGet, arpExchange (lease verification).
 void InitNeigh(Napi::Env env, Napi::Object exports);
+// src/linux/sched.cc: setThreadNice (vmm.toml `nice`).
+void InitSched(Napi::Env env, Napi::Object exports);
 #elif defined(__APPLE__)
 // src/darwin/vmnet.cc: vmnet.framework networks.
 void InitVmnet(Napi::Env env, Napi::Object exports);

@@ -36,6 +36,7 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
   const defaultMode: NetMode = n.defaultMode ?? "user";
   return {
     stateDir,
+    nice: p.nice ?? -5,
     api: {
       socket: p.api?.socket ?? join(stateDir, "vmmd.sock"),
       socketMode: p.api?.socketMode ?? 0o600,

@@ -14,7 +14,7 @@ type Kind = "string" | "boolean" | "integer" | "string[]" | "string-map" | "mode
 
 /** TOML key -> [config property, kind], per section. "" is the top level. */
 const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
-  "": { state_dir: ["stateDir", "string"] },
+  "": { state_dir: ["stateDir", "string"], nice: ["nice", "integer"] },
   api: {
     socket: ["socket", "string"],
     socket_mode: ["socketMode", "mode-int"],

@@ -169,6 +169,12 @@ export interface UiConfig {
 export interface Config {
   /** Directory of all daemon state (VM records, networks, sockets). */
   stateDir: string;
+  /**
+   * Nice value (-20..19) of vmmd's event loop thread and of vmm-relayd's
+   * processes; what vmmd starts (QEMU, dnsmasq, passt) begins at 0 whatever
+   * it is.
+   */
+  nice: number;
   api: ApiConfig;
   auth: AuthConfig;
   qemu: QemuConfig;

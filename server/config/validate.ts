@@ -37,6 +37,7 @@ export function validateConfig(c: Config): void {
   // QEMU option values, where a comma or white space would inject options.
   const stateDirProblem = pathProblem(c.stateDir);
   if (stateDirProblem !== undefined) p.add("state_dir", stateDirProblem);
+  if (c.nice < -20 || c.nice > 19) p.add("nice", "must be between -20 and 19");
 
   if (c.api.socket !== "" && !isAbsolute(c.api.socket)) p.add("api.socket", "must be an absolute path or empty");
   if (Buffer.byteLength(c.api.socket) > UNIX_PATH_MAX) p.add("api.socket", `is longer than a unix socket path may be (${UNIX_PATH_MAX} bytes)`);

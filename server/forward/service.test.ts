@@ -7,6 +7,8 @@ import { zeroCounters, type ForwardRule } from "./rules.js";
 import type { RuleRelay } from "./relay.js";
 import { tcpRule, connect, echo, tcpServer, waitFor } from "../../test/helpers/forward.js";
 import { CleanupStack } from "../cleanup.js";
+import { readFileSync } from "node:fs";
+import { parseProcStat } from "../stats/proc.js";
 import { freePort } from "../../test/helpers/net.js";
 
 const tcp = tcpRule;
@@ -167,6 +169,20 @@ describe("ForwardService options", () => {
   });
   it("rejects bad limits naming the option", () => {
     expect(() => new ForwardService({ connectTimeoutMs: 0, udpIdleMs: 1.5 })).toThrow(/connectTimeoutMs.*udpIdleMs/);
+    expect(() => new ForwardService({ relayNice: -21 })).toThrow(/relayNice: must be an integer from -20 to 19/);
+  });
+  it("runs every relay process at relayNice", async () => {
+    const cleanup = new CleanupStack();
+    try {
+      const svc = new ForwardService({ relay: "native", relayWorkers: 2, relayNice: -2 });
+      cleanup.push(() => svc.close());
+      await svc.apply("vm", [tcp(await freePort(), 9)]);
+      const pids = await svc.dataPathPids();
+      expect(pids).toHaveLength(2);
+      for (const p of pids) expect(parseProcStat(readFileSync(`/proc/${p}/stat`, "utf8"))!.nice).toBe(-2);
+    } finally {
+      await cleanup.run();
+    }
   });
   it("counts active connections synchronously", async () => {
     const cleanup = new CleanupStack();

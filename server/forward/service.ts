@@ -47,6 +47,13 @@ export interface ForwardServiceOptions {
    * process's fd limit. Default 1024.
    */
   relayPackBelow?: number;
+  /**
+   * Nice value of vmm-relayd's processes (-20..19), set by the relay itself
+   * when it starts (a relay adopted from an earlier daemon keeps its own).
+   * Default: unset, the relay runs at the nice value it inherits. The
+   * daemon passes vmm.toml `nice`.
+   */
+  relayNice?: number;
   /** Deadline for connecting to the guest; then the client gets an RST. Default 5000. */
   connectTimeoutMs?: number;
   /** Active TCP connections per rule; further ones are reset. Default 4096. */
@@ -125,6 +132,8 @@ export class ForwardService {
     const workers = positiveInt(problems, "relayWorkers", opts.relayWorkers, Math.min(8, availableParallelism()));
     if (workers > 64) problems.push({ field: "relayWorkers", message: "must be at most 64" });
     const packBelow = positiveInt(problems, "relayPackBelow", opts.relayPackBelow, 1024);
+    const nice = opts.relayNice;
+    if (nice !== undefined && (!Number.isInteger(nice) || nice < -20 || nice > 19)) problems.push({ field: "relayNice", message: "must be an integer from -20 to 19" });
     const mode = opts.relay ?? "auto";
     this.defaultPath = opts.defaultPath ?? "userspace";
     if (this.defaultPath !== "userspace" && this.defaultPath !== "nat") problems.push({ field: "defaultPath", message: 'must be "userspace" or "nat"' });
@@ -147,7 +156,7 @@ export class ForwardService {
     this.fallbackReason = mode === "auto" ? reason : undefined;
     if (!opts.relayDir) this.tempDir = mkdtempSync(join(tmpdir(), "vmm-relay-"));
     const dir = opts.relayDir ?? this.tempDir!;
-    if (bin) this.native = new NativeRelays({ bin, dir, workers, packBelow }, this.limits, (fn) => this.serialize(fn));
+    if (bin) this.native = new NativeRelays({ bin, dir, workers, packBelow, ...(nice !== undefined ? { nice } : {}) }, this.limits, (fn) => this.serialize(fn));
     this.userspace = opts.userspacePath ?? this.native ?? {
       open: (_owner, rule) => (rule.protocol === "udp" ? openUdp(rule, this.limits) : openSocketsTcp(rule, this.limits)),
     };

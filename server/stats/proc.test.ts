@@ -1,14 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { parseNetDev, parseProcStat, parseRssBytes, parseTunIff } from "./proc.js";
 
-const stat = (comm: string, utime: number, stime: number, threads: number, start: number) =>
-  `4242 (${comm}) S 1 4242 4242 0 -1 4194560 1000 0 0 0 ${utime} ${stime} 0 0 20 0 ${threads} 0 ${start} 3133440 389 18446744073709551615 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0`;
+const stat = (comm: string, utime: number, stime: number, threads: number, start: number, nice = 0) =>
+  `4242 (${comm}) S 1 4242 4242 0 -1 4194560 1000 0 0 0 ${utime} ${stime} 0 0 ${20 + nice} ${nice} ${threads} 0 ${start} 3133440 389 18446744073709551615 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0`;
 
 describe("parseProcStat", () => {
   it.each([
-    ["plain name", stat("qemu-system-x86", 150, 50, 7, 103667), { cpuTicks: 200, startTime: 103667, threads: 7 }],
-    ["name with spaces and parens", stat("a (b) c", 1, 2, 1, 5), { cpuTicks: 3, startTime: 5, threads: 1 }],
-    ["name ending in ')'", stat("x)", 10, 0, 3, 9), { cpuTicks: 10, startTime: 9, threads: 3 }],
+    ["plain name", stat("qemu-system-x86", 150, 50, 7, 103667), { cpuTicks: 200, startTime: 103667, threads: 7, nice: 0 }],
+    ["name with spaces and parens", stat("a (b) c", 1, 2, 1, 5), { cpuTicks: 3, startTime: 5, threads: 1, nice: 0 }],
+    ["name ending in ')'", stat("x)", 10, 0, 3, 9), { cpuTicks: 10, startTime: 9, threads: 3, nice: 0 }],
+    ["a negative nice", stat("node", 1, 1, 11, 7, -5), { cpuTicks: 2, startTime: 7, threads: 11, nice: -5 }],
   ])("%s", (_n, text, want) => {
     expect(parseProcStat(text)).toEqual(want);
   });

@@ -20,6 +20,8 @@ export interface ProcStat {
   /** Field 22: start time in ticks after boot (a process's identity with the pid). */
   startTime: number;
   threads: number;
+  /** Field 19: the nice value (of the thread, for /proc/<pid>/task/<tid>/stat). */
+  nice: number;
 }
 
 /**
@@ -34,10 +36,11 @@ export function parseProcStat(text: string): ProcStat | undefined {
   const num = (field: number) => Number(f[field - 3]);
   const utime = num(14);
   const stime = num(15);
+  const nice = num(19);
   const threads = num(20);
   const startTime = num(22);
-  if (![utime, stime, threads, startTime].every(Number.isFinite)) return undefined;
-  return { cpuTicks: utime + stime, startTime, threads };
+  if (![utime, stime, nice, threads, startTime].every(Number.isFinite)) return undefined;
+  return { cpuTicks: utime + stime, startTime, threads, nice };
 }
 
 /** Resident set size in bytes from /proc/<pid>/status ("VmRSS:  1234 kB"). */

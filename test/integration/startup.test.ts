@@ -1,6 +1,7 @@
 // What a starting daemon tells and wires: why forwarding fell back to
-// sockets (logged), and how the DHCP hook of vmnet networks reaches a
-// daemon that listens on TCP only, on a port it picked itself.
+// sockets (logged), how the DHCP hook of vmnet networks reaches a daemon
+// that listens on TCP only, on a port it picked itself, and at what
+// priority it runs what (vmm.toml nice).
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import { NetworkingMode, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { CleanupStack } from "../../server/cleanup.js";
+import { parseProcStat } from "../../server/stats/proc.js";
 import { requireNetns } from "../guest/netns.js";
 import { client, ROOT, startDaemon, transport } from "../helpers/daemon.js";
 
@@ -36,6 +38,22 @@ describe("daemon start", () => {
     const line = d.stderr().split("\n").find((l) => l.includes("native relay unavailable"));
     expect(line, d.stderr()).toBeDefined();
     expect(JSON.parse(line!)).toMatchObject({ level: "warn", reason: expect.stringContaining("vmm-relayd unavailable") });
+  });
+
+  it("runs its event loop at vmm.toml nice and starts dnsmasq at 0", async () => {
+    requireNetns();
+    const d = await startDaemon({ toml: "nice = -4\n" });
+    cleanup.push("stop vmmd", async () => {
+      await d.stop();
+      d.cleanup();
+    });
+    const niceOf = (path: string) => parseProcStat(readFileSync(path, "utf8"))!.nice;
+    expect(niceOf(`/proc/${d.pid}/task/${d.pid}/stat`)).toBe(-4);
+    const t = transport(d, "connect", "unix");
+    const net = (await client(NetworkService, t).createNetwork({ name: "niced", config: { mode: NetworkMode.HOST, ipv4Subnet: "192.168.211.0/24" } })).network!;
+    cleanup.push("delete network", () => client(NetworkService, t).deleteNetwork({ id: net.id, force: true }));
+    const dnsmasq = readFileSync(join(d.stateDir, "networks", net.id, "dnsmasq.pid"), "utf8").trim();
+    expect(niceOf(`/proc/${dnsmasq}/stat`)).toBe(0);
   });
 
   it("points the DHCP hook at the TCP port actually bound when there is no socket", async () => {
