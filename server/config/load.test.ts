@@ -79,6 +79,8 @@ describe("every problem is reported with its field path", () => {
     ["lease tokens alone", `[auth]\nlease_tokens = ["0123456789abcdef0"]`, ["auth.tokens"]],
     ["port range", `[forward]\nport_min = 2000\nport_max = 1000`, ["forward.port_min"]],
     ["relative state dir", `state_dir = "rel"`, ["state_dir: must be an absolute path"]],
+    ["nice out of range", `nice = -21`, ["nice: must be between -20 and 19"]],
+    ["nice not an integer", `nice = 1.5`, ["nice: must be an integer"]],
     ["accel", `[qemu]\naccel = "hvf"`, ["qemu.accel"]],
     ["bad metrics listen", `[metrics]\nlisten = "9464"`, ["metrics.listen: must be \"host:port\""]],
     ["remote metrics listen", `[metrics]\nlisten = "0.0.0.0:9464"`, ["metrics.listen: 0.0.0.0 is not a loopback address"]],

@@ -28,13 +28,13 @@ struct SchedAttr {
   uint64_t sched_period;
 };
 static_assert(sizeof(SchedAttr) == 48, "SCHED_ATTR_SIZE_VER0");
-constexpr uint32_t kSchedNormal = 0;           // SCHED_NORMAL (SCHED_OTHER)
-constexpr uint64_t kFlagResetOnFork = 0x01;    // SCHED_FLAG_RESET_ON_FORK
+constexpr uint32_t kSchedNormal = 0;         // SCHED_NORMAL (SCHED_OTHER)
+constexpr uint64_t kFlagResetOnFork = 0x01;  // SCHED_FLAG_RESET_ON_FORK
 
 // setThreadNice(nice): the calling thread's nice value (vmmd calls it from
-// its main thread, the event loop), with SCHED_RESET_ON_FORK, so that processes and threads created from it
-// (QEMU, dnsmasq, passt, libuv's pool) start at nice 0 rather than
-// inheriting a negative value. One sched_setattr(2) sets both, or neither:
+// its main thread, the event loop), with SCHED_RESET_ON_FORK, so that
+// processes and threads created from it (QEMU, dnsmasq, passt, libuv's
+// pool) start at nice 0 rather than inheriting a negative value. One sched_setattr(2) sets both, or neither:
 // a nice value that children would inherit is never left behind. (Not
 // sched_setscheduler with the flag OR'ed into the policy: systemd's
 // RestrictRealtime= filter compares that argument numerically and refuses it.)
