@@ -1,5 +1,5 @@
 // UDP sessions: relay, idle expiry that really closes sockets, source
-// filtering, session cap.
+// filtering, session cap; (native) the receive buffers' resident memory.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSocket, type Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
