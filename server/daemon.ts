@@ -89,7 +89,7 @@ function nativeAvailable(): boolean {
 /**
  * vmm.toml `nice` for the event loop (this thread): lease reports, API calls
  * and the relay's control run ahead of busy guests on a loaded host; what the
- * daemon starts begins at nice 0 (native/sched.ts). A refusal (no
+ * daemon starts does not inherit a negative value (native/sched.ts). A refusal (no
  * CAP_SYS_NICE, no addon) is logged and the daemon runs on.
  */
 function applyNice(nice: number, native: boolean): void {

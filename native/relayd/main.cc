@@ -130,7 +130,8 @@ int main(int argc, char** argv) {
   if (argc == 2 && strcmp(argv[1], "--probe") == 0) return Probe();
   long workers = 0;
   long long pack = 1024;
-  long long nice = 100;  // unchanged
+  long long nice = 0;
+  bool setNice = false;  // without --nice: the inherited value
   std::string dir;
   bool ok = argc == 5 || argc == 7 || argc == 9;
   for (int i = 1; ok && i + 1 < argc; i += 2) {
@@ -143,7 +144,7 @@ int main(int argc, char** argv) {
     if (*argv[i + 1] == '\0' || *end != '\0') ok = false;
     else if (strcmp(argv[i], "--workers") == 0) workers = static_cast<long>(v);
     else if (strcmp(argv[i], "--pack") == 0) pack = v;
-    else if (strcmp(argv[i], "--nice") == 0 && v >= -20 && v <= 19) nice = v;
+    else if (strcmp(argv[i], "--nice") == 0 && v >= -20 && v <= 19) nice = v, setNice = true;
     else ok = false;
   }
   if (!ok || dir.empty() || dir[0] != '/' || workers < 1 || workers > 64 || pack < 0) {
@@ -161,7 +162,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Before the workers are forked: they inherit it.
-  if (nice != 100 && setpriority(PRIO_PROCESS, 0, static_cast<int>(nice)) < 0)
+  if (setNice && setpriority(PRIO_PROCESS, 0, static_cast<int>(nice)) < 0)
     fprintf(stderr, "vmm-relayd: setpriority(%lld): %s; running at nice %d\n", nice, strerror(errno), getpriority(PRIO_PROCESS, 0));
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);

@@ -171,8 +171,8 @@ export interface Config {
   stateDir: string;
   /**
    * Nice value (-20..19) of vmmd's event loop thread and of vmm-relayd's
-   * processes; what vmmd starts (QEMU, dnsmasq, passt) begins at 0 whatever
-   * it is.
+   * processes. What vmmd starts (QEMU, dnsmasq, passt) begins at 0 when it
+   * is negative and inherits it when it is positive.
    */
   nice: number;
   api: ApiConfig;

@@ -12,10 +12,20 @@ import { NetworkingMode, VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { CleanupStack } from "../../server/cleanup.js";
 import { parseProcStat } from "../../server/stats/proc.js";
 import { requireNetns } from "../guest/netns.js";
-import { client, ROOT, startDaemon, transport } from "../helpers/daemon.js";
+import { client, ROOT, startDaemon, transport, type StartOptions } from "../helpers/daemon.js";
 
 const cleanup = new CleanupStack();
 afterEach(() => cleanup.runOrThrow());
+
+/** A daemon stopped and removed after the test. */
+async function daemon(opts: StartOptions) {
+  const d = await startDaemon(opts);
+  cleanup.push("stop vmmd", async () => {
+    await d.stop();
+    d.cleanup();
+  });
+  return d;
+}
 
 describe("daemon start", () => {
   it("logs why the forwarder fell back to sockets", async () => {
@@ -28,11 +38,7 @@ describe("daemon start", () => {
     symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"));
     const env: NodeJS.ProcessEnv = { ...process.env, VMM_NATIVE_ADDON: join(ROOT, "native", "build", "Release", "vmm_native.node") };
     delete env.VMM_RELAYD;
-    const d = await startDaemon({ vmmd: join(copy, "dist", "server", "main.js"), env: env as Record<string, string>, toml: '[forward]\nrelay = "auto"\n' });
-    cleanup.push("stop vmmd", async () => {
-      await d.stop();
-      d.cleanup();
-    });
+    const d = await daemon({ vmmd: join(copy, "dist", "server", "main.js"), env: env as Record<string, string>, toml: '[forward]\nrelay = "auto"\n' });
     const meta = await client(VmmService, transport(d, "connect", "unix")).getMeta({});
     expect(meta.forwardRelay).toBe("sockets");
     const line = d.stderr().split("\n").find((l) => l.includes("native relay unavailable"));
@@ -42,11 +48,7 @@ describe("daemon start", () => {
 
   it("runs its event loop at vmm.toml nice and starts dnsmasq at 0", async () => {
     requireNetns();
-    const d = await startDaemon({ toml: "nice = -4\n" });
-    cleanup.push("stop vmmd", async () => {
-      await d.stop();
-      d.cleanup();
-    });
+    const d = await daemon({ toml: "nice = -4\n" });
     const niceOf = (path: string) => parseProcStat(readFileSync(path, "utf8"))!.nice;
     expect(niceOf(`/proc/${d.pid}/task/${d.pid}/stat`)).toBe(-4);
     const t = transport(d, "connect", "unix");
@@ -58,11 +60,7 @@ describe("daemon start", () => {
 
   it("points the DHCP hook at the TCP port actually bound when there is no socket", async () => {
     requireNetns();
-    const d = await startDaemon({ toml: '[api]\nsocket = ""\ntcp = "127.0.0.1:0"\n' });
-    cleanup.push("stop vmmd", async () => {
-      await d.stop();
-      d.cleanup();
-    });
+    const d = await daemon({ toml: '[api]\nsocket = ""\ntcp = "127.0.0.1:0"\n' });
     expect(d.socket).toBe("");
     const t = transport(d, "connect", "tcp");
     const net = (await client(NetworkService, t).createNetwork({ name: "hooked", config: { mode: NetworkMode.HOST, ipv4Subnet: "192.168.210.0/24" } })).network!;
