@@ -163,6 +163,9 @@ describe("vmm-relayd survives its controller", () => {
     const c = await connect(lp);
     expect(await ping(c, "x")).toBe("x");
     c.destroy();
+    // The relay counts a reply right after sending it: wait for the count, so
+    // that the kill cannot land between the two.
+    await waitFor("the first reply counted", () => svc.list()[0]!.counters.bytesFromGuest === 1);
     const [master] = await svc.dataPathPids();
     process.kill(master!, "SIGKILL");
     let fresh: number[] = [];
