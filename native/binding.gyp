@@ -44,7 +44,7 @@
           "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror=return-type",
                         "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-fno-exceptions",
                         "-ffunction-sections", "-fdata-sections"],
-          "ldflags": ["-Wl,-z,relro,-z,now", "-static-pie", "-Wl,--gc-sections"],
+          "ldflags": ["-Wl,-z,relro,-z,now", "-static-pie", "-Wl,--gc-sections", "-Wl,-T,../relayd/hot.ld"],
           "ldflags!": ["-rdynamic"]
         },
         {

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "slots.h"
@@ -33,6 +34,10 @@ bool IsOwner(const std::string& s) {
 
 }  // namespace
 
+// Timeouts are ints, and a connection's connect deadline is a wrapping
+// 32-bit millisecond clock (util.h: Ms32, Due): at most 2^31 - 1 ms.
+constexpr uint64_t kMaxMs = INT32_MAX;
+
 bool ParseCommand(const std::string& line, Command* out) {
   std::vector<std::string> a = Split(line);
   if (a.empty()) return false;
@@ -40,7 +45,7 @@ bool ParseCommand(const std::string& line, Command* out) {
   if (a[0] == "A" && a.size() == 11) {
     bool tcp = a[2] == "tcp";
     if ((!tcp && a[2] != "udp") || !ParseU(a[1], kSlots - 1, &id) || id == 0 || !ParseU(a[4], 65535, &lport) ||
-        !ParseU(a[6], 65535, &tport) || tport == 0 || !ParseU(a[7], 1u << 31, &t) || t == 0 ||
+        !ParseU(a[6], 65535, &tport) || tport == 0 || !ParseU(a[7], kMaxMs, &t) || t == 0 ||
         !ParseU(a[8], 1u << 31, &m) || m == 0 || !ParseFlags(a[9], &out->proxy) || !IsOwner(a[10]))
       return false;
     if (!ParseAddr(a[3], static_cast<int>(lport), &out->listen) || !ParseAddr(a[5], static_cast<int>(tport), &out->target))
@@ -51,7 +56,7 @@ bool ParseCommand(const std::string& line, Command* out) {
     out->owner = a[10];
   } else if (a[0] == "T" && a.size() == 7) {
     if (!ParseU(a[1], kSlots - 1, &id) || id == 0 || !ParseU(a[3], 65535, &tport) || tport == 0 ||
-        !ParseU(a[4], 1u << 31, &t) || t == 0 || !ParseU(a[5], 1u << 31, &m) || m == 0 || !ParseFlags(a[6], &out->proxy))
+        !ParseU(a[4], kMaxMs, &t) || t == 0 || !ParseU(a[5], 1u << 31, &m) || m == 0 || !ParseFlags(a[6], &out->proxy))
       return false;
     if (!ParseAddr(a[2], static_cast<int>(tport), &out->target)) return false;
     out->op = Op::kUpdate;

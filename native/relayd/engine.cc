@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 
 #include "steer.h"
 #include "util.h"
@@ -132,25 +133,33 @@ void Engine::Remove(uint32_t id) {
 int Engine::ComputeTimeout() {
   if (!ready_.empty()) return 0;
   uint64_t next = UINT64_MAX;
+  uint64_t nowMs = 0;  // read once, when needed
+  auto now = [&nowMs] { return nowMs ? nowMs : (nowMs = NowMs()); };
   for (auto& kv : listeners_) {
     Listener* l = kv.second;
     if (l->pausedUntil && l->pausedUntil < next) next = l->pausedUntil;
     if (l->timersUnordered) {  // rare (see Listener): look at every deadline
-      for (Conn* c = l->thead; c; c = c->tnext)
-        if (c->deadline < next) next = c->deadline;
-    } else if (l->thead && l->thead->deadline < next) {
-      next = l->thead->deadline;
+      for (Conn* c = l->thead; c; c = c->tnext) next = std::min(next, Unwrap(c->deadline, now()));
+    } else if (l->thead) {
+      next = std::min(next, Unwrap(l->thead->deadline, now()));
     }
   }
   for (auto& kv : udp_)
     if (!kv.second->sessions.empty() && kv.second->nextSweep < next) next = kv.second->nextSweep;
   if (next == UINT64_MAX) return -1;
-  uint64_t now = NowMs();
-  return next <= now ? 0 : static_cast<int>(std::min<uint64_t>(next - now, 60000));
+  return next <= now() ? 0 : static_cast<int>(std::min<uint64_t>(next - now(), 60000));
 }
 
-void Engine::Dispatch(Tag* t, uint32_t events) {
-  switch (t->kind) {
+// The Conn whose ctag (client) or gtag (guest) `k` is.
+static Conn* ConnOf(Kind* k, bool client) {
+  size_t off = client ? offsetof(Conn, ctag) : offsetof(Conn, gtag);
+  return reinterpret_cast<Conn*>(reinterpret_cast<char*>(k) - off);
+}
+
+void Engine::Dispatch(void* p, uint32_t events) {
+  Kind* k = static_cast<Kind*>(p);
+  Tag* t = static_cast<Tag*>(p);  // read only for the kinds a Tag carries
+  switch (*k) {
     case Kind::kControl:
       break;
     case Kind::kListener: {
@@ -160,9 +169,9 @@ void Engine::Dispatch(Tag* t, uint32_t events) {
     }
     case Kind::kClient:
     case Kind::kGuest: {
-      auto* c = static_cast<Conn*>(t->owner);
+      bool client = *k == Kind::kClient;
+      Conn* c = ConnOf(k, client);
       if (c->dead) break;
-      bool client = t->kind == Kind::kClient;
       if (c->connecting) {
         if (!client) FinishConnect(c, events);
         else if (events & EPOLLERR) Abort(c, c->cfd);  // client reset while we connect

@@ -21,7 +21,10 @@ constexpr size_t kFreeConns = 1024;
 
 enum class Kind : uint8_t { kControl, kListener, kClient, kGuest, kUdpListener, kUdpSession };
 
-// epoll's data.ptr of every registered fd: what it is and its owner object.
+// epoll's data.ptr of every registered fd but a connection's: what it is
+// and its owner object. A connection's two fds point at the Kind members
+// of their Conn (ctag, gtag) instead, which Dispatch maps back to the Conn;
+// so data.ptr always points at a Kind first.
 struct Tag {
   Kind kind;
   void* owner;
@@ -30,43 +33,54 @@ struct Tag {
 struct Pipe {
   int r = -1;
   int w = -1;
-  size_t n = 0;
+  uint32_t n = 0;  // bytes in it (at most kPipeSize)
   bool held() const { return r >= 0; }
 };
 
-// One direction of a connection.
-struct Dir {
-  Pipe pipe;             // splice mode: bytes in flight
-  char* pend = nullptr;  // copy mode: bytes a short send() left over
+// Bytes of one direction that a short send() left over, or a PROXY header
+// waiting for the guest: a heap block of this header and then the bytes.
+struct Pend {
   uint32_t off = 0, len = 0;
-  bool splice = false;   // switched after a read filled kBuf
-  bool eof = false;      // EOF read from the source
-  bool shut = false;     // FIN sent to the destination
-  bool rdhup = false;    // the source reported EPOLLRDHUP/EPOLLHUP: read on until EOF
-  bool blocked = false;  // waiting for EPOLLOUT on the destination
-  uint8_t uncounted = 0; // leading bytes of `pend` that are ours (a PROXY header), not the client's
+  uint8_t uncounted = 0;  // leading bytes that are ours (a PROXY header), not the client's
+  char* bytes() { return reinterpret_cast<char*>(this + 1); }
+};
+
+// One direction of a connection (24 bytes).
+struct Dir {
+  Pend* pend = nullptr;  // copy mode: bytes to send before reading on
+  Pipe pipe;             // splice mode: bytes in flight
+  bool splice : 1;       // switched after a read filled kBuf
+  bool eof : 1;          // EOF read from the source
+  bool shut : 1;         // FIN sent to the destination
+  bool rdhup : 1;        // the source reported EPOLLRDHUP/EPOLLHUP: read on until EOF
+  bool blocked : 1;      // waiting for EPOLLOUT on the destination
+  Dir() : splice(false), eof(false), shut(false), rdhup(false), blocked(false) {}
 };
 
 struct Listener;
 
+// One forwarded TCP connection (104 bytes: an idle connection costs a
+// 112-byte heap chunk). Standard layout: Dispatch finds it from ctag/gtag.
 struct Conn {
   Listener* l = nullptr;
+  Conn* prev = nullptr;   // the listener's connections
+  Conn* next = nullptr;
+  Conn* tprev = nullptr;  // the listener's connect deadlines, oldest first
+  Conn* tnext = nullptr;
   int cfd = -1;
   int gfd = -1;
-  Tag ctag{Kind::kClient, nullptr};
-  Tag gtag{Kind::kGuest, nullptr};
   Dir up, down;  // client -> guest, guest -> client
-  bool connecting = true;
-  bool upReady = false;  // the client reported data while we were connecting
-  bool dead = false;
-  bool queued = false;
-  bool hasTimer = false;
-  uint64_t deadline = 0;      // connect deadline (ms, CLOCK_MONOTONIC) while hasTimer
-  Conn* tprev = nullptr;      // the listener's connect deadlines, oldest first
-  Conn* tnext = nullptr;
-  Conn* prev = nullptr;       // the listener's connections
-  Conn* next = nullptr;
+  uint32_t deadline = 0;  // connect deadline while hasTimer (Ms32 clock: compare with Due)
+  Kind ctag = Kind::kClient;  // cfd's epoll data.ptr points here
+  Kind gtag = Kind::kGuest;   // gfd's
+  bool connecting : 1;
+  bool upReady : 1;  // the client reported data while we were connecting
+  bool dead : 1;
+  bool queued : 1;
+  bool hasTimer : 1;
+  Conn() : connecting(true), upReady(false), dead(false), queued(false), hasTimer(false) {}
 };
+static_assert(sizeof(Dir) == 24 && sizeof(Conn) == 104, "an idle connection's memory (see Conn)");
 
 struct Listener {
   uint32_t id = 0;
@@ -135,11 +149,11 @@ class Engine {
       if (n < 0) break;
       readyEvents_ = n;
       for (int i = 0; i < n; i++) {
-        Tag* t = static_cast<Tag*>(evs_[i].data.ptr);
-        if (t->kind == Kind::kControl) {
-          if (!onControl(t, evs_[i].events)) stop = true;
+        void* p = evs_[i].data.ptr;
+        if (*static_cast<const Kind*>(p) == Kind::kControl) {
+          if (!onControl(static_cast<Tag*>(p), evs_[i].events)) stop = true;
         } else {
-          Dispatch(t, evs_[i].events);
+          Dispatch(p, evs_[i].events);
         }
       }
       AfterEvents();
@@ -164,7 +178,7 @@ class Engine {
   void AfterEvents();
   void CloseAll();
   int ComputeTimeout();
-  void Dispatch(Tag* t, uint32_t events);
+  void Dispatch(void* p, uint32_t events);
   void Reap();
 
   // ---- TCP (tcp.cc) ----

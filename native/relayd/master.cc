@@ -465,6 +465,7 @@ int RunMaster(const MasterSetup& setup) {
   for (size_t i = 0; i < gWorkers.size(); i++) hello += "," + std::to_string(gWorkers[i].pid);
   hello += " " + std::to_string(setup.countersFd) + "\n";
 
+  DropStartupPages();
   e.Run([&](Tag* t, uint32_t events) {
     if (t == &gListenTag) {
       Accept(hello);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <new>
 
 #include "engine.h"
 #include "proxy.h"
@@ -41,6 +42,16 @@ constexpr size_t kPoolMax = 32;
 constexpr size_t kPumpBudget = 4 << 20;   // bytes per direction per wakeup
 constexpr int kAcceptBatch = 64;
 char gBuf[kBuf];
+
+// A Pend holding a copy of `n` bytes at `b` (n <= kBuf); null when out of memory.
+Pend* NewPend(const void* b, size_t n) {
+  void* mem = malloc(sizeof(Pend) + n);
+  if (!mem) return nullptr;
+  Pend* p = new (mem) Pend();
+  p->len = static_cast<uint32_t>(n);
+  memcpy(p->bytes(), b, n);
+  return p;
+}
 
 }  // namespace
 
@@ -135,7 +146,7 @@ void Engine::StartConnect(Listener* l, int cfd) {
     c = new Conn();
   }
   if (l->proxy && !QueueProxyHeader(c, cfd)) {
-    delete c;
+    delete c;  // no Pend: QueueProxyHeader failed before allocating it
     close(gfd);
     s.active.fetch_sub(1);
     s.errors.fetch_add(1, std::memory_order_relaxed);
@@ -146,8 +157,6 @@ void Engine::StartConnect(Listener* l, int cfd) {
   c->l = l;
   c->cfd = cfd;
   c->gfd = gfd;
-  c->ctag.owner = c;
-  c->gtag.owner = c;
   c->next = l->head;
   if (l->head) l->head->prev = c;
   l->head = c;
@@ -174,7 +183,7 @@ void Engine::StartConnect(Listener* l, int cfd) {
     Connected(c, true);
     return;
   }
-  c->deadline = NowMs() + static_cast<uint64_t>(l->connectTimeoutMs);
+  c->deadline = Ms32(NowMs() + static_cast<uint64_t>(l->connectTimeoutMs));
   c->hasTimer = true;
   c->tprev = l->ttail;
   if (l->ttail) l->ttail->tnext = c;
@@ -208,7 +217,7 @@ void Engine::Connected(Conn* c, bool guestReadable) {
   // an edge there is nothing to read yet: no recv() bound to fail with
   // EAGAIN (one syscall less per connection), and the next arrival is a
   // new edge. The same holds for a guest that has not spoken yet.
-  if (c->upReady || c->up.len > 0) Pump(c, true);  // up.len: a PROXY header waits
+  if (c->upReady || c->up.pend) Pump(c, true);  // up.pend: a PROXY header waits
   if (!c->dead && guestReadable) Pump(c, false);
 }
 
@@ -223,11 +232,10 @@ bool Engine::QueueProxyHeader(Conn* c, int cfd) {
   unsigned char hdr[kProxyHeaderMax];
   size_t n = ProxyV2Header(peer, local, hdr);
   if (n == 0) return false;
-  c->up.pend = static_cast<char*>(malloc(n));
-  if (!c->up.pend) return false;
-  memcpy(c->up.pend, hdr, n);
-  c->up.len = static_cast<uint32_t>(n);
-  c->up.uncounted = static_cast<uint8_t>(n);
+  Pend* p = NewPend(hdr, n);
+  if (!p) return false;
+  p->uncounted = static_cast<uint8_t>(n);
+  c->up.pend = p;
   return true;
 }
 
@@ -258,13 +266,14 @@ void Engine::Expire() {
 // front of its list (in deadline order), or all of the list when an update
 // left it unordered.
 void Engine::ExpireListener(Listener* l, uint64_t now) {
+  uint32_t now32 = Ms32(now);
   if (!l->timersUnordered) {
-    while (l->thead && l->thead->deadline <= now) RefuseClient(l->thead, ETIMEDOUT);
+    while (l->thead && Due(l->thead->deadline, now32)) RefuseClient(l->thead, ETIMEDOUT);
     return;
   }
   for (Conn* c = l->thead; c;) {
     Conn* n = c->tnext;
-    if (c->deadline <= now) RefuseClient(c, ETIMEDOUT);
+    if (Due(c->deadline, now32)) RefuseClient(c, ETIMEDOUT);
     c = n;
   }
   if (!l->thead) l->timersUnordered = false;
@@ -313,7 +322,6 @@ void Engine::ReleasePipe(Pipe* p) {
 static void FreePending(Dir* d) {
   free(d->pend);
   d->pend = nullptr;
-  d->off = d->len = 0;
 }
 
 // Sends what is in flight in `d` (the pipe's bytes, or the bytes a short
@@ -322,22 +330,23 @@ static void FreePending(Dir* d) {
 Engine::Sent Engine::Deliver(Dir& d, int dst, uint32_t id, bool upward) {
   Slot& s = gSlots[id];
   std::atomic<uint64_t>& counter = upward ? s.toGuest : s.fromGuest;
-  while (d.pipe.n > 0 || d.len > 0) {
+  while (d.pipe.n > 0 || d.pend) {
+    Pend* p = d.pend;
     ssize_t k = d.pipe.n > 0 ? splice(d.pipe.r, nullptr, dst, nullptr, d.pipe.n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
-                             : send(dst, d.pend + d.off, d.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                             : send(dst, p->bytes() + p->off, p->len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k > 0) {
       uint64_t counted = static_cast<uint64_t>(k);
       if (d.pipe.n > 0) {
-        d.pipe.n -= static_cast<size_t>(k);
+        d.pipe.n -= static_cast<uint32_t>(k);
       } else {
-        d.off += static_cast<uint32_t>(k);
-        d.len -= static_cast<uint32_t>(k);
-        if (d.uncounted) {  // a PROXY header is not the client's bytes
-          uint64_t ours = std::min<uint64_t>(d.uncounted, counted);
-          d.uncounted = static_cast<uint8_t>(d.uncounted - ours);
+        p->off += static_cast<uint32_t>(k);
+        p->len -= static_cast<uint32_t>(k);
+        if (p->uncounted) {  // a PROXY header is not the client's bytes
+          uint64_t ours = std::min<uint64_t>(p->uncounted, counted);
+          p->uncounted = static_cast<uint8_t>(p->uncounted - ours);
           counted -= ours;
         }
-        if (d.len == 0) FreePending(&d);
+        if (p->len == 0) FreePending(&d);
       }
       if (counted) counter.fetch_add(counted, std::memory_order_relaxed);
       continue;
@@ -401,7 +410,7 @@ void Engine::Pump(Conn* c, bool upward) {
       }
       ssize_t k = splice(src, nullptr, d.pipe.w, nullptr, std::min(budget, kPipeSize), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (k > 0) {
-        d.pipe.n = static_cast<size_t>(k);
+        d.pipe.n = static_cast<uint32_t>(k);
         budget = budget > static_cast<size_t>(k) ? budget - static_cast<size_t>(k) : 0;
         continue;
       }
@@ -445,15 +454,12 @@ void Engine::Pump(Conn* c, bool upward) {
     }
     if (done) counter.fetch_add(done, std::memory_order_relaxed);
     if (done < got) {
-      d.len = static_cast<uint32_t>(got - done);
-      d.off = 0;
-      d.pend = static_cast<char*>(malloc(d.len));
+      d.pend = NewPend(gBuf + done, got - done);
       if (!d.pend) {
         s.errors.fetch_add(1, std::memory_order_relaxed);
         Abort(c, -1);
         return;
       }
-      memcpy(d.pend, gBuf + done, d.len);
       d.blocked = true;
       return;
     }

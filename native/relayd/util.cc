@@ -1,6 +1,9 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -22,6 +25,33 @@ void SetLingerZero(int fd) {
 void SetNoDelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+void DropStartupPages() {
+  // The ranges first, unmapped after: reading the program headers faults
+  // their page back in.
+  struct Ranges {
+    uintptr_t from[8], to[8];
+    int n = 0;
+  } r;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* arg) -> int {
+        auto* r = static_cast<Ranges*>(arg);
+        const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+        for (int i = 0; i < info->dlpi_phnum && r->n < 8; i++) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD || (ph.p_flags & PF_W) || ph.p_memsz == 0) continue;
+          // Whole pages only: a page shared with a writable segment holds
+          // data of this process that the file does not have.
+          r->from[r->n] = (info->dlpi_addr + ph.p_vaddr + page - 1) & ~(page - 1);
+          r->to[r->n] = (info->dlpi_addr + ph.p_vaddr + ph.p_memsz) & ~(page - 1);
+          r->n++;
+        }
+        return 1;  // the first object is the executable itself
+      },
+      &r);
+  for (int i = 0; i < r.n; i++)
+    if (r.to[i] > r.from[i]) madvise(reinterpret_cast<void*>(r.from[i]), r.to[i] - r.from[i], MADV_DONTNEED);
 }
 
 int CountFds() {

@@ -61,6 +61,7 @@ void RunWorker(int sock) {
   gEngine = &e;
   Tag tag{Kind::kControl, nullptr};
   e.Watch(sock, &tag, EPOLLIN);
+  DropStartupPages();
   e.Run([&](Tag*, uint32_t) { return WorkerControl(sock); });
 }
 

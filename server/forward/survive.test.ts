@@ -259,7 +259,9 @@ describe("vmm-relayd survives its controller", () => {
 
     const ctl = await rawControl(sock);
     expect(await ctl.next()).toMatch(/^HELLO 2 \d+,\d+ \d+$/);
-    for (const bad of ["X", "A 1 tcp 127.0.0.1 1 127.0.0.1 2", "A 1 sctp 127.0.0.1 1 127.0.0.1 2 5000 10 - -", "T 99 127.0.0.1 80 1 1 -", "D 0", "A 5 udp 127.0.0.1 0 127.0.0.1 9 1 1 p -"]) {
+    for (const bad of ["X", "A 1 tcp 127.0.0.1 1 127.0.0.1 2", "A 1 sctp 127.0.0.1 1 127.0.0.1 2 5000 10 - -", "T 99 127.0.0.1 80 1 1 -", "D 0", "A 5 udp 127.0.0.1 0 127.0.0.1 9 1 1 p -",
+      // a timeout must be at most 2^31 - 1 ms (it read as a negative int before)
+      "A 6 tcp 127.0.0.1 0 127.0.0.1 9 2147483648 1 - -"]) {
       ctl.sock.write(`${bad}\n`);
       expect(await ctl.next(), bad).toMatch(/^ERR (usage 22|update 2)$/);
     }

@@ -2,10 +2,9 @@
 // filtering, session cap; (native) the receive buffers' resident memory.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSocket, type Socket } from "node:dgram";
-import { readFileSync } from "node:fs";
 import { ForwardService } from "./service.js";
 import type { ForwardRule } from "./rules.js";
-import { fdCountOf, relayWorkersSettled, sleep, waitFor } from "../../test/helpers/forward.js";
+import { fdCountOf, relayWorkersSettled, rssKbOf, sleep, waitFor } from "../../test/helpers/forward.js";
 import { CleanupStack } from "../cleanup.js";
 import { freePort } from "../../test/helpers/net.js";
 
@@ -147,10 +146,6 @@ describe("udp forwarding (native): memory", () => {
   const cleanup = new CleanupStack();
   afterEach(() => cleanup.run());
 
-  /** Anonymous resident memory of `pids`, KiB (RssAnon: the heap, .bss and stacks, not the binary's pages). */
-  const rssAnonKb = (pids: number[]) =>
-    pids.reduce((sum, p) => sum + Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))![1]), 0);
-
   it("holds only the pages small datagrams reached of its 2 MiB of receive buffers", async () => {
     const svc = new ForwardService({ relay: "native" });
     cleanup.push(() => svc.close());
@@ -158,7 +153,7 @@ describe("udp forwarding (native): memory", () => {
     const lp = await freePort("udp");
     await svc.apply("vm", [udp(lp, g)]);
     const pids = await svc.dataPathPids();
-    const before = rssAnonKb(pids);
+    const before = rssKbOf(pids, "Anon");
     // 64 clients: batches of up to 32 datagrams, each in its own buffer.
     const clients = await Promise.all(Array.from({ length: 64 }, () => bound(cleanup)));
     let got = 0;
@@ -168,6 +163,6 @@ describe("udp forwarding (native): memory", () => {
       await waitFor(`round ${round} echoed`, () => got === 64 * round);
     }
     // Zero-filled buffers (as before) made all 2,048 KiB resident at the first datagram.
-    expect(rssAnonKb(pids) - before).toBeLessThan(512);
+    expect(rssKbOf(pids, "Anon") - before).toBeLessThan(512);
   });
 });

@@ -5,7 +5,7 @@ import type { CleanupStack } from "../../server/cleanup.js";
 import type { ForwardRule } from "../../server/forward/rules.js";
 import type { ForwardService } from "../../server/forward/service.js";
 import { freePort } from "./net.js";
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { createServer, createConnection, type Server, type Socket } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -15,6 +15,10 @@ export const fdCount = (): number => readdirSync("/proc/self/fd").length;
 /** fds held by these processes (e.g. ForwardService.dataPathPids()). */
 export const fdCountOf = (pids: readonly number[]): number =>
   pids.reduce((n, pid) => n + readdirSync(`/proc/${pid}/fd`).length, 0);
+
+/** Resident memory of `pids` of one kind (/proc/<pid>/status: "Anon", the heap, .bss and stacks; "File", mapped pages of the executable), KiB. */
+export const rssKbOf = (pids: readonly number[], kind: "Anon" | "File"): number =>
+  pids.reduce((sum, p) => sum + Number(new RegExp(`Rss${kind}:\\s+(\\d+)`).exec(readFileSync(`/proc/${p}/status`, "utf8"))![1]), 0);
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
