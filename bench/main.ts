@@ -17,7 +17,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { churn, iperf, openIdle, udpRr, wrk } from "./loads.js";
-import { GUEST_IP, IDLE_CONNS, peers, startBackends, type Peer } from "./peers.js";
+import { B, GUEST_IP, IDLE_CONNS, peers, startBackends, type Peer } from "./peers.js";
 import { cpuSeconds, FD_LIMIT, fdsOf, killAll, log, pin, rssMb, run, SECS, sleep, tmp } from "./procs.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,6 +46,8 @@ interface Row {
   udp?: number;
   rss?: number;
   rssIdle?: number;
+  /** Forwarded connections the relay held when rssIdle was read (fewest of the rounds). */
+  idleHeld?: number;
   notes: string[];
 }
 const numeric = ["tcp1", "tcp4", "cpuGb", "cps1", "cps32", "cps128", "cpuConn", "ka", "cpuReq", "p50", "p99", "udp", "rss", "rssIdle"] as const;
@@ -63,6 +65,8 @@ function medianRow(rows: Row[]): Row {
     const m = median(rows.map((r) => r[k]).filter((x): x is number => x !== undefined));
     if (m !== undefined) out[k] = m;
   }
+  const held = rows.map((r) => r.idleHeld).filter((x): x is number => x !== undefined);
+  if (held.length > 0) out.idleHeld = Math.min(...held);
   return out;
 }
 
@@ -148,6 +152,9 @@ async function measure(peer: Peer, base: number, bins: { udp: string }, backend:
           await sleep(1000);
           if (socks.length < IDLE_CONNS) row.notes.push(`idle: only ${socks.length} of ${IDLE_CONNS} connections opened`);
           row.rssIdle = rssMb(dataPids());
+          // What the relay holds: its connections to the backend (a client's
+          // connect succeeds in the listen backlog whether or not it does).
+          row.idleHeld = run(["ip", "netns", "exec", NS, "ss", "-Htn", "state", "established", `( sport = :${B.idle} )`]).split("\n").filter(Boolean).length;
         } finally {
           for (const s of socks) s.destroy();
         }
@@ -180,6 +187,12 @@ async function measure(peer: Peer, base: number, bins: { udp: string }, backend:
 }
 
 /** "value (ratio×)"; the ratio to `base` when there is one. */
+/** The idle-RSS cell: a relay that held fewer than IDLE_CONNS says how many (its figure is not comparable). */
+function idleCell(r: Row): string {
+  const v = fmt(r.rssIdle, undefined, 1);
+  return r.idleHeld !== undefined && r.idleHeld < IDLE_CONNS && r.rssIdle !== undefined ? `${v} (held ${r.idleHeld})` : v;
+}
+
 function fmt(v: number | undefined, base: number | undefined, digits: number): string {
   if (v === undefined || Number.isNaN(v)) return "n/a";
   const s = v.toFixed(digits);
@@ -255,7 +268,7 @@ async function main(): Promise<void> {
     const skip = chosen.find((p) => p.name === r.name)?.skip ?? {};
     const na = (k: keyof typeof skip, s: string) => (skip[k] ? "n/a" : s);
     lines.push(
-      `| ${r.name} | ${fmt(r.tcp1, d.tcp1, 1)} | ${fmt(r.tcp4, d.tcp4, 1)} | ${na("cpu", fmt(r.cpuGb, splice?.cpuGb, 2))} | ${fmt(r.cps1, d.cps1, 0)} | ${fmt(r.cps32, d.cps32, 0)} | ${fmt(r.cps128, d.cps128, 0)} | ${na("cpu", fmt(r.cpuConn, splice?.cpuConn, 1))} | ${fmt(r.ka, d.ka, 0)} | ${na("cpu", fmt(r.cpuReq, splice?.cpuReq, 1))} | ${fmt(r.p50, d.p50, 0)} | ${fmt(r.p99, d.p99, 0)} | ${na("udp", fmt(r.udp, d.udp, 0))} | ${na("rss", fmt(r.rss, undefined, 1))} | ${na("idle", fmt(r.rssIdle, undefined, 1))} |`,
+      `| ${r.name} | ${fmt(r.tcp1, d.tcp1, 1)} | ${fmt(r.tcp4, d.tcp4, 1)} | ${na("cpu", fmt(r.cpuGb, splice?.cpuGb, 2))} | ${fmt(r.cps1, d.cps1, 0)} | ${fmt(r.cps32, d.cps32, 0)} | ${fmt(r.cps128, d.cps128, 0)} | ${na("cpu", fmt(r.cpuConn, splice?.cpuConn, 1))} | ${fmt(r.ka, d.ka, 0)} | ${na("cpu", fmt(r.cpuReq, splice?.cpuReq, 1))} | ${fmt(r.p50, d.p50, 0)} | ${fmt(r.p99, d.p99, 0)} | ${na("udp", fmt(r.udp, d.udp, 0))} | ${na("rss", fmt(r.rss, undefined, 1))} | ${na("idle", idleCell(r))} |`,
     );
   }
   process.stdout.write(
