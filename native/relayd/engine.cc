@@ -43,6 +43,25 @@ void Engine::AfterEvents() {
   ResumeListeners();
   SweepUdp();
   Reap();
+  ReleaseWhenIdle();
+}
+
+// The TCP copy buffer (64 KiB) goes back to the system once a process has
+// had no connection for kIdleReleaseMs: not at every idle moment, where a
+// client connecting one at a time would pay a madvise and a page fault per
+// connection.
+void Engine::ReleaseWhenIdle() {
+  if (liveConns_ > 0 || !copyBufUsed_) {
+    idleSince_ = 0;
+    return;
+  }
+  uint64_t now = NowMs();
+  if (idleSince_ == 0) {
+    idleSince_ = now;
+  } else if (now - idleSince_ >= kIdleReleaseMs) {
+    ReleaseCopyBuffer();
+    idleSince_ = 0;
+  }
 }
 
 void Engine::CloseAll() {
@@ -146,6 +165,7 @@ int Engine::ComputeTimeout() {
   }
   for (auto& kv : udp_)
     if (!kv.second->sessions.empty() && kv.second->nextSweep < next) next = kv.second->nextSweep;
+  if (idleSince_) next = std::min(next, idleSince_ + kIdleReleaseMs);
   if (next == UINT64_MAX) return -1;
   return next <= now() ? 0 : static_cast<int>(std::min<uint64_t>(next - now(), 60000));
 }

@@ -19,6 +19,9 @@ namespace relayd {
 // per connection under churn).
 constexpr size_t kFreeConns = 1024;
 
+// A process without connections for this long gives its TCP copy buffer back.
+constexpr uint64_t kIdleReleaseMs = 1000;
+
 enum class Kind : uint8_t { kControl, kListener, kClient, kGuest, kUdpListener, kUdpSession };
 
 // epoll's data.ptr of every registered fd but a connection's: what it is
@@ -213,6 +216,10 @@ class Engine {
   void SweepUdp();
   void ReleaseUdpBuffers();
 
+  // ---- idle ----
+  void ReleaseCopyBuffer();  // tcp.cc
+  void ReleaseWhenIdle();
+
   int epfd_ = -1;
   std::vector<epoll_event> evs_;
   // Events the last epoll_wait returned: 2 or fewer with a listener among
@@ -228,6 +235,8 @@ class Engine {
   std::vector<UdpRule*> deadUdp_;
   std::vector<Pipe> pool_;
   bool udpBufsUsed_ = false;  // a datagram was read since ReleaseUdpBuffers
+  bool copyBufUsed_ = false;  // the TCP copy buffer was read into since ReleaseCopyBuffer
+  uint64_t idleSince_ = 0;    // NowMs() when the process was last seen without connections, the copy buffer used; 0: not idle
   size_t liveConns_ = 0;
 };
 

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,7 +42,8 @@ constexpr size_t kPipeSize = 1024 * 1024;  // F_SETPIPE_SZ wish
 constexpr size_t kPoolMax = 32;
 constexpr size_t kPumpBudget = 4 << 20;   // bytes per direction per wakeup
 constexpr int kAcceptBatch = 64;
-char gBuf[kBuf];
+// Page-aligned for ReleaseCopyBuffer's madvise().
+alignas(4096) char gBuf[kBuf];
 
 // A Pend holding a copy of `n` bytes at `b` (n <= kBuf); null when out of memory.
 Pend* NewPend(const void* b, size_t n) {
@@ -427,6 +429,7 @@ void Engine::Pump(Conn* c, bool upward) {
       return;
     }
     ssize_t k = recv(src, gBuf, kBuf, MSG_DONTWAIT);
+    copyBufUsed_ = true;
     if (k == 0) {
       d.eof = true;
       continue;
@@ -467,6 +470,12 @@ void Engine::Pump(Conn* c, bool upward) {
     // edge. After RDHUP the FIN is queued behind the data: read on.
     if (got < kBuf && !d.rdhup) return;
   }
+}
+
+void Engine::ReleaseCopyBuffer() {
+  // Back to zero pages (.bss is private anonymous memory).
+  madvise(gBuf, sizeof gBuf, MADV_DONTNEED);
+  copyBufUsed_ = false;
 }
 
 void Engine::RunReady() {

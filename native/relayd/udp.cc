@@ -25,7 +25,9 @@ constexpr size_t kUdpMax = 65536;
 // kernel writes a datagram into them, so a process holds only the pages its
 // datagrams reached (one page per buffer for small ones), not 2 MiB. Shared
 // by both directions: a batch is sent on before the next one is read.
-char gUdpBufs[kUdpBatch][kUdpMax];
+// Page-aligned: madvise() refuses an unaligned start (EINVAL), which left
+// them resident before.
+alignas(4096) char gUdpBufs[kUdpBatch][kUdpMax];
 
 // One recvmmsg batch over gUdpBufs; `names` (optional) receives the sources.
 struct Batch {

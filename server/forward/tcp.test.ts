@@ -230,6 +230,20 @@ describe("tcp relay: native: memory", () => {
     for (const pid of await svc.dataPathPids()) expect(rssKbOf([pid], "File"), `pid ${pid}`).toBeLessThan(400);
   });
 
+  it("gives its 64 KiB copy buffer back after a second without connections", async () => {
+    const svc = new ForwardService({ relay: "native" });
+    cleanup.push(() => svc.close());
+    const { port } = await tcpServer(echo, cleanup);
+    const lp = await freePort();
+    await svc.apply("vm", [tcpRule(lp, port)]);
+    const [master] = await svc.dataPathPids();
+    const p = payload(1 << 20); // reads of 64 KiB: the whole buffer, then splice
+    expect(sha((await exchange(lp, p)).received)).toBe(sha(p));
+    await waitFor("the connection closed", () => svc.list()[0]!.counters.connectionsActive === 0);
+    const used = rssKbOf([master!], "Anon");
+    await waitFor("the buffer released", () => rssKbOf([master!], "Anon") <= used - 48, 3000);
+  });
+
   it("spends less than 150 bytes of heap on an idle connection", async () => {
     const n = 3000;
     const svc = new ForwardService({ relay: "native", maxConnectionsPerRule: 2 * n });
