@@ -187,17 +187,17 @@ async function measure(peer: Peer, base: number, bins: { udp: string }, backend:
 }
 
 /** "value (ratio×)"; the ratio to `base` when there is one. */
-/** The idle-RSS cell: a relay that held fewer than IDLE_CONNS says how many (its figure is not comparable). */
-function idleCell(r: Row): string {
-  const v = fmt(r.rssIdle, undefined, 1);
-  return r.idleHeld !== undefined && r.idleHeld < IDLE_CONNS && r.rssIdle !== undefined ? `${v} (held ${r.idleHeld})` : v;
-}
-
 function fmt(v: number | undefined, base: number | undefined, digits: number): string {
   if (v === undefined || Number.isNaN(v)) return "n/a";
   const s = v.toFixed(digits);
   if (base === undefined || Number.isNaN(base) || base === 0) return s;
   return `${s} (${(v / base).toFixed(2)}×)`;
+}
+
+/** The idle-RSS cell: a relay that held fewer than IDLE_CONNS says how many (its figure is not comparable). */
+function idleCell(r: Row): string {
+  const v = fmt(r.rssIdle, undefined, 1);
+  return r.idleHeld !== undefined && r.idleHeld < IDLE_CONNS && r.rssIdle !== undefined ? `${v} (held ${r.idleHeld})` : v;
 }
 
 /** The guest namespace: a veth from here (10.77.0.1) to there (GUEST_IP). */

@@ -225,7 +225,7 @@ describe("tcp relay: native: memory", () => {
     }
     // The kernel maps 64 KiB around each page of code touched, and RSS counts
     // every mapped page. Each process unmaps what start-up ran, and the libc
-    // code of the data path sits next to the relay's own (native/relayd/hot.ld):
+    // code of its control and data paths sits next to its own (native/relayd/hot.ld):
     // ~240 KiB. Before, the master kept 768 KiB of it and the worker 460.
     for (const pid of await svc.dataPathPids()) expect(rssKbOf([pid], "File"), `pid ${pid}`).toBeLessThan(400);
   });
