@@ -211,12 +211,18 @@ describe("tcp relay: native: memory", () => {
   const cleanup = new CleanupStack();
   afterEach(() => cleanup.run());
 
-  it("maps little of its executable once it serves (under 400 KiB per process)", async () => {
-    const svc = new ForwardService({ relay: "native" });
+  /** A native relay forwarding one rule to a guest served by `onConn`: the service and the port. */
+  async function forwarded(onConn: Parameters<typeof tcpServer>[0], maxConnectionsPerRule?: number): Promise<{ svc: ForwardService; lp: number }> {
+    const svc = new ForwardService({ relay: "native", maxConnectionsPerRule });
     cleanup.push(() => svc.close());
-    const { port } = await tcpServer(echo, cleanup);
+    const { port } = await tcpServer(onConn, cleanup);
     const lp = await freePort();
     await svc.apply("vm", [tcpRule(lp, port)]);
+    return { svc, lp };
+  }
+
+  it("maps little of its executable once it serves (under 400 KiB per process)", async () => {
+    const { svc, lp } = await forwarded(echo);
     for (const n of [1 << 20, ...Array<number>(20).fill(100)]) {
       const p = payload(n);
       const r = await exchange(lp, p);
@@ -231,11 +237,7 @@ describe("tcp relay: native: memory", () => {
   });
 
   it("gives its 64 KiB copy buffer back after a second without connections", async () => {
-    const svc = new ForwardService({ relay: "native" });
-    cleanup.push(() => svc.close());
-    const { port } = await tcpServer(echo, cleanup);
-    const lp = await freePort();
-    await svc.apply("vm", [tcpRule(lp, port)]);
+    const { svc, lp } = await forwarded(echo);
     const [master] = await svc.dataPathPids();
     const p = payload(1 << 20); // reads of 64 KiB: the whole buffer, then splice
     expect(sha((await exchange(lp, p)).received)).toBe(sha(p));
@@ -246,11 +248,7 @@ describe("tcp relay: native: memory", () => {
 
   it("spends less than 150 bytes of heap on an idle connection", async () => {
     const n = 3000;
-    const svc = new ForwardService({ relay: "native", maxConnectionsPerRule: 2 * n });
-    cleanup.push(() => svc.close());
-    const { port } = await tcpServer(() => undefined, cleanup);
-    const lp = await freePort();
-    await svc.apply("vm", [tcpRule(lp, port)]);
+    const { svc, lp } = await forwarded(() => undefined, 2 * n);
     const pids = await svc.dataPathPids();
     // One connection first: the per-process state every connection shares.
     const first = await connect(lp);
