@@ -13,7 +13,9 @@
 //   * reset: error on one side -> SO_LINGER {1,0} on the other, both closed.
 //   * guest refused / connect deadline -> the client gets an RST.
 //   * pipes come from a pool (at most 32 per process), held only while bytes
-//     are in flight; the pool is emptied when a process has no connection.
+//     are in flight; the pool is emptied when a process has no connection,
+//     and the per-process buffer is given back after a second without one
+//     (Engine::ReleaseWhenIdle).
 //
 // Why one file of ~500 lines: accept, connect, pump and close share the
 // connection struct and the pipe pool on the hot path; splitting them would
