@@ -131,12 +131,15 @@ export interface RelayOptions {
   packBelow: number;
   /** Nice value of the relay's processes (-20..19; vmm.toml `nice`); unset: the one it inherits. */
   nice?: number;
+  /** Longest busy poll before a relay process sleeps, in µs (0..1000; native/relayd/engine.cc); unset: 0. */
+  pollUs?: number;
 }
 
 /** vmm-relayd's arguments for `o` (its usage line is in native/relayd/main.cc). */
 export function relaydArgv(o: RelayOptions): string[] {
   const argv = ["--control", o.dir, "--workers", String(o.workers), "--pack", String(o.packBelow)];
   if (o.nice !== undefined) argv.push("--nice", String(o.nice));
+  if (o.pollUs !== undefined) argv.push("--poll-us", String(o.pollUs));
   return argv;
 }
 

@@ -141,6 +141,7 @@ async function startLocked(cfg: Config, lock: StateLock): Promise<Daemon> {
     relayDir: join(cfg.stateDir, "relay"),
     defaultPath: cfg.forward.defaultPath,
     relayNice: cfg.nice,
+    relayPollUs: cfg.forward.relayPollUs,
   });
   if (forwards.fallbackReason !== undefined) {
     log("warn", "native relay unavailable; forwarding through sockets in the daemon", { reason: forwards.fallbackReason });

@@ -29,11 +29,75 @@ void Engine::Watch(int fd, Tag* tag, uint32_t events) {
   epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
 }
 
+uint32_t gPollMaxNs = 0;
+
+// Busy polling. On a VM whose idle vCPUs halt (no guest halt polling), every
+// sleep in epoll_wait ends with a wake-up through the hypervisor: tens of µs
+// on each leg of a request and its answer, more than the relaying itself.
+// Like the kernel's haltpoll governor, the loop first polls (epoll_wait with
+// a zero timeout) for up to pollNs_, and adapts that window to how long it
+// actually waited for its events (AdaptPoll): waits a longer window would
+// have caught grow it, up to gPollMaxNs; longer waits halve it, down to 0.
+// So an idle relay, and one whose events come further apart than
+// gPollMaxNs, never polls; one carrying requests and answers stays awake
+// between them.
+//
+// A poll ends as soon as another task has run on this CPU meanwhile (an
+// iteration took longer than kPreemptedNs): the CPU has other work, which
+// the loop does not compete with, and the window shrinks. After a batch
+// that spliced (bulk) the loop sleeps at once: the kernel's buffers keep a
+// stream going, and polling would only burn CPU per GB.
+namespace {
+constexpr uint64_t kPreemptedNs = 20000;
+}
+
 int Engine::Wait() {
+  int timeout = ComputeTimeout();
+  bool bulk = spliced_;
+  spliced_ = false;
+  if (timeout == 0 || gPollMaxNs == 0 || bulk) return Sleep(timeout);
+  uint64_t start = NowNs();
+  bool contended = false;
+  if (pollNs_ > 0) {
+    uint64_t last = start;
+    for (;;) {
+      int n = epoll_wait(epfd_, evs_.data(), static_cast<int>(evs_.size()), 0);
+      if (n > 0 || (n < 0 && errno != EINTR)) return n;  // caught: the window stays
+      uint64_t now = NowNs();
+      if (now - last > kPreemptedNs) {
+        contended = true;
+        break;
+      }
+      if (now - start >= pollNs_) break;
+      last = now;
+    }
+  }
+  // `timeout` was computed before the poll: a deadline may fire up to
+  // gPollMaxNs late, well inside its millisecond resolution.
+  int n = Sleep(timeout);
+  if (n >= 0) AdaptPoll(NowNs() - start, contended);
+  return n;
+}
+
+int Engine::Sleep(int timeoutMs) {
   for (;;) {
-    int n = epoll_wait(epfd_, evs_.data(), static_cast<int>(evs_.size()), ComputeTimeout());
+    int n = epoll_wait(epfd_, evs_.data(), static_cast<int>(evs_.size()), timeoutMs);
     if (n >= 0) return n;
     if (errno != EINTR) return -1;
+  }
+}
+
+// haltpoll's rule (drivers/cpuidle/governors/haltpoll.c), with its factors:
+// a wait longer than the window but within gPollMaxNs doubles the window
+// (from a quarter of the maximum), a longer one halves it (to 0 below that
+// quarter).
+void Engine::AdaptPoll(uint64_t waitedNs, bool contended) {
+  uint32_t start = gPollMaxNs / 4;
+  if (!contended && waitedNs > pollNs_ && waitedNs <= gPollMaxNs) {
+    uint64_t grown = std::max<uint64_t>(uint64_t{pollNs_} * 2, start);
+    pollNs_ = static_cast<uint32_t>(std::min<uint64_t>(grown, gPollMaxNs));
+  } else if (contended || waitedNs > gPollMaxNs) {
+    pollNs_ = pollNs_ / 2 < start ? 0 : pollNs_ / 2;
   }
 }
 

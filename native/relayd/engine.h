@@ -134,6 +134,10 @@ struct RuleSettings {
   bool proxy = false;
 };
 
+// Longest busy poll before the event loop sleeps, in ns (--poll-us; 0: the
+// loop always sleeps at once). Set before the workers are forked.
+extern uint32_t gPollMaxNs;
+
 class Engine {
  public:
   Engine();
@@ -178,6 +182,8 @@ class Engine {
 
  private:
   int Wait();
+  int Sleep(int timeoutMs);
+  void AdaptPoll(uint64_t waitedNs, bool contended);
   void AfterEvents();
   void CloseAll();
   int ComputeTimeout();
@@ -222,6 +228,8 @@ class Engine {
 
   int epfd_ = -1;
   std::vector<epoll_event> evs_;
+  uint32_t pollNs_ = 0;  // current busy-poll window (Wait), 0..gPollMaxNs
+  bool spliced_ = false;  // the last batch spliced (a bulk transfer): Wait does not poll
   // Events the last epoll_wait returned: 2 or fewer with a listener among
   // them is light load (see AcceptBatch).
   int readyEvents_ = 0;

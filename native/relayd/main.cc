@@ -2,13 +2,15 @@
 // processes of their own that outlive vmmd.
 //
 //   vmm-relayd --probe            exit 0 when splice(2) works socket -> pipe -> socket
-//   vmm-relayd --control DIR --workers N [--pack C] [--nice P]
+//   vmm-relayd --control DIR --workers N [--pack C] [--nice P] [--poll-us U]
 //                                 serve the control socket DIR/control.sock;
 //                                 C: connections per process below which new
 //                                 connections are packed (steer.h; default 1024);
 //                                 P: nice value of every relay process (-20..19,
 //                                 default: unchanged; below the current value
-//                                 needs CAP_SYS_NICE, else a warning and unchanged)
+//                                 needs CAP_SYS_NICE, else a warning and unchanged);
+//                                 U: longest busy poll before the event loop
+//                                 sleeps, 0..1000 µs (engine.cc; default 0)
 //
 // DIR must be a directory of the relay's user with no access for group or
 // others (vmmd creates it 0700). The relay holds an flock on DIR/lock for
@@ -133,7 +135,8 @@ int main(int argc, char** argv) {
   long long nice = 0;
   bool setNice = false;  // without --nice: the inherited value
   std::string dir;
-  bool ok = argc == 5 || argc == 7 || argc == 9;
+  long long pollUs = 0;
+  bool ok = argc == 5 || argc == 7 || argc == 9 || argc == 11;
   for (int i = 1; ok && i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--control") == 0) {
       dir = argv[i + 1];
@@ -145,10 +148,11 @@ int main(int argc, char** argv) {
     else if (strcmp(argv[i], "--workers") == 0) workers = static_cast<long>(v);
     else if (strcmp(argv[i], "--pack") == 0) pack = v;
     else if (strcmp(argv[i], "--nice") == 0 && v >= -20 && v <= 19) nice = v, setNice = true;
+    else if (strcmp(argv[i], "--poll-us") == 0 && v >= 0 && v <= 1000) pollUs = v;
     else ok = false;
   }
   if (!ok || dir.empty() || dir[0] != '/' || workers < 1 || workers > 64 || pack < 0) {
-    fprintf(stderr, "Usage: vmm-relayd --probe | vmm-relayd --control DIR --workers N [--pack C] [--nice -20..19]\n");
+    fprintf(stderr, "Usage: vmm-relayd --probe | vmm-relayd --control DIR --workers N [--pack C] [--nice -20..19] [--poll-us 0..1000]\n");
     return 2;
   }
   if (!CheckDir(dir)) return 1;
@@ -157,6 +161,7 @@ int main(int argc, char** argv) {
   setsid();  // no-op when vmmd already made us a session leader
   gProcs = workers;
   gPackBelow = static_cast<uint64_t>(pack);
+  gPollMaxNs = static_cast<uint32_t>(pollUs * 1000);
   if (!MapShared()) {
     perror("vmm-relayd: shared process counts");
     return 1;

@@ -414,6 +414,7 @@ void Engine::Pump(Conn* c, bool upward) {
       }
       ssize_t k = splice(src, nullptr, d.pipe.w, nullptr, std::min(budget, kPipeSize), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (k > 0) {
+        spliced_ = true;
         d.pipe.n = static_cast<uint32_t>(k);
         budget = budget > static_cast<size_t>(k) ? budget - static_cast<size_t>(k) : 0;
         continue;

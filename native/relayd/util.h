@@ -10,8 +10,9 @@ namespace relayd {
 
 constexpr size_t kBuf = 64 * 1024;  // recv buffer; a full read switches to splice
 
-// Milliseconds of CLOCK_MONOTONIC.
+// Milliseconds and nanoseconds of CLOCK_MONOTONIC.
 uint64_t NowMs();
+uint64_t NowNs();
 
 // NowMs() truncated to 32 bits (wraps every ~49.7 days), for deadlines
 // less than 2^31 ms ahead; compare them with Due().

@@ -84,6 +84,7 @@ export function fillDefaults(p: PartialConfig, env: NodeJS.ProcessEnv = process.
     },
     forward: {
       relay: p.forward?.relay ?? "auto",
+      relayPollUs: p.forward?.relayPollUs ?? 50,
       portMin: p.forward?.portMin ?? 1024,
       portMax: p.forward?.portMax ?? 65535,
       allowedListenAddresses: p.forward?.allowedListenAddresses ?? ["127.0.0.1", "::1"],

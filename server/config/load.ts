@@ -55,6 +55,7 @@ const SCHEMA: Record<string, Record<string, [string, Kind]>> = {
   },
   forward: {
     relay: ["relay", "string"],
+    relay_poll_us: ["relayPollUs", "integer"],
     port_min: ["portMin", "integer"],
     port_max: ["portMax", "integer"],
     allowed_listen_addresses: ["allowedListenAddresses", "string[]"],

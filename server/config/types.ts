@@ -107,6 +107,12 @@ export interface NetworkingConfig {
 export interface ForwardConfig {
   /** "auto" (native splice when available), "native" or "sockets". */
   relay: "auto" | "native" | "sockets";
+  /**
+   * Longest busy poll of a vmm-relayd process before it sleeps, in µs
+   * (0..1000; 0: never). The relay polls only while its events come closer
+   * together than this (native/relayd/engine.cc).
+   */
+  relayPollUs: number;
   /** Host ports VMs may map, inclusive. */
   portMin: number;
   portMax: number;

@@ -110,6 +110,7 @@ export function validateConfig(c: Config): void {
 
   const f = c.forward;
   if (!["auto", "native", "sockets"].includes(f.relay)) p.add("forward.relay", 'must be "auto", "native" or "sockets"');
+  if (f.relayPollUs < 0 || f.relayPollUs > 1000) p.add("forward.relay_poll_us", "must be between 0 and 1000");
   if (f.portMin < 1 || f.portMin > 65535) p.add("forward.port_min", "must be between 1 and 65535");
   if (f.portMax < 1 || f.portMax > 65535) p.add("forward.port_max", "must be between 1 and 65535");
   if (f.portMin > f.portMax) p.add("forward.port_min", "must not exceed forward.port_max");

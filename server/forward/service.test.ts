@@ -170,6 +170,7 @@ describe("ForwardService options", () => {
   it("rejects bad limits naming the option", () => {
     expect(() => new ForwardService({ connectTimeoutMs: 0, udpIdleMs: 1.5 })).toThrow(/connectTimeoutMs.*udpIdleMs/);
     expect(() => new ForwardService({ relayNice: -21 })).toThrow(/relayNice: must be an integer from -20 to 19/);
+    expect(() => new ForwardService({ relayPollUs: -1 })).toThrow(/relayPollUs: must be an integer from 0 to 1000/);
   });
   it("runs every relay process at relayNice", async () => {
     const cleanup = new CleanupStack();

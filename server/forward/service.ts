@@ -54,6 +54,15 @@ export interface ForwardServiceOptions {
    * daemon passes vmm.toml `nice`.
    */
   relayNice?: number;
+  /**
+   * Longest busy poll of a relay process before it sleeps, in µs (0..1000).
+   * A process polls only while its events come closer together than this
+   * (it adapts, see native/relayd/engine.cc): on a VM, where every sleep
+   * ends with a wake-up through the hypervisor, this is what keeps a
+   * request's round trip short. 0: never poll. Default 50. A relay adopted
+   * from an earlier daemon keeps its own.
+   */
+  relayPollUs?: number;
   /** Deadline for connecting to the guest; then the client gets an RST. Default 5000. */
   connectTimeoutMs?: number;
   /** Active TCP connections per rule; further ones are reset. Default 4096. */
@@ -134,6 +143,8 @@ export class ForwardService {
     const packBelow = positiveInt(problems, "relayPackBelow", opts.relayPackBelow, 1024);
     const nice = opts.relayNice;
     if (nice !== undefined && (!Number.isInteger(nice) || nice < -20 || nice > 19)) problems.push({ field: "relayNice", message: "must be an integer from -20 to 19" });
+    const pollUs = opts.relayPollUs ?? 50;
+    if (!Number.isInteger(pollUs) || pollUs < 0 || pollUs > 1000) problems.push({ field: "relayPollUs", message: "must be an integer from 0 to 1000" });
     const mode = opts.relay ?? "auto";
     this.defaultPath = opts.defaultPath ?? "userspace";
     if (this.defaultPath !== "userspace" && this.defaultPath !== "nat") problems.push({ field: "defaultPath", message: 'must be "userspace" or "nat"' });
@@ -156,7 +167,7 @@ export class ForwardService {
     this.fallbackReason = mode === "auto" ? reason : undefined;
     if (!opts.relayDir) this.tempDir = mkdtempSync(join(tmpdir(), "vmm-relay-"));
     const dir = opts.relayDir ?? this.tempDir!;
-    if (bin) this.native = new NativeRelays({ bin, dir, workers, packBelow, ...(nice !== undefined ? { nice } : {}) }, this.limits, (fn) => this.serialize(fn));
+    if (bin) this.native = new NativeRelays({ bin, dir, workers, packBelow, pollUs, ...(nice !== undefined ? { nice } : {}) }, this.limits, (fn) => this.serialize(fn));
     this.userspace = opts.userspacePath ?? this.native ?? {
       open: (_owner, rule) => (rule.protocol === "udp" ? openUdp(rule, this.limits) : openSocketsTcp(rule, this.limits)),
     };

@@ -2,9 +2,14 @@
 // through the sockets fallback, each selected explicitly.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { findRelayd } from "../../native/relay.js";
 import { ForwardService } from "./service.js";
 import { parseProxyV2 } from "./proxy.js";
-import { connect, echo, exchange, neverAccepting, payload, refusingPort, rssKbOf, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, echo, exchange, neverAccepting, payload, refusingPort, rssKbOf, sleep, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
 import { CleanupStack } from "../cleanup.js";
 import { freePort } from "../../test/helpers/net.js";
 
@@ -263,5 +268,102 @@ describe("tcp relay: native: memory", () => {
     const perConn = ((rssKbOf(pids, "Anon") - before) * 1024) / n;
     // A Conn of 176 bytes (a 192-byte heap chunk) before.
     expect(perConn).toBeLessThan(150);
+  });
+});
+
+describe("tcp relay: native: busy polling", () => {
+  const cleanup = new CleanupStack();
+  afterEach(() => cleanup.run());
+
+  /** Sleeps in the kernel (voluntary context switches) of `pids`. */
+  const sleepsOf = (pids: readonly number[]) =>
+    pids.reduce((n, p) => n + Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))![1]), 0);
+  /** CPU time of `pids`, ns (/proc/<pid>/schedstat: exact, unlike the clock ticks of /proc/<pid>/stat). */
+  const cpuNsOf = (pids: readonly number[]) => pids.reduce((n, p) => n + Number(readFileSync(`/proc/${p}/schedstat`, "utf8").split(" ")[0]), 0);
+
+  /** One relay process polling up to `pollUs`, forwarding to an echo guest and to one that only reads. */
+  async function relay(pollUs: number): Promise<{ pids: number[]; echoPort: number; sinkPort: number }> {
+    const svc = new ForwardService({ relay: "native", relayWorkers: 1, relayPollUs: pollUs });
+    cleanup.push(() => svc.close());
+    const { port: e } = await tcpServer(echo, cleanup);
+    const { port: s } = await tcpServer((sock) => sock.resume(), cleanup);
+    const [echoPort, sinkPort] = [await freePort(), await freePort()];
+    await svc.apply("vm", [tcpRule(echoPort, e), tcpRule(sinkPort, s)]);
+    return { pids: await svc.dataPathPids(), echoPort, sinkPort };
+  }
+
+  /** `n` request/answer round trips of 64 bytes on one connection, back to back. */
+  async function roundTrips(port: number, n: number): Promise<void> {
+    const c = await connect(port);
+    cleanup.push(() => c.destroy());
+    const req = Buffer.alloc(64, 7);
+    for (let i = 0; i < n; i++) {
+      const got = new Promise<void>((resolve) => {
+        let seen = 0;
+        const on = (b: Buffer) => {
+          seen += b.length;
+          if (seen >= req.length) {
+            c.off("data", on);
+            resolve();
+          }
+        };
+        c.on("data", on);
+      });
+      c.write(req);
+      await got;
+    }
+    c.destroy();
+  }
+
+  /** Fewest sleeps per round trip of the relay in `tries` runs of 300 (a busy CPU makes it sleep more, never less). */
+  async function sleepsPerRoundTrip(r: { pids: number[]; echoPort: number }, tries: number): Promise<number> {
+    let best = Infinity;
+    for (let t = 0; t < tries; t++) {
+      const s0 = sleepsOf(r.pids);
+      await roundTrips(r.echoPort, 300);
+      best = Math.min(best, (sleepsOf(r.pids) - s0) / 300);
+    }
+    return best;
+  }
+
+  it("stays awake between a request and its answer, and sleeps at each without it", async () => {
+    const polling = await relay(1000);
+    await roundTrips(polling.echoPort, 50); // the window grows to its maximum
+    expect(await sleepsPerRoundTrip(polling, 3)).toBeLessThan(0.5);
+    // The measure itself: without polling, the relay sleeps before the answer and before the next request.
+    const sleeping = await relay(0);
+    expect(await sleepsPerRoundTrip(sleeping, 1)).toBeGreaterThanOrEqual(1);
+  });
+
+  it("does not poll while idle, nor for events further apart than its window", async () => {
+    const r = await relay(1000);
+    await roundTrips(r.echoPort, 200); // polling at its widest now
+    let cpu = cpuNsOf(r.pids);
+    await sleep(500);
+    expect((cpuNsOf(r.pids) - cpu) / 1e6, "ms of CPU while idle").toBeLessThan(5);
+    // 40 writes 10 ms apart: each wait is longer than the window, which
+    // halves every time (1000, 500, 250 µs, then 0). Always polling 1 ms
+    // after each write would cost at least 40 ms.
+    const c = await connect(r.sinkPort);
+    cleanup.push(() => c.destroy());
+    await roundTrips(r.echoPort, 50);
+    cpu = cpuNsOf(r.pids);
+    for (let i = 0; i < 40; i++) {
+      c.write("x");
+      await sleep(10);
+    }
+    expect((cpuNsOf(r.pids) - cpu) / 1e6, "ms of CPU for 40 writes 10 ms apart").toBeLessThan(15);
+  });
+
+  it("takes --poll-us from 0 to 1000 µs only", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vmm-relay-poll-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    for (const bad of ["1001", "-1", "x", ""]) {
+      const r = spawnSync(findRelayd(), ["--control", dir, "--workers", "1", "--poll-us", bad], { encoding: "utf8", timeout: 5000 });
+      expect(r.status, bad).toBe(2);
+      expect(r.stderr).toContain("[--poll-us 0..1000]");
+    }
+    expect(() => new ForwardService({ relayPollUs: 1001 })).toThrow(/relayPollUs: must be an integer from 0 to 1000/);
+    expect(() => new ForwardService({ relayPollUs: 1.5 })).toThrow(/relayPollUs/);
   });
 });
