@@ -53,8 +53,8 @@ const portsAt = (base: number): Ports => ({ host: "127.0.0.1", iperf: base, http
 
 let forwarderStarts = 0;
 
-/** vmm's forwarder (bench/forwarder.js) on one data path. */
-function forwarderPeer(kind: "native" | "sockets" | "nat", name: string, skip?: Skip): Peer {
+/** vmm's forwarder (bench/forwarder.js) on one data path; `pollUs`: vmm-relayd's busy poll (default: vmmd's). */
+function forwarderPeer(kind: "native" | "sockets" | "nat", name: string, skip?: Skip, pollUs?: number): Peer {
   return {
     name,
     ...(skip ? { skip } : {}),
@@ -72,7 +72,7 @@ function forwarderPeer(kind: "native" | "sockets" | "nat", name: string, skip?: 
       const rules = [rule("tcp", p.iperf, B.iperf), rule("tcp", p.http, B.http), rule("udp", p.udp!, B.udp), rule("tcp", p.idle, B.idle)];
       if (kind !== "nat") rules.push(rule("tcp", refusedPort, B.refused));
       const logName = `vmm-${kind}-${++forwarderStarts}`; // a fresh log per start: it carries the "ready" line
-      const child = start(logName, [process.execPath, join(here, "forwarder.js"), kind, JSON.stringify(rules)]);
+      const child = start(logName, [process.execPath, join(here, "forwarder.js"), kind, JSON.stringify(rules), ...(pollUs !== undefined ? [String(pollUs)] : [])]);
       // forwarder.js prints "ready <kind> <pid>...": the data-path processes.
       let data: number[] = [];
       const end = Date.now() + 15_000;
@@ -100,20 +100,21 @@ function forwarderPeer(kind: "native" | "sockets" | "nat", name: string, skip?: 
 /** Stops a set of peer processes. */
 const stopAll = (kids: { pid?: number }[]) => async () => void (await Promise.all(kids.map((k) => stop(k as never))));
 
-function haproxy(threads: number): Peer {
+/** haproxy `mode tcp`; `busy`: its `busy-polling` (the poller never sleeps, for latency on VMs). */
+function haproxy(threads: number, busy = false): Peer {
   return {
-    name: `haproxy (mode tcp, ${threads} thread${threads > 1 ? "s" : ""})`,
+    name: `haproxy (mode tcp, ${threads} thread${threads > 1 ? "s" : ""}${busy ? ", busy-polling" : ""})`,
     skip: { udp: "no UDP in haproxy community" },
     async start(base) {
       const p = portsAt(base);
-      const conf = join(tmp, `haproxy-${threads}.cfg`);
+      const conf = join(tmp, `haproxy-${threads}${busy ? "-busy" : ""}.cfg`);
       const l = (name: string, port: number, target: number) => `listen ${name}\n  bind 127.0.0.1:${port}\n  server s ${GUEST_IP}:${target}\n`;
       writeFileSync(
         conf,
-        `global\n  nbthread ${threads}\n  maxconn ${PEER_CONNS}\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 10m\n  timeout server 10m\n  maxconn ${PEER_CONNS}\n` +
+        `global\n  nbthread ${threads}\n  maxconn ${PEER_CONNS}\n${busy ? "  busy-polling\n" : ""}defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 10m\n  timeout server 10m\n  maxconn ${PEER_CONNS}\n` +
           l("iperf", p.iperf, B.iperf) + l("http", p.http, B.http) + l("idle", p.idle, B.idle),
       );
-      const child = start(`haproxy-${threads}`, ["haproxy", "-db", "-f", conf]);
+      const child = start(`haproxy-${threads}${busy ? "-busy" : ""}`, ["haproxy", "-db", "-f", conf]);
       await waitPort(p.http);
       return { ports: { ...p, udp: undefined }, pids: () => tree([child.pid!]), stop: () => stop(child) };
     },
@@ -131,6 +132,7 @@ export function peers(bins: { splice: string }): Peer[] {
       },
     },
     forwarderPeer("native", "vmm (native)"),
+    forwarderPeer("native", "vmm (native, no busy poll)", undefined, 0),
     forwarderPeer("nat", "vmm (nat)", { cpu: "kernel (softirq) time is nobody's", rss: "no process", idle: "no process" }),
     forwarderPeer("sockets", "vmm (sockets)"),
     {
@@ -144,6 +146,7 @@ export function peers(bins: { splice: string }): Peer[] {
       },
     },
     haproxy(1),
+    haproxy(1, true),
     haproxy(2),
     {
       name: "nginx stream",
