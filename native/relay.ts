@@ -135,6 +135,9 @@ export interface RelayOptions {
   pollUs?: number;
 }
 
+/** The S command giving a running relay `o`'s nice value and busy poll ("-": unchanged; native/relayd/control.h). */
+export const relaySettingsLine = (o: Pick<RelayOptions, "nice" | "pollUs">): string => `S ${o.nice ?? "-"} ${o.pollUs ?? "-"}`;
+
 /** vmm-relayd's arguments for `o` (its usage line is in native/relayd/main.cc). */
 export function relaydArgv(o: RelayOptions): string[] {
   const argv = ["--control", o.dir, "--workers", String(o.workers), "--pack", String(o.packBelow)];

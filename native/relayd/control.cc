@@ -63,6 +63,21 @@ bool ParseCommand(const std::string& line, Command* out) {
   } else if (a[0] == "D" && a.size() == 2) {
     if (!ParseU(a[1], kSlots - 1, &id) || id == 0) return false;
     out->op = Op::kRemove;
+  } else if (a[0] == "S" && a.size() == 3) {
+    if (a[1] != "-") {
+      bool neg = a[1][0] == '-';
+      uint64_t v = 0;
+      if (!ParseU(neg ? a[1].substr(1) : a[1], neg ? 20 : 19, &v)) return false;
+      out->setNice = true;
+      out->nice = neg ? -static_cast<int>(v) : static_cast<int>(v);
+    }
+    if (a[2] != "-") {
+      if (!ParseU(a[2], kMaxPollUs, &m)) return false;
+      out->setPoll = true;
+      out->pollUs = static_cast<uint32_t>(m);
+      m = 0;
+    }
+    out->op = Op::kSettings;
   } else if (a.size() == 1 && (a[0] == "L" || a[0] == "F" || a[0] == "Q")) {
     out->op = a[0] == "L" ? Op::kList : a[0] == "F" ? Op::kFds : Op::kQuit;
   } else {

@@ -21,6 +21,12 @@
 //   D <id>   close listener and every connection/session (RST) -> "OK"
 //   L        the rule table: "R <the fields of A, lport as bound>" per rule, then "OK <n>"
 //   F        fds held by all relay processes (tests) -> "OK <n>"
+//   S <nice|-> <pollUs|->
+//            settings of every relay process ("-": unchanged): its nice
+//            value (-20..19) and its longest busy poll (0..1000 µs), as
+//            --nice and --poll-us at start -> "OK", or "ERR setpriority
+//            <errno>" when a process could not take the nice value (the
+//            busy poll is set regardless)
 //   Q        close everything and exit -> "OK"
 // <flags>: "-" or letters: "p" sends a PROXY protocol v2 header to the
 // guest first (TCP). <owner>: "-" or the hex of an opaque tag vmmd keeps
@@ -40,8 +46,9 @@ namespace relayd {
 // Version of this protocol and of the Slot layout (slots.h).
 constexpr int kProtocol = 2;
 constexpr size_t kOwnerMax = 256;
+constexpr uint64_t kMaxPollUs = 1000;  // --poll-us and S
 
-enum class Op : uint8_t { kAdd, kUpdate, kRemove, kList, kFds, kQuit };
+enum class Op : uint8_t { kAdd, kUpdate, kRemove, kList, kFds, kQuit, kSettings };
 
 struct Command {
   Op op = Op::kFds;
@@ -53,6 +60,10 @@ struct Command {
   uint64_t max = 0;    // A, T: connections (TCP) or sessions (UDP)
   bool proxy = false;  // A, T: flag "p"
   std::string owner;   // A: the hex text ("-": none)
+  bool setNice = false;  // S
+  int nice = 0;          // S
+  bool setPoll = false;  // S
+  uint32_t pollUs = 0;   // S
 };
 
 // Parses one command line (without its newline); false when it is not one.

@@ -101,6 +101,11 @@ void Engine::AdaptPoll(uint64_t waitedNs, bool contended) {
   }
 }
 
+void Engine::SetPollMax(uint32_t ns) {
+  gPollMaxNs = ns;
+  pollNs_ = std::min(pollNs_, ns);
+}
+
 void Engine::AfterEvents() {
   RunReady();
   Expire();

@@ -180,6 +180,9 @@ class Engine {
   // Closes the rule's listener and every connection or session (RST).
   void Remove(uint32_t id);
 
+  // Sets gPollMaxNs; the current window shrinks to fit.
+  void SetPollMax(uint32_t ns);
+
  private:
   int Wait();
   int Sleep(int timeoutMs);

@@ -128,6 +128,16 @@ int LockDir(const std::string& dir) {
 
 }  // namespace
 
+namespace relayd {
+
+std::string ApplySettings(const Command& cmd) {
+  if (cmd.setPoll) gEngine->SetPollMax(cmd.pollUs * 1000);
+  if (cmd.setNice && setpriority(PRIO_PROCESS, 0, cmd.nice) < 0) return "ERR setpriority " + std::to_string(errno);
+  return "";
+}
+
+}  // namespace relayd
+
 int main(int argc, char** argv) {
   if (argc == 2 && strcmp(argv[1], "--probe") == 0) return Probe();
   long workers = 0;
@@ -148,7 +158,7 @@ int main(int argc, char** argv) {
     else if (strcmp(argv[i], "--workers") == 0) workers = static_cast<long>(v);
     else if (strcmp(argv[i], "--pack") == 0) pack = v;
     else if (strcmp(argv[i], "--nice") == 0 && v >= -20 && v <= 19) nice = v, setNice = true;
-    else if (strcmp(argv[i], "--poll-us") == 0 && v >= 0 && v <= 1000) pollUs = v;
+    else if (strcmp(argv[i], "--poll-us") == 0 && v >= 0 && v <= static_cast<long long>(kMaxPollUs)) pollUs = v;
     else ok = false;
   }
   if (!ok || dir.empty() || dir[0] != '/' || workers < 1 || workers > 64 || pack < 0) {

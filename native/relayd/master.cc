@@ -294,6 +294,17 @@ std::string Execute(const std::string& line) {
       }
       return "OK " + std::to_string(n);
     }
+    case Op::kSettings: {
+      // Every process, also after one that could not take the nice value
+      // (AskAll stops at the first answer that is not OK).
+      std::string err;
+      for (auto& w : gWorkers) {
+        std::string r = Ask(w, line, -1);
+        if (r != "OK" && err.empty()) err = r;
+      }
+      std::string mine = ApplySettings(cmd);
+      return !err.empty() ? err : !mine.empty() ? mine : "OK";
+    }
     case Op::kQuit:
       gQuit = true;
       return "OK";

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "control.h"
 #include "engine.h"
 
 namespace relayd {
@@ -36,5 +37,9 @@ int RunMaster(const MasterSetup& setup);
 
 // Worker: serves commands from the master on `sock` until the master is gone.
 void RunWorker(int sock);
+
+// Applies the settings of an S command to this process (main.cc): "" or
+// the error answer.
+std::string ApplySettings(const Command& cmd);
 
 }  // namespace relayd

@@ -46,6 +46,9 @@ bool WorkerControl(int sock) {
     gEngine->Remove(cmd.id);
   } else if (cmd.op == Op::kFds) {
     reply = "OK " + std::to_string(CountFds());
+  } else if (cmd.op == Op::kSettings) {
+    std::string err = ApplySettings(cmd);
+    if (!err.empty()) reply = err;
   } else {
     reply = kUsage;  // L and Q are the master's
   }

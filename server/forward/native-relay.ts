@@ -3,7 +3,7 @@
 // updates and removes rules, reads their counters (synchronously, from the
 // relay's shared counter file), adopts a relay an earlier vmmd left running,
 // and restarts the relay (re-adding every rule) when it dies.
-import { RelayDaemon, waitGone, type RelayCounters, type RelayOptions, type RelayRule } from "../../native/relay.js";
+import { RelayDaemon, relaySettingsLine, waitGone, type RelayCounters, type RelayOptions, type RelayRule } from "../../native/relay.js";
 import { log } from "../log.js";
 import { canonicalIp, showAddress, zeroCounters, type ForwardCounters, type ForwardRule } from "./rules.js";
 import type { AdoptedRule, RelayLimits, RuleRelay } from "./relay.js";
@@ -101,6 +101,7 @@ export class NativeRelays {
     if (!relay) return [];
     this.attach(relay);
     if (relay.stale) log("warn", "vmm-relayd runs an older build; it keeps forwarding (restart it to upgrade: established connections end)", { pid: relay.pids[0], why: relay.stale });
+    await this.settle(relay);
     const out: AdoptedRule[] = [];
     for (const r of await relay.list()) {
       relay.claim(r.id);
@@ -118,6 +119,21 @@ export class NativeRelays {
     }
     log("info", "adopted vmm-relayd", { pid: relay.pids[0], rules: out.length });
     return out;
+  }
+
+  /**
+   * Gives an adopted relay this daemon's nice value and busy poll (the
+   * relay's S command; a spawned one got them as arguments). A relay that
+   * cannot take them forwards on with its own, and the log says why.
+   */
+  private async settle(relay: RelayDaemon): Promise<void> {
+    const { nice, pollUs } = this.o;
+    if (nice === undefined && pollUs === undefined) return;
+    try {
+      await relay.request(relaySettingsLine(this.o));
+    } catch (e) {
+      log("warn", "vmm-relayd keeps its own nice value or busy poll", { pid: relay.pids[0], nice, pollUs, error: (e as Error).message });
+    }
   }
 
   /** Adds `rule` for `owner` (starting the relay with the first rule). */

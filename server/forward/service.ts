@@ -49,7 +49,7 @@ export interface ForwardServiceOptions {
   relayPackBelow?: number;
   /**
    * Nice value of vmm-relayd's processes (-20..19), set by the relay itself
-   * when it starts (a relay adopted from an earlier daemon keeps its own).
+   * when it starts (a relay adopted from an earlier daemon is given it).
    * Default: unset, the relay runs at the nice value it inherits. The
    * daemon passes vmm.toml `nice`.
    */
@@ -60,7 +60,7 @@ export interface ForwardServiceOptions {
    * (it adapts, see native/relayd/engine.cc): on a VM, where every sleep
    * ends with a wake-up through the hypervisor, this is what keeps a
    * request's round trip short. 0: never poll. Default 50. A relay adopted
-   * from an earlier daemon keeps its own.
+   * from an earlier daemon is given it.
    */
   relayPollUs?: number;
   /** Deadline for connecting to the guest; then the client gets an RST. Default 5000. */

@@ -6,14 +6,15 @@
 // peers that are not root, lines that are not the protocol.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createSocket } from "node:dgram";
 import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ForwardService } from "./service.js";
 import { findRelayd } from "../../native/relay.js";
-import { connect, echo, exchange, neverAccepting, relayWorkersSettled, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, echo, exchange, neverAccepting, relayWorkersSettled, roundTrips, sleepsPerRoundTrip, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { parseProcStat } from "../stats/proc.js";
 import { CleanupStack } from "../cleanup.js";
 import { freePort } from "../../test/helpers/net.js";
 
@@ -155,6 +156,24 @@ describe("vmm-relayd survives its controller", () => {
     expect(second.list()[0]!.counters).toMatchObject({ connectFailures: 2, lastConnectError: "ETIMEDOUT" });
   });
 
+  it("takes the new daemon's nice value and busy poll", async () => {
+    const { port: g } = await tcpServer(echo, cleanup);
+    const lp = await freePort();
+    const niceOf = (pid: number) => parseProcStat(readFileSync(`/proc/${pid}/stat`, "utf8"))!.nice;
+    const first = service({ relayNice: 3, relayPollUs: 0 });
+    await first.apply("vm", [tcpRule(lp, g)]);
+    const pids = await first.dataPathPids();
+    expect(pids.map(niceOf)).toEqual([3, 3]);
+    expect(await sleepsPerRoundTrip(pids, lp, 1, cleanup)).toBeGreaterThanOrEqual(1);
+    await first.detach();
+    const second = service({ relayNice: -2, relayPollUs: 1000 });
+    expect(await second.adopt()).toBe(1);
+    expect(await second.dataPathPids()).toEqual(pids);
+    expect(pids.map(niceOf)).toEqual([-2, -2]);
+    await roundTrips(lp, 50, cleanup); // the window grows to its maximum
+    expect(await sleepsPerRoundTrip(pids, lp, 3, cleanup)).toBeLessThan(0.5);
+  });
+
   it("restarts a killed relay with its rules and carries the counters on", async () => {
     const { port: g } = await tcpServer(echo, cleanup);
     const lp = await freePort();
@@ -261,10 +280,14 @@ describe("vmm-relayd survives its controller", () => {
     expect(await ctl.next()).toMatch(/^HELLO 2 \d+,\d+ \d+$/);
     for (const bad of ["X", "A 1 tcp 127.0.0.1 1 127.0.0.1 2", "A 1 sctp 127.0.0.1 1 127.0.0.1 2 5000 10 - -", "T 99 127.0.0.1 80 1 1 -", "D 0", "A 5 udp 127.0.0.1 0 127.0.0.1 9 1 1 p -",
       // a timeout must be at most 2^31 - 1 ms (it read as a negative int before)
-      "A 6 tcp 127.0.0.1 0 127.0.0.1 9 2147483648 1 - -"]) {
+      "A 6 tcp 127.0.0.1 0 127.0.0.1 9 2147483648 1 - -",
+      // settings: nice -20..19, busy poll 0..1000 µs
+      "S", "S - - -", "S 20 -", "S -21 -", "S --1 -", "S x -", "S - 1001", "S - -5"]) {
       ctl.sock.write(`${bad}\n`);
       expect(await ctl.next(), bad).toMatch(/^ERR (usage 22|update 2)$/);
     }
+    ctl.sock.write("S - -\n"); // changes nothing
+    expect(await ctl.next()).toBe("OK");
     ctl.sock.write("A".repeat(5000)); // no newline: not our protocol
     expect(await ctl.next()).toBe("ERR usage 22");
     expect(await ctl.next()).toBe("<closed>");

@@ -3,13 +3,13 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findRelayd } from "../../native/relay.js";
 import { ForwardService } from "./service.js";
 import { parseProxyV2 } from "./proxy.js";
-import { connect, echo, exchange, neverAccepting, payload, refusingPort, rssKbOf, sleep, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, cpuNsOf, echo, exchange, neverAccepting, payload, refusingPort, roundTrips, rssKbOf, sleep, sleepsPerRoundTrip, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
 import { CleanupStack } from "../cleanup.js";
 import { freePort } from "../../test/helpers/net.js";
 
@@ -275,12 +275,6 @@ describe("tcp relay: native: busy polling", () => {
   const cleanup = new CleanupStack();
   afterEach(() => cleanup.run());
 
-  /** Sleeps in the kernel (voluntary context switches) of `pids`. */
-  const sleepsOf = (pids: readonly number[]) =>
-    pids.reduce((n, p) => n + Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))![1]), 0);
-  /** CPU time of `pids`, ns (/proc/<pid>/schedstat: exact, unlike the clock ticks of /proc/<pid>/stat). */
-  const cpuNsOf = (pids: readonly number[]) => pids.reduce((n, p) => n + Number(readFileSync(`/proc/${p}/schedstat`, "utf8").split(" ")[0]), 0);
-
   /** One relay process polling up to `pollUs`, forwarding to an echo guest and to one that only reads. */
   async function relay(pollUs: number): Promise<{ pids: number[]; echoPort: number; sinkPort: number }> {
     const svc = new ForwardService({ relay: "native", relayWorkers: 1, relayPollUs: pollUs });
@@ -292,52 +286,18 @@ describe("tcp relay: native: busy polling", () => {
     return { pids: await svc.dataPathPids(), echoPort, sinkPort };
   }
 
-  /** `n` request/answer round trips of 64 bytes on one connection, back to back. */
-  async function roundTrips(port: number, n: number): Promise<void> {
-    const c = await connect(port);
-    cleanup.push(() => c.destroy());
-    const req = Buffer.alloc(64, 7);
-    for (let i = 0; i < n; i++) {
-      const got = new Promise<void>((resolve) => {
-        let seen = 0;
-        const on = (b: Buffer) => {
-          seen += b.length;
-          if (seen >= req.length) {
-            c.off("data", on);
-            resolve();
-          }
-        };
-        c.on("data", on);
-      });
-      c.write(req);
-      await got;
-    }
-    c.destroy();
-  }
-
-  /** Fewest sleeps per round trip of the relay in `tries` runs of 300 (a busy CPU makes it sleep more, never less). */
-  async function sleepsPerRoundTrip(r: { pids: number[]; echoPort: number }, tries: number): Promise<number> {
-    let best = Infinity;
-    for (let t = 0; t < tries; t++) {
-      const s0 = sleepsOf(r.pids);
-      await roundTrips(r.echoPort, 300);
-      best = Math.min(best, (sleepsOf(r.pids) - s0) / 300);
-    }
-    return best;
-  }
-
   it("stays awake between a request and its answer, and sleeps at each without it", async () => {
     const polling = await relay(1000);
-    await roundTrips(polling.echoPort, 50); // the window grows to its maximum
-    expect(await sleepsPerRoundTrip(polling, 3)).toBeLessThan(0.5);
+    await roundTrips(polling.echoPort, 50, cleanup); // the window grows to its maximum
+    expect(await sleepsPerRoundTrip(polling.pids, polling.echoPort, 3, cleanup)).toBeLessThan(0.5);
     // The measure itself: without polling, the relay sleeps before the answer and before the next request.
     const sleeping = await relay(0);
-    expect(await sleepsPerRoundTrip(sleeping, 1)).toBeGreaterThanOrEqual(1);
+    expect(await sleepsPerRoundTrip(sleeping.pids, sleeping.echoPort, 1, cleanup)).toBeGreaterThanOrEqual(1);
   });
 
   it("does not poll while idle, nor for events further apart than its window", async () => {
     const r = await relay(1000);
-    await roundTrips(r.echoPort, 200); // polling at its widest now
+    await roundTrips(r.echoPort, 200, cleanup); // polling at its widest now
     let cpu = cpuNsOf(r.pids);
     await sleep(500);
     expect((cpuNsOf(r.pids) - cpu) / 1e6, "ms of CPU while idle").toBeLessThan(5);
@@ -346,7 +306,7 @@ describe("tcp relay: native: busy polling", () => {
     // after each write would cost at least 40 ms.
     const c = await connect(r.sinkPort);
     cleanup.push(() => c.destroy());
-    await roundTrips(r.echoPort, 50);
+    await roundTrips(r.echoPort, 50, cleanup);
     cpu = cpuNsOf(r.pids);
     for (let i = 0; i < 40; i++) {
       c.write("x");

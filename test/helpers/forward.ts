@@ -20,7 +20,55 @@ export const fdCountOf = (pids: readonly number[]): number =>
 export const rssKbOf = (pids: readonly number[], kind: "Anon" | "File"): number =>
   pids.reduce((sum, p) => sum + Number(new RegExp(`Rss${kind}:\\s+(\\d+)`).exec(readFileSync(`/proc/${p}/status`, "utf8"))![1]), 0);
 
+/** Sleeps in the kernel (voluntary context switches) of `pids`. */
+export const sleepsOf = (pids: readonly number[]): number =>
+  pids.reduce((n, p) => n + Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))![1]), 0);
+
+/** CPU time of `pids`, ns (/proc/<pid>/schedstat: exact, unlike the clock ticks of /proc/<pid>/stat). */
+export const cpuNsOf = (pids: readonly number[]): number =>
+  pids.reduce((n, p) => n + Number(readFileSync(`/proc/${p}/schedstat`, "utf8").split(" ")[0]), 0);
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** `n` request/answer round trips of 64 bytes on one new connection to `port` (an echo behind it), back to back. */
+export async function roundTrips(port: number, n: number, cleanup: CleanupStack): Promise<void> {
+  const c = await connect(port);
+  cleanup.push(() => c.destroy());
+  const req = Buffer.alloc(64, 7);
+  for (let i = 0; i < n; i++) {
+    const got = new Promise<void>((resolve, reject) => {
+      let seen = 0;
+      const timer = setTimeout(() => reject(new Error(`round trip ${i} through :${port} timed out`)), 5000);
+      const on = (b: Buffer) => {
+        seen += b.length;
+        if (seen >= req.length) {
+          clearTimeout(timer);
+          c.off("data", on);
+          resolve();
+        }
+      };
+      c.on("data", on);
+    });
+    c.write(req);
+    await got;
+  }
+  c.destroy();
+}
+
+/**
+ * Fewest sleeps per round trip of the relay processes `pids` in `tries`
+ * runs of 300 round trips through `port` (a busy CPU makes a relay sleep
+ * more, never less).
+ */
+export async function sleepsPerRoundTrip(pids: readonly number[], port: number, tries: number, cleanup: CleanupStack): Promise<number> {
+  let best = Infinity;
+  for (let t = 0; t < tries; t++) {
+    const s0 = sleepsOf(pids);
+    await roundTrips(port, 300, cleanup);
+    best = Math.min(best, (sleepsOf(pids) - s0) / 300);
+  }
+  return best;
+}
 
 /** Polls `cond` every 10 ms for at most `ms`; throws with `what` on timeout. */
 export async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
