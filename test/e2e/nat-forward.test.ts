@@ -111,7 +111,14 @@ describe("nat forwards and the PROXY protocol with a real guest", () => {
     // The lease arrives through the hook; then the nat port answers.
     const page = await waitFor(() => httpGet(`http://127.0.0.1:${loop}/`), 90_000);
     expect(page).toContain("natweb");
-    const info = (await vmm().getInfo({ id: "natweb" })).vm!;
+    // The nat rules carry packets from the moment they are installed, a
+    // little before the report's apply has added the userspace rule and
+    // committed all three (GetInfo lists committed rules).
+    const info = await waitFor(async () => {
+      const v = (await vmm().getInfo({ id: "natweb" })).vm!;
+      if (v.forwards.length < 3) throw new Error(`${v.forwards.length} forwards listed`);
+      return v;
+    }, 10_000, 50);
     const ip = info.nics[0]!.lease!.ip;
     const byPort = (a: (string | number | boolean)[], b: (string | number | boolean)[]) => (a[0] as number) - (b[0] as number);
     expect(info.forwards.map((f) => [f.listenPort, f.relay, f.proxyProtocol]).sort(byPort)).toEqual(
