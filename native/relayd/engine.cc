@@ -39,18 +39,19 @@ uint32_t gPollMaxNs = 0;
 // a zero timeout) for up to pollNs_, and adapts that window to how long it
 // actually waited for its events (AdaptPoll): waits a longer window would
 // have caught grow it, up to gPollMaxNs; longer waits halve it, down to 0.
-// So an idle relay, and one whose events come further apart than
-// gPollMaxNs, never polls; one carrying requests and answers stays awake
+// So an idle relay never polls, and one whose events come further apart
+// than gPollMaxNs polls once per pause, for half as long each time, until
+// it does not poll at all; one carrying requests and answers stays awake
 // between them.
 //
 // The poll yields the CPU at every turn (sched_yield): a task waiting for
 // this CPU (the client, the backend, a guest) runs first, instead of
-// waiting for the poll to end. And a poll ends as soon as another task has
-// run meanwhile (an iteration took longer than kPreemptedNs): the CPU has
-// other work, which the loop does not compete with, and the window shrinks.
-// (Without the yield, a full benchmark run had keep-alive and 128-client
-// rates below those of the loop that never polls.) After a batch
-// that spliced (bulk) the loop sleeps at once: the kernel's buffers keep a
+// waiting for the poll to end; the poll goes on when it is back, within
+// the same window. (Without the yield, a full benchmark run had keep-alive
+// and 128-client rates below those of the loop that never polls.) A poll
+// that was itself held up (one epoll_wait took longer than kPreemptedNs:
+// preempted) ends at once, and the window shrinks. After a batch that
+// spliced (bulk) the loop sleeps at once: the kernel's buffers keep a
 // stream going, and polling would only burn CPU per GB.
 namespace {
 constexpr uint64_t kPreemptedNs = 20000;
