@@ -270,6 +270,36 @@ describe("curl with the Connect JSON protocol (the DHCP hook's call)", () => {
     expect(r.json.message).toContain("02:00:00:00:00:01");
   });
 
+  it("reads answer a Connect GET with the same token rules; writes refuse GET", async () => {
+    const get = async (method: string, message: unknown, token?: string) => {
+      const r = await run("curl", [
+        "-sS", "-G",
+        ...(token ? ["-H", `authorization: Bearer ${token}`] : []),
+        "--data-urlencode", "encoding=json",
+        "--data-urlencode", `message=${JSON.stringify(message)}`,
+        "-w", "\n%{http_code}",
+        `http://${authed.tcp}/vmm.v1.VmmService/${method}`,
+      ]);
+      ok(r, "curl -G");
+      const i = r.stdout.lastIndexOf("\n");
+      return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+    };
+    const meta = await get("GetMeta", {}, ADMIN);
+    expect(meta.status).toBe(200);
+    expect(JSON.parse(meta.body).authRequired).toBe(true);
+    const missing = await get("GetInfo", { id: "no-such-vm" }, ADMIN);
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body).message).toBe('id: VM "no-such-vm" not found');
+    expect((await get("ListVms", {})).status).toBe(401);
+    expect((await get("ListVms", {}, LEASE)).status).toBe(403);
+    const before = await client(VmmService, transport(authed, "connect", "unix", { token: ADMIN })).listVms({});
+    for (const [method, message] of [["CreateVm", { id: "by-get", config: { name: "x" } }], ["RemoveVm", { id: "x" }], ["ReportDhcpLease", { action: "LEASE_ACTION_ADD" }]] as const) {
+      expect((await get(method, message, ADMIN)).status, method).toBe(405);
+    }
+    const after = await client(VmmService, transport(authed, "connect", "unix", { token: ADMIN })).listVms({});
+    expect(after.vms.map((v) => v.id)).toEqual(before.vms.map((v) => v.id));
+  });
+
   it("a lease token may not call anything else", async () => {
     const r = await curlLease(LEASE, { config: { name: "x" } }, "CreateVm");
     expect(r.status).toBe(403);

@@ -1237,12 +1237,12 @@ const file_vmm_v1_network_proto_rawDesc = "" +
 	"\x19NETWORK_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16NETWORK_STATE_STARTING\x10\x01\x12\x17\n" +
 	"\x13NETWORK_STATE_READY\x10\x02\x12\x18\n" +
-	"\x14NETWORK_STATE_FAILED\x10\x032\xde\x03\n" +
+	"\x14NETWORK_STATE_FAILED\x10\x032\xe8\x03\n" +
 	"\x0eNetworkService\x12L\n" +
-	"\rCreateNetwork\x12\x1c.vmm.v1.CreateNetworkRequest\x1a\x1d.vmm.v1.CreateNetworkResponse\x12C\n" +
+	"\rCreateNetwork\x12\x1c.vmm.v1.CreateNetworkRequest\x1a\x1d.vmm.v1.CreateNetworkResponse\x12H\n" +
 	"\n" +
-	"GetNetwork\x12\x19.vmm.v1.GetNetworkRequest\x1a\x1a.vmm.v1.GetNetworkResponse\x12I\n" +
-	"\fListNetworks\x12\x1b.vmm.v1.ListNetworksRequest\x1a\x1c.vmm.v1.ListNetworksResponse\x12L\n" +
+	"GetNetwork\x12\x19.vmm.v1.GetNetworkRequest\x1a\x1a.vmm.v1.GetNetworkResponse\"\x03\x90\x02\x01\x12N\n" +
+	"\fListNetworks\x12\x1b.vmm.v1.ListNetworksRequest\x1a\x1c.vmm.v1.ListNetworksResponse\"\x03\x90\x02\x01\x12L\n" +
 	"\rDeleteNetwork\x12\x1c.vmm.v1.DeleteNetworkRequest\x1a\x1d.vmm.v1.DeleteNetworkResponse\x12O\n" +
 	"\x0eAcquireNetwork\x12\x1d.vmm.v1.AcquireNetworkRequest\x1a\x1e.vmm.v1.AcquireNetworkResponse\x12O\n" +
 	"\x0eReleaseNetwork\x12\x1d.vmm.v1.ReleaseNetworkRequest\x1a\x1e.vmm.v1.ReleaseNetworkResponseBt\n" +

@@ -4070,25 +4070,25 @@ const file_vmm_v1_vmm_proto_rawDesc = "" +
 	"\x1aLEASE_VERIFICATION_PENDING\x10\x01\x12\x1f\n" +
 	"\x1bLEASE_VERIFICATION_VERIFIED\x10\x02\x12\x1d\n" +
 	"\x19LEASE_VERIFICATION_SILENT\x10\x03\x12\x1e\n" +
-	"\x1aLEASE_VERIFICATION_TRUSTED\x10\x042\xb6\a\n" +
+	"\x1aLEASE_VERIFICATION_TRUSTED\x10\x042\xcf\a\n" +
 	"\n" +
 	"VmmService\x12=\n" +
 	"\bCreateVm\x12\x17.vmm.v1.CreateVmRequest\x1a\x18.vmm.v1.CreateVmResponse\x12=\n" +
 	"\bUpdateVm\x12\x17.vmm.v1.UpdateVmRequest\x1a\x18.vmm.v1.UpdateVmResponse\x12:\n" +
 	"\aStartVm\x12\x16.vmm.v1.StartVmRequest\x1a\x17.vmm.v1.StartVmResponse\x127\n" +
 	"\x06StopVm\x12\x15.vmm.v1.StopVmRequest\x1a\x16.vmm.v1.StopVmResponse\x12=\n" +
-	"\bRemoveVm\x12\x17.vmm.v1.RemoveVmRequest\x1a\x18.vmm.v1.RemoveVmResponse\x12:\n" +
-	"\aListVms\x12\x16.vmm.v1.ListVmsRequest\x1a\x17.vmm.v1.ListVmsResponse\x12:\n" +
-	"\aGetInfo\x12\x16.vmm.v1.GetInfoRequest\x1a\x17.vmm.v1.GetInfoResponse\x12R\n" +
-	"\x0fReportDhcpLease\x12\x1e.vmm.v1.ReportDhcpLeaseRequest\x1a\x1f.vmm.v1.ReportDhcpLeaseResponse\x12:\n" +
-	"\aGetMeta\x12\x16.vmm.v1.GetMetaRequest\x1a\x17.vmm.v1.GetMetaResponse\x12H\n" +
+	"\bRemoveVm\x12\x17.vmm.v1.RemoveVmRequest\x1a\x18.vmm.v1.RemoveVmResponse\x12?\n" +
+	"\aListVms\x12\x16.vmm.v1.ListVmsRequest\x1a\x17.vmm.v1.ListVmsResponse\"\x03\x90\x02\x01\x12?\n" +
+	"\aGetInfo\x12\x16.vmm.v1.GetInfoRequest\x1a\x17.vmm.v1.GetInfoResponse\"\x03\x90\x02\x01\x12R\n" +
+	"\x0fReportDhcpLease\x12\x1e.vmm.v1.ReportDhcpLeaseRequest\x1a\x1f.vmm.v1.ReportDhcpLeaseResponse\x12?\n" +
+	"\aGetMeta\x12\x16.vmm.v1.GetMetaRequest\x1a\x17.vmm.v1.GetMetaResponse\"\x03\x90\x02\x01\x12H\n" +
 	"\vWatchEvents\x12\x1a.vmm.v1.WatchEventsRequest\x1a\x1b.vmm.v1.WatchEventsResponse0\x01\x12P\n" +
-	"\rAttachConsole\x12\x1c.vmm.v1.AttachConsoleRequest\x1a\x1d.vmm.v1.AttachConsoleResponse(\x010\x01\x12C\n" +
+	"\rAttachConsole\x12\x1c.vmm.v1.AttachConsoleRequest\x1a\x1d.vmm.v1.AttachConsoleResponse(\x010\x01\x12H\n" +
 	"\n" +
-	"ListImages\x12\x19.vmm.v1.ListImagesRequest\x1a\x1a.vmm.v1.ListImagesResponse\x12H\n" +
-	"\vReadConsole\x12\x1a.vmm.v1.ReadConsoleRequest\x1a\x1b.vmm.v1.ReadConsoleResponse0\x01\x12C\n" +
+	"ListImages\x12\x19.vmm.v1.ListImagesRequest\x1a\x1a.vmm.v1.ListImagesResponse\"\x03\x90\x02\x01\x12H\n" +
+	"\vReadConsole\x12\x1a.vmm.v1.ReadConsoleRequest\x1a\x1b.vmm.v1.ReadConsoleResponse0\x01\x12H\n" +
 	"\n" +
-	"GetVmStats\x12\x19.vmm.v1.GetVmStatsRequest\x1a\x1a.vmm.v1.GetVmStatsResponseBp\n" +
+	"GetVmStats\x12\x19.vmm.v1.GetVmStatsRequest\x1a\x1a.vmm.v1.GetVmStatsResponse\"\x03\x90\x02\x01Bp\n" +
 	"\n" +
 	"com.vmm.v1B\bVmmProtoP\x01Z\x1fvmm.dev/vmm/gen/go/vmm/v1;vmmv1\xa2\x02\x03VXX\xaa\x02\x06Vmm.V1\xca\x02\x06Vmm\\V1\xe2\x02\x12Vmm\\V1\\GPBMetadata\xea\x02\aVmm::V1b\x06proto3"
 

@@ -92,12 +92,14 @@ func NewNetworkServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			httpClient,
 			baseURL+NetworkServiceGetNetworkProcedure,
 			connect.WithSchema(networkServiceMethods.ByName("GetNetwork")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		listNetworks: connect.NewClient[v1.ListNetworksRequest, v1.ListNetworksResponse](
 			httpClient,
 			baseURL+NetworkServiceListNetworksProcedure,
 			connect.WithSchema(networkServiceMethods.ByName("ListNetworks")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		deleteNetwork: connect.NewClient[v1.DeleteNetworkRequest, v1.DeleteNetworkResponse](
@@ -196,12 +198,14 @@ func NewNetworkServiceHandler(svc NetworkServiceHandler, opts ...connect.Handler
 		NetworkServiceGetNetworkProcedure,
 		svc.GetNetwork,
 		connect.WithSchema(networkServiceMethods.ByName("GetNetwork")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	networkServiceListNetworksHandler := connect.NewUnaryHandler(
 		NetworkServiceListNetworksProcedure,
 		svc.ListNetworks,
 		connect.WithSchema(networkServiceMethods.ByName("ListNetworks")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	networkServiceDeleteNetworkHandler := connect.NewUnaryHandler(

@@ -164,12 +164,14 @@ func NewVmmServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			httpClient,
 			baseURL+VmmServiceListVmsProcedure,
 			connect.WithSchema(vmmServiceMethods.ByName("ListVms")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		getInfo: connect.NewClient[v1.GetInfoRequest, v1.GetInfoResponse](
 			httpClient,
 			baseURL+VmmServiceGetInfoProcedure,
 			connect.WithSchema(vmmServiceMethods.ByName("GetInfo")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		reportDhcpLease: connect.NewClient[v1.ReportDhcpLeaseRequest, v1.ReportDhcpLeaseResponse](
@@ -182,6 +184,7 @@ func NewVmmServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			httpClient,
 			baseURL+VmmServiceGetMetaProcedure,
 			connect.WithSchema(vmmServiceMethods.ByName("GetMeta")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		watchEvents: connect.NewClient[v1.WatchEventsRequest, v1.WatchEventsResponse](
@@ -200,6 +203,7 @@ func NewVmmServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			httpClient,
 			baseURL+VmmServiceListImagesProcedure,
 			connect.WithSchema(vmmServiceMethods.ByName("ListImages")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		readConsole: connect.NewClient[v1.ReadConsoleRequest, v1.ReadConsoleResponse](
@@ -212,6 +216,7 @@ func NewVmmServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			httpClient,
 			baseURL+VmmServiceGetVmStatsProcedure,
 			connect.WithSchema(vmmServiceMethods.ByName("GetVmStats")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 	}
@@ -400,12 +405,14 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 		VmmServiceListVmsProcedure,
 		svc.ListVms,
 		connect.WithSchema(vmmServiceMethods.ByName("ListVms")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	vmmServiceGetInfoHandler := connect.NewUnaryHandler(
 		VmmServiceGetInfoProcedure,
 		svc.GetInfo,
 		connect.WithSchema(vmmServiceMethods.ByName("GetInfo")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	vmmServiceReportDhcpLeaseHandler := connect.NewUnaryHandler(
@@ -418,6 +425,7 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 		VmmServiceGetMetaProcedure,
 		svc.GetMeta,
 		connect.WithSchema(vmmServiceMethods.ByName("GetMeta")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	vmmServiceWatchEventsHandler := connect.NewServerStreamHandler(
@@ -436,6 +444,7 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 		VmmServiceListImagesProcedure,
 		svc.ListImages,
 		connect.WithSchema(vmmServiceMethods.ByName("ListImages")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	vmmServiceReadConsoleHandler := connect.NewServerStreamHandler(
@@ -448,6 +457,7 @@ func NewVmmServiceHandler(svc VmmServiceHandler, opts ...connect.HandlerOption) 
 		VmmServiceGetVmStatsProcedure,
 		svc.GetVmStats,
 		connect.WithSchema(vmmServiceMethods.ByName("GetVmStats")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	return "/vmm.v1.VmmService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
