@@ -5,6 +5,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { VmmService } from "../../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkService } from "../../../gen/ts/vmm/v1/network_pb.js";
+import { isTransportFailure, retryReads } from "./retry.js";
 
 const TOKEN_KEY = "vmm.token";
 
@@ -13,9 +14,14 @@ export function codeName(code: Code): string {
   return (Code[code] ?? "unknown").replace(/(?<!^)([A-Z])/g, "_$1").toLowerCase();
 }
 
-/** A readable line for an error of a call: "not_found: id: VM "x" not found". */
+/**
+ * A readable line for an error of a call: "not_found: id: VM "x" not found", or, for a call that
+ * got no HTTP answer, "network error: Failed to fetch" (then a change it asked for may or may not
+ * have been made; the live views show which).
+ */
 export function errorText(e: unknown): string {
   const ce = ConnectError.from(e);
+  if (isTransportFailure(ce)) return `network error: ${ce.rawMessage}`;
   return `${codeName(ce.code)}: ${ce.rawMessage}`;
 }
 
@@ -53,7 +59,7 @@ export class Api {
         throw e;
       }
     };
-    const transport = createConnectTransport({ baseUrl, useBinaryFormat: true, interceptors: [auth] });
+    const transport = createConnectTransport({ baseUrl, useBinaryFormat: true, interceptors: [auth, retryReads()] });
     this.vmm = createClient(VmmService, transport);
     this.net = createClient(NetworkService, transport);
   }
