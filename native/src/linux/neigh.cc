@@ -170,12 +170,19 @@ int Send(int ifindex, const std::vector<uint8_t>& frame, int* fd, SysError* e) {
 int Collect(int s, int ifindex, const std::vector<uint8_t>& match, int64_t deadline_ms, size_t max_frames,
             std::vector<std::vector<uint8_t>>* frames, SysError* e) {
   uint8_t buf[1600];
+  bool last = false;
   for (bool first = true;; first = false) {
     if (frames->size() >= max_frames) return 1;
     if (!first || deadline_ms != 0) {
       if (deadline_ms == 0) return 0;  // nothing queued yet; the caller waits elsewhere
       int64_t left = deadline_ms - NowMs();
-      if (left <= 0) return 1;
+      // Past the deadline, what is queued is still read, once: a worker
+      // thread that started late (every thread of the pool busy) must not
+      // drop an answer that came in time.
+      if (left <= 0) {
+        last = true;
+        left = 0;
+      }
       struct pollfd p = {s, POLLIN, 0};
       int r = poll(&p, 1, static_cast<int>(left));
       if (r < 0) {
@@ -202,6 +209,7 @@ int Collect(int s, int ifindex, const std::vector<uint8_t>& match, int64_t deadl
       }
       if (frames->size() >= max_frames) return 1;
     }
+    if (last) return 1;
   }
 }
 

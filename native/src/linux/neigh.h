@@ -32,9 +32,11 @@ int Get(int ifindex, uint32_t ip, Entry* out, SysError* e);
 // Collect gathers the ARP frames the interface receives, at most
 // `max_frames`, leaving out frames the host itself sends; when `match` is
 // 10 bytes (sender MAC, sender IPv4) it stops as soon as that sender's
-// reply arrives. It waits until `deadline_ms` (CLOCK_MONOTONIC, as NowMs),
-// or with `deadline_ms` 0 only reads what is already queued (a guest on a
-// veth has often answered before sendto() returned). Collect returns 1 when
+// reply arrives. It waits until `deadline_ms` (CLOCK_MONOTONIC, as NowMs)
+// and then reads what is queued once more (a caller that starts late still
+// gets answers that came in time), or with `deadline_ms` 0 only reads what
+// is already queued (a guest on a veth has often answered before sendto()
+// returned). Collect returns 1 when
 // done (matched, full, deadline passed), 0 when a non-waiting call has no
 // match yet, -1 with `e` filled. Needs CAP_NET_RAW.
 int Send(int ifindex, const std::vector<uint8_t>& frame, int* fd, SysError* e);
