@@ -4,6 +4,7 @@
 // Connect handler.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { isIP } from "node:net";
 import { Code, ConnectError, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
 import { log } from "../log.js";
 
@@ -80,5 +81,36 @@ export function withExtraRoutes(rpc: NodeHandler, extra: ExtraRoutes): NodeHandl
       return res.end("see /ui/\n");
     }
     return rpc(req, res);
+  };
+}
+
+/**
+ * The host a request names (HTTP/1.1 `Host`, HTTP/2 `:authority`), without
+ * its port and brackets, lower-cased; undefined when it names none.
+ */
+export function requestHost(req: Req): string | undefined {
+  const raw = req.headers[":authority"] ?? req.headers.host;
+  if (typeof raw !== "string" || raw === "") return undefined;
+  const bracketed = /^\[([^\]]*)\](?::\d*)?$/.exec(raw);
+  if (bracketed) return bracketed[1]!.toLowerCase();
+  const colon = raw.lastIndexOf(":");
+  return (colon >= 0 && raw.indexOf(":") === colon ? raw.slice(0, colon) : raw).toLowerCase();
+}
+
+/**
+ * DNS rebinding guard for a TCP listener without tokens: a web page the
+ * host's user opens can make the browser call a loopback listener under a
+ * name of the page's own (rebound to 127.0.0.1), same-origin, and read the
+ * answers. Names are refused (HTTP 421, nothing runs): only an IP address
+ * or `localhost` may name the listener. Requests on the unix socket (no
+ * browser reaches it) and requests that name no host pass.
+ */
+export function rebindingGuard(next: NodeHandler): NodeHandler {
+  return (req, res) => {
+    const host = requestHost(req);
+    if (req.socket.remoteAddress === undefined || host === undefined || host === "localhost" || isIP(host) !== 0) return next(req, res);
+    const r = res as ServerResponse;
+    r.writeHead(421, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+    r.end(`host: ${JSON.stringify(host.slice(0, 100))} is not an address of this listener; without auth.tokens only an IP address or localhost may name it\n`);
   };
 }

@@ -12,7 +12,7 @@ import { metricsInterceptor } from "../metrics/api.js";
 import { listenMetrics, type MetricsListener } from "../metrics/listener.js";
 import { connectionLimits } from "./connection-policy.js";
 import { Metrics, type MetricsSources } from "../metrics/metrics.js";
-import { httpAuthorizer, metricsHandler, withExtraRoutes } from "./routes.js";
+import { httpAuthorizer, metricsHandler, rebindingGuard, withExtraRoutes } from "./routes.js";
 import { defaultUiDir, uiHandler } from "./static.js";
 import type { NodeHandler } from "./adapter.js";
 
@@ -46,14 +46,20 @@ export class Site {
 
   /** The API listeners' handler: /metrics, /ui/ and the RPC routes. */
   wrap(rpc: NodeHandler): NodeHandler {
-    return withExtraRoutes(rpc, { metrics: this.scrape, ...(this.ui ? { ui: this.ui } : {}) });
+    const all = withExtraRoutes(rpc, { metrics: this.scrape, ...(this.ui ? { ui: this.ui } : {}) });
+    return this.open ? rebindingGuard(all) : all;
+  }
+
+  /** Without tokens, TCP requests must name the listener by address (rebindingGuard). */
+  private get open(): boolean {
+    return this.cfg.auth.tokens.length === 0;
   }
 
   /** Starts the metrics-only listener if configured; resolves with its "host:port" or "". */
   async listen(): Promise<string> {
     if (this.cfg.metrics.listen === "") return "";
     const hp = parseHostPort(this.cfg.metrics.listen)!;
-    this.listener = await listenMetrics(hp.host, hp.port, this.scrape, connectionLimits(this.cfg.api));
+    this.listener = await listenMetrics(hp.host, hp.port, this.open ? rebindingGuard(this.scrape) : this.scrape, connectionLimits(this.cfg.api));
     return this.listener.address;
   }
 
