@@ -110,7 +110,8 @@ export function rebindingGuard(next: NodeHandler): NodeHandler {
     const host = requestHost(req);
     if (req.socket.remoteAddress === undefined || host === undefined || host === "localhost" || isIP(host) !== 0) return next(req, res);
     const r = res as ServerResponse;
-    r.writeHead(421, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+    // HTTP/1.1: the connection goes too (HTTP/2 has no such header).
+    r.writeHead(421, { "content-type": "text/plain; charset=utf-8", ...(req.httpVersionMajor === 1 ? { connection: "close" } : {}) });
     r.end(`host: ${JSON.stringify(host.slice(0, 100))} is not an address of this listener; without auth.tokens only an IP address or localhost may name it\n`);
   };
 }
