@@ -34,7 +34,8 @@ export function neighbourGet(ifname: string, ipv4: Buffer): NeighbourEntry | nul
  * Sends `frame` (an Ethernet frame carrying ARP) on `ifname` and resolves
  * with the ARP frames the interface receives within `timeoutMs` (at most
  * 64; frames queued by then count even when the waiting thread starts
- * later, all of libuv's pool being busy). With `match` (sender MAC + sender IPv4, 10 bytes) it resolves as
+ * later, all of libuv's pool being busy). With `match` (sender MAC +
+ * sender IPv4, 10 bytes) it resolves as
  * soon as that sender's reply arrives: at once when the reply was queued
  * by the time the frame was sent (no thread involved), else from a worker
  * thread that waits for it. Needs CAP_NET_RAW; rejects with an Error naming

@@ -36,9 +36,9 @@ int Get(int ifindex, uint32_t ip, Entry* out, SysError* e);
 // and then reads what is queued once more (a caller that starts late still
 // gets answers that came in time), or with `deadline_ms` 0 only reads what
 // is already queued (a guest on a veth has often answered before sendto()
-// returned). Collect returns 1 when
-// done (matched, full, deadline passed), 0 when a non-waiting call has no
-// match yet, -1 with `e` filled. Needs CAP_NET_RAW.
+// returned). Collect returns 1 when done (matched, full, deadline passed),
+// 0 when a non-waiting call has no match yet, -1 with `e` filled. Needs
+// CAP_NET_RAW.
 int Send(int ifindex, const std::vector<uint8_t>& frame, int* fd, SysError* e);
 int Collect(int fd, int ifindex, const std::vector<uint8_t>& match, int64_t deadline_ms, size_t max_frames,
             std::vector<std::vector<uint8_t>>* frames, SysError* e);
