@@ -41,7 +41,7 @@ export function udpRr(bin: string, host: string, port: number): { rate: number; 
   return { rate: Number(rate), lost: Number(lost) };
 }
 
-/** Opens `n` connections (64 at a time) and keeps them; resolves with the sockets. */
+/** Opens `n` connections (64 at a time, stopping after a batch of which none connected) and keeps them; resolves with the sockets. */
 export async function openIdle(host: string, port: number, n: number): Promise<Socket[]> {
   const socks: Socket[] = [];
   const one = () =>
@@ -62,7 +62,13 @@ export async function openIdle(host: string, port: number, n: number): Promise<S
         resolve();
       });
     });
-  for (let i = 0; i < n; i += 64) await Promise.all(Array.from({ length: Math.min(64, n - i) }, one));
+  for (let i = 0; i < n; i += 64) {
+    const before = socks.length;
+    await Promise.all(Array.from({ length: Math.min(64, n - i) }, one));
+    // A whole batch refused or timed out: the relay takes no more (a full
+    // backlog drops SYNs, and each further batch would wait out 10 s).
+    if (socks.length === before) break;
+  }
   return socks;
 }
 
