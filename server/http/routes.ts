@@ -110,8 +110,24 @@ export function rebindingGuard(next: NodeHandler): NodeHandler {
     const host = requestHost(req);
     if (req.socket.remoteAddress === undefined || host === undefined || host === "localhost" || isIP(host) !== 0) return next(req, res);
     const r = res as ServerResponse;
-    // HTTP/1.1: the connection goes too (HTTP/2 has no such header).
-    r.writeHead(421, { "content-type": "text/plain; charset=utf-8", ...(req.httpVersionMajor === 1 ? { connection: "close" } : {}) });
-    r.end(`host: ${JSON.stringify(host.slice(0, 100))} is not an address of this listener; without auth.tokens only an IP address or localhost may name it\n`);
+    let answered = false;
+    let discarded = 0;
+    const answer = () => {
+      if (answered) return;
+      answered = true;
+      // HTTP/1.1: the connection goes too (HTTP/2 has no such header).
+      r.writeHead(421, { "content-type": "text/plain; charset=utf-8", ...(req.httpVersionMajor === 1 ? { connection: "close" } : {}) });
+      r.end(`host: ${JSON.stringify(host.slice(0, 100))} is not an address of this listener; without auth.tokens only an IP address or localhost may name it\n`);
+    };
+    // The answer waits for the request body (read and dropped, at most
+    // 64 KiB; the connection's body deadline bounds the wait): an HTTP/2
+    // stream answered while its client still sends is reset, and clients
+    // such as curl then report the reset instead of the answer.
+    req.on("data", (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > 64 * 1024) answer();
+    });
+    req.once("end", answer);
+    req.once("error", () => undefined);
   };
 }
