@@ -72,10 +72,10 @@ bool ParseCommand(const std::string& line, Command* out) {
       out->nice = neg ? -static_cast<int>(v) : static_cast<int>(v);
     }
     if (a[2] != "-") {
-      if (!ParseU(a[2], kMaxPollUs, &m)) return false;
+      uint64_t us = 0;
+      if (!ParseU(a[2], kMaxPollUs, &us)) return false;
       out->setPoll = true;
-      out->pollUs = static_cast<uint32_t>(m);
-      m = 0;
+      out->pollUs = static_cast<uint32_t>(us);
     }
     out->op = Op::kSettings;
   } else if (a.size() == 1 && (a[0] == "L" || a[0] == "F" || a[0] == "Q")) {

@@ -84,11 +84,9 @@ export function withExtraRoutes(rpc: NodeHandler, extra: ExtraRoutes): NodeHandl
   };
 }
 
-/**
- * The host a request names (HTTP/1.1 `Host`, HTTP/2 `:authority`), without
- * its port and brackets, lower-cased; undefined when it names none.
- */
-export function requestHost(req: Req): string | undefined {
+// The host a request names (HTTP/1.1 `Host`, HTTP/2 `:authority`), without
+// its port and brackets, lower-cased; undefined when it names none.
+function requestHost(req: Req): string | undefined {
   const raw = req.headers[":authority"] ?? req.headers.host;
   if (typeof raw !== "string" || raw === "") return undefined;
   const bracketed = /^\[([^\]]*)\](?::\d*)?$/.exec(raw);
