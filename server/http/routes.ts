@@ -80,6 +80,9 @@ export function withExtraRoutes(rpc: NodeHandler, extra: ExtraRoutes): NodeHandl
       (res as ServerResponse).writeHead(308, { location: "/ui/", "content-type": "text/plain; charset=utf-8" });
       return res.end("see /ui/\n");
     }
+    // A Connect GET (the reads) is an answer about this moment: no cache
+    // of a browser or proxy may keep it.
+    if (req.method === "GET") res.setHeader("cache-control", "no-store");
     return rpc(req, res);
   };
 }

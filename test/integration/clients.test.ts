@@ -277,15 +277,16 @@ describe("curl with the Connect JSON protocol (the DHCP hook's call)", () => {
         ...(token ? ["-H", `authorization: Bearer ${token}`] : []),
         "--data-urlencode", "encoding=json",
         "--data-urlencode", `message=${JSON.stringify(message)}`,
-        "-w", "\n%{http_code}",
+        "-w", "\n%header{cache-control}\n%{http_code}",
         `http://${authed.tcp}/vmm.v1.VmmService/${method}`,
       ]);
       ok(r, "curl -G");
-      const i = r.stdout.lastIndexOf("\n");
-      return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+      const [code, cache, ...body] = r.stdout.split("\n").reverse();
+      return { status: Number(code), cache, body: body.reverse().join("\n") };
     };
     const meta = await get("GetMeta", {}, ADMIN);
     expect(meta.status).toBe(200);
+    expect(meta.cache).toBe("no-store");
     expect(JSON.parse(meta.body).authRequired).toBe(true);
     const missing = await get("GetInfo", { id: "no-such-vm" }, ADMIN);
     expect(missing.status).toBe(404);
