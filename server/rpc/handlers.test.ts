@@ -3,11 +3,12 @@
 // mapping -> response, with the real VmManager and NetworkRegistry on fakes
 // of the runner, the forwarder and the network backend. No sockets. (The
 // same RPCs against a real vmmd: test/integration.)
-import { Code, ConnectError, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
+import { Code, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 import { LeaseAction, NetworkingMode, Protocol, VmmService, VmStatus } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { FakeForwarder, FakeRunner, FakeWire, tempStateDir, testConfig } from "../../test/helpers/fakes.js";
+import { failure } from "../../test/helpers/rpc.js";
 import { VmmError } from "../errors.js";
 import type { Capabilities } from "../host/capabilities.js";
 import { ImageCatalog } from "../image/catalog.js";
@@ -59,16 +60,6 @@ beforeEach(() => {
 });
 afterEach(() => state.remove());
 
-/** The ConnectError a call fails with (fails the test when it succeeds). */
-async function refusal(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  throw new Error("expected the call to fail");
-}
-
 describe("VmmService handlers", () => {
   it("CreateVm -> GetInfo -> StartVm -> StopVm -> RemoveVm", async () => {
     const created = await vmm.createVm({ id: "web", config: { name: "web", kernel: "/g/vmlinuz", ports: [{ protocol: Protocol.TCP, hostPort: 8080, vmPort: 80 }] } });
@@ -80,7 +71,7 @@ describe("VmmService handlers", () => {
     expect(started.vm!.forwards).toMatchObject([{ listenPort: 8080, targetPort: 80, relay: "qemu-hostfwd" }]);
     expect((await vmm.stopVm({ id: "web", timeoutSeconds: 5 })).vm!.status).toBe(VmStatus.STOPPED);
     await vmm.removeVm({ id: "web" });
-    expect((await refusal(vmm.getInfo({ id: "web" }))).code).toBe(Code.NotFound);
+    expect((await failure(vmm.getInfo({ id: "web" }))).code).toBe(Code.NotFound);
   });
 
   it.each([
@@ -89,30 +80,30 @@ describe("VmmService handlers", () => {
     { name: "an unknown mode number", req: { config: { name: "x", nics: [{ mode: 42 as NetworkingMode }] } }, field: "config.nics[0].mode" },
     { name: "a bad id", req: { id: "Web_1", config: { name: "x" } }, field: "id" },
   ])("CreateVm refuses $name as invalid_argument naming $field", async ({ req, field }) => {
-    const e = await refusal(vmm.createVm(req));
+    const e = await failure(vmm.createVm(req));
     expect(e.code).toBe(Code.InvalidArgument);
     expect(e.rawMessage.split("; ").some((m) => m.startsWith(`${field}: `))).toBe(true);
   });
 
   it("maps policy and state refusals to their codes", async () => {
-    expect((await refusal(vmm.createVm({ config: { name: "x", nics: [{ mode: NetworkingMode.TAP }] } }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(vmm.createVm({ config: { name: "x", nics: [{ mode: NetworkingMode.TAP }] } }))).code).toBe(Code.PermissionDenied);
     await vmm.createVm({ id: "web", config: { name: "web" } });
-    expect((await refusal(vmm.startVm({ id: "web" }))).code).toBe(Code.FailedPrecondition); // no kernel
-    expect((await refusal(vmm.createVm({ id: "web", config: { name: "again" } }))).code).toBe(Code.AlreadyExists);
-    expect((await refusal(vmm.stopVm({ id: "web", timeoutSeconds: 0 }))).code).toBe(Code.InvalidArgument);
-    expect((await refusal(vmm.getInfo({ id: "web", maxEvents: 201 }))).code).toBe(Code.InvalidArgument);
+    expect((await failure(vmm.startVm({ id: "web" }))).code).toBe(Code.FailedPrecondition); // no kernel
+    expect((await failure(vmm.createVm({ id: "web", config: { name: "again" } }))).code).toBe(Code.AlreadyExists);
+    expect((await failure(vmm.stopVm({ id: "web", timeoutSeconds: 0 }))).code).toBe(Code.InvalidArgument);
+    expect((await failure(vmm.getInfo({ id: "web", maxEvents: 201 }))).code).toBe(Code.InvalidArgument);
   });
 
   it("StopVm whose runner fails is internal, and the VM stays running", async () => {
     await vmm.createVm({ id: "web", config: { name: "web", kernel: "/g/vmlinuz" }, start: true });
     runner.failStop = new VmmError("internal", "QEMU pid 1000 did not exit after SIGKILL");
-    expect((await refusal(vmm.stopVm({ id: "web", force: true }))).code).toBe(Code.Internal);
+    expect((await failure(vmm.stopVm({ id: "web", force: true }))).code).toBe(Code.Internal);
     expect((await vmm.getInfo({ id: "web" })).vm!.status).toBe(VmStatus.RUNNING);
   });
 
   it("ReportDhcpLease needs an action and points the forwarder at the lease", async () => {
     const vm = (await vmm.createVm({ id: "br", config: { name: "br", kernel: "/g/vmlinuz", nics: [{ mode: NetworkingMode.BRIDGE }], ports: [{ protocol: Protocol.TCP, hostPort: 8080, vmPort: 80 }] }, start: true })).vm!;
-    const e = await refusal(vmm.reportDhcpLease({ mac: vm.nics[0]!.mac, ip: "10.60.0.5" }));
+    const e = await failure(vmm.reportDhcpLease({ mac: vm.nics[0]!.mac, ip: "10.60.0.5" }));
     expect(e.code).toBe(Code.InvalidArgument);
     expect(e.rawMessage).toMatch(/^action: /);
     const r = await vmm.reportDhcpLease({ action: LeaseAction.ADD, mac: vm.nics[0]!.mac, ip: "10.60.0.5" });
@@ -126,7 +117,7 @@ describe("VmmService handlers", () => {
     expect(first.vms.map((v) => v.id)).toEqual(["vm-0", "vm-1"]);
     expect(first.totalSize).toBe(3);
     expect((await vmm.listVms({ pageSize: 2, pageToken: first.nextPageToken })).vms.map((v) => v.id)).toEqual(["vm-2"]);
-    expect((await refusal(vmm.listVms({ pageToken: "forged" }))).rawMessage).toMatch(/^page_token: /);
+    expect((await failure(vmm.listVms({ pageToken: "forged" }))).rawMessage).toMatch(/^page_token: /);
   });
 
   it("GetMeta reports the capabilities and the forwarder", async () => {
@@ -151,7 +142,7 @@ describe("NetworkService handlers", () => {
     expect(backend.calls).toEqual([`realize ${net.id}`]);
     await vmm.createVm({ id: "web", config: { name: "web", nics: [{ mode: NetworkingMode.VMNET, networkId: net.id }] } });
     expect((await nets.getNetwork({ id: net.id })).network!.attachedVmIds).toEqual(["web"]);
-    expect((await refusal(nets.deleteNetwork({ id: net.id }))).code).toBe(Code.FailedPrecondition);
+    expect((await failure(nets.deleteNetwork({ id: net.id }))).code).toBe(Code.FailedPrecondition);
     await nets.deleteNetwork({ id: net.id, force: true });
     expect(backend.calls).toEqual([`realize ${net.id}`, `destroy ${net.id}`]);
     expect((await nets.listNetworks({})).networks).toEqual([]);
@@ -161,9 +152,9 @@ describe("NetworkService handlers", () => {
     const net = (await nets.createNetwork({ config: { mode: NetworkMode.SHARED } })).network!;
     const held = await nets.acquireNetwork({ serialization: net.serialization, holderDescription: "pid 42" });
     expect(held.network!.holderIds).toEqual([held.holderId]);
-    const e = await refusal(nets.acquireNetwork({ serialization: net.serialization.slice(0, -2) + "AA" }));
+    const e = await failure(nets.acquireNetwork({ serialization: net.serialization.slice(0, -2) + "AA" }));
     expect(e.code).toBe(Code.InvalidArgument);
     await nets.releaseNetwork({ networkId: net.id, holderId: held.holderId });
-    expect((await refusal(nets.releaseNetwork({ networkId: net.id, holderId: held.holderId }))).code).toBe(Code.NotFound);
+    expect((await failure(nets.releaseNetwork({ networkId: net.id, holderId: held.holderId }))).code).toBe(Code.NotFound);
   });
 });

@@ -2,7 +2,8 @@
 // daemon converges wait and are then served; health checks never wait; a
 // start that takes too long or fails answers Unavailable.
 import { describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
+import { failure } from "../../test/helpers/rpc.js";
 import { readinessGate } from "./ready.js";
 import { HealthState, registerHealth } from "./health.js";
 import { VmmService } from "../../gen/ts/vmm/v1/vmm_pb.js";
@@ -44,9 +45,9 @@ describe("readinessGate", () => {
 
   it("a call that waited too long is Unavailable, and says why", async () => {
     const s = setup(new Promise<void>(() => undefined), 30);
-    const e = await s.vmm.getMeta({}).catch((x: unknown) => ConnectError.from(x));
-    expect((e as ConnectError).code).toBe(Code.Unavailable);
-    expect((e as ConnectError).rawMessage).toBe("vmmd is starting (networks and leases converging); retry");
+    const e = await failure(s.vmm.getMeta({}));
+    expect(e.code).toBe(Code.Unavailable);
+    expect(e.rawMessage).toBe("vmmd is starting (networks and leases converging); retry");
     expect(s.served).toEqual([]);
   });
 
@@ -54,8 +55,8 @@ describe("readinessGate", () => {
     const failed = Promise.reject(new Error("state dir unreadable"));
     failed.catch(() => undefined);
     const s = setup(failed);
-    const e = await s.vmm.getMeta({}).catch((x: unknown) => ConnectError.from(x));
-    expect((e as ConnectError).code).toBe(Code.Unavailable);
-    expect((e as ConnectError).rawMessage).toBe("vmmd failed to start: state dir unreadable");
+    const e = await failure(s.vmm.getMeta({}));
+    expect(e.code).toBe(Code.Unavailable);
+    expect(e.rawMessage).toBe("vmmd failed to start: state dir unreadable");
   });
 });

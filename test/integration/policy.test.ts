@@ -12,8 +12,9 @@
 // of their own: connections, state-lock and hook-token.test.ts.)
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { request } from "node:http";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, type Client } from "@connectrpc/connect";
 import { client, startDaemon, transport, type DaemonHandle } from "../helpers/daemon.js";
+import { failure } from "../helpers/rpc.js";
 import { snapshot } from "../helpers/snapshot.js";
 import { Lan, sh } from "../helpers/lan.js";
 import { requireNetns } from "../guest/netns.js";
@@ -217,16 +218,10 @@ const CASES: Case[] = [
 describe("the policy holds, names the field, and changes nothing on disk", () => {
   it.each(CASES)("$name", async (c) => {
     const before = snapshot(d.dir, FOREIGN_LOGS);
-    let err: ConnectError | undefined;
-    try {
-      await c.call();
-    } catch (e) {
-      err = ConnectError.from(e);
-    }
-    expect(err, "the call succeeded").toBeDefined();
+    const err = await failure(c.call());
     expect(snapshot(d.dir, FOREIGN_LOGS), "the daemon wrote to its state directory").toEqual(before);
-    const msg = err!.rawMessage;
-    expect(Code[err!.code], msg).toBe(Code[c.code]);
+    const msg = err.rawMessage;
+    expect(Code[err.code], msg).toBe(Code[c.code]);
     expect(msg.split("; ").some((p) => p.startsWith(`${c.field}: `)), `message ${JSON.stringify(msg)} names ${c.field}`).toBe(true);
     if (c.mention) expect(msg).toContain(c.mention);
   });
@@ -262,10 +257,9 @@ describe("custom networking is opt-in", () => {
     const plain = await startDaemon();
     try {
       const c = client(VmmService, transport(plain, "connect", "unix"));
-      const e = await c.createVm({ config: { name: "c", nics: [{ mode: NetworkingMode.CUSTOM, customNetdev: "user" }] } }).catch((x: unknown) => ConnectError.from(x));
-      expect(e).toBeInstanceOf(ConnectError);
-      expect(Code[(e as ConnectError).code]).toBe("PermissionDenied");
-      expect((e as ConnectError).rawMessage).toBe("config.nics[0].mode: custom networking is not in networking.allowed_modes");
+      const e = await failure(c.createVm({ config: { name: "c", nics: [{ mode: NetworkingMode.CUSTOM, customNetdev: "user" }] } }));
+      expect(Code[e.code]).toBe("PermissionDenied");
+      expect(e.rawMessage).toBe("config.nics[0].mode: custom networking is not in networking.allowed_modes");
     } finally {
       await plain.stop();
       plain.cleanup();

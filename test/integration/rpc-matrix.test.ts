@@ -5,6 +5,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { client, startDaemon, transport, type DaemonHandle, type Protocol, type Via } from "../helpers/daemon.js";
+import { failure } from "../helpers/rpc.js";
 import { LeaseAction, NetworkingMode, Protocol as PortProtocol, VmStatus, VmmService, type WatchEventsResponse } from "../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkMode, NetworkService } from "../../gen/ts/vmm/v1/network_pb.js";
 
@@ -31,13 +32,8 @@ afterAll(async () => {
 });
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    const ce = ConnectError.from(e);
-    return { code: ce.code, message: ce.rawMessage };
-  }
-  throw new Error("expected the call to fail");
+  const ce = await failure(p);
+  return { code: ce.code, message: ce.rawMessage };
 }
 
 interface Combo {
@@ -152,10 +148,9 @@ describe.each(COMBOS.map((c, i) => ({ ...c, i })))("every RPC over $name", ({ pr
 
     const ip = `10.88.${i}.10`;
     // A VM that does not run holds no lease: the report is refused, by name.
-    const refused = await vms.reportDhcpLease({ action: LeaseAction.ADD, mac, ip, hostname: `h-${tag}` }).catch((e: unknown) => ConnectError.from(e));
-    expect(refused).toBeInstanceOf(ConnectError);
-    expect((refused as ConnectError).code).toBe(Code.FailedPrecondition);
-    expect((refused as ConnectError).rawMessage).toBe(`mac: VM "${vmId}" is not running; its leases begin when it runs`);
+    const refused = await failure(vms.reportDhcpLease({ action: LeaseAction.ADD, mac, ip, hostname: `h-${tag}` }));
+    expect(refused.code).toBe(Code.FailedPrecondition);
+    expect(refused.rawMessage).toBe(`mac: VM "${vmId}" is not running; its leases begin when it runs`);
     expect((await vms.getInfo({ id: vmId })).vm!.nics[0]!.lease).toBeUndefined();
 
     // WatchEvents: subscribe; the first message says so; create a VM; its

@@ -5,12 +5,13 @@
 // connection or a network change.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer } from "node:net";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { VmmService } from "../../../gen/ts/vmm/v1/vmm_pb.js";
 import { NetworkService } from "../../../gen/ts/vmm/v1/network_pb.js";
 import { startDaemon, type DaemonHandle } from "../../../test/helpers/daemon.js";
+import { failure } from "../../../test/helpers/rpc.js";
 import { errorText } from "./api.js";
 import { retryReads } from "./retry.js";
 
@@ -41,15 +42,6 @@ function clients(failing: number, delaysMs = [10, 20, 30]) {
   };
   const transport = createConnectTransport({ baseUrl: `http://${d.tcp}`, useBinaryFormat: true, fetch: fetchSome, interceptors: [retryReads(delaysMs)] });
   return { urls, vmm: createClient(VmmService, transport), net: createClient(NetworkService, transport) };
-}
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("web console: reads that got no answer", () => {
