@@ -8,8 +8,16 @@
 //
 //   scripts/in-netns.sh npm run bench
 //
-// Environment: BENCH_SECONDS (2) per figure, BENCH_RUNS (3) interleaved
-// rounds (cells are medians), BENCH_PEERS="vmm (native),haproxy" (prefixes;
+// Interleaving: a round starts every peer and stops its processes
+// (SIGSTOP); then for each group of figures (TCP bulk, conn/s, keep-alive,
+// latency, UDP) every peer in turn runs only while its own figures are
+// taken, so that all peers' figures of a group fall within a minute or two
+// (load on this shared host drifts over a round); odd rounds go backwards.
+// RSS, idle RSS and the fd audit follow at the end of the round, after all
+// of the peer's loads.
+//
+// Environment: BENCH_SECONDS (2) per figure, BENCH_RUNS (3) rounds (cells
+// are medians), BENCH_PEERS="vmm (native),haproxy" (prefixes;
 // direct always runs), BENCH_IDLE_CONNS (10000), BENCH_CHURN (20000; 0
 // skips the fd audit), BENCH_RELAY_WORKERS (vmm-relayd's processes).
 import { spawnSync } from "node:child_process";
@@ -17,7 +25,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { churn, iperf, openIdle, udpRr, wrk } from "./loads.js";
-import { B, GUEST_IP, IDLE_CONNS, peers, startBackends, type Peer } from "./peers.js";
+import { B, GUEST_IP, IDLE_CONNS, peers, startBackends, type Peer, type Running } from "./peers.js";
 import { cpuSeconds, FD_LIMIT, fdsOf, killAll, log, pin, rssMb, run, SECS, sleep, tmp } from "./procs.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -72,119 +80,199 @@ function medianRow(rows: Row[]): Row {
 
 const fdNotes: string[] = [];
 
-async function measure(peer: Peer, base: number, bins: { udp: string }, backend: { httpPids: () => number[] }): Promise<Row> {
-  const row: Row = { name: peer.name, notes: [] };
-  const r = await peer.start(base);
+/** A peer started for one round: its processes are stopped (SIGSTOP) except while one of its figures runs. */
+interface Live {
+  peer: Peer;
+  r: Running;
+  row: Row;
+}
+
+/** Every process of a started peer (its tree and its data path). */
+const livePids = (s: Live): number[] => [...new Set([...s.r.pids(), ...(s.r.dataPids?.() ?? [])])];
+
+/**
+ * Stops or continues every process of a peer. Peers wait stopped while the
+ * others are measured: an idle peer takes no CPU (haproxy's busy-polling
+ * spins even with no connection), and every figure of all peers is taken
+ * within a minute or two of each other instead of a whole round apart.
+ */
+function signalLive(s: Live, sig: "SIGSTOP" | "SIGCONT"): void {
+  for (const pid of livePids(s)) {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** Runs `fn`, noting its error on the row instead of failing the round. */
+async function tryit(row: Row, what: string, fn: () => void | Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    row.notes.push(`${what}: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** The figures measured peer after peer, in this order; each peer runs only during its own. */
+const GROUPS = ["tcp bulk", "connections per second", "keep-alive", "latency (pinned)", "udp"] as const;
+type Group = (typeof GROUPS)[number];
+
+async function measureGroup(g: Group, s: Live, bins: { udp: string }, backend: { httpPids: () => number[] }): Promise<void> {
+  const { peer, r, row } = s;
   const h = r.ports.host;
   const relay = peer.name !== "direct";
-  try {
-    const tryit = async (what: string, fn: () => void | Promise<void>) => {
-      try {
-        await fn();
-      } catch (e) {
-        row.notes.push(`${what}: ${(e as Error).message.split("\n")[0]}`);
+  const cpuOk = relay && !peer.skip?.cpu;
+  if (g === "udp" && (r.ports.udp === undefined || peer.skip?.udp)) return;
+  log(`${peer.name}: ${g}`);
+  switch (g) {
+    case "tcp bulk": {
+      let cpu = 0;
+      let bytes = 0;
+      for (const [streams, k] of [[1, "tcp1"], [4, "tcp4"]] as const) {
+        await tryit(row, k, () => {
+          const c0 = cpuSeconds(r.pids());
+          const x = iperf(h, r.ports.iperf, streams);
+          cpu += cpuSeconds(r.pids()) - c0;
+          bytes += x.bytes;
+          row[k] = x.gbps;
+        });
       }
-    };
-    log(`${peer.name}: tcp bulk`);
-    let cpu = 0;
-    let bytes = 0;
-    await tryit("tcp1", () => {
-      const c0 = cpuSeconds(r.pids());
-      const x = iperf(h, r.ports.iperf, 1);
-      cpu += cpuSeconds(r.pids()) - c0;
-      bytes += x.bytes;
-      row.tcp1 = x.gbps;
-    });
-    await tryit("tcp4", () => {
-      const c0 = cpuSeconds(r.pids());
-      const x = iperf(h, r.ports.iperf, 4);
-      cpu += cpuSeconds(r.pids()) - c0;
-      bytes += x.bytes;
-      row.tcp4 = x.gbps;
-    });
-    if (relay && !peer.skip?.cpu && bytes > 0) row.cpuGb = cpu / (bytes / 1e9);
-    log(`${peer.name}: connections per second`);
-    for (const [c, k] of [[1, "cps1"], [32, "cps32"], [128, "cps128"]] as const) {
-      await tryit(`conn/s c=${c}`, () => {
-        const c0 = cpuSeconds(r.pids());
-        const w = wrk(h, r.ports.http, c, true);
-        if (w.errors) row.notes.push(`conn/s c=${c}: ${w.errors}`);
-        row[k] = w.rps;
-        if (c === 32 && relay && !peer.skip?.cpu) row.cpuConn = ((cpuSeconds(r.pids()) - c0) / w.requests) * 1e6;
-      });
+      if (cpuOk && bytes > 0) row.cpuGb = cpu / (bytes / 1e9);
+      return;
     }
-    log(`${peer.name}: keep-alive`);
-    await tryit("keep-alive", () => {
-      const c0 = cpuSeconds(r.pids());
-      const w = wrk(h, r.ports.http, 32, false);
-      if (w.errors) row.notes.push(`keep-alive: ${w.errors}`);
-      row.ka = w.rps;
-      if (relay && !peer.skip?.cpu) row.cpuReq = ((cpuSeconds(r.pids()) - c0) / w.requests) * 1e6;
-    });
-    log(`${peer.name}: latency (pinned)`);
-    await tryit("latency", () => {
-      pin(r.pids(), RELAY_CPU);
-      pin(backend.httpPids(), LOAD_CPU);
-      try {
-        const w = wrk(h, r.ports.http, 1, false, ["taskset", "-c", LOAD_CPU]);
-        row.p50 = w.p50;
-        row.p99 = w.p99;
-      } finally {
-        pin(r.pids(), "0,1");
-        pin(backend.httpPids(), "0,1");
+    case "connections per second":
+      for (const [c, k] of [[1, "cps1"], [32, "cps32"], [128, "cps128"]] as const) {
+        await tryit(row, `conn/s c=${c}`, () => {
+          const c0 = cpuSeconds(r.pids());
+          const w = wrk(h, r.ports.http, c, true);
+          if (w.errors) row.notes.push(`conn/s c=${c}: ${w.errors}`);
+          row[k] = w.rps;
+          if (c === 32 && cpuOk) row.cpuConn = ((cpuSeconds(r.pids()) - c0) / w.requests) * 1e6;
+        });
       }
-    });
-    if (r.ports.udp !== undefined && !peer.skip?.udp) {
-      log(`${peer.name}: udp`);
-      await tryit("udp", () => {
+      return;
+    case "keep-alive":
+      await tryit(row, "keep-alive", () => {
+        const c0 = cpuSeconds(r.pids());
+        const w = wrk(h, r.ports.http, 32, false);
+        if (w.errors) row.notes.push(`keep-alive: ${w.errors}`);
+        row.ka = w.rps;
+        if (cpuOk) row.cpuReq = ((cpuSeconds(r.pids()) - c0) / w.requests) * 1e6;
+      });
+      return;
+    case "latency (pinned)":
+      await tryit(row, "latency", () => {
+        pin(r.pids(), RELAY_CPU);
+        pin(backend.httpPids(), LOAD_CPU);
+        try {
+          const w = wrk(h, r.ports.http, 1, false, ["taskset", "-c", LOAD_CPU]);
+          row.p50 = w.p50;
+          row.p99 = w.p99;
+        } finally {
+          pin(r.pids(), "0,1");
+          pin(backend.httpPids(), "0,1");
+        }
+      });
+      return;
+    case "udp":
+      await tryit(row, "udp", () => {
         const u = udpRr(bins.udp, h, r.ports.udp!);
         if (u.lost > 0) row.notes.push(`udp: ${u.lost} requests lost and resent`);
         row.udp = u.rate;
       });
-    }
-    const dataPids = r.dataPids ?? r.pids;
-    if (relay && !peer.skip?.rss) row.rss = rssMb(dataPids());
-    if (relay && !peer.skip?.idle) {
-      log(`${peer.name}: ${IDLE_CONNS} idle connections`);
-      await tryit("idle", async () => {
-        const socks = await openIdle(h, r.ports.idle, IDLE_CONNS);
-        try {
-          await sleep(1000);
-          if (socks.length < IDLE_CONNS) row.notes.push(`idle: only ${socks.length} of ${IDLE_CONNS} connections opened`);
-          row.rssIdle = rssMb(dataPids());
-          // What the relay holds: its connections to the backend (a client's
-          // connect succeeds in the listen backlog whether or not it does).
-          row.idleHeld = run(["ip", "netns", "exec", NS, "ss", "-Htn", "state", "established", `( sport = :${B.idle} )`]).split("\n").filter(Boolean).length;
-        } finally {
-          for (const s of socks) s.destroy();
-        }
-        await sleep(500);
-      });
-    }
-    if (CHURN > 0 && r.refusedPort !== undefined && peer.name === "vmm (native)") {
-      await tryit("fds", async () => {
-        await churn(r.ports.http, r.refusedPort!, 1000); // warm-up: pipe pool, allocator
-        await sleep(300);
-        const before = fdsOf(dataPids());
-        log(`${peer.name}: ${CHURN} forwarded connections (fd accounting; ${before} fds before)`);
-        const t0 = Date.now();
-        const res = await churn(r.ports.http, r.refusedPort!, CHURN);
-        const secs = (Date.now() - t0) / 1000;
-        const end = Date.now() + 5000;
-        while (fdsOf(dataPids()) !== before && Date.now() < end) await sleep(50);
-        const after = fdsOf(dataPids());
-        fdNotes.push(
-          `* ${peer.name}: fds of the relay processes before/after ${CHURN} forwarded connections ` +
-            `(${res.ok} ok, ${res.refused} refused by the backend, ${res.reset} reset by the client, ${res.failed} failed; ${secs.toFixed(1)} s): ` +
-            `${before} -> ${after}${after === before ? " (equal)" : " (DIFFERENT)"}`,
-        );
-      });
-    }
-  } finally {
-    await r.stop();
+      return;
   }
-  return row;
 }
+
+/** After every load of the round: RSS, RSS holding idle connections, the fd audit. */
+async function measureFootprint(s: Live): Promise<void> {
+  const { peer, r, row } = s;
+  const h = r.ports.host;
+  const relay = peer.name !== "direct";
+  const dataPids = r.dataPids ?? r.pids;
+  if (relay && !peer.skip?.rss) row.rss = rssMb(dataPids());
+  if (relay && !peer.skip?.idle) {
+    log(`${peer.name}: ${IDLE_CONNS} idle connections`);
+    await tryit(row, "idle", async () => {
+      const socks = await openIdle(h, r.ports.idle, IDLE_CONNS);
+      try {
+        await sleep(1000);
+        if (socks.length < IDLE_CONNS) row.notes.push(`idle: only ${socks.length} of ${IDLE_CONNS} connections opened`);
+        row.rssIdle = rssMb(dataPids());
+        // What the relay holds: its connections to the backend (a client's
+        // connect succeeds in the listen backlog whether or not it does).
+        row.idleHeld = run(["ip", "netns", "exec", NS, "ss", "-Htn", "state", "established", `( sport = :${B.idle} )`]).split("\n").filter(Boolean).length;
+      } finally {
+        for (const x of socks) x.destroy();
+      }
+      await sleep(500);
+    });
+  }
+  if (CHURN > 0 && r.refusedPort !== undefined && peer.name === "vmm (native)") {
+    await tryit(row, "fds", async () => {
+      await churn(r.ports.http, r.refusedPort!, 1000); // warm-up: pipe pool, allocator
+      await sleep(300);
+      const before = fdsOf(dataPids());
+      log(`${peer.name}: ${CHURN} forwarded connections (fd accounting; ${before} fds before)`);
+      const t0 = Date.now();
+      const res = await churn(r.ports.http, r.refusedPort!, CHURN);
+      const secs = (Date.now() - t0) / 1000;
+      const end = Date.now() + 5000;
+      while (fdsOf(dataPids()) !== before && Date.now() < end) await sleep(50);
+      const after = fdsOf(dataPids());
+      fdNotes.push(
+        `* ${peer.name}: fds of the relay processes before/after ${CHURN} forwarded connections ` +
+          `(${res.ok} ok, ${res.refused} refused by the backend, ${res.reset} reset by the client, ${res.failed} failed; ${secs.toFixed(1)} s): ` +
+          `${before} -> ${after}${after === before ? " (equal)" : " (DIFFERENT)"}`,
+      );
+    });
+  }
+}
+
+/**
+ * One round: every peer started (and stopped with SIGSTOP), then each group
+ * of figures for every peer in turn, forward in even rounds and backward in
+ * odd ones (drift during a group falls on both ends alike), then each
+ * peer's footprint. Returns the round's row per peer, in `chosen` order.
+ */
+async function round(n: number, chosen: Peer[], bins: { udp: string }, backend: { httpPids: () => number[] }): Promise<Row[]> {
+  const live: Live[] = [];
+  try {
+    let base = 20000;
+    for (const peer of chosen) {
+      const s: Live = { peer, r: await peer.start(base), row: { name: peer.name, notes: [] } };
+      live.push(s);
+      signalLive(s, "SIGSTOP");
+      base += 10;
+    }
+    const order = n % 2 === 0 ? live : [...live].reverse();
+    const turn = async (s: Live, fn: () => Promise<void>) => {
+      signalLive(s, "SIGCONT");
+      try {
+        await fn();
+      } finally {
+        signalLive(s, "SIGSTOP");
+      }
+      await sleep(300);
+    };
+    for (const g of GROUPS) {
+      log(`round ${n + 1}/${RUNS}: ${g}, load average ${load()}`);
+      for (const s of order) await turn(s, () => measureGroup(g, s, bins, backend));
+    }
+    log(`round ${n + 1}/${RUNS}: footprint, load average ${load()}`);
+    for (const s of order) await turn(s, () => measureFootprint(s));
+  } finally {
+    for (const s of live) {
+      signalLive(s, "SIGCONT");
+      await s.r.stop();
+    }
+  }
+  return live.map((s) => s.row);
+}
+
+const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
 /** "value (ratio×)"; the ratio to `base` when there is one. */
 function fmt(v: number | undefined, base: number | undefined, digits: number): string {
@@ -246,16 +334,10 @@ async function main(): Promise<void> {
   const all = peers(bins);
   const chosen = all.filter((p) => p.name === "direct" || !ONLY || ONLY.some((o) => p.name.startsWith(o)));
   const rounds = new Map<string, Row[]>(chosen.map((p) => [p.name, []]));
-  const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   const loadStart = load();
-  for (let round = 0; round < RUNS; round++) {
-    let base = 20000;
-    for (const peer of chosen) {
-      log(`round ${round + 1}/${RUNS}, load average ${load()}`);
-      rounds.get(peer.name)!.push(await measure(peer, base, bins, backend));
-      base += 10;
-      await sleep(500);
-    }
+  for (let n = 0; n < RUNS; n++) {
+    const rows = await round(n, chosen, bins, backend);
+    rows.forEach((r, i) => rounds.get(chosen[i]!.name)!.push(r));
   }
   const rows = chosen.map((p) => medianRow(rounds.get(p.name)!));
   const d = rows[0]!;
@@ -273,7 +355,8 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `${lines.join("\n")}\n\n` +
-      `${SECS} s per figure, median of ${RUNS} interleaved round(s). Clients on 127.0.0.1 of this namespace, backends in namespace ${NS} ` +
+      `${SECS} s per figure, median of ${RUNS} round(s); in each round every group of figures is taken for every peer in turn (the others ` +
+      `stopped with SIGSTOP meanwhile, the order reversed every other round). Clients on 127.0.0.1 of this namespace, backends in namespace ${NS} ` +
       `(${GUEST_IP}, behind a veth); "direct" connects to the backends without a relay. Ratios: to direct (throughput: higher is better; latency: lower ` +
       `is better), CPU to the plain C splice relay (lower is better). CPU: time (user + system) of the relay's whole process tree: per GB during ` +
       `the two iperf3 runs, per connection during the 32-client conn/s run, per request during the keep-alive run (these hold up on a ` +
