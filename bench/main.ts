@@ -9,7 +9,8 @@
 //   scripts/in-netns.sh npm run bench
 //
 // Interleaving: a round starts every peer and stops its processes
-// (SIGSTOP); then for each group of figures (TCP bulk, conn/s, keep-alive,
+// (SIGSTOP; the nat path's rules instead exist only during its own turns:
+// its nft table turns conntrack on for every peer's traffic); then for each group of figures (TCP bulk, conn/s, keep-alive,
 // latency, UDP) every peer in turn runs only while its own figures are
 // taken, so that all peers' figures of a group fall within a minute or two
 // (load on this shared host drifts over a round); odd rounds go backwards.
@@ -80,15 +81,20 @@ function medianRow(rows: Row[]): Row {
 
 const fdNotes: string[] = [];
 
-/** A peer started for one round: its processes are stopped (SIGSTOP) except while one of its figures runs. */
+/**
+ * A peer during one round: its processes are stopped (SIGSTOP) except while
+ * one of its figures runs. `r` is undefined between the turns of a perTurn
+ * peer.
+ */
 interface Live {
   peer: Peer;
-  r: Running;
+  base: number;
+  r: Running | undefined;
   row: Row;
 }
 
 /** Every process of a started peer (its tree and its data path). */
-const livePids = (s: Live): number[] => [...new Set([...s.r.pids(), ...(s.r.dataPids?.() ?? [])])];
+const livePids = (s: Live): number[] => (s.r ? [...new Set([...s.r.pids(), ...(s.r.dataPids?.() ?? [])])] : []);
 
 /**
  * Stops or continues every process of a peer. Peers wait stopped while the
@@ -119,7 +125,7 @@ async function tryit(row: Row, what: string, fn: () => void | Promise<void>): Pr
 const GROUPS = ["tcp bulk", "connections per second", "keep-alive", "latency (pinned)", "udp"] as const;
 type Group = (typeof GROUPS)[number];
 
-async function measureGroup(g: Group, s: Live, bins: { udp: string }, backend: { httpPids: () => number[] }): Promise<void> {
+async function measureGroup(g: Group, s: Live & { r: Running }, bins: { udp: string }, backend: { httpPids: () => number[] }): Promise<void> {
   const { peer, r, row } = s;
   const h = r.ports.host;
   const relay = peer.name !== "direct";
@@ -187,7 +193,7 @@ async function measureGroup(g: Group, s: Live, bins: { udp: string }, backend: {
 }
 
 /** After every load of the round: RSS, RSS holding idle connections, the fd audit. */
-async function measureFootprint(s: Live): Promise<void> {
+async function measureFootprint(s: Live & { r: Running }): Promise<void> {
   const { peer, r, row } = s;
   const h = r.ports.host;
   const relay = peer.name !== "direct";
@@ -232,41 +238,44 @@ async function measureFootprint(s: Live): Promise<void> {
 }
 
 /**
- * One round: every peer started (and stopped with SIGSTOP), then each group
- * of figures for every peer in turn, forward in even rounds and backward in
- * odd ones (drift during a group falls on both ends alike), then each
- * peer's footprint. Returns the round's row per peer, in `chosen` order.
+ * One round: every peer started (and stopped with SIGSTOP; a perTurn peer
+ * only for its turns), then each group of figures for every peer in turn,
+ * forward in even rounds and backward in odd ones (drift during a group
+ * falls on both ends alike), then each peer's footprint. Returns the
+ * round's row per peer, in `chosen` order.
  */
 async function round(n: number, chosen: Peer[], bins: { udp: string }, backend: { httpPids: () => number[] }): Promise<Row[]> {
-  const live: Live[] = [];
+  const live: Live[] = chosen.map((peer, i) => ({ peer, base: 20000 + 10 * i, r: undefined, row: { name: peer.name, notes: [] } }));
   try {
-    let base = 20000;
-    for (const peer of chosen) {
-      const s: Live = { peer, r: await peer.start(base), row: { name: peer.name, notes: [] } };
-      live.push(s);
+    for (const s of live) {
+      if (s.peer.perTurn) continue;
+      s.r = await s.peer.start(s.base);
       signalLive(s, "SIGSTOP");
-      base += 10;
     }
     const order = n % 2 === 0 ? live : [...live].reverse();
-    const turn = async (s: Live, fn: () => Promise<void>) => {
+    const turn = async (s: Live, fn: (s: Live & { r: Running }) => Promise<void>) => {
+      if (s.peer.perTurn) s.r = await s.peer.start(s.base);
       signalLive(s, "SIGCONT");
       try {
-        await fn();
+        await fn(s as Live & { r: Running });
       } finally {
-        signalLive(s, "SIGSTOP");
+        if (s.peer.perTurn) {
+          await s.r!.stop();
+          s.r = undefined;
+        } else signalLive(s, "SIGSTOP");
       }
       await sleep(300);
     };
     for (const g of GROUPS) {
       log(`round ${n + 1}/${RUNS}: ${g}, load average ${load()}`);
-      for (const s of order) await turn(s, () => measureGroup(g, s, bins, backend));
+      for (const s of order) await turn(s, (x) => measureGroup(g, x, bins, backend));
     }
     log(`round ${n + 1}/${RUNS}: footprint, load average ${load()}`);
-    for (const s of order) await turn(s, () => measureFootprint(s));
+    for (const s of order) await turn(s, (x) => measureFootprint(x));
   } finally {
     for (const s of live) {
       signalLive(s, "SIGCONT");
-      await s.r.stop();
+      await s.r?.stop();
     }
   }
   return live.map((s) => s.row);
@@ -356,7 +365,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${lines.join("\n")}\n\n` +
       `${SECS} s per figure, median of ${RUNS} round(s); in each round every group of figures is taken for every peer in turn (the others ` +
-      `stopped with SIGSTOP meanwhile, the order reversed every other round). Clients on 127.0.0.1 of this namespace, backends in namespace ${NS} ` +
+      `stopped with SIGSTOP meanwhile, the nat rules deleted; the order reversed every other round). Clients on 127.0.0.1 of this namespace, backends in namespace ${NS} ` +
       `(${GUEST_IP}, behind a veth); "direct" connects to the backends without a relay. Ratios: to direct (throughput: higher is better; latency: lower ` +
       `is better), CPU to the plain C splice relay (lower is better). CPU: time (user + system) of the relay's whole process tree: per GB during ` +
       `the two iperf3 runs, per connection during the 32-client conn/s run, per request during the keep-alive run (these hold up on a ` +

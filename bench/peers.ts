@@ -46,6 +46,12 @@ export type Skip = Partial<Record<"udp" | "idle" | "cpu" | "rss", string>>;
 export interface Peer {
   name: string;
   skip?: Skip;
+  /**
+   * While it runs it changes the namespace for every peer (nat: its nft
+   * table turns conntrack on for all traffic): started for its own turns
+   * only, never kept stopped beside the others.
+   */
+  perTurn?: true;
   start(base: number): Promise<Running>;
 }
 
@@ -58,6 +64,7 @@ function forwarderPeer(kind: "native" | "sockets" | "nat", name: string, skip?: 
   return {
     name,
     ...(skip ? { skip } : {}),
+    ...(kind === "nat" ? { perTurn: true } : {}),
     async start(base) {
       const p = portsAt(base);
       const rule = (protocol: "tcp" | "udp", listenPort: number, targetPort: number) => ({
