@@ -130,26 +130,38 @@ std::string Ask(const Worker& w, const std::string& cmd, int fd) {
   return err.empty() ? Answer(w) : err;
 }
 
-// Workers told of a new TCP rule whose answers are read after the
-// controller has its own (CollectAcks): the rule accepts connections once
-// the master's listener is in its engine, and a worker only adds its copy.
-struct PendingAck {
+// A new TCP rule's listener copies, one per worker, handed over after the
+// controller has its answer (TellWorkers): the rule accepts connections
+// once the master's listener is in its engine, and a worker only adds its
+// copy. Until then a connection the kernel gives a worker's copy
+// (SO_REUSEPORT) waits in that copy's backlog.
+struct PendingCopy {
   size_t worker;
   uint32_t rule;
+  std::string line;
+  int fd;
 };
-std::vector<PendingAck> gPendingAcks;
+std::vector<PendingCopy> gPendingCopies;
 
-// Reads the answers of gPendingAcks. A worker that did not take its
-// listener (its fd table full: the fd did not arrive) leaves that rule to
-// the other processes; one that is gone or hangs is fatal, as with Ask.
-void CollectAcks() {
-  for (const PendingAck& a : gPendingAcks) {
-    std::string r = Answer(gWorkers[a.worker]);
+// Hands every pending copy to its worker, then reads their answers. A
+// worker that did not take its listener (its fd table full: the fd did not
+// arrive) leaves that rule to the other processes; one that is gone or
+// hangs is fatal, as with Ask.
+void TellWorkers() {
+  std::vector<const PendingCopy*> told;
+  for (const PendingCopy& c : gPendingCopies) {
+    if (Tell(gWorkers[c.worker], c.line, c.fd).empty()) told.push_back(&c);
+  }
+  // SAFETY: each worker received its own copy via SCM_RIGHTS (or the
+  // relay is going down: WorkerFailed); the master's copies close here.
+  for (const PendingCopy& c : gPendingCopies) close(c.fd);
+  for (const PendingCopy* c : told) {
+    std::string r = Answer(gWorkers[c->worker]);
     if (r != "OK" && !gQuit)
       fprintf(stderr, "vmm-relayd: worker %d did not take its listener of rule %u (%s); the other processes serve it\n",
-              gWorkers[a.worker].pid, a.rule, r.c_str());
+              gWorkers[c->worker].pid, c->rule, r.c_str());
   }
-  gPendingAcks.clear();
+  gPendingCopies.clear();
 }
 
 // Asks every worker; the first answer that is not "OK" (or "" when all are).
@@ -220,23 +232,17 @@ std::string Add(const Command& cmd, const std::string& line) {
       if (!err.empty()) break;
       more.push_back(fd);
     }
-    // Every socket is bound and listening: the port accepts from here on.
-    // Workers get their copies now and answer after the controller has its
-    // answer (CollectAcks): the rule is live without waiting for them.
-    if (err.empty()) {
-      for (size_t i = 0; i < gWorkers.size() && err.empty(); i++) {
-        err = Tell(gWorkers[i], line, more[i]);
-        if (err.empty()) gPendingAcks.push_back({i, cmd.id});
-      }
-    }
-    // SAFETY: every worker received its own copy via SCM_RIGHTS (or failed,
-    // which is fatal); the master's copies of the worker listeners are
-    // closed here.
-    for (int fd : more) close(fd);
     if (!err.empty()) {
+      // SAFETY: none of these reached a worker; all are the master's.
+      for (int fd : more) close(fd);
       close(fd0);
       return err;
     }
+    // Every socket is bound and listening: the port accepts from here on.
+    // Workers get their copies once the controller has its answer
+    // (TellWorkers): waking them first would put their wake-ups (on a
+    // busy host, their turn on a CPU) before the answer.
+    for (size_t i = 0; i < gWorkers.size(); i++) gPendingCopies.push_back({i, cmd.id, line, more[i]});
   }
   uint16_t port = BoundPort(fd0);
   RuleSettings s{cmd.target, cmd.limitMs, cmd.max, cmd.proxy};
@@ -354,7 +360,7 @@ void ReadController() {
       std::string line = gIn.substr(0, nl);
       gIn.erase(0, nl + 1);
       bool sent = WriteAll(gCtl, Execute(line) + "\n");
-      CollectAcks();
+      TellWorkers();
       if (!sent) {
         DropController();
         return;
