@@ -10,12 +10,13 @@
 //
 // Interleaving: a round starts every peer and stops its processes
 // (SIGSTOP; the nat path's rules instead exist only during its own turns:
-// its nft table turns conntrack on for every peer's traffic); then for each group of figures (TCP bulk, conn/s, keep-alive,
-// latency, UDP) every peer in turn runs only while its own figures are
-// taken, so that all peers' figures of a group fall within a minute or two
-// (load on this shared host drifts over a round); odd rounds go backwards.
-// RSS, idle RSS and the fd audit follow at the end of the round, after all
-// of the peer's loads.
+// its nft table turns conntrack on for every peer's traffic); then for
+// each group of figures (TCP bulk, conn/s, keep-alive, latency, UDP) every
+// peer in turn runs only while its own figures are taken, so that all
+// peers' figures of a group fall within a minute or two (load on this
+// shared host drifts over a round); odd rounds go backwards. RSS, idle RSS
+// and the fd audit follow at the end of the round, after all of the
+// peer's loads.
 //
 // Environment: BENCH_SECONDS (2) per figure, BENCH_RUNS (3) rounds (cells
 // are medians), BENCH_PEERS="vmm (native),haproxy" (prefixes;
