@@ -107,6 +107,24 @@ function signalLive(s: Live, sig: "SIGSTOP" | "SIGCONT"): void {
   for (const pid of livePids(s)) {
     try {
       process.kill(pid, sig);
+      if (sig === "SIGSTOP") held.add(pid);
+      else held.delete(pid);
+    } catch {
+      // gone
+    }
+  }
+}
+
+/**
+ * Processes stopped right now. On an exit in mid-round (SIGINT, SIGTERM)
+ * they get SIGKILL: vmm-relayd runs in a session of its own, outside the
+ * process groups killAll ends, and a stopped process would wait forever.
+ */
+const held = new Set<number>();
+function killHeld(): void {
+  for (const pid of held) {
+    try {
+      process.kill(pid, "SIGKILL");
     } catch {
       // gone
     }
@@ -380,7 +398,10 @@ async function main(): Promise<void> {
   if (notes.length > 0) process.stdout.write(`\n${notes.join("\n")}\n`);
 }
 
-process.on("exit", killAll);
+process.on("exit", () => {
+  killHeld();
+  killAll();
+});
 for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
 main().then(
   () => process.exit(0),
