@@ -35,11 +35,10 @@ export function neighbourGet(ifname: string, ipv4: Buffer): NeighbourEntry | nul
  * with the ARP frames the interface receives within `timeoutMs` (at most
  * 64; frames queued by then count even when the waiting thread starts
  * later, all of libuv's pool being busy). With `match` (sender MAC +
- * sender IPv4, 10 bytes) it resolves as
- * soon as that sender's reply arrives: at once when the reply was queued
- * by the time the frame was sent (no thread involved), else from a worker
- * thread that waits for it. Needs CAP_NET_RAW; rejects with an Error naming
- * the syscall otherwise.
+ * sender IPv4, 10 bytes) it resolves as soon as that sender's reply
+ * arrives: at once when the reply was queued by the time the frame was
+ * sent (no thread involved), else from a worker thread that waits for it.
+ * Needs CAP_NET_RAW; rejects with an Error naming the syscall otherwise.
  */
 export function arpExchange(ifname: string, frame: Buffer, match: Buffer | null, timeoutMs: number): Promise<Buffer[]> {
   return native().arpExchange(ifname, frame, match, timeoutMs);
