@@ -26,15 +26,31 @@ const rule = (listenAddress: string, listenPort: number, targetAddress: string, 
 
 describe("nat rule builders", () => {
   it.each([
-    [rule("127.0.0.1", 8080, "10.0.0.5", 80), "ip daddr 127.0.0.1 tcp dport 8080 counter name r7_conn dnat ip to 10.0.0.5:80", "ct original ip daddr 127.0.0.1 ct original proto-dst 8080"],
-    [rule("0.0.0.0", 53, "10.0.0.5", 5353, "udp"), "fib daddr type local meta nfproto ipv4 udp dport 53 counter name r7_conn dnat ip to 10.0.0.5:5353", "ct original proto-dst 53"],
-    [rule("::", 443, "fd00::5", 8443), "fib daddr type local meta nfproto ipv6 ip6 daddr != ::1 tcp dport 443 counter name r7_conn dnat ip6 to [fd00::5]:8443", "ct original proto-dst 443"],
-  ])("%j", (r, dnat, orig) => {
+    [rule("127.0.0.1", 8080, "10.0.0.5", 80), "ip daddr 127.0.0.1 tcp dport 8080 counter name r7_conn dnat ip to 10.0.0.5:80", "acct_tcp { 8080 : jump acct_tcp_8080 }", "acct_tcp_8080 ct original ip daddr 127.0.0.1 ct direction"],
+    [rule("0.0.0.0", 53, "10.0.0.5", 5353, "udp"), "fib daddr type local meta nfproto ipv4 udp dport 53 counter name r7_conn dnat ip to 10.0.0.5:5353", "acct_udp { 53 : jump acct_udp_53 }", "acct_udp_53 ct direction"],
+    [rule("::", 443, "fd00::5", 8443), "fib daddr type local meta nfproto ipv6 ip6 daddr != ::1 tcp dport 443 counter name r7_conn dnat ip6 to [fd00::5]:8443", "acct_tcp { 443 : jump acct_tcp_443 }", "acct_tcp_443 ct direction"],
+  ])("%j", (r, dnat, element, acct) => {
     const lines = natRuleLines("vmmfwd_t", 7, "vm-1", r);
     expect(lines[0]).toBe(`add rule inet vmmfwd_t nat_pre ${dnat} comment "vmm r7 vm-1"`);
     expect(lines[1]).toBe(`add rule inet vmmfwd_t nat_out ${dnat} comment "vmm r7"`);
-    expect(lines.filter((l) => l.includes(orig))).toHaveLength(4);
-    expect(lines.filter((l) => l.includes("acct_"))).toHaveLength(4);
+    // Accounting: the port's chain, reached through the protocol's map.
+    expect(lines).toContain(`add element inet vmmfwd_t ${element}`);
+    const stmts = lines.filter((l) => l.startsWith(`add rule inet vmmfwd_t ${acct}`));
+    expect(stmts).toHaveLength(2);
+    for (const l of stmts) expect(l).toMatch(/counter name r7_(up|down) accept comment "vmm r7"$/);
+    expect(lines).toHaveLength(6);
+  });
+
+  it("dispatches accounting from the base chains only, refilled by every batch", () => {
+    const t = natTableLines("vmmfwd_t");
+    for (const c of ["acct_forward", "acct_input", "acct_output"]) {
+      const i = t.indexOf(`flush chain inet vmmfwd_t ${c}`);
+      expect(i).toBeGreaterThan(-1);
+      expect(t.slice(i + 1, i + 3)).toEqual([
+        `add rule inet vmmfwd_t ${c} ct status dnat meta l4proto tcp ct original proto-dst vmap @acct_tcp`,
+        `add rule inet vmmfwd_t ${c} ct status dnat meta l4proto udp ct original proto-dst vmap @acct_udp`,
+      ]);
+    }
   });
 
   it("refuses an owner that could inject nft syntax", () => {
@@ -107,11 +123,16 @@ describe("nat forwards", () => {
       expect(readFileSync("/proc/sys/net/ipv4/conf/nh0/route_localnet", "utf8").trim()).toBe("1");
       expect(readFileSync("/proc/sys/net/ipv4/conf/nc0/route_localnet", "utf8").trim()).toBe("0");
       const table = ourTable(svc).stdout;
-      expect(table).toMatch(/iifname "nh0" ip saddr 127\.0\.0\.0\/8 drop/);
-      expect(table).toMatch(/iifname "nh0" ip daddr 127\.0\.0\.0\/8 drop/);
+      expect(table).toMatch(/ip saddr 127\.0\.0\.0\/8 iifname "nh0" drop/);
+      expect(table).toMatch(/ip daddr 127\.0\.0\.0\/8 iifname "nh0" drop/);
       // Counters come from nft (refreshed at most once a second).
       await waitFor("nat counters", () => {
         const c = svc.list().find((s) => s.listenPort === remote)!.counters;
+        return c.connectionsTotal === 1 && c.bytesToGuest > 0 && c.bytesFromGuest > 0;
+      }, 5000);
+      // Each rule counts its own connection (the output/input chains for the local one).
+      await waitFor("nat counters of the loopback rule", () => {
+        const c = svc.list().find((s) => s.listenPort === local)!.counters;
         return c.connectionsTotal === 1 && c.bytesToGuest > 0 && c.bytesFromGuest > 0;
       }, 5000);
       // Removing the loopback rule sets route_localnet back and removes its companions.
@@ -122,6 +143,78 @@ describe("nat forwards", () => {
       expect(ourTable(svc).status).not.toBe(0); // the table went with its last rule
       expect(sh(["nft", "list", "ruleset"])).not.toMatch(new RegExp(`${svc.natTable}\\b`));
     } finally {
+      await svc.close();
+    }
+  });
+
+  /**
+   * Sends one UDP datagram from the guest namespace as a raw Ethernet frame
+   * on nh1 to the host's nh0, with addresses of our choosing: what a
+   * malicious guest can put on the wire (its kernel would not route 127/8).
+   */
+  const forgeFromGuest = (src: string, dst: string, port: number, text: string) => {
+    const mac = (s: string) => s.trim().split(":").map((h) => parseInt(h, 16));
+    const hostMac = mac(readFileSync("/sys/class/net/nh0/address", "utf8"));
+    const guestMac = mac(sh(["ip", "netns", "exec", "natguest", "cat", "/sys/class/net/nh1/address"]));
+    const py = `
+import socket, struct, sys
+src, dst, port, text, hmac, gmac = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode(), bytes(map(int, sys.argv[5].split(","))), bytes(map(int, sys.argv[6].split(",")))
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+udp = struct.pack("!HHHH", 40000, port, 8 + len(text), 0) + text
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("nh1", 0))
+s.send(hmac + gmac + b"\\x08\\x00" + ip + udp)
+`;
+    sh(["ip", "netns", "exec", "natguest", "python3", "-c", py, src, dst, String(port), text, hostMac.join(","), guestMac.join(",")]);
+  };
+
+  it("drops what a guest sends to or from 127/8 while route_localnet is on for its interface (CVE-2020-8558)", async () => {
+    const dgram = await import("node:dgram");
+    const svc = new ForwardService({ relay: "native" });
+    // Host services a guest must not reach: one on loopback, one on every address.
+    const got: string[] = [];
+    const loop = dgram.createSocket("udp4").on("message", (m) => got.push(`loopback ${m.toString()}`));
+    const any = dgram.createSocket("udp4").on("message", (m) => got.push(`any ${m.toString()}`));
+    // The kernel's own source checks would drop a 127/8 source by themselves
+    // (reverse-path filtering; and since 6.x a source that is one of the
+    // host's own addresses, unless accept_local): both switched off for nh0
+    // in this private namespace, so that only our rules stand in the way.
+    const loosen: [string, string][] = [
+      ["/proc/sys/net/ipv4/conf/all/rp_filter", "0"],
+      ["/proc/sys/net/ipv4/conf/nh0/rp_filter", "0"],
+      ["/proc/sys/net/ipv4/conf/nh0/accept_local", "1"],
+    ];
+    const before = loosen.map(([f]) => readFileSync(f, "utf8").trim());
+    try {
+      const [loopPort, anyPort] = [await freePort(), await freePort()];
+      await new Promise<void>((r) => loop.bind(loopPort, "127.0.0.1", r));
+      await new Promise<void>((r) => any.bind(anyPort, "0.0.0.0", r));
+      await svc.apply("vm-1", [rule("127.0.0.1", await freePort(), "10.71.0.2", guestPort)]);
+      expect(readFileSync("/proc/sys/net/ipv4/conf/nh0/route_localnet", "utf8").trim()).toBe("1");
+      for (const [f, v] of loosen) writeFileSync(f, v);
+      const attack = (tag: string) => {
+        forgeFromGuest("10.71.0.2", "127.0.0.1", loopPort, `to-loopback ${tag}`);
+        forgeFromGuest("127.0.0.1", "10.71.0.1", anyPort, `from-loopback ${tag}`);
+      };
+      attack("guarded");
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(got).toEqual([]);
+      // The same frames without the martian rules get through: the test sees an attack that works.
+      const handles = [...sh(["nft", "-a", "list", "chain", "inet", svc.natTable, "martians"]).matchAll(/ drop .*# handle (\d+)/g)].map((m) => m[1]!);
+      expect(handles).toHaveLength(2);
+      for (const h of handles) sh(["nft", "delete", "rule", "inet", svc.natTable, "martians", "handle", h]);
+      attack("open");
+      await waitFor("forged datagrams", () => got.length === 2, 5000);
+      expect(got.sort()).toEqual(["any from-loopback open", "loopback to-loopback open"]);
+    } finally {
+      loosen.forEach(([f], i) => writeFileSync(f, before[i]!));
+      loop.close();
+      any.close();
       await svc.close();
     }
   });
@@ -218,12 +311,99 @@ describe("nat forwards", () => {
       await waitFor("adopted counters", () => second.list("vm-a")[0]!.counters.connectionsTotal === 1, 5000);
       await second.pruneAdopted();
       expect(second.list().map((s) => s.owner)).toEqual(["vm-a"]);
+      // The pruned rule's port chain went with it.
+      const table = sh(["nft", "list", "table", "inet", natTable]);
+      expect(table).toContain(`chain acct_tcp_${a} {`);
+      expect(table).not.toContain(`acct_tcp_${b}`);
       expect(firstLine("10.72.0.1", b, "natclient")).toMatch(/ERR|TIMEOUT/);
       expect(firstLine("10.72.0.1", a, "natclient")).toBe(`${guestPort} 10.72.0.2`);
     } finally {
       await second.close();
     }
     expect(sh(["nft", "list", "ruleset"])).not.toMatch(new RegExp(natTable));
+  });
+
+  it("rules on one port count apart in the port's chain, which goes with the last of them", async () => {
+    writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");
+    const svc = new ForwardService({ relay: "native" });
+    try {
+      const port = await freePort();
+      const chain = () => spawnSync("nft", ["list", "chain", "inet", svc.natTable, `acct_tcp_${port}`], { encoding: "utf8" });
+      await svc.apply("vm-1", [rule("127.0.0.1", port, "10.71.0.2", guestPort)]);
+      await svc.apply("vm-2", [rule("10.72.0.1", port, "10.71.0.2", otherPort)]);
+      expect(firstLine("127.0.0.1", port)).toBe(`${guestPort} 10.71.0.1`);
+      expect(firstLine("10.72.0.1", port, "natclient")).toBe(`${otherPort} 10.72.0.2`);
+      expect(firstLine("10.72.0.1", port, "natclient")).toBe(`${otherPort} 10.72.0.2`);
+      await waitFor("counted apart", () => {
+        const [one, two] = [svc.list("vm-1")[0]!.counters, svc.list("vm-2")[0]!.counters];
+        return one.connectionsTotal === 1 && two.connectionsTotal === 2 && one.bytesFromGuest > 0 && two.bytesFromGuest > one.bytesFromGuest;
+      }, 5000);
+      await svc.remove("vm-1");
+      expect(chain().stdout.match(/comment "vmm r\d+"/g)).toHaveLength(2); // vm-2's two statements
+      await svc.remove("vm-2");
+      expect(chain().status).not.toBe(0);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it("takes over a table of the layout before port chains: the accounting moves, the counters keep counting", async () => {
+    writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");
+    const natTable = `vmmfwd_upgr${process.pid}`;
+    const a = await freePort();
+    // What a daemon before this layout left: every rule's accounting in the base chains.
+    const t = `inet ${natTable}`;
+    const old = [
+      `add table ${t}`,
+      `add chain ${t} nat_pre { type nat hook prerouting priority dstnat; policy accept; }`,
+      `add chain ${t} nat_out { type nat hook output priority -100; policy accept; }`,
+      `add chain ${t} nat_post { type nat hook postrouting priority srcnat; policy accept; }`,
+      `add chain ${t} acct_forward { type filter hook forward priority filter; policy accept; }`,
+      `add chain ${t} acct_input { type filter hook input priority filter; policy accept; }`,
+      `add chain ${t} acct_output { type filter hook output priority filter; policy accept; }`,
+      `add chain ${t} martians { type filter hook prerouting priority raw; policy accept; }`,
+      ...["conn", "up", "down"].map((c) => `add counter ${t} r1_${c}`),
+      `add rule ${t} nat_pre fib daddr type local meta nfproto ipv4 tcp dport ${a} counter name r1_conn dnat ip to 10.71.0.2:${guestPort} comment "vmm r1 vm-a"`,
+      `add rule ${t} nat_out fib daddr type local meta nfproto ipv4 tcp dport ${a} counter name r1_conn dnat ip to 10.71.0.2:${guestPort} comment "vmm r1"`,
+      ...[["acct_forward", "up"], ["acct_forward", "down"], ["acct_output", "up"], ["acct_input", "down"]].map(([c, d]) =>
+        d === "up"
+          ? `add rule ${t} ${c} ct status dnat ct direction original ip daddr 10.71.0.2 tcp dport ${guestPort} ct original proto-dst ${a} counter name r1_up comment "vmm r1"`
+          : `add rule ${t} ${c} ct status dnat ct direction reply ip saddr 10.71.0.2 tcp sport ${guestPort} ct original proto-dst ${a} counter name r1_down comment "vmm r1"`),
+    ];
+    const r = spawnSync("nft", ["-f", "-"], { input: old.join("\n") + "\n", encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    let svc = new ForwardService({ relay: "native", natTable });
+    try {
+      expect(firstLine("10.72.0.1", a, "natclient")).toBe(`${guestPort} 10.72.0.2`);
+      const counted = JSON.parse(sh(["nft", "-j", "list", "counter", "inet", natTable, "r1_up"])).nftables[1].counter.bytes as number;
+      expect(counted).toBeGreaterThan(0);
+      expect(await svc.adopt()).toBe(1);
+      // The base chains only dispatch now; the rule's statements are in its port's chain.
+      for (const c of ["acct_forward", "acct_input", "acct_output"]) {
+        const chain = sh(["nft", "list", "chain", "inet", natTable, c]);
+        expect(chain).not.toContain("vmm r1");
+        expect(chain).toContain("vmap @acct_tcp");
+      }
+      expect(sh(["nft", "list", "chain", "inet", natTable, `acct_tcp_${a}`]).match(/comment "vmm r1"/g)).toHaveLength(2);
+      // The counters were kept, and count the next connection.
+      expect(firstLine("10.72.0.1", a, "natclient")).toBe(`${guestPort} 10.72.0.2`);
+      await waitFor("counted after the upgrade", () => {
+        const c = svc.list("vm-a")[0]!.counters;
+        return c.connectionsTotal === 2 && c.bytesToGuest > counted && c.bytesFromGuest > 0;
+      }, 5000);
+      // Adopting again changes nothing.
+      const rules = () => sh(["nft", "-a", "list", "table", "inet", natTable]).replace(/packets \d+ bytes \d+/g, "");
+      const before = rules();
+      await svc.detach();
+      svc = new ForwardService({ relay: "native", natTable });
+      expect(await svc.adopt()).toBe(1);
+      expect(rules()).toBe(before);
+      await svc.close();
+      expect(sh(["nft", "list", "ruleset"])).not.toMatch(new RegExp(natTable));
+    } finally {
+      await svc.close();
+      spawnSync("nft", ["delete", "table", "inet", natTable]);
+    }
   });
 
   it("builds tables nft accepts and parses them back", () => {
@@ -237,7 +417,8 @@ describe("nat forwards", () => {
       const st = parseNatTable(sh(["nft", "-j", "-a", "list", "table", "inet", t]));
       expect(st.rules.get(1)).toMatchObject({ owner: "vm-1", rule: r1 });
       expect(st.rules.get(2)).toMatchObject({ owner: "network:n-1", rule: r2 });
-      expect(st.rules.get(1)!.handles).toHaveLength(6);
+      expect(st.rules.get(1)!.handles.map((h) => h.chain).sort()).toEqual(["acct_tcp_8080", "acct_tcp_8080", "nat_out", "nat_pre"]);
+      expect([...st.acctChains].sort()).toEqual(["acct_tcp_8080", "acct_udp_53"]);
       expect(st.localnet.get("nh0")).toMatchObject({ prev: "0" });
       expect(st.localnet.get("nh0")!.handles).toHaveLength(3);
     } finally {
