@@ -19,10 +19,10 @@
 // were tried in turn: in iperf3 A/B runs (one stream, loopback client) the
 // accounting cost 0.94x of a table without it at 4 rules and 0.70-0.87x at
 // 100; this layout is level with that table at both. The base chains hold
-// nothing else: every batch
-// that adds a rule flushes and refills them (atomically), which also takes
-// out the per-rule statements a daemon before this layout left there (adopt
-// re-adds those rules' accounting in the new layout).
+// nothing else: every batch that adds a rule flushes and refills them
+// (atomically), which also takes out the per-rule statements a daemon
+// before this layout left there (adopt re-adds those rules' accounting in
+// the new layout).
 // The nat_pre rule's comment "vmm r<N> <owner>" is the rule's identity: a
 // restarted daemon reads the table back (adopt) instead of adding duplicates.
 //
