@@ -354,14 +354,8 @@ s.send(hmac + gmac + b"\\x08\\x00" + ip + udp)
     // What a daemon before this layout left: every rule's accounting in the base chains.
     const t = `inet ${natTable}`;
     const old = [
-      `add table ${t}`,
-      `add chain ${t} nat_pre { type nat hook prerouting priority dstnat; policy accept; }`,
-      `add chain ${t} nat_out { type nat hook output priority -100; policy accept; }`,
-      `add chain ${t} nat_post { type nat hook postrouting priority srcnat; policy accept; }`,
-      `add chain ${t} acct_forward { type filter hook forward priority filter; policy accept; }`,
-      `add chain ${t} acct_input { type filter hook input priority filter; policy accept; }`,
-      `add chain ${t} acct_output { type filter hook output priority filter; policy accept; }`,
-      `add chain ${t} martians { type filter hook prerouting priority raw; policy accept; }`,
+      // The same table and base chains as today's, without the maps and their dispatch.
+      ...natTableLines(natTable).filter((l) => /^add (table|chain) /.test(l)),
       ...["conn", "up", "down"].map((c) => `add counter ${t} r1_${c}`),
       `add rule ${t} nat_pre fib daddr type local meta nfproto ipv4 tcp dport ${a} counter name r1_conn dnat ip to 10.71.0.2:${guestPort} comment "vmm r1 vm-a"`,
       `add rule ${t} nat_out fib daddr type local meta nfproto ipv4 tcp dport ${a} counter name r1_conn dnat ip to 10.71.0.2:${guestPort} comment "vmm r1"`,
