@@ -33,7 +33,10 @@ ROOT=$(dirname "$HERE")
 
 DRY=0; ACTION=""; BR=vmmbr0; CIDR=10.20.0.1/24; RANGE=""; UPLINK=""; UPLINK_SET=0
 SOCKET=/var/lib/vmm/vmmd.sock; TOKEN_FILE=""; CONF_DIR=/etc/vmm; RUN_DIR=""; BRIDGE_CONF=/etc/qemu/bridge.conf
+# The compiled hook when it is built (one process start per lease instead
+# of two); the script otherwise. Both read the same settings file.
 HOOK=$ROOT/clients/dnsmasq-hook/vmm-dhcp-hook
+if [ -x "$ROOT/native/build/Release/vmm-dhcp-hook" ]; then HOOK=$ROOT/native/build/Release/vmm-dhcp-hook; fi
 
 die() { echo "setup-bridge: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do

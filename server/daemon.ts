@@ -55,11 +55,20 @@ import { file_grpc_health_v1_health } from "../gen/ts/grpc/health/v1/health_pb.j
 /** VMs whose serial log size is looked at per second (see rotateTimer). */
 const ROTATE_PER_TICK = 100;
 
-/** clients/dnsmasq-hook/vmm-dhcp-hook of this checkout (from server/ or dist/server/). */
+/**
+ * The dnsmasq hook of this checkout (from server/ or dist/server/): the
+ * compiled one when it is built (native/build/Release/vmm-dhcp-hook: one
+ * process start per lease instead of two), else the script
+ * clients/dnsmasq-hook/vmm-dhcp-hook. Both read the same settings.
+ */
 function bundledHook(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [resolve(here, "..", "clients", "dnsmasq-hook", "vmm-dhcp-hook"), resolve(here, "..", "..", "clients", "dnsmasq-hook", "vmm-dhcp-hook")];
-  return candidates.find((c) => existsSync(c)) ?? candidates[0]!;
+  const roots = [resolve(here, ".."), resolve(here, "..", "..")];
+  const candidates = [
+    ...roots.map((r) => resolve(r, "native", "build", "Release", "vmm-dhcp-hook")),
+    ...roots.map((r) => resolve(r, "clients", "dnsmasq-hook", "vmm-dhcp-hook")),
+  ];
+  return candidates.find((c) => existsSync(c)) ?? candidates[2]!;
 }
 
 /**

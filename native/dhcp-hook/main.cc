@@ -3,9 +3,12 @@
 // time, and replays every lease it holds when it starts; curl's own start
 // is ~15 ms here, this program's ~1 ms.
 //
-// The shell script stays the entry point: it reads VMM_HOOK_CONF, then
-// execs this program when it is built and VMM_URL is empty or http:// (no
-// TLS here); VMM_HOOK_SHELL=1 keeps the shell path. Both must behave alike:
+// Either is an entry point: dnsmasq runs this program directly when it is
+// built (vmmd's networks and scripts/setup-bridge.sh pick it, one process
+// start less per lease), or the script, which execs it. Both read
+// VMM_HOOK_CONF the same way (LoadConf). This program hands an https://
+// VMM_URL (no TLS here), or VMM_HOOK_SHELL=1, to the script beside the
+// checkout's clients/ (HandToScript). Both must behave alike:
 // the same arguments, environment, filters, JSON body, token rules, log
 // lines and exit status (test/integration/hook-token.test.ts runs its
 // cases against both).
@@ -33,6 +36,8 @@
 #include <unistd.h>
 
 #include <string>
+
+extern char** environ;
 
 namespace {
 
@@ -329,7 +334,68 @@ int ParseAnswer(const std::string& a, std::string* body) {
 
 }  // namespace
 
+// The settings file, as the script reads it: KEY=value lines (the value
+// is the rest of the line, less one trailing '=', as sh's `read` leaves
+// it); only the known keys, and only where the environment has no
+// non-empty value; nothing is executed. A file that cannot be read is no
+// file (the script's `[ -r ]`); at most 64 KiB of it is read.
+void LoadConf() {
+  std::string path = Env("VMM_HOOK_CONF");
+  if (path.empty()) path = "/etc/vmm/dhcp-hook.conf";
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return;
+  std::string text;
+  char buf[4096];
+  while (text.size() < 65536) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  static const char* const kKeys[] = {"VMM_SOCKET", "VMM_URL", "VMM_LEASE_TOKEN_FILE", "VMM_HOOK_TIMEOUT", "VMM_HOOK_LOG"};
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(at, end - at);
+    at = end + 1;
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string k = line.substr(0, eq), v = line.substr(eq + 1);
+    if (!v.empty() && v.back() == '=') v.pop_back();
+    for (const char* key : kKeys)
+      if (k == key && Env(key).empty()) setenv(key, v.c_str(), 1);
+  }
+}
+
+// VMM_HOOK_SHELL=1 or an https:// VMM_URL: the script does the report
+// (curl), found beside this checkout (native/build/Release/ ->
+// clients/dnsmasq-hook/). Returns only when it could not be run.
+void HandToScript(char** argv) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    Log(std::string("cannot find the shell hook (for VMM_HOOK_SHELL=1 or an https:// VMM_URL): /proc/self/exe: ") + strerror(errno));
+    return;
+  }
+  self[n] = '\0';
+  std::string dir(self);
+  dir.resize(dir.rfind('/'));
+  std::string script = dir + "/../../../clients/dnsmasq-hook/vmm-dhcp-hook";
+  setenv("VMM_HOOK_SHELL", "1", 1);  // the script must not exec this program again
+  argv[0] = const_cast<char*>(script.c_str());
+  execve(script.c_str(), argv, environ);
+  Log("cannot run the shell hook " + script + " (for VMM_HOOK_SHELL=1 or an https:// VMM_URL): " + strerror(errno));
+}
+
 int main(int argc, char** argv) {
+  LoadConf();
+  std::string url0 = Env("VMM_URL");
+  if (Env("VMM_HOOK_SHELL") == "1" || url0.compare(0, 8, "https://") == 0) {
+    HandToScript(argv);
+    return 1;
+  }
   std::string action = argc > 1 ? argv[1] : "";
   const char* a = nullptr;
   if (action == "add") a = "LEASE_ACTION_ADD";

@@ -132,7 +132,7 @@ export interface VmnetConfig {
   subnetPool: string;
   /** Prefix of bridge names created for networks. */
   bridgePrefix: string;
-  /** dhcp-script of network dnsmasq instances; "": the bundled clients/dnsmasq-hook/vmm-dhcp-hook. */
+  /** dhcp-script of network dnsmasq instances; "": the bundled hook (native/build/Release/vmm-dhcp-hook when built, else clients/dnsmasq-hook/vmm-dhcp-hook). */
   dhcpHook: string;
   /** Holders (AcquireNetwork) one network may have at once. */
   maxHoldersPerNetwork: number;

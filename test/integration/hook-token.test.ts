@@ -28,9 +28,13 @@ const COMPILED = resolve(ROOT, "native", "build", "Release", "vmm-dhcp-hook");
  * vmmd while the request is in flight (argv[0] in /proc/PID/cmdline).
  */
 const IMPLS = [
-  { name: "compiled", env: {} as Record<string, string>, client: (argv0: string) => argv0.endsWith("native/build/Release/vmm-dhcp-hook") },
-  { name: "shell", env: { VMM_HOOK_SHELL: "1" } as Record<string, string>, client: (argv0: string) => argv0.endsWith("curl") },
+  { name: "compiled", entry: HOOK, env: {} as Record<string, string>, client: (argv0: string) => argv0.endsWith("native/build/Release/vmm-dhcp-hook") },
+  { name: "shell", entry: HOOK, env: { VMM_HOOK_SHELL: "1" } as Record<string, string>, client: (argv0: string) => argv0.endsWith("curl") },
+  // What vmmd's networks and setup-bridge.sh give dnsmasq when the compiled hook is built.
+  { name: "compiled, run directly", entry: COMPILED, env: {} as Record<string, string>, client: (argv0: string) => argv0.endsWith("native/build/Release/vmm-dhcp-hook") },
 ];
+/** The program runHook starts: the entry point of the implementation under test. */
+let entry = HOOK;
 const ADMIN = "admin-token-hooktest-0123456789";
 const LEASE = 'lease-token-"quoted"\\back-0123456789';
 
@@ -51,7 +55,7 @@ afterAll(async () => {
 /** Runs the hook as dnsmasq would (add MAC IP HOSTNAME by default), with `env`; resolves with its exit status and stderr. */
 function runHook(env: Record<string, string>, args = ["add", "02:00:00:00:00:01", "10.77.0.9", "guest"]): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolveRun) => {
-    const p = spawn(HOOK, args, { env: { PATH: process.env.PATH!, ...env } });
+    const p = spawn(entry, args, { env: { PATH: process.env.PATH!, ...env } });
     let stderr = "";
     p.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
     p.on("close", (status) => resolveRun({ status, stderr }));
@@ -111,7 +115,29 @@ async function recorder(): Promise<{ url: string; got: { headers: IncomingHttpHe
 describe.each(IMPLS)("the $name hook", (impl) => {
   beforeAll(() => {
     // Without it the script would quietly run itself: fail instead.
-    if (impl.name === "compiled" && !existsSync(COMPILED)) throw new Error(`${COMPILED} missing: run scripts/build-native.sh`);
+    if (impl.entry === COMPILED || impl.name === "compiled") {
+      if (!existsSync(COMPILED)) throw new Error(`${COMPILED} missing: run scripts/build-native.sh`);
+    }
+    entry = impl.entry;
+  });
+
+  describe("its settings file", () => {
+    it("applies VMM_HOOK_CONF where the environment has no value, its last line without a newline too; the environment wins", async () => {
+      const rec = await recorder();
+      try {
+        const conf = join(dir, `hook-${impl.name.replace(/\W+/g, "-")}.conf`);
+        writeFileSync(conf, `# settings\nVMM_HOOK_TIMEOUT=5\nVMM_URL=${rec.url}`);
+        const r = await runHook({ ...impl.env, VMM_HOOK_CONF: conf });
+        expect(r.status, r.stderr).toBe(0);
+        expect(rec.got).toHaveLength(1);
+        const env = await runHook({ ...impl.env, VMM_HOOK_CONF: conf, VMM_URL: "http://127.0.0.1:1" });
+        expect(env.status).toBe(1);
+        expect(env.stderr).toContain("unreachable");
+        expect(rec.got).toHaveLength(1);
+      } finally {
+        await rec.close();
+      }
+    });
   });
 
   describe("its token", () => {
@@ -226,5 +252,27 @@ describe.each(IMPLS)("the $name hook", (impl) => {
         await rec.close();
       }
     });
+  });
+});
+
+describe("the compiled hook, run directly", () => {
+  beforeAll(() => {
+    if (!existsSync(COMPILED)) throw new Error(`${COMPILED} missing: run scripts/build-native.sh`);
+    entry = COMPILED;
+  });
+
+  it("hands VMM_HOOK_SHELL=1 and an https:// URL to the script", async () => {
+    const rec = await recorder();
+    try {
+      const shell = await runHook({ VMM_HOOK_SHELL: "1", VMM_URL: rec.url, VMM_HOOK_CONF: join(dir, "none.conf") });
+      expect(shell.status, shell.stderr).toBe(0);
+      expect(rec.got[0]!.headers["user-agent"]).toMatch(/^curl\//); // the script's curl made the report
+      const tls = await runHook({ VMM_URL: "https://127.0.0.1:1", VMM_HOOK_CONF: join(dir, "none.conf") });
+      expect(tls.status).toBe(1);
+      expect(tls.stderr).toContain("unreachable");
+      expect(tls.stderr).not.toContain("is not http://"); // not the compiled hook's own refusal
+    } finally {
+      await rec.close();
+    }
   });
 });
