@@ -12,8 +12,9 @@
 //         configuring it), which the guest answers at once;
 //       * probe path: the neighbour entry is deleted first (untimed), so the
 //         probe also resolves the address;
-//       * hook path: the real dnsmasq hook (the script, which execs the
-//         compiled hook) makes the report over the unix socket, neighbour
+//       * hook path: the real dnsmasq hook, as vmmd's networks and
+//         scripts/setup-bridge.sh give it to dnsmasq (the compiled hook,
+//         run directly), makes the report over the unix socket, neighbour
 //         entry present.
 //     ReportDhcpLease over an in-process Connect client for the first two.
 //     "live": from sending the report until a connect to the host port
@@ -47,7 +48,7 @@
 //   npm run build && scripts/in-netns.sh node dist/bench/lease.js
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -60,7 +61,7 @@ import { ipArgv } from "../server/host/iproute.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const VMMD = join(repo, "dist", "server", "main.js");
-const HOOK = join(repo, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
+const HOOK = join(repo, "native", "build", "Release", "vmm-dhcp-hook");
 const LIVE_PROBE = join(repo, "dist", "bench", "live-probe.js");
 const ROUNDS = Number(process.env.BENCH_LEASE_ROUNDS ?? "200");
 const VMS = Number(process.env.BENCH_LEASE_VMS ?? "1000");
@@ -145,6 +146,7 @@ const ipOf = (i: number) => `10.100.${Math.floor((i + 2) / 256)}.${(i + 2) % 256
 
 async function main(): Promise<void> {
   if (process.env.VMM_IN_NETNS !== "1") throw new Error("run inside scripts/in-netns.sh (creates a bridge and a namespace)");
+  if (!existsSync(HOOK)) throw new Error(`${HOOK} missing: run scripts/build-native.sh`);
   sh("ip", ...ipArgv.addBridge(BR));
   sh("ip", "addr", "add", "10.100.0.1/16", "dev", BR);
   sh("ip", "link", "set", BR, "up");
@@ -302,7 +304,7 @@ async function main(): Promise<void> {
       ...([
         ["ReportDhcpLease, neighbour entry present (as after a DHCPACK), ARP probe", "neighbour"],
         ["ReportDhcpLease, no neighbour entry, ARP probe", "probe"],
-        ["the dnsmasq hook (sh execs the compiled hook), neighbour entry present, ARP probe", "hook"],
+        ["the dnsmasq hook (compiled, run directly), neighbour entry present, ARP probe", "hook"],
       ] as const).map(([name, k]) => {
         const r = results[k]!;
         return `| ${name} | ${ms(pct(r.live, 50))} | ${ms(pct(r.live, 90))} | ${ms(pct(r.live, 99))} | ${ms(pct(r.call, 50))} | ${ms(pct(r.call, 99))} | ${ROUNDS} |`;
