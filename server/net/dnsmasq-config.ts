@@ -31,7 +31,7 @@ export interface DnsmasqDhcp {
   dnsServer?: string;
   /** Fixed addresses (dhcp-host=MAC,IP). */
   reservations?: { mac: string; ip: string }[];
-  /** dhcp-script: the lease hook (clients/dnsmasq-hook/vmm-dhcp-hook). */
+  /** dhcp-script: the lease hook (native/build/Release/vmm-dhcp-hook or clients/dnsmasq-hook/vmm-dhcp-hook). */
   script?: string;
 }
 

@@ -34,7 +34,7 @@ import type { NetworkBackend, NetworkRecord } from "./types.js";
  */
 export interface LinuxBackendOptions {
   stateDir: string;
-  /** Path of clients/dnsmasq-hook/vmm-dhcp-hook. */
+  /** Path of the lease hook (the compiled vmm-dhcp-hook, or the script clients/dnsmasq-hook/vmm-dhcp-hook). */
   hook: string;
   /** How the hook reaches the daemon (VMM_HOOK_CONF: a file of KEY=value lines it reads at every call). */
   hookEnv: { VMM_SOCKET?: string; VMM_URL?: string; VMM_HOOK_CONF?: string; VMM_LEASE_TOKEN_FILE?: string };
