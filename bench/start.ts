@@ -50,7 +50,8 @@ import { ipArgv } from "../server/host/iproute.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const VMMD = join(repo, "dist", "server", "main.js");
-const HOOK = join(repo, "clients", "dnsmasq-hook", "vmm-dhcp-hook");
+// The hook as vmmd's networks and scripts/setup-bridge.sh give it to dnsmasq.
+const HOOK = join(repo, "native", "build", "Release", "vmm-dhcp-hook");
 const ROUNDS = Number(process.env.BENCH_START_ROUNDS ?? "5");
 const BR = "vmbr-bst";
 const PORT = 31080;
@@ -105,6 +106,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 
 async function main(): Promise<void> {
   if (process.env.VMM_IN_NETNS !== "1") throw new Error("run inside scripts/in-netns.sh (creates a bridge, dnsmasq and guests)");
+  if (!existsSync(HOOK)) throw new Error(`${HOOK} missing: run scripts/build-native.sh`);
   const guests = VARIANTS.map(guestFiles);
   const dir = mkdtempSync(join(tmpdir(), "vmm-bench-start-"));
   chmodSync(dir, 0o711);
