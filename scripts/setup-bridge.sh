@@ -6,7 +6,7 @@
 # setup   creates the bridge with its address (and a MAC of its own), allows it in
 #         /etc/qemu/bridge.conf (qemu-bridge-helper), writes a dnsmasq config
 #         that serves DHCP on the bridge only and reports leases to vmmd
-#         through clients/dnsmasq-hook/vmm-dhcp-hook, starts that dnsmasq,
+#         through the project's hook (compiled when built), starts that dnsmasq,
 #         enables IPv4 forwarding and installs nftables rules (one table per
 #         bridge: DHCP/DNS input, forwarding, masquerade to the uplink).
 # check   reports each of those pieces as ok/missing; exit 1 if any is missing.
