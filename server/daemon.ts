@@ -64,11 +64,9 @@ const ROTATE_PER_TICK = 100;
 function bundledHook(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const roots = [resolve(here, ".."), resolve(here, "..", "..")];
-  const candidates = [
-    ...roots.map((r) => resolve(r, "native", "build", "Release", "vmm-dhcp-hook")),
-    ...roots.map((r) => resolve(r, "clients", "dnsmasq-hook", "vmm-dhcp-hook")),
-  ];
-  return candidates.find((c) => existsSync(c)) ?? candidates[2]!;
+  const compiled = roots.map((r) => resolve(r, "native", "build", "Release", "vmm-dhcp-hook"));
+  const script = roots.map((r) => resolve(r, "clients", "dnsmasq-hook", "vmm-dhcp-hook"));
+  return [...compiled, ...script].find((c) => existsSync(c)) ?? script[0]!;
 }
 
 /**

@@ -391,8 +391,8 @@ void HandToScript(char** argv) {
 
 int main(int argc, char** argv) {
   LoadConf();
-  std::string url0 = Env("VMM_URL");
-  if (Env("VMM_HOOK_SHELL") == "1" || url0.compare(0, 8, "https://") == 0) {
+  const std::string url = Env("VMM_URL");
+  if (Env("VMM_HOOK_SHELL") == "1" || url.compare(0, 8, "https://") == 0) {
     HandToScript(argv);
     return 1;
   }
@@ -438,7 +438,6 @@ int main(int argc, char** argv) {
   long long deadline = NowMs() + static_cast<long long>(secs * 1000);
 
   Target to;
-  std::string url = Env("VMM_URL");
   if (!url.empty()) {
     std::string bad = ParseUrl(url, &to);
     if (!bad.empty()) {

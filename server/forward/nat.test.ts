@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { createSocket } from "node:dgram";
 import { ForwardService } from "./service.js";
 import { localnetLines, natCounterLines, natRuleLines, natTableLines, parseNatTable } from "./nat.js";
 import type { ForwardRule } from "./rules.js";
@@ -174,12 +175,11 @@ s.send(hmac + gmac + b"\\x08\\x00" + ip + udp)
   };
 
   it("drops what a guest sends to or from 127/8 while route_localnet is on for its interface (CVE-2020-8558)", async () => {
-    const dgram = await import("node:dgram");
     const svc = new ForwardService({ relay: "native" });
     // Host services a guest must not reach: one on loopback, one on every address.
     const got: string[] = [];
-    const loop = dgram.createSocket("udp4").on("message", (m) => got.push(`loopback ${m.toString()}`));
-    const any = dgram.createSocket("udp4").on("message", (m) => got.push(`any ${m.toString()}`));
+    const loop = createSocket("udp4").on("message", (m) => got.push(`loopback ${m.toString()}`));
+    const any = createSocket("udp4").on("message", (m) => got.push(`any ${m.toString()}`));
     // The kernel's own source checks would drop a 127/8 source by themselves
     // (reverse-path filtering; and since 6.x a source that is one of the
     // host's own addresses, unless accept_local): both switched off for nh0

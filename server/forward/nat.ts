@@ -279,7 +279,7 @@ export class NatRules {
   /** Takes over the rules a previous daemon left in the table. */
   async adopt(): Promise<AdoptedRule[]> {
     const st = await this.state();
-    const out: AdoptedRule[] = [];
+    const adopted: NatRule[] = [];
     const stale: RuleHandle[] = [];
     for (const [id, r] of st.rules) {
       if (!r.rule || !OWNER_RE.test(r.owner)) {
@@ -289,20 +289,19 @@ export class NatRules {
       const nr = new NatRule(this, id, r.owner, r.rule);
       this.live.set(id, nr);
       this.next = Math.max(this.next, id + 1);
-      out.push({ owner: r.owner, rule: r.rule, relay: nr });
+      adopted.push(nr);
     }
     // Accounting in this layout (see the file comment): the batch's
     // natTableLines flushes the base chains, so statements a daemon before
     // it left there go (stale or not) and its rules' accounting is added to
     // their ports' chains; port chains no adopted rule needs go too.
     const oldLayout = [...st.rules.values()].some((r) => r.handles.some((h) => ACCT_BASE.includes(h.chain)));
-    const flush = out.length > 0 && (oldLayout || st.dispatching.size < ACCT_BASE.length);
+    const flush = adopted.length > 0 && (oldLayout || st.dispatching.size < ACCT_BASE.length);
     const lines = stale.filter((h) => !(flush && ACCT_BASE.includes(h.chain))).map((h) => this.deleteRule(h));
-    for (const a of out) {
-      const handles = st.rules.get((a.relay as NatRule).id)!.handles;
-      if (!handles.some((h) => ACCT_CHAIN_RE.test(h.chain))) lines.push(...natAcctLines(this.table, (a.relay as NatRule).id, a.rule));
+    for (const nr of adopted) {
+      if (!st.rules.get(nr.id)!.handles.some((h) => ACCT_CHAIN_RE.test(h.chain))) lines.push(...natAcctLines(this.table, nr.id, nr.rule));
     }
-    const needed = new Set(out.map((a) => acctChain(a.rule.protocol, a.rule.listenPort)));
+    const needed = new Set(adopted.map((nr) => acctChain(nr.rule.protocol, nr.rule.listenPort)));
     for (const c of st.acctChains) {
       const m = ACCT_CHAIN_RE.exec(c)!;
       if (!needed.has(c)) lines.push(...natAcctDropLines(this.table, m[1] as "tcp" | "udp", Number(m[2])));
@@ -310,8 +309,8 @@ export class NatRules {
     if (flush) await this.nft([...natTableLines(this.table), ...lines]);
     else await this.nft(lines);
     await this.refreshCounters();
-    if (out.length > 0) log("info", "adopted nat forwards", { table: this.table, rules: out.length });
-    return out;
+    if (adopted.length > 0) log("info", "adopted nat forwards", { table: this.table, rules: adopted.length });
+    return adopted.map((nr) => ({ owner: nr.owner, rule: nr.rule, relay: nr }));
   }
 
   /** Adds `rule`; `replacing`: the port is held by a rule of ours that this one replaces (no probe). */
