@@ -342,8 +342,16 @@ int ParseAnswer(const std::string& a, std::string* body) {
 void LoadConf() {
   std::string path = Env("VMM_HOOK_CONF");
   if (path.empty()) path = "/etc/vmm/dhcp-hook.conf";
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // As for the token file: a FIFO or device in its place is not read (it
+  // would hold the hook, and dnsmasq's script queue behind it).
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    Log("settings file " + path + " is not a regular file; not read");
+    return;
+  }
   std::string text;
   char buf[4096];
   while (text.size() < 65536) {
@@ -390,9 +398,15 @@ void HandToScript(char** argv) {
 }
 
 int main(int argc, char** argv) {
+  // The script reads the settings file itself: each path through the two
+  // reads it once, except an https:// URL that came from it.
+  if (Env("VMM_HOOK_SHELL") == "1") {
+    HandToScript(argv);
+    return 1;
+  }
   LoadConf();
   const std::string url = Env("VMM_URL");
-  if (Env("VMM_HOOK_SHELL") == "1" || url.compare(0, 8, "https://") == 0) {
+  if (url.compare(0, 8, "https://") == 0) {
     HandToScript(argv);
     return 1;
   }

@@ -11,8 +11,8 @@
 // what the hook sends: hostile arguments and environment (a guest picks its
 // hostname) are cut down to their fields' character sets, so the body is
 // always the JSON it should be.
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -135,6 +135,31 @@ describe.each(IMPLS)("the $name hook", (impl) => {
         expect(env.stderr).toContain("unreachable");
         expect(rec.got).toHaveLength(1);
       } finally {
+        await rec.close();
+      }
+    });
+
+    it("is not read when it is a FIFO (which would hold the hook, and dnsmasq behind it): one log line, and the report goes on", async () => {
+      const rec = await recorder();
+      const fifo = join(dir, `hook-${impl.name.replace(/\W+/g, "-")}.fifo`);
+      try {
+        execFileSync("mkfifo", [fifo]);
+        let timer: NodeJS.Timeout | undefined;
+        const held = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("the hook is still running after 10 s: it opened the FIFO and waits for a writer")), 10_000);
+        });
+        const r = await Promise.race([runHook({ ...impl.env, VMM_HOOK_CONF: fifo, VMM_URL: rec.url }), held]).finally(() => clearTimeout(timer));
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stderr.split(`settings file ${fifo} is not a regular file; not read`)).toHaveLength(2);
+        expect(rec.got).toHaveLength(1);
+      } finally {
+        // A hook still blocked in open() gets a writer, then end of file.
+        try {
+          closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+        } catch {
+          // no reader left: nothing held
+        }
+        rmSync(fifo, { force: true });
         await rec.close();
       }
     });
