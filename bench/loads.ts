@@ -5,9 +5,9 @@
 import { createConnection, type Socket } from "node:net";
 import { run, SECS } from "./procs.js";
 
-/** iperf3 client: Gbit/s received and bytes moved. */
-export function iperf(host: string, port: number, streams: number): { gbps: number; bytes: number } {
-  const out = run(["iperf3", "-c", host, "-p", String(port), "-t", String(SECS), "-P", String(streams), "-J"]);
+/** iperf3 client: Gbit/s received and bytes moved. `prefix`: e.g. ip netns exec. */
+export function iperf(host: string, port: number, streams: number, prefix: string[] = []): { gbps: number; bytes: number } {
+  const out = run([...prefix, "iperf3", "-c", host, "-p", String(port), "-t", String(SECS), "-P", String(streams), "-J"]);
   const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
   return { gbps: j.end.sum_received.bits_per_second / 1e9, bytes: j.end.sum_received.bytes };
 }

@@ -18,6 +18,11 @@
 // and the fd audit follow at the end of the round, after all of the
 // peer's loads.
 //
+// A second table: TCP bulk from a client on another host (a namespace of
+// its own, routed through this one), for direct, vmm (native) and vmm
+// (nat), which is what the nat path is for; the main table's clients are
+// all on 127.0.0.1.
+//
 // Environment: BENCH_SECONDS (2) per figure, BENCH_RUNS (3) rounds (cells
 // are medians), BENCH_PEERS="vmm (native),haproxy" (prefixes;
 // direct always runs), BENCH_IDLE_CONNS (10000), BENCH_CHURN (20000; 0
@@ -27,7 +32,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { churn, iperf, openIdle, udpRr, wrk } from "./loads.js";
-import { B, GUEST_IP, IDLE_CONNS, peers, startBackends, type Peer, type Running } from "./peers.js";
+import { B, CLIENT_IP, CLIENT_NS, GUEST_IP, IDLE_CONNS, peers, REMOTE_HOST_IP, startBackends, type Peer, type Running } from "./peers.js";
 import { cpuSeconds, FD_LIMIT, fdsOf, killAll, log, pin, rssMb, run, SECS, sleep, tmp } from "./procs.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,6 +49,9 @@ interface Row {
   name: string;
   tcp1?: number;
   tcp4?: number;
+  /** TCP from a client on another host (CLIENT_NS). */
+  rtcp1?: number;
+  rtcp4?: number;
   cpuGb?: number;
   cps1?: number;
   cps32?: number;
@@ -60,7 +68,7 @@ interface Row {
   idleHeld?: number;
   notes: string[];
 }
-const numeric = ["tcp1", "tcp4", "cpuGb", "cps1", "cps32", "cps128", "cpuConn", "ka", "cpuReq", "p50", "p99", "udp", "rss", "rssIdle"] as const;
+const numeric = ["tcp1", "tcp4", "rtcp1", "rtcp4", "cpuGb", "cps1", "cps32", "cps128", "cpuConn", "ka", "cpuReq", "p50", "p99", "udp", "rss", "rssIdle"] as const;
 
 function median(xs: number[]): number | undefined {
   const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
@@ -141,7 +149,7 @@ async function tryit(row: Row, what: string, fn: () => void | Promise<void>): Pr
 }
 
 /** The figures measured peer after peer, in this order; each peer runs only during its own. */
-const GROUPS = ["tcp bulk", "connections per second", "keep-alive", "latency (pinned)", "udp"] as const;
+const GROUPS = ["tcp bulk", "tcp bulk, remote client", "connections per second", "keep-alive", "latency (pinned)", "udp"] as const;
 type Group = (typeof GROUPS)[number];
 
 async function measureGroup(g: Group, s: Live & { r: Running }, bins: { udp: string }, backend: { httpPids: () => number[] }): Promise<void> {
@@ -150,6 +158,7 @@ async function measureGroup(g: Group, s: Live & { r: Running }, bins: { udp: str
   const relay = peer.name !== "direct";
   const cpuOk = relay && !peer.skip?.cpu;
   if (g === "udp" && (r.ports.udp === undefined || peer.skip?.udp)) return;
+  if (g === "tcp bulk, remote client" && !r.ports.remote) return;
   log(`${peer.name}: ${g}`);
   switch (g) {
     case "tcp bulk": {
@@ -165,6 +174,16 @@ async function measureGroup(g: Group, s: Live & { r: Running }, bins: { udp: str
         });
       }
       if (cpuOk && bytes > 0) row.cpuGb = cpu / (bytes / 1e9);
+      return;
+    }
+    case "tcp bulk, remote client": {
+      const remote = r.ports.remote;
+      if (!remote) return;
+      for (const [streams, k] of [[1, "rtcp1"], [4, "rtcp4"]] as const) {
+        await tryit(row, `remote ${k}`, () => {
+          row[k] = iperf(remote.host, remote.iperf, streams, ["ip", "netns", "exec", CLIENT_NS]).gbps;
+        });
+      }
       return;
     }
     case "connections per second":
@@ -316,16 +335,24 @@ function idleCell(r: Row): string {
   return r.idleHeld !== undefined && r.idleHeld < IDLE_CONNS && r.rssIdle !== undefined ? `${v} (held ${r.idleHeld})` : v;
 }
 
-/** The guest namespace: a veth from here (10.77.0.1) to there (GUEST_IP). */
-function guestNamespace(): void {
+/**
+ * The guest namespace: a veth from here (10.77.0.1) to there (GUEST_IP);
+ * and the remote client's: a veth from here (REMOTE_HOST_IP) to there
+ * (CLIENT_IP), its default route through here, forwarding on (in this
+ * private namespace only).
+ */
+function namespaces(): void {
   const sh = (argv: string[]) => {
     const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr.trim()}`);
   };
   sh(["ip", "netns", "add", NS]);
+  sh(["ip", "netns", "add", CLIENT_NS]);
   process.on("exit", () => {
     spawnSync("ip", ["netns", "del", NS]);
+    spawnSync("ip", ["netns", "del", CLIENT_NS]);
     spawnSync("ip", ["link", "del", "vbh0"]);
+    spawnSync("ip", ["link", "del", "vbc0"]);
   });
   sh(["ip", "link", "add", "vbh0", "type", "veth", "peer", "name", "vbh1"]);
   sh(["ip", "link", "set", "vbh1", "netns", NS]);
@@ -335,6 +362,15 @@ function guestNamespace(): void {
   sh(["ip", "-n", NS, "addr", "add", `${GUEST_IP}/24`, "dev", "vbh1"]);
   sh(["ip", "-n", NS, "link", "set", "vbh1", "up"]);
   sh(["ip", "-n", NS, "route", "add", "default", "via", "10.77.0.1"]);
+  sh(["ip", "link", "add", "vbc0", "type", "veth", "peer", "name", "vbc1"]);
+  sh(["ip", "link", "set", "vbc1", "netns", CLIENT_NS]);
+  sh(["ip", "addr", "add", `${REMOTE_HOST_IP}/24`, "dev", "vbc0"]);
+  sh(["ip", "link", "set", "vbc0", "up"]);
+  sh(["ip", "-n", CLIENT_NS, "link", "set", "lo", "up"]);
+  sh(["ip", "-n", CLIENT_NS, "addr", "add", `${CLIENT_IP}/24`, "dev", "vbc1"]);
+  sh(["ip", "-n", CLIENT_NS, "link", "set", "vbc1", "up"]);
+  sh(["ip", "-n", CLIENT_NS, "route", "add", "default", "via", REMOTE_HOST_IP]);
+  writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");
 }
 
 async function main(): Promise<void> {
@@ -352,7 +388,7 @@ async function main(): Promise<void> {
   // Namespace-local: many short connections need ephemeral ports clear of ours.
   writeFileSync("/proc/sys/net/ipv4/ip_local_port_range", "21000 65000");
   writeFileSync("/proc/sys/net/ipv4/tcp_tw_reuse", "1");
-  guestNamespace();
+  namespaces();
   const bins = { udp: join(tmp, "udp-rr"), splice: join(tmp, "splice-relay") };
   run(["cc", "-O2", "-o", bins.udp, join(repo, "bench", "udp-rr.c")]);
   run(["cc", "-O2", "-o", bins.splice, join(repo, "bench", "splice-relay.c")]);
@@ -392,6 +428,14 @@ async function main(): Promise<void> {
       `answer) at 1, 32 and 128 concurrent clients. Latency: wrk with one keep-alive connection, the relay's processes pinned to CPU ${RELAY_CPU}, ` +
       `wrk and the backend to CPU ${LOAD_CPU}. RSS: VmRSS of the processes carrying the bytes (vmm: the vmm-relayd processes, not the Node process ` +
       `controlling them). Load average at the start: ${loadStart}; at the end: ${load()}.\n`,
+  );
+  const remoteRows = rows.filter((r) => r.rtcp1 !== undefined || r.rtcp4 !== undefined);
+  const rd = remoteRows.find((r) => r.name === "direct");
+  process.stdout.write(
+    `\nTCP from a client on another host (namespace ${CLIENT_NS}, ${CLIENT_IP}, routed through this namespace; the relays listen on ${REMOTE_HOST_IP}, ` +
+      `direct is routed to ${GUEST_IP}); taken in the same rounds, peer after peer:\n\n` +
+      ["| relay | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s |", "|---|---|---|", ...remoteRows.map((r) => `| ${r.name} | ${fmt(r.rtcp1, rd?.rtcp1, 1)} | ${fmt(r.rtcp4, rd?.rtcp4, 1)} |`)].join("\n") +
+      "\n",
   );
   const notes = [...fdNotes, ...rows.flatMap((r) => r.notes.map((n) => `* ${r.name}: ${n}`))];
   for (const p of chosen) for (const [k, why] of Object.entries(p.skip ?? {})) if (p.name !== "direct") notes.push(`* ${p.name}: ${k} not measured (${why})`);

@@ -10,6 +10,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 /** The backends' address: a namespace behind a veth, like a guest behind a bridge. */
 export const GUEST_IP = "10.77.0.2";
+/**
+ * A client on another host: a namespace of its own (CLIENT_NS, CLIENT_IP)
+ * behind a veth to this one (REMOTE_HOST_IP), routed to GUEST_IP through
+ * it. The nat path is for such clients: their packets are DNATed on the
+ * way in, with no masquerade and no second route lookup, which a client on
+ * 127.0.0.1 needs.
+ */
+export const CLIENT_NS = "vmmbench-client";
+export const REMOTE_HOST_IP = "10.78.0.1";
+export const CLIENT_IP = "10.78.0.2";
 /** Backend ports (in the guest namespace). */
 export const B = { iperf: 17001, http: 17002, udp: 17003, idle: 17004, refused: 17009 };
 /** Idle connections held for the idle-RSS column (BENCH_IDLE_CONNS). */
@@ -25,6 +35,8 @@ export interface Ports {
   http: number;
   udp: number | undefined;
   idle: number;
+  /** Where a client in CLIENT_NS reaches the iperf backend through this peer (peers of the remote-client table only). */
+  remote?: { host: string; iperf: number };
 }
 
 /** A started peer: its ports, the processes to measure, and how to stop it. */
@@ -59,17 +71,22 @@ const portsAt = (base: number): Ports => ({ host: "127.0.0.1", iperf: base, http
 
 let forwarderStarts = 0;
 
-/** vmm's forwarder (bench/forwarder.js) on one data path; `pollUs`: vmm-relayd's busy poll (default: vmmd's). */
-function forwarderPeer(kind: "native" | "sockets" | "nat", name: string, skip?: Skip, pollUs?: number): Peer {
+/**
+ * vmm's forwarder (bench/forwarder.js) on one data path. `pollUs`:
+ * vmm-relayd's busy poll (default: vmmd's); `remote`: a rule on
+ * REMOTE_HOST_IP to the iperf backend too, for the remote-client table.
+ */
+function forwarderPeer(kind: "native" | "sockets" | "nat", name: string, opts: { skip?: Skip; pollUs?: number; remote?: true } = {}): Peer {
+  const { skip, pollUs } = opts;
   return {
     name,
     ...(skip ? { skip } : {}),
     ...(kind === "nat" ? { perTurn: true } : {}),
     async start(base) {
-      const p = portsAt(base);
-      const rule = (protocol: "tcp" | "udp", listenPort: number, targetPort: number) => ({
+      const p: Ports = portsAt(base);
+      const rule = (protocol: "tcp" | "udp", listenPort: number, targetPort: number, listenAddress = "127.0.0.1") => ({
         protocol,
-        listenAddress: "127.0.0.1",
+        listenAddress,
         listenPort,
         targetAddress: GUEST_IP,
         targetPort,
@@ -78,6 +95,10 @@ function forwarderPeer(kind: "native" | "sockets" | "nat", name: string, skip?: 
       const refusedPort = base + 4;
       const rules = [rule("tcp", p.iperf, B.iperf), rule("tcp", p.http, B.http), rule("udp", p.udp!, B.udp), rule("tcp", p.idle, B.idle)];
       if (kind !== "nat") rules.push(rule("tcp", refusedPort, B.refused));
+      if (opts.remote) {
+        p.remote = { host: REMOTE_HOST_IP, iperf: base + 5 };
+        rules.push(rule("tcp", p.remote.iperf, B.iperf, REMOTE_HOST_IP));
+      }
       const logName = `vmm-${kind}-${++forwarderStarts}`; // a fresh log per start: it carries the "ready" line
       const child = start(logName, [process.execPath, join(here, "forwarder.js"), kind, JSON.stringify(rules), ...(pollUs !== undefined ? [String(pollUs)] : [])]);
       // forwarder.js prints "ready <kind> <pid>...": the data-path processes.
@@ -135,12 +156,16 @@ export function peers(bins: { splice: string }): Peer[] {
       name: "direct",
       skip: { cpu: "no relay", rss: "no relay", idle: "no relay" },
       async start() {
-        return { ports: { host: GUEST_IP, iperf: B.iperf, http: B.http, udp: B.udp, idle: B.idle }, pids: () => [], stop: async () => {} };
+        return {
+          ports: { host: GUEST_IP, iperf: B.iperf, http: B.http, udp: B.udp, idle: B.idle, remote: { host: GUEST_IP, iperf: B.iperf } },
+          pids: () => [],
+          stop: async () => {},
+        };
       },
     },
-    forwarderPeer("native", "vmm (native)"),
-    forwarderPeer("native", "vmm (native, no busy poll)", undefined, 0),
-    forwarderPeer("nat", "vmm (nat)", { cpu: "kernel (softirq) time is nobody's", rss: "no process", idle: "no process" }),
+    forwarderPeer("native", "vmm (native)", { remote: true }),
+    forwarderPeer("native", "vmm (native, no busy poll)", { pollUs: 0 }),
+    forwarderPeer("nat", "vmm (nat)", { skip: { cpu: "kernel (softirq) time is nobody's", rss: "no process", idle: "no process" }, remote: true }),
     forwarderPeer("sockets", "vmm (sockets)"),
     {
       name: "splice relay (C)",
