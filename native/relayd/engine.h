@@ -81,7 +81,8 @@ struct Conn {
   bool dead : 1;
   bool queued : 1;
   bool hasTimer : 1;
-  Conn() : connecting(true), upReady(false), dead(false), queued(false), hasTimer(false) {}
+  uint8_t seen : 3;  // the Engine's epoch (1-7) of its last event: busy connections are counted once per epoch
+  Conn() : connecting(true), upReady(false), dead(false), queued(false), hasTimer(false), seen(0) {}
 };
 static_assert(sizeof(Dir) == 24 && sizeof(Conn) == 104, "an idle connection's memory (see Conn)");
 
@@ -236,6 +237,13 @@ class Engine {
   // Events the last epoll_wait returned: 2 or fewer with a listener among
   // them is light load (see AcceptBatch).
   int readyEvents_ = 0;
+  // Connections with an event in the current epoch (about kEpochNs, see
+  // Wait), counted once each through Conn::seen; crowded_: that count
+  // reached kCrowded in this epoch or the last.
+  uint64_t epochStart_ = 0;
+  uint8_t epoch_ = 1;
+  int busyConns_ = 0;
+  bool crowded_ = false;
   std::unordered_map<uint32_t, Listener*> listeners_;
   std::unordered_map<uint32_t, UdpRule*> udp_;
   std::vector<Conn*> freeConns_;  // reused Conn objects (at most kFreeConns)

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { findRelayd } from "../../native/relay.js";
 import { ForwardService } from "./service.js";
 import { parseProxyV2 } from "./proxy.js";
-import { connect, cpuNsOf, echo, exchange, neverAccepting, payload, refusingPort, roundTrips, rssKbOf, sleep, sleepsPerRoundTrip, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
+import { connect, cpuNsOf, echo, exchange, neverAccepting, payload, refusingPort, roundTrips, rssKbOf, sleep, sleepsOf, sleepsPerRoundTrip, tcpRule, tcpServer, waitFor } from "../../test/helpers/forward.js";
 import { CleanupStack } from "../cleanup.js";
 import { freePort } from "../../test/helpers/net.js";
 
@@ -293,6 +293,20 @@ describe("tcp relay: native: busy polling", () => {
     // The measure itself: without polling, the relay sleeps before the answer and before the next request.
     const sleeping = await relay(0);
     expect(await sleepsPerRoundTrip(sleeping.pids, sleeping.echoPort, 1, cleanup)).toBeGreaterThanOrEqual(1);
+  });
+
+  it("does not poll while several connections are busy at once, however few events each wait returns", async () => {
+    const r = await relay(1000);
+    await roundTrips(r.echoPort, 200, cleanup); // polling at its widest now
+    // Six connections taking turns: this process's event loop answers one
+    // at a time, so the relay sees its events one or two at a time, which
+    // a poll would catch. Busy connections share each wake-up anyway; the
+    // relay sleeps when it has nothing to do (one connection stays awake:
+    // the test above).
+    const s0 = sleepsOf(r.pids);
+    const n = 200;
+    await Promise.all(Array.from({ length: 6 }, () => roundTrips(r.echoPort, n, cleanup)));
+    expect((sleepsOf(r.pids) - s0) / (6 * n), "sleeps per round trip").toBeGreaterThan(0.5);
   });
 
   it("does not poll while idle, nor for events further apart than its window", async () => {
