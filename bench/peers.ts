@@ -18,7 +18,9 @@ export const GUEST_IP = "10.77.0.2";
  * 127.0.0.1 needs.
  */
 export const CLIENT_NS = "vmmbench-client";
+/** This namespace's end of the client's veth: where the relays listen for the remote client. */
 export const REMOTE_HOST_IP = "10.78.0.1";
+/** The remote client's address, in CLIENT_NS. */
 export const CLIENT_IP = "10.78.0.2";
 /** Backend ports (in the guest namespace). */
 export const B = { iperf: 17001, http: 17002, udp: 17003, idle: 17004, refused: 17009 };
