@@ -90,6 +90,71 @@ function medianRow(rows: Row[]): Row {
 
 const fdNotes: string[] = [];
 
+/** Columns where less is better (CPU, latency, memory); in the others more is. */
+const LOWER_BETTER = new Set<(typeof numeric)[number]>(["cpuGb", "cpuConn", "cpuReq", "p50", "p99", "rss", "rssIdle"]);
+/** The main table's columns, in its order, with their headings (for the per-round verdict). */
+const COLUMNS: [(typeof numeric)[number], string][] = [
+  ["tcp1", "TCP 1 stream"],
+  ["tcp4", "TCP 4 streams"],
+  ["cpuGb", "CPU s/GB"],
+  ["cps1", "conn/s, 1 client"],
+  ["cps32", "conn/s, 32 clients"],
+  ["cps128", "conn/s, 128 clients"],
+  ["cpuConn", "CPU µs/conn"],
+  ["ka", "keep-alive req/s"],
+  ["cpuReq", "CPU µs/req"],
+  ["p50", "p50 µs"],
+  ["p99", "p99 µs"],
+  ["udp", "UDP round trips/s"],
+  ["rss", "RSS MB"],
+  ["rssIdle", "RSS MB, idle conns"],
+];
+
+/**
+ * The relay `ours` against the best other peer (not direct, not another
+ * vmm row), column by column: both medians, their ratio, and in how many
+ * rounds it was at or beyond that round's best peer. One table's medians
+ * hide how often a lead holds; on a host whose figures move 10-20% from
+ * round to round, this says it. A peer's idle RSS counts only when it held
+ * every idle connection.
+ */
+function verdict(ours: string, rounds: Map<string, Row[]>): string {
+  const mine = rounds.get(ours);
+  if (!mine) return "";
+  const others = [...rounds].filter(([n]) => n !== "direct" && !n.startsWith("vmm"));
+  const value = (r: Row | undefined, k: (typeof numeric)[number]): number | undefined => {
+    const v = r?.[k];
+    if (v === undefined || Number.isNaN(v)) return undefined;
+    return k === "rssIdle" && r!.idleHeld !== undefined && r!.idleHeld < IDLE_CONNS ? undefined : v;
+  };
+  const better = (k: (typeof numeric)[number], a: number, b: number) => (LOWER_BETTER.has(k) ? a <= b : a >= b);
+  const best = (k: (typeof numeric)[number], vs: (number | undefined)[]) => {
+    const xs = vs.filter((v): v is number => v !== undefined);
+    if (xs.length === 0) return undefined;
+    return LOWER_BETTER.has(k) ? Math.min(...xs) : Math.max(...xs);
+  };
+  const lines = [`| column | ${ours} | best other peer | ratio | rounds at or beyond that round's best peer |`, "|---|---|---|---|---|"];
+  for (const [k, heading] of COLUMNS) {
+    const m = median(mine.map((r) => value(r, k)).filter((v): v is number => v !== undefined));
+    const peerMedians = others.map(([n, rs]) => [n, median(rs.map((r) => value(r, k)).filter((v): v is number => v !== undefined))] as const);
+    const top = best(k, peerMedians.map(([, v]) => v));
+    if (m === undefined || top === undefined) continue;
+    const who = peerMedians.find(([, v]) => v === top)![0];
+    let led = 0;
+    let counted = 0;
+    mine.forEach((r, i) => {
+      const v = value(r, k);
+      const b = best(k, others.map(([, rs]) => value(rs[i], k)));
+      if (v === undefined || b === undefined) return;
+      counted++;
+      if (better(k, v, b)) led++;
+    });
+    const digits = k === "cpuGb" ? 2 : k === "rss" || k === "rssIdle" || k === "tcp1" || k === "tcp4" || k === "cpuConn" || k === "cpuReq" ? 1 : 0;
+    lines.push(`| ${heading} | ${m.toFixed(digits)} | ${top.toFixed(digits)} (${who}) | ${(m / top).toFixed(2)}× | ${led} of ${counted} |`);
+  }
+  return lines.join("\n");
+}
+
 /**
  * A peer during one round: its processes are stopped (SIGSTOP) except while
  * one of its figures runs. `r` is undefined between the turns of a perTurn
@@ -437,6 +502,27 @@ async function main(): Promise<void> {
       ["| relay | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s |", "|---|---|---|", ...remoteRows.map((r) => `| ${r.name} | ${fmt(r.rtcp1, rd?.rtcp1, 1)} | ${fmt(r.rtcp4, rd?.rtcp4, 1)} |`)].join("\n") +
       "\n",
   );
+  const nat = rounds.get("vmm (nat)");
+  const direct = rounds.get("direct")!;
+  if (nat) {
+    const per = (k: (typeof numeric)[number]) =>
+      nat
+        .map((r, i) => {
+          const [v, base] = [r[k], direct[i]?.[k]];
+          return v !== undefined && base ? `${(v / base).toFixed(2)}×` : "n/a";
+        })
+        .join(", ");
+    process.stdout.write(
+      `\nvmm (nat) / direct, round by round: from 127.0.0.1 ${per("tcp1")} (1 stream), ${per("tcp4")} (4 streams); ` +
+        `from the other host ${per("rtcp1")} (1 stream), ${per("rtcp4")} (4 streams).\n`,
+    );
+  }
+  if (rounds.has("vmm (native)")) {
+    process.stdout.write(
+      `\nvmm (native) against the best other peer, column by column (ratio: ours to theirs; for CPU, latency and RSS lower is better, so a ratio ` +
+        `below 1 leads there):\n\n${verdict("vmm (native)", rounds)}\n`,
+    );
+  }
   const notes = [...fdNotes, ...rows.flatMap((r) => r.notes.map((n) => `* ${r.name}: ${n}`))];
   for (const p of chosen) for (const [k, why] of Object.entries(p.skip ?? {})) if (p.name !== "direct") notes.push(`* ${p.name}: ${k} not measured (${why})`);
   if (notes.length > 0) process.stdout.write(`\n${notes.join("\n")}\n`);
