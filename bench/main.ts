@@ -138,7 +138,12 @@ function verdict(ours: string, rounds: Map<string, Row[]>): string {
     const m = median(mine.map((r) => value(r, k)).filter((v): v is number => v !== undefined));
     const peerMedians = others.map(([n, rs]) => [n, median(rs.map((r) => value(r, k)).filter((v): v is number => v !== undefined))] as const);
     const top = best(k, peerMedians.map(([, v]) => v));
-    if (m === undefined || top === undefined) continue;
+    if (m === undefined) continue;
+    const digits = k === "cpuGb" ? 2 : k === "rss" || k === "rssIdle" || k === "tcp1" || k === "tcp4" || k === "cpuConn" || k === "cpuReq" ? 1 : 0;
+    if (top === undefined) {
+      lines.push(`| ${heading} | ${m.toFixed(digits)} | none: no other peer ${k === "rssIdle" ? "held every idle connection" : "has this column"} | n/a | n/a |`);
+      continue;
+    }
     const who = peerMedians.find(([, v]) => v === top)![0];
     let led = 0;
     let counted = 0;
@@ -149,7 +154,6 @@ function verdict(ours: string, rounds: Map<string, Row[]>): string {
       counted++;
       if (better(k, v, b)) led++;
     });
-    const digits = k === "cpuGb" ? 2 : k === "rss" || k === "rssIdle" || k === "tcp1" || k === "tcp4" || k === "cpuConn" || k === "cpuReq" ? 1 : 0;
     lines.push(`| ${heading} | ${m.toFixed(digits)} | ${top.toFixed(digits)} (${who}) | ${(m / top).toFixed(2)}× | ${led} of ${counted} |`);
   }
   return lines.join("\n");
