@@ -92,22 +92,22 @@ const fdNotes: string[] = [];
 
 /** Columns where less is better (CPU, latency, memory); in the others more is. */
 const LOWER_BETTER = new Set<(typeof numeric)[number]>(["cpuGb", "cpuConn", "cpuReq", "p50", "p99", "rss", "rssIdle"]);
-/** The main table's columns, in its order, with their headings (for the per-round verdict). */
-const COLUMNS: [(typeof numeric)[number], string][] = [
-  ["tcp1", "TCP 1 stream"],
-  ["tcp4", "TCP 4 streams"],
-  ["cpuGb", "CPU s/GB"],
-  ["cps1", "conn/s, 1 client"],
-  ["cps32", "conn/s, 32 clients"],
-  ["cps128", "conn/s, 128 clients"],
-  ["cpuConn", "CPU µs/conn"],
-  ["ka", "keep-alive req/s"],
-  ["cpuReq", "CPU µs/req"],
-  ["p50", "p50 µs"],
-  ["p99", "p99 µs"],
-  ["udp", "UDP round trips/s"],
-  ["rss", "RSS MB"],
-  ["rssIdle", "RSS MB, idle conns"],
+/** The main table's columns, in its order, with their headings and decimals (for the per-round verdict). */
+const COLUMNS: [(typeof numeric)[number], string, number][] = [
+  ["tcp1", "TCP 1 stream", 1],
+  ["tcp4", "TCP 4 streams", 1],
+  ["cpuGb", "CPU s/GB", 2],
+  ["cps1", "conn/s, 1 client", 0],
+  ["cps32", "conn/s, 32 clients", 0],
+  ["cps128", "conn/s, 128 clients", 0],
+  ["cpuConn", "CPU µs/conn", 1],
+  ["ka", "keep-alive req/s", 0],
+  ["cpuReq", "CPU µs/req", 1],
+  ["p50", "p50 µs", 0],
+  ["p99", "p99 µs", 0],
+  ["udp", "UDP round trips/s", 0],
+  ["rss", "RSS MB", 1],
+  ["rssIdle", "RSS MB, idle conns", 1],
 ];
 
 /**
@@ -127,6 +127,7 @@ function verdict(ours: string, rounds: Map<string, Row[]>): string {
     if (v === undefined || Number.isNaN(v)) return undefined;
     return k === "rssIdle" && r!.idleHeld !== undefined && r!.idleHeld < IDLE_CONNS ? undefined : v;
   };
+  const medianOf = (rs: Row[], k: (typeof numeric)[number]) => median(rs.map((r) => value(r, k)).filter((v): v is number => v !== undefined));
   const better = (k: (typeof numeric)[number], a: number, b: number) => (LOWER_BETTER.has(k) ? a <= b : a >= b);
   const best = (k: (typeof numeric)[number], vs: (number | undefined)[]) => {
     const xs = vs.filter((v): v is number => v !== undefined);
@@ -134,12 +135,11 @@ function verdict(ours: string, rounds: Map<string, Row[]>): string {
     return LOWER_BETTER.has(k) ? Math.min(...xs) : Math.max(...xs);
   };
   const lines = [`| column | ${ours} | best other peer | ratio | rounds at or beyond that round's best peer |`, "|---|---|---|---|---|"];
-  for (const [k, heading] of COLUMNS) {
-    const m = median(mine.map((r) => value(r, k)).filter((v): v is number => v !== undefined));
-    const peerMedians = others.map(([n, rs]) => [n, median(rs.map((r) => value(r, k)).filter((v): v is number => v !== undefined))] as const);
+  for (const [k, heading, digits] of COLUMNS) {
+    const m = medianOf(mine, k);
+    const peerMedians = others.map(([n, rs]) => [n, medianOf(rs, k)] as const);
     const top = best(k, peerMedians.map(([, v]) => v));
     if (m === undefined) continue;
-    const digits = k === "cpuGb" ? 2 : k === "rss" || k === "rssIdle" || k === "tcp1" || k === "tcp4" || k === "cpuConn" || k === "cpuReq" ? 1 : 0;
     if (top === undefined) {
       lines.push(`| ${heading} | ${m.toFixed(digits)} | none: no other peer ${k === "rssIdle" ? "held every idle connection" : "has this column"} | n/a | n/a |`);
       continue;

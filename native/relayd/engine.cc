@@ -74,6 +74,7 @@ int Engine::Wait() {
   int timeout = ComputeTimeout();
   bool bulk = spliced_;
   spliced_ = false;
+  if (gPollMaxNs == 0) return Sleep(timeout);  // no poll: the epoch count is not needed
   uint64_t start = NowNs();
   if (start - epochStart_ >= kEpochNs) {
     crowded_ = busyConns_ >= kCrowded;
@@ -81,7 +82,7 @@ int Engine::Wait() {
     epoch_ = static_cast<uint8_t>(epoch_ % 7 + 1);
     epochStart_ = start;
   }
-  if (timeout == 0 || gPollMaxNs == 0 || bulk || crowded_ || readyEvents_ >= kCrowded) return Sleep(timeout);
+  if (timeout == 0 || bulk || crowded_ || readyEvents_ >= kCrowded) return Sleep(timeout);
   bool contended = false;
   if (pollNs_ > 0) {
     uint64_t last = start;
